@@ -1,0 +1,142 @@
+package config
+
+import (
+	"regexp"
+	"time"
+)
+
+// Exporter sets what the exporter measures and how much it may spend doing so.
+type Exporter struct {
+	// Structure is the HNSW/IVFFlat page scan. Default every 5m, timeout 2m.
+	Structure Check `yaml:"structure"`
+	// Recall is the recall probe. Default every 5m, timeout 1m.
+	Recall RecallCheck `yaml:"recall"`
+	// Drift is the distribution-shift check. Default every 10m, timeout 1m.
+	Drift DriftCheck `yaml:"drift"`
+	// StatisticsTimeout bounds the cheap statistics queries run on every scrape. Default 5s.
+	StatisticsTimeout time.Duration `yaml:"statistics_timeout"`
+	// MaxConcurrentChecks caps background checks running at once over all targets. Default 4.
+	MaxConcurrentChecks int `yaml:"max_concurrent_checks"`
+	// PageBatch is how many index pages one query fetches. Default 64.
+	PageBatch int `yaml:"page_batch"`
+	// DiscoveryInterval is how often each target's vector indexes are listed again. Default 1m.
+	DiscoveryInterval time.Duration `yaml:"discovery_interval"`
+	// CustomMetrics are user SQL metrics.
+	CustomMetrics []CustomMetric `yaml:"custom_metrics"`
+}
+
+// RecallCheck measures recall@k of the index against an exact search.
+type RecallCheck struct {
+	Check `yaml:",inline"`
+	// Queries is how many query vectors are sampled from the table per run. Default 10.
+	Queries int `yaml:"queries"`
+	// K is the number of neighbours compared. Default 10.
+	K int `yaml:"k"`
+}
+
+// DriftCheck compares vectors written since the build with the build-time data.
+type DriftCheck struct {
+	Check `yaml:",inline"`
+	// SampleSize is how many vectors each side of the comparison samples. Default 200.
+	SampleSize int `yaml:"sample_size"`
+}
+
+// CustomMetric is a gauge or counter read by user SQL, for systems that keep their own figures.
+type CustomMetric struct {
+	// Name of the metric; must be a valid Prometheus metric name. Required.
+	Name string `yaml:"name"`
+	// Help text. Required.
+	Help string `yaml:"help"`
+	// Type is gauge (default) or counter.
+	Type string `yaml:"type"`
+	// SQL returning one row per series. Required. Run read-only with the timeout below.
+	SQL string `yaml:"sql"`
+	// ValueColumn names the numeric column holding the value. Default "value".
+	ValueColumn string `yaml:"value_column"`
+	// LabelColumns name text columns that become labels.
+	LabelColumns []string `yaml:"label_columns"`
+	// Targets limits the metric to these target names; empty means every target.
+	Targets []string `yaml:"targets"`
+	// Interval between runs. Default 1m.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout of one run. Default 10s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+var (
+	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
+
+func (e *Exporter) setDefaults() {
+	defCheck(&e.Structure, 5*time.Minute, 2*time.Minute)
+	defCheck(&e.Recall.Check, 5*time.Minute, time.Minute)
+	defCheck(&e.Drift.Check, 10*time.Minute, time.Minute)
+	defInt(&e.Recall.Queries, 10)
+	defInt(&e.Recall.K, 10)
+	defInt(&e.Drift.SampleSize, 200)
+	defDur(&e.StatisticsTimeout, 5*time.Second)
+	defInt(&e.MaxConcurrentChecks, 4)
+	defInt(&e.PageBatch, 64)
+	defDur(&e.DiscoveryInterval, time.Minute)
+	for i := range e.CustomMetrics {
+		m := &e.CustomMetrics[i]
+		if m.Type == "" {
+			m.Type = "gauge"
+		}
+		if m.ValueColumn == "" {
+			m.ValueColumn = "value"
+		}
+		defDur(&m.Interval, time.Minute)
+		defDur(&m.Timeout, 10*time.Second)
+	}
+}
+
+func (e *Exporter) validate(v *validator, targets map[string]bool) {
+	e.Structure.validate(v, "exporter.structure")
+	e.Recall.validate(v, "exporter.recall")
+	e.Drift.validate(v, "exporter.drift")
+	v.positive("exporter.recall.queries", e.Recall.Queries)
+	v.positive("exporter.recall.k", e.Recall.K)
+	if e.Recall.K > 1000 {
+		v.errorf("exporter.recall.k", "%d is above the limit of 1000", e.Recall.K)
+	}
+	v.positive("exporter.drift.sample_size", e.Drift.SampleSize)
+	v.positive("exporter.max_concurrent_checks", e.MaxConcurrentChecks)
+	v.positive("exporter.page_batch", e.PageBatch)
+	seen := map[string]bool{}
+	for i, m := range e.CustomMetrics {
+		p := v.index("exporter.custom_metrics", i)
+		switch {
+		case m.Name == "":
+			v.errorf(p+".name", "must be set")
+		case !metricNameRE.MatchString(m.Name):
+			v.errorf(p+".name", "%q is not a valid Prometheus metric name", m.Name)
+		case seen[m.Name]:
+			v.errorf(p+".name", "%q is defined twice", m.Name)
+		}
+		seen[m.Name] = true
+		if m.Help == "" {
+			v.errorf(p+".help", "must be set")
+		}
+		if m.SQL == "" {
+			v.errorf(p+".sql", "must be set")
+		}
+		if m.Type != "gauge" && m.Type != "counter" {
+			v.errorf(p+".type", "must be gauge or counter, not %q", m.Type)
+		}
+		for j, l := range m.LabelColumns {
+			if !labelNameRE.MatchString(l) {
+				v.errorf(v.index(p+".label_columns", j), "%q is not a valid label name", l)
+			}
+		}
+		for j, t := range m.Targets {
+			if !targets[t] {
+				v.errorf(v.index(p+".targets", j), "no target is named %q", t)
+			}
+		}
+		if m.Timeout > m.Interval {
+			v.errorf(p+".timeout", "%s is longer than the interval %s", m.Timeout, m.Interval)
+		}
+	}
+}

@@ -1,0 +1,51 @@
+package config
+
+import "time"
+
+// Remediation sets the runbook and the limits of the repair engine.
+type Remediation struct {
+	// Runbook is the path of the YAML runbook mapping alerts to repairs. Empty: alerts are
+	// recorded but nothing is repaired.
+	Runbook string `yaml:"runbook"`
+	// Disabled stops the repair workers of this process (alerts are still recorded), so
+	// intake and repair can scale apart.
+	Disabled bool `yaml:"disabled"`
+	// MaxConcurrentRepairs over all targets and replicas' workers of this process. Default 3.
+	MaxConcurrentRepairs int `yaml:"max_concurrent_repairs"`
+	// DefaultTimeout of a repair when its runbook entry gives none. Default 1h.
+	DefaultTimeout time.Duration `yaml:"default_timeout"`
+	// HistoryRetention is how long finished repairs and received alerts are kept. Default 720h.
+	HistoryRetention time.Duration `yaml:"history_retention"`
+	// FlapWindow and FlapMaxRepairs: at most FlapMaxRepairs repairs per index per window.
+	// Defaults 6h and 3.
+	FlapWindow     time.Duration `yaml:"flap_window"`
+	FlapMaxRepairs int           `yaml:"flap_max_repairs"`
+	// CircuitBreakerFailures in a row stop auto-healing of an index until a human resets it.
+	// Default 3.
+	CircuitBreakerFailures int `yaml:"circuit_breaker_failures"`
+	// APIToken guards the mutating API calls (trigger, approve, cancel, reset, pause).
+	// Falls back to webhook.bearer_token when unset.
+	APIToken Secret `yaml:"api_token"`
+}
+
+func (r *Remediation) setDefaults() {
+	defInt(&r.MaxConcurrentRepairs, 3)
+	defDur(&r.DefaultTimeout, time.Hour)
+	defDur(&r.HistoryRetention, 720*time.Hour)
+	defDur(&r.FlapWindow, 6*time.Hour)
+	defInt(&r.FlapMaxRepairs, 3)
+	defInt(&r.CircuitBreakerFailures, 3)
+}
+
+func (r *Remediation) validate(v *validator) {
+	v.positive("remediation.max_concurrent_repairs", r.MaxConcurrentRepairs)
+	v.positive("remediation.flap_max_repairs", r.FlapMaxRepairs)
+	v.positive("remediation.circuit_breaker_failures", r.CircuitBreakerFailures)
+	if r.DefaultTimeout <= 0 {
+		v.errorf("remediation.default_timeout", "must be positive")
+	}
+	if r.HistoryRetention < time.Hour {
+		v.errorf("remediation.history_retention", "must be at least 1h")
+	}
+	r.APIToken.validate(v, "remediation.api_token")
+}
