@@ -9,7 +9,6 @@ import (
 	"path"
 	"strings"
 	"time"
-
 )
 
 // Config is the whole vectorheal.yml.

@@ -83,4 +83,3 @@ func TestPrometheusAndAlertmanagerStart(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-

@@ -1,0 +1,29 @@
+# vectorheal — see README.md. Every target that needs services installs what is missing first.
+GO          ?= go
+BIN         ?= bin/vectorheal
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Integration tests start private PostgreSQL/Prometheus/Alertmanager instances; two packages at
+# a time keeps a 2-core machine responsive.
+TEST_FLAGS  ?= -count=1 -p 2 -timeout 60m
+
+.PHONY: all build test lint install-deps demo bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/vectorheal
+
+install-deps:
+	./scripts/install-deps.sh
+
+test: install-deps
+	$(GO) vet ./...
+	$(GO) test $(TEST_FLAGS) ./...
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "not gofmt-clean: $$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,76 @@
+// Package targets holds the connection pools of the databases vectorheal watches and heals.
+// Pools connect lazily, so a database that is down at start is reported down, not fatal.
+package targets
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/internal/config"
+)
+
+// Target is one configured database with its pool.
+type Target struct {
+	config.Target
+	Pool *pgxpool.Pool
+}
+
+// Set is every configured target by name.
+type Set struct {
+	byName map[string]*Target
+	names  []string
+}
+
+// Open builds a pool for each target without connecting. Only a DSN that cannot be read or
+// parsed is an error, naming the target.
+func Open(ctx context.Context, cfgs []config.Target) (*Set, error) {
+	s := &Set{byName: map[string]*Target{}}
+	for _, c := range cfgs {
+		dsn, err := c.DSN.Resolve()
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("target %q: dsn: %w", c.Name, err)
+		}
+		pc, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("target %q: parse dsn: %w", c.Name, err)
+		}
+		pc.MaxConns = int32(c.MaxConnections)
+		pc.ConnConfig.RuntimeParams["application_name"] = "vectorheal"
+		pool, err := pgxpool.NewWithConfig(ctx, pc)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("target %q: %w", c.Name, err)
+		}
+		s.byName[c.Name] = &Target{Target: c, Pool: pool}
+		s.names = append(s.names, c.Name)
+	}
+	sort.Strings(s.names)
+	return s, nil
+}
+
+// Get returns the target called name.
+func (s *Set) Get(name string) (*Target, bool) {
+	t, ok := s.byName[name]
+	return t, ok
+}
+
+// All returns the targets sorted by name.
+func (s *Set) All() []*Target {
+	out := make([]*Target, 0, len(s.names))
+	for _, n := range s.names {
+		out = append(out, s.byName[n])
+	}
+	return out
+}
+
+// Close closes every pool.
+func (s *Set) Close() {
+	for _, t := range s.byName {
+		t.Pool.Close()
+	}
+}
