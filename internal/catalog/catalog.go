@@ -1,0 +1,159 @@
+// Package catalog finds pgvector indexes in a database's system catalog. It is the only way
+// vectorheal turns a name (from a config pattern, an alert label or an API call) into an index:
+// names are looked up as data, never spliced into SQL, and the identifiers used to build
+// maintenance statements come from the catalog row, quoted.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Querier is what catalog needs of a connection or pool.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Index is one pgvector index as the catalog describes it.
+type Index struct {
+	OID         uint32
+	Datname     string
+	Schema      string // schemaname of index and table
+	Table       string // relname
+	Name        string // indexrelname
+	TableOID    uint32
+	Method      string // hnsw or ivfflat
+	Opclass     string // e.g. vector_l2_ops
+	Column      string // indexed column; empty for an expression index
+	ColumnType  string // e.g. vector(128)
+	Dimensions  int    // from the column's type modifier; 0 when unknown
+	Valid       bool   // pg_index.indisvalid
+	Relfilenode uint32
+	SizeBytes   int64
+	// Options from WITH (...), defaulted as pgvector does: m=16, ef_construction=64 for HNSW,
+	// lists=100 for IVFFlat.
+	M              int
+	EfConstruction int
+	Lists          int
+}
+
+// QuotedIndex returns schema.index quoted for use in SQL.
+func (ix Index) QuotedIndex() string { return pgx.Identifier{ix.Schema, ix.Name}.Sanitize() }
+
+// QuotedTable returns schema.table quoted for use in SQL.
+func (ix Index) QuotedTable() string { return pgx.Identifier{ix.Schema, ix.Table}.Sanitize() }
+
+// QuotedColumn returns the indexed column quoted for use in SQL.
+func (ix Index) QuotedColumn() string { return pgx.Identifier{ix.Column}.Sanitize() }
+
+// String is schema.index, unquoted, for logs.
+func (ix Index) String() string { return ix.Schema + "." + ix.Name }
+
+// ErrNotFound means no index of that name exists; ErrNotVector that it is not a pgvector index.
+var (
+	ErrNotFound  = errors.New("no such index")
+	ErrNotVector = errors.New("not a pgvector (hnsw or ivfflat) index")
+)
+
+const listSQL = `
+SELECT c.oid, current_database(), n.nspname, t.relname, c.relname, t.oid, am.amname, opc.opcname,
+       coalesce(a.attname, ''), coalesce(format_type(a.atttypid, a.atttypmod), ''),
+       coalesce(a.atttypmod, -1), i.indisvalid, c.relfilenode, pg_relation_size(c.oid),
+       coalesce(c.reloptions, '{}')
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_am am ON am.oid = c.relam
+JOIN pg_opclass opc ON opc.oid = i.indclass[0]
+LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] AND i.indkey[0] <> 0
+WHERE am.amname IN ('hnsw', 'ivfflat')`
+
+// List returns every pgvector index of the connected database, valid or not.
+func List(ctx context.Context, q Querier) ([]Index, error) {
+	rows, err := q.Query(ctx, listSQL+" ORDER BY n.nspname, c.relname")
+	if err != nil {
+		return nil, fmt.Errorf("list vector indexes: %w", err)
+	}
+	defer rows.Close()
+	var out []Index
+	for rows.Next() {
+		ix, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ix)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list vector indexes: %w", err)
+	}
+	return out, nil
+}
+
+// Resolve finds the index schema.name. It returns ErrNotFound when there is no relation of
+// that name and ErrNotVector when it is not a pgvector index.
+func Resolve(ctx context.Context, q Querier, schema, name string) (Index, error) {
+	rows, err := q.Query(ctx, listSQL+" AND n.nspname = $1 AND c.relname = $2", schema, name)
+	if err != nil {
+		return Index{}, fmt.Errorf("resolve index: %w", err)
+	}
+	defer rows.Close()
+	if rows.Next() {
+		return scan(rows)
+	}
+	if err := rows.Err(); err != nil {
+		return Index{}, fmt.Errorf("resolve index: %w", err)
+	}
+	var isIndex bool
+	err = q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('i', 'I'))`, schema, name).Scan(&isIndex)
+	if err != nil {
+		return Index{}, fmt.Errorf("resolve index: %w", err)
+	}
+	if isIndex {
+		return Index{}, fmt.Errorf("%s.%s: %w", schema, name, ErrNotVector)
+	}
+	return Index{}, fmt.Errorf("%s.%s: %w", schema, name, ErrNotFound)
+}
+
+func scan(rows pgx.Rows) (Index, error) {
+	var ix Index
+	var typmod int32
+	var opts []string
+	if err := rows.Scan(&ix.OID, &ix.Datname, &ix.Schema, &ix.Table, &ix.Name, &ix.TableOID, &ix.Method,
+		&ix.Opclass, &ix.Column, &ix.ColumnType, &typmod, &ix.Valid, &ix.Relfilenode, &ix.SizeBytes, &opts); err != nil {
+		return Index{}, fmt.Errorf("scan vector index: %w", err)
+	}
+	if typmod > 0 {
+		ix.Dimensions = int(typmod)
+	}
+	ix.M, ix.EfConstruction, ix.Lists = 16, 64, 100
+	for _, o := range opts {
+		k, v, _ := strings.Cut(o, "=")
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "m":
+			ix.M = n
+		case "ef_construction":
+			ix.EfConstruction = n
+		case "lists":
+			ix.Lists = n
+		}
+	}
+	if ix.Method != "hnsw" {
+		ix.M, ix.EfConstruction = 0, 0
+	}
+	if ix.Method != "ivfflat" {
+		ix.Lists = 0
+	}
+	return ix, nil
+}
