@@ -1,0 +1,129 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadGood(t *testing.T) {
+	c, err := Load("testdata/good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddress != ":9999" || c.StateStore.Schema != "vectorheal" {
+		t.Errorf("listen %q schema %q", c.ListenAddress, c.StateStore.Schema)
+	}
+	if c.Exporter.Structure.Interval != 10*time.Minute || c.Exporter.Recall.Interval != 5*time.Minute || c.Exporter.Recall.K != 20 {
+		t.Errorf("exporter = %+v", c.Exporter)
+	}
+	if c.Remediation.HistoryRetention != 30*24*time.Hour || c.Remediation.MaxConcurrentRepairs != 3 {
+		t.Errorf("remediation = %+v", c.Remediation)
+	}
+	m := c.Exporter.CustomMetrics[0]
+	if m.Type != "gauge" || m.ValueColumn != "value" || m.Interval != time.Minute {
+		t.Errorf("custom metric defaults: %+v", m)
+	}
+	dsn, err := c.Targets[0].DSN.Resolve()
+	if err != nil || dsn != "postgres://u@localhost/db" {
+		t.Errorf("dsn from file = %q, %v", dsn, err)
+	}
+	t.Setenv("VH_TEST_STATE_DSN", "postgres://state")
+	if s, err := c.StateStore.DSN.Resolve(); err != nil || s != "postgres://state" {
+		t.Errorf("dsn from env = %q, %v", s, err)
+	}
+}
+
+// TestErrors asserts the exact messages: file, line, key path and what is wrong.
+func TestErrors(t *testing.T) {
+	const base = "targets:\n  - name: a\n    dsn: {value: 'postgres://x'}\n"
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top key", base + "listen_adress: x\n",
+			`bad.yml:4: listen_adress: unknown key "listen_adress" (known keys: alertmanager, exporter, listen_address, remediation, state_store, targets, webhook)`},
+		{"unknown nested key", base + "    includes: [x]\n",
+			`bad.yml:4: targets[0].includes: unknown key "includes" (known keys: dsn, exclude, include, max_concurrent_checks, max_connections, name)`},
+		{"wrong type", base + "    max_connections: lots\n",
+			`bad.yml:4: targets[0].max_connections: cannot use "lots" as an integer`},
+		{"bad duration", base + "exporter:\n  recall:\n    interval: 5 minutes\n",
+			`bad.yml:6: exporter.recall.interval: cannot use "5 minutes" as a duration (examples: 30s, 5m, 1h30m, 7d)`},
+		{"timeout above interval", base + "exporter:\n  drift:\n    interval: 1m\n    timeout: 2m\n",
+			`bad.yml:7: exporter.drift.timeout: 2m0s is longer than the interval 1m0s`},
+		{"missing dsn", "targets:\n  - name: a\n",
+			`bad.yml:2: targets[0].dsn: must be set (value, file or env)`},
+		{"duplicate target", base + "  - name: a\n    dsn: {env: X}\n",
+			`bad.yml:4: targets[1].name: target "a" is defined twice`},
+		{"two secret sources", "targets:\n  - name: a\n    dsn: {value: x, env: Y}\n",
+			`bad.yml:3: targets[0].dsn: give only one of value, file and env`},
+		{"bad metric name", base + "exporter:\n  custom_metrics:\n    - {name: 'bad-name', help: h, sql: 'select 1'}\n",
+			`bad.yml:6: exporter.custom_metrics[0].name: "bad-name" is not a valid Prometheus metric name`},
+		{"unknown metric target", base + "exporter:\n  custom_metrics:\n    - name: m\n      help: h\n      sql: select 1\n      targets: [nope]\n",
+			`bad.yml:9: exporter.custom_metrics[0].targets[0]: no target is named "nope"`},
+		{"bad url", base + "alertmanager:\n  url: localhost:9093\n",
+			`bad.yml:5: alertmanager.url: "localhost:9093" is not an http(s) URL`},
+		{"list expected", "targets: main\n",
+			`bad.yml:1: targets: expected a list, got "main"`},
+		{"syntax", "targets: [\n",
+			`bad.yml:1: invalid YAML: did not find expected node content`},
+		{"empty", "", `bad.yml: file is empty`},
+		{"no targets", "listen_address: ':1'\n", `bad.yml: targets: at least one target is required`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.yml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatalf("no error, want %s", tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Errorf("error\n got: %s\nwant: %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSeveralErrorsAreAllReported(t *testing.T) {
+	_, err := Parse("bad.yml", []byte("targets:\n  - name: a\n    dsn: {value: x}\n    bogus: 1\nremediation:\n  flap_max_repairs: -1\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	// strict decoding stops before validation, so only the decode error shows first
+	if !strings.Contains(err.Error(), `bad.yml:4: targets[0].bogus: unknown key "bogus"`) {
+		t.Errorf("got %v", err)
+	}
+	_, err = Parse("bad.yml", []byte("targets:\n  - name: a\n    dsn: {value: x}\nremediation:\n  flap_max_repairs: -1\n  circuit_breaker_failures: -2\n"))
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "bad.yml:5: remediation.flap_max_repairs") || !strings.HasPrefix(lines[1], "bad.yml:6: remediation.circuit_breaker_failures") {
+		t.Errorf("got %q", lines)
+	}
+}
+
+func TestWatches(t *testing.T) {
+	tg := Target{Include: []string{"public.*", "app.items_*"}, Exclude: []string{"*_ccnew*"}}
+	for in, want := range map[string]bool{
+		"public.x": true, "app.items_hnsw": true, "app.other": false, "public.x_ccnew": false, "public.x_ccnew1": false,
+	} {
+		s, i, _ := strings.Cut(in, ".")
+		if got := tg.Watches(s, i); got != want {
+			t.Errorf("Watches(%s) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestSecretFileMissing(t *testing.T) {
+	_, err := Secret{File: "testdata/nope"}.Resolve()
+	if err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
