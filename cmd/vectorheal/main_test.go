@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+// runMainEnv makes the test binary act as the vectorheal binary, so tests run the real
+// process (signals, exit codes) without a separate build.
+const runMainEnv = "VECTORHEAL_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(testenv.Main(m))
+}
+
+// vectorheal is a started vectorheal process.
+type vectorheal struct {
+	cmd    *exec.Cmd
+	out    *bytes.Buffer
+	url    string
+	exited chan error
+}
+
+func startVectorheal(t *testing.T, args ...string) *vectorheal {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	v := &vectorheal{cmd: cmd, out: out, exited: make(chan error, 1)}
+	go func() { v.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("vectorheal output:\n%s", out.String())
+		}
+	})
+	return v
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestServeReadyMetricsAndSIGTERM runs serve with one reachable and one unreachable target:
+// it must become ready, report the unreachable one as down (naming it in the log), keep
+// serving, and exit 0 on SIGTERM.
+func TestServeReadyMetricsAndSIGTERM(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	deadPort, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "vectorheal.yml", fmt.Sprintf(`
+state_store:
+  dsn: {value: %q}
+targets:
+  - name: live
+    dsn: {value: %q}
+  - name: gone
+    dsn: {value: "postgres://nobody@127.0.0.1:%d/none?connect_timeout=2"}
+`, dsn, dsn, deadPort))
+	v := startVectorheal(t, "serve", "--config", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
+	v.url = fmt.Sprintf("http://127.0.0.1:%d", port)
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if code, _ := httpGet(t, v.url+"/-/ready"); code == 200 {
+			break
+		}
+		select {
+		case err := <-v.exited:
+			t.Fatalf("vectorheal exited before ready: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("vectorheal not ready after 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := httpGet(t, v.url+"/-/healthy"); code != 200 {
+		t.Errorf("/-/healthy = %d %s", code, body)
+	}
+	code, body := httpGet(t, v.url+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{`vectorheal_up{target="live"} 1`, `vectorheal_up{target="gone"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// Still serving after the failed target was scraped.
+	if code, _ := httpGet(t, v.url+"/-/ready"); code != 200 {
+		t.Errorf("not ready after scraping a down target: %d", code)
+	}
+	if err := v.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-v.exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("vectorheal did not exit within 30s of SIGTERM")
+	}
+	if log := v.out.String(); !strings.Contains(log, `target=gone`) {
+		t.Errorf("log does not name the down target:\n%s", log)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.yml", "targets:\n  - name: a\n    dsn: {value: 'postgres://x'}\n")
+	bad := writeFile(t, dir, "bad.yml", "targets:\n  - name: a\n    dsn: {value: 'postgres://x'}\n    pool: 3\n")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"config", "check", good}, &out, &errOut); code != 0 {
+		t.Errorf("good config: exit %d, %s", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"config", "check", bad}, &out, &errOut); code != 1 {
+		t.Errorf("bad config: exit %d", code)
+	}
+	if want := bad + `:4: targets[0].pool: unknown key "pool"`; !strings.Contains(errOut.String(), want) {
+		t.Errorf("bad config message %q lacks %q", errOut.String(), want)
+	}
+}
+
+func TestUsageErrorExit2(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"no-such-command"}, &out, &errOut); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if !strings.Contains(errOut.String(), "no-such-command") {
+		t.Errorf("message %q does not name the bad command", errOut.String())
+	}
+}
