@@ -1,0 +1,247 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
+)
+
+// Notification is a decoded, validated webhook payload.
+type Notification struct {
+	Version            string
+	GroupKey           string
+	Receiver           string
+	Status             string
+	NotificationReason string // sent by newer Alertmanager releases only
+	TruncatedAlerts    uint64
+	Alerts             []Alert // ID is zero until recorded
+}
+
+// PayloadError says what is wrong with a payload; Field is a JSON path such as
+// "alerts[2].startsAt", empty when the document as a whole is wrong.
+type PayloadError struct {
+	Field string `json:"field,omitempty"`
+	Msg   string `json:"error"`
+}
+
+func (e *PayloadError) Error() string {
+	if e.Field == "" {
+		return e.Msg
+	}
+	return e.Field + ": " + e.Msg
+}
+
+func payloadErr(field, format string, args ...any) *PayloadError {
+	return &PayloadError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// envelope is Alertmanager's notify/webhook.Message: its fields beside template.Data are
+// repeated here because importing that package would link Alertmanager's whole notification
+// pipeline (Kafka, memberlist, OpenTelemetry exporters) into vectorheal. The alerts are kept
+// raw, so that each one is decoded on its own and an error can name its index. Unknown fields
+// of newer versions (routeLabels, notification_reason, ...) are accepted.
+type envelope struct {
+	*template.Data
+	Version         string             `json:"version"`
+	GroupKey        string             `json:"groupKey"`
+	TruncatedAlerts uint64             `json:"truncatedAlerts"`
+	Alerts          *[]json.RawMessage `json:"alerts"`
+}
+
+// fingerprintRE is what a fingerprint may look like: Alertmanager sends 16 hex digits; a
+// little room is left for other senders, but nothing that could not be a fingerprint.
+var fingerprintRE = regexp.MustCompile(`^[0-9A-Za-z_-]{1,64}$`)
+
+// Decode parses and validates a version 4 webhook payload. A missing alert fingerprint is
+// computed from the labels the way Alertmanager does.
+func Decode(data []byte) (*Notification, error) {
+	var env envelope
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&env); err != nil {
+		return nil, jsonError("", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, payloadErr("", "unexpected data after the JSON object")
+	}
+	if env.Data == nil {
+		env.Data = &template.Data{}
+	}
+	switch env.Version {
+	case "4":
+	case "":
+		return nil, payloadErr("version", "missing; this receiver takes Alertmanager webhook payload version 4")
+	default:
+		return nil, payloadErr("version", "unsupported version %q; this receiver takes version 4", env.Version)
+	}
+	if err := checkStatus("status", env.Status); err != nil {
+		return nil, err
+	}
+	if env.Alerts == nil {
+		return nil, payloadErr("alerts", "missing")
+	}
+	if len(*env.Alerts) == 0 {
+		return nil, payloadErr("alerts", "empty; a notification carries at least one alert")
+	}
+	if strings.ContainsRune(env.Receiver, 0) || strings.ContainsRune(env.GroupKey, 0) {
+		return nil, payloadErr("receiver", "receiver or groupKey contains a NUL character")
+	}
+	n := &Notification{
+		Version: env.Version, GroupKey: env.GroupKey, Receiver: env.Receiver, Status: env.Status,
+		NotificationReason: env.NotificationReason, TruncatedAlerts: env.TruncatedAlerts,
+		Alerts: make([]Alert, 0, len(*env.Alerts)),
+	}
+	for i, raw := range *env.Alerts {
+		a, err := decodeAlert(fmt.Sprintf("alerts[%d]", i), raw)
+		if err != nil {
+			return nil, err
+		}
+		a.Receiver, a.GroupKey = env.Receiver, env.GroupKey
+		n.Alerts = append(n.Alerts, a)
+	}
+	return n, nil
+}
+
+func checkStatus(field, s string) error {
+	switch s {
+	case "firing", "resolved":
+		return nil
+	case "":
+		return payloadErr(field, `missing; must be "firing" or "resolved"`)
+	}
+	return payloadErr(field, `%q is not "firing" or "resolved"`, s)
+}
+
+// checkText refuses NUL characters, which PostgreSQL cannot store in text or jsonb: such an
+// alert would fail on every retry, so it is refused at once, naming the label.
+func checkText(field string, kv map[string]string) error {
+	for k, v := range kv {
+		if strings.ContainsRune(k, 0) {
+			return payloadErr(field, "a name contains a NUL character")
+		}
+		if strings.ContainsRune(v, 0) {
+			return payloadErr(field+"."+k, "value contains a NUL character")
+		}
+	}
+	return nil
+}
+
+func decodeAlert(field string, raw json.RawMessage) (Alert, error) {
+	var ta template.Alert
+	if err := json.Unmarshal(raw, &ta); err != nil {
+		return Alert{}, alertFieldError(field, raw, err)
+	}
+	if err := checkStatus(field+".status", ta.Status); err != nil {
+		return Alert{}, err
+	}
+	if err := checkText(field+".labels", ta.Labels); err != nil {
+		return Alert{}, err
+	}
+	if err := checkText(field+".annotations", ta.Annotations); err != nil {
+		return Alert{}, err
+	}
+	if strings.ContainsRune(ta.GeneratorURL, 0) {
+		return Alert{}, payloadErr(field+".generatorURL", "contains a NUL character")
+	}
+	if len(ta.Labels) == 0 {
+		return Alert{}, payloadErr(field+".labels", "missing or empty; an alert is identified by its labels")
+	}
+	if ta.StartsAt.IsZero() {
+		return Alert{}, payloadErr(field+".startsAt", "missing")
+	}
+	fp := ta.Fingerprint
+	if fp == "" {
+		ls := make(model.LabelSet, len(ta.Labels))
+		for k, v := range ta.Labels {
+			ls[model.LabelName(k)] = model.LabelValue(v)
+		}
+		fp = ls.Fingerprint().String()
+	} else if !fingerprintRE.MatchString(fp) {
+		return Alert{}, payloadErr(field+".fingerprint", "%q is not a fingerprint (hex digits expected)", truncate(fp, 80))
+	}
+	a := Alert{
+		Fingerprint: fp, Status: ta.Status, StartsAt: ta.StartsAt,
+		Labels: ta.Labels, Annotations: ta.Annotations, GeneratorURL: ta.GeneratorURL,
+	}
+	if a.Annotations == nil {
+		a.Annotations = map[string]string{}
+	}
+	// Alertmanager sends 0001-01-01 for "no end yet"; keep that as the zero time.
+	if ta.EndsAt.After(time.Time{}) {
+		a.EndsAt = ta.EndsAt
+	}
+	return a, nil
+}
+
+// alertFieldError turns a decoding error of one alert into one that names the field: the
+// alert is decoded again key by key to find the culprit, since time and map errors do not
+// carry the field.
+func alertFieldError(field string, raw json.RawMessage, err error) error {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(raw, &keys) != nil {
+		return jsonError(field, err)
+	}
+	targets := map[string]func() any{
+		"status": func() any { return new(string) }, "labels": func() any { return new(template.KV) },
+		"annotations": func() any { return new(template.KV) }, "startsAt": func() any { return new(time.Time) },
+		"endsAt": func() any { return new(time.Time) }, "generatorURL": func() any { return new(string) },
+		"fingerprint": func() any { return new(string) },
+	}
+	for k, v := range keys {
+		// encoding/json matches keys case-insensitively; so does this search.
+		for name, mk := range targets {
+			if strings.EqualFold(k, name) {
+				if e := json.Unmarshal(v, mk()); e != nil {
+					return payloadErr(field+"."+name, "%s", describeJSONError(e))
+				}
+			}
+		}
+	}
+	return jsonError(field, err)
+}
+
+func jsonError(field string, err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		f := te.Field
+		if field != "" {
+			f = field + "." + f
+		}
+		return payloadErr(f, "%s", describeJSONError(err))
+	}
+	if field == "" && errors.Is(err, io.EOF) {
+		return payloadErr("", "empty body; a JSON object was expected")
+	}
+	return payloadErr(field, "%s", describeJSONError(err))
+}
+
+func describeJSONError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	var pe *time.ParseError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.As(err, &te):
+		return fmt.Sprintf("expected %s, got JSON %s", te.Type.String(), te.Value)
+	case errors.As(err, &pe):
+		return fmt.Sprintf("%q is not an RFC 3339 time", truncate(pe.Value, 80))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: unexpected end of input"
+	}
+	return truncate(err.Error(), 200)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,167 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// insertAlerts records a batch in one statement. A row that exists already (a retry, or the
+// copy from an Alertmanager HA peer) is counted again instead of inserted; xmax = 0 tells the
+// rows this statement inserted from those it updated.
+const insertAlerts = `
+INSERT INTO alerts (fingerprint, status, starts_at, ends_at, alertname, labels, annotations,
+                    generator_url, receiver, group_key)
+SELECT f, s, st, e, an, l::jsonb, a::jsonb, g, r, k
+  FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
+              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+       WITH ORDINALITY AS t(f, s, st, e, an, l, a, g, r, k, ord)
+ ORDER BY ord
+ON CONFLICT (fingerprint, starts_at, status) DO UPDATE
+   SET times_received = alerts.times_received + 1,
+       last_seen_at   = now(),
+       ends_at        = EXCLUDED.ends_at,
+       annotations    = EXCLUDED.annotations
+RETURNING id, fingerprint, status, starts_at, (xmax = 0) AS inserted`
+
+// storeError marks a failure of the state store, which the sender should retry.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "state store: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// hookError marks a failure of the Hook.
+type hookError struct{ err error }
+
+func (e *hookError) Error() string { return "hook: " + e.err.Error() }
+func (e *hookError) Unwrap() error { return e.err }
+
+// recordResult counts what recording a notification did.
+type recordResult struct {
+	New       []Alert // recorded for the first time, with ID set
+	Duplicate int     // seen before, or repeated within the notification
+}
+
+func alertKey(fp, status string, startsAt time.Time) string {
+	return fp + "\x00" + status + "\x00" + strconv.FormatInt(startsAt.UnixMicro(), 10)
+}
+
+// record stores every alert of n and calls hook with the new ones, all in one transaction.
+func record(ctx context.Context, pool *pgxpool.Pool, hook Hook, alerts []Alert) (recordResult, error) {
+	var res recordResult
+	// PostgreSQL keeps microseconds; two alerts that differ below that are one row, and one
+	// INSERT may not touch a row twice, so the batch is made unique first. It is also sorted,
+	// so that concurrent notifications with overlapping alerts lock rows in the same order
+	// and never deadlock.
+	uniq := make([]Alert, 0, len(alerts))
+	seen := make(map[string]bool, len(alerts))
+	for _, a := range alerts {
+		a.StartsAt = a.StartsAt.Truncate(time.Microsecond)
+		if !a.EndsAt.IsZero() {
+			a.EndsAt = a.EndsAt.Truncate(time.Microsecond)
+		}
+		k := alertKey(a.Fingerprint, a.Status, a.StartsAt)
+		if seen[k] {
+			res.Duplicate++
+			continue
+		}
+		seen[k] = true
+		uniq = append(uniq, a)
+	}
+	sort.Slice(uniq, func(i, j int) bool {
+		a, b := uniq[i], uniq[j]
+		if a.Fingerprint != b.Fingerprint {
+			return a.Fingerprint < b.Fingerprint
+		}
+		if !a.StartsAt.Equal(b.StartsAt) {
+			return a.StartsAt.Before(b.StartsAt)
+		}
+		return a.Status < b.Status
+	})
+	cols, err := columns(uniq)
+	if err != nil {
+		return res, err
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return res, &storeError{err}
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows, err := tx.Query(ctx, insertAlerts, cols...)
+	if err != nil {
+		return res, &storeError{err}
+	}
+	byKey := make(map[string]int, len(uniq))
+	for i, a := range uniq {
+		byKey[alertKey(a.Fingerprint, a.Status, a.StartsAt)] = i
+	}
+	for rows.Next() {
+		var (
+			id          int64
+			fp, status  string
+			startsAt    time.Time
+			wasInserted bool
+		)
+		if err := rows.Scan(&id, &fp, &status, &startsAt, &wasInserted); err != nil {
+			rows.Close()
+			return res, &storeError{err}
+		}
+		if !wasInserted {
+			res.Duplicate++
+			continue
+		}
+		i, ok := byKey[alertKey(fp, status, startsAt)]
+		if !ok {
+			rows.Close()
+			return res, &storeError{fmt.Errorf("inserted row %d matches no alert of the notification", id)}
+		}
+		a := uniq[i]
+		a.ID = id
+		res.New = append(res.New, a)
+	}
+	if err := rows.Err(); err != nil {
+		return res, &storeError{err}
+	}
+	if hook != nil && len(res.New) > 0 {
+		if err := hook(ctx, tx, res.New); err != nil {
+			return res, &hookError{err}
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, &storeError{err}
+	}
+	return res, nil
+}
+
+// columns turns alerts into the arrays insertAlerts unnests.
+func columns(alerts []Alert) ([]any, error) {
+	n := len(alerts)
+	var (
+		fps, statuses, names, labels, annots = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		urls, receivers, groupKeys           = make([]string, n), make([]string, n), make([]string, n)
+		starts                               = make([]time.Time, n)
+		ends                                 = make([]pgtype.Timestamptz, n)
+	)
+	for i, a := range alerts {
+		l, err := json.Marshal(a.Labels)
+		if err != nil {
+			return nil, fmt.Errorf("encode labels: %w", err)
+		}
+		an, err := json.Marshal(a.Annotations)
+		if err != nil {
+			return nil, fmt.Errorf("encode annotations: %w", err)
+		}
+		fps[i], statuses[i], names[i] = a.Fingerprint, a.Status, a.Labels["alertname"]
+		labels[i], annots[i] = string(l), string(an)
+		urls[i], receivers[i], groupKeys[i] = a.GeneratorURL, a.Receiver, a.GroupKey
+		starts[i] = a.StartsAt
+		ends[i] = pgtype.Timestamptz{Time: a.EndsAt, Valid: !a.EndsAt.IsZero()}
+	}
+	return []any{fps, statuses, starts, ends, names, labels, annots, urls, receivers, groupKeys}, nil
+}
