@@ -1,0 +1,67 @@
+package hnsw
+
+import (
+	"context"
+
+	"github.com/vectorheal/vectorheal/exporter/pagescan"
+)
+
+// TID is a heap or index item pointer.
+type TID = pagescan.TID
+
+// HeapChecker tells which heap TIDs no longer point at a live row.
+type HeapChecker interface {
+	// DeadTIDs returns how many of tids have no live row behind them.
+	DeadTIDs(ctx context.Context, tids []TID) (dead int64, err error)
+}
+
+// Options tune Analyze.
+type Options struct {
+	// Heap classifies heap TIDs as live or dead. Nil: every heap TID is counted live.
+	Heap HeapChecker
+	// Batch is the number of pages read per Reader.Read call; 0 means pagescan.DefaultBatch.
+	Batch int
+	// HeapBatch is the number of heap TIDs handed to Heap per call; 0 means 4096.
+	HeapBatch int
+}
+
+// Fault kinds counted in Report.Faults.
+const (
+	FaultBadPage          = "bad_page"          // page header, special area or page id invalid
+	FaultBadMeta          = "bad_meta"          // metapage magic, version or fields invalid
+	FaultBadTuple         = "bad_tuple"         // item too short, unknown type, level out of range
+	FaultVersionMismatch  = "version_mismatch"  // neighbour tuple version differs from its element's
+	FaultMissingNeighbors = "missing_neighbors" // element's neighbour TID points at no neighbour tuple
+	FaultDanglingNeighbor = "dangling_neighbor" // neighbour slot points at no element tuple
+	FaultBadEntryPoint    = "bad_entry_point"   // metapage entry point is not an element tuple
+	FaultChain            = "chain"             // page chain from block 1 broken, looping or missing pages
+)
+
+// Report is the structure of one HNSW index.
+type Report struct {
+	Dimensions, M, EfConstruction int
+	EntryPoint                    TID
+	EntryLevel                    int
+	Pages                         uint32
+
+	ElementsLive, ElementsBeingDeleted, ElementsDeleted int64
+	HeapTIDsLive, HeapTIDsDead                          int64
+
+	// LayerElements[l] is the number of live elements present on layer l, that is whose level
+	// is >= l. LayerElements[0] == ElementsLive.
+	LayerElements []int64
+	// Unreachable is the number of live elements not reached from the entry point; Orphans the
+	// number of live elements other than the entry point with no live in-neighbour.
+	Unreachable, Orphans int64
+
+	ConnectivityRatio, EntryPointQuality, FragmentationRatio float64
+	// NeighborFill[l] is used neighbour slots / available slots on layer l over live elements.
+	NeighborFill []float64
+	// Faults counts structural faults by kind (the Fault* constants).
+	Faults map[string]int64
+}
+
+// Analyze streams the pages of an HNSW index from r and returns its structure.
+func Analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, error) {
+	return analyze(ctx, r, opts)
+}

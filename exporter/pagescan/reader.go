@@ -1,0 +1,121 @@
+package pagescan
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// Reader reads the raw pages of one relation.
+type Reader interface {
+	// Blocks returns the number of blocks of the relation.
+	Blocks(ctx context.Context) (uint32, error)
+	// Read returns count pages starting at block start, in block order. Each page is PageSize
+	// bytes; a caller may keep none of them past the next call.
+	Read(ctx context.Context, start, count uint32) ([][]byte, error)
+}
+
+// RawPageFunc is pageinspect's get_raw_page(text, int8), usable by superusers.
+const RawPageFunc = "get_raw_page"
+
+// DefaultBatch is the number of pages NewSQLReader fetches per round trip when given batch <= 0:
+// 64 pages are half a MiB, enough to amortise the round trip without holding much memory.
+const DefaultBatch = 64
+
+type sqlReader struct {
+	q     catalog.Querier
+	rel   uint32
+	batch int
+	query string
+}
+
+// NewSQLReader returns a Reader that fetches pages through SQL, batch pages per query. fn is
+// RawPageFunc or the (optionally schema-qualified) name of a SECURITY DEFINER wrapper with the
+// signature (regclass, integer) -> bytea. fn must be a constant chosen by code, never user
+// input: it is quoted as an identifier, but which function runs is the caller's decision.
+// relOID is the relation's oid.
+func NewSQLReader(q catalog.Querier, relOID uint32, batch int, fn string) Reader {
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	// get_raw_page takes the relation by name (text); wrappers take a regclass.
+	arg := "$1::oid::regclass"
+	if fn == RawPageFunc {
+		arg += "::text"
+	}
+	name := pgx.Identifier(strings.Split(fn, ".")).Sanitize()
+	query := fmt.Sprintf(`SELECT b, %s(%s, b::integer) FROM generate_series($2::bigint, $3::bigint) AS b ORDER BY b`, name, arg)
+	return &sqlReader{q: q, rel: relOID, batch: batch, query: query}
+}
+
+func (r *sqlReader) Blocks(ctx context.Context) (uint32, error) {
+	var n int64
+	if err := r.q.QueryRow(ctx, `SELECT pg_relation_size($1::oid::regclass) / 8192`, r.rel).Scan(&n); err != nil {
+		return 0, fmt.Errorf("relation size of %d: %w", r.rel, err)
+	}
+	return uint32(n), nil
+}
+
+func (r *sqlReader) Read(ctx context.Context, start, count uint32) ([][]byte, error) {
+	out := make([][]byte, 0, count)
+	for done := uint32(0); done < count; {
+		n := min(count-done, uint32(r.batch))
+		first := int64(start) + int64(done)
+		rows, err := r.q.Query(ctx, r.query, r.rel, first, first+int64(n)-1)
+		if err != nil {
+			return nil, fmt.Errorf("read blocks %d..%d of %d: %w", first, first+int64(n)-1, r.rel, err)
+		}
+		for rows.Next() {
+			var b int64
+			var page []byte
+			if err := rows.Scan(&b, &page); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read block of %d: %w", r.rel, err)
+			}
+			if b != first+int64(len(out))-int64(done) {
+				rows.Close()
+				return nil, fmt.Errorf("read blocks of %d: got block %d out of order", r.rel, b)
+			}
+			out = append(out, page)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read blocks %d..%d of %d: %w", first, first+int64(n)-1, r.rel, err)
+		}
+		done += n
+		if uint32(len(out)) != done {
+			return nil, fmt.Errorf("read blocks of %d: got %d pages, want %d", r.rel, len(out), done)
+		}
+	}
+	return out, nil
+}
+
+// Scan reads every block of r in order, batch pages at a time, and calls fn for each page.
+// It stops at the first error fn returns. Pages are not kept: fn must copy what it needs.
+func Scan(ctx context.Context, r Reader, batch int, fn func(block uint32, page []byte) error) error {
+	n, err := r.Blocks(ctx)
+	if err != nil {
+		return err
+	}
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	for start := uint32(0); start < n; {
+		cnt := min(n-start, uint32(batch))
+		pages, err := r.Read(ctx, start, cnt)
+		if err != nil {
+			return err
+		}
+		for i, p := range pages {
+			if err := fn(start+uint32(i), p); err != nil {
+				return err
+			}
+		}
+		start += cnt
+	}
+	return nil
+}
