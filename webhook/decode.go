@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -230,13 +231,33 @@ func describeJSONError(err error) string {
 	case errors.As(err, &se):
 		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
 	case errors.As(err, &te):
-		return fmt.Sprintf("expected %s, got JSON %s", te.Type.String(), te.Value)
+		return fmt.Sprintf("expected %s, got JSON %s", typeDesc(te.Type), te.Value)
 	case errors.As(err, &pe):
 		return fmt.Sprintf("%q is not an RFC 3339 time", truncate(pe.Value, 80))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "malformed JSON: unexpected end of input"
 	}
 	return truncate(err.Error(), 200)
+}
+
+// typeDesc names a Go type the way a JSON author thinks of it.
+func typeDesc(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Map:
+		return "an object of strings"
+	case reflect.Struct:
+		if t == reflect.TypeOf(time.Time{}) {
+			return "an RFC 3339 time string"
+		}
+		return "an object"
+	case reflect.Slice:
+		return "an array"
+	case reflect.Uint64, reflect.Int, reflect.Int64:
+		return "a whole number"
+	}
+	return t.String()
 }
 
 func truncate(s string, n int) string {
