@@ -1,0 +1,69 @@
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// Analyze runs ANALYZE on the index's table. Stale statistics (a table that grew or changed
+// shape since the last ANALYZE) make the planner misjudge an index scan and fall back to a
+// sequential scan for vector queries; fresh ones bring the index back.
+//
+// Parameters: figures (list).
+type Analyze struct{ opts Options }
+
+var analyzeParams = paramSpec{figuresParam: "list"}
+
+// Name implements Strategy.
+func (*Analyze) Name() string { return "analyze" }
+
+// Description implements Strategy.
+func (*Analyze) Description() string {
+	return "ANALYZE the index's table so the planner sees today's row counts and uses the index again."
+}
+
+// CheckParams implements Strategy.
+func (*Analyze) CheckParams(p Params) error {
+	if err := analyzeParams.unknown(p); err != nil {
+		return err
+	}
+	_, err := stringsParam(p, figuresParam)
+	return err
+}
+
+// Plan implements Strategy.
+func (*Analyze) Plan(_ context.Context, _ Env, ix catalog.Index, _ Params) (Impact, error) {
+	return Impact{
+		LockLevel:  "SHARE UPDATE EXCLUSIVE",
+		IndexBytes: ix.SizeBytes,
+		Statements: []string{"ANALYZE " + ix.QuotedTable()},
+		Notes:      "reads a sample of the table; reads and writes continue",
+	}, nil
+}
+
+// Run implements Strategy.
+func (a *Analyze) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
+	stmt := "ANALYZE " + ix.QuotedTable()
+	figures := chooseFigures(env, p, []string{"pgvector_probe_index_used", "pgvector_table_last_analyze_age_seconds"})
+	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
+	if err := runMaintenance(ctx, env, a.opts, ix, stmt, ""); err != nil {
+		return out, err
+	}
+	out.Statements = []string{stmt}
+	// Plans cached by existing sessions may still hold the old choice; the figure is measured
+	// on a fresh session like a new client would get.
+	fresh, err := freshPool(ctx, env.Pool, nil)
+	if err != nil {
+		return out, err
+	}
+	defer fresh.Close()
+	out.After = measureFigures(ctx, env, fresh, ix, figures)
+	return out, nil
+}
+
+// Rollback implements Strategy: statistics cannot be put back and need not be.
+func (*Analyze) Rollback(context.Context, Env, catalog.Index, Params, json.RawMessage) error {
+	return nil
+}

@@ -1,0 +1,42 @@
+package strategy
+
+import "time"
+
+// Options tune the strategies Default builds.
+type Options struct {
+	// ProgressInterval is how often the progress of a long statement (index build, vacuum) is
+	// sampled and logged. Default 10s.
+	ProgressInterval time.Duration
+	// OnProgress, when set, receives every progress sample, e.g. to publish a gauge.
+	OnProgress func(Progress)
+	// CleanupTimeout bounds the clean-up after a failed or timed-out rebuild (dropping the
+	// INVALID leftover), which runs after the step's own context has ended. Default 10m.
+	CleanupTimeout time.Duration
+}
+
+func (o Options) progressInterval() time.Duration {
+	if o.ProgressInterval > 0 {
+		return o.ProgressInterval
+	}
+	return 10 * time.Second
+}
+
+func (o Options) cleanupTimeout() time.Duration {
+	if o.CleanupTimeout > 0 {
+		return o.CleanupTimeout
+	}
+	return 10 * time.Minute
+}
+
+// Default returns a registry holding every strategy vectorheal ships: reindex, vacuum,
+// ivfflat_retrain, tune_search, analyze and sql.
+func Default(opts Options) (*Registry, error) {
+	return NewRegistry(
+		&Reindex{opts: opts},
+		&Vacuum{opts: opts},
+		&Retrain{opts: opts},
+		&TuneSearch{opts: opts},
+		&Analyze{opts: opts},
+		&SQL{opts: opts},
+	)
+}

@@ -1,0 +1,70 @@
+package strategy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// figuresParam is the parameter every strategy accepts to choose which figures are recorded
+// before and after it runs; without it a strategy records its own defaults that the Measurer
+// knows.
+const figuresParam = "figures"
+
+// chooseFigures returns the figures to record: the step's list when given, else the
+// strategy's defaults that the Measurer understands.
+func chooseFigures(env Env, p Params, defaults []string) []string {
+	if env.Measure == nil {
+		return nil
+	}
+	if list, err := stringsParam(p, figuresParam); err == nil && list != nil {
+		return list
+	}
+	known := env.Measure.Figures()
+	var out []string
+	for _, f := range defaults {
+		if slices.Contains(known, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// measureFigures measures each figure on pool. A figure that cannot be measured is logged and
+// left out: the record is informative, the engine's validation decides success.
+func measureFigures(ctx context.Context, env Env, pool *pgxpool.Pool, ix catalog.Index, figures []string) map[string]float64 {
+	if env.Measure == nil || len(figures) == 0 {
+		return nil
+	}
+	out := make(map[string]float64, len(figures))
+	for _, f := range figures {
+		v, err := env.Measure.Measure(ctx, pool, ix, f)
+		if err != nil {
+			logger(env).Warn("measure figure", slog.String("index", ix.String()), slog.String("figure", f), slog.Any("err", err))
+			continue
+		}
+		out[f] = v
+	}
+	return out
+}
+
+// freshPool opens a one-connection pool to the same database whose sessions start after
+// everything before this call, so they see settings made with ALTER DATABASE/ROLE ... SET
+// (existing sessions keep the values they started with). afterConnect may adjust each session.
+func freshPool(ctx context.Context, pool *pgxpool.Pool, afterConnect func(context.Context, *pgx.Conn) error) (*pgxpool.Pool, error) {
+	cfg := pool.Config().Copy()
+	cfg.MinConns, cfg.MaxConns = 0, 1
+	cfg.AfterConnect = afterConnect
+	cfg.BeforeConnect = pool.Config().BeforeConnect
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open fresh session: %w", err)
+	}
+	return p, nil
+}

@@ -1,0 +1,203 @@
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// Reindex rebuilds an index with REINDEX INDEX CONCURRENTLY.
+//
+// Why REINDEX CONCURRENTLY rather than a hand-made build-new/validate/swap: the server does the
+// same three steps itself (build <name>_ccnew, validate it against the table, swap the two in
+// the catalog and drop the old one) but keeps the index's name, OID-dependent objects
+// (constraints, comments, statistics targets, replica identity) and dependent rows in one
+// catalog swap that a client cannot do as atomically. Its only weakness, an INVALID _ccnew left
+// behind when it fails, is handled here: the leftover is dropped and the original, untouched
+// until the swap, keeps serving.
+//
+// Parameters: max_maintenance_work_mem (size, default 1GB) caps the memory raised for the
+// build; figures (list) chooses the figures recorded before and after.
+type Reindex struct{ opts Options }
+
+var reindexParams = paramSpec{"max_maintenance_work_mem": "size", figuresParam: "list"}
+
+// Name implements Strategy.
+func (*Reindex) Name() string { return "reindex" }
+
+// Description implements Strategy.
+func (*Reindex) Description() string {
+	return "Rebuild the index with REINDEX INDEX CONCURRENTLY, reads and writes continue; a failed build's INVALID leftover is dropped."
+}
+
+// CheckParams implements Strategy.
+func (*Reindex) CheckParams(p Params) error {
+	if err := reindexParams.unknown(p); err != nil {
+		return err
+	}
+	if _, err := sizeParam(p, "max_maintenance_work_mem", 1<<30, 1<<20, 1<<40); err != nil {
+		return err
+	}
+	_, err := stringsParam(p, figuresParam)
+	return err
+}
+
+type reindexPlan struct {
+	statements []string
+	memory     int64 // maintenance_work_mem to set, 0 to leave it
+	notes      string
+}
+
+func (r *Reindex) plan(ctx context.Context, env Env, ix catalog.Index, p Params) (reindexPlan, error) {
+	limit, err := sizeParam(p, "max_maintenance_work_mem", 1<<30, 1<<20, 1<<40)
+	if err != nil {
+		return reindexPlan{}, err
+	}
+	var pl reindexPlan
+	if ix.Method == "hnsw" {
+		rows, err := tableRows(ctx, env.Pool, ix)
+		if err != nil {
+			return reindexPlan{}, err
+		}
+		need := hnswBuildMemory(ix, rows)
+		current, err := settingBytes(ctx, env.Pool, "maintenance_work_mem")
+		if err != nil {
+			return reindexPlan{}, err
+		}
+		switch {
+		case need <= current:
+			pl.notes = fmt.Sprintf("the graph (~%d MB) fits the current maintenance_work_mem", need>>20)
+		case need <= limit:
+			pl.memory = need
+			pl.notes = fmt.Sprintf("maintenance_work_mem raised to %d MB for the session so the graph fits", need>>20)
+		default:
+			pl.memory = max(limit, current)
+			pl.notes = fmt.Sprintf("the graph needs ~%d MB but max_maintenance_work_mem is %d MB: the build will spill and be slower", need>>20, limit>>20)
+		}
+	}
+	if pl.memory > 0 {
+		pl.statements = append(pl.statements, "SET maintenance_work_mem = '"+strconv.FormatInt(pl.memory/1024, 10)+"kB'")
+	}
+	pl.statements = append(pl.statements, "REINDEX INDEX CONCURRENTLY "+ix.QuotedIndex())
+	return pl, nil
+}
+
+// Plan implements Strategy.
+func (r *Reindex) Plan(ctx context.Context, env Env, ix catalog.Index, p Params) (Impact, error) {
+	pl, err := r.plan(ctx, env, ix, p)
+	if err != nil {
+		return Impact{}, err
+	}
+	return Impact{
+		LockLevel:       "SHARE UPDATE EXCLUSIVE",
+		IndexBytes:      ix.SizeBytes,
+		DiskBytesNeeded: ix.SizeBytes, // the new copy exists next to the old one until the swap
+		Statements:      pl.statements,
+		Notes:           pl.notes,
+	}, nil
+}
+
+// Run implements Strategy.
+func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
+	log := logger(env).With(slog.String("strategy", r.Name()), slog.String("index", ix.String()))
+	pl, err := r.plan(ctx, env, ix, p)
+	if err != nil {
+		return Outcome{}, err
+	}
+	figures := chooseFigures(env, p, defaultIndexFigures(ix))
+	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
+
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return out, err
+	}
+	defer closeSession(conn)
+	if err := checkNoBuild(ctx, conn, ix); err != nil {
+		return out, err
+	}
+	// A previous attempt that died (timeout, crash) may have left its temporary index: drop it
+	// first, or this run would add another and the table would carry both.
+	existing, err := tableIndexes(ctx, conn, ix)
+	if err != nil {
+		return out, err
+	}
+	var stale []relIndex
+	for _, e := range existing {
+		if isReindexLeftover(e, ix) {
+			stale = append(stale, e)
+		}
+	}
+	dropped, err := dropIndexes(ctx, conn, env, stale)
+	out.Statements = append(out.Statements, dropped...)
+	if err != nil {
+		return out, err
+	}
+	if pl.memory > 0 {
+		if _, err := setMaintenanceWorkMem(ctx, conn, pl.memory); err != nil {
+			return out, err
+		}
+		out.Statements = append(out.Statements, pl.statements[0])
+	}
+
+	stmt := "REINDEX INDEX CONCURRENTLY " + ix.QuotedIndex()
+	log.Info("rebuilding index", slog.String("statement", stmt))
+	stop := watchProgress(ctx, env, r.opts, ix, createIndexProgressSQL, conn.PgConn().PID())
+	_, runErr := conn.Exec(ctx, stmt)
+	stop()
+	out.Statements = append(out.Statements, stmt)
+	if runErr != nil {
+		cleaned, cerr := r.cleanup(ctx, env, ix)
+		out.Statements = append(out.Statements, cleaned...)
+		return out, errors.Join(fmt.Errorf("reindex %s: %w", ix.QuotedIndex(), runErr), cerr)
+	}
+	after, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
+	if err != nil {
+		return out, fmt.Errorf("reindex %s: look up rebuilt index: %w", ix.QuotedIndex(), err)
+	}
+	out.After = measureFigures(ctx, env, env.Pool, after, figures)
+	log.Info("index rebuilt", slog.Int64("size_bytes", after.SizeBytes))
+	return out, nil
+}
+
+// cleanup drops the INVALID temporary indexes a failed REINDEX CONCURRENTLY left behind. It
+// runs on a new session and a context of its own: the step's context is usually what failed.
+func (r *Reindex) cleanup(ctx context.Context, env Env, ix catalog.Index) ([]string, error) {
+	ctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
+	defer cancel()
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, fmt.Errorf("clean up after failed reindex: %w", err)
+	}
+	defer closeSession(conn)
+	all, err := tableIndexes(ctx, conn, ix)
+	if err != nil {
+		return nil, fmt.Errorf("clean up after failed reindex: %w", err)
+	}
+	var left []relIndex
+	for _, e := range all {
+		if isReindexLeftover(e, ix) {
+			left = append(left, e)
+		}
+	}
+	return dropIndexes(ctx, conn, env, left)
+}
+
+// Rollback implements Strategy. A rebuild has nothing to undo: the index has the same
+// definition, and a failed one is cleaned up by Run.
+func (*Reindex) Rollback(context.Context, Env, catalog.Index, Params, json.RawMessage) error {
+	return nil
+}
+
+// defaultIndexFigures are the structural figures a rebuild or vacuum should move.
+func defaultIndexFigures(ix catalog.Index) []string {
+	if ix.Method == "ivfflat" {
+		return []string{"pgvector_ivfflat_list_size_cv", "pgvector_ivfflat_empty_lists", "pgvector_index_size_bytes", "pgvector_recall_ratio"}
+	}
+	return []string{"pgvector_hnsw_heap_tids:dead", "pgvector_hnsw_orphan_elements", "pgvector_hnsw_unreachable_elements",
+		"pgvector_index_size_bytes", "pgvector_recall_ratio"}
+}

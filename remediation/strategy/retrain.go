@@ -1,0 +1,353 @@
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// Retrain rebuilds an IVFFlat index with lists recomputed for today's row count, so k-means
+// runs again on today's data: IVFFlat centers never move after a build, and inserts that
+// drifted away from them pile up in a few lists.
+//
+// REINDEX cannot change lists, so the sequence is: CREATE INDEX CONCURRENTLY <name>_vhnew with
+// the same key, operator class and predicate and the new lists; check it is valid; swap the
+// names in one short transaction (both renames or neither; lock_timeout bounds the wait for the
+// lock so it never queues in front of traffic); DROP INDEX CONCURRENTLY the old one, now
+// <name>_vhold. Until the swap the original index serves untouched, and a failure before it
+// only drops <name>_vhnew. Dropping the old index before the new one is in place, as the naive
+// sequence does, would leave the table without an index in between.
+//
+// Parameters: min_lists, max_lists (default 1 and 32768, pgvector's limit) bound lists;
+// max_maintenance_work_mem (size, default 1GB); figures (list).
+type Retrain struct{ opts Options }
+
+var retrainParams = paramSpec{"min_lists": "int", "max_lists": "int", "max_maintenance_work_mem": "size", figuresParam: "list"}
+
+const maxIVFLists = 32768 // pgvector's IVFFLAT_MAX_LISTS
+
+// Name implements Strategy.
+func (*Retrain) Name() string { return "ivfflat_retrain" }
+
+// Description implements Strategy.
+func (*Retrain) Description() string {
+	return "Rebuild an IVFFlat index concurrently with lists recomputed for today's rows (rows/1000, sqrt above 1M) and swap it in."
+}
+
+type retrainParamValues struct {
+	minLists, maxLists int
+	memLimit           int64
+}
+
+func retrainValues(p Params) (retrainParamValues, error) {
+	var v retrainParamValues
+	var err error
+	if v.minLists, err = intParam(p, "min_lists", 1, 1, maxIVFLists); err != nil {
+		return v, err
+	}
+	if v.maxLists, err = intParam(p, "max_lists", maxIVFLists, 1, maxIVFLists); err != nil {
+		return v, err
+	}
+	if v.minLists > v.maxLists {
+		return v, fmt.Errorf("parameter %q: %d is above max_lists %d", "min_lists", v.minLists, v.maxLists)
+	}
+	if v.memLimit, err = sizeParam(p, "max_maintenance_work_mem", 1<<30, 1<<20, 1<<40); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// CheckParams implements Strategy.
+func (*Retrain) CheckParams(p Params) error {
+	if err := retrainParams.unknown(p); err != nil {
+		return err
+	}
+	if _, err := retrainValues(p); err != nil {
+		return err
+	}
+	_, err := stringsParam(p, figuresParam)
+	return err
+}
+
+// RecommendedLists is pgvector's advice for lists: rows/1000 up to 1M rows, √rows above,
+// clamped to [lo, hi].
+func RecommendedLists(rows float64, lo, hi int) int {
+	var n int
+	if rows <= 1e6 {
+		n = int(rows / 1000)
+	} else {
+		n = int(math.Sqrt(rows))
+	}
+	return min(max(n, lo), hi)
+}
+
+type retrainUndo struct {
+	PreviousLists int `json:"previous_lists"`
+}
+
+// Plan implements Strategy.
+func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, p Params) (Impact, error) {
+	if ix.Method != "ivfflat" {
+		return Impact{}, fmt.Errorf("%s is a %s index: %s applies to ivfflat only", ix, ix.Method, r.Name())
+	}
+	v, err := retrainValues(p)
+	if err != nil {
+		return Impact{}, err
+	}
+	rows, err := tableRows(ctx, env.Pool, ix)
+	if err != nil {
+		return Impact{}, err
+	}
+	lists := RecommendedLists(rows, v.minLists, v.maxLists)
+	def, err := indexDefinition(ctx, env.Pool, ix)
+	if err != nil {
+		return Impact{}, err
+	}
+	newName, oldName := tempIndexName(ix.Name, "_vhnew"), tempIndexName(ix.Name, "_vhold")
+	return Impact{
+		LockLevel:       "SHARE UPDATE EXCLUSIVE",
+		IndexBytes:      ix.SizeBytes,
+		DiskBytesNeeded: ix.SizeBytes,
+		Statements: []string{
+			def.create(ix, newName, lists),
+			"ALTER INDEX " + ix.QuotedIndex() + " RENAME TO " + pgx.Identifier{oldName}.Sanitize(),
+			"ALTER INDEX " + pgx.Identifier{ix.Schema, newName}.Sanitize() + " RENAME TO " + pgx.Identifier{ix.Name}.Sanitize(),
+			"DROP INDEX CONCURRENTLY IF EXISTS " + pgx.Identifier{ix.Schema, oldName}.Sanitize(),
+		},
+		Notes: fmt.Sprintf("lists %d -> %d for ~%.0f rows", ix.Lists, lists, rows),
+	}, nil
+}
+
+// Run implements Strategy.
+func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
+	if ix.Method != "ivfflat" {
+		return Outcome{}, fmt.Errorf("%s is a %s index: %s applies to ivfflat only", ix, ix.Method, r.Name())
+	}
+	v, err := retrainValues(p)
+	if err != nil {
+		return Outcome{}, err
+	}
+	// The index the alert named may have been rebuilt since (new OID): work on today's.
+	cur, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
+	if err != nil {
+		return Outcome{}, err
+	}
+	rows, err := tableRows(ctx, env.Pool, cur)
+	if err != nil {
+		return Outcome{}, err
+	}
+	lists := RecommendedLists(rows, v.minLists, v.maxLists)
+	figures := chooseFigures(env, p, defaultIndexFigures(cur))
+	out := Outcome{Before: measureFigures(ctx, env, env.Pool, cur, figures)}
+	out.Undo, _ = json.Marshal(retrainUndo{PreviousLists: cur.Lists})
+	if out.Before == nil {
+		out.Before = map[string]float64{}
+	}
+	out.Before["lists"] = float64(cur.Lists)
+	stmts, after, err := r.rebuild(ctx, env, cur, lists)
+	out.Statements = stmts
+	if err != nil {
+		return out, err
+	}
+	out.After = measureFigures(ctx, env, env.Pool, after, figures)
+	if out.After == nil {
+		out.After = map[string]float64{}
+	}
+	out.After["lists"] = float64(after.Lists)
+	return out, nil
+}
+
+// Rollback implements Strategy: it rebuilds the index with the lists it had before. The old
+// centers themselves are gone with the old index; the rebuilt one is trained on today's rows.
+func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, _ Params, undo json.RawMessage) error {
+	if len(undo) == 0 {
+		return nil
+	}
+	var u retrainUndo
+	if err := json.Unmarshal(undo, &u); err != nil {
+		return fmt.Errorf("ivfflat_retrain rollback: decode undo: %w", err)
+	}
+	if u.PreviousLists <= 0 {
+		return nil
+	}
+	cur, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
+	if err != nil {
+		return fmt.Errorf("ivfflat_retrain rollback: %w", err)
+	}
+	if cur.Lists == u.PreviousLists && cur.Valid {
+		return nil
+	}
+	_, _, err = r.rebuild(ctx, env, cur, u.PreviousLists)
+	return err
+}
+
+// rebuild builds ix again with lists and swaps it in; see Retrain for the sequence.
+func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists int) ([]string, catalog.Index, error) {
+	log := logger(env).With(slog.String("strategy", r.Name()), slog.String("index", ix.String()))
+	newName, oldName := tempIndexName(ix.Name, "_vhnew"), tempIndexName(ix.Name, "_vhold")
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, ix, err
+	}
+	defer closeSession(conn)
+	if err := checkNoBuild(ctx, conn, ix); err != nil {
+		return nil, ix, err
+	}
+	def, err := indexDefinition(ctx, conn, ix)
+	if err != nil {
+		return nil, ix, err
+	}
+	// Leftovers of an earlier attempt that died: a half-built new index or an old one not yet
+	// dropped after its swap. Either way the index named ix.Name is the one serving.
+	var stmts []string
+	left, err := r.leftovers(ctx, conn, ix, newName, oldName)
+	if err != nil {
+		return nil, ix, err
+	}
+	dropped, err := dropIndexes(ctx, conn, env, left)
+	stmts = append(stmts, dropped...)
+	if err != nil {
+		return stmts, ix, err
+	}
+
+	create := def.create(ix, newName, lists)
+	log.Info("building retrained index", slog.Int("lists_before", ix.Lists), slog.Int("lists", lists))
+	stop := watchProgress(ctx, env, r.opts, ix, createIndexProgressSQL, conn.PgConn().PID())
+	_, err = conn.Exec(ctx, create)
+	stop()
+	stmts = append(stmts, create)
+	newIx := relIndex{Schema: ix.Schema, Name: newName}
+	if err == nil {
+		err = r.checkValid(ctx, conn, ix, newName)
+	}
+	if err != nil {
+		cctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
+		defer cancel()
+		drop, cerr := r.dropOnFreshSession(cctx, env, []relIndex{newIx})
+		return append(stmts, drop...), ix, errors.Join(fmt.Errorf("build %s: %w", newIx.quoted(), err), cerr)
+	}
+
+	swap := []string{
+		"SET LOCAL lock_timeout = '5s'",
+		"ALTER INDEX " + ix.QuotedIndex() + " RENAME TO " + pgx.Identifier{oldName}.Sanitize(),
+		"ALTER INDEX " + newIx.quoted() + " RENAME TO " + pgx.Identifier{ix.Name}.Sanitize(),
+	}
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, s := range swap {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+		return nil
+	})
+	stmts = append(stmts, swap...)
+	if err != nil {
+		cctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
+		defer cancel()
+		drop, cerr := r.dropOnFreshSession(cctx, env, []relIndex{newIx})
+		return append(stmts, drop...), ix, errors.Join(fmt.Errorf("swap in retrained index: %w", err), cerr)
+	}
+	// The new index serves from here on; the old one only costs writes and disk until dropped.
+	cctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
+	defer cancel()
+	drop, err := dropIndexes(cctx, conn, env, []relIndex{{Schema: ix.Schema, Name: oldName}})
+	stmts = append(stmts, drop...)
+	if err != nil {
+		log.Warn("old index not dropped; the next run drops it", slog.Any("err", err))
+	}
+	after, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
+	if err != nil {
+		return stmts, ix, fmt.Errorf("look up retrained index: %w", err)
+	}
+	log.Info("index retrained", slog.Int("lists", after.Lists), slog.Int64("size_bytes", after.SizeBytes))
+	return stmts, after, nil
+}
+
+func (r *Retrain) checkValid(ctx context.Context, conn *pgx.Conn, ix catalog.Index, name string) error {
+	var valid bool
+	err := conn.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = $1 AND c.relname = $2`, ix.TableOID, name).Scan(&valid)
+	if err != nil {
+		return fmt.Errorf("check new index: %w", err)
+	}
+	if !valid {
+		return fmt.Errorf("new index %s is not valid", name)
+	}
+	return nil
+}
+
+// leftovers finds the temporary indexes of an earlier run on the table of ix.
+func (r *Retrain) leftovers(ctx context.Context, conn *pgx.Conn, ix catalog.Index, names ...string) ([]relIndex, error) {
+	all, err := tableIndexes(ctx, conn, ix)
+	if err != nil {
+		return nil, err
+	}
+	var out []relIndex
+	for _, e := range all {
+		for _, n := range names {
+			if e.Name == n && e.Schema == ix.Schema && e.OID != ix.OID {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (r *Retrain) dropOnFreshSession(ctx context.Context, env Env, ixs []relIndex) ([]string, error) {
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSession(conn)
+	return dropIndexes(ctx, conn, env, ixs)
+}
+
+// indexDef is the part of an index's definition a rebuild keeps, as the server deparses it.
+type indexDef struct {
+	key       string // column or expression, e.g. embedding or (emb::vector(3))
+	opclass   string // schema-qualified, quoted
+	predicate string // WHERE clause of a partial index, or empty
+}
+
+func indexDefinition(ctx context.Context, q querier, ix catalog.Index) (indexDef, error) {
+	var d indexDef
+	err := q.QueryRow(ctx, `SELECT pg_get_indexdef(i.indexrelid, 1, true),
+			quote_ident(opn.nspname) || '.' || quote_ident(opc.opcname),
+			coalesce(pg_get_expr(i.indpred, i.indrelid, true), '')
+		FROM pg_index i JOIN pg_opclass opc ON opc.oid = i.indclass[0]
+		JOIN pg_namespace opn ON opn.oid = opc.opcnamespace
+		WHERE i.indexrelid = $1`, ix.OID).Scan(&d.key, &d.opclass, &d.predicate)
+	if err != nil {
+		return d, fmt.Errorf("definition of %s: %w", ix.QuotedIndex(), err)
+	}
+	return d, nil
+}
+
+func (d indexDef) create(ix catalog.Index, name string, lists int) string {
+	s := "CREATE INDEX CONCURRENTLY " + pgx.Identifier{name}.Sanitize() + " ON " + ix.QuotedTable() +
+		" USING ivfflat (" + d.key + " " + d.opclass + ") WITH (lists = " + strconv.Itoa(lists) + ")"
+	if d.predicate != "" {
+		s += " WHERE " + d.predicate
+	}
+	return s
+}
+
+// tempIndexName appends suffix to name, shortening name so the result fits PostgreSQL's
+// 63-byte identifiers (a longer one would be truncated by the server and could collide).
+func tempIndexName(name, suffix string) string {
+	const maxLen = 63
+	for len(name)+len(suffix) > maxLen {
+		_, size := utf8.DecodeLastRuneInString(name)
+		name = name[:len(name)-size]
+	}
+	return name + suffix
+}

@@ -1,0 +1,359 @@
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// TuneSearch raises the search-time parameter of an index — hnsw.ef_search for HNSW,
+// ivfflat.probes for IVFFlat — step by step, at database scope (ALTER DATABASE ... SET) or role
+// scope (ALTER ROLE ... IN DATABASE ... SET), until the measured recall reaches the target.
+// Each value is measured on a new session, because only sessions started after the ALTER see
+// it. It stops at max or when the probe latency exceeds latency_budget; not reaching the target
+// restores the previous setting and fails.
+//
+// Parameters: target_recall (0..1, default 0.95); scope (database|role, default database); role
+// (the role whose setting changes, required with scope role); step (default 20 for ef_search, 2
+// for probes); max (default 400 for ef_search, lists for probes; never above pgvector's limits
+// 1000 and 32768); latency_budget (duration, 0 = none; needs the
+// pgvector_probe_latency_seconds figure); figures (list).
+type TuneSearch struct{ opts Options }
+
+var tuneParams = paramSpec{"target_recall": "number", "scope": "database|role", "role": "string",
+	"step": "int", "max": "int", "latency_budget": "duration", figuresParam: "list"}
+
+const (
+	recallFigure  = "pgvector_recall_ratio"
+	latencyFigure = "pgvector_probe_latency_seconds"
+)
+
+// Name implements Strategy.
+func (*TuneSearch) Name() string { return "tune_search" }
+
+// Description implements Strategy.
+func (*TuneSearch) Description() string {
+	return "Raise hnsw.ef_search or ivfflat.probes for the database or a role step by step until measured recall reaches the target."
+}
+
+type tuneValues struct {
+	target   float64
+	scope    string
+	role     string
+	step     int // 0 = method default
+	max      int // 0 = method default
+	budget   time.Duration
+	setting  string
+	limitMax int
+}
+
+func tuneParamValues(p Params) (tuneValues, error) {
+	var v tuneValues
+	var err error
+	if v.target, err = floatParam(p, "target_recall", 0.95, 0.01, 1); err != nil {
+		return v, err
+	}
+	if v.scope, err = stringParam(p, "scope", "database"); err != nil {
+		return v, err
+	}
+	if v.scope != "database" && v.scope != "role" {
+		return v, fmt.Errorf("parameter %q: %q is neither database nor role", "scope", v.scope)
+	}
+	if v.role, err = stringParam(p, "role", ""); err != nil {
+		return v, err
+	}
+	if v.scope == "role" && v.role == "" {
+		return v, fmt.Errorf("parameter %q: required when scope is role", "role")
+	}
+	if v.scope == "database" && v.role != "" {
+		return v, fmt.Errorf("parameter %q: only used with scope role", "role")
+	}
+	if v.step, err = intParam(p, "step", 0, 1, 1000); err != nil {
+		return v, err
+	}
+	if v.max, err = intParam(p, "max", 0, 1, maxIVFLists); err != nil {
+		return v, err
+	}
+	if v.budget, err = durationParam(p, "latency_budget", 0, 0, time.Hour); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// forIndex fills in the setting and the defaults that depend on the index's method.
+func (v tuneValues) forIndex(ix catalog.Index) (tuneValues, error) {
+	switch ix.Method {
+	case "hnsw":
+		v.setting, v.limitMax = "hnsw.ef_search", 1000
+		if v.step == 0 {
+			v.step = 20
+		}
+		if v.max == 0 {
+			v.max = 400
+		}
+	case "ivfflat":
+		v.setting, v.limitMax = "ivfflat.probes", max(ix.Lists, 1)
+		if v.step == 0 {
+			v.step = 2
+		}
+		if v.max == 0 {
+			v.max = v.limitMax
+		}
+	default:
+		return v, fmt.Errorf("%s: unknown method %q", ix, ix.Method)
+	}
+	if v.max > v.limitMax {
+		return v, fmt.Errorf("parameter %q: %d is above the limit %d of %s for %s", "max", v.max, v.limitMax, v.setting, ix)
+	}
+	return v, nil
+}
+
+// CheckParams implements Strategy.
+func (*TuneSearch) CheckParams(p Params) error {
+	if err := tuneParams.unknown(p); err != nil {
+		return err
+	}
+	if _, err := tuneParamValues(p); err != nil {
+		return err
+	}
+	_, err := stringsParam(p, figuresParam)
+	return err
+}
+
+// tuneUndo is the setting as it was before the step: what Rollback restores.
+type tuneUndo struct {
+	Scope    string  `json:"scope"`
+	Database string  `json:"database"`
+	Role     string  `json:"role,omitempty"`
+	Setting  string  `json:"setting"`
+	Previous *string `json:"previous"` // nil: not set at that scope before
+}
+
+func (u tuneUndo) target() string {
+	if u.Scope == "role" {
+		return "ALTER ROLE " + pgx.Identifier{u.Role}.Sanitize() + " IN DATABASE " + pgx.Identifier{u.Database}.Sanitize()
+	}
+	return "ALTER DATABASE " + pgx.Identifier{u.Database}.Sanitize()
+}
+
+// setStatement is the ALTER that sets value; setting names are constants of this file and the
+// value is an integer, so nothing from outside reaches the SQL text.
+func (u tuneUndo) setStatement(value int) string {
+	return u.target() + " SET " + u.Setting + " = " + strconv.Itoa(value)
+}
+
+func (u tuneUndo) restoreStatement() (string, error) {
+	if u.Previous == nil {
+		return u.target() + " RESET " + u.Setting, nil
+	}
+	n, err := strconv.Atoi(*u.Previous)
+	if err != nil {
+		return "", fmt.Errorf("previous %s %q is not an integer", u.Setting, *u.Previous)
+	}
+	return u.setStatement(n), nil
+}
+
+// Plan implements Strategy.
+func (t *TuneSearch) Plan(ctx context.Context, env Env, ix catalog.Index, p Params) (Impact, error) {
+	v, err := tuneParamValues(p)
+	if err != nil {
+		return Impact{}, err
+	}
+	if v, err = v.forIndex(ix); err != nil {
+		return Impact{}, err
+	}
+	u := tuneUndo{Scope: v.scope, Database: ix.Datname, Role: v.role, Setting: v.setting}
+	return Impact{
+		LockLevel:  "none (catalog update of pg_db_role_setting)",
+		IndexBytes: ix.SizeBytes,
+		Statements: []string{u.target() + " SET " + v.setting + " = <value>"},
+		Notes: fmt.Sprintf("raise %s by %d up to %d until %s >= %g; new sessions only; slower queries in exchange for recall",
+			v.setting, v.step, v.max, recallFigure, v.target),
+	}, nil
+}
+
+// Run implements Strategy.
+func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
+	v, err := tuneParamValues(p)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if v, err = v.forIndex(ix); err != nil {
+		return Outcome{}, err
+	}
+	if env.Measure == nil || !slices.Contains(env.Measure.Figures(), recallFigure) {
+		return Outcome{}, fmt.Errorf("tune_search needs the %s figure from the measurer", recallFigure)
+	}
+	if v.budget > 0 && !slices.Contains(env.Measure.Figures(), latencyFigure) {
+		return Outcome{}, fmt.Errorf("parameter %q: needs the %s figure from the measurer", "latency_budget", latencyFigure)
+	}
+	log := logger(env).With(slog.String("strategy", t.Name()), slog.String("index", ix.String()), slog.String("setting", v.setting))
+	u := tuneUndo{Scope: v.scope, Database: ix.Datname, Role: v.role, Setting: v.setting}
+	if u.Previous, err = readRoleSetting(ctx, env, u); err != nil {
+		return Outcome{}, err
+	}
+	var out Outcome
+	out.Undo, _ = json.Marshal(u)
+
+	figures := chooseFigures(env, p, []string{recallFigure, latencyFigure})
+	value, err := t.effective(ctx, env, u)
+	if err != nil {
+		return out, err
+	}
+	out.Before = t.measure(ctx, env, ix, u, value, figures)
+	out.Before[v.setting] = float64(value)
+	if out.Before[recallFigure] >= v.target {
+		log.Info("recall already at target", slog.Float64("recall", out.Before[recallFigure]))
+		out.After = out.Before
+		return out, nil
+	}
+	for value < v.max {
+		value = min(value+v.step, v.max)
+		stmt := u.setStatement(value)
+		if _, err := env.Pool.Exec(ctx, stmt); err != nil {
+			return out, errors.Join(fmt.Errorf("%s: %w", stmt, err), t.Rollback(ctx, env, ix, p, out.Undo))
+		}
+		out.Statements = append(out.Statements, stmt)
+		out.After = t.measure(ctx, env, ix, u, value, figures)
+		out.After[v.setting] = float64(value)
+		recall, ok := out.After[recallFigure]
+		log.Info("search setting tried", slog.Int("value", value), slog.Float64("recall", recall), slog.Float64("latency_seconds", out.After[latencyFigure]))
+		if ctx.Err() != nil {
+			return out, errors.Join(ctx.Err(), t.Rollback(ctx, env, ix, p, out.Undo))
+		}
+		if v.budget > 0 && out.After[latencyFigure] > v.budget.Seconds() {
+			return out, errors.Join(fmt.Errorf("%s = %d: probe latency %.4fs exceeds latency_budget %s before recall reached %g (at %.4f)",
+				v.setting, value, out.After[latencyFigure], v.budget, v.target, recall), t.Rollback(ctx, env, ix, p, out.Undo))
+		}
+		if ok && recall >= v.target {
+			return out, nil
+		}
+	}
+	return out, errors.Join(fmt.Errorf("%s reached max %d with recall %.4f below target %g; previous setting restored",
+		v.setting, v.max, out.After[recallFigure], v.target), t.Rollback(ctx, env, ix, p, out.Undo))
+}
+
+// measure measures figures on a new session, so the session sees the setting as a new
+// client would. With role scope and a pool that logs in as another role, the ALTER ROLE value
+// would not apply to the measuring session; it is set in that session instead.
+func (t *TuneSearch) measure(ctx context.Context, env Env, ix catalog.Index, u tuneUndo, value int, figures []string) map[string]float64 {
+	var after func(context.Context, *pgx.Conn) error
+	if u.Scope == "role" {
+		after = func(ctx context.Context, c *pgx.Conn) error {
+			_, err := c.Exec(ctx, `SELECT set_config($1, $2, false) WHERE current_user <> $3`, u.Setting, strconv.Itoa(value), u.Role)
+			return err
+		}
+	}
+	out := map[string]float64{}
+	fresh, err := freshPool(ctx, env.Pool, after)
+	if err != nil {
+		logger(env).Warn("measure on a new session", slog.Any("err", err))
+		return out
+	}
+	defer fresh.Close()
+	for k, val := range measureFigures(ctx, env, fresh, ix, figures) {
+		out[k] = val
+	}
+	return out
+}
+
+// effective returns the value a new session gets now: the setting where it is set, else
+// pgvector's default.
+func (t *TuneSearch) effective(ctx context.Context, env Env, u tuneUndo) (int, error) {
+	if u.Previous != nil {
+		if n, err := strconv.Atoi(*u.Previous); err == nil {
+			return n, nil
+		}
+	}
+	fresh, err := freshPool(ctx, env.Pool, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer fresh.Close()
+	var s *string
+	// Loading the library registers the setting with its default; until then it is unknown.
+	if _, err := fresh.Exec(ctx, "LOAD 'vector'"); err != nil {
+		logger(env).Debug("load vector library", slog.Any("err", err))
+	}
+	if err := fresh.QueryRow(ctx, "SELECT current_setting($1, true)", u.Setting).Scan(&s); err != nil {
+		return 0, fmt.Errorf("read %s: %w", u.Setting, err)
+	}
+	if s != nil {
+		if n, err := strconv.Atoi(*s); err == nil {
+			return n, nil
+		}
+	}
+	if u.Setting == "hnsw.ef_search" {
+		return 40, nil
+	}
+	return 1, nil
+}
+
+// readRoleSetting reads the current value of u.Setting at u's scope from pg_db_role_setting;
+// nil when not set there. It also checks that the database and role exist, as data.
+func readRoleSetting(ctx context.Context, env Env, u tuneUndo) (*string, error) {
+	var cfg []string
+	var dbOK, roleOK bool
+	err := env.Pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
+		       $3 = '' OR EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $3),
+		       coalesce((SELECT s.setconfig FROM pg_db_role_setting s
+		                 WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = $1)
+		                   AND s.setrole = CASE WHEN $2 = 'role' THEN (SELECT oid FROM pg_roles WHERE rolname = $3) ELSE 0 END),
+		                '{}')`, u.Database, u.Scope, u.Role).Scan(&dbOK, &roleOK, &cfg)
+	if err != nil {
+		return nil, fmt.Errorf("read %s setting: %w", u.Scope, err)
+	}
+	if !dbOK {
+		return nil, fmt.Errorf("database %q does not exist", u.Database)
+	}
+	if !roleOK {
+		return nil, fmt.Errorf("parameter %q: role %q does not exist", "role", u.Role)
+	}
+	for _, kv := range cfg {
+		if k, val, ok := strings.Cut(kv, "="); ok && k == u.Setting {
+			return &val, nil
+		}
+	}
+	return nil, nil
+}
+
+// Rollback implements Strategy: it restores the setting recorded in undo (or removes it when
+// it was not set). Running it twice is harmless.
+func (t *TuneSearch) Rollback(ctx context.Context, env Env, _ catalog.Index, _ Params, undo json.RawMessage) error {
+	if len(undo) == 0 {
+		return nil
+	}
+	var u tuneUndo
+	if err := json.Unmarshal(undo, &u); err != nil {
+		return fmt.Errorf("tune_search rollback: decode undo: %w", err)
+	}
+	if u.Setting != "hnsw.ef_search" && u.Setting != "ivfflat.probes" {
+		return fmt.Errorf("tune_search rollback: unknown setting %q in undo", u.Setting)
+	}
+	if u.Scope != "database" && u.Scope != "role" {
+		return fmt.Errorf("tune_search rollback: unknown scope %q in undo", u.Scope)
+	}
+	stmt, err := u.restoreStatement()
+	if err != nil {
+		return fmt.Errorf("tune_search rollback: %w", err)
+	}
+	// A rollback must happen even when the step's own deadline is what failed.
+	ctx, cancel := cleanupContext(ctx, time.Minute)
+	defer cancel()
+	if _, err := env.Pool.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("tune_search rollback: %s: %w", stmt, err)
+	}
+	logger(env).Info("search setting restored", slog.String("statement", stmt))
+	return nil
+}
