@@ -27,3 +27,14 @@ lint:
 
 clean:
 	rm -rf bin
+
+# deploy/kubernetes/prometheusrule.yaml is generated from rules/*.yml; a test in ./deploy fails
+# when the checked-in file is stale.
+.PHONY: deploy-rules
+deploy-rules:
+	$(GO) test -count=1 -run 'TestPrometheusRuleIsCurrent$$' ./deploy -update
+
+# A private PostgreSQL + pgvector, Prometheus, Alertmanager and vectorheal in a temporary
+# directory; faults are injected and healed live. VECTORHEAL_DEMO_DSN uses your database instead.
+demo: install-deps build
+	$(GO) run ./cmd/vectorheal-demo --vectorheal $(BIN)

@@ -1,0 +1,111 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// LaunchPrometheus starts Prometheus like StartPrometheus but without a test: its files go to
+// dir, and the caller stops it with Stop. For programs such as the demo.
+func LaunchPrometheus(ctx context.Context, dir, configYAML string) (*Service, error) {
+	bin, err := PrometheusBinary()
+	if err != nil {
+		return nil, fmt.Errorf("prometheus: %w", err)
+	}
+	return launchService(ctx, "prometheus", dir, configYAML, func(cfg string, port int) *exec.Cmd {
+		return exec.Command(bin,
+			"--config.file="+cfg,
+			"--storage.tsdb.path="+filepath.Join(dir, "data"),
+			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+			"--web.enable-lifecycle",
+			"--log.level=warn",
+		)
+	})
+}
+
+// LaunchAlertmanager starts Alertmanager like StartAlertmanager (clustering off) but without a
+// test: its files go to dir, and the caller stops it with Stop.
+func LaunchAlertmanager(ctx context.Context, dir, configYAML string) (*Service, error) {
+	bin, err := AlertmanagerBinary()
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: %w", err)
+	}
+	return launchService(ctx, "alertmanager", dir, configYAML, func(cfg string, port int) *exec.Cmd {
+		return exec.Command(bin,
+			"--config.file="+cfg,
+			"--storage.path="+filepath.Join(dir, "data"),
+			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+			"--cluster.listen-address=",
+			"--log.level=warn",
+		)
+	})
+}
+
+func launchService(ctx context.Context, name, dir, configYAML string, build func(cfg string, port int) *exec.Cmd) (*Service, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("%s dir: %w", name, err)
+	}
+	cfg := filepath.Join(dir, name+".yml")
+	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
+		return nil, fmt.Errorf("write %s config: %w", name, err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken between lookup and bind
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd := build(cfg, port)
+		// Its own process group, so a Ctrl-C meant for the caller reaches it only through Stop.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		p, err := startProcess(name, cmd)
+		if err != nil {
+			return nil, err
+		}
+		s := &Service{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Port: port, Dir: dir, proc: p}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = waitHTTP(wctx, s.URL+"/-/ready", p.exited)
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		p.stop()
+		lastErr = fmt.Errorf("%s: %w\n%s", name, err, tail(p.logs.String(), 30))
+	}
+	return nil, lastErr
+}
+
+// Reload asks the service to re-read its configuration file (POST /-/reload).
+func (s *Service) Reload(ctx context.Context) error {
+	return postReload(ctx, s.URL+"/-/reload")
+}
+
+// ConfigFile is the path of the service's configuration file, for rewriting before Reload.
+func (s *Service) ConfigFile() string {
+	return filepath.Join(s.Dir, s.proc.name+".yml")
+}
+
+func postReload(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("reload: %s: %s", resp.Status, b)
+	}
+	return nil
+}
