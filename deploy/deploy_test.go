@@ -260,12 +260,16 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 								SecretKeyRef struct{ Name, Key string } `yaml:"secretKeyRef"`
 							} `yaml:"valueFrom"`
 						} `yaml:"env"`
-						LivenessProbe  struct{ HTTPGet struct{ Path string } `yaml:"httpGet"` } `yaml:"livenessProbe"`
-						ReadinessProbe struct{ HTTPGet struct{ Path string } `yaml:"httpGet"` } `yaml:"readinessProbe"`
-						VolumeMounts   []struct{ Name, MountPath string } `yaml:"volumeMounts"`
+						LivenessProbe struct {
+							HTTPGet struct{ Path string } `yaml:"httpGet"`
+						} `yaml:"livenessProbe"`
+						ReadinessProbe struct {
+							HTTPGet struct{ Path string } `yaml:"httpGet"`
+						} `yaml:"readinessProbe"`
+						VolumeMounts []struct{ Name, MountPath string } `yaml:"volumeMounts"`
 					} `yaml:"containers"`
 					Volumes []struct {
-						Name      string `yaml:"name"`
+						Name      string                `yaml:"name"`
 						ConfigMap struct{ Name string } `yaml:"configMap"`
 						Secret    struct {
 							SecretName string `yaml:"secretName"`
