@@ -7,64 +7,226 @@ package exporter
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/config"
-	"github.com/vectorheal/vectorheal/internal/metricdoc"
 	"github.com/vectorheal/vectorheal/internal/targets"
 )
 
-var upDesc = prometheus.NewDesc("vectorheal_up",
-	"Whether the target database answered the last scrape (1) or not (0).",
-	[]string{"target"}, nil)
-
-// Exporter is a prometheus.Collector over every configured target.
+// Exporter is a prometheus.Collector over every configured target. Run starts its background
+// checks; Collect (a scrape) reads their latest results and the cheap statistics.
 type Exporter struct {
-	targets *targets.Set
 	cfg     config.Exporter
 	logger  *slog.Logger
+	d       descs
+	targets []*target
+	global  chan struct{} // bounds background checks over all targets
+	builds  buildTracker
+	tick    time.Duration
+}
+
+// Option changes how New builds the exporter.
+type Option func(*Exporter)
+
+// WithStateStore keeps index build tracking (training staleness, rows changed since build) in
+// the state store's index_builds table, so it survives restarts and is shared by replicas.
+// pool must have the state schema on its search_path (store.Open does that). Without it the
+// exporter tracks builds in memory.
+func WithStateStore(pool *pgxpool.Pool) Option {
+	return func(e *Exporter) {
+		if pool != nil {
+			e.builds = &storeBuilds{pool: pool}
+		}
+	}
 }
 
 // New returns an exporter over ts. Call Run to start the background checks.
-func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger) *Exporter {
-	return &Exporter{targets: ts, cfg: cfg, logger: logger}
+func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger, opts ...Option) *Exporter {
+	e := &Exporter{
+		cfg:    cfg,
+		logger: logger,
+		d:      newDescs(),
+		global: make(chan struct{}, max(cfg.MaxConcurrentChecks, 1)),
+		builds: newMemoryBuilds(),
+		tick:   200 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	for _, t := range ts.All() {
+		e.targets = append(e.targets, &target{
+			Target:     t,
+			logger:     logger.With("target", t.Name),
+			sem:        make(chan struct{}, max(t.MaxConcurrentChecks, 1)),
+			indexes:    map[uint32]*index{},
+			collectors: map[string]*collectorStat{},
+			custom:     map[string]*customResult{},
+		})
+	}
+	return e
 }
 
-// Run runs the background checks until ctx ends.
+// Run runs the background checks of every target until ctx ends, and waits for the checks
+// it started to stop.
 func (e *Exporter) Run(ctx context.Context) {
-	<-ctx.Done()
-}
-
-// Describe implements prometheus.Collector.
-func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
-	ch <- upDesc
-}
-
-// Collect implements prometheus.Collector: it pings every target in parallel.
-func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	var wg sync.WaitGroup
-	for _, t := range e.targets.All() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.StatisticsTimeout)
-			defer cancel()
-			up := 1.0
-			if err := t.Pool.Ping(ctx); err != nil {
-				up = 0
-				e.logger.Warn("target down", "target", t.Name, "err", err)
-			}
-			ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, t.Name)
-		}()
+	for _, t := range e.targets {
+		wg.Go(func() { e.runTarget(ctx, t) })
 	}
 	wg.Wait()
 }
 
-// Metrics lists every metric the exporter publishes.
-func Metrics() []metricdoc.Metric {
-	return []metricdoc.Metric{
-		{Name: "vectorheal_up", Type: "gauge", Help: "Whether the target database answered the last scrape (1) or not (0).", Labels: []string{"target"}},
+// Check kinds: the names of the background collectors.
+const (
+	kindDiscovery  = "discovery"
+	kindStatistics = "statistics"
+	kindStructure  = "structure"
+	kindRecall     = "recall"
+	kindDrift      = "drift"
+	kindCustom     = "custom:" // followed by the metric name
+)
+
+// job is the schedule of one background check of one index (or one custom metric).
+type job struct {
+	next    time.Time
+	running bool
+}
+
+// runTarget is the scheduler of one target: discovery, then each due check in its own
+// goroutine, bounded by the target's and the global semaphore.
+func (e *Exporter) runTarget(ctx context.Context, t *target) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Spread targets so they do not all discover at the same instant.
+	if !sleep(ctx, jitter(e.tick*5)) {
+		return
 	}
+	var nextDiscovery time.Time
+	ticker := time.NewTicker(e.tick)
+	defer ticker.Stop()
+	for {
+		now := time.Now()
+		if !now.Before(nextDiscovery) {
+			interval := e.cfg.DiscoveryInterval
+			if err := e.discover(ctx, t); err != nil {
+				// Retry sooner while the target is unreachable, so it is picked up quickly.
+				interval = min(interval, 10*time.Second)
+			}
+			nextDiscovery = time.Now().Add(interval)
+		}
+		for _, run := range e.dueJobs(t, now) {
+			wg.Go(func() { run(ctx) })
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// dueJobs marks the checks that are due as running and returns them.
+func (e *Exporter) dueJobs(t *target, now time.Time) []func(context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []func(context.Context)
+	checks := []struct {
+		kind string
+		c    config.Check
+	}{
+		{kindStructure, e.cfg.Structure},
+		{kindRecall, e.cfg.Recall.Check},
+		{kindDrift, e.cfg.Drift.Check},
+	}
+	for _, ix := range t.indexes {
+		if !ix.ix.Valid {
+			continue // an INVALID index is not used by queries and may be half built
+		}
+		for _, c := range checks {
+			if c.c.Disabled || c.c.Interval <= 0 {
+				continue
+			}
+			j := ix.job(c.kind, now, c.c.Interval)
+			if j.running || now.Before(j.next) {
+				continue
+			}
+			j.running = true
+			out = append(out, e.indexCheck(t, ix, c.kind, c.c, j))
+		}
+	}
+	for i := range e.cfg.CustomMetrics {
+		m := e.cfg.CustomMetrics[i]
+		if !appliesTo(m, t.Name) {
+			continue
+		}
+		j := t.customJob(m.Name, now, m.Interval)
+		if j.running || now.Before(j.next) {
+			continue
+		}
+		j.running = true
+		out = append(out, e.customCheck(t, m, j))
+	}
+	return out
+}
+
+// acquire takes a slot of the target and of the global semaphore; release gives them back.
+func (e *Exporter) acquire(ctx context.Context, t *target) (release func(), ok bool) {
+	select {
+	case t.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false
+	}
+	select {
+	case e.global <- struct{}{}:
+	case <-ctx.Done():
+		<-t.sem
+		return nil, false
+	}
+	return func() { <-e.global; <-t.sem }, true
+}
+
+// finish schedules j's next run about interval from now (±10 %, so checks that started
+// together drift apart).
+func (t *target) finish(j *job, interval time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	j.running = false
+	spread := interval / 5
+	j.next = time.Now().Add(interval - spread/2 + jitter(spread))
+}
+
+// jitter returns a random duration in [0, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d)
+}
+
+// sleep waits d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func appliesTo(m config.CustomMetric, target string) bool {
+	if len(m.Targets) == 0 {
+		return true
+	}
+	for _, t := range m.Targets {
+		if t == target {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,147 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// buildSQL reads, for the given indexes, what build tracking records when a relfilenode is new.
+const buildSQL = `
+SELECT c.oid, greatest(c.reltuples, t.reltuples, 0)::bigint,
+       coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0),
+       pg_snapshot_xmax(pg_current_snapshot())::text::bigint
+FROM pg_class c
+JOIN pg_index i ON i.indexrelid = c.oid
+JOIN pg_class t ON t.oid = i.indrelid
+LEFT JOIN pg_stat_user_tables s ON s.relid = i.indrelid
+WHERE c.oid = ANY($1)`
+
+// discover lists the target's watched vector indexes, finds how pages can be read, and
+// records new builds. Indexes that appeared are added, dropped ones forgotten.
+func (e *Exporter) discover(ctx context.Context, t *target) error {
+	start := time.Now()
+	var list []catalog.Index
+	var fn, why string
+	cur := map[uint32]buildInfo{}
+	err := readOnly(ctx, t.Pool, e.cfg.StatisticsTimeout, func(tx pgx.Tx) error {
+		all, err := catalog.List(ctx, tx)
+		if err != nil {
+			return err
+		}
+		var oids []uint32
+		for _, ix := range all {
+			if t.Watches(ix.Schema, ix.Name) {
+				list = append(list, ix)
+				oids = append(oids, ix.OID)
+			}
+		}
+		if fn, why, err = detectPageReader(ctx, tx); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, buildSQL, oids)
+		if err != nil {
+			return fmt.Errorf("build figures: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var oid uint32
+			var b buildInfo
+			var xid int64
+			if err := rows.Scan(&oid, &b.rowsAtBuild, &b.writesAtBuild, &xid); err != nil {
+				return fmt.Errorf("build figures: %w", err)
+			}
+			b.xidAtBuild = uint64(xid)
+			cur[oid] = b
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		err = fmt.Errorf("discovery: %w", err)
+		t.mu.Lock()
+		t.record(kindDiscovery, 0, start, err)
+		if msg := err.Error(); msg != t.discErr {
+			t.discErr = msg
+			t.logger.Warn("cannot list vector indexes", "err", err)
+		}
+		t.mu.Unlock()
+		return err
+	}
+
+	builds := map[uint32]buildInfo{}
+	for _, ix := range list {
+		b := cur[ix.OID]
+		b.relfilenode, b.builtAt = ix.Relfilenode, time.Now()
+		got, err := e.builds.observe(ctx, buildKey{t.Name, ix.Datname, ix.OID}, b)
+		if err != nil {
+			// Staleness of this index stays unknown this round; the other figures go on.
+			t.logger.Warn("index build tracking", "index", ix.String(), "err", err)
+			continue
+		}
+		builds[ix.OID] = got
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.discErr != "" {
+		t.logger.Info("vector indexes listed again", "indexes", len(list))
+		t.discErr = ""
+	}
+	t.record(kindDiscovery, 0, start, nil)
+	t.setReader(fn, why)
+	seen := map[uint32]bool{}
+	for _, ix := range list {
+		seen[ix.OID] = true
+		st, ok := t.indexes[ix.OID]
+		if !ok {
+			st = &index{jobs: map[string]*job{}}
+			t.indexes[ix.OID] = st
+			if t.discovered {
+				t.logger.Info("new vector index", "index", ix.String(), "method", ix.Method)
+			}
+		}
+		if b, ok := builds[ix.OID]; ok {
+			if st.build.relfilenode != 0 && st.build.relfilenode != b.relfilenode {
+				// A rebuilt index: results of the old build no longer describe it.
+				st.structure, st.recall, st.drift = nil, nil, nil
+				for _, j := range st.jobs {
+					j.next = time.Now()
+				}
+			}
+			st.build = b
+		}
+		st.ix = ix
+	}
+	for oid, st := range t.indexes {
+		if !seen[oid] {
+			t.logger.Info("vector index gone", "index", st.ix.String())
+			delete(t.indexes, oid)
+			for _, cs := range t.collectors {
+				delete(cs.ok, oid)
+			}
+		}
+	}
+	t.discovered = true
+	return nil
+}
+
+// setReader records how pages are read, logging only changes. t.mu must be held.
+func (t *target) setReader(fn, why string) {
+	if t.readerSeen && fn == t.reader && why == t.readerWhy {
+		return
+	}
+	switch {
+	case fn != "":
+		t.logger.Info("index pages readable", "function", fn)
+	default:
+		t.logger.Warn("index pages cannot be read: structure metrics are absent", "reason", why)
+		for _, ix := range t.indexes {
+			ix.structure = nil
+		}
+	}
+	t.reader, t.readerWhy, t.readerSeen = fn, why, true
+}

@@ -1,0 +1,204 @@
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// probeMarker starts every probe statement so the pg_stat_statements figures can leave the
+// exporter's own queries out.
+const probeMarker = "/* vectorheal probe */ "
+
+// recallResult is the outcome of one recall probe.
+type recallResult struct {
+	k         int
+	ratio     float64
+	indexUsed bool
+	// latencies of the top-k searches through the index, in seconds.
+	latencies []float64
+}
+
+// probe measures recall@k of ix: it samples up to queries vectors from the table, searches
+// their k nearest neighbours through the index with the session's current hnsw.ef_search /
+// ivfflat.probes, then exactly with index scans off, and compares. Ties at the k-th distance
+// count as hits, so recall is not understated when several rows are equally near. It returns
+// nil without error when the table has no vector to probe with.
+func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k int, timeout time.Duration) (*recallResult, error) {
+	op, _, err := distanceOf(ix)
+	if err != nil {
+		return nil, err
+	}
+	if ix.Column == "" || !denseVector(ix) {
+		return nil, fmt.Errorf("%s: recall probe needs a plain vector or halfvec column", ix)
+	}
+	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
+	search := probeMarker + `SELECT ctid::text, (` + col + ` ` + op + ` $1)::float8 FROM ` + tbl +
+		` ORDER BY ` + col + ` ` + op + ` $1 LIMIT $2`
+	res := &recallResult{k: k}
+	var empty bool
+	err = readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
+		qs, err := sampleVectors(ctx, tx, ix, queries)
+		if err != nil {
+			return err
+		}
+		if len(qs) == 0 {
+			empty = true
+			return nil
+		}
+		if res.indexUsed, err = usesIndex(ctx, tx, ix, search, qs[0], k); err != nil {
+			return err
+		}
+		approx := make([][]neighbour, len(qs))
+		for i, q := range qs {
+			start := time.Now()
+			approx[i], err = topK(ctx, tx, search, q, k)
+			if err != nil {
+				return fmt.Errorf("index search: %w", err)
+			}
+			res.latencies = append(res.latencies, time.Since(start).Seconds())
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off`); err != nil {
+			return fmt.Errorf("turn index scans off: %w", err)
+		}
+		var hits, want int
+		for i, q := range qs {
+			exact, err := topK(ctx, tx, search, q, k)
+			if err != nil {
+				return fmt.Errorf("exact search: %w", err)
+			}
+			h, w := recallHits(approx[i], exact)
+			hits += h
+			want += w
+		}
+		if want == 0 {
+			empty = true
+			return nil
+		}
+		res.ratio = float64(hits) / float64(want)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: recall probe: %w", ix, err)
+	}
+	if empty {
+		return nil, nil
+	}
+	return res, nil
+}
+
+// sampleVectors returns up to n vectors of the indexed column, in text form. Large tables are
+// sampled by block (TABLESAMPLE SYSTEM) so the probe reads a bounded number of pages.
+func sampleVectors(ctx context.Context, tx pgx.Tx, ix catalog.Index, n int) ([]string, error) {
+	var rows float64
+	if err := tx.QueryRow(ctx, `SELECT reltuples::float8 FROM pg_class WHERE oid = $1`, ix.TableOID).Scan(&rows); err != nil {
+		return nil, fmt.Errorf("table rows: %w", err)
+	}
+	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
+	var q string
+	var args []any
+	if rows < 10000 {
+		q = probeMarker + `SELECT ` + col + `::text FROM ` + tbl + ` WHERE ` + col + ` IS NOT NULL ORDER BY random() LIMIT $1`
+		args = []any{n}
+	} else {
+		// About 20 candidate rows per wanted vector; SYSTEM picks whole pages.
+		pct := math.Min(100, 100*float64(n*20)/rows)
+		q = probeMarker + `SELECT ` + col + `::text FROM ` + tbl + ` TABLESAMPLE SYSTEM ($2) WHERE ` + col +
+			` IS NOT NULL ORDER BY random() LIMIT $1`
+		args = []any{n, pct}
+	}
+	r, err := tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sample query vectors: %w", err)
+	}
+	out, err := pgx.CollectRows(r, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("sample query vectors: %w", err)
+	}
+	return out, nil
+}
+
+type neighbour struct {
+	ctid string
+	dist float64
+}
+
+func topK(ctx context.Context, tx pgx.Tx, search, q string, k int) ([]neighbour, error) {
+	rows, err := tx.Query(ctx, search, q, k)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (neighbour, error) {
+		var n neighbour
+		err := r.Scan(&n.ctid, &n.dist)
+		return n, err
+	})
+}
+
+// recallHits counts the approximate results that belong to the exact top-k (by row, or by a
+// distance not beyond the exact k-th one) and returns it with the number expected.
+func recallHits(approx, exact []neighbour) (hits, want int) {
+	if len(exact) == 0 {
+		return 0, 0
+	}
+	in := make(map[string]bool, len(exact))
+	for _, n := range exact {
+		in[n.ctid] = true
+	}
+	kth := exact[len(exact)-1].dist
+	tol := 1e-6 * (1 + math.Abs(kth))
+	for i, n := range approx {
+		if i >= len(exact) {
+			break
+		}
+		if in[n.ctid] || n.dist <= kth+tol {
+			hits++
+		}
+	}
+	return hits, len(exact)
+}
+
+// planNode is the part of EXPLAIN (FORMAT JSON) output the probe reads.
+type planNode struct {
+	IndexName string     `json:"Index Name"`
+	Plans     []planNode `json:"Plans"`
+}
+
+// usesIndex reports whether the planner chooses ix for the probe's top-k search.
+func usesIndex(ctx context.Context, tx pgx.Tx, ix catalog.Index, search, q string, k int) (bool, error) {
+	var raw []byte
+	if err := tx.QueryRow(ctx, `EXPLAIN (FORMAT JSON) `+search, q, k).Scan(&raw); err != nil {
+		return false, fmt.Errorf("explain: %w", err)
+	}
+	var plans []struct {
+		Plan planNode `json:"Plan"`
+	}
+	if err := json.Unmarshal(raw, &plans); err != nil {
+		return false, fmt.Errorf("explain: decode plan: %w", err)
+	}
+	var walk func(n planNode) bool
+	walk = func(n planNode) bool {
+		if n.IndexName == ix.Name {
+			return true
+		}
+		for _, c := range n.Plans {
+			if walk(c) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range plans {
+		if walk(p.Plan) {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,130 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// indexStats are the cheap per-index statistics read on every scrape.
+type indexStats struct {
+	scans, tupRead, blksHit, blksRead float64
+	sizeBytes                         float64
+	deadTup, liveTup, writes          float64
+	vacuumAge, analyzeAge             *float64 // nil when never
+	buildProgress                     *float64 // nil unless CREATE INDEX / REINDEX runs
+}
+
+// targetStats are the cheap statistics of one target.
+type targetStats struct {
+	datname string
+	indexes map[uint32]*indexStats
+	// Statements using vector distance operators, when pg_stat_statements is installed.
+	queryCalls, queryExecSeconds *float64
+	// Running VACUUM progress by table OID.
+	vacuum map[uint32]float64
+}
+
+const indexStatsSQL = `
+SELECT s.indexrelid, s.idx_scan, s.idx_tup_read, coalesce(io.idx_blks_hit, 0), coalesce(io.idx_blks_read, 0),
+       pg_relation_size(s.indexrelid),
+       coalesce(t.n_dead_tup, 0), coalesce(t.n_live_tup, 0),
+       coalesce(t.n_tup_ins + t.n_tup_upd + t.n_tup_del, 0),
+       extract(epoch FROM now() - greatest(t.last_vacuum, t.last_autovacuum))::float8,
+       extract(epoch FROM now() - greatest(t.last_analyze, t.last_autoanalyze))::float8
+FROM pg_stat_user_indexes s
+LEFT JOIN pg_statio_user_indexes io ON io.indexrelid = s.indexrelid
+LEFT JOIN pg_stat_user_tables t ON t.relid = s.relid
+WHERE s.indexrelid = ANY($1)`
+
+const buildProgressSQL = `
+SELECT index_relid,
+       CASE WHEN blocks_total > 0 THEN blocks_done::float8 / blocks_total
+            WHEN tuples_total > 0 THEN tuples_done::float8 / tuples_total ELSE 0 END
+FROM pg_stat_progress_create_index
+WHERE datname = current_database() AND index_relid = ANY($1)`
+
+const vacuumProgressSQL = `
+SELECT relid, CASE WHEN heap_blks_total > 0 THEN heap_blks_scanned::float8 / heap_blks_total ELSE 0 END
+FROM pg_stat_progress_vacuum
+WHERE datname = current_database() AND relid = ANY($1)`
+
+// The statements that use a distance operator, except vectorheal's own probes.
+const statementsSQL = `
+SELECT coalesce(sum(calls), 0)::float8, coalesce(sum(total_exec_time), 0)::float8 / 1000
+FROM pg_stat_statements
+WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND query ~ '<->|<=>|<#>|<\+>|<~>|<%>' AND query NOT LIKE '/* vectorheal probe */%'`
+
+// readStats reads the cheap statistics of the given indexes and tables.
+func readStats(ctx context.Context, tx pgx.Tx, indexOIDs, tableOIDs []uint32) (*targetStats, error) {
+	ts := &targetStats{indexes: map[uint32]*indexStats{}, vacuum: map[uint32]float64{}}
+	rows, err := tx.Query(ctx, indexStatsSQL, indexOIDs)
+	if err != nil {
+		return nil, fmt.Errorf("index statistics: %w", err)
+	}
+	for rows.Next() {
+		var oid uint32
+		s := &indexStats{}
+		var scans, tupRead, hit, read, size, dead, live, writes int64
+		if err := rows.Scan(&oid, &scans, &tupRead, &hit, &read, &size, &dead, &live, &writes, &s.vacuumAge, &s.analyzeAge); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("index statistics: %w", err)
+		}
+		s.scans, s.tupRead, s.blksHit, s.blksRead = float64(scans), float64(tupRead), float64(hit), float64(read)
+		s.sizeBytes, s.deadTup, s.liveTup, s.writes = float64(size), float64(dead), float64(live), float64(writes)
+		ts.indexes[oid] = s
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("index statistics: %w", err)
+	}
+
+	rows, err = tx.Query(ctx, buildProgressSQL, indexOIDs)
+	if err != nil {
+		return nil, fmt.Errorf("create index progress: %w", err)
+	}
+	for rows.Next() {
+		var oid uint32
+		var p float64
+		if err := rows.Scan(&oid, &p); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("create index progress: %w", err)
+		}
+		if s, ok := ts.indexes[oid]; ok {
+			s.buildProgress = &p
+		}
+	}
+	rows.Close()
+
+	rows, err = tx.Query(ctx, vacuumProgressSQL, tableOIDs)
+	if err != nil {
+		return nil, fmt.Errorf("vacuum progress: %w", err)
+	}
+	for rows.Next() {
+		var oid uint32
+		var p float64
+		if err := rows.Scan(&oid, &p); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("vacuum progress: %w", err)
+		}
+		ts.vacuum[oid] = p
+	}
+	rows.Close()
+
+	var has bool
+	if err := tx.QueryRow(ctx, `SELECT current_database(), to_regclass('pg_stat_statements') IS NOT NULL`).Scan(&ts.datname, &has); err != nil {
+		return nil, fmt.Errorf("find pg_stat_statements: %w", err)
+	}
+	if has {
+		var calls, secs float64
+		// A role without pg_read_all_stats sees other roles' queries as "<insufficient
+		// privilege>": the figures then cover its own statements only.
+		if err := tx.QueryRow(ctx, statementsSQL).Scan(&calls, &secs); err != nil {
+			return nil, fmt.Errorf("pg_stat_statements: %w", err)
+		}
+		ts.queryCalls, ts.queryExecSeconds = &calls, &secs
+	}
+	return ts, nil
+}

@@ -1,0 +1,66 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/exporter/hnsw"
+	"github.com/vectorheal/vectorheal/exporter/ivfflat"
+	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// structure is the result of one page scan: exactly one of the reports is set.
+type structure struct {
+	hnsw *hnsw.Report
+	ivf  *ivfflat.Report
+	// rows is the table's live row estimate at the scan, for the recommended IVFFlat lists.
+	rows float64
+}
+
+// qualitySample bounds the entries the IVFFlat centroid quality is computed on.
+const qualitySample = 1000
+
+// scanStructure reads the pages of ix with fn (a page reading function chosen by
+// detectPageReader) in one read-only transaction bounded by timeout, and analyses them.
+func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, batch int, timeout time.Duration) (*structure, error) {
+	if fn == "" {
+		return nil, fmt.Errorf("%s: index pages cannot be read on this target", ix)
+	}
+	var out structure
+	err := readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
+		r := pagescan.NewSQLReader(tx, ix.OID, batch, fn)
+		if err := tx.QueryRow(ctx, `SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = $1`, ix.TableOID).Scan(&out.rows); err != nil {
+			return fmt.Errorf("table rows: %w", err)
+		}
+		switch ix.Method {
+		case "hnsw":
+			rep, err := hnsw.Analyze(ctx, r, hnsw.Options{Heap: hnsw.SQLHeap(tx, ix), Batch: batch})
+			if err != nil {
+				return err
+			}
+			out.hnsw = rep
+		case "ivfflat":
+			_, kind, err := distanceOf(ix)
+			if err != nil {
+				return err
+			}
+			rep, err := ivfflat.Analyze(ctx, r, ivfflat.Options{Distance: kind, QualitySample: qualitySample, Batch: batch})
+			if err != nil {
+				return err
+			}
+			out.ivf = rep
+		default:
+			return fmt.Errorf("unknown access method %q", ix.Method)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: structure scan: %w", ix, err)
+	}
+	return &out, nil
+}

@@ -1,0 +1,69 @@
+package exporter
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// distanceOf returns the distance operator and the distance kind (as the ivfflat package names
+// them) of an index's operator class. The operator is one of a fixed set of constants.
+func distanceOf(ix catalog.Index) (op, kind string, err error) {
+	oc := ix.Opclass
+	switch {
+	case strings.HasSuffix(oc, "_l2_ops"):
+		return "<->", "l2", nil
+	case strings.HasSuffix(oc, "_cosine_ops"):
+		return "<=>", "cosine", nil
+	case strings.HasSuffix(oc, "_ip_ops"):
+		return "<#>", "ip", nil
+	case strings.HasSuffix(oc, "_l1_ops"):
+		return "<+>", "l1", nil
+	}
+	return "", "", fmt.Errorf("%s: operator class %s is not supported (l2, cosine, ip and l1 are)", ix, oc)
+}
+
+// denseVector reports whether the indexed column's values print as "[x,y,...]" (vector and
+// halfvec), which the probe and drift checks parse.
+func denseVector(ix catalog.Index) bool {
+	return strings.HasPrefix(ix.Opclass, "vector_") || strings.HasPrefix(ix.Opclass, "halfvec_")
+}
+
+// parseVector parses pgvector's text form "[1,2.5,-3]".
+func parseVector(s string) ([]float32, error) {
+	s = strings.TrimSpace(s)
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return nil, fmt.Errorf("parse vector %.40q: not in [..] form", s)
+	}
+	body := s[1 : len(s)-1]
+	if body == "" {
+		return nil, nil
+	}
+	parts := strings.Split(body, ",")
+	out := make([]float32, len(parts))
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
+		if err != nil {
+			return nil, fmt.Errorf("parse vector element %d: %w", i, err)
+		}
+		out[i] = float32(f)
+	}
+	return out, nil
+}
+
+// recommendedLists is pgvector's advice for the lists of an IVFFlat index over rows rows.
+func recommendedLists(rows float64) float64 {
+	var n float64
+	if rows <= 1e6 {
+		n = rows / 1000
+	} else {
+		n = math.Sqrt(rows)
+	}
+	if n < 1 {
+		n = 1
+	}
+	return float64(int64(n))
+}
