@@ -10,7 +10,19 @@ set -euo pipefail
 
 PG_MAJOR=15
 PGVECTOR_MIN=0.8.0
-SRC_SUITE=${VECTORHEAL_PGVECTOR_SUITE:-trixie}
+# pgvector >= 0.8 is packaged in Debian trixie and Ubuntu plucky; their source packages build
+# against PostgreSQL 15. Both can be overridden, e.g. for a local mirror.
+. /etc/os-release 2>/dev/null || true
+case "${ID:-debian}" in
+ubuntu)
+	SRC_SUITE=${VECTORHEAL_PGVECTOR_SUITE:-plucky}
+	KEYRING=/usr/share/keyrings/ubuntu-archive-keyring.gpg
+	;;
+*)
+	SRC_SUITE=${VECTORHEAL_PGVECTOR_SUITE:-trixie}
+	KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+	;;
+esac
 APT_DIR=${VECTORHEAL_APT_DIR:-/var/cache/vectorheal-apt}
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
@@ -69,15 +81,19 @@ install_packages() {
 		|| die "apt-get install $missing failed"
 }
 
-# mirror_uri prints the first Debian archive URI the system already uses, so the private
-# source list points at the same mirror the machine is configured for.
+# mirror_uri prints the first archive URI the system already uses, so the private source list
+# points at the same mirror the machine is configured for ($VECTORHEAL_PGVECTOR_MIRROR wins).
 mirror_uri() {
+	if [ -n "${VECTORHEAL_PGVECTOR_MIRROR:-}" ]; then
+		echo "$VECTORHEAL_PGVECTOR_MIRROR"
+		return
+	fi
 	local uri
 	uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
 	if [ -z "$uri" ]; then
-		uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v -- '-security' | grep -i debian | head -n1 || true)
+		uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}' | grep -v -- '-security' | grep -Ei 'debian|ubuntu' | head -n1 || true)
 	fi
-	[ -n "$uri" ] || die "cannot find a Debian mirror in /etc/apt sources to fetch pgvector's source from"
+	[ -n "$uri" ] || die "cannot find a Debian/Ubuntu mirror in /etc/apt sources (set VECTORHEAL_PGVECTOR_MIRROR) to fetch pgvector's source from"
 	echo "$uri"
 }
 
@@ -98,7 +114,7 @@ build_pgvector() {
 	local uri
 	uri=$(mirror_uri)
 	$SUDO mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/etc"
-	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $SRC_SUITE main" | $SUDO tee "$APT_DIR/etc/sources.list" >/dev/null
+	echo "deb-src [signed-by=$KEYRING] $uri $SRC_SUITE main" | $SUDO tee "$APT_DIR/etc/sources.list" >/dev/null
 	local aptopts=(-o "Dir::Etc::SourceList=$APT_DIR/etc/sources.list" -o "Dir::Etc::SourceParts=/nonexistent"
 		-o "Dir::State::Lists=$APT_DIR/lists" -o "APT::Sandbox::User=root")
 	log "fetching pgvector source from Debian $SRC_SUITE (private apt config in $APT_DIR)"
