@@ -2,10 +2,519 @@ package hnsw
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 )
 
+// Element flags kept per element.
+const (
+	flagLive = 1 << iota
+	flagBeingDeleted
+	flagDeleted
+)
+
+// pendingElem is an element whose neighbour tuple lies on a later page.
+type pendingElem struct {
+	idx     uint32
+	key     uint32
+	version uint8
+	level   uint8
+	live    bool
+}
+
+// analyzer holds the state of one Analyze call. Per element it keeps 6 bytes plus the encoded
+// neighbour list; per TID key (maxItems per block) three bits.
+type analyzer struct {
+	opts    Options
+	meta    Meta
+	nblocks uint32
+	rep     *Report
+
+	isElem    bitset // by key: an element tuple sits there
+	hasLiveIn bitset // by key: a live element lists it as a neighbour
+	next      []uint32
+	flags     []uint8  // by element index
+	levels    []uint8  // by element index
+	lists     []uint32 // by element index: offset in pool or noList
+	pool      pool
+
+	pending   map[uint32]pendingElem // by neighbour tuple key
+	unclaimed map[uint32][]byte      // neighbour tuples whose element was not seen yet, by key
+
+	epKey      uint32
+	epIdx      int64 // -1 until the entry point element is seen
+	epUsed     []int64
+	liveLevels []int64 // live elements by level
+	slotsUsed  []int64 // by layer, over live elements
+	slotsAvail []int64
+
+	heapBuf                       []TID
+	heapTotal                     int64
+	bytesLive, bytesGone, bytesAll int64
+
+	keys []uint32 // scratch
+}
+
+func (a *analyzer) fault(kind string) { a.rep.Faults[kind]++ }
+
+func key(t TID) uint32 { return t.Block*maxItems + uint32(t.Offset) - 1 }
+
+func keyTID(k uint32) TID { return TID{Block: k / maxItems, Offset: uint16(k%maxItems) + 1} }
+
+// validKey reports whether t can name an element of this index.
+func (a *analyzer) validKey(t TID) bool {
+	return t.Block >= 1 && t.Block < a.nblocks && t.Offset >= 1 && t.Offset <= maxItems
+}
+
 func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, error) {
-	return &Report{Faults: map[string]int64{}}, nil
+	rep := &Report{Faults: map[string]int64{}, EntryPoint: pagescan.InvalidTID, EntryLevel: -1}
+	n, err := r.Blocks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.Pages = n
+	if n == 0 {
+		return nil, fmt.Errorf("hnsw: relation has no pages")
+	}
+	if uint64(n)*maxItems >= 1<<32 {
+		return nil, fmt.Errorf("hnsw: %d blocks are more than the analysis can key", n)
+	}
+	meta0, err := r.Read(ctx, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	meta, err := ParseMeta(meta0[0])
+	if err != nil {
+		if errors.Is(err, pagescan.ErrBadPage) {
+			rep.Faults[FaultBadMeta]++
+			return rep, nil
+		}
+		return nil, err
+	}
+	rep.Dimensions, rep.M, rep.EfConstruction = meta.Dimensions, meta.M, meta.EfConstruction
+	rep.EntryPoint, rep.EntryLevel = meta.EntryPoint, meta.EntryLevel
+	if opts.Batch <= 0 {
+		opts.Batch = pagescan.DefaultBatch
+	}
+	if opts.HeapBatch <= 0 {
+		opts.HeapBatch = 4096
+	}
+	a := &analyzer{
+		opts: opts, meta: meta, nblocks: n, rep: rep,
+		isElem:    newBitset(uint64(n) * maxItems),
+		hasLiveIn: newBitset(uint64(n) * maxItems),
+		next:      make([]uint32, n),
+		pending:   map[uint32]pendingElem{},
+		unclaimed: map[uint32][]byte{},
+		epIdx:     -1,
+	}
+	a.next[0] = pagescan.InvalidBlock
+	if meta.EntryPoint.Valid() {
+		if a.validKey(meta.EntryPoint) {
+			a.epKey = key(meta.EntryPoint)
+		} else {
+			a.fault(FaultBadEntryPoint)
+		}
+	}
+	for start := uint32(1); start < n; {
+		cnt := min(n-start, uint32(opts.Batch))
+		pages, err := r.Read(ctx, start, cnt)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range pages {
+			a.page(start+uint32(i), p)
+		}
+		if err := a.flushHeap(ctx, false); err != nil {
+			return nil, err
+		}
+		start += cnt
+	}
+	if err := a.flushHeap(ctx, true); err != nil {
+		return nil, err
+	}
+	a.fault2(FaultMissingNeighbors, int64(len(a.pending)))
+	a.chain()
+	a.graph()
+	a.figures()
+	return rep, nil
+}
+
+func (a *analyzer) fault2(kind string, n int64) {
+	if n > 0 {
+		a.rep.Faults[kind] += n
+	}
+}
+
+// page decodes one data page. A page that cannot be decoded is a fault and is skipped.
+func (a *analyzer) page(block uint32, p []byte) {
+	a.next[block] = pagescan.InvalidBlock
+	if pagescan.IsNew(p) {
+		a.next[block] = block // marks a new page: not expected on the chain
+		return
+	}
+	h, err := pagescan.ParseHeader(p)
+	if err != nil {
+		a.fault(FaultBadPage)
+		return
+	}
+	sp, err := pagescan.ParseSpecial(p, h)
+	if err != nil || sp.PageID != PageID {
+		a.fault(FaultBadPage)
+		return
+	}
+	a.next[block] = sp.NextBlock
+	type elem struct {
+		e   Element
+		idx uint32
+		key uint32
+	}
+	var elems []elem
+	ntups := map[uint16][]byte{}
+	for off := 1; off <= pagescan.ItemCount(h); off++ {
+		lp, err := pagescan.LinePointer(p, h, off)
+		if err != nil || lp.Flags == pagescan.LPUnused || lp.Flags == pagescan.LPDead {
+			continue
+		}
+		b, err := pagescan.Item(p, h, off)
+		if err != nil || off > maxItems {
+			a.fault(FaultBadTuple)
+			continue
+		}
+		switch b[0] {
+		case elementType:
+			e, err := ParseElement(b)
+			if err != nil {
+				a.fault(FaultBadTuple)
+				continue
+			}
+			k := key(TID{Block: block, Offset: uint16(off)})
+			idx := uint32(len(a.flags))
+			a.isElem.set(k)
+			a.addElement(e, k, len(b))
+			elems = append(elems, elem{e: e, idx: idx, key: k})
+		case neighborType:
+			ntups[uint16(off)] = b
+			a.bytesAll += int64(len(b))
+		default:
+			a.fault(FaultBadTuple)
+		}
+	}
+	for _, el := range elems {
+		nt := el.e.Neighbor
+		pe := pendingElem{idx: el.idx, key: el.key, version: el.e.Version, level: uint8(el.e.Level), live: el.e.NHeap > 0}
+		switch {
+		case !nt.Valid() || !a.validKey(nt):
+			if !el.e.Deleted {
+				a.fault(FaultMissingNeighbors)
+			}
+		case nt.Block == block:
+			b, ok := ntups[nt.Offset]
+			if !ok {
+				a.fault(FaultMissingNeighbors)
+				continue
+			}
+			delete(ntups, nt.Offset)
+			a.neighbors(pe, b, el.e.Deleted)
+		case nt.Block > block:
+			a.pending[key(nt)] = pe
+		default:
+			b, ok := a.unclaimed[key(nt)]
+			if !ok {
+				a.fault(FaultMissingNeighbors)
+				continue
+			}
+			delete(a.unclaimed, key(nt))
+			a.neighbors(pe, b, el.e.Deleted)
+		}
+	}
+	for off, b := range ntups {
+		k := key(TID{Block: block, Offset: off})
+		if pe, ok := a.pending[k]; ok {
+			delete(a.pending, k)
+			a.neighbors(pe, b, a.flags[pe.idx]&flagDeleted != 0)
+			continue
+		}
+		a.unclaimed[k] = append([]byte(nil), b...)
+	}
+}
+
+// addElement records an element's state, heap TIDs and space.
+func (a *analyzer) addElement(e Element, k uint32, size int) {
+	var f uint8
+	switch {
+	case e.Deleted:
+		f = flagDeleted
+		a.rep.ElementsDeleted++
+	case e.NHeap == 0:
+		f = flagBeingDeleted
+		a.rep.ElementsBeingDeleted++
+	default:
+		f = flagLive
+		a.rep.ElementsLive++
+		for len(a.liveLevels) <= e.Level {
+			a.liveLevels = append(a.liveLevels, 0)
+		}
+		a.liveLevels[e.Level]++
+	}
+	if k == a.epKey && a.meta.EntryPoint.Valid() {
+		a.epIdx = int64(len(a.flags))
+	}
+	a.flags = append(a.flags, f)
+	a.levels = append(a.levels, uint8(e.Level))
+	a.lists = append(a.lists, noList)
+	a.bytesAll += int64(size)
+	if f == flagLive {
+		a.bytesLive += int64(size)
+	} else {
+		a.bytesGone += int64(size)
+	}
+	for i := range e.NHeap {
+		a.heapBuf = append(a.heapBuf, e.HeapTIDs[i])
+	}
+	a.heapTotal += int64(e.NHeap)
+}
+
+// neighbors decodes the neighbour tuple b of element pe and stores its neighbour list.
+func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
+	live := a.flags[pe.idx]&flagLive != 0
+	// The neighbour tuple's space belongs to its element for the fragmentation ratio.
+	if live {
+		a.bytesLive += int64(len(b))
+	} else {
+		a.bytesGone += int64(len(b))
+	}
+	nt, err := ParseNeighborTuple(b)
+	if err != nil {
+		a.fault(FaultBadTuple)
+		return
+	}
+	if nt.Version != pe.version {
+		a.fault(FaultVersionMismatch)
+		return
+	}
+	level, m := int(pe.level), a.meta.M
+	if nt.Count != (level+2)*m {
+		a.fault(FaultBadTuple)
+		return
+	}
+	if deleted {
+		return // a deleted element's slots are cleared; it has no edges
+	}
+	ep := int64(pe.idx) == a.epIdx
+	if ep {
+		a.epUsed = make([]int64, level+1)
+	}
+	keys := a.keys[:0]
+	for l := level; l >= 0; l-- {
+		start, cnt := LayerSlots(level, l, m)
+		used := int64(0)
+		for i := start; i < start+cnt; i++ {
+			t := nt.Slot(i)
+			if !t.Valid() {
+				continue
+			}
+			used++
+			if !a.validKey(t) {
+				a.fault(FaultDanglingNeighbor)
+				continue
+			}
+			k := key(t)
+			if k == pe.key {
+				continue
+			}
+			keys = append(keys, k)
+			if live {
+				a.hasLiveIn.set(k)
+			}
+		}
+		if live {
+			for len(a.slotsUsed) <= l {
+				a.slotsUsed = append(a.slotsUsed, 0)
+				a.slotsAvail = append(a.slotsAvail, 0)
+			}
+			a.slotsUsed[l] += used
+			a.slotsAvail[l] += int64(cnt)
+		}
+		if ep {
+			a.epUsed[l] = used
+		}
+	}
+	if len(keys) > 0 {
+		keys = sortUnique(keys)
+		a.lists[pe.idx] = a.pool.add(keys)
+	}
+	a.keys = keys
+}
+
+// flushHeap hands collected heap TIDs to the checker once a batch is full (or at the end).
+func (a *analyzer) flushHeap(ctx context.Context, final bool) error {
+	if len(a.heapBuf) == 0 || (!final && len(a.heapBuf) < a.opts.HeapBatch) {
+		return nil
+	}
+	if a.opts.Heap != nil {
+		dead, err := a.opts.Heap.DeadTIDs(ctx, a.heapBuf)
+		if err != nil {
+			return fmt.Errorf("hnsw: classify heap TIDs: %w", err)
+		}
+		a.rep.HeapTIDsDead += dead
+	}
+	a.heapBuf = a.heapBuf[:0]
+	return nil
+}
+
+// chain checks that the data pages form one chain from block 1 that holds every initialised
+// page once.
+func (a *analyzer) chain() {
+	if a.nblocks <= 1 {
+		return
+	}
+	seen := newBitset(uint64(a.nblocks))
+	for b := uint32(1); b < a.nblocks; {
+		if seen.has(b) {
+			a.fault(FaultChain) // loop
+			break
+		}
+		seen.set(b)
+		nb := a.next[b]
+		if nb == b || nb == pagescan.InvalidBlock || nb >= a.nblocks {
+			// A page added after Blocks() was read may link past the end: not a fault.
+			break
+		}
+		b = nb
+	}
+	for b := uint32(1); b < a.nblocks; b++ {
+		if !seen.has(b) && a.next[b] != b {
+			a.fault(FaultChain)
+		}
+	}
+}
+
+// graph runs the BFS from the entry point over every layer and counts unreachable elements,
+// orphans and dangling neighbours.
+func (a *analyzer) graph() {
+	rk := newRanker(a.isElem)
+	nel := uint32(len(a.flags))
+	visited := newBitset(uint64(nel))
+	var dangling int64
+	visit := func(u uint32, push func(uint32)) {
+		if a.lists[u] == noList {
+			return
+		}
+		a.pool.each(a.lists[u], func(k uint32) {
+			if !a.isElem.has(k) {
+				dangling++
+				return
+			}
+			if push != nil {
+				push(rk.rank(k))
+			}
+		})
+	}
+	if a.epIdx >= 0 {
+		queue := []uint32{uint32(a.epIdx)}
+		visited.set(uint32(a.epIdx))
+		push := func(v uint32) {
+			if !visited.has(v) {
+				visited.set(v)
+				queue = append(queue, v)
+			}
+		}
+		for len(queue) > 0 {
+			u := queue[len(queue)-1]
+			queue = queue[:len(queue)-1]
+			visit(u, push)
+		}
+	} else if a.meta.EntryPoint.Valid() && a.rep.Faults[FaultBadEntryPoint] == 0 {
+		a.fault(FaultBadEntryPoint)
+	}
+	var reached int64
+	var orphans int64
+	var k uint32
+	for u := range nel {
+		// Element keys are the set bits of isElem in order.
+		for !a.isElem.has(k) {
+			k++
+		}
+		if !visited.has(u) {
+			visit(u, nil)
+		}
+		if a.flags[u]&flagLive != 0 {
+			if visited.has(u) {
+				reached++
+			} else if len(a.rep.UnreachableElements) < a.opts.ListLimit {
+				a.rep.UnreachableElements = append(a.rep.UnreachableElements, keyTID(k))
+			}
+			if !a.hasLiveIn.has(k) && int64(u) != a.epIdx {
+				orphans++
+				if len(a.rep.OrphanElements) < a.opts.ListLimit {
+					a.rep.OrphanElements = append(a.rep.OrphanElements, keyTID(k))
+				}
+			}
+		}
+		k++
+	}
+	a.rep.Unreachable = a.rep.ElementsLive - reached
+	a.rep.Orphans = orphans
+	a.fault2(FaultDanglingNeighbor, dangling)
+}
+
+// figures derives the ratios.
+func (a *analyzer) figures() {
+	rep := a.rep
+	rep.HeapTIDsLive = a.heapTotal - rep.HeapTIDsDead
+	top := len(a.liveLevels) - 1
+	rep.LayerElements = make([]int64, top+1)
+	var sum int64
+	for l := top; l >= 0; l-- {
+		sum += a.liveLevels[l]
+		rep.LayerElements[l] = sum
+	}
+	rep.NeighborFill = make([]float64, len(rep.LayerElements))
+	for l := range rep.NeighborFill {
+		if l < len(a.slotsAvail) && a.slotsAvail[l] > 0 {
+			rep.NeighborFill[l] = float64(a.slotsUsed[l]) / float64(a.slotsAvail[l])
+		}
+	}
+	rep.ConnectivityRatio = 1
+	if rep.ElementsLive > 0 {
+		rep.ConnectivityRatio = float64(rep.ElementsLive-rep.Unreachable) / float64(rep.ElementsLive)
+	}
+	rep.EntryPointQuality = a.entryPointQuality()
+	if a.bytesAll > 0 {
+		gone := float64(a.bytesGone)
+		if a.heapTotal > 0 {
+			gone += float64(a.bytesLive) * float64(rep.HeapTIDsDead) / float64(a.heapTotal)
+		}
+		rep.FragmentationRatio = gone / float64(a.bytesAll)
+	}
+}
+
+// entryPointQuality implements the formula in the package documentation.
+func (a *analyzer) entryPointQuality() float64 {
+	rep := a.rep
+	if rep.ElementsLive == 0 {
+		return 1 // an empty graph has nothing to enter
+	}
+	if a.epIdx < 0 || a.flags[a.epIdx]&flagLive == 0 || a.epUsed == nil {
+		return 0
+	}
+	top := len(rep.LayerElements) - 1
+	level := int(a.levels[a.epIdx])
+	q := float64(min(level, top)+1) / float64(top+1)
+	if level != rep.EntryLevel {
+		q *= 0.5
+	}
+	var used, want int64
+	for l := 0; l <= min(level, top); l++ {
+		_, slots := LayerSlots(level, l, a.meta.M)
+		used += a.epUsed[l]
+		want += min(int64(slots), rep.LayerElements[l]-1)
+	}
+	if want > 0 {
+		q *= min(1, float64(used)/float64(want))
+	}
+	return q
 }

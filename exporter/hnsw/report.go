@@ -23,6 +23,9 @@ type Options struct {
 	Batch int
 	// HeapBatch is the number of heap TIDs handed to Heap per call; 0 means 4096.
 	HeapBatch int
+	// ListLimit is how many orphan and unreachable elements Analyze names in the report
+	// (Report.OrphanElements, Report.UnreachableElements); 0 names none.
+	ListLimit int
 }
 
 // Fault kinds counted in Report.Faults.
@@ -59,6 +62,9 @@ type Report struct {
 	NeighborFill []float64
 	// Faults counts structural faults by kind (the Fault* constants).
 	Faults map[string]int64
+	// OrphanElements and UnreachableElements name the first Options.ListLimit such elements
+	// in block order.
+	OrphanElements, UnreachableElements []TID
 }
 
 // Analyze streams the pages of an HNSW index from r and returns its structure.

@@ -1,0 +1,276 @@
+package hnsw_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/exporter/hnsw"
+	"github.com/vectorheal/vectorheal/exporter/hnsw/hnswtest"
+	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+type bundle struct {
+	ctx  context.Context
+	pg   *testenv.Postgres
+	dsn  string
+	pool *pgxpool.Pool
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	b := &bundle{ctx: ctx, pg: pg, dsn: dsn}
+	b.connect(t)
+	return b
+}
+
+func (b *bundle) connect(t *testing.T) {
+	t.Helper()
+	pool, err := pgxpool.New(b.ctx, b.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	b.pool = pool
+}
+
+func (b *bundle) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	if _, err := b.pool.Exec(b.ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func (b *bundle) count(t *testing.T, sql string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := b.pool.QueryRow(b.ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// build creates table items(id, v vector(dim), note) with rows random vectors and an HNSW
+// index items_v_idx on it.
+func (b *bundle) build(t *testing.T, rows, dim int, with string) catalog.Index {
+	t.Helper()
+	b.exec(t, fmt.Sprintf(`CREATE TABLE items (id int PRIMARY KEY, v vector(%d), note int NOT NULL DEFAULT 0) WITH (fillfactor = 60, autovacuum_enabled = off)`, dim))
+	b.exec(t, `SELECT setseed(0.42)`)
+	b.exec(t, fmt.Sprintf(`INSERT INTO items (id, v)
+		SELECT i, (SELECT array_agg(random()) FROM generate_series(1, %d) WHERE i > 0)::vector
+		FROM generate_series(1, %d) AS i`, dim, rows))
+	b.exec(t, `CREATE INDEX items_v_idx ON items USING hnsw (v vector_l2_ops) `+with)
+	return b.resolve(t)
+}
+
+func (b *bundle) resolve(t *testing.T) catalog.Index {
+	t.Helper()
+	ix, err := catalog.Resolve(b.ctx, b.pool, "public", "items_v_idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+func (b *bundle) analyze(t *testing.T, ix catalog.Index) *hnsw.Report {
+	t.Helper()
+	r := pagescan.NewSQLReader(b.pool, ix.OID, 16, pagescan.RawPageFunc)
+	rep, err := hnsw.Analyze(b.ctx, r, hnsw.Options{Heap: hnsw.SQLHeap(b.pool, ix), HeapBatch: 500, ListLimit: 1000})
+	if err != nil {
+		t.Fatalf("analyze %s: %v", ix, err)
+	}
+	return rep
+}
+
+// independent recomputes the graph figures with hnswtest's map-based decoder and BFS.
+type independent struct {
+	live, beingDeleted, deleted int64
+	levels                      []int64 // live elements by level
+	unreachable, orphans        []hnsw.TID
+}
+
+func (b *bundle) independent(t *testing.T, ix catalog.Index) independent {
+	t.Helper()
+	g, err := hnswtest.Load(b.ctx, b.pool, ix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out independent
+	reach := g.Reachable(nil)
+	orphans := g.Orphans(nil)
+	for _, tid := range g.Order {
+		e := g.Elements[tid]
+		switch {
+		case e.Deleted:
+			out.deleted++
+		case !e.Live:
+			out.beingDeleted++
+		default:
+			out.live++
+			for len(out.levels) <= e.Level {
+				out.levels = append(out.levels, 0)
+			}
+			out.levels[e.Level]++
+			if !reach[tid] {
+				out.unreachable = append(out.unreachable, tid)
+			}
+			if orphans[tid] {
+				out.orphans = append(out.orphans, tid)
+			}
+		}
+	}
+	return out
+}
+
+// checkAgainst compares the report with the independent computation.
+func checkAgainst(t *testing.T, rep *hnsw.Report, ind independent) {
+	t.Helper()
+	if rep.ElementsLive != ind.live || rep.ElementsBeingDeleted != ind.beingDeleted || rep.ElementsDeleted != ind.deleted {
+		t.Errorf("elements live/being/deleted = %d/%d/%d, independent %d/%d/%d", rep.ElementsLive,
+			rep.ElementsBeingDeleted, rep.ElementsDeleted, ind.live, ind.beingDeleted, ind.deleted)
+	}
+	if len(rep.LayerElements) != len(ind.levels) {
+		t.Fatalf("layers = %d, independent %d", len(rep.LayerElements), len(ind.levels))
+	}
+	var sum int64
+	for l := len(ind.levels) - 1; l >= 0; l-- {
+		sum += ind.levels[l]
+		if rep.LayerElements[l] != sum {
+			t.Errorf("layer %d elements = %d, independent %d", l, rep.LayerElements[l], sum)
+		}
+	}
+	if !slices.Equal(rep.UnreachableElements, ind.unreachable) {
+		t.Errorf("unreachable = %v, independent %v", rep.UnreachableElements, ind.unreachable)
+	}
+	if !slices.Equal(rep.OrphanElements, ind.orphans) {
+		t.Errorf("orphans = %v, independent %v", rep.OrphanElements, ind.orphans)
+	}
+	if rep.Unreachable != int64(len(ind.unreachable)) || rep.Orphans != int64(len(ind.orphans)) {
+		t.Errorf("unreachable/orphans = %d/%d, independent %d/%d", rep.Unreachable, rep.Orphans, len(ind.unreachable), len(ind.orphans))
+	}
+}
+
+func noFaults(t *testing.T, rep *hnsw.Report) {
+	t.Helper()
+	if len(rep.Faults) != 0 {
+		t.Errorf("faults on a healthy index: %v", rep.Faults)
+	}
+}
+
+func TestFreshIndex(t *testing.T) {
+	b := setup(t)
+	const rows = 3000
+	ix := b.build(t, rows, 24, `WITH (m = 8, ef_construction = 32)`)
+	rep := b.analyze(t, ix)
+	t.Logf("report: %+v", *rep)
+	noFaults(t, rep)
+	if rep.Dimensions != 24 || rep.M != 8 || rep.EfConstruction != 32 {
+		t.Errorf("meta dims/m/ef = %d/%d/%d", rep.Dimensions, rep.M, rep.EfConstruction)
+	}
+	if want := uint32(ix.SizeBytes / pagescan.PageSize); rep.Pages != want {
+		t.Errorf("pages = %d, relation has %d", rep.Pages, want)
+	}
+	n := b.count(t, `SELECT count(*) FROM items`)
+	if rep.ElementsLive != n || rep.HeapTIDsLive != n || rep.HeapTIDsDead != 0 {
+		t.Errorf("live elements %d, live heap TIDs %d, dead %d; table has %d rows", rep.ElementsLive, rep.HeapTIDsLive, rep.HeapTIDsDead, n)
+	}
+	if rep.LayerElements[0] != n || len(rep.LayerElements) < 2 || rep.LayerElements[len(rep.LayerElements)-1] < 1 {
+		t.Errorf("layer elements %v", rep.LayerElements)
+	}
+	if rep.EntryLevel != len(rep.LayerElements)-1 {
+		t.Errorf("entry level %d, top layer %d", rep.EntryLevel, len(rep.LayerElements)-1)
+	}
+	checkAgainst(t, rep, b.independent(t, ix))
+	if rep.ConnectivityRatio != float64(n-rep.Unreachable)/float64(n) {
+		t.Errorf("connectivity %v with %d unreachable", rep.ConnectivityRatio, rep.Unreachable)
+	}
+	if rep.EntryPointQuality <= 0.5 || rep.EntryPointQuality > 1 {
+		t.Errorf("entry point quality %v on a fresh index", rep.EntryPointQuality)
+	}
+	if rep.FragmentationRatio != 0 {
+		t.Errorf("fragmentation %v on a fresh index", rep.FragmentationRatio)
+	}
+	for l, f := range rep.NeighborFill {
+		if rep.LayerElements[l] > 1 && (f <= 0 || f > 1) {
+			t.Errorf("layer %d fill %v", l, f)
+		}
+	}
+}
+
+func TestDeleteThenVacuum(t *testing.T) {
+	b := setup(t)
+	const rows = 2000
+	ix := b.build(t, rows, 16, `WITH (m = 8, ef_construction = 32)`)
+	b.exec(t, `DELETE FROM items WHERE id % 10 = 3`)
+	deleted := int64(rows / 10)
+	rep := b.analyze(t, ix)
+	noFaults(t, rep)
+	if rep.HeapTIDsDead != deleted || rep.HeapTIDsLive != rows-deleted {
+		t.Errorf("before VACUUM: heap TIDs live/dead = %d/%d, want %d/%d", rep.HeapTIDsLive, rep.HeapTIDsDead, rows-deleted, deleted)
+	}
+	if rep.ElementsLive != rows {
+		t.Errorf("before VACUUM: live elements %d, want %d (the graph still holds them)", rep.ElementsLive, rows)
+	}
+	if want := float64(deleted) / rows; rep.FragmentationRatio < want*0.99 || rep.FragmentationRatio > want*1.01 {
+		t.Errorf("before VACUUM: fragmentation %v, want about %v", rep.FragmentationRatio, want)
+	}
+	b.exec(t, `VACUUM items`)
+	rep = b.analyze(t, ix)
+	t.Logf("after vacuum: %+v", *rep)
+	noFaults(t, rep)
+	if rep.HeapTIDsDead != 0 || rep.HeapTIDsLive != rows-deleted || rep.ElementsLive != rows-deleted {
+		t.Errorf("after VACUUM: heap TIDs live/dead = %d/%d, live elements %d; want %d/0/%d", rep.HeapTIDsLive, rep.HeapTIDsDead, rep.ElementsLive, rows-deleted, rows-deleted)
+	}
+	if rep.ElementsDeleted+rep.ElementsBeingDeleted != deleted || rep.ElementsDeleted == 0 {
+		t.Errorf("after VACUUM: deleted %d + being deleted %d, want %d", rep.ElementsDeleted, rep.ElementsBeingDeleted, deleted)
+	}
+	if rep.FragmentationRatio <= 0 {
+		t.Errorf("after VACUUM: fragmentation %v, want > 0 (deleted elements hold space)", rep.FragmentationRatio)
+	}
+	checkAgainst(t, rep, b.independent(t, ix))
+}
+
+func TestCutInLinks(t *testing.T) {
+	b := setup(t)
+	ix := b.build(t, 2500, 16, `WITH (m = 6, ef_construction = 24)`)
+	b.pool.Close()
+	cut := hnswtest.CutInLinks(t, b.pg, b.dsn, "public", "items_v_idx", 4)
+	b.connect(t)
+	slices.SortFunc(cut, func(x, y hnsw.TID) int {
+		if x.Block != y.Block {
+			return int(x.Block) - int(y.Block)
+		}
+		return int(x.Offset) - int(y.Offset)
+	})
+	rep := b.analyze(t, ix)
+	noFaults(t, rep)
+	if !slices.Equal(rep.OrphanElements, cut) || !slices.Equal(rep.UnreachableElements, cut) {
+		t.Errorf("cut %v; orphans %v, unreachable %v", cut, rep.OrphanElements, rep.UnreachableElements)
+	}
+	if rep.Orphans != 4 || rep.Unreachable != 4 {
+		t.Errorf("orphans %d, unreachable %d, want 4 each", rep.Orphans, rep.Unreachable)
+	}
+	if want := float64(rep.ElementsLive-4) / float64(rep.ElementsLive); rep.ConnectivityRatio != want {
+		t.Errorf("connectivity %v, want %v", rep.ConnectivityRatio, want)
+	}
+	checkAgainst(t, rep, b.independent(t, ix))
+	b.exec(t, `REINDEX INDEX items_v_idx`)
+	rep = b.analyze(t, b.resolve(t))
+	noFaults(t, rep)
+	if rep.Orphans != 0 || rep.Unreachable != 0 {
+		t.Errorf("after REINDEX: orphans %d, unreachable %d", rep.Orphans, rep.Unreachable)
+	}
+}
