@@ -1,0 +1,472 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
+)
+
+// Errors the API turns into status codes.
+var (
+	// ErrNotFound: no repair, target or index of that name.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the repair is not in a state that allows the call.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the request is malformed; the message says which field.
+	ErrInvalid = errors.New("invalid request")
+)
+
+// Repair is a repair as the API shows it.
+type Repair struct {
+	ID                int64             `json:"id"`
+	State             string            `json:"state"`
+	Reason            string            `json:"reason,omitempty"`
+	Error             string            `json:"error,omitempty"`
+	Entry             string            `json:"entry"`
+	Alertname         string            `json:"alertname,omitempty"`
+	Fingerprint       string            `json:"fingerprint,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	Priority          int               `json:"priority"`
+	Target            string            `json:"target"`
+	Datname           string            `json:"datname"`
+	Schema            string            `json:"schemaname"`
+	Table             string            `json:"relname"`
+	Index             string            `json:"indexrelname"`
+	DryRun            bool              `json:"dry_run"`
+	RequestedBy       string            `json:"requested_by,omitempty"`
+	ApprovedBy        string            `json:"approved_by,omitempty"`
+	ApprovedAt        *time.Time        `json:"approved_at,omitempty"`
+	CancelRequestedBy string            `json:"cancel_requested_by,omitempty"`
+	Runner            string            `json:"runner,omitempty"`
+	CreatedAt         time.Time         `json:"created_at"`
+	StartedAt         *time.Time        `json:"started_at,omitempty"`
+	FinishedAt        *time.Time        `json:"finished_at,omitempty"`
+	Plan              *Plan             `json:"plan,omitempty"`
+	Steps             []Step            `json:"steps,omitempty"`
+}
+
+const repairColumns = `id, state, reason, error, entry, alertname, fingerprint, labels, priority, target, datname,
+	schemaname, relname, indexrelname, (plan->>'dry_run')::bool, requested_by, approved_by, approved_at,
+	cancel_requested_by, runner, created_at, started_at, finished_at, plan`
+
+func scanRepair(row pgx.CollectableRow) (Repair, error) {
+	var (
+		r            Repair
+		labels, plan []byte
+		dry          *bool
+	)
+	err := row.Scan(&r.ID, &r.State, &r.Reason, &r.Error, &r.Entry, &r.Alertname, &r.Fingerprint, &labels, &r.Priority,
+		&r.Target, &r.Datname, &r.Schema, &r.Table, &r.Index, &dry, &r.RequestedBy, &r.ApprovedBy, &r.ApprovedAt,
+		&r.CancelRequestedBy, &r.Runner, &r.CreatedAt, &r.StartedAt, &r.FinishedAt, &plan)
+	if err != nil {
+		return r, err
+	}
+	r.DryRun = dry != nil && *dry
+	if err := json.Unmarshal(labels, &r.Labels); err != nil {
+		return r, err
+	}
+	r.Plan = &Plan{}
+	return r, json.Unmarshal(plan, r.Plan)
+}
+
+// Filter selects repairs to list.
+type Filter struct {
+	Target string
+	Schema string
+	Index  string
+	// State is a repair state, or "active" (queued, awaiting approval or running).
+	State string
+	Limit int // default 50, at most 1000
+}
+
+// Repairs lists repairs, newest first.
+func (e *Engine) Repairs(ctx context.Context, f Filter) ([]Repair, error) {
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	if f.Target != "" {
+		add("target = $%d", f.Target)
+	}
+	if f.Schema != "" {
+		add("schemaname = $%d", f.Schema)
+	}
+	if f.Index != "" {
+		add("indexrelname = $%d", f.Index)
+	}
+	switch f.State {
+	case "":
+	case "active":
+		where = append(where, "state IN ('queued', 'awaiting_approval', 'running')")
+	case "queued", "awaiting_approval", "running", "succeeded", "failed", "rolled_back", "skipped", "dry_run", "cancelled":
+		add("state = $%d", f.State)
+	default:
+		return nil, fmt.Errorf("%w: outcome %q is not a repair state", ErrInvalid, f.State)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 1000)
+	q := `SELECT ` + repairColumns + ` FROM repairs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", limit)
+	rows, err := e.o.State.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list repairs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, scanRepair)
+	if err != nil {
+		return nil, fmt.Errorf("list repairs: %w", err)
+	}
+	for i := range out {
+		out[i].Plan = nil
+	}
+	return out, nil
+}
+
+// Repair returns one repair with its plan and steps.
+func (e *Engine) Repair(ctx context.Context, id int64) (Repair, error) {
+	rows, err := e.o.State.Query(ctx, `SELECT `+repairColumns+` FROM repairs WHERE id = $1`, id)
+	if err != nil {
+		return Repair{}, fmt.Errorf("read repair: %w", err)
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanRepair)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Repair{}, fmt.Errorf("repair %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Repair{}, fmt.Errorf("read repair: %w", err)
+	}
+	if r.Steps, err = e.steps(ctx, id); err != nil {
+		return Repair{}, err
+	}
+	return r, nil
+}
+
+// TriggerRequest asks for a manual repair of one index.
+type TriggerRequest struct {
+	Target   string         `json:"target"`
+	Schema   string         `json:"schema"`
+	Index    string         `json:"index"`
+	Strategy string         `json:"strategy"`
+	Params   map[string]any `json:"params,omitempty"`
+	// Validate, when set, is checked after the step like a runbook step's validation.
+	Validate *Validation   `json:"validate,omitempty"`
+	DryRun   bool          `json:"dry_run,omitempty"`
+	Timeout  time.Duration `json:"timeout,omitempty"`
+}
+
+// Trigger queues a manual repair and returns its id. The index is resolved now, so a name
+// that is not a vector index of the target is refused at once.
+func (e *Engine) Trigger(ctx context.Context, req TriggerRequest, by string) (int64, error) {
+	if req.Target == "" || req.Index == "" || req.Strategy == "" {
+		return 0, fmt.Errorf("%w: target, index and strategy are required", ErrInvalid)
+	}
+	if req.Schema == "" {
+		req.Schema = "public"
+	}
+	strat, ok := e.o.Strategies.Get(req.Strategy)
+	if !ok {
+		return 0, fmt.Errorf("%w: strategy %q is unknown (known: %s)", ErrInvalid, req.Strategy, strings.Join(e.o.Strategies.Names(), ", "))
+	}
+	if err := strat.CheckParams(req.Params); err != nil {
+		return 0, fmt.Errorf("%w: params: %v", ErrInvalid, err)
+	}
+	if req.Validate != nil {
+		if _, err := req.Validate.check(0); err != nil {
+			return 0, fmt.Errorf("%w: validate.op: %v", ErrInvalid, err)
+		}
+	}
+	t, ok := e.o.Targets.Get(req.Target)
+	if !ok {
+		return 0, fmt.Errorf("target %q: %w", req.Target, ErrNotFound)
+	}
+	if !t.Watches(req.Schema, req.Index) {
+		return 0, fmt.Errorf("%w: %s.%s is excluded by target %q", ErrInvalid, req.Schema, req.Index, req.Target)
+	}
+	ix, err := catalog.Resolve(ctx, t.Pool, req.Schema, req.Index)
+	if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrNotVector) {
+		return 0, fmt.Errorf("target %q: %w: %v", req.Target, ErrNotFound, err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	plan := Plan{
+		Entry: "manual:" + req.Strategy, Priority: 80, Manual: true, DryRun: req.DryRun, Timeout: req.Timeout,
+		Steps: []PlanStep{{Strategy: req.Strategy, Params: req.Params, Validate: req.Validate, OnFailure: runbook.OnFailureRollback}},
+	}
+	labels := map[string]string{"target": req.Target, "datname": ix.Datname, "schemaname": ix.Schema,
+		"relname": ix.Table, "indexrelname": ix.Name}
+	var id int64
+	err = pgx.BeginFunc(ctx, e.o.State, func(tx pgx.Tx) error {
+		id, _, err = e.enqueue(ctx, tx, newRepair{labels: labels, plan: plan, by: by})
+		return err
+	})
+	return id, err
+}
+
+// Approve lets a repair awaiting approval run.
+func (e *Engine) Approve(ctx context.Context, id int64, by string) error {
+	return pgx.BeginFunc(ctx, e.o.State, func(tx pgx.Tx) error {
+		var state string
+		var prio int
+		err := tx.QueryRow(ctx, `SELECT state, priority FROM repairs WHERE id = $1 FOR UPDATE`, id).Scan(&state, &prio)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("repair %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("approve: %w", err)
+		}
+		if state != "awaiting_approval" {
+			return fmt.Errorf("%w: repair %d is %s, not awaiting_approval", ErrConflict, id, state)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE repairs SET state = 'queued', approved_by = $2, approved_at = now() WHERE id = $1`, id, by); err != nil {
+			return fmt.Errorf("approve: %w", err)
+		}
+		return e.insertJob(ctx, tx, id, prio)
+	})
+}
+
+// Cancel stops a repair: one not started yet is cancelled at once; a running one has its
+// context cancelled (its SQL stops) and is rolled back by its worker.
+func (e *Engine) Cancel(ctx context.Context, id int64, by string) error {
+	var job *int64
+	err := pgx.BeginFunc(ctx, e.o.State, func(tx pgx.Tx) error {
+		var state string
+		err := tx.QueryRow(ctx, `SELECT state, job_id FROM repairs WHERE id = $1 FOR UPDATE`, id).Scan(&state, &job)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("repair %d: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("cancel: %w", err)
+		}
+		switch state {
+		case "queued", "awaiting_approval":
+			_, err = tx.Exec(ctx, `UPDATE repairs SET state = 'cancelled', reason = 'cancelled', cancel_requested_by = $2,
+				finished_at = now() WHERE id = $1`, id, by)
+		case "running":
+			_, err = tx.Exec(ctx, `UPDATE repairs SET cancel_requested_by = $2 WHERE id = $1`, id, by)
+		default:
+			return fmt.Errorf("%w: repair %d has ended (%s)", ErrConflict, id, state)
+		}
+		if err != nil {
+			return fmt.Errorf("cancel: %w", err)
+		}
+		return nil
+	})
+	if err != nil || job == nil {
+		return err
+	}
+	// River tells the worker holding the job, in whichever process, to cancel its context.
+	if _, err := e.river.JobCancel(ctx, *job); err != nil && !errors.Is(err, river.ErrNotFound) {
+		return fmt.Errorf("cancel job of repair %d: %w", id, err)
+	}
+	return nil
+}
+
+// Circuit is the breaker state of one index.
+type Circuit struct {
+	Target   string     `json:"target"`
+	Datname  string     `json:"datname"`
+	Schema   string     `json:"schemaname"`
+	Table    string     `json:"relname"`
+	Index    string     `json:"indexrelname"`
+	Failures int        `json:"failures"`
+	Open     bool       `json:"open"`
+	OpenedAt *time.Time `json:"opened_at,omitempty"`
+	ResetBy  string     `json:"reset_by,omitempty"`
+	ResetAt  *time.Time `json:"reset_at,omitempty"`
+}
+
+// Circuits lists the circuits of every index that has failed at least once.
+func (e *Engine) Circuits(ctx context.Context) ([]Circuit, error) {
+	rows, err := e.o.State.Query(ctx, `SELECT target, datname, schemaname, relname, indexrelname, failures, open,
+		opened_at, reset_by, reset_at FROM circuits ORDER BY target, datname, schemaname, indexrelname`)
+	if err != nil {
+		return nil, fmt.Errorf("read circuits: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Circuit, error) {
+		var c Circuit
+		err := row.Scan(&c.Target, &c.Datname, &c.Schema, &c.Table, &c.Index, &c.Failures, &c.Open, &c.OpenedAt, &c.ResetBy, &c.ResetAt)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read circuits: %w", err)
+	}
+	return out, nil
+}
+
+// ResetCircuit closes the circuit of target/schema.index (datname empty: any database of the
+// target) and clears its failure count. It returns how many circuits it reset.
+func (e *Engine) ResetCircuit(ctx context.Context, target, datname, schema, index, by string) (int64, error) {
+	if target == "" || index == "" {
+		return 0, fmt.Errorf("%w: target and index are required", ErrInvalid)
+	}
+	if schema == "" {
+		schema = "public"
+	}
+	tag, err := e.o.State.Exec(ctx, `UPDATE circuits SET open = false, failures = 0, reset_by = $5, reset_at = now()
+		WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4`,
+		target, datname, schema, index, by)
+	if err != nil {
+		return 0, fmt.Errorf("reset circuit: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return 0, fmt.Errorf("no circuit for %s %s.%s: %w", target, schema, index, ErrNotFound)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// RequestCheck records a request to run the background health checks of an index (or of
+// every index of the target when index is empty) ahead of schedule; the exporter picks
+// pending requests up from check_requests and marks them done.
+func (e *Engine) RequestCheck(ctx context.Context, target, schema, index, by string) (int64, error) {
+	if _, ok := e.o.Targets.Get(target); !ok {
+		return 0, fmt.Errorf("target %q: %w", target, ErrNotFound)
+	}
+	if index != "" && schema == "" {
+		schema = "public"
+	}
+	var id int64
+	err := e.o.State.QueryRow(ctx, `INSERT INTO check_requests (target, schemaname, indexrelname, requested_by)
+		VALUES ($1, $2, $3, $4) RETURNING id`, target, schema, index, by).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("request check: %w", err)
+	}
+	return id, nil
+}
+
+// Status is the healing status.
+type Status struct {
+	Workers          bool           `json:"workers"` // this process runs repairs
+	Runner           string         `json:"runner"`
+	Active           int            `json:"active"`
+	Queued           int            `json:"queued"`
+	AwaitingApproval int            `json:"awaiting_approval"`
+	Last24h          map[string]int `json:"last_24h"` // finished repairs by state
+	OpenCircuits     []Circuit      `json:"open_circuits"`
+	RunbookEntries   int            `json:"runbook_entries"`
+}
+
+// Status reports what the engine is doing.
+func (e *Engine) Status(ctx context.Context) (Status, error) {
+	s := Status{Workers: e.o.Workers, Runner: e.o.ID, Last24h: map[string]int{}, OpenCircuits: []Circuit{}}
+	rows, err := e.o.State.Query(ctx, `SELECT state, count(*) FROM repairs
+		WHERE state IN ('queued', 'awaiting_approval', 'running') OR finished_at > now() - interval '24 hours'
+		GROUP BY state`)
+	if err != nil {
+		return s, fmt.Errorf("status: %w", err)
+	}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return s, fmt.Errorf("status: %w", err)
+		}
+		switch st {
+		case "queued":
+			s.Queued = n
+		case "awaiting_approval":
+			s.AwaitingApproval = n
+		case "running":
+			s.Active = n
+		default:
+			s.Last24h[st] = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("status: %w", err)
+	}
+	cs, err := e.Circuits(ctx)
+	if err != nil {
+		return s, err
+	}
+	for _, c := range cs {
+		if c.Open {
+			s.OpenCircuits = append(s.OpenCircuits, c)
+		}
+	}
+	if rb := e.currentRunbook(); rb != nil {
+		s.RunbookEntries = len(rb.Entries)
+	}
+	return s, nil
+}
+
+// Issue is an alert received and what became of it.
+type Issue struct {
+	AlertID       int64             `json:"alert_id"`
+	Fingerprint   string            `json:"fingerprint"`
+	Alertname     string            `json:"alertname"`
+	Status        string            `json:"status"`
+	Labels        map[string]string `json:"labels"`
+	StartsAt      time.Time         `json:"starts_at"`
+	EndsAt        *time.Time        `json:"ends_at,omitempty"`
+	ReceivedAt    time.Time         `json:"received_at"`
+	LastSeenAt    time.Time         `json:"last_seen_at"`
+	TimesReceived int               `json:"times_received"`
+	Repairs       []IssueRepair     `json:"repairs"`
+}
+
+// IssueRepair is a repair an alert caused.
+type IssueRepair struct {
+	ID     int64  `json:"id"`
+	Entry  string `json:"entry"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Issues lists the latest state of each alert received (one row per fingerprint and start),
+// newest first; firing only when firingOnly.
+func (e *Engine) Issues(ctx context.Context, firingOnly bool, limit int) ([]Issue, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	rows, err := e.o.State.Query(ctx, `
+SELECT a.id, a.fingerprint, a.alertname, a.status, a.labels, a.starts_at, a.ends_at, a.received_at, a.last_seen_at,
+       a.times_received,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('id', r.id, 'entry', r.entry, 'state', r.state, 'reason', r.reason) ORDER BY r.id)
+                   FROM repairs r WHERE r.fingerprint = a.fingerprint AND r.alert_starts_at = a.starts_at), '[]')
+  FROM (SELECT DISTINCT ON (fingerprint, starts_at) * FROM alerts
+         ORDER BY fingerprint, starts_at, (status = 'resolved') DESC, last_seen_at DESC) a
+ WHERE NOT $1 OR a.status = 'firing'
+ ORDER BY a.last_seen_at DESC LIMIT $2`, firingOnly, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list issues: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Issue, error) {
+		var (
+			is              Issue
+			labels, repairs []byte
+		)
+		if err := row.Scan(&is.AlertID, &is.Fingerprint, &is.Alertname, &is.Status, &labels, &is.StartsAt, &is.EndsAt,
+			&is.ReceivedAt, &is.LastSeenAt, &is.TimesReceived, &repairs); err != nil {
+			return is, err
+		}
+		if err := json.Unmarshal(labels, &is.Labels); err != nil {
+			return is, err
+		}
+		return is, json.Unmarshal(repairs, &is.Repairs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list issues: %w", err)
+	}
+	return out, nil
+}
