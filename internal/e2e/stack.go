@@ -1,0 +1,223 @@
+// Package e2e assembles vectorheal's whole loop from real parts — PostgreSQL with pgvector,
+// Prometheus loading the shipped rules, Alertmanager with the shipped configuration, and
+// `vectorheal serve` processes with the shipped runbook — with intervals shortened in copies
+// of those files only, and observes it: alerts in Prometheus and Alertmanager, repairs in the
+// state store. The end-to-end tests and the demo program both run on it.
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+// Config says what to assemble.
+type Config struct {
+	// Root is the repository root holding rules/, deploy/alertmanager/alertmanager.yml and
+	// deploy/runbook.yml. Required.
+	Root string
+	// Dir is where the stack writes its files; Prometheus and Alertmanager data live below it.
+	Dir string
+	// Vectorheal is the path of the vectorheal binary. Required.
+	Vectorheal string
+	// TargetName is the target's name in vectorheal.yml (label target). Default "main".
+	TargetName string
+	// TargetDSN is the database watched and healed. Required.
+	TargetDSN string
+	// StateDSN is where vectorheal keeps its state. Default TargetDSN.
+	StateDSN string
+	// Replicas is the number of vectorheal processes sharing the state store, each behind
+	// an Alertmanager of its own that Prometheus sends every alert to. Only the first one
+	// is scraped. Default 1.
+	Replicas int
+	// Runbook overrides deploy/runbook.yml.
+	Runbook string
+	Timing  Timing
+}
+
+// Stack is a started loop.
+type Stack struct {
+	Config        Config
+	Prometheus    *testenv.Service
+	Alertmanagers []*testenv.Service
+	Vectorheals   []*Vectorheal
+	// Token is the webhook and API bearer token.
+	Token string
+	// TokenFile holds Token.
+	TokenFile string
+}
+
+// Start assembles and starts the stack: vectorheal replicas first (so the receivers exist),
+// then the Alertmanagers, then Prometheus. On error everything started is stopped.
+func Start(ctx context.Context, c Config) (_ *Stack, err error) {
+	if c.Root == "" || c.Vectorheal == "" || c.TargetDSN == "" || c.Dir == "" {
+		return nil, errors.New("e2e: Root, Dir, Vectorheal and TargetDSN are required")
+	}
+	if c.TargetName == "" {
+		c.TargetName = "main"
+	}
+	if c.StateDSN == "" {
+		c.StateDSN = c.TargetDSN
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Runbook == "" {
+		c.Runbook = filepath.Join(c.Root, "deploy", "runbook.yml")
+	}
+	c.Timing.setDefaults()
+	s := &Stack{Config: c}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	tok := make([]byte, 16)
+	if _, err := rand.Read(tok); err != nil {
+		return nil, err
+	}
+	s.Token = hex.EncodeToString(tok)
+	s.TokenFile = filepath.Join(c.Dir, "webhook-token")
+	// Alertmanager reads it too, and may run as another user than the test.
+	if err := os.WriteFile(s.TokenFile, []byte(s.Token+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	runbook, err := RewriteRunbook(c.Runbook, c.Timing)
+	if err != nil {
+		return nil, fmt.Errorf("runbook: %w", err)
+	}
+	runbookFile := filepath.Join(c.Dir, "runbook.yml")
+	if err := os.WriteFile(runbookFile, runbook, 0o644); err != nil {
+		return nil, err
+	}
+
+	// Ports first: each Alertmanager must know its replica's URL and each replica its
+	// Alertmanager's, and Alertmanager picks its port when it starts. So vectorheal's ports
+	// are chosen ahead and the replicas start after the Alertmanagers.
+	for i := range c.Replicas {
+		port, err := testenv.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("vectorheal-%d", i+1)
+		s.Vectorheals = append(s.Vectorheals, &Vectorheal{
+			Name: name, bin: c.Vectorheal,
+			addr: fmt.Sprintf("127.0.0.1:%d", port), URL: fmt.Sprintf("http://127.0.0.1:%d", port),
+			Config: filepath.Join(c.Dir, name+".yml"),
+		})
+	}
+	amSrc := filepath.Join(c.Root, "deploy", "alertmanager", "alertmanager.yml")
+	for i, v := range s.Vectorheals {
+		amCfg, err := RewriteAlertmanager(amSrc, v.URL+"/webhook/alertmanager", s.TokenFile, c.Timing)
+		if err != nil {
+			return nil, fmt.Errorf("alertmanager config: %w", err)
+		}
+		am, err := testenv.LaunchAlertmanager(ctx, filepath.Join(c.Dir, fmt.Sprintf("alertmanager-%d", i+1)), string(amCfg))
+		if err != nil {
+			return nil, err
+		}
+		s.Alertmanagers = append(s.Alertmanagers, am)
+	}
+	for i, v := range s.Vectorheals {
+		if err := s.writeVectorhealConfig(v, s.Alertmanagers[i].URL, runbookFile, i == 0); err != nil {
+			return nil, err
+		}
+		if err := v.Start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	promCfg, err := s.prometheusConfig()
+	if err != nil {
+		return nil, err
+	}
+	if s.Prometheus, err = testenv.LaunchPrometheus(ctx, filepath.Join(c.Dir, "prometheus"), promCfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// writeVectorhealConfig writes replica v's vectorheal.yml. Only the scraped replica runs the
+// background checks; the others would measure the same indexes again for nobody.
+func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, exporter bool) error {
+	t := s.Config.Timing
+	check := map[string]any{"interval": t.CheckInterval.String(), "timeout": t.CheckInterval.String()}
+	if !exporter {
+		check = map[string]any{"disabled": true}
+	}
+	cfg := map[string]any{
+		"listen_address": v.addr,
+		"state_store":    map[string]any{"dsn": map[string]string{"value": s.Config.StateDSN}, "schema": "vectorheal"},
+		"targets":        []any{map[string]any{"name": s.Config.TargetName, "dsn": map[string]string{"value": s.Config.TargetDSN}}},
+		"exporter": map[string]any{
+			"structure": check, "recall": check, "drift": check,
+			"discovery_interval": t.CheckInterval.String(),
+		},
+		"alertmanager": map[string]any{"url": amURL},
+		"webhook":      map[string]any{"bearer_token": map[string]string{"file": s.TokenFile}},
+		"remediation":  map[string]any{"runbook": runbookFile},
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(v.Config, out, 0o600)
+}
+
+func (s *Stack) prometheusConfig() (string, error) {
+	t := s.Config.Timing
+	rulesDir := filepath.Join(s.Config.Dir, "rules")
+	if err := os.MkdirAll(rulesDir, 0o755); err != nil {
+		return "", err
+	}
+	files, err := RewriteRules(filepath.Join(s.Config.Root, "rules"), rulesDir, t)
+	if err != nil {
+		return "", err
+	}
+	var ams []string
+	for _, am := range s.Alertmanagers {
+		ams = append(ams, strings.TrimPrefix(am.URL, "http://"))
+	}
+	cfg := map[string]any{
+		"global": map[string]any{
+			"scrape_interval":     promDuration(t.ScrapeInterval),
+			"evaluation_interval": promDuration(t.EvaluationInterval),
+		},
+		"rule_files": files,
+		"alerting": map[string]any{"alertmanagers": []any{
+			map[string]any{"static_configs": []any{map[string]any{"targets": ams}}},
+		}},
+		"scrape_configs": []any{map[string]any{
+			"job_name":        "vectorheal",
+			"scrape_interval": promDuration(t.ScrapeInterval),
+			"scrape_timeout":  promDuration(t.ScrapeInterval),
+			"static_configs":  []any{map[string]any{"targets": []string{strings.TrimPrefix(s.Vectorheals[0].URL, "http://")}}},
+		}},
+	}
+	out, err := yaml.Marshal(cfg)
+	return string(out), err
+}
+
+// Close stops every process of the stack, Prometheus first so no new alert is sent.
+func (s *Stack) Close() {
+	if s.Prometheus != nil {
+		s.Prometheus.Stop()
+	}
+	for _, v := range s.Vectorheals {
+		_ = v.Stop()
+	}
+	for _, am := range s.Alertmanagers {
+		am.Stop()
+	}
+}

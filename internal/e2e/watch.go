@@ -1,0 +1,314 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Event kinds of the timeline.
+const (
+	AlertPending   = "alert pending"
+	AlertFiring    = "alert firing"
+	AlertResolved  = "alert resolved"
+	AlertReceived  = "notification received"
+	RepairQueued   = "repair queued"
+	RepairRunning  = "repair running"
+	StepFinished   = "step finished"
+	RepairFinished = "repair finished"
+)
+
+// Event is one thing that happened to an index.
+type Event struct {
+	At     time.Time
+	Index  string // indexrelname
+	Kind   string // one of the kinds above
+	Alert  string // alertname, for alert events and repairs caused by an alert
+	Detail string // state, strategy, reason...
+	Repair int64  // repair id, for repair events
+}
+
+func (e Event) String() string {
+	s := fmt.Sprintf("%s  %-22s %-20s", e.At.Format("15:04:05.0"), e.Index, e.Kind)
+	if e.Alert != "" {
+		s += " " + e.Alert
+	}
+	if e.Repair != 0 {
+		s += fmt.Sprintf(" #%d", e.Repair)
+	}
+	if e.Detail != "" {
+		s += " " + e.Detail
+	}
+	return s
+}
+
+// PromAlert is an alert as Prometheus's /api/v1/alerts shows it.
+type PromAlert struct {
+	Labels   map[string]string `json:"labels"`
+	State    string            `json:"state"` // pending or firing
+	ActiveAt time.Time         `json:"activeAt"`
+	Value    string            `json:"value"`
+}
+
+// PrometheusAlerts lists the alerts pending or firing in Prometheus.
+func (s *Stack) PrometheusAlerts(ctx context.Context) ([]PromAlert, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.Prometheus.URL+"/api/v1/alerts", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus alerts: %w", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Alerts []PromAlert `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("prometheus alerts: %w", err)
+	}
+	return body.Data.Alerts, nil
+}
+
+// Repair is a row of the state store's repairs table with its steps.
+type Repair struct {
+	ID         int64
+	Alertname  string
+	Entry      string
+	Index      string
+	State      string
+	Reason     string
+	Error      string
+	Runner     string
+	CreatedAt  time.Time
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	Steps      []Step
+}
+
+// Step is a row of repair_steps.
+type Step struct {
+	Position   int
+	Strategy   string
+	State      string
+	Error      string
+	Before     map[string]float64
+	After      map[string]float64
+	Validation json.RawMessage
+	Statements []string
+}
+
+// Finished reports whether the repair reached a final state.
+func (r Repair) Finished() bool {
+	switch r.State {
+	case "queued", "awaiting_approval", "running":
+		return false
+	}
+	return true
+}
+
+// Repairs reads every repair of the state store (schema vectorheal), oldest first, with steps.
+func Repairs(ctx context.Context, state *pgxpool.Pool) ([]Repair, error) {
+	rows, err := state.Query(ctx, `SELECT id, alertname, entry, indexrelname, state, reason, error, runner,
+		created_at, started_at, finished_at FROM vectorheal.repairs ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read repairs: %w", err)
+	}
+	var out []Repair
+	byID := map[int64]int{}
+	for rows.Next() {
+		var r Repair
+		if err := rows.Scan(&r.ID, &r.Alertname, &r.Entry, &r.Index, &r.State, &r.Reason, &r.Error, &r.Runner,
+			&r.CreatedAt, &r.StartedAt, &r.FinishedAt); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		byID[r.ID] = len(out)
+		out = append(out, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = state.Query(ctx, `SELECT repair_id, position, strategy, state, error, before, after, validation, statements
+		FROM vectorheal.repair_steps ORDER BY repair_id, position`)
+	if err != nil {
+		return nil, fmt.Errorf("read repair steps: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var st Step
+		var stmts []byte
+		if err := rows.Scan(&id, &st.Position, &st.Strategy, &st.State, &st.Error, &st.Before, &st.After, &st.Validation, &stmts); err != nil {
+			return nil, err
+		}
+		_ = json.Unmarshal(stmts, &st.Statements)
+		if i, ok := byID[id]; ok {
+			out[i].Steps = append(out[i].Steps, st)
+		}
+	}
+	return out, rows.Err()
+}
+
+// Watcher turns polls of Prometheus and the state store into a timeline of events.
+type Watcher struct {
+	stack *Stack
+	state *pgxpool.Pool
+
+	mu       sync.Mutex
+	events   []Event
+	alerts   map[string]PromAlert // key: alertname/index/severity
+	received map[int64]bool
+	repairs  map[int64]string // id -> last state
+	steps    map[string]string
+}
+
+// NewWatcher watches s; state is a pool on the state store.
+func NewWatcher(s *Stack, state *pgxpool.Pool) *Watcher {
+	return &Watcher{stack: s, state: state, alerts: map[string]PromAlert{}, received: map[int64]bool{},
+		repairs: map[int64]string{}, steps: map[string]string{}}
+}
+
+// Poll looks once and returns the new events.
+func (w *Watcher) Poll(ctx context.Context) ([]Event, error) {
+	now := time.Now()
+	alerts, err := w.stack.PrometheusAlerts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	repairs, err := Repairs(ctx, w.state)
+	if err != nil {
+		return nil, err
+	}
+	type recv struct {
+		id         int64
+		alertname  string
+		index      string
+		status     string
+		receivedAt time.Time
+	}
+	rows, err := w.state.Query(ctx, `SELECT id, alertname, coalesce(labels->>'indexrelname', ''), status, received_at
+		FROM vectorheal.alerts ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read alerts: %w", err)
+	}
+	var received []recv
+	for rows.Next() {
+		var r recv
+		if err := rows.Scan(&r.id, &r.alertname, &r.index, &r.status, &r.receivedAt); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		received = append(received, r)
+	}
+	rows.Close()
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []Event
+	add := func(e Event) { out = append(out, e) }
+
+	seen := map[string]bool{}
+	for _, a := range alerts {
+		idx := a.Labels["indexrelname"]
+		key := a.Labels["alertname"] + "/" + idx + "/" + a.Labels["severity"]
+		seen[key] = true
+		prev, had := w.alerts[key]
+		if !had || prev.State != a.State {
+			kind := AlertPending
+			if a.State == "firing" {
+				kind = AlertFiring
+			}
+			add(Event{At: now, Index: idx, Kind: kind, Alert: a.Labels["alertname"], Detail: "severity=" + a.Labels["severity"] + " value=" + a.Value})
+		}
+		w.alerts[key] = a
+	}
+	for key, a := range w.alerts {
+		if !seen[key] {
+			if a.State == "firing" {
+				add(Event{At: now, Index: a.Labels["indexrelname"], Kind: AlertResolved, Alert: a.Labels["alertname"], Detail: "severity=" + a.Labels["severity"]})
+			}
+			delete(w.alerts, key)
+		}
+	}
+	for _, r := range received {
+		if w.received[r.id] {
+			continue
+		}
+		w.received[r.id] = true
+		add(Event{At: r.receivedAt, Index: r.index, Kind: AlertReceived, Alert: r.alertname, Detail: r.status})
+	}
+	for _, r := range repairs {
+		prev := w.repairs[r.ID]
+		if prev == "" {
+			add(Event{At: r.CreatedAt, Index: r.Index, Kind: RepairQueued, Alert: r.Alertname, Repair: r.ID, Detail: "entry=" + r.Entry})
+		}
+		if r.StartedAt != nil && (prev == "" || prev == "queued" || prev == "awaiting_approval") {
+			add(Event{At: *r.StartedAt, Index: r.Index, Kind: RepairRunning, Alert: r.Alertname, Repair: r.ID, Detail: "runner=" + r.Runner})
+		}
+		for _, st := range r.Steps {
+			key := fmt.Sprintf("%d/%d", r.ID, st.Position)
+			if st.State != "planned" && st.State != "running" && w.steps[key] != st.State {
+				w.steps[key] = st.State
+				add(Event{At: now, Index: r.Index, Kind: StepFinished, Repair: r.ID, Detail: stepDetail(st)})
+			}
+		}
+		if r.Finished() && prev != r.State {
+			at := now
+			if r.FinishedAt != nil {
+				at = *r.FinishedAt
+			}
+			d := r.State
+			if r.Reason != "" {
+				d += " reason=" + r.Reason
+			}
+			if r.Error != "" {
+				d += " error=" + r.Error
+			}
+			add(Event{At: at, Index: r.Index, Kind: RepairFinished, Alert: r.Alertname, Repair: r.ID, Detail: d})
+		}
+		w.repairs[r.ID] = r.State
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	w.events = append(w.events, out...)
+	return out, nil
+}
+
+func stepDetail(st Step) string {
+	d := fmt.Sprintf("%d:%s %s", st.Position, st.Strategy, st.State)
+	if len(st.Before) > 0 || len(st.After) > 0 {
+		d += fmt.Sprintf(" before=%v after=%v", st.Before, st.After)
+	}
+	if st.Error != "" {
+		d += " error=" + st.Error
+	}
+	return d
+}
+
+// Events returns every event seen so far.
+func (w *Watcher) Events() []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Event(nil), w.events...)
+}
+
+// First returns the first event of kind on index at or after since, if any.
+func (w *Watcher) First(index, kind string, since time.Time) (Event, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range w.events {
+		if e.Index == index && e.Kind == kind && !e.At.Before(since) {
+			return e, true
+		}
+	}
+	return Event{}, false
+}
