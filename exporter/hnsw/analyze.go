@@ -50,8 +50,8 @@ type analyzer struct {
 	slotsUsed  []int64 // by layer, over live elements
 	slotsAvail []int64
 
-	heapBuf                       []TID
-	heapTotal                     int64
+	heapBuf                        []TID
+	heapTotal                      int64
 	bytesLive, bytesGone, bytesAll int64
 
 	keys []uint32 // scratch

@@ -122,7 +122,7 @@ func sortUnique(keys []uint32) []uint32 {
 // bitset is a plain bitmap.
 type bitset []uint64
 
-func newBitset(n uint64) bitset   { return make(bitset, (n+63)/64) }
+func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
 func (b bitset) set(i uint32)      { b[i>>6] |= 1 << (i & 63) }
 func (b bitset) has(i uint32) bool { return b[i>>6]&(1<<(i&63)) != 0 }
 

@@ -119,3 +119,27 @@ func Scan(ctx context.Context, r Reader, batch int, fn func(block uint32, page [
 	}
 	return nil
 }
+
+// MemReader is a Reader over pages held in memory, for tests and for pages already fetched.
+type MemReader [][]byte
+
+// Blocks implements Reader.
+func (m MemReader) Blocks(context.Context) (uint32, error) { return uint32(len(m)), nil }
+
+// Read implements Reader.
+func (m MemReader) Read(_ context.Context, start, count uint32) ([][]byte, error) {
+	if uint64(start)+uint64(count) > uint64(len(m)) {
+		return nil, fmt.Errorf("read blocks %d..%d of %d", start, uint64(start)+uint64(count)-1, len(m))
+	}
+	return m[start : start+count], nil
+}
+
+// SplitPages cuts b into PageSize pages, dropping a short tail: a MemReader over raw bytes.
+func SplitPages(b []byte) MemReader {
+	var m MemReader
+	for len(b) >= PageSize {
+		m = append(m, b[:PageSize:PageSize])
+		b = b[PageSize:]
+	}
+	return m
+}

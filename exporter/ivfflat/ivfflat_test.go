@@ -1,0 +1,217 @@
+package ivfflat_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/exporter/ivfflat"
+	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+type bundle struct {
+	ctx  context.Context
+	pool *pgxpool.Pool
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Cleanup(cancel)
+	pg := testenv.SharedPostgres(t)
+	pool, err := pgxpool.New(ctx, pg.CreateDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return &bundle{ctx: ctx, pool: pool}
+}
+
+func (b *bundle) exec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	if _, err := b.pool.Exec(b.ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// build creates items(id, v vector(dim)) with rows random vectors and an IVFFlat index.
+func (b *bundle) build(t *testing.T, rows, dim int, opclass string, lists int) catalog.Index {
+	t.Helper()
+	b.exec(t, fmt.Sprintf(`CREATE TABLE items (id serial PRIMARY KEY, v vector(%d))`, dim))
+	b.exec(t, `SELECT setseed(0.17)`)
+	b.exec(t, fmt.Sprintf(`INSERT INTO items (v) SELECT (SELECT array_agg(random() - 0.5) FROM generate_series(1, %d) WHERE i > 0)::vector
+		FROM generate_series(1, %d) AS i`, dim, rows))
+	b.exec(t, fmt.Sprintf(`CREATE INDEX items_v_idx ON items USING ivfflat (v %s) WITH (lists = %d)`, opclass, lists))
+	ix, err := catalog.Resolve(b.ctx, b.pool, "public", "items_v_idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+func (b *bundle) analyze(t *testing.T, ix catalog.Index) *ivfflat.Report {
+	t.Helper()
+	r := pagescan.NewSQLReader(b.pool, ix.OID, 8, pagescan.RawPageFunc)
+	rep, err := ivfflat.Analyze(b.ctx, r, ivfflat.Options{Distance: ivfflat.DistanceKind(ix.Opclass), QualitySample: 500})
+	if err != nil {
+		t.Fatalf("analyze: %v", err)
+	}
+	return rep
+}
+
+func vectorText(v []float32) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprint(x)
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// sqlListSizes assigns every row to its nearest center in SQL, with pgvector's own distance
+// operator, and counts the rows per center.
+func (b *bundle) sqlListSizes(t *testing.T, centers [][]float32, op string) []int64 {
+	t.Helper()
+	b.exec(t, `DROP TABLE IF EXISTS centers`)
+	b.exec(t, fmt.Sprintf(`CREATE TABLE centers (i int, c vector(%d))`, len(centers[0])))
+	for i, c := range centers {
+		b.exec(t, `INSERT INTO centers VALUES ($1, $2::text::vector)`, i, vectorText(c))
+	}
+	rows, err := b.pool.Query(b.ctx, `SELECT n, count(*) FROM (
+		SELECT (SELECT i FROM centers ORDER BY c `+op+` items.v, i LIMIT 1) AS n FROM items) s GROUP BY n`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := make([]int64, len(centers))
+	for rows.Next() {
+		var n int
+		var c int64
+		if err := rows.Scan(&n, &c); err != nil {
+			t.Fatal(err)
+		}
+		out[n] = c
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestListsMatchNearestCenter(t *testing.T) {
+	for _, tc := range []struct{ opclass, op string }{
+		{"vector_l2_ops", "<->"},
+		{"vector_cosine_ops", "<=>"},
+	} {
+		t.Run(tc.opclass, func(t *testing.T) {
+			b := setup(t)
+			const rows, lists = 4000, 20
+			ix := b.build(t, rows, 12, tc.opclass, lists)
+			rep := b.analyze(t, ix)
+			if len(rep.Faults) != 0 {
+				t.Errorf("faults on a healthy index: %v", rep.Faults)
+			}
+			if rep.Lists != lists || len(rep.ListSizes) != lists || len(rep.Centers) != lists || rep.Dimensions != 12 {
+				t.Fatalf("lists %d, sizes %d, centers %d, dims %d", rep.Lists, len(rep.ListSizes), len(rep.Centers), rep.Dimensions)
+			}
+			if want := uint32(ix.SizeBytes / pagescan.PageSize); rep.Pages != want {
+				t.Errorf("pages %d, relation has %d", rep.Pages, want)
+			}
+			if rep.Entries != rows {
+				t.Errorf("entries %d, rows %d", rep.Entries, rows)
+			}
+			want := b.sqlListSizes(t, rep.Centers, tc.op)
+			for i := range want {
+				if rep.ListSizes[i] != want[i] {
+					t.Errorf("list %d: %d entries, %d rows nearest to its center", i, rep.ListSizes[i], want[i])
+				}
+			}
+			mean := float64(rows) / lists
+			var ss float64
+			for _, s := range want {
+				ss += (float64(s) - mean) * (float64(s) - mean)
+			}
+			if cv := math.Sqrt(ss/lists) / mean; math.Abs(cv-rep.ListSizeCV) > 1e-9 {
+				t.Errorf("CV %v, from the SQL sizes %v", rep.ListSizeCV, cv)
+			}
+			if !(rep.CentroidQuality > 0 && rep.CentroidQuality < 1) {
+				t.Errorf("centroid quality %v, want in (0,1) for centers trained on the data", rep.CentroidQuality)
+			}
+		})
+	}
+}
+
+func TestSkewedInsertsRaiseCV(t *testing.T) {
+	b := setup(t)
+	ix := b.build(t, 3000, 8, "vector_l2_ops", 15)
+	before := b.analyze(t, ix)
+	// New rows all close to one point: they land in one or two lists.
+	b.exec(t, `INSERT INTO items (v) SELECT (SELECT array_agg(0.4 + random() * 0.02) FROM generate_series(1, 8) WHERE i > 0)::vector
+		FROM generate_series(1, 3000) AS i`)
+	after := b.analyze(t, ix)
+	t.Logf("CV %.3f -> %.3f, quality %.3f -> %.3f", before.ListSizeCV, after.ListSizeCV, before.CentroidQuality, after.CentroidQuality)
+	if after.Entries != 6000 {
+		t.Errorf("entries %d, want 6000", after.Entries)
+	}
+	if after.ListSizeCV < 2*before.ListSizeCV || after.ListSizeCV < 1 {
+		t.Errorf("CV %v after skewed inserts, %v before: want a clear rise", after.ListSizeCV, before.ListSizeCV)
+	}
+	b.exec(t, `DELETE FROM items WHERE id > 3000`)
+	b.exec(t, `VACUUM items`)
+	vac := b.analyze(t, ix)
+	if vac.Entries != 3000 || math.Abs(vac.ListSizeCV-before.ListSizeCV) > 1e-9 {
+		t.Errorf("after deleting the skewed rows and VACUUM: entries %d, CV %v, want 3000 and %v", vac.Entries, vac.ListSizeCV, before.ListSizeCV)
+	}
+}
+
+func TestEmptyLists(t *testing.T) {
+	b := setup(t)
+	// More lists than distinct points leaves lists without entries.
+	b.exec(t, `CREATE TABLE items (id serial PRIMARY KEY, v vector(3))`)
+	b.exec(t, `INSERT INTO items (v) SELECT ('[' || (i % 4) || ',0,0]')::vector FROM generate_series(1, 400) AS i`)
+	b.exec(t, `CREATE INDEX items_v_idx ON items USING ivfflat (v vector_l2_ops) WITH (lists = 10)`)
+	ix, err := catalog.Resolve(b.ctx, b.pool, "public", "items_v_idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := b.analyze(t, ix)
+	var empty int
+	for _, s := range rep.ListSizes {
+		if s == 0 {
+			empty++
+		}
+	}
+	if rep.Entries != 400 || empty < 6 || rep.EmptyLists != empty {
+		t.Errorf("entries %d, empty lists %d (counted %d), sizes %v", rep.Entries, rep.EmptyLists, empty, rep.ListSizes)
+	}
+}
+
+func TestDistance(t *testing.T) {
+	a, b := []float32{1, 2, 2}, []float32{2, 0, 0}
+	for _, tc := range []struct {
+		kind string
+		want float64
+	}{
+		{"l2", 3}, {"l1", 5}, {"ip", -2}, {"cosine", 1 - 2.0/(3*2)},
+	} {
+		if got := ivfflat.Distance(tc.kind, a, b); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("%s: %v, want %v", tc.kind, got, tc.want)
+		}
+	}
+	centers := [][]float32{{0, 0, 0}, {1, 2, 3}, {1, 2, 2.5}}
+	if i, d := ivfflat.NearestCenter(centers, "l2", a); i != 2 || math.Abs(d-0.5) > 1e-12 {
+		t.Errorf("nearest %d at %v, want 2 at 0.5", i, d)
+	}
+	if i, _ := ivfflat.NearestCenter(nil, "l2", a); i != -1 {
+		t.Errorf("nearest of no centers: %d", i)
+	}
+}
