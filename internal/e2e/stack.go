@@ -29,11 +29,9 @@ type Config struct {
 	Dir string
 	// Vectorheal is the path of the vectorheal binary. Required.
 	Vectorheal string
-	// TargetName is the target's name in vectorheal.yml (label target). Default "main".
-	TargetName string
-	// TargetDSN is the database watched and healed. Required.
-	TargetDSN string
-	// StateDSN is where vectorheal keeps its state. Default TargetDSN.
+	// Targets are the databases watched and healed. At least one.
+	Targets []Target
+	// StateDSN is where vectorheal keeps its state. Default the first target's DSN.
 	StateDSN string
 	// Replicas is the number of vectorheal processes sharing the state store, each behind
 	// an Alertmanager of its own that Prometheus sends every alert to. Only the first one
@@ -42,6 +40,12 @@ type Config struct {
 	// Runbook overrides deploy/runbook.yml.
 	Runbook string
 	Timing  Timing
+}
+
+// Target is one database of vectorheal.yml.
+type Target struct {
+	Name string // label target
+	DSN  string
 }
 
 // Stack is a started loop.
@@ -59,14 +63,11 @@ type Stack struct {
 // Start assembles and starts the stack: vectorheal replicas first (so the receivers exist),
 // then the Alertmanagers, then Prometheus. On error everything started is stopped.
 func Start(ctx context.Context, c Config) (_ *Stack, err error) {
-	if c.Root == "" || c.Vectorheal == "" || c.TargetDSN == "" || c.Dir == "" {
-		return nil, errors.New("e2e: Root, Dir, Vectorheal and TargetDSN are required")
-	}
-	if c.TargetName == "" {
-		c.TargetName = "main"
+	if c.Root == "" || c.Vectorheal == "" || len(c.Targets) == 0 || c.Dir == "" {
+		return nil, errors.New("e2e: Root, Dir, Vectorheal and Targets are required")
 	}
 	if c.StateDSN == "" {
-		c.StateDSN = c.TargetDSN
+		c.StateDSN = c.Targets[0].DSN
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
@@ -156,10 +157,14 @@ func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, 
 	if !exporter {
 		check = map[string]any{"disabled": true}
 	}
+	var targets []any
+	for _, tg := range s.Config.Targets {
+		targets = append(targets, map[string]any{"name": tg.Name, "dsn": map[string]string{"value": tg.DSN}})
+	}
 	cfg := map[string]any{
 		"listen_address": v.addr,
 		"state_store":    map[string]any{"dsn": map[string]string{"value": s.Config.StateDSN}, "schema": "vectorheal"},
-		"targets":        []any{map[string]any{"name": s.Config.TargetName, "dsn": map[string]string{"value": s.Config.TargetDSN}}},
+		"targets":        targets,
 		"exporter": map[string]any{
 			"structure": check, "recall": check, "drift": check,
 			"discovery_interval": t.CheckInterval.String(),
