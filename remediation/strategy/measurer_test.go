@@ -1,0 +1,252 @@
+package strategy_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/exporter/hnsw"
+	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// sqlMeasurer computes the figures the tests need with SQL of its own, independent of the
+// strategies it checks: recall as exact top-k against index top-k, dead tuples from the
+// statistics, IVFFlat list sizes by walking the list pages, index use from EXPLAIN.
+type sqlMeasurer struct {
+	k       int // recall@k
+	queries int // probe vectors, taken from evenly spaced rows
+}
+
+var testFigures = []string{
+	"pgvector_recall_ratio", "pgvector_probe_latency_seconds", "pgvector_table_dead_tuples",
+	"pgvector_ivfflat_list_size_cv", "pgvector_probe_index_used", "pgvector_hnsw_orphan_elements",
+}
+
+func (m sqlMeasurer) Figures() []string { return testFigures }
+
+func (m sqlMeasurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
+	switch figure {
+	case "pgvector_recall_ratio":
+		r, _, err := m.recall(ctx, pool, ix)
+		return r, err
+	case "pgvector_probe_latency_seconds":
+		_, l, err := m.recall(ctx, pool, ix)
+		return l.Seconds(), err
+	case "pgvector_table_dead_tuples":
+		var n int64
+		err := pool.QueryRow(ctx, `SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = $1`, ix.TableOID).Scan(&n)
+		return float64(n), err
+	case "pgvector_ivfflat_list_size_cv":
+		sizes, err := ivfListSizes(ctx, pool, ix)
+		if err != nil {
+			return 0, err
+		}
+		return cv(sizes), nil
+	case "pgvector_probe_index_used":
+		return indexUsed(ctx, pool, ix)
+	case "pgvector_hnsw_orphan_elements":
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return 0, err
+		}
+		defer conn.Release()
+		rep, err := hnsw.Analyze(ctx, pagescan.NewSQLReader(conn, ix.OID, 0, pagescan.RawPageFunc), hnsw.Options{})
+		if err != nil {
+			return 0, err
+		}
+		return float64(rep.Orphans), nil
+	}
+	return 0, fmt.Errorf("unknown figure %q", figure)
+}
+
+func distanceOp(opclass string) string {
+	switch {
+	case strings.Contains(opclass, "cosine"):
+		return "<=>"
+	case strings.Contains(opclass, "ip"):
+		return "<#>"
+	case strings.Contains(opclass, "l1"):
+		return "<+>"
+	}
+	return "<->"
+}
+
+// probeVectors returns the vectors of evenly spaced rows as text.
+func (m sqlMeasurer) probeVectors(ctx context.Context, q *pgxpool.Conn, ix catalog.Index) ([]string, error) {
+	rows, err := q.Query(ctx, fmt.Sprintf(`SELECT v FROM (SELECT %s::text AS v, row_number() OVER (ORDER BY ctid) AS n,
+		count(*) OVER () AS c FROM %s) s WHERE n %% greatest(c / $1, 1) = 0 LIMIT $1`, ix.QuotedColumn(), ix.QuotedTable()), m.queries)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// recall returns the mean recall@k of the index over the probe vectors and the mean latency
+// of the index queries. The index query runs with the session's own search settings.
+func (m sqlMeasurer) recall(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index) (float64, time.Duration, error) {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer conn.Release()
+	probes, err := m.probeVectors(ctx, conn, ix)
+	if err != nil {
+		return 0, 0, err
+	}
+	q := fmt.Sprintf(`SELECT ctid::text FROM %s ORDER BY %s %s $1::text::vector LIMIT %d`,
+		ix.QuotedTable(), ix.QuotedColumn(), distanceOp(ix.Opclass), m.k)
+	topk := func(force string, v string) ([]string, time.Duration, error) {
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, force); err != nil {
+			return nil, 0, err
+		}
+		start := time.Now()
+		rows, err := tx.Query(ctx, q, v)
+		if err != nil {
+			return nil, 0, err
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		return out, time.Since(start), err
+	}
+	var sum float64
+	var lat time.Duration
+	for _, v := range probes {
+		exact, _, err := topk("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off", v)
+		if err != nil {
+			return 0, 0, err
+		}
+		got, d, err := topk("SET LOCAL enable_seqscan = off", v)
+		if err != nil {
+			return 0, 0, err
+		}
+		lat += d
+		hit := 0
+		for _, g := range got {
+			for _, e := range exact {
+				if g == e {
+					hit++
+					break
+				}
+			}
+		}
+		sum += float64(hit) / float64(len(exact))
+	}
+	if len(probes) == 0 {
+		return 0, 0, fmt.Errorf("no probe vectors in %s", ix.QuotedTable())
+	}
+	return sum / float64(len(probes)), lat / time.Duration(len(probes)), nil
+}
+
+// indexUsed is 1 when the planner answers a nearest-neighbour query with ix, as a new client's
+// query would be planned.
+func indexUsed(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index) (float64, error) {
+	var v string
+	if err := pool.QueryRow(ctx, fmt.Sprintf(`SELECT %s::text FROM %s LIMIT 1`, ix.QuotedColumn(), ix.QuotedTable())).Scan(&v); err != nil {
+		return 0, err
+	}
+	var plan []byte
+	err := pool.QueryRow(ctx, fmt.Sprintf(`EXPLAIN (FORMAT JSON) SELECT 1 FROM %s ORDER BY %s %s '%s' LIMIT 10`,
+		ix.QuotedTable(), ix.QuotedColumn(), distanceOp(ix.Opclass), v)).Scan(&plan)
+	if err != nil {
+		return 0, err
+	}
+	var doc any
+	if err := json.Unmarshal(plan, &doc); err != nil {
+		return 0, err
+	}
+	if usesIndex(doc, ix.Name) {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+func usesIndex(node any, name string) bool {
+	switch n := node.(type) {
+	case map[string]any:
+		if n["Index Name"] == name {
+			return true
+		}
+		for _, v := range n {
+			if usesIndex(v, name) {
+				return true
+			}
+		}
+	case []any:
+		for _, v := range n {
+			if usesIndex(v, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ivfListSizes walks an IVFFlat index's pages: the list pages from block 1, then each list's
+// own page chain, counting its entries (layout as in pgvector's ivfflat.h).
+func ivfListSizes(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index) ([]int64, error) {
+	rows, err := pool.Query(ctx, `SELECT get_raw_page($1::oid::regclass::text, b::int)
+		FROM generate_series(0, pg_relation_size($1::oid::regclass) / 8192 - 1) b ORDER BY b`, ix.OID)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, err
+	}
+	const invalid = 0xFFFFFFFF
+	next := func(p []byte) uint32 { return binary.LittleEndian.Uint32(p[8184:]) }
+	items := func(p []byte) [][]byte {
+		lower := binary.LittleEndian.Uint16(p[12:])
+		var out [][]byte
+		for off := 24; off < int(lower); off += 4 {
+			w := binary.LittleEndian.Uint32(p[off:])
+			o, l := w&0x7FFF, w>>17
+			out = append(out, p[o:o+l])
+		}
+		return out
+	}
+	var starts []uint32
+	for b := uint32(1); b != invalid && int(b) < len(pages); b = next(pages[b]) {
+		for _, it := range items(pages[b]) {
+			starts = append(starts, binary.LittleEndian.Uint32(it))
+		}
+	}
+	sizes := make([]int64, len(starts))
+	for i, s := range starts {
+		for b := s; b != invalid && int(b) < len(pages); b = next(pages[b]) {
+			sizes[i] += int64(len(items(pages[b])))
+		}
+	}
+	return sizes, nil
+}
+
+func cv(xs []int64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, x := range xs {
+		sum += float64(x)
+	}
+	mean := sum / float64(len(xs))
+	if mean == 0 {
+		return 0
+	}
+	var ss float64
+	for _, x := range xs {
+		ss += (float64(x) - mean) * (float64(x) - mean)
+	}
+	return math.Sqrt(ss/float64(len(xs))) / mean
+}
