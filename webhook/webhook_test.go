@@ -349,11 +349,11 @@ func TestIdempotentIntake(t *testing.T) {
 	}
 	for _, a := range alerts {
 		fp := fingerprint(a.Labels)
-		if got := b.hook.count(fp+"/firing"); got != 1 {
+		if got := b.hook.count(fp + "/firing"); got != 1 {
 			t.Errorf("hook saw %s firing %d times, want 1", a.Labels["alertname"], got)
 		}
 	}
-	if got := b.hook.count(fingerprint(resolved.Labels)+"/resolved"); got != 1 {
+	if got := b.hook.count(fingerprint(resolved.Labels) + "/resolved"); got != 1 {
 		t.Errorf("hook saw the resolved alert %d times, want 1", got)
 	}
 	var times int
@@ -394,7 +394,7 @@ func TestHookFailureRollsBack(t *testing.T) {
 	if r := post(t, b.srv.URL, body, nil); r.code != 200 {
 		t.Fatalf("retry: %d %v", r.code, r.body)
 	}
-	if got := b.hook.count(fingerprint(alert("A", nil).Labels)+"/firing"); got != 1 {
+	if got := b.hook.count(fingerprint(alert("A", nil).Labels) + "/firing"); got != 1 {
 		t.Errorf("hook saw the retried alert %d times, want 1", got)
 	}
 }
