@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/config"
 )
 
 // Page reading functions. Only these constants are ever handed to the page reader as a
@@ -124,4 +126,37 @@ func quoteLiteral(s string) string {
 		out = append(out, s[i])
 	}
 	return string(append(out, '\''))
+}
+
+// InstallPageReaders runs InstallPageReader in the database of every target. A target whose
+// role is not superuser is skipped with a warning (its structure metrics stay absent unless
+// a superuser installs the wrapper); any other failure is returned, naming the target.
+func InstallPageReaders(ctx context.Context, ts []config.Target, logger *slog.Logger) error {
+	var errs []error
+	for _, t := range ts {
+		l := logger.With("target", t.Name)
+		if err := installOn(ctx, t, l); err != nil {
+			if errors.Is(err, ErrNotSuperuser) {
+				l.Warn("page reader not installed: the target's role is not superuser; structure metrics need it (or get_raw_page as superuser)")
+				continue
+			}
+			errs = append(errs, fmt.Errorf("target %q: %w", t.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func installOn(ctx context.Context, t config.Target, logger *slog.Logger) error {
+	dsn, err := t.DSN.Resolve()
+	if err != nil {
+		return fmt.Errorf("dsn: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return InstallPageReader(cctx, conn, logger)
 }

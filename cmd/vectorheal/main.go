@@ -44,6 +44,7 @@ Start with: vectorheal serve --config vectorheal.yml`)
 	add(registerServe(app))
 	add(registerMigrate(app))
 	add(registerConfigCheck(app, stdout, stderr))
+	add(registerCheck(app, stdout, stderr))
 	add(registerVersion(app, stdout))
 
 	cmd, err := app.Parse(args)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 
+	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/store"
 )
@@ -15,7 +16,11 @@ func registerMigrate(app *kingpin.Application) (string, action) {
 	c := app.Command("migrate", `Create or upgrade vectorheal's schema in the state store.
 
 Applies every pending numbered migration (vectorheal's tables and its job queue). Safe to run
-while other vectorheal processes start: they wait for each other. serve runs it at start too.`)
+while other vectorheal processes start: they wait for each other. serve runs it at start too.
+
+When the role of a target is superuser, also installs in that database the page reader
+vectorheal.index_page (a SECURITY DEFINER wrapper of get_raw_page limited to hnsw and ivfflat
+indexes, executable by pg_monitor), so a non-superuser monitoring role can read index pages.`)
 	cfgPath := configFlag(c)
 	return c.FullCommand(), func(ctx context.Context, logger *slog.Logger) int {
 		cfg, ok := loadConfig(*cfgPath, logger)
@@ -45,6 +50,8 @@ func migrate(ctx context.Context, cfg *config.Config, logger *slog.Logger) error
 		return err
 	}
 	defer pool.Close()
-	_, err = store.Migrate(ctx, pool, cfg.StateStore.Schema, logger)
-	return err
+	if _, err = store.Migrate(ctx, pool, cfg.StateStore.Schema, logger); err != nil {
+		return err
+	}
+	return exporter.InstallPageReaders(ctx, cfg.Targets, logger)
 }

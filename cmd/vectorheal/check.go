@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/exporter"
+	"github.com/vectorheal/vectorheal/internal/config"
+)
+
+// checkOptions are check's flags.
+type checkOptions struct {
+	dsn       string
+	format    string
+	timeout   time.Duration
+	queries   int
+	k         int
+	noProbe   bool
+	pageBatch int
+}
+
+func registerCheck(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c := app.Command("check", `Measure every vector index of one database once and print a health report.
+
+The figures are the exporter's (structure from the index pages when the role may read them,
+recall probe, statistics); JSON field names are the metric names without the pgvector_ prefix.
+Exits 1 when the database cannot be reached.`)
+	o := &checkOptions{}
+	c.Flag("dsn", "Database to check (libpq URL or key=value).").Required().StringVar(&o.dsn)
+	c.Flag("format", "Output format: text or json.").Default("text").EnumVar(&o.format, "text", "json")
+	c.Flag("timeout", "Time budget of each measurement of one index (statement_timeout).").Default("1m").DurationVar(&o.timeout)
+	c.Flag("probe.queries", "Query vectors sampled per index by the recall probe.").Default("10").IntVar(&o.queries)
+	c.Flag("probe.k", "Neighbours compared by the recall probe (recall@k).").Default("10").IntVar(&o.k)
+	c.Flag("no-probe", "Do not run the recall probe.").BoolVar(&o.noProbe)
+	c.Flag("page-batch", "Index pages fetched per query.").Default("64").IntVar(&o.pageBatch)
+	return c.FullCommand(), func(ctx context.Context, logger *slog.Logger) int {
+		return runCheck(ctx, o, stdout, stderr)
+	}
+}
+
+func runCheck(ctx context.Context, o *checkOptions, stdout, stderr io.Writer) int {
+	if o.queries <= 0 || o.k <= 0 || o.pageBatch <= 0 || o.timeout <= 0 {
+		fmt.Fprintln(stderr, "vectorheal check: --probe.queries, --probe.k, --page-batch and --timeout must be positive")
+		return 2
+	}
+	pc, err := pgxpool.ParseConfig(o.dsn)
+	if err != nil {
+		fmt.Fprintf(stderr, "vectorheal check: --dsn: %v\n", err)
+		return 2
+	}
+	pc.MaxConns = 2
+	pc.ConnConfig.RuntimeParams["application_name"] = "vectorheal"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		fmt.Fprintf(stderr, "vectorheal check: %v\n", err)
+		return 1
+	}
+	defer pool.Close()
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		fmt.Fprintf(stderr, "vectorheal check: cannot reach database %s:%d/%s: %v\n",
+			pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database, err)
+		return 1
+	}
+	chk := config.Check{Interval: o.timeout, Timeout: o.timeout}
+	cfg := config.Exporter{
+		Structure:         chk,
+		Recall:            config.RecallCheck{Check: config.Check{Interval: o.timeout, Timeout: o.timeout, Disabled: o.noProbe}, Queries: o.queries, K: o.k},
+		StatisticsTimeout: min(o.timeout, 30*time.Second),
+		PageBatch:         o.pageBatch,
+	}
+	rep, err := exporter.Report(ctx, pool, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "vectorheal check: %v\n", err)
+		return 1
+	}
+	if o.format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "vectorheal check: %v\n", err)
+		return 1
+	}
+	return 0
+}
