@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,9 +17,10 @@ import (
 
 // Vectorheal is one `vectorheal serve` process of the stack.
 type Vectorheal struct {
-	Name   string // replica name, e.g. "vectorheal-1"
-	URL    string // http://127.0.0.1:PORT
-	Config string // path of its vectorheal.yml
+	Name    string // replica name, e.g. "vectorheal-1"
+	URL     string // http://127.0.0.1:PORT
+	Config  string // path of its vectorheal.yml
+	LogFile string // its output is appended there too
 
 	bin  string
 	addr string
@@ -58,16 +60,33 @@ func (v *Vectorheal) Start(ctx context.Context) error {
 	}
 	fmt.Fprintf(v.logs, "--- start %s\n", time.Now().Format(time.RFC3339))
 	cmd := exec.Command(v.bin, "serve", "--config", v.Config, "--web.listen-address", v.addr, "--log.level", "debug")
-	cmd.Stdout, cmd.Stderr = v.logs, v.logs
+	var out io.Writer = v.logs
+	var logFile *os.File
+	if v.LogFile != "" {
+		f, err := os.OpenFile(v.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			v.mu.Unlock()
+			return err
+		}
+		logFile = f
+		out = io.MultiWriter(v.logs, f)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group: a Ctrl-C meant for the caller reaches it only through Stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		if logFile != nil {
+			logFile.Close()
+		}
 		v.mu.Unlock()
 		return fmt.Errorf("start %s: %w", v.Name, err)
 	}
 	exited := make(chan struct{})
 	go func() {
-		_ = cmd.Wait()
+		_ = cmd.Wait() // returns after the output is copied
+		if logFile != nil {
+			logFile.Close()
+		}
 		close(exited)
 	}()
 	v.cmd, v.exited = cmd, exited

@@ -116,7 +116,7 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 		s.Vectorheals = append(s.Vectorheals, &Vectorheal{
 			Name: name, bin: c.Vectorheal,
 			addr: fmt.Sprintf("127.0.0.1:%d", port), URL: fmt.Sprintf("http://127.0.0.1:%d", port),
-			Config: filepath.Join(c.Dir, name+".yml"),
+			Config: filepath.Join(c.Dir, name+".yml"), LogFile: filepath.Join(c.Dir, name+".log"),
 		})
 	}
 	amSrc := filepath.Join(c.Root, "deploy", "alertmanager", "alertmanager.yml")
