@@ -79,10 +79,19 @@ func distanceOp(opclass string) string {
 	return "<->"
 }
 
-// probeVectors returns the vectors of evenly spaced rows as text.
+// probeVectors returns m.queries random vectors in [0,1]^dim as text, the same on every call:
+// out-of-sample queries, as an application sends them.
 func (m sqlMeasurer) probeVectors(ctx context.Context, q *pgxpool.Conn, ix catalog.Index) ([]string, error) {
-	rows, err := q.Query(ctx, fmt.Sprintf(`SELECT v FROM (SELECT %s::text AS v, row_number() OVER (ORDER BY ctid) AS n,
-		count(*) OVER () AS c FROM %s) s WHERE n %% greatest(c / $1, 1) = 0 LIMIT $1`, ix.QuotedColumn(), ix.QuotedTable()), m.queries)
+	tx, err := q.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SELECT setseed(0.42)"); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT (SELECT array_agg(random()::real) FROM generate_series(1, $1) WHERE g > 0)::vector::text
+		FROM generate_series(1, $2) g`, ix.Dimensions, m.queries)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func dropIndexes(ctx context.Context, conn *pgx.Conn, env Env, ixs []relIndex) (
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return done, fmt.Errorf("drop leftover index %s: %w", r.quoted(), err)
 		}
-		logger(env).Info("dropped leftover index", slog.String("index", r.Schema+"."+r.Name), slog.Bool("was_valid", r.Valid))
+		logger(env).Info("dropped leftover index", slog.String("index", r.Schema+"."+r.Name))
 		done = append(done, stmt)
 	}
 	return done, nil

@@ -1,0 +1,145 @@
+package strategy_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+)
+
+func TestRecommendedLists(t *testing.T) {
+	for _, c := range []struct {
+		rows   float64
+		lo, hi int
+		want   int
+	}{
+		{0, 1, 32768, 1},
+		{50_000, 1, 32768, 50},
+		{1_000_000, 1, 32768, 1000},
+		{4_000_000, 1, 32768, 2000},
+		{50_000, 100, 32768, 100},
+		{50_000, 1, 20, 20},
+	} {
+		if got := strategy.RecommendedLists(c.rows, c.lo, c.hi); got != c.want {
+			t.Errorf("RecommendedLists(%v, %d, %d) = %d, want %d", c.rows, c.lo, c.hi, got, c.want)
+		}
+	}
+}
+
+func (b *bundle) indexNames(t *testing.T, table string) []string {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT c.relname || CASE WHEN i.indisvalid THEN '' ELSE ' (invalid)' END
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = $1::regclass ORDER BY 1`, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestRetrainRebalancesDriftedIVFFlat(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "items", 8, 2000, 0.5)
+	b.exec(t, "CREATE INDEX items_ivf ON items USING ivfflat (emb vector_l2_ops) WITH (lists = 20)")
+	// Drifted inserts: far from every center, so they all land in the one nearest list.
+	b.exec(t, `INSERT INTO items (emb) SELECT (SELECT array_agg(5 + random()::real) FROM generate_series(1, 8) WHERE g > 0)::vector
+		FROM generate_series(1, 8000) g`, "ANALYZE items")
+	ix := b.resolve(t, "public", "items_ivf")
+	before := b.measure(t, ix, "pgvector_ivfflat_list_size_cv")
+	if before < 2 {
+		t.Fatalf("precondition: list size CV %v after drifted inserts, want a skewed index", before)
+	}
+
+	re := b.strategy(t, "ivfflat_retrain")
+	p := strategy.Params{"min_lists": 4, "max_lists": 1000}
+	if err := re.CheckParams(p); err != nil {
+		t.Fatal(err)
+	}
+	im, err := re.Plan(ctx, b.env, ix, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("plan: %+v", im)
+	if len(im.Statements) != 4 || im.Statements[0] != `CREATE INDEX CONCURRENTLY "items_ivf_vhnew" ON "public"."items" USING ivfflat (emb public.vector_l2_ops) WITH (lists = 10)` {
+		t.Errorf("planned %q", im.Statements)
+	}
+	out, err := re.Run(ctx, b.env, ix, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("before %v after %v", out.Before, out.After)
+	after := b.resolve(t, "public", "items_ivf")
+	if after.Lists != strategy.RecommendedLists(10000, 4, 1000) || !after.Valid || after.OID == ix.OID {
+		t.Errorf("retrained index %+v", after)
+	}
+	cvAfter := b.measure(t, after, "pgvector_ivfflat_list_size_cv")
+	if cvAfter > before/2 {
+		t.Errorf("list size CV %v -> %v, want it at least halved", before, cvAfter)
+	}
+	if out.Before["pgvector_ivfflat_list_size_cv"] != before || out.After["lists"] != float64(after.Lists) {
+		t.Errorf("outcome figures before %v after %v", out.Before, out.After)
+	}
+	if got := b.indexNames(t, "items"); len(got) != 2 || got[0] != "items_ivf" || got[1] != "items_pkey" {
+		t.Errorf("indexes after retrain: %v", got)
+	}
+	if used := b.measure(t, after, "pgvector_probe_index_used"); used != 1 {
+		t.Error("retrained index not used")
+	}
+
+	// Idempotent: a second run rebuilds again with the same lists.
+	if _, err := re.Run(ctx, b.env, after, p); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	// Rollback restores the previous lists under the same name.
+	if err := re.Rollback(ctx, b.env, after, p, out.Undo); err != nil {
+		t.Fatal(err)
+	}
+	back := b.resolve(t, "public", "items_ivf")
+	if back.Lists != 20 || !back.Valid {
+		t.Errorf("after rollback %+v", back)
+	}
+	if got := b.indexNames(t, "items"); len(got) != 2 {
+		t.Errorf("indexes after rollback: %v", got)
+	}
+	var u map[string]any
+	if err := json.Unmarshal(out.Undo, &u); err != nil || u["previous_lists"] != float64(20) {
+		t.Errorf("undo %s", out.Undo)
+	}
+}
+
+func TestRetrainTimeoutKeepsOriginal(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "items", 8, 3000, 0.6)
+	b.exec(t, "CREATE INDEX items_ivf ON items USING ivfflat (emb vector_l2_ops) WITH (lists = 5)", "ANALYZE items")
+	ix := b.resolve(t, "public", "items_ivf")
+	release := b.blockWriters(t)
+	stepCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	go func() {
+		<-stepCtx.Done()
+		for b.count(t, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'`) > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		release()
+	}()
+	if _, err := b.strategy(t, "ivfflat_retrain").Run(stepCtx, b.env, ix, nil); err == nil {
+		t.Fatal("retrain finished despite the blocked build and the timeout")
+	}
+	if got := b.indexNames(t, "items"); len(got) != 2 || got[0] != "items_ivf" {
+		t.Errorf("indexes after the timeout: %v", got)
+	}
+	if now := b.resolve(t, "public", "items_ivf"); now.OID != ix.OID || !now.Valid || now.Lists != 5 {
+		t.Errorf("original changed: %+v", now)
+	}
+}
