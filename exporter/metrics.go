@@ -31,13 +31,13 @@ func Metrics() []metricdoc.Metric {
 		// HNSW structure, from the pages.
 		{Name: "pgvector_hnsw_elements", Type: g, Help: "HNSW graph elements by state: live (has a heap TID), being_deleted (no heap TID, not yet marked deleted), deleted (marked deleted, slot reusable).", Labels: withIndex("state")},
 		{Name: "pgvector_hnsw_heap_tids", Type: g, Help: "Heap TIDs held by HNSW elements: live rows, and dead rows deleted from the table but still in the graph until VACUUM.", Labels: withIndex("state")},
-		{Name: "pgvector_hnsw_layer_elements", Type: g, Help: "Non-deleted HNSW elements present on each layer (an element on layer l is on every layer below).", Labels: withIndex("layer")},
+		{Name: "pgvector_hnsw_layer_elements", Type: g, Help: "Live HNSW elements present on each layer (level >= layer; every element is on layer 0).", Labels: withIndex("layer")},
 		{Name: "pgvector_hnsw_unreachable_elements", Type: g, Help: "Live HNSW elements not reachable from the entry point by following neighbour lists.", Labels: withIndex()},
 		{Name: "pgvector_hnsw_connectivity_ratio", Type: g, Help: "Share of live HNSW elements reachable from the entry point (1 = fully connected).", Labels: withIndex()},
 		{Name: "pgvector_hnsw_orphan_elements", Type: g, Help: "Live HNSW elements that no live element lists as a neighbour (no live in-neighbour).", Labels: withIndex()},
-		{Name: "pgvector_hnsw_entry_point_quality_ratio", Type: g, Help: "Quality of the HNSW entry point from 0 to 1: 0 when missing or not live, otherwise its neighbour-slot fill on its top layer, halved when it is not on the graph's highest layer.", Labels: withIndex()},
-		{Name: "pgvector_hnsw_neighbor_fill_ratio", Type: g, Help: "Share of neighbour slots holding a valid TID, per layer, over non-deleted HNSW elements.", Labels: withIndex("layer")},
-		{Name: "pgvector_index_fragmentation_ratio", Type: g, Help: "Share of the index's element space held by deleted, being-deleted and dead entries.", Labels: withIndex()},
+		{Name: "pgvector_hnsw_entry_point_quality_ratio", Type: g, Help: "Quality of the HNSW entry point from 0 to 1: 0 when missing, not live or without usable neighbours; 1 for a live entry point on the top layer with full neighbour lists (see docs/metrics.md).", Labels: withIndex()},
+		{Name: "pgvector_hnsw_neighbor_fill_ratio", Type: g, Help: "Share of neighbour slots holding a valid TID, per layer, over live HNSW elements.", Labels: withIndex("layer")},
+		{Name: "pgvector_index_fragmentation_ratio", Type: g, Help: "Share of the HNSW element and neighbour tuple space no live row needs: deleted and being-deleted elements, and the dead heap TIDs' share of live ones.", Labels: withIndex()},
 		{Name: "pgvector_index_structural_faults", Type: g, Help: "Structural faults found in the last page scan, by kind (e.g. bad_page, version_mismatch, dangling_neighbor).", Labels: withIndex("kind")},
 
 		// IVFFlat structure, from the pages.

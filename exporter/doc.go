@@ -1,0 +1,107 @@
+package exporter
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/vectorheal/vectorheal/internal/metricdoc"
+)
+
+// MetricsMarkdown renders docs/metrics.md: the reference of every metric in Metrics, followed
+// by how the figures that need a definition are computed.
+func MetricsMarkdown() []byte {
+	var b bytes.Buffer
+	b.WriteString(`# Metrics reference
+
+Generated from ` + "`exporter.Metrics()`" + ` (the single source of truth) by
+` + "`go test ./exporter -run TestMetricsDoc -update`" + `; do not edit by hand.
+
+Index labels are PostgreSQL's own names: ` + "`target`" + ` (the configured target), ` + "`datname`" + `,
+` + "`schemaname`" + `, ` + "`relname`" + ` (table) and ` + "`indexrelname`" + ` (index).
+
+| Metric | Type | Labels | Help |
+|---|---|---|---|
+`)
+	for _, m := range Metrics() {
+		writeRow(&b, m)
+	}
+	b.WriteString(definitions)
+	return b.Bytes()
+}
+
+func writeRow(b *bytes.Buffer, m metricdoc.Metric) {
+	labels := make([]string, len(m.Labels))
+	for i, l := range m.Labels {
+		labels[i] = "`" + l + "`"
+	}
+	fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", m.Name, m.Type, strings.Join(labels, ", "), strings.ReplaceAll(m.Help, "|", `\|`))
+}
+
+const definitions = `
+## How the figures are obtained
+
+- **Schedules.** Structure scans, the recall probe, drift and user SQL metrics run in the
+  background, each on its interval (` + "`exporter.structure`, `exporter.recall`, `exporter.drift`" + `,
+  per custom metric), in a read-only transaction with ` + "`SET LOCAL statement_timeout`" + ` set to the
+  check's timeout. At most ` + "`targets[].max_concurrent_checks`" + ` run at once per target and
+  ` + "`exporter.max_concurrent_checks`" + ` overall; first runs are spread over a quarter of the interval and
+  later runs by ±10 %. A scrape reads their latest results and the cheap statistics
+  (` + "`pg_stat_user_indexes`, `pg_statio_user_indexes`, `pg_stat_user_tables`, `pg_stat_statements`" + `,
+  ` + "`pg_stat_progress_create_index`, `pg_stat_progress_vacuum`" + `), bounded by ` + "`exporter.statistics_timeout`" + `.
+  A failed check removes that index's figures of the check until it succeeds again and sets
+  ` + "`vectorheal_collector_success`" + ` to 0; the recall probe also counts ` + "`pgvector_probe_errors_total`" + `.
+  Collectors are ` + "`discovery`, `statistics`, `structure`, `recall`, `drift` and `custom:<metric>`" + `.
+- **Discovery** lists the target's hnsw and ivfflat indexes (filtered by ` + "`include`/`exclude`" + `) every
+  ` + "`exporter.discovery_interval`" + `. INVALID indexes are published with ` + "`pgvector_index_valid 0`" + ` and
+  are not probed or scanned.
+- **Page reading.** Structure figures come from the index pages. As superuser the exporter uses
+  pageinspect's ` + "`get_raw_page`" + `; otherwise it uses ` + "`vectorheal.index_page(regclass, integer)`" + `, a
+  SECURITY DEFINER wrapper that ` + "`vectorheal migrate`" + ` installs in each target database when the
+  target's role is superuser. The wrapper refuses every relation that is not an hnsw or
+  ivfflat index; EXECUTE is revoked from PUBLIC and granted to the predefined role
+  ` + "`pg_monitor`" + `, so a monitoring login needs ` + "`GRANT pg_monitor TO <role>`" + ` (and SELECT on the indexed
+  tables for dead heap TIDs, the probe and drift). Without either, structure metrics are
+  absent and ` + "`vectorheal_page_reader_available`" + ` is 0; the reason is logged once.
+- **Entry point quality** is 0 when the metapage's entry point is missing, not live or its
+  neighbour tuple is unusable, and 1 for an empty graph; otherwise
+  (min(level, top)+1)/(top+1), halved when the level differs from the metapage's entry level,
+  times min(1, used/wanted): level is the entry point's level, top the highest level of any
+  live element, used its filled neighbour slots on layers 0..min(level, top), wanted the most
+  neighbours those layers could give it. 1.0 is a live entry point on the top layer with full
+  neighbour lists.
+- **Reachability** is a breadth-first walk from the entry point over every valid neighbour slot
+  (of neighbour tuples whose version matches their element's), through elements in any state;
+  orphans are live elements other than the entry point that no live element lists as a
+  neighbour.
+- **Fragmentation** (HNSW) is the share of element and neighbour tuple bytes no live row needs:
+  deleted and being-deleted elements with their neighbour tuples, plus live ones weighted by
+  the dead share of heap TIDs. Free space on pages is not counted.
+- **Centroid quality** is, over a bounded sample of entries, the mean distance to their own
+  center divided by the mean distance to the nearest other center (lower is better).
+- **Training staleness.** The exporter notices a (re)build by the index's relfilenode changing
+  (or a new index OID, as after ` + "`REINDEX CONCURRENTLY`" + `) and records the moment, the index's rows
+  and the table's write counter (` + "`n_tup_ins + n_tup_upd + n_tup_del`" + `) in the state store's
+  ` + "`index_builds`" + ` table (in memory without a state store). An index built before vectorheal first
+  saw it counts from that first sight. Rows changed since build = writes since then over rows
+  at build; it is absent after a statistics reset until the counter passes the recorded value.
+- **Recall probe.** Up to ` + "`exporter.recall.queries`" + ` query vectors are sampled from the table
+  (` + "`ORDER BY random()`" + ` below 10 000 rows, ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per query above). Each
+  is searched top-k through the index with the session's current ` + "`hnsw.ef_search`" + ` /
+  ` + "`ivfflat.probes`" + `, then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. Recall is the
+  share of exact neighbours found, a result at a distance not beyond the exact k-th counting as
+  found (ties). ` + "`pgvector_probe_index_used`" + ` is from ` + "`EXPLAIN`" + ` of the same query. Operators by
+  operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + ` inner product, ` + "`<+>`" + ` l1. The probe's statements
+  start with ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
+- **Drift score.** Rows written since the build are those whose ` + "`xmin`" + ` is newer than the
+  transaction counter recorded with the build. For IVFFlat (pages readable) the reference is the
+  index's centers, which never move after the build: score = mean distance of a sample of new
+  rows to their nearest center over the same mean for a sample of build-time rows. For HNSW
+  (or IVFFlat without page access) the reference is a sample of build-time rows, and the
+  baseline a second, disjoint sample of build-time rows. Distances are the index's own, except
+  inner product, replaced by l2. 1.0 means no shift; with no row written since the build the
+  score is 1. Samples (` + "`exporter.drift.sample_size`" + `) use ` + "`ORDER BY random()`" + ` over each side's rows,
+  bounded by the check's timeout.
+- **Build and vacuum progress** are present only while a ` + "`CREATE INDEX`/`REINDEX`" + ` of a visible index
+  or a ` + "`VACUUM`" + ` of a table with a vector index runs.
+`
