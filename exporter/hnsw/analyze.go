@@ -54,7 +54,9 @@ type analyzer struct {
 	heapTotal                      int64
 	bytesLive, bytesGone, bytesAll int64
 
-	keys []uint32 // scratch
+	keys  []uint32 // scratch
+	ntups [maxItems + 1][]byte
+	fetch *fetcher
 }
 
 func (a *analyzer) fault(kind string) { a.rep.Faults[kind]++ }
@@ -118,23 +120,25 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 			a.fault(FaultBadEntryPoint)
 		}
 	}
-	for start := uint32(1); start < n; {
-		cnt := min(n-start, uint32(opts.Batch))
-		pages, err := r.Read(ctx, start, cnt)
-		if err != nil {
-			return nil, err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the fetcher when decoding ends early
+	a.fetch = startFetcher(ctx, r, n, opts.Batch, opts.Heap)
+	for b := range a.fetch.pages {
+		if b.err != nil {
+			return nil, b.err
 		}
-		for i, p := range pages {
-			a.page(start+uint32(i), p)
+		for i, p := range b.pages {
+			a.page(b.start+uint32(i), p)
 		}
-		if err := a.flushHeap(ctx, false); err != nil {
-			return nil, err
-		}
-		start += cnt
+		a.flushHeap(ctx, false)
 	}
-	if err := a.flushHeap(ctx, true); err != nil {
-		return nil, err
+	a.flushHeap(ctx, true)
+	close(a.fetch.heap)
+	res := <-a.fetch.done
+	if res.err != nil {
+		return nil, res.err
 	}
+	rep.HeapTIDsDead = res.dead
 	a.fault2(FaultMissingNeighbors, int64(len(a.pending)))
 	a.chain()
 	a.graph()
@@ -172,7 +176,8 @@ func (a *analyzer) page(block uint32, p []byte) {
 		key uint32
 	}
 	var elems []elem
-	ntups := map[uint16][]byte{}
+	ntups := &a.ntups
+	clear(ntups[:])
 	for off := 1; off <= pagescan.ItemCount(h); off++ {
 		lp, err := pagescan.LinePointer(p, h, off)
 		if err != nil || lp.Flags == pagescan.LPUnused || lp.Flags == pagescan.LPDead {
@@ -196,7 +201,7 @@ func (a *analyzer) page(block uint32, p []byte) {
 			a.addElement(e, k, len(b))
 			elems = append(elems, elem{e: e, idx: idx, key: k})
 		case neighborType:
-			ntups[uint16(off)] = b
+			ntups[off] = b
 			a.bytesAll += int64(len(b))
 		default:
 			a.fault(FaultBadTuple)
@@ -211,12 +216,12 @@ func (a *analyzer) page(block uint32, p []byte) {
 				a.fault(FaultMissingNeighbors)
 			}
 		case nt.Block == block:
-			b, ok := ntups[nt.Offset]
-			if !ok {
+			b := ntups[nt.Offset]
+			if b == nil {
 				a.fault(FaultMissingNeighbors)
 				continue
 			}
-			delete(ntups, nt.Offset)
+			ntups[nt.Offset] = nil
 			a.neighbors(pe, b, el.e.Deleted)
 		case nt.Block > block:
 			a.pending[key(nt)] = pe
@@ -231,7 +236,10 @@ func (a *analyzer) page(block uint32, p []byte) {
 		}
 	}
 	for off, b := range ntups {
-		k := key(TID{Block: block, Offset: off})
+		if b == nil {
+			continue
+		}
+		k := key(TID{Block: block, Offset: uint16(off)})
 		if pe, ok := a.pending[k]; ok {
 			delete(a.pending, k)
 			a.neighbors(pe, b, a.flags[pe.idx]&flagDeleted != 0)
@@ -349,20 +357,25 @@ func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
 	a.keys = keys
 }
 
-// flushHeap hands collected heap TIDs to the checker once a batch is full (or at the end).
-func (a *analyzer) flushHeap(ctx context.Context, final bool) error {
+// flushHeap hands collected heap TIDs to the fetcher once a batch is full (or at the end).
+func (a *analyzer) flushHeap(ctx context.Context, final bool) {
 	if len(a.heapBuf) == 0 || (!final && len(a.heapBuf) < a.opts.HeapBatch) {
-		return nil
+		return
 	}
-	if a.opts.Heap != nil {
-		dead, err := a.opts.Heap.DeadTIDs(ctx, a.heapBuf)
-		if err != nil {
-			return fmt.Errorf("hnsw: classify heap TIDs: %w", err)
-		}
-		a.rep.HeapTIDsDead += dead
+	if a.opts.Heap == nil {
+		a.heapBuf = a.heapBuf[:0] // only counted
+		return
 	}
-	a.heapBuf = a.heapBuf[:0]
-	return nil
+	select {
+	case a.fetch.heap <- a.heapBuf:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case a.heapBuf = <-a.fetch.free:
+	default:
+		a.heapBuf = make([]TID, 0, a.opts.HeapBatch)
+	}
 }
 
 // chain checks that the data pages form one chain from block 1 that holds every initialised
@@ -422,11 +435,14 @@ func (a *analyzer) graph() {
 				queue = append(queue, v)
 			}
 		}
+		maxQueue := 0
 		for len(queue) > 0 {
+			maxQueue = max(maxQueue, cap(queue))
 			u := queue[len(queue)-1]
 			queue = queue[:len(queue)-1]
 			visit(u, push)
 		}
+		a.rep.StateBytes += 4 * int64(maxQueue)
 	} else if a.meta.EntryPoint.Valid() && a.rep.Faults[FaultBadEntryPoint] == 0 {
 		a.fault(FaultBadEntryPoint)
 	}
@@ -456,6 +472,8 @@ func (a *analyzer) graph() {
 		}
 		k++
 	}
+	a.rep.StateBytes += int64(cap(a.flags)+cap(a.levels)) + 4*int64(cap(a.lists)) + int64(a.pool.bytes()) +
+		8*int64(len(a.isElem)+len(a.hasLiveIn)+len(visited)) + 4*int64(len(rk.cum)+len(a.next))
 	a.rep.Unreachable = a.rep.ElementsLive - reached
 	a.rep.Orphans = orphans
 	a.fault2(FaultDanglingNeighbor, dangling)

@@ -44,27 +44,60 @@ func (p *pool) each(off uint32, fn func(key uint32)) {
 	b := p.chunks[off>>chunkBits][off&(chunkSize-1):]
 	n, w := binary.Uvarint(b)
 	k := uint(b[w])
-	b = b[w+1:]
-	var pos uint // bit position in b
-	var prev int64 = -1
+	br := bitReader{b: b[w+1:]}
+	mask := uint64(1)<<k - 1
+	prev := int64(-1)
 	for range n {
-		var q uint32
-		for b[pos>>3]&(1<<(pos&7)) != 0 {
-			q++
-			pos++
-		}
-		pos++
-		r := uint32(0)
-		for i := range k {
-			if b[pos>>3]&(1<<(pos&7)) != 0 {
-				r |= 1 << i
-			}
-			pos++
-		}
+		q := br.unary()
+		r := br.bits(k) & mask
 		key := uint32(prev + 1 + int64(q<<k|r))
 		fn(key)
 		prev = int64(key)
 	}
+}
+
+// bitReader reads bits LSB-first from b.
+type bitReader struct {
+	b   []byte
+	pos uint
+}
+
+// window returns at least 57 bits starting at pos (zeros past the end).
+func (r *bitReader) window() uint64 {
+	i := r.pos >> 3
+	var w uint64
+	if int(i)+8 <= len(r.b) {
+		w = binary.LittleEndian.Uint64(r.b[i:])
+	} else {
+		for j := 0; int(i)+j < len(r.b); j++ {
+			w |= uint64(r.b[int(i)+j]) << (8 * j)
+		}
+	}
+	return w >> (r.pos & 7)
+}
+
+// unary reads ones up to the next zero and returns their count.
+func (r *bitReader) unary() uint64 {
+	var q uint64
+	for {
+		ones := uint(bits.TrailingZeros64(^r.window()))
+		if ones < 57 {
+			r.pos += ones + 1
+			return q + uint64(ones)
+		}
+		q += 56
+		r.pos += 56
+	}
+}
+
+// bits reads k <= 32 bits.
+func (r *bitReader) bits(k uint) uint64 {
+	if k == 0 {
+		return 0
+	}
+	v := r.window()
+	r.pos += k
+	return v
 }
 
 func (p *pool) bytes() int {
@@ -77,7 +110,7 @@ func (p *pool) bytes() int {
 
 // encodeList appends the Rice code of keys to dst: uvarint count, the parameter k, then per
 // key the gap to the previous key minus one (the first from -1), its quotient q = gap>>k in
-// unary and its k low bits.
+// unary (q ones and a zero) and its k low bits, LSB first.
 func encodeList(dst []byte, keys []uint32) []byte {
 	n := len(keys)
 	dst = binary.AppendUvarint(dst, uint64(n))
@@ -87,28 +120,35 @@ func encodeList(dst []byte, keys []uint32) []byte {
 		k = uint(bits.Len64(mean) - 1)
 	}
 	dst = append(dst, byte(k))
-	start := len(dst)
-	var pos uint
-	put := func(bit bool) {
-		if pos&7 == 0 {
-			dst = append(dst, 0)
+	var acc uint64 // pending bits, fewer than 8 after each flush
+	var nb uint
+	flush := func() {
+		for nb >= 8 {
+			dst = append(dst, byte(acc))
+			acc >>= 8
+			nb -= 8
 		}
-		if bit {
-			dst[start+int(pos>>3)] |= 1 << (pos & 7)
-		}
-		pos++
 	}
 	prev := int64(-1)
 	for _, key := range keys {
 		g := uint64(int64(key) - prev - 1)
-		for q := g >> k; q > 0; q-- {
-			put(true)
+		q := g >> k
+		for q >= 32 {
+			acc |= (1<<32 - 1) << nb
+			nb += 32
+			flush()
+			q -= 32
 		}
-		put(false)
-		for i := range k {
-			put(g&(1<<i) != 0)
-		}
+		acc |= (1<<q - 1) << nb // q ones, then the zero already there
+		nb += uint(q) + 1
+		flush()
+		acc |= (g & (1<<k - 1)) << nb
+		nb += k
+		flush()
 		prev = int64(key)
+	}
+	if nb > 0 {
+		dst = append(dst, byte(acc))
 	}
 	return dst
 }

@@ -62,6 +62,9 @@ type Report struct {
 	NeighborFill []float64
 	// Faults counts structural faults by kind (the Fault* constants).
 	Faults map[string]int64
+	// StateBytes is the memory the analysis held for the graph at its peak (per-element
+	// arrays, neighbour lists, bitsets, walk queue), excluding pages in flight.
+	StateBytes int64
 	// OrphanElements and UnreachableElements name the first Options.ListLimit such elements
 	// in block order.
 	OrphanElements, UnreachableElements []TID
