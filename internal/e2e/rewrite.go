@@ -178,6 +178,10 @@ func RewriteRules(rulesDir, dir string, t Timing) ([]string, error) {
 // group_interval and repeat_interval replaced by t's. Relative template paths become
 // absolute, so the copy can live anywhere.
 func RewriteAlertmanager(src, webhookURL, tokenFile string, t Timing) ([]byte, error) {
+	src, err := filepath.Abs(src)
+	if err != nil {
+		return nil, err
+	}
 	top, err := readYAMLNode(src)
 	if err != nil {
 		return nil, err

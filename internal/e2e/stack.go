@@ -39,7 +39,9 @@ type Config struct {
 	Replicas int
 	// Runbook overrides deploy/runbook.yml.
 	Runbook string
-	Timing  Timing
+	// AlertmanagerConfig overrides deploy/alertmanager/alertmanager.yml.
+	AlertmanagerConfig string
+	Timing             Timing
 }
 
 // Target is one database of vectorheal.yml.
@@ -119,7 +121,10 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 			Config: filepath.Join(c.Dir, name+".yml"), LogFile: filepath.Join(c.Dir, name+".log"),
 		})
 	}
-	amSrc := filepath.Join(c.Root, "deploy", "alertmanager", "alertmanager.yml")
+	amSrc := c.AlertmanagerConfig
+	if amSrc == "" {
+		amSrc = filepath.Join(c.Root, "deploy", "alertmanager", "alertmanager.yml")
+	}
 	for i, v := range s.Vectorheals {
 		amCfg, err := RewriteAlertmanager(amSrc, v.URL+"/webhook/alertmanager", s.TokenFile, c.Timing)
 		if err != nil {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -344,4 +346,32 @@ func ScrapeSum(ctx context.Context, url, name string) (float64, error) {
 		}
 	}
 	return sum, nil
+}
+
+// QueryValue runs an instant PromQL query and returns the value of its single sample.
+func QueryValue(ctx context.Context, promURL, query string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, promURL+"/api/v1/query?query="+url.QueryEscape(query), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return 0, fmt.Errorf("query %s: %w", query, err)
+	}
+	if len(body.Data.Result) != 1 {
+		return 0, fmt.Errorf("query %s: %d samples, want 1", query, len(body.Data.Result))
+	}
+	s, _ := body.Data.Result[0].Value[1].(string)
+	return strconv.ParseFloat(s, 64)
 }
