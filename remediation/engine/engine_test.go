@@ -1,0 +1,396 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/remediation/engine"
+)
+
+const okRunbook = `
+entries:
+  - name: fix-it
+    matchers: ['alertname="VecTest"']
+    priority: 80
+    cooldown: 0s
+    steps:
+      - strategy: ok
+        params: {sleep: 0.05}
+        validate: {figure: fake_figure, op: "<=", value: 1, wait: 0s, attempts: 1}
+`
+
+// TestFiringAlertRunsRepairOnce: a firing alert runs the matched repair, recorded with its
+// steps; the same notification posted twice gives one repair.
+func TestFiringAlertRunsRepairOnce(t *testing.T) {
+	b := setup(t)
+	rb := b.parseRunbook(t, okRunbook)
+	e := b.engine(t, rb, nil)
+	a := alert("VecTest", "firing", time.Now().Add(-time.Minute), map[string]string{"datname": b.datname(t)})
+	b.notify(t, e, a)
+	b.notify(t, e, a)
+	rs := b.waitRepairs(t, 1, "succeeded")
+	if rs[0].Entry != "fix-it" || rs[0].Runner != e.ID() {
+		t.Fatalf("repair %+v, want entry fix-it run by %s", rs[0], e.ID())
+	}
+	if n := b.fakes.okRuns.Load(); n != 1 {
+		t.Fatalf("strategy ran %d times, want 1", n)
+	}
+	r, err := e.Repair(b.ctx, rs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Steps) != 1 || r.Steps[0].State != "succeeded" || len(r.Steps[0].Statements) != 1 ||
+		r.Steps[0].Impact == nil || r.Steps[0].Impact.LockLevel != "NONE" || r.Steps[0].After["fake_figure"] != 0 {
+		t.Fatalf("steps recorded %+v", r.Steps)
+	}
+	var v struct {
+		Passed bool `json:"passed"`
+		Tries  int  `json:"tries"`
+	}
+	if err := json.Unmarshal(r.Steps[0].Validation, &v); err != nil || !v.Passed || v.Tries != 1 {
+		t.Fatalf("validation recorded %s (%v)", r.Steps[0].Validation, err)
+	}
+	// A second, later alert of the same kind runs again: the per-alert key, not the
+	// index, makes a repair unique.
+	b.notify(t, e, alert("VecTest", "firing", time.Now(), map[string]string{"datname": b.datname(t)}))
+	b.waitRepairs(t, 2, "succeeded")
+}
+
+// TestResolvedCancelsQueued: resolved cancels a repair still waiting; approval makes a
+// repair wait until approved.
+func TestResolvedCancelsQueuedAndApproval(t *testing.T) {
+	b := setup(t)
+	rb := b.parseRunbook(t, okRunbook+`
+  - name: careful
+    matchers: ['alertname="NeedsApproval"']
+    approval: required
+    steps:
+      - strategy: ok
+`)
+	// An intake-only engine queues without running anything.
+	intake := b.engine(t, rb, func(o *engine.Options) { o.Workers = false })
+	start := time.Now().Add(-time.Minute)
+	b.notify(t, intake, alert("VecTest", "firing", start, nil))
+	b.notify(t, intake, alert("NeedsApproval", "firing", start, nil))
+	rs := b.repairs(t)
+	if len(rs) != 2 || rs[0].State != "queued" || rs[1].State != "awaiting_approval" {
+		t.Fatalf("repairs %+v, want queued and awaiting_approval", rs)
+	}
+	b.notify(t, intake, alert("VecTest", "resolved", start, nil))
+	rs = b.repairs(t)
+	if rs[0].State != "cancelled" || rs[0].Reason != "resolved" {
+		t.Fatalf("repair after resolved: %+v", rs[0])
+	}
+	var jobState string
+	if err := b.state.QueryRow(b.ctx, `SELECT j.state FROM river_job j JOIN repairs r ON r.job_id = j.id WHERE r.id = $1`,
+		rs[0].ID).Scan(&jobState); err != nil || jobState != "cancelled" {
+		t.Fatalf("river job is %q (%v), want cancelled", jobState, err)
+	}
+	worker := b.engine(t, rb, nil)
+	if err := worker.Approve(b.ctx, rs[0].ID, "alice"); err == nil {
+		t.Fatal("approving a cancelled repair worked")
+	}
+	if err := worker.Approve(b.ctx, rs[1].ID, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	rs = b.waitRepairs(t, 2, "cancelled", "succeeded")
+	if rs[1].State != "succeeded" || rs[1].Approved != "alice" {
+		t.Fatalf("approved repair %+v", rs[1])
+	}
+	if n := b.fakes.okRuns.Load(); n != 1 {
+		t.Fatalf("strategy ran %d times, want 1 (the approved repair only)", n)
+	}
+}
+
+// TestFailingRepairRollsBackAndOpensCircuit: a step whose validation fails is rolled back
+// and recorded; after K failures in a row the circuit opens and the next alert is skipped.
+func TestFailingRepairRollsBackAndOpensCircuit(t *testing.T) {
+	b := setup(t)
+	b.cfg.CircuitBreakerFailures = 2
+	b.setFigure(t, 5)
+	rb := b.parseRunbook(t, `
+entries:
+  - name: ladder
+    matchers: ['alertname="VecTest"']
+    cooldown: 0s
+    steps:
+      - strategy: fail
+        params: {error: "boom"}
+      - strategy: ok
+        validate: {figure: fake_figure, op: "<", value: 1, wait: 0s, attempts: 2}
+`)
+	reg := prometheus.NewRegistry()
+	e := b.engine(t, rb, func(o *engine.Options) { o.Registerer = reg })
+	dat := b.datname(t)
+	for i := range 3 {
+		b.notify(t, e, alert("VecTest", "firing", time.Now().Add(time.Duration(-i)*time.Minute), map[string]string{"datname": dat}))
+		b.waitRepairs(t, i+1, "rolled_back", "skipped")
+	}
+	rs := b.repairs(t)
+	for i, want := range []string{"rolled_back", "rolled_back", "skipped"} {
+		if rs[i].State != want {
+			t.Fatalf("repair %d is %s (%s), want %s; all: %+v", i, rs[i].State, rs[i].Reason, want, rs)
+		}
+	}
+	if rs[2].Reason != "circuit_open" {
+		t.Fatalf("third repair skipped for %q, want circuit_open", rs[2].Reason)
+	}
+	// Both steps of both repairs were rolled back: fail escalated to ok, ok did not validate.
+	if f, o := b.rollbacks(t, "fail"), b.rollbacks(t, "ok"); f != 2 || o != 2 {
+		t.Fatalf("rollbacks fail=%d ok=%d, want 2 and 2", f, o)
+	}
+	r, err := e.Repair(b.ctx, rs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Steps) != 2 || r.Steps[0].State != "rolled_back" || !strings.Contains(r.Steps[0].Error, "boom") ||
+		r.Steps[1].State != "rolled_back" || r.Steps[1].After["fake_figure"] != 5 || string(r.Steps[1].Undo) != `{"ok": true}` {
+		t.Fatalf("steps %+v", r.Steps)
+	}
+	if got := testutil.ToFloat64(gaugeOf(t, reg, "vectorheal_circuit_open")); got != 1 {
+		t.Fatalf("vectorheal_circuit_open = %g, want 1", got)
+	}
+	if got := testutil.ToFloat64(counterOf(t, reg, "vectorheal_repair_skips_total", "circuit_open")); got != 1 {
+		t.Fatalf("skips{circuit_open} = %g", got)
+	}
+	if _, err := e.ResetCircuit(b.ctx, "db1", "", "public", "t_v_idx", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := e.Circuits(b.ctx)
+	if err != nil || len(cs) != 1 || cs[0].Open || cs[0].ResetBy != "bob" {
+		t.Fatalf("circuits after reset %+v (%v)", cs, err)
+	}
+}
+
+// gaugeOf returns the single sample of a metric family as a collector for testutil.
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "x"},
+				func() float64 { return mf.GetMetric()[0].GetGauge().GetValue() })
+		}
+	}
+	t.Fatalf("metric %s with one sample not found", name)
+	return nil
+}
+
+func counterOf(t *testing.T, reg *prometheus.Registry, name, labelValue string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == labelValue {
+					v := m.GetCounter().GetValue()
+					return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "x"}, func() float64 { return v })
+				}
+			}
+		}
+	}
+	t.Fatalf("metric %s{%s} not found", name, labelValue)
+	return nil
+}
+
+// TestTimeoutCancelsSQL: the repair's timeout cancels the statement running in PostgreSQL.
+func TestTimeoutCancelsSQL(t *testing.T) {
+	b := setup(t)
+	rb := b.parseRunbook(t, `
+entries:
+  - name: slow
+    matchers: ['alertname="VecTest"']
+    timeout: 1s
+    steps:
+      - strategy: block
+`)
+	e := b.engine(t, rb, nil)
+	b.notify(t, e, alert("VecTest", "firing", time.Now(), nil))
+	rs := b.waitRepairs(t, 1, "rolled_back", "failed")
+	if rs[0].State != "rolled_back" || rs[0].Reason != "timeout" {
+		t.Fatalf("repair %+v, want rolled_back for timeout", rs[0])
+	}
+	if !strings.Contains(rs[0].Error, "canceling statement") && !strings.Contains(rs[0].Error, "context deadline") {
+		t.Fatalf("error %q does not say the statement was cancelled", rs[0].Error)
+	}
+	var running int
+	if err := b.target.QueryRow(b.ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE query LIKE '%vectorheal-block%' AND state = 'active' AND pid <> pg_backend_pid()`).Scan(&running); err != nil {
+		t.Fatal(err)
+	}
+	if running != 0 {
+		t.Fatalf("%d pg_sleep statements still running after the timeout", running)
+	}
+	if b.rollbacks(t, "block") != 1 {
+		t.Fatal("timed-out step was not rolled back")
+	}
+}
+
+// TestBadLabelsNothingRuns: labels naming no index, or carrying SQL or shell text, are
+// skipped with a reason and nothing runs.
+func TestBadLabelsNothingRuns(t *testing.T) {
+	b := setup(t)
+	rb := b.parseRunbook(t, okRunbook)
+	e := b.engine(t, rb, nil)
+	now := time.Now()
+	cases := []struct{ label, value, reason string }{
+		{"indexrelname", "t_v_idx; DROP TABLE public.t", "invalid_labels"},
+		{"indexrelname", "$(rm -rf /)", "invalid_labels"},
+		{"schemaname", "public' OR '1'='1", "invalid_labels"},
+		{"indexrelname", "no_such_index", "index_not_found"},
+		{"indexrelname", "t_pkey", "index_not_found"},
+		{"target", "elsewhere", "unknown_target"},
+		{"datname", "otherdb", "index_not_found"},
+	}
+	var alerts []map[string]any
+	for i, c := range cases {
+		alerts = append(alerts, alert("VecTest", "firing", now, map[string]string{c.label: c.value, "case": strconv.Itoa(i)}))
+	}
+	b.notify(t, e, alerts...)
+	b.waitRepairs(t, len(cases), "skipped")
+	rows, err := b.state.Query(b.ctx, `SELECT (labels->>'case')::int, reason, error FROM repairs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var (
+			i              int
+			reason, detail string
+		)
+		if err := rows.Scan(&i, &reason, &detail); err != nil {
+			t.Fatal(err)
+		}
+		if reason != cases[i].reason {
+			t.Errorf("%s=%q skipped for %q (%s), want %q", cases[i].label, cases[i].value, reason, detail, cases[i].reason)
+		}
+	}
+	if n := b.fakes.okRuns.Load(); n != 0 {
+		t.Fatalf("strategy ran %d times", n)
+	}
+	var exists bool
+	if err := b.target.QueryRow(b.ctx, `SELECT to_regclass('public.t') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		t.Fatalf("table t is gone (%v)", err)
+	}
+}
+
+// TestDryRunRecordsPlanOnly: a dry run records the impact and runs nothing.
+func TestDryRunRecordsPlanOnly(t *testing.T) {
+	b := setup(t)
+	rb := b.parseRunbook(t, `
+entries:
+  - name: look
+    matchers: ['alertname="VecTest"']
+    dry_run: true
+    steps:
+      - strategy: ok
+      - strategy: vacuum
+`)
+	e := b.engine(t, rb, nil)
+	b.notify(t, e, alert("VecTest", "firing", time.Now(), nil))
+	rs := b.waitRepairs(t, 1, "dry_run")
+	r, err := e.Repair(b.ctx, rs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Steps) != 2 || r.Steps[1].State != "dry_run" || r.Steps[1].Impact == nil || len(r.Steps[1].Impact.Statements) == 0 {
+		t.Fatalf("dry-run steps %+v", r.Steps)
+	}
+	if !strings.Contains(r.Steps[1].Impact.Statements[0], "VACUUM") {
+		t.Fatalf("vacuum plan %v", r.Steps[1].Impact.Statements)
+	}
+	if n := b.fakes.okRuns.Load(); n != 0 {
+		t.Fatalf("dry run ran the strategy %d times", n)
+	}
+}
+
+// TestRealVacuumValidated: the real vacuum strategy removes dead tuples after deletes, and
+// validation re-measures them in the database.
+func TestRealVacuumValidated(t *testing.T) {
+	b := setup(t)
+	if _, err := b.target.Exec(b.ctx, `ALTER TABLE public.t SET (autovacuum_enabled = false)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.target.Exec(b.ctx, `DELETE FROM public.t WHERE id % 2 = 0`); err != nil {
+		t.Fatal(err)
+	}
+	var dead float64
+	deadline := time.Now().Add(20 * time.Second)
+	for dead == 0 && time.Now().Before(deadline) {
+		var err error
+		if dead, err = b.measurer.Measure(b.ctx, b.target, mustIndex(t, b), "pgvector_table_dead_tuples"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if dead == 0 {
+		t.Fatal("deletes left no dead tuples in the statistics")
+	}
+	rb := b.parseRunbook(t, `
+entries:
+  - name: vacuum-dead
+    matchers: ['alertname="DeadTuples"']
+    steps:
+      - strategy: vacuum
+        validate: {figure: pgvector_table_dead_tuples, op: "==", value: 0, wait: 500ms, attempts: 20}
+`)
+	e := b.engine(t, rb, nil)
+	b.notify(t, e, alert("DeadTuples", "firing", time.Now(), map[string]string{"datname": b.datname(t)}))
+	rs := b.waitRepairs(t, 1, "succeeded", "rolled_back", "failed")
+	r, err := e.Repair(b.ctx, rs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].State != "succeeded" {
+		t.Fatalf("vacuum repair %+v, steps %+v", rs[0], r.Steps)
+	}
+	st := r.Steps[0]
+	if st.Before["pgvector_table_dead_tuples"] != dead || st.After["pgvector_table_dead_tuples"] != 0 ||
+		len(st.Statements) == 0 || !strings.Contains(st.Statements[0], "VACUUM") {
+		t.Fatalf("vacuum step %+v, want %g dead before and 0 after", st, dead)
+	}
+}
+
+func mustIndex(t *testing.T, b *bundle) catalog.Index {
+	t.Helper()
+	ix, err := catalog.Resolve(b.ctx, b.target, "public", "t_v_idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+// TestPrune deletes finished history past the retention.
+func TestPrune(t *testing.T) {
+	b := setup(t)
+	rb := b.parseRunbook(t, okRunbook)
+	e := b.engine(t, rb, nil)
+	b.notify(t, e, alert("VecTest", "firing", time.Now(), nil))
+	rs := b.waitRepairs(t, 1, "succeeded")
+	if _, err := b.state.Exec(b.ctx, `UPDATE repairs SET finished_at = now() - interval '2000 hours' WHERE id = $1`, rs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.Prune(context.Background())
+	if err != nil || n < 1 {
+		t.Fatalf("pruned %d rows (%v)", n, err)
+	}
+	if got := b.repairs(t); len(got) != 0 {
+		t.Fatalf("repairs left after prune: %+v", got)
+	}
+}
