@@ -12,8 +12,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/vectorheal/vectorheal/exporter/hnsw"
-	"github.com/vectorheal/vectorheal/exporter/pagescan"
 	"github.com/vectorheal/vectorheal/internal/catalog"
 )
 
@@ -27,7 +25,7 @@ type sqlMeasurer struct {
 
 var testFigures = []string{
 	"pgvector_recall_ratio", "pgvector_probe_latency_seconds", "pgvector_table_dead_tuples",
-	"pgvector_ivfflat_list_size_cv", "pgvector_probe_index_used", "pgvector_hnsw_orphan_elements",
+	"pgvector_ivfflat_list_size_cv", "pgvector_probe_index_used",
 }
 
 func (m sqlMeasurer) Figures() []string { return testFigures }
@@ -52,17 +50,6 @@ func (m sqlMeasurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog
 		return cv(sizes), nil
 	case "pgvector_probe_index_used":
 		return indexUsed(ctx, pool, ix)
-	case "pgvector_hnsw_orphan_elements":
-		conn, err := pool.Acquire(ctx)
-		if err != nil {
-			return 0, err
-		}
-		defer conn.Release()
-		rep, err := hnsw.Analyze(ctx, pagescan.NewSQLReader(conn, ix.OID, 0, pagescan.RawPageFunc), hnsw.Options{})
-		if err != nil {
-			return 0, err
-		}
-		return float64(rep.Orphans), nil
 	}
 	return 0, fmt.Errorf("unknown figure %q", figure)
 }
