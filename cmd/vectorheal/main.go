@@ -45,6 +45,8 @@ Start with: vectorheal serve --config vectorheal.yml`)
 	add(registerMigrate(app))
 	add(registerConfigCheck(app, stdout, stderr))
 	add(registerCheck(app, stdout, stderr))
+	add(registerRunbookValidate(app, stdout, stderr))
+	add(registerRunbookTest(app, stdout, stderr))
 	add(registerVersion(app, stdout))
 
 	cmd, err := app.Parse(args)

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/alertmanager/matcher/compat"
+	"github.com/prometheus/alertmanager/pkg/labels"
+
+	"github.com/vectorheal/vectorheal/exporter"
+	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+)
+
+// runbookChecks returns what a runbook is checked against: the strategies vectorheal ships and
+// the figures the exporter's Measurer can re-measure.
+func runbookChecks() (*strategy.Registry, []string, error) {
+	reg, err := strategy.Default(strategy.Options{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("strategies: %w", err)
+	}
+	return reg, exporter.NewMeasurer(config.Exporter{}).Figures(), nil
+}
+
+func registerRunbookValidate(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c := runbookCommand(app).Command("validate",
+		"Check runbook files: keys and types (with file:line), matchers, strategies and their parameters, validation figures, windows. Exit 1 listing every problem.")
+	files := c.Arg("file", "Runbook files to check.").Required().ExistingFiles()
+	return c.FullCommand(), func(context.Context, *slog.Logger) int {
+		reg, figures, err := runbookChecks()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		code := 0
+		for _, f := range *files {
+			rb, err := runbook.Load(f, reg, figures)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				code = 1
+				continue
+			}
+			fmt.Fprintf(stdout, "%s: OK (%d entries)\n", f, len(rb.Entries))
+		}
+		return code
+	}
+}
+
+func registerRunbookTest(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c := runbookCommand(app).Command("test",
+		"Show which runbook entries an alert with the given labels selects and the steps they would run.")
+	file := c.Arg("file", "Runbook file.").Required().ExistingFile()
+	alert := c.Flag("alert", `Alert labels: name="value" or name=value; repeat the flag or separate with commas.`).
+		Required().PlaceHolder(`'alertname="X"'`).Strings()
+	expectSet := false
+	expect := c.Flag("expect", "Entry names the alert must select, comma separated, in order (empty: none); exit 1 otherwise.").
+		IsSetByUser(&expectSet).String()
+	return c.FullCommand(), func(context.Context, *slog.Logger) int {
+		lbls, err := alertLabels(*alert)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		reg, figures, err := runbookChecks()
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		rb, err := runbook.Load(*file, reg, figures)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		matched := rb.Match(lbls)
+		printMatches(stdout, lbls, matched)
+		if expectSet {
+			var got []string
+			for _, e := range matched {
+				got = append(got, e.Name)
+			}
+			if strings.Join(got, ",") != strings.ReplaceAll(*expect, " ", "") {
+				fmt.Fprintf(stderr, "expected entries %q, got %q\n", *expect, strings.Join(got, ","))
+				return 1
+			}
+		}
+		return 0
+	}
+}
+
+// runbookCommand returns the "runbook" command, creating it on first use.
+func runbookCommand(app *kingpin.Application) *kingpin.CmdClause {
+	if c := app.GetCommand("runbook"); c != nil {
+		return c
+	}
+	return app.Command("runbook", "Work with runbook files.")
+}
+
+// alertLabels reads --alert values with Alertmanager's matcher parser; only equality makes
+// sense for an alert's labels.
+func alertLabels(args []string) (map[string]string, error) {
+	parse := compat.FallbackMatchersParser(slog.New(slog.DiscardHandler))
+	out := map[string]string{}
+	for _, a := range args {
+		ms, err := parse(a, "--alert")
+		if err != nil {
+			return nil, fmt.Errorf("--alert %q: %w", a, err)
+		}
+		for _, m := range ms {
+			if m.Type != labels.MatchEqual {
+				return nil, fmt.Errorf("--alert %q: %s is not a label value; use name=\"value\"", a, m)
+			}
+			out[m.Name] = m.Value
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--alert: no labels given")
+	}
+	return out, nil
+}
+
+func printMatches(w io.Writer, lbls map[string]string, matched []*runbook.Entry) {
+	names := make([]string, 0, len(lbls))
+	for k := range lbls {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, lbls[k]))
+	}
+	fmt.Fprintf(w, "alert {%s}\n", strings.Join(parts, ", "))
+	if len(matched) == 0 {
+		fmt.Fprintln(w, "no entry matches: the alert triggers no repair")
+		return
+	}
+	fmt.Fprintf(w, "matches %d entr%s:\n", len(matched), map[bool]string{true: "y", false: "ies"}[len(matched) == 1])
+	for i, e := range matched {
+		fmt.Fprintf(w, "%d. %s (line %d)\n", i+1, e.Name, e.Line)
+		fmt.Fprintf(w, "   matchers %s\n", e.Matchers)
+		fmt.Fprintf(w, "   priority %d, cooldown %s, timeout %s, approval %s, dry-run %t, continue %t\n",
+			e.Priority, e.Cooldown, e.Timeout, e.Approval, e.DryRun, e.Continue)
+		for _, win := range e.Windows {
+			fmt.Fprintf(w, "   window %s\n", describeWindow(win))
+		}
+		for j, s := range e.Steps {
+			fmt.Fprintf(w, "   step %d: %s", j+1, s.Strategy)
+			if len(s.Params) > 0 {
+				fmt.Fprintf(w, " %v", map[string]any(s.Params))
+			}
+			fmt.Fprintln(w)
+			if s.Validate != nil {
+				fmt.Fprintf(w, "           validate %s (wait %s, up to %d attempts)\n", s.Validate, s.Validate.Wait, s.Validate.Attempts)
+			}
+			fmt.Fprintf(w, "           on failure %s, on success %s\n", s.OnFailure, s.OnSuccess)
+		}
+	}
+}
+
+func describeWindow(w runbook.Window) string {
+	days := "every day"
+	if len(w.Days) > 0 {
+		var ds []string
+		for _, d := range w.Days {
+			ds = append(ds, strings.ToLower(d.String()[:3]))
+		}
+		days = strings.Join(ds, ",")
+	}
+	clock := func(d time.Duration) string { return fmt.Sprintf("%02d:%02d", int(d.Hours()), int(d.Minutes())%60) }
+	return fmt.Sprintf("%s %s-%s %s", days, clock(w.Start), clock(w.End), w.Location)
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestRunbookValidate(t *testing.T) {
+	code, out, errs := runCLI("runbook", "validate", "../../deploy/runbook.yml")
+	if code != 0 || !strings.HasPrefix(out, "../../deploy/runbook.yml: OK (") {
+		t.Errorf("default runbook: exit %d\n%s%s", code, out, errs)
+	}
+	bad := writeFile(t, t.TempDir(), "bad.yml", `entries:
+  - name: a
+    matchers: ['alertname=="A"']
+    steps:
+      - strategy: vacuum
+        params: {full: true}
+        validate: {figure: pgvector_nonsense, op: "<", value: 1}
+`)
+	code, _, errs = runCLI("runbook", "validate", bad)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		bad + `:3: entries[0].matchers[0]: cannot parse "alertname==\"A\""`,
+		bad + `:6: entries[0].steps[0].params: vacuum: `,
+		bad + `:7: entries[0].steps[0].validate.figure: unknown figure "pgvector_nonsense"`,
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("errors do not contain %q:\n%s", want, errs)
+		}
+	}
+}
+
+func TestRunbookTest(t *testing.T) {
+	code, out, errs := runCLI("runbook", "test", "../../deploy/runbook.yml",
+		"--alert", `alertname="PgvectorHNSWDeadTuplesPending"`, "--alert", "target=main,indexrelname=items_idx",
+		"--expect", "hnsw-dead-tuples")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{
+		`alert {alertname="PgvectorHNSWDeadTuplesPending", indexrelname="items_idx", target="main"}`,
+		"1. hnsw-dead-tuples (line ",
+		"step 1: vacuum",
+		"validate pgvector_hnsw_heap_tids:dead == 0 (wait 10s, up to 3 attempts)",
+		"step 2: reindex",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname="VectorhealTargetDown"`, "--expect", "")
+	if code != 0 || !strings.Contains(out, "no entry matches") {
+		t.Errorf("unmatched alert: exit %d\n%s", code, out)
+	}
+	code, _, errs = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname="PgvectorHNSWOrphans"`, "--expect", "other")
+	if code != 1 || !strings.Contains(errs, `expected entries "other", got "hnsw-orphans"`) {
+		t.Errorf("--expect mismatch: exit %d, %s", code, errs)
+	}
+	code, _, errs = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname=~"X"`)
+	if code != 1 || !strings.Contains(errs, "is not a label value") {
+		t.Errorf("regex as a label: exit %d, %s", code, errs)
+	}
+}

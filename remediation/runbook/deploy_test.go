@@ -1,0 +1,109 @@
+package runbook_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vectorheal/vectorheal/exporter"
+	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+)
+
+// noRepair lists the alerts of rules/ that deploy/runbook.yml deliberately leaves to people or
+// to inhibition: symptoms, user-defined figures and vectorheal's own health.
+var noRepair = []string{
+	"PgvectorLatencySpike", "PgvectorThroughputDrop", "PgvectorCacheHitDrop", "PgvectorIndexSizeSpike",
+	"PgvectorProbeErrorRateSpike",
+	"PgvectorCustomQualityDegrading", "PgvectorCustomCountHigh", "PgvectorCustomStale",
+}
+
+type ruleAlert struct {
+	name   string
+	labels map[string]string
+}
+
+func ruleAlerts(t *testing.T) []ruleAlert {
+	t.Helper()
+	files, err := filepath.Glob("../../rules/*.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no rule files: %v", err)
+	}
+	var out []ruleAlert
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Groups []struct {
+				Rules []struct {
+					Alert  string            `yaml:"alert"`
+					Labels map[string]string `yaml:"labels"`
+				} `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, g := range doc.Groups {
+			for _, r := range g.Rules {
+				if r.Alert == "" {
+					continue
+				}
+				l := map[string]string{"alertname": r.Alert, "target": "main", "datname": "app",
+					"schemaname": "public", "relname": "items", "indexrelname": "items_embedding_idx"}
+				for k, v := range r.Labels {
+					l[k] = v
+				}
+				out = append(out, ruleAlert{name: r.Alert, labels: l})
+			}
+		}
+	}
+	return out
+}
+
+// TestDefaultRunbook loads deploy/runbook.yml with the strategies and figures vectorheal ships
+// and checks it against rules/: every alert with a repair selects an entry, every entry is
+// selected by some alert.
+func TestDefaultRunbook(t *testing.T) {
+	reg, err := strategy.Default(strategy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := runbook.Load("../../deploy/runbook.yml", reg, exporter.NewMeasurer(config.Exporter{}).Figures())
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, a := range ruleAlerts(t) {
+		matched := rb.Match(a.labels)
+		switch {
+		case strings.HasPrefix(a.name, "Vectorheal") || slices.Contains(noRepair, a.name):
+			if len(matched) > 0 {
+				t.Errorf("%s (%v) is listed as having no repair but selects %s", a.name, a.labels, matched[0].Name)
+			}
+		case len(matched) == 0:
+			t.Errorf("alert %s (%v) selects no runbook entry: add one or list it in noRepair and the runbook's header", a.name, a.labels)
+		}
+		for _, e := range matched {
+			used[e.Name] = true
+		}
+	}
+	for _, e := range rb.Entries {
+		if !used[e.Name] {
+			t.Errorf("entry %s (line %d) is selected by no alert of rules/", e.Name, e.Line)
+		}
+	}
+	// The two severities of PgvectorHNSWFragmented take different repairs.
+	crit := rb.Match(map[string]string{"alertname": "PgvectorHNSWFragmented", "severity": "critical"})
+	warn := rb.Match(map[string]string{"alertname": "PgvectorHNSWFragmented", "severity": "warning"})
+	if len(crit) != 1 || crit[0].Name != "hnsw-fragmented-critical" || len(warn) != 1 || warn[0].Name != "hnsw-fragmented" {
+		t.Errorf("fragmentation: critical -> %v, warning -> %v", crit, warn)
+	}
+}
