@@ -220,8 +220,8 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, p Param
 	for value < v.max {
 		value = min(value+v.step, v.max)
 		stmt := u.setStatement(value)
-		if _, err := env.Pool.Exec(ctx, stmt); err != nil {
-			return out, errors.Join(fmt.Errorf("%s: %w", stmt, err), t.Rollback(ctx, env, ix, p, out.Undo))
+		if err := alterSetting(ctx, env, stmt); err != nil {
+			return out, errors.Join(err, t.Rollback(ctx, env, ix, p, out.Undo))
 		}
 		out.Statements = append(out.Statements, stmt)
 		out.After = t.measure(ctx, env, ix, u, value, figures)
@@ -281,11 +281,9 @@ func (t *TuneSearch) effective(ctx context.Context, env Env, u tuneUndo) (int, e
 	}
 	defer fresh.Close()
 	var s *string
-	// Loading the library registers the setting with its default; until then it is unknown.
-	if _, err := fresh.Exec(ctx, "LOAD 'vector'"); err != nil {
-		logger(env).Debug("load vector library", slog.Any("err", err))
-	}
-	if err := fresh.QueryRow(ctx, "SELECT current_setting($1, true)", u.Setting).Scan(&s); err != nil {
+	// Using the type loads pgvector, which registers the setting with its default; until then
+	// the session does not know it.
+	if err := fresh.QueryRow(ctx, "SELECT current_setting($1, true) FROM (SELECT '[1]'::vector) AS loaded", u.Setting).Scan(&s); err != nil {
 		return 0, fmt.Errorf("read %s: %w", u.Setting, err)
 	}
 	if s != nil {
@@ -297,6 +295,25 @@ func (t *TuneSearch) effective(ctx context.Context, env Env, u tuneUndo) (int, e
 		return 40, nil
 	}
 	return 1, nil
+}
+
+// alterSetting runs an ALTER DATABASE/ROLE ... SET or RESET. The session loads pgvector first:
+// for a setting the session does not know (a placeholder), PostgreSQL allows only superusers
+// to store a default; once the library has defined hnsw.ef_search and ivfflat.probes as user
+// settings, the database owner may. LOAD itself would need superuser; using the type does not.
+func alterSetting(ctx context.Context, env Env, stmt string) error {
+	conn, err := env.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", stmt, err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT '[1]'::vector"); err != nil {
+		return fmt.Errorf("load pgvector: %w", err)
+	}
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: %w", stmt, err)
+	}
+	return nil
 }
 
 // readRoleSetting reads the current value of u.Setting at u's scope from pg_db_role_setting;
@@ -351,8 +368,8 @@ func (t *TuneSearch) Rollback(ctx context.Context, env Env, _ catalog.Index, _ P
 	// A rollback must happen even when the step's own deadline is what failed.
 	ctx, cancel := cleanupContext(ctx, time.Minute)
 	defer cancel()
-	if _, err := env.Pool.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("tune_search rollback: %s: %w", stmt, err)
+	if err := alterSetting(ctx, env, stmt); err != nil {
+		return fmt.Errorf("tune_search rollback: %w", err)
 	}
 	logger(env).Info("search setting restored", slog.String("statement", stmt))
 	return nil
