@@ -1,0 +1,306 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/internal/amclient"
+	"github.com/vectorheal/vectorheal/internal/api"
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/store"
+	"github.com/vectorheal/vectorheal/internal/targets"
+	"github.com/vectorheal/vectorheal/internal/testenv"
+	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+const token = "s3cret-token"
+
+// noop runs SELECT 1 on the target; params.fail makes it fail.
+type noop struct{}
+
+func (noop) Name() string        { return "noop" }
+func (noop) Description() string { return "does nothing" }
+func (noop) CheckParams(p strategy.Params) error {
+	for k := range p {
+		if k != "fail" {
+			return errors.New("unknown parameter " + k)
+		}
+	}
+	return nil
+}
+func (noop) Plan(context.Context, strategy.Env, catalog.Index, strategy.Params) (strategy.Impact, error) {
+	return strategy.Impact{LockLevel: "NONE", Statements: []string{"SELECT 1"}}, nil
+}
+func (noop) Run(ctx context.Context, env strategy.Env, _ catalog.Index, _ strategy.Params) (strategy.Outcome, error) {
+	_, err := env.Pool.Exec(ctx, "SELECT 1")
+	return strategy.Outcome{Statements: []string{"SELECT 1"}}, err
+}
+func (noop) Rollback(context.Context, strategy.Env, catalog.Index, strategy.Params, json.RawMessage) error {
+	return nil
+}
+
+type measurer struct{}
+
+func (measurer) Figures() []string { return []string{"one"} }
+func (measurer) Measure(context.Context, *pgxpool.Pool, catalog.Index, string) (float64, error) {
+	return 1, nil
+}
+
+type client struct {
+	t   *testing.T
+	url string
+}
+
+// call sends a request and decodes the answer into out (when not nil); it returns the code.
+func (c client) call(method, path, tok string, body any, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if s, ok := body.(string); ok {
+		rd = strings.NewReader(s)
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.url+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(api.UserHeader, "tester")
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			c.t.Fatalf("%s %s: %d %s: %v", method, path, res.StatusCode, data, err)
+		}
+	}
+	return res.StatusCode
+}
+
+func setup(t *testing.T) (client, *amclient.Client, *pgxpool.Pool, string) {
+	t.Helper()
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	ctx := t.Context()
+	state, err := store.Open(ctx, dsn, "vh", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(state.Close)
+	logger := slog.New(slog.DiscardHandler)
+	if _, err := store.Migrate(ctx, state, "vh", logger); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE TABLE public.t (id bigserial PRIMARY KEY, v vector(3))`,
+		`CREATE INDEX t_v_idx ON public.t USING hnsw (v vector_l2_ops)`,
+	} {
+		if _, err := state.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts, err := targets.Open(ctx, []config.Target{{Name: "db1", DSN: config.Secret{Value: dsn}, MaxConnections: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ts.Close)
+	reg, _ := strategy.NewRegistry(noop{})
+	am := testenv.StartAlertmanager(t, "route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
+	ac, err := amclient.New(config.Alertmanager{URL: am.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Options{State: state, Schema: "vh", Targets: ts, Strategies: reg, Measurer: measurer{},
+		Runbook: func() *runbook.Runbook { return nil }, Workers: true, PollInterval: 100 * time.Millisecond,
+		Alertmanager: ac, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.StopAndCancel(context.Background()) })
+	h, err := api.New(api.Options{Engine: e, Silences: ac, Token: token, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return client{t: t, url: srv.URL + api.Prefix}, ac, state, am.URL
+}
+
+// postToAM sends an alert to Alertmanager as Prometheus would.
+func postToAM(t *testing.T, amURL string, labels map[string]string) {
+	t.Helper()
+	body, _ := json.Marshal([]map[string]any{{"labels": labels, "endsAt": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}})
+	res, err := http.Post(amURL+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+}
+
+func TestRepairsThroughAPI(t *testing.T) {
+	c, _, state, _ := setup(t)
+	trigger := map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "noop"}
+
+	var e api.ErrorBody
+	if code := c.call("POST", "/repairs", "", trigger, &e); code != 401 || !strings.Contains(e.Error, "Bearer") {
+		t.Fatalf("no token: %d %q", code, e.Error)
+	}
+	if code := c.call("POST", "/repairs", "wrong", trigger, &e); code != 403 {
+		t.Fatalf("wrong token: %d", code)
+	}
+	for _, tc := range []struct {
+		body any
+		code int
+		msg  string
+	}{
+		{`{"target": "db1",`, 400, "malformed JSON"},
+		{map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "noop", "bogus": 1}, 400, `unknown field "bogus"`},
+		{map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "nope"}, 400, `strategy "nope" is unknown`},
+		{map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "noop", "params": map[string]any{"x": 1}}, 400, "unknown parameter x"},
+		{map[string]any{"target": "db1", "index": "t_v_idx; DROP TABLE t", "strategy": "noop"}, 404, "no such index"},
+		{map[string]any{"target": "nowhere", "index": "t_v_idx", "strategy": "noop"}, 404, `target "nowhere"`},
+		{map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "noop", "timeout": "soon"}, 400, "timeout"},
+	} {
+		if code := c.call("POST", "/repairs", token, tc.body, &e); code != tc.code || !strings.Contains(e.Error, tc.msg) {
+			t.Errorf("POST %v: %d %q, want %d containing %q", tc.body, code, e.Error, tc.code, tc.msg)
+		}
+	}
+	var exists bool
+	if err := state.QueryRow(t.Context(), `SELECT to_regclass('public.t') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		t.Fatal("table t is gone")
+	}
+
+	var created struct{ ID int64 }
+	if code := c.call("POST", "/repairs", token, trigger, &created); code != 202 || created.ID == 0 {
+		t.Fatalf("trigger: %d %+v", code, created)
+	}
+	var rep engine.Repair
+	deadline := time.Now().Add(30 * time.Second)
+	for rep.State != "succeeded" {
+		if time.Now().After(deadline) {
+			t.Fatalf("repair %+v did not succeed", rep)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if code := c.call("GET", "/repairs/"+itoa(created.ID), "", nil, &rep); code != 200 {
+			t.Fatalf("get repair: %d", code)
+		}
+	}
+	if rep.RequestedBy != "tester" || len(rep.Steps) != 1 || rep.Steps[0].Statements[0] != "SELECT 1" {
+		t.Fatalf("repair %+v", rep)
+	}
+	var list []engine.Repair
+	if code := c.call("GET", "/repairs?target=db1&index=t_v_idx&outcome=succeeded", "", nil, &list); code != 200 || len(list) != 1 {
+		t.Fatalf("list: %d %+v", code, list)
+	}
+	if code := c.call("GET", "/repairs?outcome=exploded", "", nil, &e); code != 400 {
+		t.Fatalf("bad outcome: %d", code)
+	}
+	if code := c.call("GET", "/repairs?colour=red", "", nil, &e); code != 400 || !strings.Contains(e.Error, "colour") {
+		t.Fatalf("unknown filter: %d %q", code, e.Error)
+	}
+	if code := c.call("GET", "/repairs/abc", "", nil, &e); code != 400 {
+		t.Fatalf("bad id: %d", code)
+	}
+	if code := c.call("GET", "/repairs/99999", "", nil, &e); code != 404 {
+		t.Fatalf("missing repair: %d", code)
+	}
+	if code := c.call("POST", "/repairs/"+itoa(created.ID)+"/approve", token, nil, &e); code != 409 {
+		t.Fatalf("approve finished repair: %d %q", code, e.Error)
+	}
+	if code := c.call("POST", "/repairs/"+itoa(created.ID)+"/cancel", token, nil, &e); code != 409 {
+		t.Fatalf("cancel finished repair: %d %q", code, e.Error)
+	}
+	if code := c.call("POST", "/circuits/reset", token, map[string]string{"target": "db1", "index": "t_v_idx"}, &e); code != 200 {
+		t.Fatalf("reset circuit: %d %q", code, e.Error)
+	}
+	var st api.StatusBody
+	if code := c.call("GET", "/status", "", nil, &st); code != 200 || st.Last24h["succeeded"] != 1 || !st.Workers {
+		t.Fatalf("status: %d %+v", code, st)
+	}
+	var chk struct{ ID int64 }
+	if code := c.call("POST", "/checks", token, map[string]string{"target": "db1", "index": "t_v_idx"}, &chk); code != 202 || chk.ID == 0 {
+		t.Fatalf("check: %d", code)
+	}
+	var pending int
+	if err := state.QueryRow(t.Context(), `SELECT count(*) FROM vh.check_requests WHERE done_at IS NULL AND indexrelname = 't_v_idx'`).Scan(&pending); err != nil || pending != 1 {
+		t.Fatalf("check requests pending %d (%v)", pending, err)
+	}
+}
+
+// TestPauseResume: pause and resume are Alertmanager silences that really silence the
+// index's alerts.
+func TestPauseResume(t *testing.T) {
+	c, ac, _, amURL := setup(t)
+	var e api.ErrorBody
+	if code := c.call("POST", "/pause", "", map[string]string{}, &e); code != 401 {
+		t.Fatalf("pause without token: %d", code)
+	}
+	if code := c.call("POST", "/pause", token, map[string]string{"index": "t_v_idx"}, &e); code != 400 || !strings.Contains(e.Error, "needs target") {
+		t.Fatalf("pause without target: %d %q", code, e.Error)
+	}
+	var created struct{ ID string }
+	if code := c.call("POST", "/pause", token, map[string]string{"target": "db1", "index": "t_v_idx", "duration": "2h", "comment": "rebuild by hand"}, &created); code != 201 {
+		t.Fatalf("pause: %d", code)
+	}
+	if code := c.call("POST", "/pause", token, map[string]string{"duration": "30m"}, nil); code != 201 {
+		t.Fatalf("pause all: %d", code)
+	}
+	var ps []amclient.Silence
+	if code := c.call("GET", "/pauses", "", nil, &ps); code != 200 || len(ps) != 2 {
+		t.Fatalf("pauses: %d %+v", code, ps)
+	}
+	var st api.StatusBody
+	if c.call("GET", "/status", "", nil, &st); !st.Paused || len(st.Pauses) != 2 {
+		t.Fatalf("status while paused: %+v", st)
+	}
+	// An alert of that index is silenced in Alertmanager.
+	labels := map[string]string{"alertname": "X", "target": "db1", "schemaname": "public", "indexrelname": "t_v_idx"}
+	postToAM(t, amURL, labels)
+	silenced := false
+	for deadline := time.Now().Add(10 * time.Second); !silenced && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		s, err := ac.Alert(t.Context(), labels, "")
+		silenced = err == nil && len(s.SilencedBy) == 2
+	}
+	if !silenced {
+		t.Fatal("alert of the paused index is not silenced by both pauses")
+	}
+	if code := c.call("POST", "/resume", token, map[string]string{"target": "db1", "index": "t_v_idx"}, &e); code != 200 {
+		t.Fatalf("resume: %d %q", code, e.Error)
+	}
+	if code := c.call("POST", "/resume", token, map[string]string{}, &e); code != 200 {
+		t.Fatalf("resume all: %d %q", code, e.Error)
+	}
+	if code := c.call("POST", "/resume", token, map[string]string{"id": created.ID}, &e); code != 404 {
+		t.Fatalf("resume twice: %d", code)
+	}
+	if code := c.call("GET", "/pauses", "", nil, &ps); code != 200 || len(ps) != 0 {
+		t.Fatalf("pauses after resume: %+v", ps)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
