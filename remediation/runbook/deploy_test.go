@@ -1,6 +1,7 @@
 package runbook_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -105,5 +106,40 @@ func TestDefaultRunbook(t *testing.T) {
 	warn := rb.Match(map[string]string{"alertname": "PgvectorHNSWFragmented", "severity": "warning"})
 	if len(crit) != 1 || crit[0].Name != "hnsw-fragmented-critical" || len(warn) != 1 || warn[0].Name != "hnsw-fragmented" {
 		t.Errorf("fragmentation: critical -> %v, warning -> %v", crit, warn)
+	}
+}
+
+// TestDocExamples parses every runbook example of docs/runbook.md with the real strategies, so
+// the documentation cannot drift from what vectorheal accepts.
+func TestDocExamples(t *testing.T) {
+	data, err := os.ReadFile("../../docs/runbook.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := strategy.Default(strategy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	figures := exporter.NewMeasurer(config.Exporter{}).Figures()
+	blocks := strings.Split(string(data), "```yaml\n")[1:]
+	n := 0
+	for i, b := range blocks {
+		b, _, _ = strings.Cut(b, "```")
+		var doc string
+		switch {
+		case strings.HasPrefix(b, "entries:"):
+			doc = b
+		case strings.HasPrefix(b, "- name:"):
+			doc = "entries:\n  " + strings.ReplaceAll(strings.TrimRight(b, "\n"), "\n", "\n  ") + "\n"
+		default:
+			continue
+		}
+		n++
+		if _, err := runbook.Parse(fmt.Sprintf("docs/runbook.md example %d", i+1), []byte(doc), reg, figures); err != nil {
+			t.Errorf("example %d does not parse:\n%s\n%v", i+1, doc, err)
+		}
+	}
+	if n < 5 {
+		t.Errorf("only %d examples found", n)
 	}
 }
