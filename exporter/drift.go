@@ -31,7 +31,10 @@ import (
 // score is 1. Samples are taken with ORDER BY random() over the rows of each side, a full
 // scan bounded by the check's statement_timeout.
 
-const newSince = `age(xmin) < (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - $1::bigint)`
+// newSince selects rows written since the transaction counter $1 (the next xid to be assigned
+// then): their xmin's age is at most the distance from $1 to the next xid now. age() of a
+// frozen xmin is the largest integer, so frozen rows count as build-time.
+const newSince = `age(xmin) <= (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - $1::bigint)`
 
 // driftScore computes the score of ix; ok is false when there are too few build-time rows.
 func driftScore(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, xidAtBuild uint64, sample int, centers [][]float32, timeout time.Duration) (score float64, ok bool, err error) {

@@ -68,20 +68,25 @@ func runSQL(t *testing.T, dsn string, stmts ...string) {
 	}
 }
 
-// clustered creates table items with n rows of dim-dimensional vectors around clusters centers,
-// with id order random so the heap order is not the cluster order.
+// clustered creates table items with n rows of dim-dimensional vectors around clusters
+// random centers (kept in table centers, see addClustered).
 func clustered(t *testing.T, dsn string, n, dim, clusters int) {
 	t.Helper()
 	runSQL(t, dsn,
 		fmt.Sprintf(`CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(%d))`, dim),
 		`SELECT setseed(0.42)`,
-		fmt.Sprintf(`CREATE TEMP TABLE centers AS SELECT c, array_agg(random() * 10 ORDER BY d) AS v
-			FROM generate_series(1, %d) c, generate_series(1, %d) d GROUP BY c`, clusters, dim),
-		fmt.Sprintf(`INSERT INTO items (embedding)
-			SELECT (SELECT array_agg(x + (random() - 0.5) ORDER BY o) FROM unnest(v) WITH ORDINALITY AS u(x, o))::vector
-			FROM generate_series(1, %d) i JOIN centers ON c = 1 + i %% %d`, n, clusters),
-		`ANALYZE items`,
-	)
+		fmt.Sprintf(`CREATE TABLE centers AS SELECT c, array_agg(random() * 10 ORDER BY d) AS v
+			FROM generate_series(1, %d) c, generate_series(1, %d) d GROUP BY c`, clusters, dim))
+	addClustered(t, dsn, n)
+	runSQL(t, dsn, `ANALYZE items`)
+}
+
+// addClustered inserts n more rows drawn like clustered's.
+func addClustered(t *testing.T, dsn string, n int) {
+	t.Helper()
+	runSQL(t, dsn, fmt.Sprintf(`INSERT INTO items (embedding)
+		SELECT (SELECT array_agg(x + (random() - 0.5) ORDER BY o) FROM unnest(v) WITH ORDINALITY AS u(x, o))::vector
+		FROM generate_series(1, %d) i JOIN centers ON c = 1 + i %% (SELECT count(*) FROM centers)`, n))
 }
 
 // started is a running exporter over named DSNs.

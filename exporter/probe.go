@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,11 +41,16 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 		return nil, fmt.Errorf("%s: recall probe needs a plain vector or halfvec column", ix)
 	}
 	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
+	// k is a literal, not a parameter, and plans are custom: a generic plan does not know the
+	// LIMIT and the query vector, and then prefers a sequential scan to the index.
 	search := probeMarker + `SELECT ctid::text, (` + col + ` ` + op + ` $1)::float8 FROM ` + tbl +
-		` ORDER BY ` + col + ` ` + op + ` $1 LIMIT $2`
+		` ORDER BY ` + col + ` ` + op + ` $1 LIMIT ` + strconv.Itoa(k)
 	res := &recallResult{k: k}
 	var empty bool
 	err = readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
+			return fmt.Errorf("set plan_cache_mode: %w", err)
+		}
 		qs, err := sampleVectors(ctx, tx, ix, queries)
 		if err != nil {
 			return err
@@ -53,13 +59,13 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 			empty = true
 			return nil
 		}
-		if res.indexUsed, err = usesIndex(ctx, tx, ix, search, qs[0], k); err != nil {
+		if res.indexUsed, err = usesIndex(ctx, tx, ix, search, qs[0]); err != nil {
 			return err
 		}
 		approx := make([][]neighbour, len(qs))
 		for i, q := range qs {
 			start := time.Now()
-			approx[i], err = topK(ctx, tx, search, q, k)
+			approx[i], err = topK(ctx, tx, search, q)
 			if err != nil {
 				return fmt.Errorf("index search: %w", err)
 			}
@@ -70,7 +76,7 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 		}
 		var hits, want int
 		for i, q := range qs {
-			exact, err := topK(ctx, tx, search, q, k)
+			exact, err := topK(ctx, tx, search, q)
 			if err != nil {
 				return fmt.Errorf("exact search: %w", err)
 			}
@@ -130,8 +136,8 @@ type neighbour struct {
 	dist float64
 }
 
-func topK(ctx context.Context, tx pgx.Tx, search, q string, k int) ([]neighbour, error) {
-	rows, err := tx.Query(ctx, search, q, k)
+func topK(ctx context.Context, tx pgx.Tx, search, q string) ([]neighbour, error) {
+	rows, err := tx.Query(ctx, search, q)
 	if err != nil {
 		return nil, err
 	}
@@ -172,9 +178,9 @@ type planNode struct {
 }
 
 // usesIndex reports whether the planner chooses ix for the probe's top-k search.
-func usesIndex(ctx context.Context, tx pgx.Tx, ix catalog.Index, search, q string, k int) (bool, error) {
+func usesIndex(ctx context.Context, tx pgx.Tx, ix catalog.Index, search, q string) (bool, error) {
 	var raw []byte
-	if err := tx.QueryRow(ctx, `EXPLAIN (FORMAT JSON) `+search, q, k).Scan(&raw); err != nil {
+	if err := tx.QueryRow(ctx, `EXPLAIN (FORMAT JSON) `+search, q).Scan(&raw); err != nil {
 		return false, fmt.Errorf("explain: %w", err)
 	}
 	var plans []struct {

@@ -26,7 +26,7 @@ type target struct {
 	collectors map[string]*collectorStat
 	custom     map[string]*customResult // by metric name
 	customJobs map[string]*job
-	discErr    string // last discovery error, for logging changes only
+	discErr    string            // last discovery error, for logging changes only
 	lastErr    map[string]string // last error per check and index, for logging changes only
 }
 

@@ -1,0 +1,261 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+func resolve(t *testing.T, q catalog.Querier, name string) catalog.Index {
+	t.Helper()
+	ix, err := catalog.Resolve(context.Background(), q, "public", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+// TestSkewRaisesListCVAndDrift inserts rows far from every IVFFlat center: they all land in
+// one list, so the list-size CV rises, and the drift score of both index types rises above 1.
+func TestSkewRaisesListCVAndDrift(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 2000, 8, 10)
+	runSQL(t, dsn,
+		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`,
+		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	ctx := context.Background()
+	pool := superPool(t, dsn)
+	ivf, hn := resolve(t, pool, "items_ivf"), resolve(t, pool, "items_hnsw")
+	var xid int64
+	if err := pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+
+	before, err := scanStructure(ctx, pool, ivf, rawPageFunc, 16, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.ivf.Entries != 2000 || len(before.ivf.Centers) != 10 || before.ivf.ListSizeCV > 0.5 {
+		t.Fatalf("entries=%d centers=%d, want 2000 and 10", before.ivf.Entries, len(before.ivf.Centers))
+	}
+	d0, ok, err := driftScore(ctx, pool, ivf, uint64(xid), 200, before.ivf.Centers, time.Minute)
+	if err != nil || !ok || d0 != 1 {
+		t.Fatalf("drift before any new row = %v, %v, %v; want 1", d0, ok, err)
+	}
+	// New rows drawn like the build-time ones: no shift.
+	addClustered(t, dsn, 1000)
+	for _, c := range []struct {
+		ix      catalog.Index
+		centers [][]float32
+	}{{ivf, before.ivf.Centers}, {hn, nil}} {
+		d, ok, err := driftScore(ctx, pool, c.ix, uint64(xid), 200, c.centers, time.Minute)
+		t.Logf("drift of %s with rows like the build-time ones: %.2f", c.ix, d)
+		if err != nil || !ok || d < 0.7 || d > 1.3 {
+			t.Errorf("drift of %s with rows like the build-time ones = %.2f, %v, %v; want about 1", c.ix, d, ok, err)
+		}
+	}
+
+	// 1500 rows around (30, 30, ...), outside the [0, 10] box the clusters live in.
+	runSQL(t, dsn, `INSERT INTO items (embedding)
+		SELECT (SELECT array_agg(30 + random()) FROM generate_series(1, 8))::vector FROM generate_series(1, 1500)`)
+	after, err := scanStructure(ctx, pool, ivf, rawPageFunc, 16, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("list size CV %.3f -> %.3f, sizes %v", before.ivf.ListSizeCV, after.ivf.ListSizeCV, after.ivf.ListSizes)
+	if after.ivf.ListSizeCV < before.ivf.ListSizeCV+0.5 {
+		t.Errorf("list size CV %.3f -> %.3f, want a rise of at least 0.5", before.ivf.ListSizeCV, after.ivf.ListSizeCV)
+	}
+	d1, ok, err := driftScore(ctx, pool, ivf, uint64(xid), 200, after.ivf.Centers, time.Minute)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	dh, ok, err := driftScore(ctx, pool, hn, uint64(xid), 200, nil, time.Minute)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	t.Logf("drift ivfflat %.2f, hnsw %.2f", d1, dh)
+	if d1 < 2 || dh < 2 {
+		t.Errorf("drift after skewed inserts: ivfflat %.2f, hnsw %.2f; want both >= 2", d1, dh)
+	}
+
+}
+
+// TestRecallFallsWithEfSearch lowers hnsw.ef_search to 1 for new sessions of a clustered
+// dataset: the measured recall falls. The Measurer sees the same.
+func TestRecallFallsWithEfSearch(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 3000, 16, 30)
+	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
+	ctx := context.Background()
+	pool := superPool(t, dsn)
+	ix := resolve(t, pool, "items_hnsw")
+	high, err := probe(ctx, pool, ix, 20, 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !high.indexUsed || len(high.latencies) != 20 {
+		t.Fatalf("probe: index used %v, %d latencies", high.indexUsed, len(high.latencies))
+	}
+	runSQL(t, dsn, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET hnsw.ef_search = 1', current_database()); END $$`)
+	fresh := superPool(t, dsn) // sessions started after ALTER DATABASE see the setting
+	low, err := probe(ctx, fresh, ix, 20, 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recall@10: ef_search 40 -> %.3f, ef_search 1 -> %.3f", high.ratio, low.ratio)
+	if high.ratio < 0.8 || low.ratio >= high.ratio-0.3 {
+		t.Errorf("recall@10 %.3f with the default ef_search and %.3f with 1; want >= 0.8 and a fall of 0.3", high.ratio, low.ratio)
+	}
+	m := NewMeasurer(testConfig())
+	got, err := m.Measure(ctx, fresh, ix, "pgvector_recall_ratio")
+	if err != nil || got >= high.ratio-0.3 {
+		t.Errorf("Measurer recall = %.3f, %v; want below %.3f", got, err, high.ratio-0.3)
+	}
+}
+
+// TestMeasurer re-measures figures directly, including after deletes and a REINDEX
+// CONCURRENTLY that gives the index a new OID.
+func TestMeasurer(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 2000, 8, 5)
+	// The IVFFlat index is on a table of its own, so the planner has one index to choose for
+	// each probe.
+	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
+		`CREATE TABLE docs AS SELECT * FROM items`,
+		`CREATE INDEX docs_ivf ON docs USING ivfflat (embedding vector_l2_ops) WITH (lists = 5)`)
+	ctx := context.Background()
+	pool := superPool(t, dsn)
+	hn, ivf := resolve(t, pool, "items_hnsw"), resolve(t, pool, "docs_ivf")
+	m := NewMeasurer(testConfig())
+	measure := func(ix catalog.Index, f string) float64 {
+		t.Helper()
+		v, err := m.Measure(ctx, pool, ix, f)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		return v
+	}
+	if v := measure(hn, "pgvector_hnsw_elements:live"); v != 2000 {
+		t.Errorf("live elements = %v, want 2000", v)
+	}
+	if v := measure(ivf, "pgvector_ivfflat_lists"); v != 5 {
+		t.Errorf("lists = %v, want 5", v)
+	}
+	for _, ix := range []catalog.Index{hn, ivf} {
+		if v := measure(ix, "pgvector_probe_index_used"); v != 1 {
+			t.Errorf("%s: probe index used = %v, want 1", ix, v)
+		}
+	}
+	runSQL(t, dsn, `DELETE FROM items WHERE id <= 50`)
+	if v := measure(hn, "pgvector_hnsw_heap_tids:dead"); v != 50 {
+		t.Errorf("dead heap TIDs = %v, want 50", v)
+	}
+	runSQL(t, dsn, `VACUUM items`, `REINDEX INDEX CONCURRENTLY items_hnsw`)
+	if v := measure(hn, "pgvector_hnsw_heap_tids:dead"); v != 0 {
+		t.Errorf("dead heap TIDs after VACUUM and REINDEX = %v, want 0", v)
+	}
+	if v := measure(hn, "pgvector_hnsw_elements:live"); v != 1950 {
+		t.Errorf("live elements after REINDEX = %v, want 1950", v)
+	}
+	if _, err := m.Measure(ctx, pool, ivf, "pgvector_hnsw_orphan_elements"); err == nil || !strings.Contains(err.Error(), "ivfflat") {
+		t.Errorf("hnsw figure of an ivfflat index: %v", err)
+	}
+	if _, err := m.Measure(ctx, pool, hn, "pgvector_nonsense"); err == nil || !strings.Contains(err.Error(), `unknown figure "pgvector_nonsense"`) {
+		t.Errorf("unknown figure: %v", err)
+	}
+	for _, f := range m.Figures() {
+		name, _, _ := strings.Cut(f, ":")
+		if !isListed(name) {
+			t.Errorf("figure %s names no metric of Metrics()", f)
+		}
+	}
+}
+
+func isListed(name string) bool {
+	for _, m := range Metrics() {
+		if m.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPageReaderPrivileges: a non-superuser role gets no structure metrics and
+// page_reader_available 0; after the wrapper is installed and the role is granted pg_monitor,
+// the structure metrics appear. The wrapper refuses relations that are not vector indexes.
+func TestPageReaderPrivileges(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 300, 4, 3)
+	role := fmt.Sprintf("monitor_%d", time.Now().UnixNano()%1e9)
+	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
+		`CREATE ROLE `+role+` LOGIN`, `GRANT SELECT ON items TO `+role)
+	t.Cleanup(func() {
+		runSQL(t, dsn, `DROP OWNED BY `+role)
+		runSQL(t, pg.DSN("postgres"), `DROP ROLE IF EXISTS `+role)
+	})
+	monitorDSN := strings.Replace(dsn, "://"+pg.User+"@", "://"+role+"@", 1)
+
+	// Install refuses a role that is not superuser.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, monitorDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := InstallPageReader(ctx, conn, testLogger(t)); !errors.Is(err, ErrNotSuperuser) {
+		t.Fatalf("install as %s: %v, want ErrNotSuperuser", role, err)
+	}
+
+	s := start(t, testConfig(), map[string]string{"mon": monitorDSN})
+	tgt := map[string]string{"target": "mon"}
+	hl := map[string]string{"target": "mon", "indexrelname": "items_hnsw", "state": "live"}
+	s.waitSample(t, "vectorheal_page_reader_available", tgt, "0", eq(0))
+	s.waitSample(t, "pgvector_index_info", map[string]string{"target": "mon", "indexrelname": "items_hnsw"}, "1", eq(1))
+	s.waitSample(t, "pgvector_recall_ratio", map[string]string{"target": "mon"}, "present", exists)
+	if _, ok := s.sample(t, "pgvector_hnsw_elements", hl); ok {
+		t.Fatal("structure metrics published without page access")
+	}
+
+	// As migrate does: install in each target whose role is superuser.
+	if err := InstallPageReaders(ctx, []config.Target{{Name: "super", DSN: config.Secret{Value: dsn}}}, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	s.waitSample(t, "vectorheal_page_reader_available", tgt, "0 without pg_monitor", eq(0))
+	var page []byte
+	err = conn.QueryRow(ctx, `SELECT vectorheal.index_page('items_hnsw'::regclass, 0)`).Scan(&page)
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("wrapper without pg_monitor: %v", err)
+	}
+	runSQL(t, dsn, `GRANT pg_monitor TO `+role)
+	s.waitSample(t, "vectorheal_page_reader_available", tgt, "1", eq(1))
+	s.waitSample(t, "pgvector_hnsw_elements", hl, "300", eq(300))
+
+	conn2, err := pgx.Connect(ctx, monitorDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close(ctx)
+	if err := conn2.QueryRow(ctx, `SELECT vectorheal.index_page('items_hnsw'::regclass, 0)`).Scan(&page); err != nil || len(page) != 8192 {
+		t.Fatalf("wrapper on an index: %d bytes, %v", len(page), err)
+	}
+	for _, rel := range []string{"items", "items_pkey"} {
+		err := conn2.QueryRow(ctx, `SELECT vectorheal.index_page($1::regclass, 0)`, rel).Scan(&page)
+		if err == nil || !strings.Contains(err.Error(), "is not an hnsw or ivfflat index") {
+			t.Errorf("wrapper on %s: %v, want a refusal", rel, err)
+		}
+	}
+}
