@@ -101,7 +101,8 @@ func TestUnreachableTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := "postgres://nobody@127.0.0.1:" + itoa(port) + "/nothing?sslmode=disable&connect_timeout=2"
-	s := start(t, testConfig(), map[string]string{"good": dsn, "gone": bad})
+	logs := &logLines{}
+	s := startLogged(t, logs, testConfig(), map[string]string{"good": dsn, "gone": bad})
 	s.waitSample(t, "vectorheal_up", map[string]string{"target": "gone"}, "0", eq(0))
 	s.waitSample(t, "vectorheal_up", map[string]string{"target": "good"}, "1", eq(1))
 	s.waitSample(t, "pgvector_hnsw_elements", map[string]string{"target": "good", "state": "live"}, "300", eq(300))
@@ -111,6 +112,21 @@ func TestUnreachableTarget(t *testing.T) {
 		if !strings.Contains(text, `vectorheal_up{target="gone"} 0`) {
 			t.Fatalf("scrape lacks the down target:\n%s", text)
 		}
+	}
+	// Every scrape and discovery round failed, yet each state change is logged once, naming
+	// the target and the reason.
+	time.Sleep(2 * time.Second) // several discovery rounds
+	if n := logs.count(`msg="target is down" target=gone`); n != 1 {
+		t.Errorf("'target is down' logged %d times, want once", n)
+	}
+	if n := logs.count(`msg="cannot list vector indexes" target=gone`); n != 1 {
+		t.Errorf("discovery failure logged %d times, want once", n)
+	}
+	if n := logs.count(`connect`); n == 0 {
+		t.Error("the log does not say why the target is down")
+	}
+	if n := logs.count(`level=WARN`, `target=good`); n != 0 {
+		t.Errorf("the reachable target logged %d warnings", n)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,14 +29,45 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 // testLogger routes the exporter's log into the test's.
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(tlogWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type tlogWriter struct{ t *testing.T }
+type tlogWriter struct {
+	t    *testing.T
+	keep *logLines // nil or where lines are also kept
+}
 
 func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
+	if w.keep != nil {
+		w.keep.mu.Lock()
+		w.keep.lines = append(w.keep.lines, string(p))
+		w.keep.mu.Unlock()
+	}
 	return len(p), nil
+}
+
+// logLines keeps the log lines of an exporter, for tests about what is logged.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+// count is the number of lines containing every one of subs.
+func (l *logLines) count(subs ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
 
 // testConfig is an exporter configuration with short intervals, as Load would default it.
@@ -98,6 +130,12 @@ type started struct {
 
 func start(t *testing.T, cfg config.Exporter, dsns map[string]string, opts ...Option) *started {
 	t.Helper()
+	return startLogged(t, nil, cfg, dsns, opts...)
+}
+
+// startLogged is start with the exporter's log lines also kept in keep.
+func startLogged(t *testing.T, keep *logLines, cfg config.Exporter, dsns map[string]string, opts ...Option) *started {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var cts []config.Target
 	for name, dsn := range dsns {
@@ -108,7 +146,8 @@ func start(t *testing.T, cfg config.Exporter, dsns map[string]string, opts ...Op
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := New(ts, cfg, testLogger(t), opts...)
+	logger := slog.New(slog.NewTextHandler(tlogWriter{t, keep}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := New(ts, cfg, logger, opts...)
 	e.tick = 50 * time.Millisecond
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(e)

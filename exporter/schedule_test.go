@@ -1,0 +1,78 @@
+package exporter
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestAcquireBoundsConcurrency: a check needs a slot of its target and one of the global
+// semaphore; a waiting check gives up when its context ends.
+func TestAcquireBoundsConcurrency(t *testing.T) {
+	e := &Exporter{global: make(chan struct{}, 2)}
+	a := &target{sem: make(chan struct{}, 1)}
+	b := &target{sem: make(chan struct{}, 2)}
+	c := &target{sem: make(chan struct{}, 2)}
+	ctx := context.Background()
+	tryAcquire := func(tg *target) (func(), bool) {
+		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		return e.acquire(ctx, tg)
+	}
+
+	relA, ok := tryAcquire(a)
+	if !ok {
+		t.Fatal("first check of a did not start")
+	}
+	if _, ok := tryAcquire(a); ok {
+		t.Fatal("a second check of a started beyond its target limit of 1")
+	}
+	relB, ok := tryAcquire(b)
+	if !ok {
+		t.Fatal("first check of b did not start")
+	}
+	if _, ok := tryAcquire(c); ok {
+		t.Fatal("a third check started beyond the global limit of 2")
+	}
+	if len(c.sem) != 0 {
+		t.Fatal("a check that gave up kept its target slot")
+	}
+	relA()
+	relC, ok := tryAcquire(c)
+	if !ok {
+		t.Fatal("check of c did not start after a slot was released")
+	}
+	relB()
+	relC()
+	if len(e.global) != 0 || len(a.sem)+len(b.sem)+len(c.sem) != 0 {
+		t.Fatal("slots leaked")
+	}
+}
+
+// TestScheduleSpread: first runs are spread over a quarter of the interval and later runs
+// over ±10 % of it.
+func TestScheduleSpread(t *testing.T) {
+	now := time.Now()
+	ix := &index{jobs: map[string]*job{}}
+	first := map[time.Duration]bool{}
+	for i := range 50 {
+		ix.jobs = map[string]*job{}
+		d := ix.job(kindRecall, now, time.Minute).next.Sub(now)
+		if d < 0 || d >= 15*time.Second {
+			t.Fatalf("run %d: first run after %s, want within [0, 15s)", i, d)
+		}
+		first[d] = true
+	}
+	if len(first) < 10 {
+		t.Errorf("first runs not spread: %d distinct delays of 50", len(first))
+	}
+	tg := &target{}
+	for range 50 {
+		j := &job{running: true}
+		tg.finish(j, time.Minute)
+		d := time.Until(j.next)
+		if j.running || d < 53*time.Second || d > 66*time.Second {
+			t.Fatalf("next run after %s (running %v), want 54s..66s", d, j.running)
+		}
+	}
+}
