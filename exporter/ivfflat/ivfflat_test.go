@@ -215,3 +215,46 @@ func TestDistance(t *testing.T) {
 		t.Errorf("nearest of no centers: %d", i)
 	}
 }
+
+func TestHalfvec(t *testing.T) {
+	b := setup(t)
+	b.exec(t, `CREATE TABLE items (id serial PRIMARY KEY, v halfvec(6))`)
+	b.exec(t, `SELECT setseed(0.3)`)
+	b.exec(t, `INSERT INTO items (v) SELECT (SELECT array_agg(random()) FROM generate_series(1, 6) WHERE i > 0)::halfvec FROM generate_series(1, 1500) AS i`)
+	b.exec(t, `CREATE INDEX items_v_idx ON items USING ivfflat (v halfvec_l2_ops) WITH (lists = 8)`)
+	ix, err := catalog.Resolve(b.ctx, b.pool, "public", "items_v_idx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := b.analyze(t, ix)
+	if rep.Entries != 1500 || len(rep.Centers) != 8 || len(rep.Centers[0]) != 6 || len(rep.Faults) != 0 {
+		t.Fatalf("entries %d, centers %d, faults %v", rep.Entries, len(rep.Centers), rep.Faults)
+	}
+	// The decoded centers are the index's: every row's nearest center by halfvec's own <->
+	// gives the same list sizes.
+	var sizes []int64
+	for _, c := range rep.Centers {
+		var n int64
+		if err := b.pool.QueryRow(b.ctx, `SELECT count(*) FROM items WHERE `+nearestIs(rep.Centers, c), vectorText(c)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, n)
+	}
+	for i := range sizes {
+		if sizes[i] != rep.ListSizes[i] {
+			t.Errorf("list %d: %d entries, %d rows nearest to its center", i, rep.ListSizes[i], sizes[i])
+		}
+	}
+	if !(rep.CentroidQuality > 0 && rep.CentroidQuality < 1) {
+		t.Errorf("centroid quality %v", rep.CentroidQuality)
+	}
+}
+
+// nearestIs is a WHERE clause true for rows whose nearest center (among centers) is $1.
+func nearestIs(centers [][]float32, _ []float32) string {
+	parts := make([]string, len(centers))
+	for i, c := range centers {
+		parts[i] = "'" + vectorText(c) + "'::halfvec"
+	}
+	return `v <-> $1::text::halfvec <= (SELECT min(v <-> c) FROM unnest(ARRAY[` + strings.Join(parts, ",") + `]) AS c)`
+}
