@@ -19,9 +19,11 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/vectorheal/vectorheal/exporter"
+	"github.com/vectorheal/vectorheal/internal/api"
 	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/store"
 	"github.com/vectorheal/vectorheal/internal/targets"
+	"github.com/vectorheal/vectorheal/webhook"
 )
 
 // serveOptions are serve's flags.
@@ -67,6 +69,7 @@ type server struct {
 	registry *prometheus.Registry
 	targets  *targets.Set
 	state    *pgxpool.Pool // nil when no state store is configured
+	healing  *healing      // nil when no state store is configured
 	ready    atomic.Bool
 }
 
@@ -117,6 +120,19 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 	}()
 	wg.Go(func() { exp.Run(runCtx) })
 
+	if s.state != nil {
+		h, stop, err := s.startHealing(ctx)
+		if err != nil {
+			return err
+		}
+		s.healing = h
+		defer func() {
+			stopCtx, done := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+			defer done()
+			stop(stopCtx)
+		}()
+	}
+
 	addr := cfg.ListenAddress
 	if o.listenAddress != "" {
 		addr = o.listenAddress
@@ -166,5 +182,13 @@ func (s *server) routes() http.Handler {
 		}
 		_, _ = w.Write([]byte("Ready.\n"))
 	})
+	if s.healing != nil {
+		// Both handlers route on the full path, so they are handed it unchanged.
+		if s.healing.webhook != nil {
+			r.Handle(webhook.Path, s.healing.webhook)
+		}
+		r.Handle(api.Prefix+"/*", s.healing.api)
+		r.Post("/-/reload", s.healing.serveReload)
+	}
 	return r
 }

@@ -1,0 +1,460 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/vectorheal/vectorheal/internal/amclient"
+	"github.com/vectorheal/vectorheal/internal/api"
+	"github.com/vectorheal/vectorheal/remediation/engine"
+)
+
+// clientOptions are the flags every API subcommand shares.
+type clientOptions struct {
+	url       string
+	token     string
+	tokenFile string
+	user      string
+	output    string
+	timeout   time.Duration
+	stdout    io.Writer
+}
+
+const clientHelpTail = `
+
+Talks to a running 'vectorheal serve' over HTTP (--url, or VECTORHEAL_URL). Calls that change
+something need the API token (--token, VECTORHEAL_API_TOKEN or --token-file): remediation.api_token
+of the server's config, or webhook.bearer_token when that is unset.`
+
+func clientCommand(app *kingpin.Application, name, help string, stdout io.Writer) (*kingpin.CmdClause, *clientOptions) {
+	c := app.Command(name, help+clientHelpTail)
+	o := &clientOptions{stdout: stdout}
+	c.Flag("url", "Base URL of the vectorheal server.").Envar("VECTORHEAL_URL").Default("http://localhost:9877").StringVar(&o.url)
+	c.Flag("token", "API token for calls that change something.").Envar("VECTORHEAL_API_TOKEN").StringVar(&o.token)
+	c.Flag("token-file", "Read the API token from this file.").StringVar(&o.tokenFile)
+	c.Flag("user", "Who you are, recorded as approver, canceller or silence author.").Default(os.Getenv("USER")).StringVar(&o.user)
+	c.Flag("output", "Output format: text or json.").Short('o').Default("text").EnumVar(&o.output, "text", "json")
+	c.Flag("timeout", "Timeout of the HTTP call.").Default("30s").DurationVar(&o.timeout)
+	return c, o
+}
+
+// apiError is an answer other than 2xx.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.msg, e.code) }
+
+// call sends one API request; out receives the decoded JSON answer.
+func (o *clientOptions) call(ctx context.Context, method, path string, body, out any) error {
+	tok := o.token
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return fmt.Errorf("token file: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(o.url, "/")+api.Prefix+path, rd)
+	if err != nil {
+		return fmt.Errorf("--url: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if o.user != "" {
+		req.Header.Set(api.UserHeader, o.user)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach vectorheal at %s: %w", o.url, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if res.StatusCode/100 != 2 {
+		var e api.ErrorBody
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		return &apiError{code: res.StatusCode, msg: e.Error}
+	}
+	if o.output == "json" {
+		_, err := o.stdout.Write(data)
+		return err
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode answer: %w", err)
+		}
+	}
+	return nil
+}
+
+// run wraps a subcommand body: errors go to stderr and exit 1.
+func (o *clientOptions) run(stderr io.Writer, f func(ctx context.Context) error) action {
+	return func(ctx context.Context, _ *slog.Logger) int {
+		if err := f(ctx); err != nil {
+			fmt.Fprintf(stderr, "vectorheal: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+}
+
+func (o *clientOptions) text() bool { return o.output == "text" }
+
+func registerStatus(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "status", "Show the healing status: paused or not, repairs running and queued, open circuits, pauses.", stdout)
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		var st api.StatusBody
+		if err := o.call(ctx, "GET", "/status", nil, &st); err != nil || !o.text() {
+			return err
+		}
+		state := "active"
+		if st.Paused {
+			state = "PAUSED"
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(w, "healing:\t%s\n", state)
+		fmt.Fprintf(w, "workers here:\t%v (%s)\n", st.Workers, st.Runner)
+		fmt.Fprintf(w, "running:\t%d\n", st.Active)
+		fmt.Fprintf(w, "queued:\t%d\n", st.Queued)
+		fmt.Fprintf(w, "awaiting approval:\t%d\n", st.AwaitingApproval)
+		fmt.Fprintf(w, "runbook entries:\t%d\n", st.RunbookEntries)
+		fmt.Fprintf(w, "last 24h:\t%s\n", countsText(st.Last24h))
+		for _, c := range st.OpenCircuits {
+			fmt.Fprintf(w, "circuit OPEN:\t%s %s/%s.%s after %d failures (reset-circuit to resume)\n", c.Target, c.Datname, c.Schema, c.Index, c.Failures)
+		}
+		for _, p := range st.Pauses {
+			fmt.Fprintf(w, "pause:\t%s until %s by %s: %s\n", matchersText(p.Matchers), p.EndsAt.Format(time.RFC3339), p.CreatedBy, p.Comment)
+		}
+		if st.PausesError != "" {
+			fmt.Fprintf(w, "pauses:\tunknown (%s)\n", st.PausesError)
+		}
+		return w.Flush()
+	})
+}
+
+func countsText(m map[string]int) string {
+	if len(m) == 0 {
+		return "no repairs"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func matchersText(ms []amclient.Matcher) string {
+	parts := make([]string, 0, len(ms))
+	for _, m := range ms {
+		op := "="
+		switch {
+		case m.IsRegex && m.IsEqual:
+			op = "=~"
+		case m.IsRegex:
+			op = "!~"
+		case !m.IsEqual:
+			op = "!="
+		}
+		parts = append(parts, m.Name+op+strconv.Quote(m.Value))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func registerIssues(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "issues", "List the alerts received from Alertmanager, newest first, with the repairs each caused.", stdout)
+	firing := c.Flag("firing", "Only alerts still firing.").Bool()
+	limit := c.Flag("limit", "At most this many alerts.").Default("50").Int()
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		var is []engine.Issue
+		q := fmt.Sprintf("/issues?limit=%d", *limit)
+		if *firing {
+			q += "&firing=true"
+		}
+		if err := o.call(ctx, "GET", q, nil, &is); err != nil || !o.text() {
+			return err
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ALERT\tSTATUS\tTARGET\tINDEX\tSINCE\tSEEN\tREPAIRS")
+		for _, i := range is {
+			var rs []string
+			for _, r := range i.Repairs {
+				rs = append(rs, fmt.Sprintf("#%d %s", r.ID, r.State))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s.%s\t%s\t%d\t%s\n", i.Alertname, i.Status, i.Labels["target"], i.Labels["schemaname"],
+				i.Labels["indexrelname"], i.StartsAt.Format(time.RFC3339), i.TimesReceived, strings.Join(rs, ", "))
+		}
+		return w.Flush()
+	})
+}
+
+func registerRepairs(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "repairs", `List repairs (running, queued and history), newest first; with an ID, show that
+repair in full: plan, impact estimates, SQL run, figures before and after, validation, outcome.`, stdout)
+	id := c.Arg("id", "Repair to show.").Int64()
+	f := struct{ target, schema, index, outcome string }{}
+	c.Flag("target", "Only repairs of this target.").StringVar(&f.target)
+	c.Flag("schema", "Only repairs of indexes in this schema.").StringVar(&f.schema)
+	c.Flag("index", "Only repairs of this index.").StringVar(&f.index)
+	c.Flag("outcome", "Only repairs in this state: active, queued, awaiting_approval, running, succeeded, failed, rolled_back, skipped, dry_run, cancelled.").StringVar(&f.outcome)
+	limit := c.Flag("limit", "At most this many repairs.").Default("50").Int()
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		if *id != 0 {
+			var r engine.Repair
+			if err := o.call(ctx, "GET", fmt.Sprintf("/repairs/%d", *id), nil, &r); err != nil || !o.text() {
+				return err
+			}
+			return printRepair(stdout, r)
+		}
+		q := fmt.Sprintf("/repairs?limit=%d", *limit)
+		for k, v := range map[string]string{"target": f.target, "schema": f.schema, "index": f.index, "outcome": f.outcome} {
+			if v != "" {
+				q += "&" + k + "=" + url.QueryEscape(v)
+			}
+		}
+		var rs []engine.Repair
+		if err := o.call(ctx, "GET", q, nil, &rs); err != nil || !o.text() {
+			return err
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tSTATE\tREASON\tENTRY\tTARGET\tINDEX\tCREATED")
+		for _, r := range rs {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s.%s\t%s\n", r.ID, r.State, r.Reason, r.Entry, r.Target, r.Schema, r.Index,
+				r.CreatedAt.Format(time.RFC3339))
+		}
+		return w.Flush()
+	})
+}
+
+func printRepair(w io.Writer, r engine.Repair) error {
+	fmt.Fprintf(w, "repair %d: %s", r.ID, r.State)
+	if r.Reason != "" {
+		fmt.Fprintf(w, " (%s)", r.Reason)
+	}
+	fmt.Fprintf(w, "\nentry %s, index %s %s/%s.%s, priority %d, requested by %s\n", r.Entry, r.Target, r.Datname, r.Schema, r.Index,
+		r.Priority, r.RequestedBy)
+	if r.ApprovedBy != "" {
+		fmt.Fprintf(w, "approved by %s\n", r.ApprovedBy)
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", r.Error)
+	}
+	for _, s := range r.Steps {
+		fmt.Fprintf(w, "step %d %s: %s\n", s.Position+1, s.Strategy, s.State)
+		if s.Impact != nil {
+			fmt.Fprintf(w, "  impact: lock %s, index %d bytes, extra disk %d bytes, estimated %s\n", s.Impact.LockLevel,
+				s.Impact.IndexBytes, s.Impact.DiskBytesNeeded, s.Impact.EstimatedDuration)
+		}
+		for _, q := range s.Statements {
+			fmt.Fprintf(w, "  sql: %s\n", q)
+		}
+		if len(s.Before) > 0 || len(s.After) > 0 {
+			fmt.Fprintf(w, "  before: %v\n  after:  %v\n", s.Before, s.After)
+		}
+		if len(s.Validation) > 0 {
+			fmt.Fprintf(w, "  validation: %s\n", s.Validation)
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", s.Error)
+		}
+	}
+	return nil
+}
+
+func registerRepair(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "repair", `Queue a manual repair of one index with one strategy. The index is looked up in the
+target's catalog first; a manual repair skips the alert, cooldown, flap and circuit checks (a
+person asked for it) but still waits for the index lock.`, stdout)
+	var b api.TriggerBody
+	c.Flag("target", "Target (configured database name).").Required().StringVar(&b.Target)
+	c.Flag("schema", "Schema of the index.").Default("public").StringVar(&b.Schema)
+	c.Flag("index", "Index name.").Required().StringVar(&b.Index)
+	c.Flag("strategy", "Strategy: reindex, vacuum, ivfflat_retrain, tune_search, analyze or sql.").Required().StringVar(&b.Strategy)
+	params := c.Flag("param", "Strategy parameter name=value (value read as JSON when it parses, else as a string); repeatable.").Strings()
+	c.Flag("dry-run", "Record the plan and impact estimate, run nothing.").BoolVar(&b.DryRun)
+	c.Flag("repair-timeout", "Timeout of the repair, e.g. 30m (default: remediation.default_timeout).").StringVar(&b.Timeout)
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		var err error
+		if b.Params, err = parseParams(*params); err != nil {
+			return err
+		}
+		var res api.Created
+		if err := o.call(ctx, "POST", "/repairs", b, &res); err != nil || !o.text() {
+			return err
+		}
+		fmt.Fprintf(stdout, "repair %v queued; follow it with: vectorheal repairs %v\n", res.ID, res.ID)
+		return nil
+	})
+}
+
+func parseParams(kvs []string) (map[string]any, error) {
+	out := map[string]any{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--param %q: want name=value", kv)
+		}
+		var x any
+		if err := json.Unmarshal([]byte(v), &x); err != nil {
+			x = v
+		}
+		out[k] = x
+	}
+	return out, nil
+}
+
+func registerApprove(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	return repairAction(app, stdout, stderr, "approve", "Approve a repair awaiting approval (runbook approval: required); it is queued at once.")
+}
+
+func registerCancel(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	return repairAction(app, stdout, stderr, "cancel", "Cancel a repair: a queued one never runs; a running one has its SQL cancelled and is rolled back.")
+}
+
+func repairAction(app *kingpin.Application, stdout, stderr io.Writer, verb, help string) (string, action) {
+	c, o := clientCommand(app, verb, help, stdout)
+	id := c.Arg("id", "Repair id (see vectorheal repairs).").Required().Int64()
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		var d api.Done
+		if err := o.call(ctx, "POST", fmt.Sprintf("/repairs/%d/%s", *id, verb), nil, &d); err != nil || !o.text() {
+			return err
+		}
+		fmt.Fprintln(stdout, d.Message)
+		return nil
+	})
+}
+
+// indexFlags adds --target, --datname, --schema and --index.
+func indexFlags(c *kingpin.CmdClause, b *api.IndexBody, targetRequired bool) {
+	t := c.Flag("target", "Target (configured database name).")
+	if targetRequired {
+		t = t.Required()
+	}
+	t.StringVar(&b.Target)
+	c.Flag("datname", "Database name, when a target's alerts name several.").StringVar(&b.Datname)
+	c.Flag("schema", "Schema of the index (default public when --index is given).").StringVar(&b.Schema)
+	c.Flag("index", "Index name.").StringVar(&b.Index)
+}
+
+func registerResetCircuit(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "reset-circuit", `Close the circuit breaker of an index: after remediation.circuit_breaker_failures
+failed repairs in a row auto-healing of that index stopped; this lets it resume.`, stdout)
+	var b api.IndexBody
+	indexFlags(c, &b, true)
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		if b.Index == "" {
+			return errors.New("--index is required")
+		}
+		var d api.Done
+		if err := o.call(ctx, "POST", "/circuits/reset", b, &d); err != nil || !o.text() {
+			return err
+		}
+		fmt.Fprintln(stdout, d.Message)
+		return nil
+	})
+}
+
+func registerRequestCheck(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "request-check", `Ask the exporter to run the background health checks of an index (or of every index
+of the target) ahead of schedule. The request is recorded in the state store; the exporter
+picks it up on its next round. For a one-shot report without a server use 'vectorheal check'.`, stdout)
+	var b api.IndexBody
+	indexFlags(c, &b, true)
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		var res api.Created
+		if err := o.call(ctx, "POST", "/checks", b, &res); err != nil || !o.text() {
+			return err
+		}
+		fmt.Fprintf(stdout, "check request %v recorded\n", res.ID)
+		return nil
+	})
+}
+
+func registerPause(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "pause", `Pause healing with an Alertmanager silence: of everything (no flags), of a target
+(--target) or of one index (--target --index). Silenced alerts neither notify nor repair; a
+repair already queued is skipped as silenced when its turn comes.`, stdout)
+	var b api.PauseBody
+	indexFlags(c, &b.IndexBody, false)
+	c.Flag("duration", "How long the pause lasts.").Default("1h").StringVar(&b.Duration)
+	c.Flag("comment", "Why, shown in Alertmanager.").StringVar(&b.Comment)
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		var res api.Created
+		if err := o.call(ctx, "POST", "/pause", b, &res); err != nil || !o.text() {
+			return err
+		}
+		fmt.Fprintf(stdout, "paused: silence %v; undo with: vectorheal resume %v\n", res.ID, res.ID)
+		return nil
+	})
+}
+
+func registerResume(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "resume", `Resume healing: expire a pause by its silence id, or the pause made with the same
+--target/--index flags (no flags: the pause of everything).`, stdout)
+	var b api.ResumeBody
+	c.Arg("id", "Silence id of the pause (see vectorheal pauses).").StringVar(&b.ID)
+	indexFlags(c, &b.IndexBody, false)
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		var d api.Done
+		if err := o.call(ctx, "POST", "/resume", b, &d); err != nil || !o.text() {
+			return err
+		}
+		fmt.Fprintln(stdout, d.Message)
+		return nil
+	})
+}
+
+func registerPauses(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
+	c, o := clientCommand(app, "pauses", "List the pauses in force (vectorheal's Alertmanager silences, active or pending).", stdout)
+	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
+		var ps []amclient.Silence
+		if err := o.call(ctx, "GET", "/pauses", nil, &ps); err != nil || !o.text() {
+			return err
+		}
+		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(w, "ID\tMATCHERS\tUNTIL\tBY\tCOMMENT")
+		for _, p := range ps {
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.ID, matchersText(p.Matchers), p.EndsAt.Format(time.RFC3339), p.CreatedBy, p.Comment)
+		}
+		return w.Flush()
+	})
+}
