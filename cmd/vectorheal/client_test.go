@@ -234,4 +234,3 @@ func runbookEntries(t *testing.T, cli func(...string) (int, string, string)) int
 	}
 	return st.RunbookEntries
 }
-
