@@ -164,7 +164,9 @@ func TestSQLReaderWrapper(t *testing.T) {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
-	t.Cleanup(func() { _, _ = b.pool.Exec(context.Background(), `DROP OWNED BY pagescan_reader; DROP ROLE pagescan_reader`) })
+	t.Cleanup(func() {
+		_, _ = b.pool.Exec(context.Background(), `DROP OWNED BY pagescan_reader; DROP ROLE pagescan_reader`)
+	})
 	cfg, err := pgx.ParseConfig(b.dsn)
 	if err != nil {
 		t.Fatal(err)
