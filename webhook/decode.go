@@ -46,15 +46,19 @@ func payloadErr(field, format string, args ...any) *PayloadError {
 
 // envelope is Alertmanager's notify/webhook.Message: its fields beside template.Data are
 // repeated here because importing that package would link Alertmanager's whole notification
-// pipeline (Kafka, memberlist, OpenTelemetry exporters) into vectorheal. The alerts are kept
-// raw, so that each one is decoded on its own and an error can name its index. Unknown fields
-// of newer versions (routeLabels, notification_reason, ...) are accepted.
+// pipeline (Kafka, memberlist, OpenTelemetry exporters) into vectorheal. Unknown fields of
+// newer versions (routeLabels, notification_reason, ...) are accepted.
 type envelope struct {
 	*template.Data
-	Version         string             `json:"version"`
-	GroupKey        string             `json:"groupKey"`
-	TruncatedAlerts uint64             `json:"truncatedAlerts"`
-	Alerts          *[]json.RawMessage `json:"alerts"`
+	Version         string           `json:"version"`
+	GroupKey        string           `json:"groupKey"`
+	TruncatedAlerts uint64           `json:"truncatedAlerts"`
+	Alerts          *template.Alerts `json:"alerts"`
+}
+
+// rawEnvelope is decoded only when envelope failed, to name the alert and field at fault.
+type rawEnvelope struct {
+	Alerts []json.RawMessage `json:"alerts"`
 }
 
 // fingerprintRE is what a fingerprint may look like: Alertmanager sends 16 hex digits; a
@@ -67,7 +71,7 @@ func Decode(data []byte) (*Notification, error) {
 	var env envelope
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&env); err != nil {
-		return nil, jsonError("", err)
+		return nil, locateError(data, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, payloadErr("", "unexpected data after the JSON object")
@@ -99,8 +103,8 @@ func Decode(data []byte) (*Notification, error) {
 		NotificationReason: env.NotificationReason, TruncatedAlerts: env.TruncatedAlerts,
 		Alerts: make([]Alert, 0, len(*env.Alerts)),
 	}
-	for i, raw := range *env.Alerts {
-		a, err := decodeAlert(fmt.Sprintf("alerts[%d]", i), raw)
+	for i, ta := range *env.Alerts {
+		a, err := checkAlert(fmt.Sprintf("alerts[%d]", i), ta)
 		if err != nil {
 			return nil, err
 		}
@@ -134,11 +138,26 @@ func checkText(field string, kv map[string]string) error {
 	return nil
 }
 
-func decodeAlert(field string, raw json.RawMessage) (Alert, error) {
-	var ta template.Alert
-	if err := json.Unmarshal(raw, &ta); err != nil {
-		return Alert{}, alertFieldError(field, raw, err)
+// locateError turns a decoding error into one that names the field: a type error inside an
+// alert names the alert's index, found by decoding the alerts one by one.
+func locateError(data []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return jsonError("", err)
 	}
+	var raw rawEnvelope
+	if json.Unmarshal(data, &raw) == nil {
+		for i, ra := range raw.Alerts {
+			var ta template.Alert
+			if aerr := json.Unmarshal(ra, &ta); aerr != nil {
+				return alertFieldError(fmt.Sprintf("alerts[%d]", i), ra, aerr)
+			}
+		}
+	}
+	return jsonError("", err)
+}
+
+func checkAlert(field string, ta template.Alert) (Alert, error) {
 	if err := checkStatus(field+".status", ta.Status); err != nil {
 		return Alert{}, err
 	}

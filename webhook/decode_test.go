@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -134,6 +135,34 @@ func FuzzDecode(f *testing.F) {
 					t.Fatalf("accepted a NUL in label %q", k)
 				}
 			}
+			roundTrip(t, a.Labels)
+			roundTrip(t, a.Annotations)
 		}
+	})
+}
+
+// roundTrip checks that the labels written for the state store read back unchanged.
+func roundTrip(t *testing.T, m map[string]string) {
+	t.Helper()
+	enc := appendJSONObject(nil, m)
+	var back map[string]string
+	if err := json.Unmarshal(enc, &back); err != nil {
+		t.Fatalf("%q is not JSON: %v", enc, err)
+	}
+	if len(back) != len(m) {
+		t.Fatalf("%v read back as %v", m, back)
+	}
+	for k, v := range m {
+		if back[k] != v {
+			t.Fatalf("%q: %q read back as %q", k, v, back[k])
+		}
+	}
+}
+
+func TestAppendJSONObject(t *testing.T) {
+	roundTrip(t, map[string]string{})
+	roundTrip(t, map[string]string{
+		"alertname": "X", `q"uote`: `back\slash`, "ctl": "a\x01\x1f\n\r\t\x7f", "ünï": "日本 \u2028",
+		"sql": `'; DROP TABLE alerts; --`, "shell": "$(rm -rf /) `id`", "": "empty name",
 	})
 }
