@@ -195,8 +195,6 @@ func EntryValue(b []byte, dim int) ([]float32, error) {
 	return decodeValue(b[8:size], dim)
 }
 
-var errNotVector = errors.New("value is not vector or halfvec")
-
 // decodeValue decodes a varlena vector or halfvec of dim dimensions from the start of b. It
 // returns nil, nil for other types of a plausible size.
 func decodeValue(b []byte, dim int) ([]float32, error) {
