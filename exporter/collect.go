@@ -160,7 +160,7 @@ func (e *Exporter) emitIndex(m emitter, targetName string, st *index, is *indexS
 		m.gauge("pgvector_hnsw_orphan_elements", float64(r.Orphans), l...)
 		m.gauge("pgvector_hnsw_entry_point_quality_ratio", r.EntryPointQuality, l...)
 		m.gauge("pgvector_index_fragmentation_ratio", r.FragmentationRatio, l...)
-		for kind, n := range faults(r.Faults, hnswFaultKinds) {
+		for kind, n := range faults(r.Faults, hnswFaultKinds()) {
 			m.gauge("pgvector_index_structural_faults", float64(n), with(kind)...)
 		}
 	}
@@ -223,8 +223,10 @@ func (e *Exporter) emitIndex(m emitter, targetName string, st *index, is *indexS
 
 // hnswFaultKinds are always published (as 0 when absent), so a fault appearing is a change of
 // value, which rules can compare, rather than a new series.
-var hnswFaultKinds = []string{hnsw.FaultBadPage, hnsw.FaultBadMeta, hnsw.FaultBadTuple, hnsw.FaultVersionMismatch,
-	hnsw.FaultMissingNeighbors, hnsw.FaultDanglingNeighbor, hnsw.FaultBadEntryPoint, hnsw.FaultChain}
+func hnswFaultKinds() []string {
+	return []string{hnsw.FaultBadPage, hnsw.FaultBadMeta, hnsw.FaultBadTuple, hnsw.FaultVersionMismatch,
+		hnsw.FaultMissingNeighbors, hnsw.FaultDanglingNeighbor, hnsw.FaultBadEntryPoint, hnsw.FaultChain}
+}
 
 func faults(found map[string]int64, always []string) map[string]int64 {
 	out := map[string]int64{}

@@ -179,3 +179,25 @@ func TestCustomMetrics(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestFailingIndexDoesNotHideOthers: the recall probe cannot handle an expression index; its
+// failure is counted and reported while the other index of the table is still measured.
+func TestFailingIndexDoesNotHideOthers(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 1500, 8, 6)
+	runSQL(t, dsn,
+		`CREATE INDEX plain ON items USING hnsw (embedding vector_l2_ops)`,
+		`CREATE INDEX expr ON items USING hnsw ((l2_normalize(embedding)::vector(8)) vector_cosine_ops)`)
+	s := start(t, testConfig(), map[string]string{"main": dsn})
+	s.waitSample(t, "pgvector_probe_errors_total", map[string]string{"indexrelname": "expr"}, "> 1", func(v float64) bool { return v > 1 })
+	s.waitSample(t, "vectorheal_collector_success", map[string]string{"target": "main", "collector": "recall"}, "0", eq(0))
+	s.waitSample(t, "pgvector_recall_ratio", map[string]string{"indexrelname": "plain"}, "present", exists)
+	s.waitSample(t, "pgvector_hnsw_elements", map[string]string{"indexrelname": "expr", "state": "live"}, "1500", eq(1500))
+	if _, ok := s.sample(t, "pgvector_recall_ratio", map[string]string{"indexrelname": "expr"}); ok {
+		t.Error("recall published for the index whose probe fails")
+	}
+	if n, _ := s.sample(t, "pgvector_probe_errors_total", map[string]string{"indexrelname": "plain"}); n != 0 {
+		t.Errorf("plain index has %v probe errors", n)
+	}
+}

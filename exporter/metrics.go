@@ -8,15 +8,16 @@ import (
 	"github.com/vectorheal/vectorheal/internal/metricdoc"
 )
 
-// indexLabels identify one index, with PostgreSQL's own column names.
-var indexLabels = []string{"target", "datname", "schemaname", "relname", "indexrelname"}
-
+// withIndex returns the labels that identify one index, with PostgreSQL's own column names,
+// followed by extra.
 func withIndex(extra ...string) []string {
-	return append(append([]string{}, indexLabels...), extra...)
+	return append([]string{"target", "datname", "schemaname", "relname", "indexrelname"}, extra...)
 }
 
 // probeBuckets are the upper bounds of pgvector_probe_latency_seconds.
-var probeBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+func probeBuckets() []float64 {
+	return []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+}
 
 // Metrics lists every metric the exporter publishes. It is the single source of truth: the
 // exporter's descriptors are built from it and docs/metrics.md is generated from it.

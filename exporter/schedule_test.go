@@ -76,3 +76,21 @@ func TestScheduleSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestHistogram accumulates probe latencies into cumulative buckets.
+func TestHistogram(t *testing.T) {
+	var h histogram
+	if len(h.cumulative()) != 0 {
+		t.Fatal("empty histogram has buckets")
+	}
+	for _, v := range []float64{0.0001, 0.003, 0.003, 0.2, 7} {
+		h.observe(v)
+	}
+	c := h.cumulative()
+	if h.count != 5 || c[0.0005] != 1 || c[0.0025] != 1 || c[0.005] != 3 || c[0.25] != 4 || c[5] != 4 {
+		t.Errorf("count %d, buckets %v", h.count, c)
+	}
+	if h.sum < 7.2061 || h.sum > 7.2062 {
+		t.Errorf("sum %v", h.sum)
+	}
+}

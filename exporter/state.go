@@ -98,16 +98,18 @@ func (cs *collectorStat) success() float64 {
 
 // histogram accumulates observations for a constant histogram metric.
 type histogram struct {
-	counts []uint64 // per bucket of probeBuckets, not cumulative
+	bounds []float64 // upper bounds, probeBuckets
+	counts []uint64  // per bucket, not cumulative
 	count  uint64
 	sum    float64
 }
 
 func (h *histogram) observe(v float64) {
-	if h.counts == nil {
-		h.counts = make([]uint64, len(probeBuckets))
+	if h.bounds == nil {
+		h.bounds = probeBuckets()
+		h.counts = make([]uint64, len(h.bounds))
 	}
-	for i, b := range probeBuckets {
+	for i, b := range h.bounds {
 		if v <= b {
 			h.counts[i]++
 			break
@@ -119,12 +121,10 @@ func (h *histogram) observe(v float64) {
 
 // cumulative returns the buckets as Prometheus wants them: upper bound -> count of values <= it.
 func (h *histogram) cumulative() map[float64]uint64 {
-	out := make(map[float64]uint64, len(probeBuckets))
+	out := make(map[float64]uint64, len(h.bounds))
 	var acc uint64
-	for i, b := range probeBuckets {
-		if h.counts != nil {
-			acc += h.counts[i]
-		}
+	for i, b := range h.bounds {
+		acc += h.counts[i]
 		out[b] = acc
 	}
 	return out
