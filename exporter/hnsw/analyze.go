@@ -139,6 +139,7 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 		return nil, res.err
 	}
 	rep.HeapTIDsDead = res.dead
+	rep.HeapTIDsExact = opts.Heap != nil && !res.inexact
 	a.fault2(FaultMissingNeighbors, int64(len(a.pending)))
 	a.chain()
 	a.graph()

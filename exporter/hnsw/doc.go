@@ -13,7 +13,8 @@
 //   - Live element: heaptids[0] valid. Being deleted: no valid heap TID and not marked deleted
 //     (between VACUUM passes). Deleted: marked deleted (slot free for reuse).
 //   - HeapTIDsLive/Dead: valid heap TIDs of all elements; a TID is dead when Options.Heap says
-//     no live row sits behind it.
+//     no live row sits behind it. SQLHeap is exact with superuser; without, it cannot follow
+//     HOT chains and Report.HeapTIDsExact is false (dead is then an upper bound).
 //   - LayerElements[l]: live elements whose level is >= l (every element is on layer 0 and on
 //     each layer up to its level), so LayerElements[0] == ElementsLive and the counts are
 //     non-increasing.

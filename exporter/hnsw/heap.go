@@ -3,6 +3,7 @@ package hnsw
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -22,11 +23,18 @@ const (
 	heapHeaderMinLen = 23
 )
 
+// ErrHeapInexact is wrapped by DeadTIDs when heap pages cannot be read to follow HOT chains:
+// the count it returns with it is then an upper bound (every TID without a visible row at its
+// own place is counted dead, also the roots of HOT-updated rows).
+var ErrHeapInexact = errors.New("heap pages unreadable (needs superuser): HOT chains not followed, dead heap TIDs are an upper bound")
+
 type sqlHeap struct {
 	q     catalog.Querier
 	ix    catalog.Index
 	fn    string
 	table string
+	// canRead: 0 unknown, 1 heap pages readable, -1 not.
+	canRead int
 }
 
 // SQLHeap returns a HeapChecker that is exact: a heap TID is live when a row visible to the
@@ -34,13 +42,16 @@ type sqlHeap struct {
 // points at the root of a HOT chain, which after an update is no longer the live version
 // (after pruning the root is a redirect that no TID scan returns), so TIDs without a visible
 // row at their own place are resolved by following their chain on the raw heap page. It needs
-// get_raw_page on the table (superuser); pages are read only for those TIDs.
+// get_raw_page on the table (superuser); pages are read only for those TIDs. Without
+// superuser it issues no query that would fail (and abort the caller's transaction) and
+// returns the upper bound with ErrHeapInexact.
 func SQLHeap(q catalog.Querier, ix catalog.Index) HeapChecker {
 	return SQLHeapFunc(q, ix, pagescan.RawPageFunc)
 }
 
 // SQLHeapFunc is SQLHeap with another page function with get_raw_page's contract (a constant
-// chosen by code, as for pagescan.NewSQLReader); it must accept the table.
+// chosen by code, as for pagescan.NewSQLReader); it must accept the table, else its error
+// ends the analysis.
 func SQLHeapFunc(q catalog.Querier, ix catalog.Index, fn string) HeapChecker {
 	return &sqlHeap{q: q, ix: ix, fn: fn, table: ix.QuotedTable()}
 }
@@ -62,6 +73,15 @@ func (h *sqlHeap) DeadTIDs(ctx context.Context, tids []TID) (int64, error) {
 	}
 	if len(byBlock) == 0 {
 		return 0, nil
+	}
+	if ok, err := h.pagesReadable(ctx); err != nil {
+		return 0, err
+	} else if !ok {
+		var n int64
+		for _, offs := range byBlock {
+			n += int64(len(offs))
+		}
+		return n, fmt.Errorf("heap TIDs of %s: %w", h.ix.Table, ErrHeapInexact)
 	}
 	blocks := make([]uint32, 0, len(byBlock))
 	for b := range byBlock {
@@ -107,6 +127,24 @@ func (h *sqlHeap) DeadTIDs(ctx context.Context, tids []TID) (int64, error) {
 		}
 	}
 	return dead, nil
+}
+
+// pagesReadable tells, once, whether heap pages can be read: get_raw_page needs superuser;
+// another function is trusted to accept the table.
+func (h *sqlHeap) pagesReadable(ctx context.Context) (bool, error) {
+	if h.canRead == 0 {
+		h.canRead = 1
+		if h.fn == pagescan.RawPageFunc {
+			var super bool
+			if err := h.q.QueryRow(ctx, `SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+				return false, fmt.Errorf("heap TIDs of %s: %w", h.ix.Table, err)
+			}
+			if !super {
+				h.canRead = -1
+			}
+		}
+	}
+	return h.canRead > 0, nil
 }
 
 // visible returns which of tids hold a row visible to the query's snapshot (a TID scan).

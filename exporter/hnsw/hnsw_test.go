@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/exporter/hnsw"
@@ -184,7 +185,7 @@ func TestFreshIndex(t *testing.T) {
 		t.Errorf("pages = %d, relation has %d", rep.Pages, want)
 	}
 	n := b.count(t, `SELECT count(*) FROM items`)
-	if rep.ElementsLive != n || rep.HeapTIDsLive != n || rep.HeapTIDsDead != 0 {
+	if rep.ElementsLive != n || rep.HeapTIDsLive != n || rep.HeapTIDsDead != 0 || !rep.HeapTIDsExact {
 		t.Errorf("live elements %d, live heap TIDs %d, dead %d; table has %d rows", rep.ElementsLive, rep.HeapTIDsLive, rep.HeapTIDsDead, n)
 	}
 	if rep.LayerElements[0] != n || len(rep.LayerElements) < 2 || rep.LayerElements[len(rep.LayerElements)-1] < 1 {
@@ -357,5 +358,67 @@ func TestSQLHeapHOT(t *testing.T) {
 	rep = b.analyze(t, ix)
 	if rep.HeapTIDsLive != live || rep.HeapTIDsDead != 0 {
 		t.Errorf("after VACUUM: heap TIDs live/dead = %d/%d, want %d/0", rep.HeapTIDsLive, rep.HeapTIDsDead, live)
+	}
+}
+
+// TestSQLHeapWithoutSuperuser runs the analysis as a monitoring role inside a read-only
+// transaction, reading index pages through a SECURITY DEFINER wrapper: SQLHeap cannot read
+// heap pages, must not abort the transaction, and says its dead count is an upper bound.
+func TestSQLHeapWithoutSuperuser(t *testing.T) {
+	b := setup(t)
+	const rows = 600
+	ix := b.build(t, rows, 8, `WITH (m = 8, ef_construction = 32)`)
+	for range 3 {
+		b.exec(t, `UPDATE items SET note = note + 1 WHERE id % 3 = 0`) // HOT
+		b.count(t, `SELECT count(*) FROM items WHERE note >= 0`)
+	}
+	b.exec(t, `DELETE FROM items WHERE id % 10 = 7`)
+	for _, s := range []string{
+		`CREATE SCHEMA monitor`,
+		`CREATE FUNCTION monitor.index_page(rel regclass, blk integer) RETURNS bytea
+		 LANGUAGE sql STRICT SECURITY DEFINER SET search_path = pg_catalog AS $$ SELECT public.get_raw_page(rel::text, blk) $$`,
+		`DROP ROLE IF EXISTS hnsw_monitor`,
+		`CREATE ROLE hnsw_monitor LOGIN`,
+		`GRANT USAGE ON SCHEMA monitor TO hnsw_monitor`,
+		`GRANT SELECT ON items TO hnsw_monitor`,
+	} {
+		b.exec(t, s)
+	}
+	t.Cleanup(func() {
+		_, _ = b.pool.Exec(context.Background(), `DROP OWNED BY hnsw_monitor; DROP ROLE hnsw_monitor`)
+	})
+	cfg, err := pgx.ParseConfig(b.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User = "hnsw_monitor"
+	conn, err := pgx.ConnectConfig(b.ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(b.ctx)
+	tx, err := conn.BeginTx(b.ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(b.ctx)
+	r := pagescan.NewSQLReader(tx, ix.OID, 8, "monitor.index_page")
+	rep, err := hnsw.Analyze(b.ctx, r, hnsw.Options{Heap: hnsw.SQLHeap(tx, ix), HeapBatch: 100})
+	if err != nil {
+		t.Fatalf("analyze as a monitoring role: %v", err)
+	}
+	dead := int64(rows / 10)
+	if rep.HeapTIDsExact || rep.HeapTIDsDead <= dead || rep.HeapTIDsLive+rep.HeapTIDsDead != rows {
+		t.Errorf("exact %v, heap TIDs live/dead %d/%d; want inexact, dead above %d (HOT roots counted), sum %d",
+			rep.HeapTIDsExact, rep.HeapTIDsLive, rep.HeapTIDsDead, dead, rows)
+	}
+	var n int64
+	if err := tx.QueryRow(b.ctx, `SELECT count(*) FROM items`).Scan(&n); err != nil {
+		t.Errorf("the transaction no longer works after the analysis: %v", err)
+	}
+	// As superuser the same figures are exact.
+	rep = b.analyze(t, ix)
+	if !rep.HeapTIDsExact || rep.HeapTIDsDead != dead {
+		t.Errorf("superuser: exact %v, dead %d, want %d", rep.HeapTIDsExact, rep.HeapTIDsDead, dead)
 	}
 }

@@ -2,6 +2,7 @@ package hnsw
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
@@ -25,8 +26,9 @@ type fetcher struct {
 }
 
 type heapResult struct {
-	dead int64
-	err  error
+	dead    int64
+	inexact bool // the checker could not classify every TID exactly
+	err     error
 }
 
 // startFetcher reads blocks [1, n) of r in batches and classifies the heap TID batches sent
@@ -47,7 +49,10 @@ func (f *fetcher) run(ctx context.Context, r pagescan.Reader, n uint32, batch in
 	classify := func(tids []TID) {
 		if res.err == nil && heap != nil {
 			d, err := heap.DeadTIDs(ctx, tids)
-			if err != nil {
+			switch {
+			case errors.Is(err, ErrHeapInexact):
+				res.inexact = true
+			case err != nil:
 				res.err = fmt.Errorf("hnsw: classify heap TIDs: %w", err)
 			}
 			res.dead += d

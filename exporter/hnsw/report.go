@@ -49,6 +49,9 @@ type Report struct {
 
 	ElementsLive, ElementsBeingDeleted, ElementsDeleted int64
 	HeapTIDsLive, HeapTIDsDead                          int64
+	// HeapTIDsExact is false when Options.Heap is nil (all counted live) or reported
+	// ErrHeapInexact (HeapTIDsDead is then an upper bound).
+	HeapTIDsExact bool
 
 	// LayerElements[l] is the number of live elements present on layer l, that is whose level
 	// is >= l. LayerElements[0] == ElementsLive.
