@@ -39,8 +39,9 @@ type Alert struct {
 }
 
 // Hook runs inside the transaction that records a notification, so an alert and what it
-// triggers are durable together; it gets only alerts not recorded before. An error rolls the
-// whole notification back and the sender is told to retry.
+// triggers are durable together; it gets only alerts not recorded before (firing and resolved
+// are distinct events of one alert), each with its ID, and is not called when there are none.
+// An error rolls the whole notification back and the sender gets a 500, so Alertmanager retries.
 type Hook func(ctx context.Context, tx pgx.Tx, alerts []Alert) error
 
 // Options configure the handler.
