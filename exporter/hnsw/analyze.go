@@ -15,6 +15,13 @@ const (
 	flagDeleted
 )
 
+// pageElem is an element of the page being decoded.
+type pageElem struct {
+	e   Element
+	idx uint32
+	key uint32
+}
+
 // pendingElem is an element whose neighbour tuple lies on a later page.
 type pendingElem struct {
 	idx     uint32
@@ -55,6 +62,7 @@ type analyzer struct {
 	bytesLive, bytesGone, bytesAll int64
 
 	keys  []uint32 // scratch
+	elems []pageElem
 	ntups [maxItems + 1][]byte
 	fetch *fetcher
 }
@@ -171,12 +179,8 @@ func (a *analyzer) page(block uint32, p []byte) {
 		return
 	}
 	a.next[block] = sp.NextBlock
-	type elem struct {
-		e   Element
-		idx uint32
-		key uint32
-	}
-	var elems []elem
+	elems := a.elems[:0]
+	defer func() { a.elems = elems[:0] }()
 	ntups := &a.ntups
 	clear(ntups[:])
 	for off := 1; off <= pagescan.ItemCount(h); off++ {
@@ -200,7 +204,7 @@ func (a *analyzer) page(block uint32, p []byte) {
 			idx := uint32(len(a.flags))
 			a.isElem.set(k)
 			a.addElement(e, k, len(b))
-			elems = append(elems, elem{e: e, idx: idx, key: k})
+			elems = append(elems, pageElem{e: e, idx: idx, key: k})
 		case neighborType:
 			ntups[off] = b
 			a.bytesAll += int64(len(b))
