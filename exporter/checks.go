@@ -53,6 +53,10 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 			if build.relfilenode == 0 {
 				return // build not tracked yet
 			}
+			if ix.Method == "ivfflat" && reader != "" && !e.cfg.Structure.Disabled && centers == nil {
+				// Wait for the centers of a page scan rather than switch definitions between runs.
+				return
+			}
 			var score float64
 			var ok bool
 			score, ok, err = driftScore(ctx, t.Pool, ix, build.xidAtBuild, e.cfg.Drift.SampleSize, centers, c.Timeout)

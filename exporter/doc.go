@@ -61,8 +61,10 @@ const definitions = `
   target's role is superuser. The wrapper refuses every relation that is not an hnsw or
   ivfflat index; EXECUTE is revoked from PUBLIC and granted to the predefined role
   ` + "`pg_monitor`" + `, so a monitoring login needs ` + "`GRANT pg_monitor TO <role>`" + ` (and SELECT on the indexed
-  tables for dead heap TIDs, the probe and drift). Without either, structure metrics are
-  absent and ` + "`vectorheal_page_reader_available`" + ` is 0; the reason is logged once.
+  tables for dead heap TIDs, the probe and drift). Index pages hold the indexed vectors, so
+  members of ` + "`pg_monitor`" + ` can read those vectors through the wrapper: grant it only to roles
+  trusted with the data. Without either, structure metrics are absent and
+  ` + "`vectorheal_page_reader_available`" + ` is 0; the reason is logged once.
 - **Entry point quality** is 0 when the metapage's entry point is missing, not live or its
   neighbour tuple is unusable, and 1 for an empty graph; otherwise
   (min(level, top)+1)/(top+1), halved when the level differs from the metapage's entry level,

@@ -57,6 +57,15 @@ func TestScrapeMeasuresIndexes(t *testing.T) {
 		s.waitSample(t, "vectorheal_collector_success", map[string]string{"target": "main", "collector": c}, "1", eq(1))
 	}
 
+	// Statements of the application that use a distance operator are counted; the probe's
+	// own are not.
+	calls0, _ := s.sample(t, "pgvector_query_calls_total", map[string]string{"target": "main"})
+	for range 3 {
+		runSQL(t, dsn, `SELECT id FROM items ORDER BY embedding <-> (SELECT embedding FROM items LIMIT 1) LIMIT 5`)
+	}
+	s.waitSample(t, "pgvector_query_calls_total", map[string]string{"target": "main"}, "+3", eq(calls0+3))
+	s.waitSample(t, "pgvector_query_exec_seconds_total", map[string]string{"target": "main"}, "> 0", func(v float64) bool { return v > 0 })
+
 	promtoolCheck(t, s.scrape(t))
 
 	// Deleted rows stay in the graph as dead heap TIDs until VACUUM.

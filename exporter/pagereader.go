@@ -61,7 +61,8 @@ var ErrNotSuperuser = errors.New("the connected role is not superuser")
 // InstallPageReader installs, in the connected database, the function
 // vectorheal.index_page(regclass, integer) returning bytea: a SECURITY DEFINER wrapper around
 // pageinspect's get_raw_page that refuses every relation that is not an hnsw or ivfflat index.
-// EXECUTE is revoked from PUBLIC and granted to pg_monitor. It creates the pageinspect
+// EXECUTE is revoked from PUBLIC and granted to pg_monitor; index pages hold the indexed
+// vectors, so pg_monitor's members can read them. It creates the pageinspect
 // extension and the vectorheal schema when missing. It needs a superuser connection and
 // returns ErrNotSuperuser otherwise. Running it again is harmless.
 func InstallPageReader(ctx context.Context, conn *pgx.Conn, logger *slog.Logger) error {
