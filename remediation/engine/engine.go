@@ -74,6 +74,9 @@ type Options struct {
 	PollInterval time.Duration
 	// RollbackTimeout bounds a rollback after a step failed or timed out. Default 10m.
 	RollbackTimeout time.Duration
+	// RecoverInterval is how often workers look for repairs left running by a process that
+	// died (their index lock is free) and roll them back. Default 1m.
+	RecoverInterval time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registerer for the metrics of Metrics(); nil registers nothing.
@@ -122,6 +125,9 @@ func New(o Options) (*Engine, error) {
 	}
 	if o.RollbackTimeout <= 0 {
 		o.RollbackTimeout = 10 * time.Minute
+	}
+	if o.RecoverInterval <= 0 {
+		o.RecoverInterval = time.Minute
 	}
 	if o.Config.MaxConcurrentRepairs <= 0 {
 		o.Config.MaxConcurrentRepairs = 3
@@ -200,7 +206,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		return nil
 	}
 	if err := e.recoverOrphans(ctx); err != nil {
-		return err
+		return fmt.Errorf("engine: %w", err)
 	}
 	if err := e.river.Start(ctx); err != nil {
 		return fmt.Errorf("engine: start workers: %w", err)
@@ -208,6 +214,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.stop = cancel
 	e.wg.Go(func() { e.pruneLoop(runCtx) })
+	e.wg.Go(func() { e.recoverLoop(runCtx) })
 	e.started = true
 	return nil
 }
@@ -262,6 +269,23 @@ func (e *Engine) currentRunbook() *runbook.Runbook {
 		return nil
 	}
 	return e.o.Runbook()
+}
+
+// recoverLoop finds repairs whose process died while another replica keeps running, without
+// waiting for River to rescue their jobs.
+func (e *Engine) recoverLoop(ctx context.Context) {
+	t := time.NewTicker(e.o.RecoverInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := e.recoverOrphans(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("recover interrupted repairs", "err", err)
+		}
+	}
 }
 
 // pruneLoop deletes history older than the retention, hourly.

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -392,5 +393,71 @@ func TestPrune(t *testing.T) {
 	}
 	if got := b.repairs(t); len(got) != 0 {
 		t.Fatalf("repairs left after prune: %+v", got)
+	}
+}
+
+// TestGuards: cooldown per entry and index, the flap guard over all entries, and maintenance
+// windows each skip a repair with their reason.
+func TestGuards(t *testing.T) {
+	b := setup(t)
+	b.cfg.FlapMaxRepairs = 2
+	now := time.Now().UTC()
+	later := func(h time.Duration) string { return now.Add(h).Format("15:04") }
+	rb := b.parseRunbook(t, `
+entries:
+  - name: cool
+    matchers: ['alertname="Cool"']
+    cooldown: 1h
+    steps: [{strategy: ok}]
+  - name: hot
+    matchers: ['alertname="Hot"']
+    cooldown: 0s
+    steps: [{strategy: ok}]
+  - name: night
+    matchers: ['alertname="Night"']
+    windows: [{start: "`+later(2*time.Hour)+`", end: "`+later(3*time.Hour)+`"}]
+    steps: [{strategy: ok}]
+`)
+	e := b.engine(t, rb, nil)
+	dat := b.datname(t)
+	steps := []struct {
+		alert, state, reason string
+	}{
+		{"Cool", "succeeded", ""},
+		{"Cool", "skipped", "cooldown"},
+		{"Hot", "succeeded", ""},
+		{"Hot", "skipped", "flapping"}, // two repairs of the index within the flap window
+		{"Night", "skipped", "window"},
+	}
+	for i, s := range steps {
+		b.notify(t, e, alert(s.alert, "firing", now.Add(time.Duration(-i)*time.Minute), map[string]string{"datname": dat}))
+		rs := b.waitRepairs(t, i+1, "succeeded", "skipped")
+		if got := rs[i]; got.State != s.state || got.Reason != s.reason {
+			t.Fatalf("alert %d (%s): %s/%s, want %s/%s", i, s.alert, got.State, got.Reason, s.state, s.reason)
+		}
+	}
+}
+
+// TestPriorityOrder: with one worker, queued repairs run by runbook priority (the seed's
+// score mapped onto River's priorities), not by arrival.
+func TestPriorityOrder(t *testing.T) {
+	b := setup(t)
+	b.cfg.MaxConcurrentRepairs = 1
+	rb := b.parseRunbook(t, `
+entries:
+  - {name: low, matchers: ['alertname="Low"'], priority: 20, steps: [{strategy: ok}]}
+  - {name: mid, matchers: ['alertname="Mid"'], priority: 50, steps: [{strategy: ok}]}
+  - {name: top, matchers: ['alertname="Top"'], priority: 100, steps: [{strategy: ok}]}
+`)
+	intake := b.engine(t, rb, func(o *engine.Options) { o.Workers = false })
+	now := time.Now()
+	for _, name := range []string{"Low", "Mid", "Top"} {
+		b.notify(t, intake, alert(name, "firing", now, nil))
+	}
+	b.engine(t, rb, nil)
+	rs := b.waitRepairs(t, 3, "succeeded")
+	sort.Slice(rs, func(i, j int) bool { return rs[i].Started.Before(*rs[j].Started) })
+	if rs[0].Entry != "top" || rs[1].Entry != "mid" || rs[2].Entry != "low" {
+		t.Fatalf("run order %s, %s, %s; want top, mid, low", rs[0].Entry, rs[1].Entry, rs[2].Entry)
 	}
 }

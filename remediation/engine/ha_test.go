@@ -269,17 +269,10 @@ func TestKilledProcessRecovered(t *testing.T) {
 		WHERE query LIKE '%vectorheal-block%' AND pid <> pg_backend_pid()`); err != nil {
 		t.Fatal(err)
 	}
-	var rs []repairRow
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		// Start retries until the dead session's advisory lock is gone.
-		b.engine(t, nil, func(o *engine.Options) { o.ID = "successor" })
-		rs = b.repairs(t)
-		if rs[0].State != "running" || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	// A successor (a new process, or a replica that kept running) finds the repair on start
+	// or on its next round, once the dead session's advisory lock is gone.
+	b.engine(t, nil, func(o *engine.Options) { o.ID = "successor"; o.RecoverInterval = 200 * time.Millisecond })
+	rs := b.waitRepairs(t, 1, "rolled_back", "failed")
 	if rs[0].ID != id || rs[0].State != "rolled_back" || rs[0].Reason != "interrupted" {
 		t.Fatalf("repair after recovery %+v", rs[0])
 	}

@@ -364,25 +364,26 @@ func (e *Engine) recoverOrphans(ctx context.Context) error {
 		return fmt.Errorf("find interrupted repairs: %w", err)
 	}
 	for _, id := range ids {
-		r, err := e.load(ctx, e.o.State, id)
-		if err != nil {
-			return err
-		}
-		lock, ok, err := e.lockIndex(ctx, r)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			continue // a live worker runs it
-		}
-		r, err = e.load(ctx, e.o.State, id)
-		if err == nil && r.State == "running" {
-			err = e.recoverRepair(ctx, r)
-		}
-		lock.release(ctx)
-		if err != nil {
-			return err
+		if err := e.recoverOne(ctx, id); err != nil {
+			// A target that is down now is tried again on the next round.
+			e.log.Warn("recover interrupted repair", "repair", id, "err", err)
 		}
 	}
 	return nil
+}
+
+func (e *Engine) recoverOne(ctx context.Context, id int64) error {
+	r, err := e.load(ctx, e.o.State, id)
+	if err != nil {
+		return err
+	}
+	lock, ok, err := e.lockIndex(ctx, r)
+	if err != nil || !ok {
+		return err // !ok: a live worker runs it
+	}
+	defer lock.release(ctx)
+	if r, err = e.load(ctx, e.o.State, id); err != nil || r.State != "running" {
+		return err
+	}
+	return e.recoverRepair(ctx, r)
 }
