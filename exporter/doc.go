@@ -94,7 +94,7 @@ const definitions = `
   share of exact neighbours found, a result at a distance not beyond the exact k-th counting as
   found (ties). ` + "`pgvector_probe_index_used`" + ` is from ` + "`EXPLAIN`" + ` of the same query. Operators by
   operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + ` inner product, ` + "`<+>`" + ` l1. The probe's statements
-  start with ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
+  carry the comment ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
 - **Drift score.** Rows written since the build are those whose ` + "`xmin`" + ` is newer than the
   transaction counter recorded with the build. For IVFFlat (pages readable) the reference is the
   index's centers, which never move after the build: score = mean distance of a sample of new

@@ -55,7 +55,7 @@ const statementsSQL = `
 SELECT coalesce(sum(calls), 0)::float8, coalesce(sum(total_exec_time), 0)::float8 / 1000
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND query ~ '<->|<=>|<#>|<\+>|<~>|<%>' AND query NOT LIKE '/* vectorheal probe */%'`
+  AND query ~ '<->|<=>|<#>|<\+>|<~>|<%>' AND query NOT LIKE '%/* vectorheal probe */%'`
 
 // readStats reads the cheap statistics of the given indexes and tables.
 func readStats(ctx context.Context, tx pgx.Tx, indexOIDs, tableOIDs []uint32) (*targetStats, error) {
