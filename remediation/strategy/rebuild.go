@@ -78,6 +78,25 @@ func isReindexLeftover(r relIndex, ix catalog.Index) bool {
 	return m != nil && m[1] != "" && strings.HasPrefix(ix.Name, m[1])
 }
 
+// leftoverOf returns the name of the valid index of which ix is an INVALID REINDEX
+// CONCURRENTLY leftover, or "" when ix is not one.
+func leftoverOf(ctx context.Context, q querier, ix catalog.Index) (string, error) {
+	if ix.Valid || !ccLeftover.MatchString(ix.Name) {
+		return "", nil
+	}
+	all, err := tableIndexes(ctx, q, ix)
+	if err != nil {
+		return "", err
+	}
+	self := relIndex{OID: ix.OID, Schema: ix.Schema, Name: ix.Name}
+	for _, e := range all {
+		if e.Valid && e.OID != ix.OID && isReindexLeftover(self, catalog.Index{OID: e.OID, Name: e.Name}) {
+			return e.Schema + "." + e.Name, nil
+		}
+	}
+	return "", nil
+}
+
 // dropIndexes drops each index with DROP INDEX CONCURRENTLY, which cannot run in a
 // transaction block and does not block reads or writes of the table.
 func dropIndexes(ctx context.Context, conn *pgx.Conn, env Env, ixs []relIndex) ([]string, error) {

@@ -51,6 +51,10 @@ type reindexPlan struct {
 	statements []string
 	memory     int64 // maintenance_work_mem to set, 0 to leave it
 	notes      string
+	// leftoverOf is set when ix itself is the INVALID _ccnew/_ccold leftover of a failed
+	// REINDEX CONCURRENTLY of that (valid) index: rebuilding it would make a duplicate of the
+	// index, so it is dropped instead.
+	leftoverOf string
 }
 
 func (r *Reindex) plan(ctx context.Context, env Env, ix catalog.Index, p Params) (reindexPlan, error) {
@@ -59,6 +63,14 @@ func (r *Reindex) plan(ctx context.Context, env Env, ix catalog.Index, p Params)
 		return reindexPlan{}, err
 	}
 	var pl reindexPlan
+	if pl.leftoverOf, err = leftoverOf(ctx, env.Pool, ix); err != nil {
+		return reindexPlan{}, err
+	}
+	if pl.leftoverOf != "" {
+		pl.statements = []string{"DROP INDEX CONCURRENTLY IF EXISTS " + ix.QuotedIndex()}
+		pl.notes = "INVALID leftover of a failed REINDEX CONCURRENTLY of " + pl.leftoverOf + ": dropped, not rebuilt"
+		return pl, nil
+	}
 	if ix.Method == "hnsw" {
 		rows, err := tableRows(ctx, env.Pool, ix)
 		if err != nil {
@@ -93,10 +105,14 @@ func (r *Reindex) Plan(ctx context.Context, env Env, ix catalog.Index, p Params)
 	if err != nil {
 		return Impact{}, err
 	}
+	disk := ix.SizeBytes // the new copy exists next to the old one until the swap
+	if pl.leftoverOf != "" {
+		disk = 0
+	}
 	return Impact{
 		LockLevel:       "SHARE UPDATE EXCLUSIVE",
 		IndexBytes:      ix.SizeBytes,
-		DiskBytesNeeded: ix.SizeBytes, // the new copy exists next to the old one until the swap
+		DiskBytesNeeded: disk,
 		Statements:      pl.statements,
 		Notes:           pl.notes,
 	}, nil
@@ -108,6 +124,9 @@ func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, p Params) 
 	pl, err := r.plan(ctx, env, ix, p)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if pl.leftoverOf != "" {
+		return r.dropLeftover(ctx, env, ix, pl)
 	}
 	figures := chooseFigures(env, p, defaultIndexFigures(ix))
 	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
@@ -162,6 +181,18 @@ func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, p Params) 
 	out.After = measureFigures(ctx, env, env.Pool, after, figures)
 	log.Info("index rebuilt", slog.Int64("size_bytes", after.SizeBytes))
 	return out, nil
+}
+
+// dropLeftover drops ix, an INVALID leftover of a failed REINDEX CONCURRENTLY.
+func (r *Reindex) dropLeftover(ctx context.Context, env Env, ix catalog.Index, pl reindexPlan) (Outcome, error) {
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer closeSession(conn)
+	logger(env).Info("dropping leftover instead of rebuilding it", slog.String("index", ix.String()), slog.String("leftover_of", pl.leftoverOf))
+	stmts, err := dropIndexes(ctx, conn, env, []relIndex{{OID: ix.OID, Schema: ix.Schema, Name: ix.Name}})
+	return Outcome{Statements: stmts}, err
 }
 
 // cleanup drops the INVALID temporary indexes a failed REINDEX CONCURRENTLY left behind. It

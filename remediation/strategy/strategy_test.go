@@ -129,4 +129,3 @@ func (b *bundle) loadVectors(t *testing.T, table string, dim, rows int, seed flo
 		t.Fatal(err)
 	}
 }
-

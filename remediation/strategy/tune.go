@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 )
@@ -26,8 +27,9 @@ import (
 // Parameters: target_recall (0..1, default 0.95); scope (database|role, default database); role
 // (the role whose setting changes, required with scope role); step (default 20 for ef_search, 2
 // for probes); max (default 400 for ef_search, lists for probes; never above pgvector's limits
-// 1000 and 32768); latency_budget (duration, 0 = none; needs the
-// pgvector_probe_latency_seconds figure); figures (list).
+// 1000 and 32768); latency_budget (duration, 0 = none: mean time of a 10-nearest-neighbour
+// query on a new session, the measurer's pgvector_probe_latency_seconds when it has one, else
+// timed here); figures (list).
 type TuneSearch struct{ opts Options }
 
 var tuneParams = paramSpec{"target_recall": "number", "scope": "database|role", "role": "string",
@@ -194,9 +196,6 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, p Param
 	if env.Measure == nil || !slices.Contains(env.Measure.Figures(), recallFigure) {
 		return Outcome{}, fmt.Errorf("tune_search needs the %s figure from the measurer", recallFigure)
 	}
-	if v.budget > 0 && !slices.Contains(env.Measure.Figures(), latencyFigure) {
-		return Outcome{}, fmt.Errorf("parameter %q: needs the %s figure from the measurer", "latency_budget", latencyFigure)
-	}
 	log := logger(env).With(slog.String("strategy", t.Name()), slog.String("index", ix.String()), slog.String("setting", v.setting))
 	u := tuneUndo{Scope: v.scope, Database: ix.Datname, Role: v.role, Setting: v.setting}
 	if u.Previous, err = readRoleSetting(ctx, env, u); err != nil {
@@ -264,7 +263,55 @@ func (t *TuneSearch) measure(ctx context.Context, env Env, ix catalog.Index, u t
 	for k, val := range measureFigures(ctx, env, fresh, ix, figures) {
 		out[k] = val
 	}
+	if _, ok := out[latencyFigure]; !ok {
+		// The measurer does not time probes: time a few nearest-neighbour queries here.
+		if d, err := probeLatency(ctx, fresh, ix, 10); err == nil {
+			out[latencyFigure] = d.Seconds()
+		} else {
+			logger(env).Warn("time probe queries", slog.String("index", ix.String()), slog.Any("err", err))
+		}
+	}
 	return out
+}
+
+// distanceOperator returns pgvector's ordering operator for an operator class.
+func distanceOperator(opclass string) (string, error) {
+	for suffix, op := range map[string]string{
+		"_l2_ops": "<->", "_ip_ops": "<#>", "_cosine_ops": "<=>", "_l1_ops": "<+>",
+		"_hamming_ops": "<~>", "_jaccard_ops": "<%>",
+	} {
+		if strings.HasSuffix(opclass, suffix) {
+			return op, nil
+		}
+	}
+	return "", fmt.Errorf("unknown operator class %q", opclass)
+}
+
+// probeLatency returns the mean time of n nearest-neighbour queries (k = 10) on pool, each
+// with the vector of another row of the table as query, after one warm-up query.
+func probeLatency(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, n int) (time.Duration, error) {
+	if ix.Column == "" {
+		return 0, fmt.Errorf("%s indexes an expression: no column to probe with", ix)
+	}
+	op, err := distanceOperator(ix.Opclass)
+	if err != nil {
+		return 0, err
+	}
+	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
+	q := "SELECT count(*) FROM (SELECT 1 FROM " + tbl + " ORDER BY " + col + " " + op +
+		" (SELECT " + col + " FROM " + tbl + " WHERE " + col + " IS NOT NULL OFFSET $1 LIMIT 1) LIMIT 10) AS knn"
+	var total time.Duration
+	for i := 0; i <= n; i++ {
+		start := time.Now()
+		var got int
+		if err := pool.QueryRow(ctx, q, i*7).Scan(&got); err != nil {
+			return 0, fmt.Errorf("probe query: %w", err)
+		}
+		if i > 0 {
+			total += time.Since(start)
+		}
+	}
+	return total / time.Duration(n), nil
 }
 
 // effective returns the value a new session gets now: the setting where it is set, else

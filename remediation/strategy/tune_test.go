@@ -114,6 +114,16 @@ func TestTuneSearchRollsBackWhenTargetUnreachable(t *testing.T) {
 	if got := b.dbSetting(t, "", "hnsw.ef_search"); got != "10" {
 		t.Errorf("ef_search = %q after the budget was hit, want 10 restored", got)
 	}
+	// The exporter's Measurer does not time probes; the strategy times them itself.
+	env := b.env
+	env.Measure = exporterMeasurer()
+	out, err = b.strategy(t, "tune_search").Run(ctx, env, ix, strategy.Params{"target_recall": 0.99, "latency_budget": "1ns"})
+	if err == nil || !strings.Contains(err.Error(), "latency_budget") || out.After["pgvector_probe_latency_seconds"] <= 0 {
+		t.Errorf("latency budget with the exporter's measurer: err = %v, after %v", err, out.After)
+	}
+	if got := b.dbSetting(t, "", "hnsw.ef_search"); got != "10" {
+		t.Errorf("ef_search = %q after the budget was hit, want 10 restored", got)
+	}
 }
 
 func TestTuneSearchRoleScopeAndUnsetPrevious(t *testing.T) {

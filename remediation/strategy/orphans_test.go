@@ -1,0 +1,121 @@
+package strategy_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/vectorheal/vectorheal/exporter"
+	"github.com/vectorheal/vectorheal/exporter/hnsw/hnswtest"
+	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+)
+
+// exporterMeasurer is the exporter's own Measurer, as the engine uses it.
+func exporterMeasurer() strategy.Measurer {
+	chk := config.Check{Interval: time.Minute, Timeout: time.Minute}
+	return exporter.NewMeasurer(config.Exporter{
+		Structure:         chk,
+		Recall:            config.RecallCheck{Check: chk, Queries: 10, K: 10},
+		StatisticsTimeout: 10 * time.Second,
+		PageBatch:         64,
+	})
+}
+
+// Orphans injected into the pages: VACUUM has no deleted element to repair around and leaves
+// them; the runbook escalates to reindex, whose new graph has none. Figures come from the
+// exporter's Measurer.
+func TestOrphansSurviveVacuumAndReindexFixesThem(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "items", 8, 2000, 0.13)
+	b.exec(t, "CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops) WITH (m = 8)", "ANALYZE items")
+	cut := hnswtest.CutInLinks(t, b.pg, b.dsn, "public", "items_emb", 5)
+	b.pool.Reset() // the cluster restarted
+	b.env.Measure = exporterMeasurer()
+	ix := b.resolve(t, "public", "items_emb")
+	const figure = "pgvector_hnsw_orphan_elements"
+	if got := b.measure(t, ix, figure); got != float64(len(cut)) {
+		t.Fatalf("precondition: %v orphans after cutting the in-links of %d elements", got, len(cut))
+	}
+	p := strategy.Params{"figures": []any{figure, "pgvector_recall_ratio"}}
+	out, err := b.strategy(t, "vacuum").Run(ctx, b.env, ix, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("vacuum: before %v after %v", out.Before, out.After)
+	if out.After[figure] != float64(len(cut)) {
+		t.Errorf("orphans after vacuum = %v, want still %d (nothing to repair around)", out.After[figure], len(cut))
+	}
+	out, err = b.strategy(t, "reindex").Run(ctx, b.env, ix, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("reindex: before %v after %v", out.Before, out.After)
+	if out.Before[figure] != float64(len(cut)) || out.After[figure] != 0 {
+		t.Errorf("orphans before %v after %v, want %d then 0", out.Before[figure], out.After[figure], len(cut))
+	}
+	if got := b.measure(t, b.resolve(t, "public", "items_emb"), "pgvector_index_structural_faults"); got != 0 {
+		t.Errorf("structural faults after reindex = %v", got)
+	}
+}
+
+// The default figures of the strategies are names the exporter's Measurer knows.
+func TestDefaultFiguresAreExporterFigures(t *testing.T) {
+	known := map[string]bool{}
+	for _, f := range exporterMeasurer().Figures() {
+		known[f] = true
+	}
+	for _, f := range []string{"pgvector_hnsw_heap_tids:dead", "pgvector_hnsw_orphan_elements", "pgvector_hnsw_unreachable_elements",
+		"pgvector_index_size_bytes", "pgvector_recall_ratio", "pgvector_ivfflat_list_size_cv", "pgvector_ivfflat_empty_lists",
+		"pgvector_table_dead_tuples", "pgvector_probe_index_used"} {
+		if !known[f] {
+			t.Errorf("figure %q unknown to the exporter's Measurer", f)
+		}
+	}
+}
+
+// An alert about an INVALID _ccnew leftover names the leftover itself: reindex drops it
+// instead of rebuilding it into a duplicate.
+func TestReindexDropsALeftoverItIsGiven(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "items", 8, 500, 0.14)
+	b.exec(t, "CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops)")
+	release := b.blockWriters(t)
+	// A REINDEX that times out on the server while another client holds a lock, outside
+	// vectorheal.
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SET statement_timeout = '500ms'"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "REINDEX INDEX CONCURRENTLY items_emb")
+	conn.Conn().Close(ctx) // not back to the pool with its statement_timeout
+	conn.Release()
+	if err == nil {
+		t.Fatal("precondition: REINDEX finished")
+	}
+	release()
+	left := b.invalidIndexes(t, "items")
+	if len(left) != 1 {
+		t.Fatalf("precondition: invalid indexes %v, want one _ccnew", left)
+	}
+	lo := b.resolve(t, "public", left[0])
+	re := b.strategy(t, "reindex")
+	im, err := re.Plan(ctx, b.env, lo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Statements) != 1 || im.Statements[0] != `DROP INDEX CONCURRENTLY IF EXISTS "public"."`+left[0]+`"` {
+		t.Errorf("plan for the leftover: %+v", im)
+	}
+	if _, err := re.Run(ctx, b.env, lo, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.indexNames(t, "items"); len(got) != 2 || got[0] != "items_emb" {
+		t.Errorf("indexes after dropping the leftover: %v", got)
+	}
+}
