@@ -259,3 +259,35 @@ func TestPageReaderPrivileges(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeSamplesLargeTables: above 10 000 rows query vectors come from a block sample.
+func TestProbeSamplesLargeTables(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	runSQL(t, dsn, `CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(2))`,
+		`INSERT INTO items (embedding) SELECT ARRAY[random(), random()]::vector FROM generate_series(1, 20000)`,
+		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`, `ANALYZE items`)
+	ctx := context.Background()
+	pool := superPool(t, dsn)
+	ix := resolve(t, pool, "items_hnsw")
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	qs, err := sampleVectors(ctx, tx, ix, 10)
+	if err != nil || len(qs) != 10 {
+		t.Fatalf("sampled %d vectors, %v; want 10", len(qs), err)
+	}
+	seen := map[string]bool{}
+	for _, q := range qs {
+		seen[q] = true
+	}
+	if len(seen) < 9 {
+		t.Errorf("sample has %d distinct vectors of 10", len(seen))
+	}
+	r, err := probe(ctx, pool, ix, 10, 10, time.Minute)
+	if err != nil || r.ratio < 0.8 || !r.indexUsed {
+		t.Fatalf("probe: %+v, %v", r, err)
+	}
+}
