@@ -236,7 +236,7 @@ func (e *Engine) Approve(ctx context.Context, id int64, by string) error {
 		if state != "awaiting_approval" {
 			return fmt.Errorf("%w: repair %d is %s, not awaiting_approval", ErrConflict, id, state)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE repairs SET state = 'queued', approved_by = $2, approved_at = now() WHERE id = $1`, id, by); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE repairs SET state = 'queued', reason = '', approved_by = $2, approved_at = now() WHERE id = $1`, id, by); err != nil {
 			return fmt.Errorf("approve: %w", err)
 		}
 		return e.insertJob(ctx, tx, id, prio)

@@ -82,7 +82,7 @@ func TestResolvedCancelsQueuedAndApproval(t *testing.T) {
 	b.notify(t, intake, alert("VecTest", "firing", start, nil))
 	b.notify(t, intake, alert("NeedsApproval", "firing", start, nil))
 	rs := b.repairs(t)
-	if len(rs) != 2 || rs[0].State != "queued" || rs[1].State != "awaiting_approval" {
+	if len(rs) != 2 || rs[0].State != "queued" || rs[1].State != "awaiting_approval" || rs[1].Reason != "approval_pending" {
 		t.Fatalf("repairs %+v, want queued and awaiting_approval", rs)
 	}
 	b.notify(t, intake, alert("VecTest", "resolved", start, nil))

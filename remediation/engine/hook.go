@@ -70,9 +70,9 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, n newRepair) (int64, bo
 	if err != nil {
 		return 0, false, fmt.Errorf("encode labels: %w", err)
 	}
-	state := "queued"
+	state, reason := "queued", ""
 	if n.plan.Approval {
-		state = "awaiting_approval"
+		state, reason = "awaiting_approval", "approval_pending"
 	}
 	var (
 		alertID  *int64
@@ -85,13 +85,13 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, n newRepair) (int64, bo
 	var id int64
 	err = tx.QueryRow(ctx, `
 INSERT INTO repairs (alert_id, fingerprint, alert_starts_at, alertname, labels, entry, plan, priority,
-                     target, datname, schemaname, relname, indexrelname, state, requested_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                     target, datname, schemaname, relname, indexrelname, state, requested_by, reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (fingerprint, alert_starts_at, entry) WHERE fingerprint <> '' DO NOTHING
 RETURNING id`,
 		alertID, fp, startsAt, n.labels["alertname"], labels, n.plan.Entry, plan, n.plan.Priority,
 		n.labels["target"], n.labels["datname"], n.labels["schemaname"], n.labels["relname"], n.labels["indexrelname"],
-		state, n.by).Scan(&id)
+		state, n.by, reason).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}

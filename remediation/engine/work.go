@@ -183,7 +183,8 @@ UPDATE repairs SET state = 'running', started_at = now(), runner = $2, reason = 
 func (e *Engine) precheck(ctx context.Context, r repairRow) (reason string, retry bool, err error) {
 	var open bool
 	err = e.o.State.QueryRow(ctx, `SELECT coalesce((SELECT open FROM circuits
-		WHERE target = $1 AND datname = $2 AND schemaname = $3 AND indexrelname = $4), false)`,
+		WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4
+		ORDER BY open DESC LIMIT 1), false)`,
 		r.Target, r.Datname, r.Schema, r.Index).Scan(&open)
 	if err != nil {
 		return "", false, fmt.Errorf("read circuit: %w", err)
@@ -197,7 +198,7 @@ func (e *Engine) precheck(ctx context.Context, r repairRow) (reason string, retr
 	if r.Plan.Cooldown > 0 {
 		var recent bool
 		err = e.o.State.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM repairs
-			WHERE target = $1 AND datname = $2 AND schemaname = $3 AND indexrelname = $4 AND entry = $5
+			WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4 AND entry = $5
 			  AND state IN ('succeeded', 'failed', 'rolled_back') AND finished_at > now() - $6 * interval '1 second')`,
 			r.Target, r.Datname, r.Schema, r.Index, r.Entry, r.Plan.Cooldown.Seconds()).Scan(&recent)
 		if err != nil {
@@ -209,7 +210,7 @@ func (e *Engine) precheck(ctx context.Context, r repairRow) (reason string, retr
 	}
 	var n int
 	err = e.o.State.QueryRow(ctx, `SELECT count(*) FROM repairs
-		WHERE target = $1 AND datname = $2 AND schemaname = $3 AND indexrelname = $4
+		WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4
 		  AND state IN ('succeeded', 'failed', 'rolled_back') AND started_at > now() - $5 * interval '1 second'`,
 		r.Target, r.Datname, r.Schema, r.Index, e.o.Config.FlapWindow.Seconds()).Scan(&n)
 	if err != nil {
@@ -325,7 +326,8 @@ func (e *Engine) lockIndex(ctx context.Context, r repairRow) (*indexLock, bool, 
 	if err != nil {
 		return nil, false, fmt.Errorf("index lock: %w", err)
 	}
-	key := lockKey(r.Target, r.Datname, r.Schema, r.Index)
+	// A target is one database, so datname (absent from some alerts) is left out of the key.
+	key := lockKey(r.Target, r.Schema, r.Index)
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
 		conn.Release()
@@ -339,9 +341,8 @@ func (e *Engine) lockIndex(ctx context.Context, r repairRow) (*indexLock, bool, 
 }
 
 // lockKey names an index for the lock; length prefixes keep names with separators apart.
-func lockKey(target, datname, schema, index string) string {
-	return fmt.Sprintf("vectorheal/repair/%d:%s/%d:%s/%d:%s/%d:%s",
-		len(target), target, len(datname), datname, len(schema), schema, len(index), index)
+func lockKey(target, schema, index string) string {
+	return fmt.Sprintf("vectorheal/repair/%d:%s/%d:%s/%d:%s", len(target), target, len(schema), schema, len(index), index)
 }
 
 func (l *indexLock) release(ctx context.Context) {
