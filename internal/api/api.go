@@ -1,7 +1,27 @@
 // Package api serves vectorheal's JSON API under /api/v1/: healing status, issues (alerts and
 // what became of them), repairs and their history, manual repairs, approval and cancel,
 // circuit reset, forced health checks, and pause/resume as Alertmanager silences. Reads are
-// open like /metrics; every call that changes something needs the API token.
+// open like /metrics; every call that changes something needs the API token
+// (Authorization: Bearer), compared in constant time. X-Vectorheal-User names the caller for
+// the history (approved_by, requested_by, a silence's createdBy).
+//
+//	GET  /api/v1/status                 StatusBody: paused?, running, queued, awaiting approval, last 24h, open circuits, pauses
+//	GET  /api/v1/issues?firing=true&limit=N
+//	GET  /api/v1/repairs?target=&schema=&index=&outcome=&limit=   outcome: a state or "active"
+//	GET  /api/v1/repairs/{id}           the repair with plan and steps (impact, SQL, before/after, validation)
+//	POST /api/v1/repairs                TriggerBody -> 202 {"id": N}
+//	POST /api/v1/repairs/{id}/approve   409 unless awaiting_approval
+//	POST /api/v1/repairs/{id}/cancel    queued: cancelled at once; running: SQL cancelled, step rolled back
+//	GET  /api/v1/circuits
+//	POST /api/v1/circuits/reset         IndexBody
+//	POST /api/v1/checks                 IndexBody -> 202; recorded in check_requests for the exporter
+//	POST /api/v1/pause                  PauseBody -> 201 {"id": silence id}
+//	POST /api/v1/resume                 ResumeBody (id, or the target/index the pause was made with)
+//	GET  /api/v1/pauses                 vectorheal's silences, active or pending
+//
+// Errors are {"error": "..."}: 400 names the field, 401/403 for the token, 404 for an unknown
+// repair, target or index, 409 for a repair in the wrong state, 502 when Alertmanager fails,
+// 503 for pause calls without Alertmanager configured.
 package api
 
 import (
