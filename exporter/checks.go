@@ -128,12 +128,16 @@ func (t *target) noteOutcome(kind, ix string, err error) {
 	}
 	key := kind + " " + ix
 	prev := t.lastErr[key]
+	attrs := []any{"check", kind}
+	if ix != "" {
+		attrs = append(attrs, "index", ix)
+	}
 	switch {
 	case err != nil && err.Error() != prev:
 		t.lastErr[key] = err.Error()
-		t.logger.Warn("check failed", "check", kind, "index", ix, "err", err)
+		t.logger.Warn("check failed", append(attrs, "err", err)...)
 	case err == nil && prev != "":
 		delete(t.lastErr, key)
-		t.logger.Info("check succeeds again", "check", kind, "index", ix)
+		t.logger.Info("check succeeds again", attrs...)
 	}
 }

@@ -6,6 +6,7 @@ package exporter
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -57,6 +58,7 @@ func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger, opts ...Opti
 	for _, o := range opts {
 		o(e)
 	}
+	e.cfg.CustomMetrics = usableCustomMetrics(cfg.CustomMetrics, e.d, logger)
 	for _, t := range ts.All() {
 		e.targets = append(e.targets, &target{
 			Target:     t,
@@ -229,4 +231,29 @@ func appliesTo(m config.CustomMetric, target string) bool {
 		}
 	}
 	return false
+}
+
+// usableCustomMetrics drops, with an error in the log, user metrics that would clash with the
+// exporter's own names or labels: registering them would fail the whole collector.
+func usableCustomMetrics(ms []config.CustomMetric, d descs, logger *slog.Logger) []config.CustomMetric {
+	var out []config.CustomMetric
+	for _, m := range ms {
+		seen := map[string]bool{"target": true}
+		clash := ""
+		if _, ok := d[m.Name]; ok {
+			clash = "the name is one of the exporter's own metrics"
+		}
+		for _, l := range m.LabelColumns {
+			if seen[l] {
+				clash = fmt.Sprintf("label column %q is the target label or given twice", l)
+			}
+			seen[l] = true
+		}
+		if clash != "" {
+			logger.Error("custom metric left out", "metric", m.Name, "reason", clash)
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -179,7 +179,20 @@ func TestCustomMetrics(t *testing.T) {
 		{Name: "broken_metric", Help: "Names a column the query lacks.", Type: "gauge", SQL: `SELECT 1 AS other`,
 			ValueColumn: "value", Interval: time.Second, Timeout: time.Second},
 	}
-	s := start(t, cfg, map[string]string{"main": dsn})
+	clashes := []config.CustomMetric{
+		{Name: "pgvector_recall_ratio", Help: "Clashes with the exporter's own.", Type: "gauge", SQL: `SELECT 1 AS value`,
+			ValueColumn: "value", Interval: time.Second, Timeout: time.Second},
+		{Name: "learning_target", Help: "Label column named like the target label.", Type: "gauge", SQL: `SELECT 'x' AS target, 1 AS value`,
+			ValueColumn: "value", LabelColumns: []string{"target"}, Interval: time.Second, Timeout: time.Second},
+	}
+	cfg.CustomMetrics = append(cfg.CustomMetrics, clashes...)
+	logs := &logLines{}
+	s := startLogged(t, logs, cfg, map[string]string{"main": dsn})
+	for _, c := range clashes {
+		if logs.count(`msg="custom metric left out" metric=`+c.Name) != 1 {
+			t.Errorf("custom metric %s not left out with an error", c.Name)
+		}
+	}
 	s.waitSample(t, "learning_tasks", map[string]string{"target": "main", "kind": "train"}, "3", eq(3))
 	s.waitSample(t, "learning_tasks", map[string]string{"target": "main", "kind": "eval"}, "5", eq(5))
 	s.waitSample(t, "vectorheal_collector_success", map[string]string{"target": "main", "collector": "custom:broken_metric"}, "0", eq(0))
