@@ -119,3 +119,39 @@ func TestReindexDropsALeftoverItIsGiven(t *testing.T) {
 		t.Errorf("indexes after dropping the leftover: %v", got)
 	}
 }
+
+// A CREATE INDEX CONCURRENTLY that failed leaves the index INVALID under its own name: reindex
+// rebuilds it into a valid one.
+func TestReindexMakesAFailedBuildValid(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "items", 8, 500, 0.16)
+	release := b.blockWriters(t)
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SET statement_timeout = '500ms'"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "CREATE INDEX CONCURRENTLY items_emb ON items USING hnsw (emb vector_l2_ops)")
+	conn.Conn().Close(ctx)
+	conn.Release()
+	if err == nil {
+		t.Fatal("precondition: the build finished")
+	}
+	release()
+	ix := b.resolve(t, "public", "items_emb")
+	if ix.Valid {
+		t.Fatal("precondition: the index is valid")
+	}
+	if _, err := b.strategy(t, "reindex").Run(ctx, b.env, ix, nil); err != nil {
+		t.Fatal(err)
+	}
+	if now := b.resolve(t, "public", "items_emb"); !now.Valid {
+		t.Errorf("still invalid: %+v", now)
+	}
+	if left := b.invalidIndexes(t, "items"); len(left) != 0 {
+		t.Errorf("invalid indexes: %v", left)
+	}
+}

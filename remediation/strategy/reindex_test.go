@@ -3,6 +3,8 @@ package strategy_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -251,5 +253,42 @@ func TestReindexRefusesWhileAnotherBuildRuns(t *testing.T) {
 	cancel()
 	if now := b.resolve(t, "public", "items_emb"); now.OID != ix.OID {
 		t.Error("the index was rebuilt although another build was running")
+	}
+}
+
+func TestReindexPlanSizesMaintenanceWorkMem(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "items", 64, 3000, 0.15)
+	b.exec(t, "CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops)", "ANALYZE items")
+	var db string
+	if err := b.pool.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	b.exec(t, `ALTER DATABASE "`+db+`" SET maintenance_work_mem = '1MB'`)
+	b.pool.Reset() // new sessions with the small setting
+	ix := b.resolve(t, "public", "items_emb")
+	re := b.strategy(t, "reindex")
+
+	im, err := re.Plan(ctx, b.env, ix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(im.Statements[0], "SET maintenance_work_mem = '") || !strings.Contains(im.Notes, "raised") {
+		t.Errorf("plan with 1MB maintenance_work_mem: %+v", im)
+	}
+	var kb int64
+	if _, err := fmt.Sscanf(im.Statements[0], "SET maintenance_work_mem = '%dkB'", &kb); err != nil || kb*1024 < ix.SizeBytes {
+		t.Errorf("maintenance_work_mem %d kB for an index of %d bytes (%v)", kb, ix.SizeBytes, err)
+	}
+	im, err = re.Plan(ctx, b.env, ix, strategy.Params{"max_maintenance_work_mem": "2MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Statements[0] != "SET maintenance_work_mem = '2048kB'" || !strings.Contains(im.Notes, "slower") {
+		t.Errorf("plan capped at 2MB: %+v", im)
+	}
+	if _, err := re.Run(ctx, b.env, ix, nil); err != nil {
+		t.Fatal(err)
 	}
 }

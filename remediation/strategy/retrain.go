@@ -313,19 +313,22 @@ func (r *Retrain) dropOnFreshSession(ctx context.Context, env Env, ixs []relInde
 
 // indexDef is the part of an index's definition a rebuild keeps, as the server deparses it.
 type indexDef struct {
-	key       string // column or expression, e.g. embedding or (emb::vector(3))
-	opclass   string // schema-qualified, quoted
-	predicate string // WHERE clause of a partial index, or empty
+	key        string // column or expression, e.g. embedding or (emb::vector(3))
+	opclass    string // schema-qualified, quoted
+	predicate  string // WHERE clause of a partial index, or empty
+	tablespace string // quoted, or empty for the database's default
 }
 
 func indexDefinition(ctx context.Context, q querier, ix catalog.Index) (indexDef, error) {
 	var d indexDef
 	err := q.QueryRow(ctx, `SELECT pg_get_indexdef(i.indexrelid, 1, true),
 			quote_ident(opn.nspname) || '.' || quote_ident(opc.opcname),
-			coalesce(pg_get_expr(i.indpred, i.indrelid, true), '')
-		FROM pg_index i JOIN pg_opclass opc ON opc.oid = i.indclass[0]
+			coalesce(pg_get_expr(i.indpred, i.indrelid, true), ''),
+			coalesce((SELECT quote_ident(spcname) FROM pg_tablespace WHERE oid = c.reltablespace), '')
+		FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		JOIN pg_opclass opc ON opc.oid = i.indclass[0]
 		JOIN pg_namespace opn ON opn.oid = opc.opcnamespace
-		WHERE i.indexrelid = $1`, ix.OID).Scan(&d.key, &d.opclass, &d.predicate)
+		WHERE i.indexrelid = $1`, ix.OID).Scan(&d.key, &d.opclass, &d.predicate, &d.tablespace)
 	if err != nil {
 		return d, fmt.Errorf("definition of %s: %w", ix.QuotedIndex(), err)
 	}
@@ -335,6 +338,9 @@ func indexDefinition(ctx context.Context, q querier, ix catalog.Index) (indexDef
 func (d indexDef) create(ix catalog.Index, name string, lists int) string {
 	s := "CREATE INDEX CONCURRENTLY " + pgx.Identifier{name}.Sanitize() + " ON " + ix.QuotedTable() +
 		" USING ivfflat (" + d.key + " " + d.opclass + ") WITH (lists = " + strconv.Itoa(lists) + ")"
+	if d.tablespace != "" {
+		s += " TABLESPACE " + d.tablespace
+	}
 	if d.predicate != "" {
 		s += " WHERE " + d.predicate
 	}

@@ -143,3 +143,25 @@ func TestRetrainTimeoutKeepsOriginal(t *testing.T) {
 		t.Errorf("original changed: %+v", now)
 	}
 }
+
+func TestRetrainKeepsPredicateAndQuotedNames(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.exec(t, `CREATE SCHEMA "Odd Schema"`,
+		`CREATE TABLE "Odd Schema"."My Items" (id int PRIMARY KEY, "Emb" vector(4))`,
+		`INSERT INTO "Odd Schema"."My Items" SELECT g, ARRAY[random(), random(), random(), g % 7]::vector FROM generate_series(1, 3000) g`,
+		`CREATE INDEX "ivf idx" ON "Odd Schema"."My Items" USING ivfflat ("Emb" vector_cosine_ops) WITH (lists = 2) WHERE id > 10`,
+		`ANALYZE "Odd Schema"."My Items"`)
+	ix := b.resolve(t, "Odd Schema", "ivf idx")
+	if _, err := b.strategy(t, "ivfflat_retrain").Run(ctx, b.env, ix, nil); err != nil {
+		t.Fatal(err)
+	}
+	var def string
+	if err := b.pool.QueryRow(ctx, `SELECT indexdef FROM pg_indexes WHERE schemaname = 'Odd Schema' AND indexname = 'ivf idx'`).Scan(&def); err != nil {
+		t.Fatal(err)
+	}
+	want := `CREATE INDEX "ivf idx" ON "Odd Schema"."My Items" USING ivfflat ("Emb" vector_cosine_ops) WITH (lists='3') WHERE (id > 10)`
+	if def != want {
+		t.Errorf("definition after retrain:\n got %s\nwant %s", def, want)
+	}
+}

@@ -25,9 +25,10 @@ import (
 //	validate:   {sql: "SELECT ...", args: [...], min: 1}  optional; one row, one column:
 //	            a boolean must be true, a number must be >= min (default 1)
 //
-// Each statement runs on its own (autocommit), so statements that refuse a transaction block
-// are allowed; a statement may open and commit its own transaction with BEGIN ... COMMIT only
-// inside a single DO block.
+// Each statement runs on its own, committed when it succeeds (so VACUUM and other statements
+// that refuse a transaction block are allowed): when statement 3 fails, statements 1 and 2 have
+// taken effect, which is what the rollback statements are for. Several changes that must be
+// atomic belong in one statement (a CTE, or a DO block without parameters).
 type SQL struct{ opts Options }
 
 var sqlParams = paramSpec{"statements": "list", "rollback": "list", "validate": "map", figuresParam: "list"}

@@ -205,12 +205,18 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, p Param
 	out.Undo, _ = json.Marshal(u)
 
 	figures := chooseFigures(env, p, []string{recallFigure, latencyFigure})
+	if !slices.Contains(figures, recallFigure) {
+		figures = append(figures, recallFigure) // the step is driven by it, whatever else is recorded
+	}
 	value, err := t.effective(ctx, env, u)
 	if err != nil {
 		return out, err
 	}
 	out.Before = t.measure(ctx, env, ix, u, value, figures)
 	out.Before[v.setting] = float64(value)
+	if _, ok := out.Before[recallFigure]; !ok {
+		return out, fmt.Errorf("tune_search: %s of %s cannot be measured (see the log); nothing changed", recallFigure, ix)
+	}
 	if out.Before[recallFigure] >= v.target {
 		log.Info("recall already at target", slog.Float64("recall", out.Before[recallFigure]))
 		out.After = out.Before
