@@ -161,3 +161,29 @@ func postWith(c *http.Client, url string, body []byte) (int, error) {
 	resp.Body.Close()
 	return resp.StatusCode, nil
 }
+
+// BenchmarkIntakeOne posts one notification of benchPerSender new alerts at a time: the
+// latency of a notification that does not queue behind others.
+func BenchmarkIntakeOne(b *testing.B) {
+	pool := benchStore(b)
+	h, err := webhook.NewHandler(webhook.Options{Pool: pool, BearerToken: token})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	bodies := make([][]byte, b.N)
+	for n := range bodies {
+		bodies[n] = payload(b, burstAlerts(n, 0)...)
+	}
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		if code, err := postWith(srv.Client(), srv.URL, bodies[n]); err != nil || code != http.StatusOK {
+			b.Fatalf("status %d, %v", code, err)
+		}
+	}
+	b.StopTimer()
+	if got := countRows(b, pool); got != b.N*benchPerSender {
+		b.Fatalf("%d rows, want %d", got, b.N*benchPerSender)
+	}
+}
