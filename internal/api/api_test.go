@@ -181,6 +181,7 @@ func TestRepairsThroughAPI(t *testing.T) {
 		{`{"target": "db1",`, 400, "malformed JSON"},
 		{map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "noop", "bogus": 1}, 400, `unknown field "bogus"`},
 		{map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "nope"}, 400, `strategy "nope" is unknown`},
+		{map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "sql", "params": map[string]any{"statements": []string{"DROP TABLE t"}}}, 400, "only statements written in the runbook"},
 		{map[string]any{"target": "db1", "index": "t_v_idx", "strategy": "noop", "params": map[string]any{"x": 1}}, 400, "unknown parameter x"},
 		{map[string]any{"target": "db1", "index": "t_v_idx; DROP TABLE t", "strategy": "noop"}, 404, "no such index"},
 		{map[string]any{"target": "nowhere", "index": "t_v_idx", "strategy": "noop"}, 404, `target "nowhere"`},

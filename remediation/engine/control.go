@@ -181,6 +181,10 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest, by string) (in
 	if req.Schema == "" {
 		req.Schema = "public"
 	}
+	if req.Strategy == "sql" {
+		// Its parameters are SQL: they may come from the runbook file, never from a request.
+		return 0, fmt.Errorf("%w: strategy sql runs only statements written in the runbook; add a runbook entry instead", ErrInvalid)
+	}
 	strat, ok := e.o.Strategies.Get(req.Strategy)
 	if !ok {
 		return 0, fmt.Errorf("%w: strategy %q is unknown (known: %s)", ErrInvalid, req.Strategy, strings.Join(e.o.Strategies.Names(), ", "))

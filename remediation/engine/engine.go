@@ -1,10 +1,3 @@
-// Package engine runs the repairs a runbook maps alerts to. It turns newly recorded alerts into
-// durable River jobs in the webhook's own transaction, and its workers run each repair under a
-// per-index lock held in the state store, after checking again that the alert still fires and
-// is neither silenced nor inhibited in Alertmanager, and that cooldown, flap guard, maintenance
-// window and circuit breaker allow it. Each step is planned, run, validated by re-measuring the
-// index and rolled back when it fails; everything is recorded in the repairs and repair_steps
-// tables.
 package engine
 
 import (

@@ -1,0 +1,62 @@
+// Package engine runs the repairs a runbook maps alerts to.
+//
+// # Queue
+//
+// Hook (a webhook.Hook) runs in the transaction that records a notification: for each new
+// firing alert it copies every matching runbook entry into a repairs row (the plan, so a
+// runbook reload never changes a waiting repair) and inserts a River job of kind "repair" with
+// InsertTx, so an accepted alert and its repair are durable together. The same alert
+// (fingerprint, startsAt) and entry make one repair however often Alertmanager sends it. A
+// resolved alert cancels its repairs that have not started. Entries that need approval wait
+// as awaiting_approval, without a job, until Approve queues them. River priorities 1-4 come
+// from the seed's 0-100 priority score (entry priority, else the alert's severity); each
+// process runs at most remediation.max_concurrent_repairs at once.
+//
+// # One repair per index
+//
+// A worker takes a session advisory lock (pg_try_advisory_lock on a hash of target, schema and
+// index) on a connection of the state store that it holds for the whole repair. A row lock
+// would need a transaction open for hours and would not tell a live holder from a dead one;
+// the advisory lock ends with its session, so when a process dies PostgreSQL drops the lock,
+// and "repair is running but its lock is free" means "its worker is gone". A busy index makes
+// the job wait (River snooze, remediation attempts not consumed).
+//
+// # Checks right before a repair
+//
+// Circuit breaker (K failed repairs in a row stop auto-healing of the index until ResetCircuit),
+// maintenance window, cooldown of the entry on the index, flap guard (at most N repairs of the
+// index per window), alert resolved in the state store, then Alertmanager's v2 API: the alert
+// must still be there and active, neither silenced nor inhibited. When Alertmanager is
+// configured but does not answer, the repair does not run: it waits (reason
+// alertmanager_unreachable) and asks again every LockRetry, and is skipped for that reason
+// after an hour. Running on a silence that could not be read would defeat pausing. Then the
+// labels are resolved through the catalog: values that are not plain names are refused
+// (invalid_labels), an unknown target, excluded index, missing or non-vector index, or a
+// datname that is not the target's database skip the repair, and nothing runs. Manual repairs
+// (Trigger) were asked for by a person and skip the alert, cooldown, flap and circuit checks.
+//
+// # Steps
+//
+// Each step's impact is estimated (Strategy.Plan, the expected duration replaced by the mean of
+// the strategy's last successful runs) and recorded; the step row is marked running before
+// Run and its Undo data saved right after, then the validation figure is re-measured in the
+// database (Measurer) up to Attempts times, Wait apart. A failed step is rolled back and the
+// next one tried, or the repair stops, as the entry's on_failure says. The repair's timeout
+// cancels the running statement (the context reaches pgx, which cancels the query in
+// PostgreSQL) and rolls the step back. Dry runs record the plans and run nothing.
+//
+// # Crash safety
+//
+// A repair whose process died stays "running" with its lock free. Every engine with workers
+// looks for such repairs at start and every RecoverInterval; it takes the lock, rolls the
+// running step back with the saved Undo (none if the process died inside Run: the strategy's
+// rollback cleans up what a cut-short Run leaves) and records the repair as rolled_back with
+// reason interrupted. River's rescuer later retries the dead job, which finds the repair
+// finished. An engine stopped hard (StopAndCancel) rolls its running steps back itself.
+//
+// # History
+//
+// repairs and repair_steps hold the alert, entry, plan, steps, SQL run, figures before and
+// after, validation, impact, timings, outcome and who approved or cancelled; Prune (hourly)
+// deletes them after remediation.history_retention.
+package engine
