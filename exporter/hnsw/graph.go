@@ -155,7 +155,16 @@ func encodeList(dst []byte, keys []uint32) []byte {
 
 // sortUnique sorts keys and drops duplicates in place.
 func sortUnique(keys []uint32) []uint32 {
-	slices.Sort(keys)
+	if len(keys) <= 64 {
+		// Neighbour lists are short (2m + m per upper layer): insertion sort beats pdqsort.
+		for i := 1; i < len(keys); i++ {
+			for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+				keys[j], keys[j-1] = keys[j-1], keys[j]
+			}
+		}
+	} else {
+		slices.Sort(keys)
+	}
 	return slices.Compact(keys)
 }
 

@@ -8,6 +8,9 @@ import (
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 )
 
+// prefetch is the number of fetched batches that may wait for decoding.
+const prefetch = 3
+
 // pageBatch is one Reader.Read result.
 type pageBatch struct {
 	start uint32
@@ -35,7 +38,9 @@ type heapResult struct {
 // on f.heap, until ctx ends. The caller must drain f.pages, then close f.heap and read f.done.
 func startFetcher(ctx context.Context, r pagescan.Reader, n uint32, batch int, heap HeapChecker) *fetcher {
 	f := &fetcher{
-		pages: make(chan pageBatch, 1),
+		// Up to prefetch batches wait decoded, so a slow stretch of decoding does not stall
+		// the fetch (and the reverse); each batch is Options.Batch pages.
+		pages: make(chan pageBatch, prefetch),
 		heap:  make(chan []TID),
 		free:  make(chan []TID, 2),
 		done:  make(chan heapResult, 1),
