@@ -36,6 +36,12 @@ func TestVacuumRemovesDeadTuplesAfterMassDelete(t *testing.T) {
 	if dead < 1000 {
 		t.Fatalf("precondition: %v dead tuples after deleting half of 3000 rows", dead)
 	}
+	// Dead heap TIDs still in the graph, read from the index pages by the exporter's Measurer.
+	pages := exporterMeasurer()
+	deadTIDs, err := pages.Measure(ctx, b.pool, ix, "pgvector_hnsw_heap_tids:dead")
+	if err != nil || deadTIDs != dead {
+		t.Fatalf("precondition: %v dead heap TIDs in the graph (%v), want %v", deadTIDs, err, dead)
+	}
 	vac := b.strategy(t, "vacuum")
 	p := strategy.Params{"analyze": true}
 	if err := vac.CheckParams(p); err != nil {
@@ -60,6 +66,9 @@ func TestVacuumRemovesDeadTuplesAfterMassDelete(t *testing.T) {
 	}
 	if got := b.measure(t, ix, "pgvector_table_dead_tuples"); got != 0 {
 		t.Errorf("dead tuples measured after vacuum = %v", got)
+	}
+	if got, err := pages.Measure(ctx, b.pool, ix, "pgvector_hnsw_heap_tids:dead"); err != nil || got != 0 {
+		t.Errorf("dead heap TIDs in the graph after vacuum = %v (%v)", got, err)
 	}
 	// The graph no longer points at the deleted rows: recall over the survivors is intact.
 	if r := b.measure(t, ix, "pgvector_recall_ratio"); r < 0.9 {
