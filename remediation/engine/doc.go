@@ -19,7 +19,7 @@
 // would need a transaction open for hours and would not tell a live holder from a dead one;
 // the advisory lock ends with its session, so when a process dies PostgreSQL drops the lock,
 // and "repair is running but its lock is free" means "its worker is gone". A busy index makes
-// the job wait (River snooze, remediation attempts not consumed).
+// the job wait (a River snooze, which does not count as an attempt).
 //
 // # Checks right before a repair
 //
