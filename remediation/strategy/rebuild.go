@@ -75,7 +75,15 @@ func isReindexLeftover(r relIndex, ix catalog.Index) bool {
 		return false
 	}
 	m := ccLeftover.FindStringSubmatch(r.Name)
-	return m != nil && m[1] != "" && strings.HasPrefix(ix.Name, m[1])
+	if m == nil || m[1] == "" {
+		return false
+	}
+	if m[1] == ix.Name {
+		return true
+	}
+	// The server shortens the base so the name fits 63 bytes (cutting at a character
+	// boundary): only then may the base be a prefix rather than the whole name.
+	return len(r.Name) > 63-4 && strings.HasPrefix(ix.Name, m[1])
 }
 
 // leftoverOf returns the name of the valid index of which ix is an INVALID REINDEX
