@@ -443,3 +443,41 @@ func TestNewHandlerRefusesOpenByDefault(t *testing.T) {
 		t.Errorf("explicitly open: %v", err)
 	}
 }
+
+// TestStoreGoesDownAndComesBack stops the state store's PostgreSQL under a running handler:
+// notifications get 503 (Alertmanager retries), and the retry after the restart is recorded.
+func TestStoreGoesDownAndComesBack(t *testing.T) {
+	b := setup(t, nil)
+	pg := testenv.SharedPostgres(t)
+	if r := post(t, b.srv.URL, payload(t, alert("Before", nil)), nil); r.code != 200 {
+		t.Fatalf("before: %d %v", r.code, r.body)
+	}
+	pg.Stop()
+	body := payload(t, alert("During", nil))
+	r := post(t, b.srv.URL, body, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pg.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r.code != 503 {
+		t.Fatalf("store down: %d %v, want 503", r.code, r.body)
+	}
+	// The pool's connections died with the server; the retry gets a new one.
+	var last response
+	for i := 0; i < 20; i++ {
+		if last = post(t, b.srv.URL, body, nil); last.code == 200 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if last.code != 200 {
+		t.Fatalf("after restart: %d %v", last.code, last.body)
+	}
+	if n := countRows(t, b.pool); n != 2 {
+		t.Errorf("%d rows, want 2", n)
+	}
+	if got := b.hook.count(fingerprint(alert("During", nil).Labels) + "/firing"); got != 1 {
+		t.Errorf("hook saw the retried alert %d times, want 1", got)
+	}
+}
