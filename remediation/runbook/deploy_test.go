@@ -1,6 +1,7 @@
 package runbook_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -141,5 +142,75 @@ func TestDocExamples(t *testing.T) {
 	}
 	if n < 5 {
 		t.Errorf("only %d examples found", n)
+	}
+}
+
+// TestSchemaKnowsEveryStrategy keeps the per-strategy parameter lists of
+// docs/runbook.schema.json in step with the strategies: the names each strategy lists when it
+// refuses an unknown parameter are the names the schema offers.
+func TestSchemaKnowsEveryStrategy(t *testing.T) {
+	data, err := os.ReadFile("../../docs/runbook.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Defs struct {
+			Step struct {
+				AllOf []struct {
+					If struct {
+						Properties struct {
+							Strategy struct {
+								Const string `json:"const"`
+							} `json:"strategy"`
+						} `json:"properties"`
+					} `json:"if"`
+					Then struct {
+						Properties struct {
+							Params struct {
+								Properties map[string]json.RawMessage `json:"properties"`
+							} `json:"params"`
+						} `json:"properties"`
+					} `json:"then"`
+				} `json:"allOf"`
+			} `json:"step"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(data, &schema); err != nil {
+		t.Fatal(err)
+	}
+	inSchema := map[string][]string{}
+	for _, c := range schema.Defs.Step.AllOf {
+		var names []string
+		for k := range c.Then.Properties.Params.Properties {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		inSchema[c.If.Properties.Strategy.Const] = names
+	}
+	reg, err := strategy.Default(strategy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schemaNames []string
+	for k := range inSchema {
+		schemaNames = append(schemaNames, k)
+	}
+	slices.Sort(schemaNames)
+	if !slices.Equal(schemaNames, reg.Names()) {
+		t.Errorf("schema describes strategies %v, vectorheal has %v", schemaNames, reg.Names())
+	}
+	for _, name := range reg.Names() {
+		s, _ := reg.Get(name)
+		err := s.CheckParams(strategy.Params{"no_such_parameter": 1})
+		_, known, ok := strings.Cut(fmt.Sprint(err), "(known: ")
+		if !ok {
+			t.Errorf("%s: cannot read its parameters from %v", name, err)
+			continue
+		}
+		want := strings.Split(strings.TrimSuffix(known, ")"), ", ")
+		slices.Sort(want)
+		if !slices.Equal(inSchema[name], want) {
+			t.Errorf("%s: schema offers parameters %v, the strategy takes %v", name, inSchema[name], want)
+		}
 	}
 }
