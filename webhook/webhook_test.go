@@ -481,3 +481,27 @@ func TestStoreGoesDownAndComesBack(t *testing.T) {
 		t.Errorf("hook saw the retried alert %d times, want 1", got)
 	}
 }
+
+// TestHugeChunkedBody sends a body larger than the limit without a Content-Length, so the
+// limit is found while reading.
+func TestHugeChunkedBody(t *testing.T) {
+	b := setup(t, nil)
+	body := payload(t, alert("Big", map[string]string{"pad": strings.Repeat("x", 70<<10)}))
+	req, err := http.NewRequest(http.MethodPost, b.srv.URL+webhook.Path, io.MultiReader(bytes.NewReader(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength != 0 {
+		t.Errorf("status %d (content length %d), want 413 for a chunked body", resp.StatusCode, req.ContentLength)
+	}
+	if n := countRows(t, b.pool); n != 0 {
+		t.Errorf("%d rows", n)
+	}
+}
