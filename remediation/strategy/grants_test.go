@@ -2,6 +2,7 @@ package strategy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -136,6 +137,24 @@ func TestDocumentedGrantsAreEnough(t *testing.T) {
 	}
 	if n := b.count(t, "SELECT count(*) FROM pg_index WHERE NOT indisvalid"); n != 0 {
 		t.Errorf("%d invalid indexes left", n)
+	}
+
+	// pg_read_all_stats lets the role see another session's build on the table.
+	release := b.blockWriters(t)
+	other := make(chan error, 1)
+	go func() {
+		_, err := b.pool.Exec(ctx, "CREATE INDEX CONCURRENTLY other ON items (id)")
+		other <- err
+	}()
+	b.waitFor(t, "the other build", func() bool {
+		return b.count(t, "SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = 'items'::regclass") > 0
+	})
+	if _, err := b.strategy(t, "reindex").Run(ctx, env, b.resolve(t, "public", "items_emb"), nil); !errors.Is(err, strategy.ErrBusy) {
+		t.Errorf("reindex as %s during another build: err = %v, want ErrBusy", repair, err)
+	}
+	release()
+	if err := <-other; err != nil {
+		t.Errorf("other build: %v", err)
 	}
 	if got := b.resolve(t, "public", "docs_ivf"); got.Lists != 2 {
 		t.Errorf("docs_ivf lists = %d after retrain as %s, want 2", got.Lists, repair)
