@@ -88,7 +88,8 @@ const definitions = `
   saw it counts from that first sight. Rows changed since build = writes since then over rows
   at build; it is absent after a statistics reset until the counter passes the recorded value.
 - **Recall probe.** Up to ` + "`exporter.recall.queries`" + ` query vectors are sampled from the table
-  (` + "`ORDER BY random()`" + ` below 10 000 rows, ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per query above). Each
+  (` + "`ORDER BY random()`" + ` below 10 000 rows, ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per query above, widened tenfold
+  while too few rows come back). Each
   is searched top-k through the index with the session's current ` + "`hnsw.ef_search`" + ` /
   ` + "`ivfflat.probes`" + `, then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. Recall is the
   share of exact neighbours found, a result at a distance not beyond the exact k-th counting as

@@ -108,18 +108,23 @@ func sampleVectors(ctx context.Context, tx pgx.Tx, ix catalog.Index, n int) ([]s
 		return nil, fmt.Errorf("table rows: %w", err)
 	}
 	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
-	var q string
-	var args []any
 	if rows < 10000 {
-		q = probeMarker + `SELECT ` + col + `::text FROM ` + tbl + ` WHERE ` + col + ` IS NOT NULL ORDER BY random() LIMIT $1`
-		args = []any{n}
-	} else {
-		// About 20 candidate rows per wanted vector; SYSTEM picks whole pages.
-		pct := math.Min(100, 100*float64(n*20)/rows)
-		q = probeMarker + `SELECT ` + col + `::text FROM ` + tbl + ` TABLESAMPLE SYSTEM ($2) WHERE ` + col +
-			` IS NOT NULL ORDER BY random() LIMIT $1`
-		args = []any{n, pct}
+		return collectVectors(ctx, tx, probeMarker+`SELECT `+col+`::text FROM `+tbl+` WHERE `+col+
+			` IS NOT NULL ORDER BY random() LIMIT $1`, n)
 	}
+	// About 20 candidate rows per wanted vector; SYSTEM picks whole pages, so a small
+	// percentage can hit too few of them: widen it tenfold until enough rows come back.
+	q := probeMarker + `SELECT ` + col + `::text FROM ` + tbl + ` TABLESAMPLE SYSTEM ($2) WHERE ` + col +
+		` IS NOT NULL ORDER BY random() LIMIT $1`
+	for pct := math.Min(100, 100*float64(n*20)/rows); ; pct = math.Min(100, pct*10) {
+		out, err := collectVectors(ctx, tx, q, n, pct)
+		if err != nil || len(out) >= n || pct >= 100 {
+			return out, err
+		}
+	}
+}
+
+func collectVectors(ctx context.Context, tx pgx.Tx, q string, args ...any) ([]string, error) {
 	r, err := tx.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sample query vectors: %w", err)
