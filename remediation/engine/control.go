@@ -217,12 +217,15 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest, by string) (in
 	}
 	labels := map[string]string{"target": req.Target, "datname": ix.Datname, "schemaname": ix.Schema,
 		"relname": ix.Table, "indexrelname": ix.Name}
-	var id int64
+	var ids []int64
 	err = pgx.BeginFunc(ctx, e.o.State, func(tx pgx.Tx) error {
-		id, _, err = e.enqueue(ctx, tx, newRepair{labels: labels, plan: plan, by: by})
+		ids, err = e.enqueue(ctx, tx, []newRepair{{labels: labels, plan: plan, by: by}})
 		return err
 	})
-	return id, err
+	if err != nil {
+		return 0, err
+	}
+	return ids[0], nil
 }
 
 // Approve lets a repair awaiting approval run.

@@ -24,13 +24,16 @@ func (RepairArgs) Kind() string { return "repair" }
 // Hook is the webhook.Hook: for each newly recorded firing alert it queues one repair per
 // matching runbook entry, and for each resolved alert it cancels the repairs of that alert
 // still waiting. It runs in the webhook's transaction, so the alert and its repairs are
-// durable together.
+// durable together. The repairs of one notification are written in three statements
+// whatever their number, so intake stays fast for large alert groups.
 func (e *Engine) Hook(ctx context.Context, tx pgx.Tx, alerts []webhook.Alert) error {
 	rb := e.currentRunbook()
-	for _, a := range alerts {
+	var batch []newRepair
+	for i := range alerts {
+		a := &alerts[i]
 		switch a.Status {
 		case "resolved":
-			if err := e.cancelForResolved(ctx, tx, a); err != nil {
+			if err := e.cancelForResolved(ctx, tx, *a); err != nil {
 				return err
 			}
 		case "firing":
@@ -42,13 +45,12 @@ func (e *Engine) Hook(ctx context.Context, tx pgx.Tx, alerts []webhook.Alert) er
 				if plan.Priority <= 0 {
 					plan.Priority = severityScore(a.Labels["severity"])
 				}
-				if _, _, err := e.enqueue(ctx, tx, newRepair{alert: &a, labels: a.Labels, plan: plan, by: "alertmanager"}); err != nil {
-					return err
-				}
+				batch = append(batch, newRepair{alert: a, labels: a.Labels, plan: plan, by: "alertmanager"})
 			}
 		}
 	}
-	return nil
+	_, err := e.enqueue(ctx, tx, batch)
+	return err
 }
 
 // newRepair is what enqueue records.
@@ -59,53 +61,146 @@ type newRepair struct {
 	by     string
 }
 
-// enqueue records a repair and, unless it awaits approval, its job. It returns the repair's
-// id and false when the same alert had already queued this entry.
-func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, n newRepair) (int64, bool, error) {
-	plan, err := json.Marshal(n.plan)
-	if err != nil {
-		return 0, false, fmt.Errorf("encode plan: %w", err)
-	}
-	labels, err := json.Marshal(n.labels)
-	if err != nil {
-		return 0, false, fmt.Errorf("encode labels: %w", err)
-	}
-	state, reason := "queued", ""
-	if n.plan.Approval {
-		state, reason = "awaiting_approval", "approval_pending"
-	}
-	var (
-		alertID  *int64
-		fp       string
-		startsAt *time.Time
-	)
-	if n.alert != nil {
-		alertID, fp, startsAt = &n.alert.ID, n.alert.Fingerprint, &n.alert.StartsAt
-	}
-	var id int64
-	err = tx.QueryRow(ctx, `
+// insertRepairs records repairs from parallel arrays; a repair its alert had already queued
+// for the same entry is left out, and the ord of each row inserted is returned with its id.
+const insertRepairs = `
 INSERT INTO repairs (alert_id, fingerprint, alert_starts_at, alertname, labels, entry, plan, priority,
                      target, datname, schemaname, relname, indexrelname, state, requested_by, reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+SELECT a, f, s, an, l::jsonb, en, p::jsonb, pr, tg, d, sc, rl, ix, st, rb, re
+  FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+              $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+              $15::text[], $16::text[]) WITH ORDINALITY
+       AS u(a, f, s, an, l, en, p, pr, tg, d, sc, rl, ix, st, rb, re, ord)
+ ORDER BY ord
 ON CONFLICT (fingerprint, alert_starts_at, entry) WHERE fingerprint <> '' DO NOTHING
-RETURNING id`,
-		alertID, fp, startsAt, n.labels["alertname"], labels, n.plan.Entry, plan, n.plan.Priority,
-		n.labels["target"], n.labels["datname"], n.labels["schemaname"], n.labels["relname"], n.labels["indexrelname"],
-		state, n.by, reason).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
+RETURNING id, fingerprint, alert_starts_at, entry`
+
+// enqueue records repairs and the River jobs of those that need no approval, all in tx. It
+// returns the ids of the repairs it created, in the order given, 0 for one that already
+// existed.
+func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int64, error) {
+	if len(rs) == 0 {
+		return nil, nil
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("record repair: %w", err)
-	}
-	if state == "queued" {
-		if err := e.insertJob(ctx, tx, id, n.plan.Priority); err != nil {
-			return 0, false, err
+	n := len(rs)
+	cols := struct {
+		alertID                                              []*int64
+		fp, alertname, labels, entry, plan                   []string
+		startsAt                                             []*time.Time
+		prio                                                 []int32
+		target, datname, schema, table, index, state, by, re []string
+	}{}
+	keys := make(map[string]int, n)
+	for i, r := range rs {
+		plan, err := json.Marshal(r.plan)
+		if err != nil {
+			return nil, fmt.Errorf("encode plan: %w", err)
 		}
+		labels, err := json.Marshal(r.labels)
+		if err != nil {
+			return nil, fmt.Errorf("encode labels: %w", err)
+		}
+		state, reason := "queued", ""
+		if r.plan.Approval {
+			state, reason = "awaiting_approval", "approval_pending"
+		}
+		var (
+			alertID  *int64
+			fp       string
+			startsAt *time.Time
+		)
+		if r.alert != nil {
+			alertID, fp, startsAt = &r.alert.ID, r.alert.Fingerprint, &r.alert.StartsAt
+		}
+		cols.alertID = append(cols.alertID, alertID)
+		cols.fp = append(cols.fp, fp)
+		cols.startsAt = append(cols.startsAt, startsAt)
+		cols.alertname = append(cols.alertname, r.labels["alertname"])
+		cols.labels = append(cols.labels, string(labels))
+		cols.entry = append(cols.entry, r.plan.Entry)
+		cols.plan = append(cols.plan, string(plan))
+		cols.prio = append(cols.prio, int32(r.plan.Priority))
+		cols.target = append(cols.target, r.labels["target"])
+		cols.datname = append(cols.datname, r.labels["datname"])
+		cols.schema = append(cols.schema, r.labels["schemaname"])
+		cols.table = append(cols.table, r.labels["relname"])
+		cols.index = append(cols.index, r.labels["indexrelname"])
+		cols.state = append(cols.state, state)
+		cols.by = append(cols.by, r.by)
+		cols.re = append(cols.re, reason)
+		keys[repairKey(fp, startsAt, r.plan.Entry, i)] = i
 	}
-	e.log.Info("repair queued", "repair", id, "entry", n.plan.Entry, "state", state,
-		"target", n.labels["target"], "index", n.labels["schemaname"]+"."+n.labels["indexrelname"])
-	return id, true, nil
+	rows, err := tx.Query(ctx, insertRepairs, cols.alertID, cols.fp, cols.startsAt, cols.alertname, cols.labels,
+		cols.entry, cols.plan, cols.prio, cols.target, cols.datname, cols.schema, cols.table, cols.index,
+		cols.state, cols.by, cols.re)
+	if err != nil {
+		return nil, fmt.Errorf("record repairs: %w", err)
+	}
+	ids := make([]int64, n)
+	manual := 0
+	for rows.Next() {
+		var (
+			id       int64
+			fp, ent  string
+			startsAt *time.Time
+		)
+		if err := rows.Scan(&id, &fp, &startsAt, &ent); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("record repairs: %w", err)
+		}
+		k := repairKey(fp, startsAt, ent, manual)
+		if fp == "" {
+			manual++ // manual repairs have no key of their own: they come back in order
+		}
+		i, ok := keys[k]
+		if !ok {
+			rows.Close()
+			return nil, fmt.Errorf("record repairs: row %d matches no repair asked for", id)
+		}
+		ids[i] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("record repairs: %w", err)
+	}
+	var (
+		jobs    []river.InsertManyParams
+		jobRepo []int64
+	)
+	for i, r := range rs {
+		if ids[i] == 0 || r.plan.Approval {
+			continue
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: RepairArgs{RepairID: ids[i]},
+			InsertOpts: &river.InsertOpts{Queue: queueName, Priority: riverPriority(r.plan.Priority)}})
+		jobRepo = append(jobRepo, ids[i])
+		e.log.Info("repair queued", "repair", ids[i], "entry", r.plan.Entry,
+			"target", r.labels["target"], "index", r.labels["schemaname"]+"."+r.labels["indexrelname"])
+	}
+	if len(jobs) == 0 {
+		return ids, nil
+	}
+	res, err := e.river.InsertManyTx(ctx, tx, jobs)
+	if err != nil {
+		return nil, fmt.Errorf("queue repairs: %w", err)
+	}
+	jobIDs := make([]int64, len(res))
+	for i, r := range res {
+		jobIDs[i] = r.Job.ID
+	}
+	if _, err := tx.Exec(ctx, `UPDATE repairs r SET job_id = u.job FROM unnest($1::bigint[], $2::bigint[]) AS u(id, job)
+		WHERE r.id = u.id`, jobRepo, jobIDs); err != nil {
+		return nil, fmt.Errorf("link repairs to their jobs: %w", err)
+	}
+	return ids, nil
+}
+
+// repairKey tells the repairs of one batch apart: alert, start and entry for alert repairs;
+// the position among manual ones for those.
+func repairKey(fp string, startsAt *time.Time, entry string, manual int) string {
+	if fp == "" {
+		return fmt.Sprintf("manual/%d", manual)
+	}
+	return fmt.Sprintf("%s/%d/%s", fp, startsAt.UnixMicro(), entry)
 }
 
 // insertJob queues the River job of repair id and links it.

@@ -52,7 +52,7 @@ type bundle struct {
 	cfg      config.Remediation
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
@@ -99,7 +99,7 @@ func setup(t *testing.T) *bundle {
 	return b
 }
 
-func mustDefault(t *testing.T) *strategy.Registry {
+func mustDefault(t testing.TB) *strategy.Registry {
 	r, err := strategy.Default(strategy.Options{ProgressInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -107,11 +107,14 @@ func mustDefault(t *testing.T) *strategy.Registry {
 	return r
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
+	if _, bench := t.(*testing.B); bench {
+		return slog.New(slog.DiscardHandler)
+	}
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
@@ -119,7 +122,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 // parseRunbook parses a runbook against the bundle's strategies and figures.
-func (b *bundle) parseRunbook(t *testing.T, yml string) *runbook.Runbook {
+func (b *bundle) parseRunbook(t testing.TB, yml string) *runbook.Runbook {
 	t.Helper()
 	rb, err := runbook.Parse("runbook.yml", []byte(yml), b.reg, b.measurer.Figures())
 	if err != nil {
@@ -129,7 +132,7 @@ func (b *bundle) parseRunbook(t *testing.T, yml string) *runbook.Runbook {
 }
 
 // engine builds and starts an engine; mod may change its options.
-func (b *bundle) engine(t *testing.T, rb *runbook.Runbook, mod func(*engine.Options)) *engine.Engine {
+func (b *bundle) engine(t testing.TB, rb *runbook.Runbook, mod func(*engine.Options)) *engine.Engine {
 	t.Helper()
 	o := engine.Options{
 		State: b.state, Schema: schema, Targets: b.targets, Strategies: b.reg, Measurer: b.measurer,
