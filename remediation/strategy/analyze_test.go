@@ -37,6 +37,9 @@ func TestAnalyzeBringsTheIndexBack(t *testing.T) {
 	if used := b.measure(t, ix, "pgvector_probe_index_used"); used != 1 {
 		t.Error("the planner does not use the index after ANALYZE")
 	}
+	if used, err := exporterMeasurer().Measure(ctx, b.pool, ix, "pgvector_probe_index_used"); err != nil || used != 1 {
+		t.Errorf("the exporter's probe: index used %v (%v)", used, err)
+	}
 	if _, err := an.Run(ctx, b.env, ix, nil); err != nil {
 		t.Errorf("second run: %v", err)
 	}

@@ -59,6 +59,11 @@ func TestRetrainRebalancesDriftedIVFFlat(t *testing.T) {
 	if before < 2 {
 		t.Fatalf("precondition: list size CV %v after drifted inserts, want a skewed index", before)
 	}
+	pages := exporterMeasurer()
+	exporterBefore, err := pages.Measure(ctx, b.pool, ix, "pgvector_ivfflat_list_size_cv")
+	if err != nil || exporterBefore < 2 {
+		t.Fatalf("precondition: the exporter measures list size CV %v (%v)", exporterBefore, err)
+	}
 
 	re := b.strategy(t, "ivfflat_retrain")
 	p := strategy.Params{"min_lists": 4, "max_lists": 1000}
@@ -85,6 +90,9 @@ func TestRetrainRebalancesDriftedIVFFlat(t *testing.T) {
 	cvAfter := b.measure(t, after, "pgvector_ivfflat_list_size_cv")
 	if cvAfter > before/2 {
 		t.Errorf("list size CV %v -> %v, want it at least halved", before, cvAfter)
+	}
+	if got, err := pages.Measure(ctx, b.pool, after, "pgvector_ivfflat_list_size_cv"); err != nil || got > exporterBefore/2 {
+		t.Errorf("exporter's list size CV %v -> %v (%v), want it at least halved", exporterBefore, got, err)
 	}
 	if out.Before["pgvector_ivfflat_list_size_cv"] != before || out.After["lists"] != float64(after.Lists) {
 		t.Errorf("outcome figures before %v after %v", out.Before, out.After)

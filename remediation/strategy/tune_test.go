@@ -2,6 +2,7 @@ package strategy_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -30,21 +31,40 @@ func (b *bundle) dbSetting(t *testing.T, role, setting string) string {
 // hardHNSW is a graph that needs a large ef_search for good recall: uniform random vectors in
 // 32 dimensions, few links per element.
 func hardHNSW(t *testing.T, b *bundle) catalog.Index {
+	t.Helper()
 	b.loadVectors(t, "items", 32, 4000, 0.7)
 	b.exec(t, "CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops) WITH (m = 4, ef_construction = 8)", "ANALYZE items")
 	return b.resolve(t, "public", "items_emb")
 }
 
 func TestTuneSearchRaisesRecallBack(t *testing.T) {
+	t.Run("test measurer", func(t *testing.T) {
+		// A poor graph: recall grows with ef_search over several steps.
+		testTuneSearchRaisesRecallBack(t, sqlMeasurer{k: 10, queries: 20}, hardHNSW, 10)
+	})
+	t.Run("exporter measurer", func(t *testing.T) {
+		// A sound graph whose ef_search was set below k: pgvector returns at most ef_search
+		// rows per scan, so recall@10 is at most 0.5, whichever rows the probe samples.
+		sound := func(t *testing.T, b *bundle) catalog.Index {
+			b.loadVectors(t, "items", 16, 3000, 0.71)
+			b.exec(t, "CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops)", "ANALYZE items")
+			return b.resolve(t, "public", "items_emb")
+		}
+		testTuneSearchRaisesRecallBack(t, exporterMeasurer(), sound, 5)
+	})
+}
+
+func testTuneSearchRaisesRecallBack(t *testing.T, m strategy.Measurer, build func(*testing.T, *bundle) catalog.Index, degraded int) {
 	b := setup(t, strategy.Options{})
+	b.env.Measure = m
 	ctx := context.Background()
-	ix := hardHNSW(t, b)
+	ix := build(t, b)
 	db := ix.Datname
 	// Degrade: someone lowered ef_search for the database.
-	b.exec(t, `ALTER DATABASE "`+db+`" SET hnsw.ef_search = 10`)
+	b.exec(t, `ALTER DATABASE "`+db+`" SET hnsw.ef_search = `+strconv.Itoa(degraded))
 	low := b.measure(t, ix, "pgvector_recall_ratio")
 	if low >= 0.95 {
-		t.Fatalf("precondition: recall %v with ef_search 10, want it below the target 0.95", low)
+		t.Fatalf("precondition: recall %v with ef_search %d, want it below the target 0.95", low, degraded)
 	}
 	tune := b.strategy(t, "tune_search")
 	p := strategy.Params{"target_recall": 0.95, "step": 30, "max": 400}
@@ -61,11 +81,11 @@ func TestTuneSearchRaisesRecallBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("statements %q before %v after %v undo %s", out.Statements, out.Before, out.After, out.Undo)
-	if out.Before["hnsw.ef_search"] != 10 || out.Before["pgvector_recall_ratio"] != low {
+	if out.Before["hnsw.ef_search"] != float64(degraded) || out.Before["pgvector_recall_ratio"] >= 0.95 {
 		t.Errorf("before = %v", out.Before)
 	}
 	set := b.dbSetting(t, "", "hnsw.ef_search")
-	if set == "10" || set == "" || out.After["hnsw.ef_search"] > 400 {
+	if set == strconv.Itoa(degraded) || set == "" || out.After["hnsw.ef_search"] > 400 {
 		t.Errorf("ef_search now %q (after %v)", set, out.After)
 	}
 	if r := b.measure(t, ix, "pgvector_recall_ratio"); r < 0.95 {
@@ -80,8 +100,8 @@ func TestTuneSearchRaisesRecallBack(t *testing.T) {
 	if err := tune.Rollback(ctx, b.env, ix, p, out.Undo); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.dbSetting(t, "", "hnsw.ef_search"); got != "10" {
-		t.Errorf("after rollback ef_search = %q, want 10", got)
+	if got := b.dbSetting(t, "", "hnsw.ef_search"); got != strconv.Itoa(degraded) {
+		t.Errorf("after rollback ef_search = %q, want %d", got, degraded)
 	}
 }
 
