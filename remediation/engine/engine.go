@@ -201,7 +201,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.recoverOrphans(ctx); err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
-	if err := e.river.Start(ctx); err != nil {
+	// River cancels running jobs when its start context ends; only Stop and StopAndCancel
+	// should do that, so a graceful shutdown lets repairs finish.
+	if err := e.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("engine: start workers: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
