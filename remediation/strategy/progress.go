@@ -30,9 +30,14 @@ SELECT command, phase,
             ELSE -1 END
 FROM pg_stat_progress_create_index WHERE pid = $1`
 
+// Vacuum progress: the heap scan, then the second heap pass, count blocks; the index passes
+// (where pgvector repairs the graph) report no counts.
 const vacuumProgressSQL = `
 SELECT 'VACUUM', phase,
-       CASE WHEN heap_blks_total > 0 THEN heap_blks_vacuumed::float8 / heap_blks_total ELSE -1 END
+       CASE WHEN heap_blks_total = 0 THEN -1
+            WHEN phase = 'scanning heap' THEN heap_blks_scanned::float8 / heap_blks_total
+            WHEN phase = 'vacuuming heap' THEN heap_blks_vacuumed::float8 / heap_blks_total
+            ELSE -1 END
 FROM pg_stat_progress_vacuum WHERE pid = $1`
 
 // watchProgress samples the progress view for backend pid every interval until the returned

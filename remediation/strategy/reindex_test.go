@@ -169,7 +169,15 @@ func (b *bundle) count(t *testing.T, q string, args ...any) int {
 }
 
 func TestReindexTimeoutDropsLeftoverAndKeepsOriginal(t *testing.T) {
-	b := setup(t, strategy.Options{ProgressInterval: 50 * time.Millisecond})
+	var mu sync.Mutex
+	var phases []string
+	b := setup(t, strategy.Options{ProgressInterval: 50 * time.Millisecond, OnProgress: func(p strategy.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Index.Name == "items_emb" && p.Target == "test" {
+			phases = append(phases, p.Command+": "+p.Phase)
+		}
+	}})
 	ctx := context.Background()
 	b.loadVectors(t, "items", 8, 2000, 0.3)
 	b.exec(t, "CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops)", "ANALYZE items")
@@ -201,6 +209,12 @@ func TestReindexTimeoutDropsLeftoverAndKeepsOriginal(t *testing.T) {
 	if !sawLeftover.Load() {
 		t.Error("precondition: the REINDEX never got as far as creating its _ccnew index")
 	}
+	// While it waited, progress came from pg_stat_progress_create_index.
+	mu.Lock()
+	if len(phases) == 0 || !strings.HasPrefix(phases[0], "REINDEX CONCURRENTLY: ") {
+		t.Errorf("progress samples %q, want REINDEX CONCURRENTLY phases", phases)
+	}
+	mu.Unlock()
 	if left := b.invalidIndexes(t, "items"); len(left) != 0 {
 		t.Errorf("invalid indexes left after the timeout: %v", left)
 	}
