@@ -259,7 +259,9 @@ func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists 
 	// The new index serves from here on; the old one only costs writes and disk until dropped.
 	cctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
 	defer cancel()
-	drop, err := dropIndexes(cctx, conn, env, []relIndex{{Schema: ix.Schema, Name: oldName}})
+	// A session of its own: this one's statement_timeout follows the step's deadline, which
+	// may be all but used up by the build.
+	drop, err := r.dropOnFreshSession(cctx, env, []relIndex{{Schema: ix.Schema, Name: oldName}})
 	stmts = append(stmts, drop...)
 	if err != nil {
 		log.Warn("old index not dropped; the next run drops it", slog.Any("err", err))
