@@ -90,8 +90,9 @@ const definitions = `
 - **Recall probe.** Up to ` + "`exporter.recall.queries`" + ` query vectors are sampled from the table
   (` + "`ORDER BY random()`" + ` below 10 000 rows, ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per query above, widened tenfold
   while too few rows come back). Each
-  is searched top-k through the index with the session's current ` + "`hnsw.ef_search`" + ` /
-  ` + "`ivfflat.probes`" + `, then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. Recall is the
+  is searched top-k through the index with the current ` + "`hnsw.*`" + ` / ` + "`ivfflat.*`" + ` settings
+  (those a new session of the role gets, so an ` + "`ALTER DATABASE/ROLE ... SET hnsw.ef_search`" + ` counts at
+  once, though pooled sessions keep their start values), then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. Recall is the
   share of exact neighbours found, a result at a distance not beyond the exact k-th counting as
   found (ties). ` + "`pgvector_probe_index_used`" + ` is from ` + "`EXPLAIN`" + ` of the same query. Operators by
   operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + ` inner product, ` + "`<+>`" + ` l1. The probe's statements

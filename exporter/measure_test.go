@@ -115,11 +115,17 @@ func TestRecallFallsWithEfSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("recall@10: ef_search 40 -> %.3f, ef_search 1 -> %.3f", high.ratio, low.ratio)
-	if high.ratio < 0.8 || low.ratio >= high.ratio-0.3 {
-		t.Errorf("recall@10 %.3f with the default ef_search and %.3f with 1; want >= 0.8 and a fall of 0.3", high.ratio, low.ratio)
+	if high.ratio < 0.7 || low.ratio >= high.ratio-0.3 {
+		t.Errorf("recall@10 %.3f with the default ef_search and %.3f with 1; want >= 0.7 and a fall of 0.3", high.ratio, low.ratio)
+	}
+	// Sessions that started before the change see it too: the probe applies the settings a
+	// new session would have.
+	old, err := probe(ctx, pool, ix, 20, 10, time.Minute)
+	if err != nil || old.ratio >= high.ratio-0.3 {
+		t.Errorf("recall@10 on a session from before ALTER DATABASE = %+v, %v; want below %.3f", old, err, high.ratio-0.3)
 	}
 	m := NewMeasurer(testConfig())
-	got, err := m.Measure(ctx, fresh, ix, "pgvector_recall_ratio")
+	got, err := m.Measure(ctx, pool, ix, "pgvector_recall_ratio")
 	if err != nil || got >= high.ratio-0.3 {
 		t.Errorf("Measurer recall = %.3f, %v; want below %.3f", got, err, high.ratio-0.3)
 	}

@@ -51,6 +51,9 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
 			return fmt.Errorf("set plan_cache_mode: %w", err)
 		}
+		if err := currentSearchSettings(ctx, tx); err != nil {
+			return err
+		}
 		qs, err := sampleVectors(ctx, tx, ix, queries)
 		if err != nil {
 			return err
@@ -98,6 +101,47 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 		return nil, nil
 	}
 	return res, nil
+}
+
+// searchSettingsSQL reads the hnsw.* and ivfflat.* settings a new session of this role in this
+// database starts with (ALTER DATABASE / ROLE ... SET), the most specific one winning as in
+// PostgreSQL: database and role, then role, then database, then every database.
+const searchSettingsSQL = `
+SELECT DISTINCT ON (name) name, value
+FROM (
+  SELECT split_part(c, '=', 1) AS name, substr(c, strpos(c, '=') + 1) AS value,
+         (s.setrole <> 0)::int * 2 + (s.setdatabase <> 0)::int AS rank
+  FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+  WHERE s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+    AND s.setrole IN (0, (SELECT oid FROM pg_roles WHERE rolname = current_user))
+) AS settings
+WHERE name LIKE 'hnsw.%' OR name LIKE 'ivfflat.%'
+ORDER BY name, rank DESC`
+
+// currentSearchSettings applies to the transaction the search settings a new session would
+// have: a pooled session keeps the values it started with, so without this the probe would
+// not see an ALTER DATABASE ... SET hnsw.ef_search (e.g. a tuning repair) until its connection
+// is replaced. Names and values are passed to set_config as data.
+func currentSearchSettings(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, searchSettingsSQL)
+	if err != nil {
+		return fmt.Errorf("read search settings: %w", err)
+	}
+	type setting struct{ name, value string }
+	settings, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (setting, error) {
+		var s setting
+		err := r.Scan(&s.name, &s.value)
+		return s, err
+	})
+	if err != nil {
+		return fmt.Errorf("read search settings: %w", err)
+	}
+	for _, s := range settings {
+		if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, s.name, s.value); err != nil {
+			return fmt.Errorf("apply %s = %s: %w", s.name, s.value, err)
+		}
+	}
+	return nil
 }
 
 // sampleVectors returns up to n vectors of the indexed column, in text form. Large tables are
