@@ -41,6 +41,9 @@ func Open(ctx context.Context, cfgs []config.Target) (*Set, error) {
 		}
 		pc.MaxConns = int32(c.MaxConnections)
 		pc.ConnConfig.RuntimeParams["application_name"] = "vectorheal"
+		// A repair's statement (a build, a VACUUM) must not outlive a vectorheal process that
+		// died: PostgreSQL then checks the client socket while the statement runs.
+		pc.ConnConfig.RuntimeParams["client_connection_check_interval"] = "5s"
 		pool, err := pgxpool.NewWithConfig(ctx, pc)
 		if err != nil {
 			s.Close()
