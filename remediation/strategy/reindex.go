@@ -190,6 +190,11 @@ func (r *Reindex) dropLeftover(ctx context.Context, env Env, ix catalog.Index, p
 		return Outcome{}, err
 	}
 	defer closeSession(conn)
+	// While a REINDEX CONCURRENTLY runs, its _ccnew index is INVALID too: that one is not a
+	// leftover yet, and dropping it would wait on, then break, a healthy rebuild.
+	if err := checkNoBuild(ctx, conn, ix); err != nil {
+		return Outcome{}, err
+	}
 	logger(env).Info("dropping leftover instead of rebuilding it", slog.String("index", ix.String()), slog.String("leftover_of", pl.leftoverOf))
 	stmts, err := dropIndexes(ctx, conn, env, []relIndex{{OID: ix.OID, Schema: ix.Schema, Name: ix.Name}})
 	return Outcome{Statements: stmts}, err
