@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 
@@ -101,7 +102,7 @@ func metricsIn(expr string) ([]string, error) {
 	for _, sel := range parser.ExtractSelectors(e) {
 		found := false
 		for _, m := range sel {
-			if m.Name == labels.MetricName {
+			if m.Name == model.MetricNameLabel {
 				found = true
 				if m.Type != labels.MatchEqual {
 					return nil, fmt.Errorf("metric name matched by %s: name metrics exactly", m)
