@@ -10,12 +10,16 @@ import (
 
 // MetricsMarkdown renders docs/metrics.md: the reference of every metric in Metrics, followed
 // by how the figures that need a definition are computed.
-func MetricsMarkdown() []byte {
+//
+// others are the metrics of vectorheal's other parts (receiver, healing engine), listed in a
+// section of their own; the exporter cannot import them, so the caller passes them in.
+func MetricsMarkdown(others []metricdoc.Metric) []byte {
 	var b bytes.Buffer
 	b.WriteString(`# Metrics reference
 
-Generated from ` + "`exporter.Metrics()`" + ` (the single source of truth) by
-` + "`go test ./exporter -run TestMetricsDoc -update`" + `; do not edit by hand.
+Generated from the ` + "`Metrics()`" + ` lists of the exporter, the webhook receiver and the healing
+engine (the single source of truth) by ` + "`go test ./cmd/vectorheal -run TestMetricsDoc -update`" + `;
+do not edit by hand.
 
 Index labels are PostgreSQL's own names: ` + "`target`" + ` (the configured target), ` + "`datname`" + `,
 ` + "`schemaname`" + `, ` + "`relname`" + ` (table) and ` + "`indexrelname`" + ` (index).
@@ -25,6 +29,17 @@ Index labels are PostgreSQL's own names: ` + "`target`" + ` (the configured targ
 `)
 	for _, m := range Metrics() {
 		writeRow(&b, m)
+	}
+	if len(others) > 0 {
+		b.WriteString(`
+## Receiver and healing engine
+
+| Metric | Type | Labels | Help |
+|---|---|---|---|
+`)
+		for _, m := range others {
+			writeRow(&b, m)
+		}
 	}
 	b.WriteString(definitions)
 	return b.Bytes()

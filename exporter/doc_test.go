@@ -1,34 +1,9 @@
 package exporter
 
 import (
-	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite docs/metrics.md from Metrics()")
-
-// TestMetricsDoc keeps docs/metrics.md equal to what Metrics() generates.
-func TestMetricsDoc(t *testing.T) {
-	path := filepath.Join("..", "docs", "metrics.md")
-	want := MetricsMarkdown()
-	if *update {
-		if err := os.WriteFile(path, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (generate it with go test ./exporter -run TestMetricsDoc -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is stale: regenerate it with go test ./exporter -run TestMetricsDoc -update", path)
-	}
-}
 
 // TestMetricsListIsWellFormed checks names, types and labels of the single source of truth.
 func TestMetricsListIsWellFormed(t *testing.T) {
