@@ -17,6 +17,7 @@ const (
 	runbookBase   = "https://github.com/vectorheal/vectorheal/blob/main/docs/alerts.md#"
 	dashboardBase = "http://grafana:3000/d/"
 	alertsDoc     = "../docs/alerts.md"
+	rulesDoc      = "../docs/rules.md"
 	dashboardDir  = "../deploy/grafana/dashboards"
 )
 

@@ -222,9 +222,10 @@ var alertLabels = map[string]bool{"vectorheal_severity": true, "vectorheal_role"
 // docMetricRE finds series names quoted in the alert reference.
 var docMetricRE = regexp.MustCompile("`((?:pgvector_|vectorheal_|index:|target_collector:|custom:)[A-Za-z0-9_:]*)")
 
-func docQueries(t *testing.T) []query {
+// docQueries returns the series names quoted, and the promql blocks written, in a document.
+func docQueries(t *testing.T, doc string) []query {
 	t.Helper()
-	data, err := os.ReadFile(alertsDoc)
+	data, err := os.ReadFile(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func docQueries(t *testing.T) []query {
 	inPromQL := false
 	var block []string
 	for i, line := range strings.Split(string(data), "\n") {
-		where := fmt.Sprintf("docs/alerts.md:%d", i+1)
+		where := fmt.Sprintf("docs/%s:%d", filepath.Base(doc), i+1)
 		switch {
 		case strings.HasPrefix(line, "```promql"):
 			inPromQL, block = true, nil
@@ -269,7 +270,8 @@ func TestMetricReferences(t *testing.T) {
 		}
 	}
 	qs = append(qs, dashboardQueries(t)...)
-	qs = append(qs, docQueries(t)...)
+	qs = append(qs, docQueries(t, alertsDoc)...)
+	qs = append(qs, docQueries(t, rulesDoc)...)
 	checked := 0
 	for _, q := range qs {
 		names, err := metricsIn(q.expr)
@@ -286,6 +288,23 @@ func TestMetricReferences(t *testing.T) {
 	}
 	if checked < 100 {
 		t.Errorf("only %d metric references checked; the rules, dashboards and docs should name far more", checked)
+	}
+}
+
+// TestRecordsDocumented checks that docs/rules.md names every recorded series.
+func TestRecordsDocumented(t *testing.T) {
+	files, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{}
+	for _, q := range docQueries(t, rulesDoc) {
+		documented[q.expr] = true
+	}
+	for _, r := range Records(files) {
+		if !documented[r] {
+			t.Errorf("docs/rules.md does not describe %s", r)
+		}
 	}
 }
 
