@@ -27,6 +27,7 @@ type Exporter struct {
 	targets []*target
 	global  chan struct{} // bounds background checks over all targets
 	builds  buildTracker
+	state   *pgxpool.Pool // nil without a state store
 	tick    time.Duration
 }
 
@@ -41,6 +42,7 @@ func WithStateStore(pool *pgxpool.Pool) Option {
 	return func(e *Exporter) {
 		if pool != nil {
 			e.builds = &storeBuilds{pool: pool}
+			e.state = pool
 		}
 	}
 }
@@ -107,11 +109,19 @@ func (e *Exporter) runTarget(ctx context.Context, t *target) {
 	if !sleep(ctx, jitter(e.tick*5)) {
 		return
 	}
-	var nextDiscovery time.Time
+	var nextDiscovery, nextRequests time.Time
 	ticker := time.NewTicker(e.tick)
 	defer ticker.Stop()
 	for {
 		now := time.Now()
+		var requested []checkRequest
+		if e.state != nil && !now.Before(nextRequests) {
+			requested = e.takeCheckRequests(ctx, t)
+			nextRequests = now.Add(requestPoll)
+			if len(requested) > 0 {
+				nextDiscovery = now // the index asked about may be new
+			}
+		}
 		if !now.Before(nextDiscovery) {
 			interval := e.cfg.DiscoveryInterval
 			if err := e.discover(ctx, t); err != nil {
@@ -119,6 +129,9 @@ func (e *Exporter) runTarget(ctx context.Context, t *target) {
 				interval = min(interval, 10*time.Second)
 			}
 			nextDiscovery = time.Now().Add(interval)
+		}
+		if len(requested) > 0 {
+			t.makeDue(requested, now)
 		}
 		for _, run := range e.dueJobs(t, now) {
 			wg.Go(func() { run(ctx) })
