@@ -218,6 +218,70 @@ scrape_configs:
 	if a := find("docs_embedding_idx"); a != nil {
 		t.Errorf("%s is %s on the healthy index", name, a.State)
 	}
+	checkDashboardQueries(t, prom.URL, map[string]string{"target": "e2e", "indexrelname": "items_embedding_idx"})
+}
+
+// withData are panels that must show data for a freshly measured HNSW index.
+var withData = []string{"Layer distribution", "Elements by state", "Reachability", "Heap TIDs", "Size", "Valid",
+	"Vector indexes", "HNSW dead heap TIDs", "Targets up"}
+
+// checkDashboardQueries runs every dashboard query, with its variables set to vars, on the real
+// Prometheus: each must be accepted, and the panels in withData must return data.
+func checkDashboardQueries(t *testing.T, promURL string, vars map[string]string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for file, d := range readDashboards(t) {
+		var walk func([]panel)
+		walk = func(ps []panel) {
+			for _, p := range ps {
+				walk(p.Panels)
+				for _, tg := range p.Targets {
+					q := grafanaVarRE.ReplaceAllStringFunc(tg.Expr, func(v string) string {
+						name := strings.Trim(v, "${}")
+						if strings.HasPrefix(name, "__") {
+							return "1m"
+						}
+						return vars[name]
+					})
+					n := promQuery(t, promURL, q)
+					if n < 0 {
+						t.Errorf("%s: panel %q: Prometheus refused %s", file, p.Title, q)
+					}
+					if n > 0 {
+						seen[p.Title] = true
+					}
+				}
+			}
+		}
+		walk(d.Panels)
+	}
+	for _, title := range withData {
+		if !seen[title] {
+			t.Errorf("panel %q shows no data for a measured HNSW index", title)
+		}
+	}
+}
+
+// promQuery runs an instant query and returns the number of series, or -1 when refused.
+func promQuery(t *testing.T, base, q string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v1/query?query=" + url.QueryEscape(q))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Status != "success" {
+		t.Logf("query %s: %v %s", q, err, body.Error)
+		return -1
+	}
+	return len(body.Data.Result)
 }
 
 // testWriter routes the exporter's log into the test log.
