@@ -161,6 +161,17 @@ func (v *Vectorheal) Running() bool {
 	}
 }
 
+// Pid is the process id of the running process, 0 when it is not running. vectorheal names
+// its repair runner after it (hostname-pid).
+func (v *Vectorheal) Pid() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.cmd == nil || v.cmd.Process == nil {
+		return 0
+	}
+	return v.cmd.Process.Pid
+}
+
 // Logs returns everything the process wrote so far, over restarts.
 func (v *Vectorheal) Logs() string {
 	if v.logs == nil {

@@ -48,10 +48,14 @@ func (t *Timing) setDefaults() {
 	def(&t.MaxCooldown, 20*time.Second)
 }
 
-// Floor is the shortest possible time from a fault to the webhook with these timings: one
-// check, one scrape, one evaluation to go pending, `for`, one evaluation to fire, group_wait.
-func (t Timing) Floor() time.Duration {
-	return t.CheckInterval + t.ScrapeInterval + 2*t.EvaluationInterval + t.MaxFor + t.GroupWait
+// Floor is the configured minimum from a fault to the webhook: the alert must stay pending
+// for `for` and Alertmanager waits group_wait before the first notification of a group.
+func (t Timing) Floor() time.Duration { return t.MaxFor + t.GroupWait }
+
+// Bound adds to Floor the longest each periodic stage can make a fault wait: one check
+// interval until it is measured, one scrape, one evaluation to go pending and one to fire.
+func (t Timing) Bound() time.Duration {
+	return t.CheckInterval + t.ScrapeInterval + 2*t.EvaluationInterval + t.Floor()
 }
 
 func readYAMLNode(path string) (*yaml.Node, error) {

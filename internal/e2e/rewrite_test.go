@@ -116,7 +116,10 @@ func TestRewriteRunbook(t *testing.T) {
 }
 
 func TestFloor(t *testing.T) {
-	if got := testTiming.Floor(); got != 15*time.Second {
-		t.Errorf("floor %s, want 2+2+2*2+6+1 = 15s", got)
+	if got := testTiming.Floor(); got != 7*time.Second {
+		t.Errorf("floor %s, want 6+1 = 7s", got)
+	}
+	if got := testTiming.Bound(); got != 15*time.Second {
+		t.Errorf("bound %s, want 2+2+2*2+7 = 15s", got)
 	}
 }

@@ -23,8 +23,12 @@ type Options struct {
 	QueriesPerSecond float64
 	// K is each query's LIMIT. Default 10.
 	K int
-	// WritesPerSecond is the rate of single-row inserts (half) and updates (half). 0: none.
+	// WritesPerSecond is the rate of single-row writes. 0: none.
 	WritesPerSecond float64
+	// UpdateShare is the share of writes that update a row instead of inserting one. Updates
+	// leave dead tuples behind, so a validation that expects none cannot pass while they run.
+	// Default 0: inserts only.
+	UpdateShare float64
 }
 
 // Stats counts what Run did; it is safe to read while Run works.
@@ -76,7 +80,7 @@ func (g *Generator) Run(ctx context.Context, pool *pgxpool.Pool, o Options, st *
 				st.Errors.Add(1)
 			}
 		case <-writeC:
-			if err := g.write(ctx, pool); err != nil && ctx.Err() == nil {
+			if err := g.write(ctx, pool, o.UpdateShare); err != nil && ctx.Err() == nil {
 				st.Errors.Add(1)
 			} else if err == nil {
 				st.Writes.Add(1)
@@ -105,9 +109,9 @@ func (g *Generator) query(ctx context.Context, pool *pgxpool.Pool, q string, st 
 
 var errNoRow = errors.New("no row to update")
 
-func (g *Generator) write(ctx context.Context, pool *pgxpool.Pool) error {
+func (g *Generator) write(ctx context.Context, pool *pgxpool.Pool, updateShare float64) error {
 	v, k := g.Point()
-	if g.rng.IntN(2) == 0 {
+	if g.rng.Float64() >= updateShare {
 		_, err := pool.Exec(ctx, "INSERT INTO "+g.table()+" (cluster, embedding) VALUES ($1, $2::vector)", k, Literal(v))
 		return err
 	}

@@ -95,7 +95,7 @@ func TestLoadIndexChurnAndRun(t *testing.T) {
 	runCtx, stop := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer stop()
 	var st workload.Stats
-	if err := g.Fork(2).Run(runCtx, pool, workload.Options{QueriesPerSecond: 50, WritesPerSecond: 20}, &st); err != nil {
+	if err := g.Fork(2).Run(runCtx, pool, workload.Options{QueriesPerSecond: 50, WritesPerSecond: 20, UpdateShare: 0.5}, &st); err != nil {
 		t.Fatal(err)
 	}
 	if st.Queries.Load() < 10 || st.Writes.Load() < 5 || st.Errors.Load() != 0 {
