@@ -62,6 +62,7 @@ type analyzer struct {
 	bytesLive, bytesGone, bytesAll int64
 
 	keys  []uint32 // scratch
+	sort  *sorter
 	elems []pageElem
 	ntups [maxItems + 1][]byte
 	fetch *fetcher
@@ -119,6 +120,7 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 		pending:   map[uint32]pendingElem{},
 		unclaimed: map[uint32][]byte{},
 		epIdx:     -1,
+		sort:      newSorter(uint64(n) * maxItems),
 	}
 	a.next[0] = pagescan.InvalidBlock
 	if meta.EntryPoint.Valid() {
@@ -356,8 +358,7 @@ func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
 		}
 	}
 	if len(keys) > 0 {
-		keys = sortUnique(keys)
-		a.lists[pe.idx] = a.pool.add(keys)
+		a.lists[pe.idx] = a.pool.add(a.sort.sortUnique(keys))
 	}
 	a.keys = keys
 }
@@ -455,10 +456,7 @@ func (a *analyzer) graph() {
 	var orphans int64
 	var k uint32
 	for u := range nel {
-		// Element keys are the set bits of isElem in order.
-		for !a.isElem.has(k) {
-			k++
-		}
+		k = a.isElem.next(k) // element keys are the set bits of isElem, in order
 		if !visited.has(u) {
 			visit(u, nil)
 		}

@@ -153,19 +153,53 @@ func encodeList(dst []byte, keys []uint32) []byte {
 	return dst
 }
 
-// sortUnique sorts keys and drops duplicates in place.
-func sortUnique(keys []uint32) []uint32 {
-	if len(keys) <= 64 {
-		// Neighbour lists are short (2m + m per upper layer): insertion sort beats pdqsort.
-		for i := 1; i < len(keys); i++ {
-			for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-				keys[j], keys[j-1] = keys[j-1], keys[j]
-			}
-		}
-	} else {
-		slices.Sort(keys)
+// sorter sorts neighbour lists. Comparison sorts of a few dozen random keys spend their time
+// on mispredicted branches; one counting pass on the top bits leaves the keys almost sorted,
+// and an insertion sort then moves each only within its bucket.
+type sorter struct {
+	shift uint // keys >> shift is the bucket, < sortBuckets
+	tmp   []uint32
+}
+
+const sortBuckets = 128
+
+func newSorter(keySpace uint64) *sorter {
+	s := &sorter{}
+	for keySpace>>s.shift > sortBuckets {
+		s.shift++
 	}
-	return slices.Compact(keys)
+	return s
+}
+
+// sortUnique sorts keys (each below the key space) and drops duplicates; the result may
+// share memory with keys or with the sorter.
+func (s *sorter) sortUnique(keys []uint32) []uint32 {
+	if len(keys) > 255 {
+		slices.Sort(keys)
+		return slices.Compact(keys)
+	}
+	var pos [sortBuckets + 1]uint8
+	for _, k := range keys {
+		pos[k>>s.shift+1]++
+	}
+	for i := 1; i <= sortBuckets; i++ {
+		pos[i] += pos[i-1]
+	}
+	if cap(s.tmp) < len(keys) {
+		s.tmp = make([]uint32, len(keys), 2*len(keys))
+	}
+	out := s.tmp[:len(keys)]
+	for _, k := range keys {
+		b := k >> s.shift
+		out[pos[b]] = k
+		pos[b]++
+	}
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j] < out[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return slices.Compact(out)
 }
 
 // bitset is a plain bitmap.
@@ -174,6 +208,18 @@ type bitset []uint64
 func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
 func (b bitset) set(i uint32)      { b[i>>6] |= 1 << (i & 63) }
 func (b bitset) has(i uint32) bool { return b[i>>6]&(1<<(i&63)) != 0 }
+
+// next returns the first set bit at or after i; i must have one after it.
+func (b bitset) next(i uint32) uint32 {
+	w := i >> 6
+	word := b[w] >> (i & 63)
+	if word != 0 {
+		return i + uint32(bits.TrailingZeros64(word))
+	}
+	for w++; b[w] == 0; w++ {
+	}
+	return w<<6 + uint32(bits.TrailingZeros64(b[w]))
+}
 
 // ranker answers rank(i): the number of set bits of b before i, in O(1).
 type ranker struct {

@@ -21,7 +21,11 @@ func TestRiceRoundTrip(t *testing.T) {
 		if i%7 == 0 {
 			keys = append(keys, ^uint32(0)-1, 0) // extremes: huge gaps, key 0
 		}
-		keys = sortUnique(keys)
+		want := slices.Compact(slices.Sorted(slices.Values(keys)))
+		keys = newSorter(1 << 32).sortUnique(keys)
+		if !slices.Equal(keys, want) {
+			t.Fatalf("sorted %v, want %v", keys, want)
+		}
 		lists = append(lists, keys)
 		offs = append(offs, p.add(keys))
 	}
@@ -45,6 +49,14 @@ func TestRanker(t *testing.T) {
 	for want, i := range set {
 		if got := r.rank(i); got != uint32(want) {
 			t.Fatalf("rank(%d) = %d, want %d", i, got, want)
+		}
+		if i > 0 {
+			if got := b.next(i - 1); got != i && !b.has(i-1) {
+				t.Fatalf("next(%d) = %d, want %d", i-1, got, i)
+			}
+		}
+		if got := b.next(i); got != i {
+			t.Fatalf("next(%d) = %d", i, got)
 		}
 	}
 }
