@@ -1,13 +1,11 @@
 package rules
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 
@@ -41,37 +39,13 @@ func published() []metricdoc.Metric {
 	return all
 }
 
-// contract reads testdata/contract-metrics.txt.
-func contract(t *testing.T) []metricdoc.Metric {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "contract-metrics.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []metricdoc.Metric
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, typ, ok := strings.Cut(line, " ")
-		if !ok {
-			t.Fatalf("testdata/contract-metrics.txt:%d: want \"name type\"", n)
-		}
-		out = append(out, metricdoc.Metric{Name: name, Type: typ})
-	}
-	return out
-}
-
 // produced returns every series name a rule, dashboard or document may use: the metrics the
-// packages publish and the contract (with a histogram's _bucket/_sum/_count series), the
+// packages publish (with a histogram's _bucket/_sum/_count series), the
 // recording rules, Prometheus's own series and the operator's custom-metric inputs.
 func produced(t *testing.T) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	for _, m := range append(published(), contract(t)...) {
+	for _, m := range published() {
 		out[m.Name] = true
 		if m.Type == "histogram" || m.Type == "summary" {
 			for _, s := range []string{"_bucket", "_sum", "_count"} {
@@ -305,25 +279,6 @@ func TestRecordsDocumented(t *testing.T) {
 		if !documented[r] {
 			t.Errorf("docs/rules.md does not describe %s", r)
 		}
-	}
-}
-
-// TestContractPublished reports contract metrics that no package publishes yet. The packages are
-// the source of truth; once they publish the whole contract, the testdata list can go.
-func TestContractPublished(t *testing.T) {
-	pub := map[string]bool{}
-	for _, m := range published() {
-		pub[m.Name] = true
-	}
-	var missing []string
-	for _, m := range contract(t) {
-		if !pub[m.Name] {
-			missing = append(missing, m.Name)
-		}
-	}
-	sort.Strings(missing)
-	if len(missing) > 0 {
-		t.Logf("contract metrics not yet in any Metrics() list: %s", strings.Join(missing, ", "))
 	}
 }
 
