@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 )
@@ -418,37 +420,22 @@ func (a *analyzer) graph() {
 	nel := uint32(len(a.flags))
 	visited := newBitset(uint64(nel))
 	var dangling int64
-	visit := func(u uint32, push func(uint32)) {
+	// countDangling counts the neighbours of u that are no element (lists of reached
+	// elements are checked during the walk).
+	countDangling := func(u uint32) {
 		if a.lists[u] == noList {
 			return
 		}
-		a.pool.each(a.lists[u], func(k uint32) {
-			if !a.isElem.has(k) {
+		for it := a.pool.list(a.lists[u]); it.more(); {
+			if !a.isElem.has(it.next()) {
 				dangling++
-				return
 			}
-			if push != nil {
-				push(rk.rank(k))
-			}
-		})
+		}
 	}
 	if a.epIdx >= 0 {
-		queue := []uint32{uint32(a.epIdx)}
-		visited.set(uint32(a.epIdx))
-		push := func(v uint32) {
-			if !visited.has(v) {
-				visited.set(v)
-				queue = append(queue, v)
-			}
-		}
-		maxQueue := 0
-		for len(queue) > 0 {
-			maxQueue = max(maxQueue, cap(queue))
-			u := queue[len(queue)-1]
-			queue = queue[:len(queue)-1]
-			visit(u, push)
-		}
-		a.rep.StateBytes += 4 * int64(maxQueue)
+		var peak int
+		dangling, peak = a.walk(rk, visited, uint32(a.epIdx))
+		a.rep.StateBytes += 4 * int64(peak)
 	} else if a.meta.EntryPoint.Valid() && a.rep.Faults[FaultBadEntryPoint] == 0 {
 		a.fault(FaultBadEntryPoint)
 	}
@@ -458,7 +445,7 @@ func (a *analyzer) graph() {
 	for u := range nel {
 		k = a.isElem.next(k) // element keys are the set bits of isElem, in order
 		if !visited.has(u) {
-			visit(u, nil)
+			countDangling(u)
 		}
 		if a.flags[u]&flagLive != 0 {
 			if visited.has(u) {
@@ -480,6 +467,75 @@ func (a *analyzer) graph() {
 	a.rep.Unreachable = a.rep.ElementsLive - reached
 	a.rep.Orphans = orphans
 	a.fault2(FaultDanglingNeighbor, dangling)
+}
+
+// walk marks in visited every element reachable from ep, level by level; large levels are
+// split over the CPUs (the walk runs after the last page arrived, when the database no longer
+// needs them). It returns the dangling neighbours met and the most frontier entries held.
+func (a *analyzer) walk(rk ranker, visited bitset, ep uint32) (dangling int64, peak int) {
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	expand := func(parts [][]uint32, next []uint32) ([]uint32, int64) {
+		var dang int64
+		for _, part := range parts {
+			for _, u := range part {
+				if a.lists[u] == noList {
+					continue
+				}
+				for it := a.pool.list(a.lists[u]); it.more(); {
+					v, ok := rk.lookup(it.next())
+					if !ok {
+						dang++
+					} else if visited.trySet(v) {
+						next = append(next, v)
+					}
+				}
+			}
+		}
+		return next, dang
+	}
+	visited.trySet(ep)
+	cur := [][]uint32{{ep}}            // the frontier, in parts
+	spare := make([][]uint32, workers) // buffers for the next frontier, reused
+	for {
+		total, held := 0, 0
+		for _, p := range cur {
+			total += len(p)
+			held += cap(p)
+		}
+		if total == 0 {
+			break
+		}
+		if total < 4096 {
+			next, d := expand(cur, spare[0][:0])
+			dangling += d
+			spare[0] = cur[0][:0]
+			cur = [][]uint32{next}
+			peak = max(peak, held+cap(next))
+			continue
+		}
+		if len(cur) == 1 { // split one part evenly, without copying
+			one, per := cur[0], (len(cur[0])+workers-1)/workers
+			cur = make([][]uint32, workers)
+			for w := range workers {
+				cur[w] = one[min(w*per, len(one)):min((w+1)*per, len(one))]
+			}
+		}
+		next := make([][]uint32, workers)
+		dangs := make([]int64, workers)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() { next[w], dangs[w] = expand(cur[w:w+1], spare[w][:0]) })
+		}
+		wg.Wait()
+		for w := range workers {
+			dangling += dangs[w]
+			held += cap(next[w])
+			spare[w] = cur[w][:0]
+		}
+		peak = max(peak, held)
+		cur = next
+	}
+	return dangling, peak
 }
 
 // figures derives the ratios.

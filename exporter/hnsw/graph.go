@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"slices"
+	"sync/atomic"
 )
 
 // The graph keeps, per element, the set of its neighbours over all layers as a sorted list of
@@ -41,19 +42,37 @@ func (p *pool) add(keys []uint32) uint32 {
 
 // each calls fn for every key of the list at off.
 func (p *pool) each(off uint32, fn func(key uint32)) {
+	it := p.list(off)
+	for it.more() {
+		fn(it.next())
+	}
+}
+
+// listIter walks one encoded list; its methods are small enough to inline into loops.
+type listIter struct {
+	br   bitReader
+	n    uint64
+	k    uint
+	mask uint64
+	prev int64
+}
+
+func (p *pool) list(off uint32) listIter {
 	b := p.chunks[off>>chunkBits][off&(chunkSize-1):]
 	n, w := binary.Uvarint(b)
 	k := uint(b[w])
-	br := bitReader{b: b[w+1:]}
-	mask := uint64(1)<<k - 1
-	prev := int64(-1)
-	for range n {
-		q := br.unary()
-		r := br.bits(k) & mask
-		key := uint32(prev + 1 + int64(q<<k|r))
-		fn(key)
-		prev = int64(key)
-	}
+	return listIter{br: bitReader{b: b[w+1:]}, n: n, k: k, mask: uint64(1)<<k - 1, prev: -1}
+}
+
+func (it *listIter) more() bool { return it.n > 0 }
+
+func (it *listIter) next() uint32 {
+	it.n--
+	q := it.br.unary()
+	r := it.br.bits(it.k) & it.mask
+	key := it.prev + 1 + int64(q<<it.k|r)
+	it.prev = key
+	return uint32(key)
 }
 
 // bitReader reads bits LSB-first from b.
@@ -209,6 +228,17 @@ func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
 func (b bitset) set(i uint32)      { b[i>>6] |= 1 << (i & 63) }
 func (b bitset) has(i uint32) bool { return b[i>>6]&(1<<(i&63)) != 0 }
 
+// trySet sets bit i atomically and reports whether this call set it (it was clear), so
+// several goroutines can claim bits of one bitset.
+func (b bitset) trySet(i uint32) bool {
+	bit := uint64(1) << (i & 63)
+	w := &b[i>>6]
+	if atomic.LoadUint64(w)&bit != 0 {
+		return false
+	}
+	return atomic.OrUint64(w, bit)&bit == 0
+}
+
 // next returns the first set bit at or after i; i must have one after it.
 func (b bitset) next(i uint32) uint32 {
 	w := i >> 6
@@ -239,4 +269,11 @@ func newRanker(b bitset) ranker {
 
 func (r ranker) rank(i uint32) uint32 {
 	return r.cum[i>>6] + uint32(bits.OnesCount64(r.b[i>>6]&(1<<(i&63)-1)))
+}
+
+// lookup returns rank(i) and whether bit i is set, reading the word once.
+func (r ranker) lookup(i uint32) (uint32, bool) {
+	w := r.b[i>>6]
+	bit := uint64(1) << (i & 63)
+	return r.cum[i>>6] + uint32(bits.OnesCount64(w&(bit-1))), w&bit != 0
 }
