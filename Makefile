@@ -36,5 +36,7 @@ deploy-rules:
 
 # A private PostgreSQL + pgvector, Prometheus, Alertmanager and vectorheal in a temporary
 # directory; faults are injected and healed live. VECTORHEAL_DEMO_DSN uses your database instead.
+# DEMO_FLAGS passes flags, e.g. DEMO_FLAGS=--exit (see go run ./cmd/vectorheal-demo -h).
+DEMO_FLAGS  ?=
 demo: install-deps build
-	$(GO) run ./cmd/vectorheal-demo --vectorheal $(BIN)
+	$(GO) run ./cmd/vectorheal-demo --vectorheal $(BIN) $(DEMO_FLAGS)

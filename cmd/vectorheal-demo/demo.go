@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -339,24 +340,24 @@ type result struct {
 type fault struct {
 	name     string
 	index    string
-	alert    string
-	strategy string // a step of the repair that must succeed
+	alerts   []string // the alerts the fault raises; any of them may lead to the repair
+	strategy string   // a step of the repair that must succeed
 	inject   func(ctx context.Context) (string, error)
 }
 
 func (d *demo) faults(ctx context.Context) ([]result, error) {
 	fs := []fault{
-		{name: "mass delete: dead tuples in the HNSW graph", index: docsIndex, alert: "PgvectorHNSWDeadTuplesPending", strategy: "vacuum",
+		{name: "mass delete: dead tuples in the HNSW graph", index: docsIndex, alerts: []string{"PgvectorHNSWDeadTuplesPending"}, strategy: "vacuum",
 			inject: func(ctx context.Context) (string, error) {
 				n, err := d.docs.DeleteFraction(ctx, d.pool, 0.4)
 				return fmt.Sprintf("deleted %d rows of %s", n, docsTable), err
 			}},
-		{name: "drifted inserts: IVFFlat lists out of balance", index: eventsIndex, alert: "PgvectorIVFFlatImbalanced", strategy: "ivfflat_retrain",
+		{name: "drifted inserts: IVFFlat lists out of balance", index: eventsIndex, alerts: []string{"PgvectorIVFFlatImbalanced", "PgvectorDistributionShift"}, strategy: "ivfflat_retrain",
 			inject: func(ctx context.Context) (string, error) {
 				n := 3 * d.events.Dataset().Rows
 				return fmt.Sprintf("inserted %d vectors from a region the IVFFlat centres never saw", n), d.events.InsertDrifted(ctx, d.pool, n, nil)
 			}},
-		{name: "hnsw.ef_search lowered to 1: recall drops", index: docsIndex, alert: "PgvectorRecallBelowTarget", strategy: "tune_search",
+		{name: "hnsw.ef_search lowered to 1: recall drops", index: docsIndex, alerts: []string{"PgvectorRecallBelowTarget"}, strategy: "tune_search",
 			inject: func(ctx context.Context) (string, error) {
 				db := d.dbName(ctx)
 				_, err := d.pool.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" SET hnsw.ef_search = 1")
@@ -384,12 +385,12 @@ func (d *demo) heal(ctx context.Context, f fault) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	d.printf("    injected: %s; waiting for %s\n", what, f.alert)
+	d.printf("    injected: %s; waiting for %s\n", what, strings.Join(f.alerts, " or "))
 	deadline := time.Now().Add(d.o.faultWait)
 	for {
 		if r.firing.IsZero() {
 			for _, e := range d.watch.Events() {
-				if e.Index == f.index && e.Kind == e2e.AlertFiring && e.Alert == f.alert && !e.At.Before(r.injected) {
+				if e.Index == f.index && e.Kind == e2e.AlertFiring && slices.Contains(f.alerts, e.Alert) && !e.At.Before(r.injected) {
 					r.firing = e.At
 				}
 			}
@@ -400,7 +401,7 @@ func (d *demo) heal(ctx context.Context, f fault) (result, error) {
 				return r, err
 			}
 			for _, rep := range rs {
-				if rep.Index != f.index || rep.Alertname != f.alert || !rep.Finished() || rep.CreatedAt.Before(r.injected) {
+				if rep.Index != f.index || !slices.Contains(f.alerts, rep.Alertname) || !rep.Finished() || rep.CreatedAt.Before(r.injected) {
 					continue
 				}
 				ok := false
@@ -409,6 +410,7 @@ func (d *demo) heal(ctx context.Context, f fault) (result, error) {
 				}
 				if rep.State == "succeeded" && ok {
 					r.repaired = *rep.FinishedAt
+					break
 				} else if rep.State != "skipped" && rep.State != "cancelled" {
 					return r, fmt.Errorf("repair #%d ended %s (%s%s)", rep.ID, rep.State, rep.Reason, rep.Error)
 				}
@@ -421,7 +423,7 @@ func (d *demo) heal(ctx context.Context, f fault) (result, error) {
 			}
 			active := false
 			for _, a := range alerts {
-				active = active || a.Labels["indexrelname"] == f.index && a.Labels["alertname"] == f.alert
+				active = active || a.Labels["indexrelname"] == f.index && slices.Contains(f.alerts, a.Labels["alertname"])
 			}
 			if !active {
 				r.resolved = time.Now()

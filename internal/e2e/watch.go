@@ -108,6 +108,7 @@ type Step struct {
 	After      map[string]float64
 	Validation json.RawMessage
 	Statements []string
+	FinishedAt *time.Time
 }
 
 // Finished reports whether the repair reached a final state.
@@ -142,8 +143,8 @@ func Repairs(ctx context.Context, state *pgxpool.Pool) ([]Repair, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = state.Query(ctx, `SELECT repair_id, position, strategy, state, error, before, after, validation, statements
-		FROM vectorheal.repair_steps ORDER BY repair_id, position`)
+	rows, err = state.Query(ctx, `SELECT repair_id, position, strategy, state, error, before, after, validation, statements,
+		finished_at FROM vectorheal.repair_steps ORDER BY repair_id, position`)
 	if err != nil {
 		return nil, fmt.Errorf("read repair steps: %w", err)
 	}
@@ -152,7 +153,7 @@ func Repairs(ctx context.Context, state *pgxpool.Pool) ([]Repair, error) {
 		var id int64
 		var st Step
 		var stmts []byte
-		if err := rows.Scan(&id, &st.Position, &st.Strategy, &st.State, &st.Error, &st.Before, &st.After, &st.Validation, &stmts); err != nil {
+		if err := rows.Scan(&id, &st.Position, &st.Strategy, &st.State, &st.Error, &st.Before, &st.After, &st.Validation, &stmts, &st.FinishedAt); err != nil {
 			return nil, err
 		}
 		_ = json.Unmarshal(stmts, &st.Statements)
@@ -263,7 +264,11 @@ func (w *Watcher) Poll(ctx context.Context) ([]Event, error) {
 			key := fmt.Sprintf("%d/%d", r.ID, st.Position)
 			if st.State != "planned" && st.State != "running" && w.steps[key] != st.State {
 				w.steps[key] = st.State
-				add(Event{At: now, Index: r.Index, Kind: StepFinished, Repair: r.ID, Detail: stepDetail(st)})
+				at := now
+				if st.FinishedAt != nil {
+					at = *st.FinishedAt
+				}
+				add(Event{At: at, Index: r.Index, Kind: StepFinished, Repair: r.ID, Detail: stepDetail(st)})
 			}
 		}
 		if r.Finished() && prev != r.State {
