@@ -29,14 +29,17 @@ func TestOrphansSurviveVacuumAndReindexFixesThem(t *testing.T) {
 	b := setup(t, strategy.Options{})
 	ctx := context.Background()
 	b.loadVectors(t, "items", 8, 2000, 0.13)
-	b.exec(t, "CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops) WITH (m = 8)", "ANALYZE items")
+	// m = 16: pgvector's own build leaves an orphan now and then at small m; count those first.
+	b.exec(t, "CREATE INDEX items_emb ON items USING hnsw (emb vector_l2_ops) WITH (m = 16)", "ANALYZE items")
+	b.env.Measure = exporterMeasurer()
+	const figure = "pgvector_hnsw_orphan_elements"
+	natural := b.measure(t, b.resolve(t, "public", "items_emb"), figure)
 	cut := hnswtest.CutInLinks(t, b.pg, b.dsn, "public", "items_emb", 5)
 	b.pool.Reset() // the cluster restarted
-	b.env.Measure = exporterMeasurer()
 	ix := b.resolve(t, "public", "items_emb")
-	const figure = "pgvector_hnsw_orphan_elements"
-	if got := b.measure(t, ix, figure); got != float64(len(cut)) {
-		t.Fatalf("precondition: %v orphans after cutting the in-links of %d elements", got, len(cut))
+	injected := natural + float64(len(cut))
+	if got := b.measure(t, ix, figure); got != injected {
+		t.Fatalf("precondition: %v orphans after cutting the in-links of %d elements (%v before)", got, len(cut), natural)
 	}
 	p := strategy.Params{"figures": []any{figure, "pgvector_recall_ratio"}}
 	out, err := b.strategy(t, "vacuum").Run(ctx, b.env, ix, p)
@@ -44,16 +47,17 @@ func TestOrphansSurviveVacuumAndReindexFixesThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("vacuum: before %v after %v", out.Before, out.After)
-	if out.After[figure] != float64(len(cut)) {
-		t.Errorf("orphans after vacuum = %v, want still %d (nothing to repair around)", out.After[figure], len(cut))
+	if out.After[figure] != injected {
+		t.Errorf("orphans after vacuum = %v, want still %v (nothing to repair around)", out.After[figure], injected)
 	}
 	out, err = b.strategy(t, "reindex").Run(ctx, b.env, ix, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("reindex: before %v after %v", out.Before, out.After)
-	if out.Before[figure] != float64(len(cut)) || out.After[figure] != 0 {
-		t.Errorf("orphans before %v after %v, want %d then 0", out.Before[figure], out.After[figure], len(cut))
+	// The new graph is a new random build: as clean as the first one was before the cut.
+	if out.Before[figure] != injected || out.After[figure] > natural {
+		t.Errorf("orphans before %v after %v, want %v then at most %v", out.Before[figure], out.After[figure], injected, natural)
 	}
 	if got := b.measure(t, b.resolve(t, "public", "items_emb"), "pgvector_index_structural_faults"); got != 0 {
 		t.Errorf("structural faults after reindex = %v", got)
