@@ -166,14 +166,22 @@ func TestExampleConfigIsAccepted(t *testing.T) {
 	}
 }
 
-// TestKubernetesConfigIsAccepted decodes the vectorheal.yml embedded in the ConfigMap.
+// TestKubernetesConfigIsAccepted decodes both configurations embedded in the ConfigMap: the
+// exporting instance's runs the background checks, the replicas' does not.
 func TestKubernetesConfigIsAccepted(t *testing.T) {
 	var cm struct {
 		Data map[string]string `yaml:"data"`
 	}
 	readYAML(t, "kubernetes/configmap.yaml", &cm)
-	if _, err := config.Parse("kubernetes/configmap.yaml:data.vectorheal.yml", []byte(cm.Data["vectorheal.yml"])); err != nil {
-		t.Fatal(err)
+	for key, measures := range map[string]bool{"vectorheal.yml": true, "vectorheal-replica.yml": false} {
+		c, err := config.Parse("kubernetes/configmap.yaml:data."+key, []byte(cm.Data[key]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := c.Exporter
+		if got := !e.Structure.Disabled && !e.Recall.Disabled && !e.Drift.Disabled; got != measures {
+			t.Errorf("%s runs the background checks: %v, want %v", key, got, measures)
+		}
 	}
 }
 
@@ -244,6 +252,77 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 		}
 	}
 
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	readYAML(t, "kubernetes/configmap.yaml", &cm)
+	for _, f := range []string{"kubernetes/deployment.yaml", "kubernetes/deployment-replica.yaml"} {
+		t.Run(filepath.Base(f), func(t *testing.T) { checkDeployment(t, f, cm.Data) })
+	}
+
+	// The ServiceMonitor scrapes only the exporting instance, through vectorheal-metrics.
+	var sm struct {
+		Spec struct {
+			Selector struct {
+				MatchLabels map[string]string `yaml:"matchLabels"`
+			} `yaml:"selector"`
+		} `yaml:"spec"`
+	}
+	readYAML(t, "kubernetes/servicemonitor.yaml", &sm)
+	services := readDocs(t, "kubernetes/service.yaml")
+	var scraped []string
+	for _, svc := range services {
+		labels := mapAt(svc, "metadata", "labels")
+		if matches(sm.Spec.Selector.MatchLabels, labels) {
+			scraped = append(scraped, fmt.Sprint(mapAt(svc, "metadata")["name"]))
+			if sel := mapAt(svc, "spec", "selector"); sel["app.kubernetes.io/component"] != "exporter" {
+				t.Errorf("scraped service selects pods %v, not only the exporter", sel)
+			}
+		}
+	}
+	if len(scraped) != 1 || scraped[0] != "vectorheal-metrics" {
+		t.Errorf("ServiceMonitor selects services %v, want [vectorheal-metrics]", scraped)
+	}
+}
+
+func readDocs(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	dec := yaml.NewDecoder(f)
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func mapAt(m map[string]any, keys ...string) map[string]any {
+	for _, k := range keys {
+		next, _ := m[k].(map[string]any)
+		m = next
+	}
+	return m
+}
+
+func matches(selector map[string]string, labels map[string]any) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return len(selector) > 0
+}
+
+// checkDeployment checks one Deployment against the ConfigMap's configurations.
+func checkDeployment(t *testing.T, path string, configs map[string]string) {
 	var d struct {
 		Spec struct {
 			Template struct {
@@ -279,7 +358,7 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 			} `yaml:"template"`
 		} `yaml:"spec"`
 	}
-	readYAML(t, "kubernetes/deployment.yaml", &d)
+	readYAML(t, path, &d)
 	c := d.Spec.Template.Spec.Containers[0]
 	if c.LivenessProbe.HTTPGet.Path != "/-/healthy" || c.ReadinessProbe.HTTPGet.Path != "/-/ready" {
 		t.Errorf("probes: liveness %q readiness %q", c.LivenessProbe.HTTPGet.Path, c.ReadinessProbe.HTTPGet.Path)
@@ -287,13 +366,11 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9877 {
 		t.Errorf("ports %+v, want 9877", c.Ports)
 	}
-	var cm struct {
-		Data map[string]string `yaml:"data"`
-	}
-	readYAML(t, "kubernetes/configmap.yaml", &cm)
-	cfg, err := config.Parse("configmap", []byte(cm.Data["vectorheal.yml"]))
+	cfgPath := c.Args[len(c.Args)-1]
+	key := filepath.Base(cfgPath)
+	cfg, err := config.Parse(key, []byte(configs[key]))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the Deployment runs %s: %v", cfgPath, err)
 	}
 	envs := map[string]bool{}
 	for _, e := range c.Env {
@@ -315,7 +392,7 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 		}
 		return false
 	}
-	for _, p := range []string{cfg.Webhook.BearerToken.File, cfg.Remediation.Runbook, c.Args[len(c.Args)-1]} {
+	for _, p := range []string{cfg.Webhook.BearerToken.File, cfg.Remediation.Runbook, cfgPath} {
 		if !mounted(p) {
 			t.Errorf("%s is under no volume mount", p)
 		}

@@ -2,7 +2,9 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -441,6 +443,10 @@ func (b *bundle) scenarioChurn(t *testing.T) {
 	if dead != 0 {
 		t.Errorf("dead heap TIDs after the repair: %v, want 0", dead)
 	}
+	// Every replica's API tells the same history as the state store.
+	for _, v := range b.stack.Vectorheals {
+		b.checkAPIRepair(t, v.URL, r)
+	}
 	resolved := b.waitResolved(t, "churn_hnsw", alert, resolveTimeout)
 	b.waitEvent(t, "churn_hnsw", e2e.AlertReceived, r.CreatedAt, resolveTimeout) // the resolved notification
 	b.oneRepairPerAlert(t, "churn_hnsw", alert)
@@ -764,4 +770,40 @@ func (b *bundle) scenarioKilled(t *testing.T) {
 		t.Errorf("rebuild_hnsw valid = %v, %v", valid, err)
 	}
 	b.record(result{scenario: "5 killed mid-rebuild → recovered", injected: injected, recovery: max(r.FinishedAt.Sub(killed), time.Millisecond)})
+}
+
+// checkAPIRepair reads repair r through GET /api/v1/repairs/{id} of the vectorheal at url.
+func (b *bundle) checkAPIRepair(t *testing.T, url string, r e2e.Repair) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/v1/repairs/%d", url, r.ID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+b.stack.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		ID           int64  `json:"id"`
+		State        string `json:"state"`
+		Entry        string `json:"entry"`
+		Indexrelname string `json:"indexrelname"`
+		Steps        []struct {
+			Strategy string `json:"strategy"`
+			State    string `json:"state"`
+		} `json:"steps"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/api/v1/repairs/%d: %d %v", url, r.ID, resp.StatusCode, err)
+	}
+	if got.ID != r.ID || got.State != r.State || got.Entry != r.Entry || got.Indexrelname != r.Index || len(got.Steps) != len(r.Steps) {
+		t.Errorf("API says %+v, state store says %+v", got, r)
+	}
+	for i, s := range got.Steps {
+		if i < len(r.Steps) && (s.Strategy != r.Steps[i].Strategy || s.State != r.Steps[i].State) {
+			t.Errorf("API step %d %+v, state store %+v", i, s, r.Steps[i])
+		}
+	}
 }
