@@ -147,8 +147,12 @@ func (e *Exporter) emitIndex(m emitter, targetName string, st *index, is *indexS
 		m.gauge("pgvector_hnsw_elements", float64(r.ElementsLive), with("live")...)
 		m.gauge("pgvector_hnsw_elements", float64(r.ElementsBeingDeleted), with("being_deleted")...)
 		m.gauge("pgvector_hnsw_elements", float64(r.ElementsDeleted), with("deleted")...)
-		m.gauge("pgvector_hnsw_heap_tids", float64(r.HeapTIDsLive), with("live")...)
-		m.gauge("pgvector_hnsw_heap_tids", float64(r.HeapTIDsDead), with("dead")...)
+		// Without superuser the heap cannot be read and the split is only an upper bound: an
+		// inexact dead count would raise alerts and repairs, so it is left out.
+		if r.HeapTIDsExact {
+			m.gauge("pgvector_hnsw_heap_tids", float64(r.HeapTIDsLive), with("live")...)
+			m.gauge("pgvector_hnsw_heap_tids", float64(r.HeapTIDsDead), with("dead")...)
+		}
 		for layer, n := range r.LayerElements {
 			m.gauge("pgvector_hnsw_layer_elements", float64(n), with(strconv.Itoa(layer))...)
 		}

@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -35,6 +36,15 @@ func hnswFigure(f func(*structure) float64) measured {
 	return measured{source: "hnsw", get: func(s *structure, _ *recallResult, _ *indexStats, _ catalog.Index) float64 { return f(s) }}
 }
 
+// exactHeap returns n, or NaN when the heap could not be read (no superuser): NaN meets no
+// validation bound, so a repair is not judged on an upper bound.
+func exactHeap(s *structure, n int64) float64 {
+	if !s.hnsw.HeapTIDsExact {
+		return math.NaN()
+	}
+	return float64(n)
+}
+
 func ivfFigure(f func(*structure) float64) measured {
 	return measured{source: "ivfflat", get: func(s *structure, _ *recallResult, _ *indexStats, _ catalog.Index) float64 { return f(s) }}
 }
@@ -49,8 +59,8 @@ func figures() map[string]measured {
 		"pgvector_hnsw_elements:live":             hnswFigure(func(s *structure) float64 { return float64(s.hnsw.ElementsLive) }),
 		"pgvector_hnsw_elements:being_deleted":    hnswFigure(func(s *structure) float64 { return float64(s.hnsw.ElementsBeingDeleted) }),
 		"pgvector_hnsw_elements:deleted":          hnswFigure(func(s *structure) float64 { return float64(s.hnsw.ElementsDeleted) }),
-		"pgvector_hnsw_heap_tids:live":            hnswFigure(func(s *structure) float64 { return float64(s.hnsw.HeapTIDsLive) }),
-		"pgvector_hnsw_heap_tids:dead":            hnswFigure(func(s *structure) float64 { return float64(s.hnsw.HeapTIDsDead) }),
+		"pgvector_hnsw_heap_tids:live":            hnswFigure(func(s *structure) float64 { return exactHeap(s, s.hnsw.HeapTIDsLive) }),
+		"pgvector_hnsw_heap_tids:dead":            hnswFigure(func(s *structure) float64 { return exactHeap(s, s.hnsw.HeapTIDsDead) }),
 		"pgvector_hnsw_unreachable_elements":      hnswFigure(func(s *structure) float64 { return float64(s.hnsw.Unreachable) }),
 		"pgvector_hnsw_connectivity_ratio":        hnswFigure(func(s *structure) float64 { return s.hnsw.ConnectivityRatio }),
 		"pgvector_hnsw_orphan_elements":           hnswFigure(func(s *structure) float64 { return float64(s.hnsw.Orphans) }),

@@ -172,7 +172,9 @@ func (ir *IndexReport) fillStructure(s *structure, is *indexStats) {
 	ir.StructuralFaults = map[string]float64{}
 	if r := s.hnsw; r != nil {
 		ir.HNSWElements = map[string]float64{"live": float64(r.ElementsLive), "being_deleted": float64(r.ElementsBeingDeleted), "deleted": float64(r.ElementsDeleted)}
-		ir.HNSWHeapTIDs = map[string]float64{"live": float64(r.HeapTIDsLive), "dead": float64(r.HeapTIDsDead)}
+		if r.HeapTIDsExact { // see collect.go: an upper bound is not reported
+			ir.HNSWHeapTIDs = map[string]float64{"live": float64(r.HeapTIDsLive), "dead": float64(r.HeapTIDsDead)}
+		}
 		ir.HNSWLayerElements = map[string]float64{}
 		for l, n := range r.LayerElements {
 			ir.HNSWLayerElements[strconv.Itoa(l)] = float64(n)
