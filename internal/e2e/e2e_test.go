@@ -575,7 +575,7 @@ func (b *bundle) scenarioSilence(t *testing.T) {
 	if err := g.CreateHNSW(ctx, b.main, "silence_hnsw", 8, 32); err != nil {
 		t.Fatal(err)
 	}
-	silenceEnd := time.Now().Add(45 * time.Second)
+	silenceEnd := time.Now().Add(60 * time.Second)
 	b.silenceIndex(t, "silence_hnsw", silenceEnd)
 	injected := time.Now()
 	if _, err := g.DeleteFraction(ctx, b.main, 0.4); err != nil {
