@@ -27,6 +27,8 @@ const (
 	eventsTable = "vectorheal_demo_events"
 	eventsIndex = "vectorheal_demo_events_ivfflat"
 	demoDB      = "vectorheal_demo"
+	// stateSchema keeps the demo's state apart from a real vectorheal's in a given database.
+	stateSchema = "vectorheal_demo"
 )
 
 type demo struct {
@@ -143,7 +145,9 @@ func secs(d time.Duration) string {
 func (d *demo) database(ctx context.Context) (string, error) {
 	if d.o.dsn != "" {
 		d.printf("using the database of VECTORHEAL_DEMO_DSN\n")
-		d.onExit(func() { d.dropDemoObjects(d.o.dsn) })
+		if err := d.checkGivenDatabase(ctx); err != nil {
+			return "", err
+		}
 		return d.o.dsn, nil
 	}
 	var pg *testenv.Postgres
@@ -168,8 +172,36 @@ func (d *demo) database(ctx context.Context) (string, error) {
 	return pg.DSN(demoDB), nil
 }
 
+// checkGivenDatabase refuses a user's database that already holds what the demo would create,
+// and arranges for what it creates to be removed at exit. The schema vectorheal (where the
+// page-reading function lives) is dropped only when the demo created it.
+func (d *demo) checkGivenDatabase(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, d.o.dsn)
+	if err != nil {
+		return fmt.Errorf("VECTORHEAL_DEMO_DSN: %w", err)
+	}
+	defer conn.Close(ctx)
+	var taken []string
+	var hadVectorheal bool
+	err = conn.QueryRow(ctx, `SELECT
+		coalesce(array_agg(relname::text) FILTER (WHERE relname IS NOT NULL), '{}'),
+		EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'vectorheal')
+		FROM (SELECT relname FROM pg_class WHERE relname IN ($1, $2)
+		      UNION ALL SELECT nspname FROM pg_namespace WHERE nspname = $3) x`,
+		docsTable, eventsTable, stateSchema).Scan(&taken, &hadVectorheal)
+	if err != nil {
+		return fmt.Errorf("VECTORHEAL_DEMO_DSN: %w", err)
+	}
+	if len(taken) > 0 {
+		return fmt.Errorf("VECTORHEAL_DEMO_DSN: the database already has %s; the demo does not touch existing objects",
+			strings.Join(taken, ", "))
+	}
+	d.onExit(func() { d.dropDemoObjects(d.o.dsn, !hadVectorheal) })
+	return nil
+}
+
 // dropDemoObjects undoes, in a user's database, what the demo created there.
-func (d *demo) dropDemoObjects(dsn string) {
+func (d *demo) dropDemoObjects(dsn string, dropVectorheal bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -179,12 +211,16 @@ func (d *demo) dropDemoObjects(dsn string) {
 	defer conn.Close(ctx)
 	var db string
 	_ = conn.QueryRow(ctx, "SELECT current_database()").Scan(&db)
-	for _, q := range []string{
+	stmts := []string{
 		"DROP TABLE IF EXISTS " + docsTable + ", " + eventsTable,
 		"ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " RESET hnsw.ef_search",
 		"ALTER DATABASE " + pgx.Identifier{db}.Sanitize() + " RESET ivfflat.probes",
-		"DROP SCHEMA IF EXISTS vectorheal CASCADE",
-	} {
+		"DROP SCHEMA IF EXISTS " + stateSchema + " CASCADE",
+	}
+	if dropVectorheal {
+		stmts = append(stmts, "DROP SCHEMA IF EXISTS vectorheal CASCADE")
+	}
+	for _, q := range stmts {
 		_, _ = conn.Exec(ctx, q)
 	}
 }
@@ -285,7 +321,8 @@ func (d *demo) startStack(ctx context.Context, root, dir, bin, dsn string) error
 		var err error
 		d.stack, err = e2e.Start(ctx, e2e.Config{
 			Root: root, Dir: filepath.Join(dir, "stack"), Vectorheal: bin,
-			Targets: []e2e.Target{{Name: "demo", DSN: dsn}},
+			Targets:     []e2e.Target{{Name: "demo", DSN: dsn}},
+			StateSchema: stateSchema,
 			// A little slower than the tests' timings: easier to follow, still seconds.
 			Timing: e2e.Timing{ScrapeInterval: 3 * time.Second, EvaluationInterval: 3 * time.Second, MaxFor: 9 * time.Second,
 				GroupWait: 2 * time.Second, GroupInterval: 3 * time.Second, CheckInterval: 3 * time.Second},
@@ -396,7 +433,7 @@ func (d *demo) heal(ctx context.Context, f fault) (result, error) {
 			}
 		}
 		if !r.firing.IsZero() && r.repaired.IsZero() {
-			rs, err := e2e.Repairs(ctx, d.pool)
+			rs, err := e2e.Repairs(ctx, d.pool, stateSchema)
 			if err != nil {
 				return r, err
 			}

@@ -53,7 +53,8 @@ injects faults into pgvector indexes and shows them being healed.
 Set VECTORHEAL_DEMO_DSN=postgres://... to use your own database (pgvector installed, a role
 that may create tables and, for the structural metrics, superuser) instead of a private
 PostgreSQL. The demo then creates tables vectorheal_demo_docs and vectorheal_demo_events and
-the schema vectorheal, changes hnsw.ef_search of that database, and undoes all of it at exit.
+the schema vectorheal_demo (its state store), sets hnsw.ef_search and ivfflat.probes of that
+database, and undoes all of it at exit. It refuses a database that already has them.
 
 Flags:
 `)

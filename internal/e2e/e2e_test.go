@@ -225,7 +225,7 @@ func (b *bundle) waitRepair(t *testing.T, index string, timeout time.Duration, p
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		rs, err := e2e.Repairs(context.Background(), b.state)
+		rs, err := e2e.Repairs(context.Background(), b.state, "vectorheal")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -376,7 +376,7 @@ func (b *bundle) oneRepairPerAlert(t *testing.T, index, alertname string) {
 	if received == 0 || notifications < 2 {
 		t.Errorf("%s %s: %d alert rows received %d times in all; want both Alertmanagers to deliver (≥ 2)", index, alertname, received, notifications)
 	}
-	rs, err := e2e.Repairs(context.Background(), b.state)
+	rs, err := e2e.Repairs(context.Background(), b.state, "vectorheal")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,7 +588,7 @@ func (b *bundle) scenarioSilence(t *testing.T) {
 	}
 	// While silenced: nothing may run on the index.
 	for time.Now().Before(silenceEnd) {
-		rs, err := e2e.Repairs(ctx, b.state)
+		rs, err := e2e.Repairs(ctx, b.state, "vectorheal")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -698,7 +698,7 @@ func (b *bundle) scenarioKilled(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	rs, err := e2e.Repairs(ctx, b.state)
+	rs, err := e2e.Repairs(ctx, b.state, "vectorheal")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -748,7 +748,7 @@ func (b *bundle) scenarioKilled(t *testing.T) {
 	// Whatever the outcome, no INVALID leftover may stay once nothing runs on the index.
 	deadline = time.Now().Add(repairTimeout)
 	for {
-		rs, err := e2e.Repairs(ctx, b.state)
+		rs, err := e2e.Repairs(ctx, b.state, "vectorheal")
 		if err != nil {
 			t.Fatal(err)
 		}

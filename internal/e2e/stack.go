@@ -33,6 +33,8 @@ type Config struct {
 	Targets []Target
 	// StateDSN is where vectorheal keeps its state. Default the first target's DSN.
 	StateDSN string
+	// StateSchema is the state store's schema. Default "vectorheal".
+	StateSchema string
 	// Replicas is the number of vectorheal processes sharing the state store, each behind
 	// an Alertmanager of its own that Prometheus sends every alert to. Only the first one
 	// is scraped. Default 1.
@@ -70,6 +72,9 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 	}
 	if c.StateDSN == "" {
 		c.StateDSN = c.Targets[0].DSN
+	}
+	if c.StateSchema == "" {
+		c.StateSchema = "vectorheal"
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
@@ -168,7 +173,7 @@ func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, 
 	}
 	cfg := map[string]any{
 		"listen_address": v.addr,
-		"state_store":    map[string]any{"dsn": map[string]string{"value": s.Config.StateDSN}, "schema": "vectorheal"},
+		"state_store":    map[string]any{"dsn": map[string]string{"value": s.Config.StateDSN}, "schema": s.Config.StateSchema},
 		"targets":        targets,
 		"exporter": map[string]any{
 			"structure": check, "recall": check, "drift": check,

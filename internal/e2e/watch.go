@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -120,10 +121,11 @@ func (r Repair) Finished() bool {
 	return true
 }
 
-// Repairs reads every repair of the state store (schema vectorheal), oldest first, with steps.
-func Repairs(ctx context.Context, state *pgxpool.Pool) ([]Repair, error) {
+// Repairs reads every repair of the state store in schema, oldest first, with steps.
+func Repairs(ctx context.Context, state *pgxpool.Pool, schema string) ([]Repair, error) {
+	sch := pgx.Identifier{schema}.Sanitize()
 	rows, err := state.Query(ctx, `SELECT id, alertname, entry, indexrelname, state, reason, error, runner,
-		created_at, started_at, finished_at FROM vectorheal.repairs ORDER BY id`)
+		created_at, started_at, finished_at FROM `+sch+`.repairs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("read repairs: %w", err)
 	}
@@ -144,7 +146,7 @@ func Repairs(ctx context.Context, state *pgxpool.Pool) ([]Repair, error) {
 		return nil, err
 	}
 	rows, err = state.Query(ctx, `SELECT repair_id, position, strategy, state, error, before, after, validation, statements,
-		finished_at FROM vectorheal.repair_steps ORDER BY repair_id, position`)
+		finished_at FROM `+sch+`.repair_steps ORDER BY repair_id, position`)
 	if err != nil {
 		return nil, fmt.Errorf("read repair steps: %w", err)
 	}
@@ -177,7 +179,7 @@ type Watcher struct {
 	steps    map[string]string
 }
 
-// NewWatcher watches s; state is a pool on the state store.
+// NewWatcher watches s; state is a pool on the state store (s.Config.StateDSN).
 func NewWatcher(s *Stack, state *pgxpool.Pool) *Watcher {
 	return &Watcher{stack: s, state: state, alerts: map[string]PromAlert{}, received: map[int64]bool{},
 		repairs: map[int64]string{}, steps: map[string]string{}}
@@ -190,7 +192,8 @@ func (w *Watcher) Poll(ctx context.Context) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	repairs, err := Repairs(ctx, w.state)
+	schema := w.stack.Config.StateSchema
+	repairs, err := Repairs(ctx, w.state, schema)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +205,7 @@ func (w *Watcher) Poll(ctx context.Context) ([]Event, error) {
 		receivedAt time.Time
 	}
 	rows, err := w.state.Query(ctx, `SELECT id, alertname, coalesce(labels->>'indexrelname', ''), status, received_at
-		FROM vectorheal.alerts ORDER BY id`)
+		FROM `+pgx.Identifier{schema}.Sanitize()+`.alerts ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts: %w", err)
 	}
