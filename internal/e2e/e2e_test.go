@@ -164,21 +164,6 @@ func tailLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// waitEvent waits for the first event of kind on index after since.
-func (b *bundle) waitEvent(t *testing.T, index, kind string, since time.Time, timeout time.Duration) e2e.Event {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if e, ok := b.watch.First(index, kind, since); ok {
-			return e
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no %q within %s; timeline:\n%s", index, kind, timeout, b.timeline(index))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // waitFiring waits until alertname fires on index in Prometheus.
 func (b *bundle) waitFiring(t *testing.T, index, alertname string, since time.Time, timeout time.Duration) e2e.Event {
 	t.Helper()
@@ -215,6 +200,27 @@ func (b *bundle) waitResolved(t *testing.T, index, alertname string, timeout tim
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: %s still active after %s; timeline:\n%s", index, alertname, timeout, b.timeline(index))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// waitResolvedRecorded waits until vectorheal has recorded Alertmanager's resolved notification
+// of alertname on index: the history says the alert ended.
+func (b *bundle) waitResolvedRecorded(t *testing.T, index, alertname string) {
+	t.Helper()
+	deadline := time.Now().Add(resolveTimeout)
+	for {
+		var n int
+		if err := b.state.QueryRow(context.Background(), `SELECT count(*) FROM vectorheal.alerts
+			WHERE labels->>'indexrelname' = $1 AND alertname = $2 AND status = 'resolved'`, index, alertname).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no resolved notification of %s recorded; timeline:\n%s", index, alertname, b.timeline(index))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -448,7 +454,7 @@ func (b *bundle) scenarioChurn(t *testing.T) {
 		b.checkAPIRepair(t, v.URL, r)
 	}
 	resolved := b.waitResolved(t, "churn_hnsw", alert, resolveTimeout)
-	b.waitEvent(t, "churn_hnsw", e2e.AlertReceived, r.CreatedAt, resolveTimeout) // the resolved notification
+	b.waitResolvedRecorded(t, "churn_hnsw", alert)
 	b.oneRepairPerAlert(t, "churn_hnsw", alert)
 	b.record(result{scenario: "1 churn → dead TIDs → vacuum", injected: injected, firing: firing.At, notified: b.notifiedAt("churn_hnsw", injected), repaired: *r.FinishedAt, resolved: resolved, repairDur: r.FinishedAt.Sub(*r.StartedAt)})
 }
@@ -490,6 +496,7 @@ func (b *bundle) scenarioDrift(t *testing.T) {
 		t.Errorf("lists not recomputed for 4000 rows: %v", opts)
 	}
 	resolved := b.waitResolved(t, "drift_ivf", alert, resolveTimeout)
+	b.waitResolvedRecorded(t, "drift_ivf", alert)
 	b.oneRepairPerAlert(t, "drift_ivf", alert)
 	b.record(result{scenario: "2 drift → IVFFlat imbalance → retrain", injected: injected, firing: firing.At, notified: b.notifiedAt("drift_ivf", injected), repaired: *r.FinishedAt, resolved: resolved, repairDur: r.FinishedAt.Sub(*r.StartedAt)})
 }
@@ -536,6 +543,7 @@ func (b *bundle) scenarioRecall(t *testing.T) {
 		t.Errorf("hnsw.ef_search of a new session is %d after tune_search", ef)
 	}
 	resolved := b.waitResolved(t, "recall_hnsw", alert, resolveTimeout)
+	b.waitResolvedRecorded(t, "recall_hnsw", alert)
 	b.oneRepairPerAlert(t, "recall_hnsw", alert)
 	b.record(result{scenario: "3 ef_search=1 → recall → tune_search", injected: injected, firing: firing.At, notified: b.notifiedAt("recall_hnsw", injected), repaired: *r.FinishedAt, resolved: resolved, repairDur: r.FinishedAt.Sub(*r.StartedAt)})
 }
@@ -611,6 +619,7 @@ func (b *bundle) scenarioSilence(t *testing.T) {
 		t.Errorf("repair %d started at %s, before the silence ended at %s", r.ID, r.StartedAt, silenceEnd)
 	}
 	resolved := b.waitResolved(t, "silence_hnsw", alert, resolveTimeout)
+	b.waitResolvedRecorded(t, "silence_hnsw", alert)
 	// Measured from the silence's end: the fault was detected long before.
 	b.record(result{scenario: "4 silence expires → vacuum", injected: silenceEnd, firing: silenceEnd, notified: b.notifiedAt("silence_hnsw", silenceEnd), repaired: *r.FinishedAt, resolved: resolved, repairDur: r.FinishedAt.Sub(*r.StartedAt)})
 }
@@ -635,6 +644,7 @@ func (b *bundle) scenarioReplicas(t *testing.T) {
 		t.Fatalf("repair %d: %s %q %q", r.ID, r.State, r.Reason, r.Error)
 	}
 	resolved := b.waitResolved(t, "replica_hnsw", alert, resolveTimeout)
+	b.waitResolvedRecorded(t, "replica_hnsw", alert)
 	after := b.notificationsPerReplica(t)
 	for i := range after {
 		if after[i] <= before[i] {
