@@ -3,8 +3,6 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,31 +79,4 @@ func launchService(ctx context.Context, name, dir, configYAML string, build func
 		lastErr = fmt.Errorf("%s: %w\n%s", name, err, tail(p.logs.String(), 30))
 	}
 	return nil, lastErr
-}
-
-// Reload asks the service to re-read its configuration file (POST /-/reload).
-func (s *Service) Reload(ctx context.Context) error {
-	return postReload(ctx, s.URL+"/-/reload")
-}
-
-// ConfigFile is the path of the service's configuration file, for rewriting before Reload.
-func (s *Service) ConfigFile() string {
-	return filepath.Join(s.Dir, s.proc.name+".yml")
-}
-
-func postReload(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("reload: %s: %s", resp.Status, b)
-	}
-	return nil
 }
