@@ -47,13 +47,13 @@ func TestMain(m *testing.M) {
 
 // bundle is what every scenario works with.
 type bundle struct {
-	stack   *e2e.Stack
-	watch   *e2e.Watcher
-	state   *pgxpool.Pool
-	main    *pgxpool.Pool // target "main"
-	tuning  *pgxpool.Pool // target "tuning"
-	mainDSN string
-	timing  e2e.Timing
+	stack     *e2e.Stack
+	watch     *e2e.Watcher
+	state     *pgxpool.Pool
+	main      *pgxpool.Pool // target "main"
+	tuning    *pgxpool.Pool // target "tuning"
+	tuningDSN string
+	timing    e2e.Timing
 
 	mu      sync.Mutex
 	results []result
@@ -128,7 +128,7 @@ func setup(t *testing.T) *bundle {
 		}
 		s.Close()
 	})
-	b := &bundle{stack: s, state: openPool(t, mainDSN), main: openPool(t, mainDSN), tuning: openPool(t, tuningDSN), mainDSN: mainDSN, timing: s.Config.Timing}
+	b := &bundle{stack: s, state: openPool(t, mainDSN), main: openPool(t, mainDSN), tuning: openPool(t, tuningDSN), tuningDSN: tuningDSN, timing: s.Config.Timing}
 	b.watch = e2e.NewWatcher(s, b.state)
 	wctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -526,12 +526,9 @@ func (b *bundle) scenarioRecall(t *testing.T) {
 	if r.State != "succeeded" || !hasStep(r, "tune_search", "succeeded") {
 		t.Fatalf("repair %d: state %s reason %q error %q steps %+v, want a succeeded tune_search", r.ID, r.State, r.Reason, r.Error, r.Steps)
 	}
-	var ef int
-	if err := b.tuning.QueryRow(ctx, `SELECT current_setting('hnsw.ef_search')::int`).Scan(&ef); err != nil {
-		t.Fatal(err)
-	}
 	// A pooled session may predate the change; a fresh one reads the database's setting.
-	conn, err := pgx.Connect(ctx, strings.Replace(b.mainDSN, mainDBName(t, b.main), db, 1))
+	var ef int
+	conn, err := pgx.Connect(ctx, b.tuningDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,15 +543,6 @@ func (b *bundle) scenarioRecall(t *testing.T) {
 	b.waitResolvedRecorded(t, "recall_hnsw", alert)
 	b.oneRepairPerAlert(t, "recall_hnsw", alert)
 	b.record(result{scenario: "3 ef_search=1 → recall → tune_search", injected: injected, firing: firing.At, notified: b.notifiedAt("recall_hnsw", injected), repaired: *r.FinishedAt, resolved: resolved, repairDur: r.FinishedAt.Sub(*r.StartedAt)})
-}
-
-func mainDBName(t *testing.T, pool *pgxpool.Pool) string {
-	t.Helper()
-	var db string
-	if err := pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&db); err != nil {
-		t.Fatal(err)
-	}
-	return db
 }
 
 // silenceIndex creates, on every Alertmanager, a silence of the index's alerts until end.
