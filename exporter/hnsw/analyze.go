@@ -172,13 +172,8 @@ func (a *analyzer) page(block uint32, p []byte) {
 		a.next[block] = block // marks a new page: not expected on the chain
 		return
 	}
-	h, err := pagescan.ParseHeader(p)
+	h, sp, err := pagescan.ParseIndexPage(p, PageID)
 	if err != nil {
-		a.fault(FaultBadPage)
-		return
-	}
-	sp, err := pagescan.ParseSpecial(p, h)
-	if err != nil || sp.PageID != PageID {
 		a.fault(FaultBadPage)
 		return
 	}

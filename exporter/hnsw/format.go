@@ -34,23 +34,9 @@ type Meta struct {
 
 // ParseMeta decodes block 0 of an HNSW index.
 func ParseMeta(p []byte) (Meta, error) {
-	h, err := pagescan.ParseHeader(p)
+	c, err := pagescan.MetapageContent(p, PageID, metaMagic, metaVersion)
 	if err != nil {
 		return Meta{}, err
-	}
-	sp, err := pagescan.ParseSpecial(p, h)
-	if err != nil {
-		return Meta{}, err
-	}
-	if sp.PageID != PageID {
-		return Meta{}, fmt.Errorf("%w: page id %#x is not HNSW", pagescan.ErrBadPage, sp.PageID)
-	}
-	c := p[pagescan.HeaderSize:]
-	if magic := binary.LittleEndian.Uint32(c[0:]); magic != metaMagic {
-		return Meta{}, fmt.Errorf("%w: metapage magic %#x", pagescan.ErrBadPage, magic)
-	}
-	if v := binary.LittleEndian.Uint32(c[4:]); v != metaVersion {
-		return Meta{}, fmt.Errorf("%w: metapage version %d", pagescan.ErrBadPage, v)
 	}
 	m := Meta{
 		Dimensions:     int(binary.LittleEndian.Uint32(c[8:])),

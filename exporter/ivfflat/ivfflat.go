@@ -141,23 +141,9 @@ type Meta struct {
 
 // ParseMeta decodes block 0 of an IVFFlat index.
 func ParseMeta(p []byte) (Meta, error) {
-	h, err := pagescan.ParseHeader(p)
+	c, err := pagescan.MetapageContent(p, PageID, metaMagic, metaVersion)
 	if err != nil {
 		return Meta{}, err
-	}
-	sp, err := pagescan.ParseSpecial(p, h)
-	if err != nil {
-		return Meta{}, err
-	}
-	if sp.PageID != PageID {
-		return Meta{}, fmt.Errorf("%w: page id %#x is not IVFFlat", pagescan.ErrBadPage, sp.PageID)
-	}
-	c := p[pagescan.HeaderSize:]
-	if magic := binary.LittleEndian.Uint32(c[0:]); magic != metaMagic {
-		return Meta{}, fmt.Errorf("%w: metapage magic %#x", pagescan.ErrBadPage, magic)
-	}
-	if v := binary.LittleEndian.Uint32(c[4:]); v != metaVersion {
-		return Meta{}, fmt.Errorf("%w: metapage version %d", pagescan.ErrBadPage, v)
 	}
 	return Meta{Dimensions: int(binary.LittleEndian.Uint16(c[8:])), Lists: int(binary.LittleEndian.Uint16(c[10:]))}, nil
 }
@@ -345,13 +331,8 @@ func (a *analyzer) page(block uint32, p []byte) {
 	if pagescan.IsNew(p) {
 		return
 	}
-	h, err := pagescan.ParseHeader(p)
+	h, sp, err := pagescan.ParseIndexPage(p, PageID)
 	if err != nil {
-		a.fault(FaultBadPage)
-		return
-	}
-	sp, err := pagescan.ParseSpecial(p, h)
-	if err != nil || sp.PageID != PageID {
 		a.fault(FaultBadPage)
 		return
 	}

@@ -166,3 +166,37 @@ func ParseSpecial(p []byte, h Header) (Special, error) {
 	s := p[h.Special:]
 	return Special{NextBlock: binary.LittleEndian.Uint32(s[0:]), PageID: binary.LittleEndian.Uint16(s[6:])}, nil
 }
+
+// ParseIndexPage decodes the header and special area of a page of one pgvector index type and
+// checks that its page id is pageID.
+func ParseIndexPage(p []byte, pageID uint16) (Header, Special, error) {
+	h, err := ParseHeader(p)
+	if err != nil {
+		return Header{}, Special{}, err
+	}
+	sp, err := ParseSpecial(p, h)
+	if err != nil {
+		return Header{}, Special{}, err
+	}
+	if sp.PageID != pageID {
+		return Header{}, Special{}, fmt.Errorf("%w: page id %#x, want %#x", ErrBadPage, sp.PageID, pageID)
+	}
+	return h, sp, nil
+}
+
+// MetapageContent checks block 0 of a pgvector index — page id, magic and version, which
+// both index types keep in the first 8 bytes after the header — and returns the bytes after
+// the header for the caller to decode the rest.
+func MetapageContent(p []byte, pageID uint16, magic, version uint32) ([]byte, error) {
+	if _, _, err := ParseIndexPage(p, pageID); err != nil {
+		return nil, err
+	}
+	c := p[HeaderSize:]
+	if m := binary.LittleEndian.Uint32(c[0:]); m != magic {
+		return nil, fmt.Errorf("%w: metapage magic %#x", ErrBadPage, m)
+	}
+	if v := binary.LittleEndian.Uint32(c[4:]); v != version {
+		return nil, fmt.Errorf("%w: metapage version %d", ErrBadPage, v)
+	}
+	return c, nil
+}
