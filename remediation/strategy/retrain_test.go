@@ -3,6 +3,8 @@ package strategy_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +173,33 @@ func TestRetrainKeepsPredicateAndQuotedNames(t *testing.T) {
 	want := `CREATE INDEX "ivf idx" ON "Odd Schema"."My Items" USING ivfflat ("Emb" vector_cosine_ops) WITH (lists='3') WHERE (id > 10)`
 	if def != want {
 		t.Errorf("definition after retrain:\n got %s\nwant %s", def, want)
+	}
+}
+
+// Rows inserted since the last ANALYZE count: the table grew from 2,000 to 10,000 rows with
+// statistics still saying 2,000, and the plan must size lists for 10,000 (10, not 2).
+func TestRetrainSizesListsForRowsWrittenSinceAnalyze(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "items", 8, 2000, 0.3)
+	b.exec(t, "ANALYZE items", "CREATE INDEX items_ivf ON items USING ivfflat (emb vector_l2_ops) WITH (lists = 20)",
+		`INSERT INTO items (emb) SELECT (SELECT array_agg(5 + random()::real) FROM generate_series(1, 8) WHERE g > 0)::vector
+		FROM generate_series(1, 8000) g`)
+	var reltuples float64
+	if err := b.pool.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE relname = 'items'`).Scan(&reltuples); err != nil || reltuples != 2000 {
+		t.Fatalf("precondition: statistics say %v rows (%v), want the stale 2000", reltuples, err)
+	}
+	im, err := b.strategy(t, "ivfflat_retrain").Plan(ctx, b.env, b.resolve(t, "public", "items_ivf"), strategy.Params{"min_lists": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The estimate scales the analysed density to today's pages, so it lands near 10,000.
+	var lists int
+	if len(im.Statements) > 0 {
+		_, after, _ := strings.Cut(im.Statements[0], "WITH (lists = ")
+		lists, _ = strconv.Atoi(strings.TrimSuffix(after, ")"))
+	}
+	if lists < 9 || lists > 11 {
+		t.Errorf("planned %q: lists %d, want about 10 for 10,000 rows (2 would be the stale statistics)", im.Statements, lists)
 	}
 }
