@@ -146,13 +146,26 @@ remediation:
 
 	// Reload: an invalid runbook is refused and the old one stays; SIGHUP loads a valid one.
 	writeFile(t, dir, "runbook.yml", "entries:\n  - name: x\n    matchers: ['alertname=']\n    stepz: []\n")
-	res, err = http.Post(url+"/-/reload", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
+	reload := func(token string) int {
+		req, err := http.NewRequest(http.MethodPost, url+"/-/reload", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
 	}
-	res.Body.Close()
-	if res.StatusCode != 400 {
-		t.Fatalf("reload of an invalid runbook: %d", res.StatusCode)
+	if code := reload(""); code != 401 {
+		t.Fatalf("reload without the API token: %d, want 401", code)
+	}
+	if code := reload("api-token"); code != 400 {
+		t.Fatalf("reload of an invalid runbook: %d", code)
 	}
 	if n := runbookEntries(t, cli); n != 1 {
 		t.Fatalf("runbook entries after refused reload: %d", n)

@@ -28,6 +28,7 @@ type healing struct {
 	reload  func() error
 	webhook http.Handler
 	api     http.Handler
+	token   string // guards mutating endpoints outside the API too (POST /-/reload)
 	logger  *slog.Logger
 }
 
@@ -101,6 +102,7 @@ func (s *server) startHealing(ctx context.Context) (*healing, func(context.Conte
 	if token == "" {
 		s.logger.Warn("no remediation.api_token nor webhook.bearer_token: the API is read-only")
 	}
+	h.token = token
 	if h.api, err = api.New(api.Options{Engine: h.engine, Silences: silences, Token: token, Logger: s.logger}); err != nil {
 		return nil, nil, err
 	}

@@ -188,7 +188,8 @@ func (s *server) routes() http.Handler {
 			r.Handle(webhook.Path, s.healing.webhook)
 		}
 		r.Handle(api.Prefix+"/*", s.healing.api)
-		r.Post("/-/reload", s.healing.serveReload)
+		// Reloading changes what gets repaired, so it takes the API token like every change.
+		r.With(api.RequireToken(s.healing.token)).Post("/-/reload", s.healing.serveReload)
 	}
 	return r
 }

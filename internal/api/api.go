@@ -75,7 +75,6 @@ type Options struct {
 type api struct {
 	e        *engine.Engine
 	silences Silences
-	token    []byte // sha256 of the token, nil when none
 	log      *slog.Logger
 }
 
@@ -88,10 +87,6 @@ func New(o Options) (http.Handler, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &api{e: o.Engine, silences: o.Silences, log: o.Logger.With("component", "api")}
-	if o.Token != "" {
-		sum := sha256.Sum256([]byte(o.Token))
-		a.token = sum[:]
-	}
 	r := chi.NewRouter()
 	r.Route(Prefix, func(r chi.Router) {
 		r.Get("/status", a.status)
@@ -101,7 +96,7 @@ func New(o Options) (http.Handler, error) {
 		r.Get("/circuits", a.circuits)
 		r.Get("/pauses", a.pauses)
 		r.Group(func(r chi.Router) {
-			r.Use(a.auth)
+			r.Use(RequireToken(o.Token))
 			r.Post("/repairs", a.trigger)
 			r.Post("/repairs/{id}/approve", a.approve)
 			r.Post("/repairs/{id}/cancel", a.cancel)
@@ -120,27 +115,36 @@ func New(o Options) (http.Handler, error) {
 	return r, nil
 }
 
-// auth lets a mutating call through when it carries the token; the comparison is of
-// digests in constant time, so neither the token nor its length leaks through timing.
-func (a *api) auth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.token == nil {
-			writeError(w, http.StatusForbidden, "this call changes state and no API token is configured (remediation.api_token)")
-			return
-		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vectorheal"`)
-			writeError(w, http.StatusUnauthorized, "this call needs Authorization: Bearer <api token>")
-			return
-		}
-		sum := sha256.Sum256([]byte(tok))
-		if subtle.ConstantTimeCompare(sum[:], a.token) != 1 {
-			writeError(w, http.StatusForbidden, "wrong API token")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+// RequireToken returns middleware that lets a request through only when it carries token as
+// a bearer token (an empty token refuses every request). The comparison is of digests in
+// constant time, so neither the token nor its length leaks through timing. The API guards its
+// mutating calls with it; serve guards POST /-/reload with it too.
+func RequireToken(token string) func(http.Handler) http.Handler {
+	var want []byte // sha256 of the token, nil when none
+	if token != "" {
+		sum := sha256.Sum256([]byte(token))
+		want = sum[:]
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if want == nil {
+				writeError(w, http.StatusForbidden, "this call changes state and no API token is configured (remediation.api_token)")
+				return
+			}
+			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="vectorheal"`)
+				writeError(w, http.StatusUnauthorized, "this call needs Authorization: Bearer <api token>")
+				return
+			}
+			sum := sha256.Sum256([]byte(tok))
+			if subtle.ConstantTimeCompare(sum[:], want) != 1 {
+				writeError(w, http.StatusForbidden, "wrong API token")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func user(r *http.Request) string {
