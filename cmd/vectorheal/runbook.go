@@ -17,6 +17,7 @@ import (
 	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/rules"
 )
 
 // runbookChecks returns what a runbook is checked against: the strategies vectorheal ships and
@@ -48,9 +49,34 @@ func registerRunbookValidate(app *kingpin.Application, stdout, stderr io.Writer)
 				continue
 			}
 			fmt.Fprintf(stdout, "%s: OK (%d entries)\n", f, len(rb.Entries))
+			for _, w := range unknownAlertnames(rb) {
+				fmt.Fprintf(stderr, "%s: warning: %s\n", f, w)
+			}
 		}
 		return code
 	}
+}
+
+// unknownAlertnames names the entries that select an alertname no rule shipped in rules/
+// raises: usually a typo, though an operator's own rules may raise it, hence a warning.
+func unknownAlertnames(rb *runbook.Runbook) []string {
+	files, err := rules.Load()
+	if err != nil {
+		return []string{"cannot read the shipped rules: " + err.Error()}
+	}
+	known := map[string]bool{}
+	for _, n := range rules.AlertNames(files) {
+		known[n] = true
+	}
+	var out []string
+	for _, e := range rb.Entries {
+		for _, m := range e.Matchers {
+			if m.Name == "alertname" && m.Type == labels.MatchEqual && !known[m.Value] {
+				out = append(out, fmt.Sprintf("line %d: entry %s selects alertname %q, which no rule in rules/ raises", e.Line, e.Name, m.Value))
+			}
+		}
+	}
+	return out
 }
 
 func registerRunbookTest(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {

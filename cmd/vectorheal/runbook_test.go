@@ -14,8 +14,14 @@ func runCLI(args ...string) (int, string, string) {
 
 func TestRunbookValidate(t *testing.T) {
 	code, out, errs := runCLI("runbook", "validate", "../../deploy/runbook.yml")
-	if code != 0 || !strings.HasPrefix(out, "../../deploy/runbook.yml: OK (") {
+	if code != 0 || !strings.HasPrefix(out, "../../deploy/runbook.yml: OK (") || errs != "" {
 		t.Errorf("default runbook: exit %d\n%s%s", code, out, errs)
+	}
+	// A valid runbook selecting an alert no shipped rule raises: accepted, with a warning.
+	typo := writeFile(t, t.TempDir(), "typo.yml", "entries:\n  - name: typo\n    matchers: ['alertname=\"PgvectorHNSWOrphan\"']\n    steps:\n      - strategy: vacuum\n")
+	code, _, errs = runCLI("runbook", "validate", typo)
+	if want := typo + `: warning: line 2: entry typo selects alertname "PgvectorHNSWOrphan", which no rule in rules/ raises`; code != 0 || !strings.Contains(errs, want) {
+		t.Errorf("exit %d, stderr %q, want 0 and %q", code, errs, want)
 	}
 	bad := writeFile(t, t.TempDir(), "bad.yml", `entries:
   - name: a
