@@ -89,6 +89,13 @@ func record(ctx context.Context, pool *pgxpool.Pool, hook Hook, alerts []Alert) 
 		return res, &storeError{err}
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The 200 promises the alerts are on disk: a server running with synchronous_commit off
+	// would acknowledge a commit it can still lose, so this transaction asks for the flush.
+	// Stronger settings (remote_write, remote_apply) are left as they are.
+	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', true)
+		WHERE current_setting('synchronous_commit') = 'off'`); err != nil {
+		return res, &storeError{err}
+	}
 	rows, err := tx.Query(ctx, insertAlerts, cols...)
 	if err != nil {
 		return res, &storeError{err}

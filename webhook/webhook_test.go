@@ -505,3 +505,28 @@ func TestHugeChunkedBody(t *testing.T) {
 		t.Errorf("%d rows", n)
 	}
 }
+
+// The test cluster runs with synchronous_commit off; the intake transaction must still ask
+// for its commit to be flushed before the 200.
+func TestIntakeCommitIsFlushed(t *testing.T) {
+	var setting string
+	b := setup(t, func(o *webhook.Options) {
+		inner := o.Hook
+		o.Hook = func(ctx context.Context, tx pgx.Tx, alerts []webhook.Alert) error {
+			if err := tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&setting); err != nil {
+				return err
+			}
+			return inner(ctx, tx, alerts)
+		}
+	})
+	var def string
+	if err := b.pool.QueryRow(context.Background(), `SHOW synchronous_commit`).Scan(&def); err != nil || def != "off" {
+		t.Fatalf("precondition: server default synchronous_commit = %q (%v), want off", def, err)
+	}
+	if r := post(t, b.srv.URL, payload(t, alert("A", nil)), nil); r.code != 200 {
+		t.Fatalf("post: %d %v", r.code, r.body)
+	}
+	if setting != "on" {
+		t.Errorf("synchronous_commit inside the intake transaction = %q, want on", setting)
+	}
+}
