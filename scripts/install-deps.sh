@@ -137,8 +137,31 @@ build_pgvector() {
 	log "pgvector $(installed_pgvector) installed"
 }
 
+# check_go makes sure a Go toolchain that can build vectorheal is on the PATH. Go 1.21 or
+# newer is enough: it fetches the release go.mod asks for through the module proxy by itself.
+check_go() {
+	local gobin
+	gobin=$(command -v go || true)
+	[ -n "$gobin" ] || [ ! -x /usr/local/go/bin/go ] || gobin=/usr/local/go/bin/go
+	if [ -z "$gobin" ]; then
+		apt_update_once
+		if apt-cache policy golang-go 2>/dev/null | grep -q 'Candidate: 2:1\.\(2[1-9]\|[3-9][0-9]\)'; then
+			log "installing Debian package golang-go"
+			DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends golang-go >/dev/null \
+				|| die "apt-get install golang-go failed"
+			return
+		fi
+		die "no Go toolchain found and this release's golang-go is older than 1.21: install Go 1.21 or newer (go.dev/dl) and put it on the PATH"
+	fi
+	local v
+	v=$("$gobin" env GOVERSION 2>/dev/null | sed 's/^go//')
+	[ -n "$v" ] && version_ge "$v" 1.21 || die "$gobin is Go ${v:-of unknown version}; Go 1.21 or newer is needed"
+	case ":$PATH:" in *":$(dirname "$gobin"):"*) ;; *) log "note: put $(dirname "$gobin") on your PATH for make" ;; esac
+}
+
 main() {
 	local missing
+	check_go
 	missing=$(missing_packages | tr -d '\n')
 	if [ -z "$missing" ] && ! need_pgvector; then
 		log "all dependencies present (PostgreSQL $PG_MAJOR, pgvector $(installed_pgvector), Prometheus, Alertmanager)"
