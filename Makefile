@@ -1,5 +1,7 @@
 # vectorheal — see README.md. Every target that needs services installs what is missing first.
 GO          ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Tests that build the binary run `go` themselves: it must be on their PATH too.
+export PATH := $(dir $(GO)):$(PATH)
 BIN         ?= bin/vectorheal
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests start private PostgreSQL/Prometheus/Alertmanager instances; two packages at
