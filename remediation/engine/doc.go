@@ -32,8 +32,10 @@
 // after an hour. Running on a silence that could not be read would defeat pausing. Then the
 // labels are resolved through the catalog: values that are not plain names are refused
 // (invalid_labels), an unknown target, excluded index, missing or non-vector index, or a
-// datname that is not the target's database skip the repair, and nothing runs. Manual repairs
-// (Trigger) were asked for by a person and skip the alert, cooldown, flap and circuit checks.
+// datname that is not the target's database skip the repair, and nothing runs. Last, the first
+// step's validation figure is measured: an index that already meets it (another alert's repair
+// healed it meanwhile) is skipped as already_healthy. Manual repairs (Trigger) were asked for
+// by a person and skip the alert, cooldown, flap, circuit and already-healthy checks.
 //
 // # Steps
 //

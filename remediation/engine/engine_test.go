@@ -59,10 +59,30 @@ func TestFiringAlertRunsRepairOnce(t *testing.T) {
 	if err := json.Unmarshal(r.Steps[0].Validation, &v); err != nil || !v.Passed || v.Tries != 1 {
 		t.Fatalf("validation recorded %s (%v)", r.Steps[0].Validation, err)
 	}
-	// A second, later alert of the same kind runs again: the per-alert key, not the
-	// index, makes a repair unique.
+	// A second, later alert of the same kind runs again once the index is unhealthy again:
+	// the per-alert key, not the index, makes a repair unique.
+	if _, err := b.target.Exec(b.ctx, `DELETE FROM public.fake_figures`); err != nil {
+		t.Fatal(err)
+	}
 	b.notify(t, e, alert("VecTest", "firing", time.Now(), map[string]string{"datname": b.datname(t)}))
 	b.waitRepairs(t, 2, "succeeded")
+}
+
+// TestAlreadyHealthySkips: a repair whose index already meets its first step's validation
+// (another alert's repair healed it meanwhile) is skipped without running anything.
+func TestAlreadyHealthySkips(t *testing.T) {
+	b := setup(t)
+	rb := b.parseRunbook(t, okRunbook)
+	e := b.engine(t, rb, nil)
+	b.setFigure(t, 0.5)
+	b.notify(t, e, alert("VecTest", "firing", time.Now().Add(-time.Minute), map[string]string{"datname": b.datname(t)}))
+	rs := b.waitRepairs(t, 1, "skipped")
+	if rs[0].Reason != "already_healthy" || !strings.Contains(rs[0].Error, "fake_figure = 0.5 already meets <= 1") {
+		t.Fatalf("repair %+v, want skipped as already_healthy with the figure", rs[0])
+	}
+	if n := b.fakes.okRuns.Load(); n != 0 {
+		t.Fatalf("strategy ran %d times on a healthy index", n)
+	}
 }
 
 // TestResolvedCancelsQueued: resolved cancels a repair still waiting; approval makes a

@@ -289,6 +289,10 @@ func (s *okStrategy) Run(ctx context.Context, env strategy.Env, _ catalog.Index,
 	if _, err := env.Pool.Exec(ctx, `SELECT pg_sleep($1)`, sleep); err != nil {
 		return strategy.Outcome{}, err
 	}
+	// It heals: an unset figure becomes 0; a value a test set stays what validation sees.
+	if _, err := env.Pool.Exec(ctx, `INSERT INTO public.fake_figures VALUES ('fake_figure', 0) ON CONFLICT (name) DO NOTHING`); err != nil {
+		return strategy.Outcome{}, err
+	}
 	return strategy.Outcome{Statements: []string{fmt.Sprintf("SELECT pg_sleep(%g)", sleep)}, Undo: json.RawMessage(`{"ok":true}`)}, nil
 }
 func (*okStrategy) Rollback(ctx context.Context, env strategy.Env, _ catalog.Index, _ strategy.Params, undo json.RawMessage) error {
@@ -341,7 +345,9 @@ func (*blockStrategy) Rollback(ctx context.Context, env strategy.Env, _ catalog.
 }
 
 // fakeMeasurer reads figures from public.fake_figures of the target, so a test sets what
-// validation sees; "pgvector_table_dead_tuples" is measured for real.
+// validation sees; "pgvector_table_dead_tuples" is measured for real. An unset fake_figure is
+// unhealthy (1e9) until the ok strategy has run, so the engine's check before a repair does
+// not find the index healthy already.
 type fakeMeasurer struct{}
 
 func (*fakeMeasurer) Figures() []string {
@@ -353,7 +359,7 @@ func (*fakeMeasurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog
 	var err error
 	switch figure {
 	case "fake_figure":
-		err = pool.QueryRow(ctx, `SELECT coalesce((SELECT value FROM public.fake_figures WHERE name = $1), 0)`, figure).Scan(&v)
+		err = pool.QueryRow(ctx, `SELECT coalesce((SELECT value FROM public.fake_figures WHERE name = $1), 1e9)`, figure).Scan(&v)
 	case "pgvector_table_dead_tuples":
 		err = pool.QueryRow(ctx, `SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = $1`, ix.TableOID).Scan(&v)
 	default:

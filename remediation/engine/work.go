@@ -160,6 +160,9 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 	if reason != "" {
 		return e.skip(ctx, r, reason, detail)
 	}
+	if detail, healthy := e.alreadyHealthy(ctx, r, ix, env); healthy {
+		return e.skip(ctx, r, "already_healthy", detail)
+	}
 	tag, err := e.o.State.Exec(ctx, `
 UPDATE repairs SET state = 'running', started_at = now(), runner = $2, reason = '', datname = $3, relname = $4
  WHERE id = $1 AND state = 'queued'`, r.ID, e.o.ID, ix.Datname, ix.Table)
@@ -299,6 +302,26 @@ func plainName(s string) bool {
 		}
 	}
 	return true
+}
+
+// alreadyHealthy re-measures the first step's validation figure of an automatic repair before
+// anything runs. One fault often raises several alerts (an IVFFlat imbalance and a distribution
+// shift, a warning and a critical tier): the repair of the first heals the index, and the
+// others, queued behind the index lock, would rebuild it again for nothing. A manual repair,
+// a dry run, a step without validation or a failed measurement runs as planned.
+func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, ix catalog.Index, env strategy.Env) (string, bool) {
+	if r.Plan.Manual || r.Plan.DryRun || len(r.Plan.Steps) == 0 || r.Plan.Steps[0].Validate == nil {
+		return "", false
+	}
+	v := *r.Plan.Steps[0].Validate
+	got, err := e.o.Measurer.Measure(ctx, env.Pool, ix, v.Figure)
+	if err != nil {
+		return "", false
+	}
+	if ok, err := v.check(got); err != nil || !ok {
+		return "", false
+	}
+	return fmt.Sprintf("%s = %g already meets %s %g", v.Figure, got, v.Op, v.Value), true
 }
 
 // skip finishes a repair that did not run.
