@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 )
@@ -42,7 +45,7 @@ type analyzer struct {
 	rep     *Report
 
 	isElem    bitset // by key: an element tuple sits there
-	hasLiveIn bitset // by key: a live element lists it as a neighbour
+	hasLiveIn bitset // by key: a live element lists it as a neighbour; later the walk's visited set
 	next      []uint32
 	flags     []uint8  // by element index
 	levels    []uint8  // by element index
@@ -408,12 +411,27 @@ func (a *analyzer) chain() {
 	}
 }
 
-// graph runs the BFS from the entry point over every layer and counts unreachable elements,
+// graph walks the edges from the entry point over every layer and counts unreachable elements,
 // orphans and dangling neighbours.
 func (a *analyzer) graph() {
 	rk := newRanker(a.isElem)
 	nel := uint32(len(a.flags))
-	visited := newBitset(uint64(nel))
+	// Orphans first: hasLiveIn is then free to serve as the walk's visited set, by key, which
+	// spares the walk a rank lookup for every neighbour it has already reached.
+	var orphans int64
+	var k uint32
+	for u := range nel {
+		k = a.isElem.next(k) // element keys are the set bits of isElem, in order
+		if a.flags[u]&flagLive != 0 && !a.hasLiveIn.has(k) && int64(u) != a.epIdx {
+			orphans++
+			if len(a.rep.OrphanElements) < a.opts.ListLimit {
+				a.rep.OrphanElements = append(a.rep.OrphanElements, keyTID(k))
+			}
+		}
+		k++
+	}
+	visited := a.hasLiveIn
+	clear(visited)
 	var dangling int64
 	// countDangling counts the neighbours of u that are no element (lists of reached
 	// elements are checked during the walk).
@@ -428,109 +446,102 @@ func (a *analyzer) graph() {
 		}
 	}
 	if a.epIdx >= 0 {
-		var peak int
-		dangling, peak = a.walk(rk, visited, uint32(a.epIdx))
-		a.rep.StateBytes += 4 * int64(peak)
+		var held int
+		dangling, held = a.walk(rk, visited, uint32(a.epIdx), a.epKey)
+		a.rep.StateBytes += int64(held)
 	} else if a.meta.EntryPoint.Valid() && a.rep.Faults[FaultBadEntryPoint] == 0 {
 		a.fault(FaultBadEntryPoint)
 	}
 	var reached int64
-	var orphans int64
-	var k uint32
+	k = 0
 	for u := range nel {
-		k = a.isElem.next(k) // element keys are the set bits of isElem, in order
-		if !visited.has(u) {
+		k = a.isElem.next(k)
+		seen := visited.has(k)
+		if !seen {
 			countDangling(u)
 		}
 		if a.flags[u]&flagLive != 0 {
-			if visited.has(u) {
+			if seen {
 				reached++
 			} else if len(a.rep.UnreachableElements) < a.opts.ListLimit {
 				a.rep.UnreachableElements = append(a.rep.UnreachableElements, keyTID(k))
-			}
-			if !a.hasLiveIn.has(k) && int64(u) != a.epIdx {
-				orphans++
-				if len(a.rep.OrphanElements) < a.opts.ListLimit {
-					a.rep.OrphanElements = append(a.rep.OrphanElements, keyTID(k))
-				}
 			}
 		}
 		k++
 	}
 	a.rep.StateBytes += int64(cap(a.flags)+cap(a.levels)) + 4*int64(cap(a.lists)) + int64(a.pool.bytes()) +
-		8*int64(len(a.isElem)+len(a.hasLiveIn)+len(visited)) + 4*int64(len(rk.cum)+len(a.next))
+		8*int64(len(a.isElem)+len(a.hasLiveIn)) + 4*int64(len(rk.cum)+len(a.next))
 	a.rep.Unreachable = a.rep.ElementsLive - reached
 	a.rep.Orphans = orphans
 	a.fault2(FaultDanglingNeighbor, dangling)
 }
 
-// walk marks in visited every element reachable from ep, level by level; large levels are
-// split over the CPUs (the walk runs after the last page arrived, when the database no longer
-// needs them). It returns the dangling neighbours met and the most frontier entries held.
-func (a *analyzer) walk(rk ranker, visited bitset, ep uint32) (dangling int64, peak int) {
-	workers := min(runtime.GOMAXPROCS(0), 4)
-	expand := func(parts [][]uint32, next []uint32) ([]uint32, int64) {
-		var dang int64
-		for _, part := range parts {
-			for _, u := range part {
-				if a.lists[u] == noList {
-					continue
-				}
-				for it := a.pool.list(a.lists[u]); it.more(); {
-					v, ok := rk.lookup(it.next())
-					if !ok {
-						dang++
-					} else if visited.trySet(v) {
-						next = append(next, v)
-					}
-				}
-			}
-		}
-		return next, dang
-	}
-	visited.trySet(ep)
-	cur := [][]uint32{{ep}}            // the frontier, in parts
-	spare := make([][]uint32, workers) // buffers for the next frontier, reused
-	for {
-		total, held := 0, 0
-		for _, p := range cur {
-			total += len(p)
-			held += cap(p)
-		}
-		if total == 0 {
-			break
-		}
-		if total < 4096 {
-			next, d := expand(cur, spare[0][:0])
-			dangling += d
-			spare[0] = cur[0][:0]
-			cur = [][]uint32{next}
-			peak = max(peak, held+cap(next))
-			continue
-		}
-		if len(cur) == 1 { // split one part evenly, without copying
-			one, per := cur[0], (len(cur[0])+workers-1)/workers
-			cur = make([][]uint32, workers)
-			for w := range workers {
-				cur[w] = one[min(w*per, len(one)):min((w+1)*per, len(one))]
-			}
-		}
-		next := make([][]uint32, workers)
-		dangs := make([]int64, workers)
+// walk marks in visited (by key) every element reachable from ep (index epIdx, key epKey) and
+// returns the dangling neighbours met and the bytes its work list held. Reachability needs no
+// order, so rather than a breadth-first queue in random order the walk keeps the elements
+// still to expand as a bitset by index and sweeps it in index order, which reads the pool
+// front to back: an element reached ahead of the sweep is expanded in the same sweep, one
+// behind it in the next, and a few sweeps reach everything. Each CPU sweeps its own range of
+// the bitset (the walk runs after the last page arrived, when the database no longer needs
+// them); sweeps repeat until one finds nothing to do anywhere.
+func (a *analyzer) walk(rk ranker, visited bitset, epIdx, epKey uint32) (dangling int64, held int) {
+	todo := newBitset(uint64(len(a.flags)))
+	visited.set(epKey)
+	todo.set(epIdx)
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4, len(todo)/4)) // a worker costs microseconds
+	per := (len(todo) + workers - 1) / workers
+	dangs := make([]int64, workers)
+	busy := make([]bool, workers)
+	for more := true; more; {
 		var wg sync.WaitGroup
 		for w := range workers {
-			wg.Go(func() { next[w], dangs[w] = expand(cur[w:w+1], spare[w][:0]) })
+			wg.Go(func() { busy[w] = a.sweep(rk, visited, todo, w*per, min((w+1)*per, len(todo)), &dangs[w]) })
 		}
 		wg.Wait()
-		for w := range workers {
-			dangling += dangs[w]
-			held += cap(next[w])
-			spare[w] = cur[w][:0]
-		}
-		peak = max(peak, held)
-		cur = next
+		more = slices.Contains(busy, true)
 	}
-	return dangling, peak
+	for _, d := range dangs {
+		dangling += d
+	}
+	return dangling, 8 * len(todo)
+}
+
+// sweep expands, in index order, the elements of todo words [from, to) and those that get
+// added there meanwhile; it reports whether it expanded any.
+func (a *analyzer) sweep(rk ranker, visited, todo bitset, from, to int, dangling *int64) bool {
+	var dang int64
+	busy := false
+	for w := from; w < to; w++ {
+		for {
+			word := atomic.LoadUint64(&todo[w])
+			if word == 0 {
+				break
+			}
+			busy = true
+			bit := bits.TrailingZeros64(word)
+			atomic.AndUint64(&todo[w], ^(uint64(1) << bit))
+			u := uint32(w)<<6 | uint32(bit)
+			if a.lists[u] == noList {
+				continue
+			}
+			for it := a.pool.list(a.lists[u]); it.more(); {
+				k := it.next()
+				// Most neighbours were reached before: one bit tells, without a rank.
+				// Keys that are no element are never marked, so each of their edges counts.
+				if visited.hasAtomic(k) {
+					continue
+				}
+				v, ok := rk.lookup(k)
+				if !ok {
+					dang++
+				} else if visited.trySet(k) {
+					atomic.OrUint64(&todo[v>>6], uint64(1)<<(v&63))
+				}
+			}
+		}
+	}
+	*dangling += dang
+	return busy
 }
 
 // figures derives the ratios.

@@ -20,7 +20,7 @@
 //     non-increasing.
 //   - Edges: every valid slot of an element's neighbour tuple, on any layer, provided the
 //     tuple's version equals the element's (otherwise pgvector ignores the tuple too).
-//   - Unreachable: live elements not reached by a breadth-first walk over these edges from the
+//   - Unreachable: live elements not reached by a walk over these edges from the
 //     metapage's entry point (the walk passes through elements in any state, as a search
 //     does). ConnectivityRatio = (ElementsLive - Unreachable) / ElementsLive, 1 when empty.
 //   - Orphans: live elements, other than the entry point, that no live element lists as a

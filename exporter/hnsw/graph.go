@@ -68,9 +68,18 @@ func (it *listIter) more() bool { return it.n > 0 }
 
 func (it *listIter) next() uint32 {
 	it.n--
-	q := it.br.unary()
-	r := it.br.bits(it.k) & it.mask
-	key := it.prev + 1 + int64(q<<it.k|r)
+	// Most codes fit in one window: read quotient and remainder from it at once.
+	w := it.br.window()
+	ones := uint(bits.TrailingZeros64(^w))
+	var g uint64
+	if ones+1+it.k <= 57 {
+		g = uint64(ones)<<it.k | w>>(ones+1)&it.mask
+		it.br.pos += ones + 1 + it.k
+	} else {
+		q := it.br.unary()
+		g = q<<it.k | it.br.bits(it.k)&it.mask
+	}
+	key := it.prev + 1 + int64(g)
 	it.prev = key
 	return uint32(key)
 }
@@ -139,8 +148,9 @@ func encodeList(dst []byte, keys []uint32) []byte {
 		k = uint(bits.Len64(mean) - 1)
 	}
 	dst = append(dst, byte(k))
-	var acc uint64 // pending bits, fewer than 8 after each flush
+	var acc uint64 // pending bits, fewer than 32 between keys
 	var nb uint
+	// flush moves whole bytes out of acc, for codes too long to add in one step.
 	flush := func() {
 		for nb >= 8 {
 			dst = append(dst, byte(acc))
@@ -148,75 +158,98 @@ func encodeList(dst []byte, keys []uint32) []byte {
 			nb -= 8
 		}
 	}
+	mask := uint64(1)<<k - 1
 	prev := int64(-1)
 	for _, key := range keys {
 		g := uint64(int64(key) - prev - 1)
-		q := g >> k
-		for q >= 32 {
-			acc |= (1<<32 - 1) << nb
-			nb += 32
-			flush()
-			q -= 32
-		}
-		acc |= (1<<q - 1) << nb // q ones, then the zero already there
-		nb += uint(q) + 1
-		flush()
-		acc |= (g & (1<<k - 1)) << nb
-		nb += k
-		flush()
 		prev = int64(key)
+		q := g >> k
+		if q+1+uint64(k) <= 32 {
+			// The usual short code: q ones, a zero, k bits, added at once (nb < 32, so it fits).
+			acc |= (1<<q - 1 | (g&mask)<<(q+1)) << nb
+			nb += uint(q) + 1 + k
+		} else {
+			flush()
+			for q >= 32 {
+				acc |= (1<<32 - 1) << nb
+				nb += 32
+				flush()
+				q -= 32
+			}
+			acc |= (1<<q - 1) << nb // q ones, then the zero already there
+			nb += uint(q) + 1
+			flush()
+			acc |= (g & mask) << nb
+			nb += k
+		}
+		if nb >= 32 {
+			dst = binary.LittleEndian.AppendUint32(dst, uint32(acc))
+			acc >>= 32
+			nb -= 32
+		}
 	}
-	if nb > 0 {
+	for nb > 0 {
 		dst = append(dst, byte(acc))
+		acc >>= 8
+		nb -= min(nb, 8)
 	}
 	return dst
 }
 
 // sorter sorts neighbour lists. Comparison sorts of a few dozen random keys spend their time
 // on mispredicted branches; one counting pass on the top bits leaves the keys almost sorted,
-// and an insertion sort then moves each only within its bucket.
+// and an insertion sort then moves each only within its bucket. Neighbours are spread evenly
+// over the key space, so about as many buckets as keys leave one or two keys in each; more
+// buckets would cost more to count than they save.
 type sorter struct {
-	shift uint // keys >> shift is the bucket, < sortBuckets
-	tmp   []uint32
+	keyBits uint // every key is below 1 << keyBits
+	tmp     []uint32
 }
 
-const sortBuckets = 128
+const maxSortBuckets = 256
 
 func newSorter(keySpace uint64) *sorter {
-	s := &sorter{}
-	for keySpace>>s.shift > sortBuckets {
-		s.shift++
-	}
-	return s
+	return &sorter{keyBits: uint(bits.Len64(max(keySpace, 2) - 1))}
 }
 
 // sortUnique sorts keys (each below the key space) and drops duplicates; the result may
 // share memory with keys or with the sorter.
 func (s *sorter) sortUnique(keys []uint32) []uint32 {
-	if len(keys) > 255 {
+	if len(keys) >= maxSortBuckets {
 		slices.Sort(keys)
 		return slices.Compact(keys)
 	}
-	var pos [sortBuckets + 1]uint8
+	// The bucket count is the power of two at or above len(keys), capped by the key space.
+	lb := min(uint(bits.Len(uint(len(keys)))), s.keyBits)
+	nb := 1 << lb
+	shift := s.keyBits - lb
+	var pos [maxSortBuckets]uint8
 	for _, k := range keys {
-		pos[k>>s.shift+1]++
+		pos[k>>shift]++
 	}
-	for i := 1; i <= sortBuckets; i++ {
-		pos[i] += pos[i-1]
+	// Starts from counts, with the running sum in a register: summing in place would chain
+	// every bucket's store to the next bucket's load.
+	var sum uint8
+	for i := range pos[:nb] {
+		c := pos[i]
+		pos[i] = sum
+		sum += c
 	}
 	if cap(s.tmp) < len(keys) {
 		s.tmp = make([]uint32, len(keys), 2*len(keys))
 	}
 	out := s.tmp[:len(keys)]
 	for _, k := range keys {
-		b := k >> s.shift
+		b := k >> shift
 		out[pos[b]] = k
 		pos[b]++
 	}
 	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
+		v, j := out[i], i
+		for ; j > 0 && out[j-1] > v; j-- {
+			out[j] = out[j-1]
 		}
+		out[j] = v
 	}
 	return slices.Compact(out)
 }
@@ -227,6 +260,9 @@ type bitset []uint64
 func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
 func (b bitset) set(i uint32)      { b[i>>6] |= 1 << (i & 63) }
 func (b bitset) has(i uint32) bool { return b[i>>6]&(1<<(i&63)) != 0 }
+
+// hasAtomic is has for a bitset that other goroutines set with trySet.
+func (b bitset) hasAtomic(i uint32) bool { return atomic.LoadUint64(&b[i>>6])&(1<<(i&63)) != 0 }
 
 // trySet sets bit i atomically and reports whether this call set it (it was clear), so
 // several goroutines can claim bits of one bitset.
