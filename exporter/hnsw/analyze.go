@@ -485,17 +485,17 @@ func (a *analyzer) graph() {
 // the bitset (the walk runs after the last page arrived, when the database no longer needs
 // them); sweeps repeat until one finds nothing to do anywhere.
 func (a *analyzer) walk(rk ranker, visited bitset, epIdx, epKey uint32) (dangling int64, held int) {
-	todo := newBitset(uint64(len(a.flags)))
+	frontier := newBitset(uint64(len(a.flags)))
 	visited.set(epKey)
-	todo.set(epIdx)
-	workers := max(1, min(runtime.GOMAXPROCS(0), 4, len(todo)/4)) // a worker costs microseconds
-	per := (len(todo) + workers - 1) / workers
+	frontier.set(epIdx)
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4, len(frontier)/4)) // a worker costs microseconds
+	per := (len(frontier) + workers - 1) / workers
 	dangs := make([]int64, workers)
 	busy := make([]bool, workers)
 	for more := true; more; {
 		var wg sync.WaitGroup
 		for w := range workers {
-			wg.Go(func() { busy[w] = a.sweep(rk, visited, todo, w*per, min((w+1)*per, len(todo)), &dangs[w]) })
+			wg.Go(func() { busy[w] = a.sweep(rk, visited, frontier, w*per, min((w+1)*per, len(frontier)), &dangs[w]) })
 		}
 		wg.Wait()
 		more = slices.Contains(busy, true)
@@ -503,23 +503,23 @@ func (a *analyzer) walk(rk ranker, visited bitset, epIdx, epKey uint32) (danglin
 	for _, d := range dangs {
 		dangling += d
 	}
-	return dangling, 8 * len(todo)
+	return dangling, 8 * len(frontier)
 }
 
-// sweep expands, in index order, the elements of todo words [from, to) and those that get
+// sweep expands, in index order, the elements of frontier words [from, to) and those that get
 // added there meanwhile; it reports whether it expanded any.
-func (a *analyzer) sweep(rk ranker, visited, todo bitset, from, to int, dangling *int64) bool {
+func (a *analyzer) sweep(rk ranker, visited, frontier bitset, from, to int, dangling *int64) bool {
 	var dang int64
 	busy := false
 	for w := from; w < to; w++ {
 		for {
-			word := atomic.LoadUint64(&todo[w])
+			word := atomic.LoadUint64(&frontier[w])
 			if word == 0 {
 				break
 			}
 			busy = true
 			bit := bits.TrailingZeros64(word)
-			atomic.AndUint64(&todo[w], ^(uint64(1) << bit))
+			atomic.AndUint64(&frontier[w], ^(uint64(1) << bit))
 			u := uint32(w)<<6 | uint32(bit)
 			if a.lists[u] == noList {
 				continue
@@ -535,7 +535,7 @@ func (a *analyzer) sweep(rk ranker, visited, todo bitset, from, to int, dangling
 				if !ok {
 					dang++
 				} else if visited.trySet(k) {
-					atomic.OrUint64(&todo[v>>6], uint64(1)<<(v&63))
+					atomic.OrUint64(&frontier[v>>6], uint64(1)<<(v&63))
 				}
 			}
 		}
