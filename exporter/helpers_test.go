@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/store"
 	"github.com/vectorheal/vectorheal/internal/targets"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
@@ -257,4 +258,19 @@ func superPool(t *testing.T, dsn string) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// stateStore returns a migrated state store in a database of its own, closed at the end.
+func stateStore(t *testing.T, pg *testenv.Postgres) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	state, err := store.Open(ctx, pg.CreateDatabase(t), "vectorheal", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(state.Close)
+	if _, err := store.Migrate(ctx, state, "vectorheal", testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	return state
 }

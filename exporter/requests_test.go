@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vectorheal/vectorheal/internal/store"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -14,16 +13,9 @@ import (
 // marked done.
 func TestCheckRequestRunsChecksEarly(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
-	dsn, stateDSN := pg.CreateDatabase(t), pg.CreateDatabase(t)
+	dsn := pg.CreateDatabase(t)
 	ctx := context.Background()
-	state, err := store.Open(ctx, stateDSN, "vectorheal", 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer state.Close()
-	if _, err := store.Migrate(ctx, state, "vectorheal", testLogger(t)); err != nil {
-		t.Fatal(err)
-	}
+	state := stateStore(t, pg)
 	clustered(t, dsn, 300, 4, 4)
 	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
 
