@@ -218,6 +218,17 @@ func (e *Engine) Start(ctx context.Context) error {
 // contexts are cancelled, their statements stop, and the repairs are left for the next
 // engine to roll back.
 func (e *Engine) Stop(ctx context.Context) error {
+	return e.shutdown(ctx, false)
+}
+
+// StopAndCancel stops at once, cancelling running repairs (a hard stop).
+func (e *Engine) StopAndCancel(ctx context.Context) error {
+	return e.shutdown(ctx, true)
+}
+
+// shutdown stops the engine's loops and then its workers, gracefully unless hard (or until
+// ctx ends, which turns a graceful stop into a hard one).
+func (e *Engine) shutdown(ctx context.Context, hard bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.started {
@@ -230,30 +241,15 @@ func (e *Engine) Stop(ctx context.Context) error {
 	}
 	if !e.o.Workers {
 		return nil
+	}
+	if hard {
+		return e.river.StopAndCancel(ctx)
 	}
 	err := e.river.Stop(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return e.river.StopAndCancel(context.WithoutCancel(ctx))
 	}
 	return err
-}
-
-// StopAndCancel stops at once, cancelling running repairs (a hard stop).
-func (e *Engine) StopAndCancel(ctx context.Context) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if !e.started {
-		return nil
-	}
-	e.started = false
-	if e.stop != nil {
-		e.stop()
-		e.wg.Wait()
-	}
-	if !e.o.Workers {
-		return nil
-	}
-	return e.river.StopAndCancel(ctx)
 }
 
 // ID is the name of this engine in repairs.runner.
