@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
-	"time"
 )
 
 // Service is a started Prometheus or Alertmanager.
@@ -45,72 +41,35 @@ func AmtoolBinary() (string, error) { return lookBin(os.Getenv("VECTORHEAL_AMTOO
 // and waits for /-/ready. It is stopped when the test ends; its log is shown if the test fails.
 func StartPrometheus(t testing.TB, configYAML string) *Service {
 	t.Helper()
-	bin, err := PrometheusBinary()
-	if err != nil {
+	if _, err := PrometheusBinary(); err != nil {
 		Unavailable(t, fmt.Errorf("prometheus: %w", err))
 	}
-	return startService(t, "prometheus", configYAML, func(dir, cfg string, port int) *exec.Cmd {
-		return exec.Command(bin,
-			"--config.file="+cfg,
-			"--storage.tsdb.path="+filepath.Join(dir, "data"),
-			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
-			"--web.enable-lifecycle",
-			"--log.level=warn",
-		)
-	})
+	return started(t, "prometheus")(LaunchPrometheus(context.Background(), t.TempDir(), configYAML))
 }
 
 // StartAlertmanager starts Alertmanager with configYAML, clustering off, and waits for /-/ready.
 func StartAlertmanager(t testing.TB, configYAML string) *Service {
 	t.Helper()
-	bin, err := AlertmanagerBinary()
-	if err != nil {
+	if _, err := AlertmanagerBinary(); err != nil {
 		Unavailable(t, fmt.Errorf("alertmanager: %w", err))
 	}
-	return startService(t, "alertmanager", configYAML, func(dir, cfg string, port int) *exec.Cmd {
-		return exec.Command(bin,
-			"--config.file="+cfg,
-			"--storage.path="+filepath.Join(dir, "data"),
-			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
-			"--cluster.listen-address=",
-			"--log.level=warn",
-		)
-	})
+	return started(t, "alertmanager")(LaunchAlertmanager(context.Background(), t.TempDir(), configYAML))
 }
 
-func startService(t testing.TB, name, configYAML string, build func(dir, cfg string, port int) *exec.Cmd) *Service {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, name+".yml")
-	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
-		t.Fatalf("write %s config: %v", name, err)
-	}
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken between lookup and bind
-		port, err := FreePort()
+// started ties a launched service to the test: a failed launch fails it, and at its end the
+// service is stopped, its log shown if the test failed.
+func started(t testing.TB, name string) func(*Service, error) *Service {
+	return func(s *Service, err error) *Service {
+		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := startProcess(name, build(dir, cfg, port))
-		if err != nil {
-			Unavailable(t, err)
-		}
-		s := &Service{URL: fmt.Sprintf("http://127.0.0.1:%d", port), Port: port, Dir: dir, proc: p}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = waitHTTP(ctx, s.URL+"/-/ready", p.exited)
-		cancel()
-		if err == nil {
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("%s log (tail):\n%s", name, tail(s.Logs(), 40))
-				}
-				s.Stop()
-			})
-			return s
-		}
-		p.stop()
-		lastErr = fmt.Errorf("%s: %w\n%s", name, err, tail(p.logs.String(), 30))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("%s log (tail):\n%s", name, tail(s.Logs(), 40))
+			}
+			s.Stop()
+		})
+		return s
 	}
-	t.Fatal(lastErr)
-	return nil
 }
