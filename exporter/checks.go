@@ -37,7 +37,15 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 			}
 			var s *structure
 			s, err = scanStructure(ctx, t.Pool, ix, reader, e.cfg.PageBatch, c.Timeout)
-			apply = func() { st.structure = s }
+			apply = func() {
+				st.structure = s
+				for _, k := range faultKindsOf(s) {
+					if st.faultKinds == nil {
+						st.faultKinds = map[string]bool{}
+					}
+					st.faultKinds[k] = true
+				}
+			}
 		case kindRecall:
 			var r *recallResult
 			r, err = probe(ctx, t.Pool, ix, e.cfg.Recall.Queries, e.cfg.Recall.K, c.Timeout)

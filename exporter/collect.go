@@ -2,14 +2,13 @@ package exporter
 
 import (
 	"context"
-	"strconv"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/vectorheal/vectorheal/exporter/hnsw"
 )
 
 // Describe implements prometheus.Collector.
@@ -73,7 +72,13 @@ func (e *Exporter) collectTarget(ch chan<- prometheus.Metric, t *target) {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	m := emitter{ch: ch, d: e.d}
+	e.emitTarget(emitter{ch: ch, d: e.d}, t, up, stats, time.Now())
+}
+
+// emitTarget sends everything known of one target: the self-metrics, and when it is up the
+// figures of each index and the target's statistics. t.mu must be held. It reads no database,
+// so a test can emit a fixed state.
+func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats, now time.Time) {
 	m.gauge("vectorheal_up", b2f(up), t.Name)
 	for name, cs := range t.collectors {
 		m.gauge("vectorheal_collector_success", cs.success(), t.Name, name)
@@ -94,7 +99,7 @@ func (e *Exporter) collectTarget(ch chan<- prometheus.Metric, t *target) {
 		if stats != nil {
 			is = stats.indexes[st.ix.OID]
 		}
-		e.emitIndex(m, t.Name, st, is)
+		m.index(t.Name, st.readings(is, now))
 		if stats != nil && !tables[st.ix.TableOID] {
 			tables[st.ix.TableOID] = true
 			if p, ok := stats.vacuum[st.ix.TableOID]; ok {
@@ -119,128 +124,51 @@ func (e *Exporter) collectTarget(ch chan<- prometheus.Metric, t *target) {
 		for _, s := range res.samples {
 			metric, err := prometheus.NewConstMetric(desc, vt, s.value, append([]string{t.Name}, s.labels...)...)
 			if err != nil {
-				ch <- prometheus.NewInvalidMetric(desc, err)
+				m.ch <- prometheus.NewInvalidMetric(desc, err)
 				continue
 			}
-			ch <- metric
+			m.ch <- metric
 		}
 	}
 }
 
-// emitIndex sends every figure known for one index. t.mu must be held.
-func (e *Exporter) emitIndex(m emitter, targetName string, st *index, is *indexStats) {
-	ix := st.ix
+// readings returns what the exporter knows of the index, with is its statistics of this
+// scrape (nil when they could not be read). The target's mu must be held.
+func (st *index) readings(is *indexStats, now time.Time) *readings {
+	r := &readings{ix: st.ix, structure: st.structure, recall: st.recall, latency: st.latency, stats: is,
+		now: now, probeErrs: &st.probeErrs, drift: st.drift, seenFaults: st.faultKinds}
+	if st.build.relfilenode != 0 {
+		b := st.build
+		r.build = &b
+	}
+	return r
+}
+
+// index sends every figure of figureTable known for one index.
+func (m emitter) index(targetName string, r *readings) {
+	ix := r.ix
 	l := []string{targetName, ix.Datname, ix.Schema, ix.Table, ix.Name}
-	with := func(v string) []string { return append(append([]string{}, l...), v) }
-
-	m.gauge("pgvector_index_info", 1, append(append([]string{}, l...), ix.Method, ix.Opclass,
-		strconv.Itoa(ix.Dimensions), strconv.Itoa(ix.M), strconv.Itoa(ix.EfConstruction), strconv.Itoa(ix.Lists))...)
-	size := float64(ix.SizeBytes)
-	if is != nil {
-		size = is.sizeBytes
-	}
-	m.gauge("pgvector_index_size_bytes", size, l...)
-	m.gauge("pgvector_index_valid", b2f(ix.Valid), l...)
-
-	if s := st.structure; s != nil && s.hnsw != nil {
-		r := s.hnsw
-		m.gauge("pgvector_hnsw_elements", float64(r.ElementsLive), with("live")...)
-		m.gauge("pgvector_hnsw_elements", float64(r.ElementsBeingDeleted), with("being_deleted")...)
-		m.gauge("pgvector_hnsw_elements", float64(r.ElementsDeleted), with("deleted")...)
-		// Without superuser the heap cannot be read and the split is only an upper bound: an
-		// inexact dead count would raise alerts and repairs, so it is left out.
-		if r.HeapTIDsExact {
-			m.gauge("pgvector_hnsw_heap_tids", float64(r.HeapTIDsLive), with("live")...)
-			m.gauge("pgvector_hnsw_heap_tids", float64(r.HeapTIDsDead), with("dead")...)
+	for _, f := range figureTable() {
+		if !f.appliesTo(ix.Method) {
+			continue
 		}
-		for layer, n := range r.LayerElements {
-			m.gauge("pgvector_hnsw_layer_elements", float64(n), with(strconv.Itoa(layer))...)
+		if f.typ == histogramType {
+			if h := f.hist(r); h != nil && h.count > 0 {
+				m.ch <- h.metric(m.d.get(f.name), l...)
+			}
+			continue
 		}
-		for layer, f := range r.NeighborFill {
-			m.gauge("pgvector_hnsw_neighbor_fill_ratio", f, with(strconv.Itoa(layer))...)
+		vt := prometheus.GaugeValue
+		if f.typ == counterType {
+			vt = prometheus.CounterValue
 		}
-		m.gauge("pgvector_hnsw_unreachable_elements", float64(r.Unreachable), l...)
-		m.gauge("pgvector_hnsw_connectivity_ratio", r.ConnectivityRatio, l...)
-		m.gauge("pgvector_hnsw_orphan_elements", float64(r.Orphans), l...)
-		m.gauge("pgvector_hnsw_entry_point_quality_ratio", r.EntryPointQuality, l...)
-		m.gauge("pgvector_index_fragmentation_ratio", r.FragmentationRatio, l...)
-		for kind, n := range faults(r.Faults, hnswFaultKinds()) {
-			m.gauge("pgvector_index_structural_faults", float64(n), with(kind)...)
+		for _, s := range f.values(r) {
+			if math.IsNaN(s.v) {
+				continue // known to be unknowable here, see figure.values
+			}
+			m.ch <- prometheus.MustNewConstMetric(m.d.get(f.name), vt, s.v, append(slices.Clone(l), s.labels...)...)
 		}
 	}
-	if s := st.structure; s != nil && s.ivf != nil {
-		r := s.ivf
-		rows := s.rows
-		if is != nil {
-			rows = is.liveTup
-		}
-		m.gauge("pgvector_ivfflat_lists", float64(r.Lists), l...)
-		m.gauge("pgvector_ivfflat_recommended_lists", recommendedLists(rows), l...)
-		m.gauge("pgvector_ivfflat_list_size_cv", r.ListSizeCV, l...)
-		m.gauge("pgvector_ivfflat_empty_lists", float64(r.EmptyLists), l...)
-		m.gauge("pgvector_ivfflat_centroid_quality_ratio", r.CentroidQuality, l...)
-		for kind, n := range faults(r.Faults, nil) {
-			m.gauge("pgvector_index_structural_faults", float64(n), with(kind)...)
-		}
-	}
-
-	if b := st.build; b.relfilenode != 0 {
-		m.gauge("pgvector_index_training_staleness_seconds", time.Since(b.builtAt).Seconds(), l...)
-		if is != nil && is.writes >= float64(b.writesAtBuild) {
-			m.gauge("pgvector_index_rows_changed_since_build_ratio", (is.writes-float64(b.writesAtBuild))/float64(max(b.rowsAtBuild, 1)), l...)
-		}
-	}
-
-	if r := st.recall; r != nil {
-		m.gauge("pgvector_recall_ratio", r.ratio, with(strconv.Itoa(r.k))...)
-		m.gauge("pgvector_probe_index_used", b2f(r.indexUsed), l...)
-	}
-	if st.latency.count > 0 {
-		m.ch <- prometheus.MustNewConstHistogram(m.d.get("pgvector_probe_latency_seconds"),
-			st.latency.count, st.latency.sum, st.latency.cumulative(), l...)
-	}
-	if ix.Valid {
-		m.counter("pgvector_probe_errors_total", float64(st.probeErrs), l...)
-	}
-	if st.drift != nil {
-		m.gauge("pgvector_drift_score", *st.drift, l...)
-	}
-
-	if is != nil {
-		m.counter("pgvector_index_scans_total", is.scans, l...)
-		m.counter("pgvector_index_tuples_read_total", is.tupRead, l...)
-		m.counter("pgvector_index_blocks_hit_total", is.blksHit, l...)
-		m.counter("pgvector_index_blocks_read_total", is.blksRead, l...)
-		m.gauge("pgvector_table_dead_tuples", is.deadTup, l...)
-		m.gauge("pgvector_table_live_tuples", is.liveTup, l...)
-		if is.vacuumAge != nil {
-			m.gauge("pgvector_table_last_vacuum_age_seconds", *is.vacuumAge, l...)
-		}
-		if is.analyzeAge != nil {
-			m.gauge("pgvector_table_last_analyze_age_seconds", *is.analyzeAge, l...)
-		}
-		if is.buildProgress != nil {
-			m.gauge("pgvector_index_build_progress_ratio", *is.buildProgress, l...)
-		}
-	}
-}
-
-// hnswFaultKinds are always published (as 0 when absent), so a fault appearing is a change of
-// value, which rules can compare, rather than a new series.
-func hnswFaultKinds() []string {
-	return []string{hnsw.FaultBadPage, hnsw.FaultBadMeta, hnsw.FaultBadTuple, hnsw.FaultVersionMismatch,
-		hnsw.FaultMissingNeighbors, hnsw.FaultDanglingNeighbor, hnsw.FaultBadEntryPoint, hnsw.FaultChain}
-}
-
-func faults(found map[string]int64, always []string) map[string]int64 {
-	out := map[string]int64{}
-	for _, k := range always {
-		out[k] = 0
-	}
-	for k, n := range found {
-		out[k] = n
-	}
-	return out
 }
 
 // emitter sends constant metrics built from the exporter's descriptors.

@@ -98,7 +98,7 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 		seen[ix.OID] = true
 		st, ok := t.indexes[ix.OID]
 		if !ok {
-			st = &index{jobs: map[string]*job{}}
+			st = &index{jobs: map[string]*job{}, latency: newHistogram(e.cfg.Recall.LatencyBuckets)}
 			t.indexes[ix.OID] = st
 			if t.discovered {
 				t.logger.Info("new vector index", "index", ix.String(), "method", ix.Method)
@@ -107,7 +107,7 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 		if b, ok := builds[ix.OID]; ok {
 			if st.build.relfilenode != 0 && st.build.relfilenode != b.relfilenode {
 				// A rebuilt index: results of the old build no longer describe it.
-				st.structure, st.recall, st.drift = nil, nil, nil
+				st.structure, st.recall, st.drift, st.faultKinds = nil, nil, nil, nil
 				for _, j := range st.jobs {
 					j.next = time.Now()
 				}

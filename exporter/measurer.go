@@ -3,8 +3,6 @@ package exporter
 import (
 	"context"
 	"fmt"
-	"math"
-	"sort"
 	"strings"
 	"time"
 
@@ -26,88 +24,15 @@ type Measurer struct {
 // check timeouts.
 func NewMeasurer(cfg config.Exporter) *Measurer { return &Measurer{cfg: cfg} }
 
-// measured describes how one figure is obtained.
-type measured struct {
-	source string // "hnsw", "ivfflat", "probe" or "stats"
-	get    func(s *structure, r *recallResult, st *indexStats, ix catalog.Index) float64
-}
-
-func hnswFigure(f func(*structure) float64) measured {
-	return measured{source: "hnsw", get: func(s *structure, _ *recallResult, _ *indexStats, _ catalog.Index) float64 { return f(s) }}
-}
-
-// exactHeap returns n, or NaN when the heap could not be read (no superuser): NaN meets no
-// validation bound, so a repair is not judged on an upper bound.
-func exactHeap(s *structure, n int64) float64 {
-	if !s.hnsw.HeapTIDsExact {
-		return math.NaN()
-	}
-	return float64(n)
-}
-
-func ivfFigure(f func(*structure) float64) measured {
-	return measured{source: "ivfflat", get: func(s *structure, _ *recallResult, _ *indexStats, _ catalog.Index) float64 { return f(s) }}
-}
-
-func statFigure(f func(*indexStats, catalog.Index) float64) measured {
-	return measured{source: "stats", get: func(_ *structure, _ *recallResult, st *indexStats, ix catalog.Index) float64 { return f(st, ix) }}
-}
-
-// figures maps each figure name to how it is measured.
-func figures() map[string]measured {
-	return map[string]measured{
-		"pgvector_hnsw_elements:live":             hnswFigure(func(s *structure) float64 { return float64(s.hnsw.ElementsLive) }),
-		"pgvector_hnsw_elements:being_deleted":    hnswFigure(func(s *structure) float64 { return float64(s.hnsw.ElementsBeingDeleted) }),
-		"pgvector_hnsw_elements:deleted":          hnswFigure(func(s *structure) float64 { return float64(s.hnsw.ElementsDeleted) }),
-		"pgvector_hnsw_heap_tids:live":            hnswFigure(func(s *structure) float64 { return exactHeap(s, s.hnsw.HeapTIDsLive) }),
-		"pgvector_hnsw_heap_tids:dead":            hnswFigure(func(s *structure) float64 { return exactHeap(s, s.hnsw.HeapTIDsDead) }),
-		"pgvector_hnsw_unreachable_elements":      hnswFigure(func(s *structure) float64 { return float64(s.hnsw.Unreachable) }),
-		"pgvector_hnsw_connectivity_ratio":        hnswFigure(func(s *structure) float64 { return s.hnsw.ConnectivityRatio }),
-		"pgvector_hnsw_orphan_elements":           hnswFigure(func(s *structure) float64 { return float64(s.hnsw.Orphans) }),
-		"pgvector_hnsw_entry_point_quality_ratio": hnswFigure(func(s *structure) float64 { return s.hnsw.EntryPointQuality }),
-		"pgvector_index_fragmentation_ratio":      hnswFigure(func(s *structure) float64 { return s.hnsw.FragmentationRatio }),
-		"pgvector_ivfflat_lists":                  ivfFigure(func(s *structure) float64 { return float64(s.ivf.Lists) }),
-		"pgvector_ivfflat_list_size_cv":           ivfFigure(func(s *structure) float64 { return s.ivf.ListSizeCV }),
-		"pgvector_ivfflat_empty_lists":            ivfFigure(func(s *structure) float64 { return float64(s.ivf.EmptyLists) }),
-		"pgvector_ivfflat_centroid_quality_ratio": ivfFigure(func(s *structure) float64 { return s.ivf.CentroidQuality }),
-		"pgvector_ivfflat_recommended_lists":      ivfFigure(func(s *structure) float64 { return recommendedLists(s.rows) }),
-		"pgvector_index_structural_faults": {source: "structure", get: func(s *structure, _ *recallResult, _ *indexStats, _ catalog.Index) float64 {
-			var n int64
-			if s.hnsw != nil {
-				for _, c := range s.hnsw.Faults {
-					n += c
-				}
-			}
-			if s.ivf != nil {
-				for _, c := range s.ivf.Faults {
-					n += c
-				}
-			}
-			return float64(n)
-		}},
-		"pgvector_recall_ratio":      {source: "probe", get: func(_ *structure, r *recallResult, _ *indexStats, _ catalog.Index) float64 { return r.ratio }},
-		"pgvector_probe_index_used":  {source: "probe", get: func(_ *structure, r *recallResult, _ *indexStats, _ catalog.Index) float64 { return b2f(r.indexUsed) }},
-		"pgvector_table_dead_tuples": statFigure(func(st *indexStats, _ catalog.Index) float64 { return st.deadTup }),
-		"pgvector_table_live_tuples": statFigure(func(st *indexStats, _ catalog.Index) float64 { return st.liveTup }),
-		"pgvector_index_size_bytes":  statFigure(func(st *indexStats, _ catalog.Index) float64 { return st.sizeBytes }),
-		"pgvector_index_valid":       statFigure(func(_ *indexStats, ix catalog.Index) float64 { return b2f(ix.Valid) }),
-	}
-}
-
-// Figures lists the figure names Measure understands, sorted.
-func (m *Measurer) Figures() []string {
-	var out []string
-	for f := range figures() {
-		out = append(out, f)
-	}
-	sort.Strings(out)
-	return out
-}
+// Figures lists the figure names Measure understands, sorted (FigureNames).
+func (m *Measurer) Figures() []string { return FigureNames() }
 
 // Measure returns the current value of figure for the index named like ix (looked up again in
-// the catalog by schema and name, since a concurrent rebuild gives the index a new OID).
+// the catalog by schema and name, since a concurrent rebuild gives the index a new OID). It
+// reads only the figure's source (pages, probe or statistics). NaN means the figure cannot be
+// known on this target (dead heap TIDs without superuser): it meets no validation bound.
 func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
-	f, ok := figures()[figure]
+	f, key, ok := lookupFigure(figure)
 	if !ok {
 		return 0, fmt.Errorf("unknown figure %q (known: %s)", figure, strings.Join(m.Figures(), ", "))
 	}
@@ -115,38 +40,52 @@ func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.I
 	if err != nil {
 		return 0, fmt.Errorf("measure %s: %w", figure, err)
 	}
-	switch f.source {
-	case "hnsw", "ivfflat", "structure":
-		if f.source != "structure" && cur.Method != f.source {
-			return 0, fmt.Errorf("measure %s: %s is an %s index", figure, cur, cur.Method)
-		}
-		fn, why, err := detectPageReader(ctx, pool)
-		if err != nil {
-			return 0, fmt.Errorf("measure %s: %w", figure, err)
-		}
-		if fn == "" {
-			return 0, fmt.Errorf("measure %s: index pages cannot be read: %s", figure, why)
-		}
-		s, err := scanStructure(ctx, pool, cur, fn, m.cfg.PageBatch, m.cfg.Structure.Timeout)
-		if err != nil {
-			return 0, fmt.Errorf("measure %s: %w", figure, err)
-		}
-		return f.get(s, nil, nil, cur), nil
-	case "probe":
-		r, err := probe(ctx, pool, cur, m.cfg.Recall.Queries, m.cfg.Recall.K, m.cfg.Recall.Timeout)
-		if err != nil {
-			return 0, fmt.Errorf("measure %s: %w", figure, err)
-		}
-		if r == nil {
-			return 0, fmt.Errorf("measure %s: table %s has no vector to probe with", figure, cur.QuotedTable())
-		}
-		return f.get(nil, r, nil, cur), nil
+	if !f.appliesTo(cur.Method) {
+		return 0, fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", figure, cur, cur.Method, strings.Join(f.methods, ", "))
 	}
-	st, err := statsOf(ctx, pool, cur, m.cfg.StatisticsTimeout)
+	r, err := m.read(ctx, pool, cur, f.source)
 	if err != nil {
 		return 0, fmt.Errorf("measure %s: %w", figure, err)
 	}
-	return f.get(nil, nil, st, cur), nil
+	v, ok := f.value(r, key)
+	if !ok {
+		return 0, fmt.Errorf("measure %s: %s has no such value now", figure, cur)
+	}
+	return v, nil
+}
+
+// read reads one source of figures for ix afresh.
+func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, src source) (*readings, error) {
+	r := &readings{ix: ix, now: time.Now()}
+	switch src {
+	case fromCatalog:
+		return r, nil
+	case fromStructure:
+		fn, why, err := detectPageReader(ctx, pool)
+		if err != nil {
+			return nil, err
+		}
+		if fn == "" {
+			return nil, fmt.Errorf("index pages cannot be read: %s", why)
+		}
+		r.structure, err = scanStructure(ctx, pool, ix, fn, m.cfg.PageBatch, m.cfg.Structure.Timeout)
+		return r, err
+	case fromProbe:
+		p, err := probe(ctx, pool, ix, m.cfg.Recall.Queries, m.cfg.Recall.K, m.cfg.Recall.Timeout)
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			return nil, fmt.Errorf("table %s has no vector to probe with", ix.QuotedTable())
+		}
+		r.recall, r.latency = p, p.histogram()
+		return r, nil
+	case fromStats:
+		var err error
+		r.stats, err = statsOf(ctx, pool, ix, m.cfg.StatisticsTimeout)
+		return r, err
+	}
+	return nil, fmt.Errorf("figures from %s need history kept by the exporter and cannot be re-measured", src)
 }
 
 // statsOf reads the cheap statistics of one index.

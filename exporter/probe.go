@@ -180,6 +180,15 @@ func collectVectors(ctx context.Context, tx pgx.Tx, q string, args ...any) ([]st
 	return out, nil
 }
 
+// histogram returns the probe's search latencies as a histogram without classic buckets.
+func (r *recallResult) histogram() *histogram {
+	h := newHistogram(nil)
+	for _, l := range r.latencies {
+		h.observe(l)
+	}
+	return h
+}
+
 type neighbour struct {
 	ctid string
 	dist float64

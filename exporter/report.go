@@ -1,13 +1,16 @@
 package exporter
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
-	"reflect"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,46 +31,80 @@ type DatabaseReport struct {
 	Indexes             []IndexReport `json:"indexes"`
 }
 
-// IndexReport holds the figures of one index; absent figures are nil (omitted in JSON).
+// IndexReport holds the figures of one index, in the order of the figure table; figures not
+// known for the index are left out.
 type IndexReport struct {
-	Schemaname   string    `json:"schemaname"`
-	Relname      string    `json:"relname"`
-	Indexrelname string    `json:"indexrelname"`
-	IndexInfo    IndexInfo `json:"index_info"`
-	SizeBytes    *float64  `json:"index_size_bytes,omitempty"`
-	Valid        float64   `json:"index_valid"`
+	Schemaname   string
+	Relname      string
+	Indexrelname string
+	IndexInfo    IndexInfo
+	Figures      []ReportFigure
+	Errors       []string
+}
 
-	HNSWElements      map[string]float64 `json:"hnsw_elements,omitempty"`
-	HNSWHeapTIDs      map[string]float64 `json:"hnsw_heap_tids,omitempty"`
-	HNSWLayerElements map[string]float64 `json:"hnsw_layer_elements,omitempty"`
-	HNSWUnreachable   *float64           `json:"hnsw_unreachable_elements,omitempty"`
-	HNSWConnectivity  *float64           `json:"hnsw_connectivity_ratio,omitempty"`
-	HNSWOrphans       *float64           `json:"hnsw_orphan_elements,omitempty"`
-	HNSWEntryQuality  *float64           `json:"hnsw_entry_point_quality_ratio,omitempty"`
-	HNSWNeighborFill  map[string]float64 `json:"hnsw_neighbor_fill_ratio,omitempty"`
-	Fragmentation     *float64           `json:"index_fragmentation_ratio,omitempty"`
-	StructuralFaults  map[string]float64 `json:"index_structural_faults,omitempty"`
+// ReportFigure is one figure of an index: a single value, or values by label value (for a
+// histogram: count, sum and max of the observations).
+type ReportFigure struct {
+	Key    string // the metric name without the pgvector_ prefix
+	Unit   string // seconds, bytes, ratio, or "" for a count
+	Value  *float64
+	Values map[string]float64
+}
 
-	IVFLists            *float64 `json:"ivfflat_lists,omitempty"`
-	IVFRecommendedLists *float64 `json:"ivfflat_recommended_lists,omitempty"`
-	IVFListSizeCV       *float64 `json:"ivfflat_list_size_cv,omitempty"`
-	IVFEmptyLists       *float64 `json:"ivfflat_empty_lists,omitempty"`
-	IVFCentroidQuality  *float64 `json:"ivfflat_centroid_quality_ratio,omitempty"`
+// Figure returns the figure of the index with the given key, and whether it is known.
+func (ir IndexReport) Figure(key string) (ReportFigure, bool) {
+	for _, f := range ir.Figures {
+		if f.Key == key {
+			return f, true
+		}
+	}
+	return ReportFigure{}, false
+}
 
-	Recall              map[string]float64 `json:"recall_ratio,omitempty"`
-	ProbeLatencySeconds map[string]float64 `json:"probe_latency_seconds,omitempty"` // count, sum, max
-	ProbeIndexUsed      *float64           `json:"probe_index_used,omitempty"`
-
-	ScansTotal     *float64 `json:"index_scans_total,omitempty"`
-	TuplesRead     *float64 `json:"index_tuples_read_total,omitempty"`
-	BlocksHit      *float64 `json:"index_blocks_hit_total,omitempty"`
-	BlocksRead     *float64 `json:"index_blocks_read_total,omitempty"`
-	DeadTuples     *float64 `json:"table_dead_tuples,omitempty"`
-	LiveTuples     *float64 `json:"table_live_tuples,omitempty"`
-	LastVacuumAge  *float64 `json:"table_last_vacuum_age_seconds,omitempty"`
-	LastAnalyzeAge *float64 `json:"table_last_analyze_age_seconds,omitempty"`
-	BuildProgress  *float64 `json:"index_build_progress_ratio,omitempty"`
-	Errors         []string `json:"errors,omitempty"`
+// MarshalJSON writes the index as one object: its names, index_info, each figure under its
+// key, and errors.
+func (ir IndexReport) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	field := func(key string, v any) error {
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		} else {
+			b.WriteByte('{')
+		}
+		k, _ := json.Marshal(key)
+		val, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(val)
+		return nil
+	}
+	for _, kv := range []struct {
+		k string
+		v any
+	}{{"schemaname", ir.Schemaname}, {"relname", ir.Relname}, {"indexrelname", ir.Indexrelname}, {"index_info", ir.IndexInfo}} {
+		if err := field(kv.k, kv.v); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range ir.Figures {
+		var v any = f.Values
+		if f.Value != nil {
+			v = *f.Value
+		}
+		if err := field(f.Key, v); err != nil {
+			return nil, err
+		}
+	}
+	if len(ir.Errors) > 0 {
+		if err := field("errors", ir.Errors); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
 // IndexInfo is the labels of pgvector_index_info.
@@ -119,89 +156,77 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 		rep.QueryCallsTotal, rep.QueryExecSeconds = ts.queryCalls, ts.queryExecSeconds
 	}
 	for _, ix := range list {
-		ir := IndexReport{
-			Schemaname: ix.Schema, Relname: ix.Table, Indexrelname: ix.Name, Valid: b2f(ix.Valid),
-			IndexInfo: IndexInfo{ix.Method, ix.Opclass, ix.Dimensions, ix.M, ix.EfConstruction, ix.Lists},
-		}
-		var is *indexStats
+		r := &readings{ix: ix, now: time.Now()}
+		var errs []string
 		if statsErr != nil {
-			ir.Errors = append(ir.Errors, statsErr.Error())
+			errs = append(errs, statsErr.Error())
 		} else {
-			is = ts.indexes[ix.OID]
+			r.stats = ts.indexes[ix.OID]
 		}
-		ir.fillStats(is)
 		if ix.Valid && fn != "" {
-			if s, err := scanStructure(ctx, pool, ix, fn, cfg.PageBatch, cfg.Structure.Timeout); err != nil {
-				ir.Errors = append(ir.Errors, err.Error())
-			} else {
-				ir.fillStructure(s, is)
+			if r.structure, err = scanStructure(ctx, pool, ix, fn, cfg.PageBatch, cfg.Structure.Timeout); err != nil {
+				errs = append(errs, err.Error())
 			}
 		}
 		if ix.Valid && !cfg.Recall.Disabled {
-			if r, err := probe(ctx, pool, ix, cfg.Recall.Queries, cfg.Recall.K, cfg.Recall.Timeout); err != nil {
-				ir.Errors = append(ir.Errors, err.Error())
-			} else if r != nil {
-				ir.Recall = map[string]float64{strconv.Itoa(r.k): r.ratio}
-				ir.ProbeIndexUsed = ptr(b2f(r.indexUsed))
-				var sum, mx float64
-				for _, l := range r.latencies {
-					sum += l
-					mx = max(mx, l)
-				}
-				ir.ProbeLatencySeconds = map[string]float64{"count": float64(len(r.latencies)), "sum": sum, "max": mx}
+			if r.recall, err = probe(ctx, pool, ix, cfg.Recall.Queries, cfg.Recall.K, cfg.Recall.Timeout); err != nil {
+				errs = append(errs, err.Error())
+			} else if r.recall != nil {
+				r.latency = r.recall.histogram()
 			}
 		}
+		ir := indexReport(r)
+		ir.Errors = errs
 		rep.Indexes = append(rep.Indexes, ir)
 	}
 	return rep, nil
 }
 
-func ptr(v float64) *float64 { return &v }
-
-func (ir *IndexReport) fillStats(is *indexStats) {
-	if is == nil {
-		return
+// indexReport returns the report of one index from what was read of it.
+func indexReport(r *readings) IndexReport {
+	ix := r.ix
+	ir := IndexReport{
+		Schemaname: ix.Schema, Relname: ix.Table, Indexrelname: ix.Name,
+		IndexInfo: IndexInfo{ix.Method, ix.Opclass, ix.Dimensions, ix.M, ix.EfConstruction, ix.Lists},
 	}
-	ir.SizeBytes, ir.ScansTotal, ir.TuplesRead = ptr(is.sizeBytes), ptr(is.scans), ptr(is.tupRead)
-	ir.BlocksHit, ir.BlocksRead = ptr(is.blksHit), ptr(is.blksRead)
-	ir.DeadTuples, ir.LiveTuples = ptr(is.deadTup), ptr(is.liveTup)
-	ir.LastVacuumAge, ir.LastAnalyzeAge, ir.BuildProgress = is.vacuumAge, is.analyzeAge, is.buildProgress
+	for _, f := range figureTable() {
+		if !f.appliesTo(ix.Method) || len(f.labels) > 1 { // the info figure's labels are IndexInfo
+			continue
+		}
+		rf := ReportFigure{Key: strings.TrimPrefix(f.name, "pgvector_"), Unit: f.unit}
+		if f.typ == histogramType {
+			if h := f.hist(r); h != nil && h.count > 0 {
+				rf.Values = map[string]float64{"count": float64(h.count), "sum": h.sum, "max": h.max}
+				ir.Figures = append(ir.Figures, rf)
+			}
+			continue
+		}
+		for _, s := range f.values(r) {
+			switch {
+			case math.IsNaN(s.v): // unknowable here, as on /metrics
+			case len(f.labels) == 0:
+				rf.Value = ptr(s.v)
+			default:
+				if rf.Values == nil {
+					rf.Values = map[string]float64{}
+				}
+				rf.Values[s.labels[0]] = s.v
+			}
+		}
+		if rf.Value != nil || len(rf.Values) > 0 {
+			ir.Figures = append(ir.Figures, rf)
+		}
+	}
+	return ir
 }
 
-func (ir *IndexReport) fillStructure(s *structure, is *indexStats) {
-	ir.StructuralFaults = map[string]float64{}
-	if r := s.hnsw; r != nil {
-		ir.HNSWElements = map[string]float64{"live": float64(r.ElementsLive), "being_deleted": float64(r.ElementsBeingDeleted), "deleted": float64(r.ElementsDeleted)}
-		if r.HeapTIDsExact { // see collect.go: an upper bound is not reported
-			ir.HNSWHeapTIDs = map[string]float64{"live": float64(r.HeapTIDsLive), "dead": float64(r.HeapTIDsDead)}
-		}
-		ir.HNSWLayerElements = map[string]float64{}
-		for l, n := range r.LayerElements {
-			ir.HNSWLayerElements[strconv.Itoa(l)] = float64(n)
-		}
-		ir.HNSWNeighborFill = map[string]float64{}
-		for l, f := range r.NeighborFill {
-			ir.HNSWNeighborFill[strconv.Itoa(l)] = f
-		}
-		ir.HNSWUnreachable, ir.HNSWConnectivity = ptr(float64(r.Unreachable)), ptr(r.ConnectivityRatio)
-		ir.HNSWOrphans, ir.HNSWEntryQuality = ptr(float64(r.Orphans)), ptr(r.EntryPointQuality)
-		ir.Fragmentation = ptr(r.FragmentationRatio)
-		for k, n := range r.Faults {
-			ir.StructuralFaults[k] = float64(n)
-		}
-	}
-	if r := s.ivf; r != nil {
-		rows := s.rows
-		if is != nil {
-			rows = is.liveTup
-		}
-		ir.IVFLists, ir.IVFRecommendedLists = ptr(float64(r.Lists)), ptr(recommendedLists(rows))
-		ir.IVFListSizeCV, ir.IVFEmptyLists = ptr(r.ListSizeCV), ptr(float64(r.EmptyLists))
-		ir.IVFCentroidQuality = ptr(r.CentroidQuality)
-		for k, n := range r.Faults {
-			ir.StructuralFaults[k] = float64(n)
-		}
-	}
+func ptr(v float64) *float64 { return &v }
+
+// WriteJSON writes the report as indented JSON, as vectorheal check --format json prints it.
+func (r *DatabaseReport) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }
 
 // WriteText writes the report for a human: one block per index, one line per figure, named
@@ -217,7 +242,7 @@ func (r *DatabaseReport) WriteText(w io.Writer) error {
 	}
 	for _, ir := range r.Indexes {
 		valid := "valid"
-		if ir.Valid == 0 {
+		if f, _ := ir.Figure("index_valid"); f.Value == nil || *f.Value == 0 {
 			valid = "INVALID"
 		}
 		i := ir.IndexInfo
@@ -228,12 +253,9 @@ func (r *DatabaseReport) WriteText(w io.Writer) error {
 		} else {
 			fmt.Fprintf(&b, ", lists=%d\n", i.Lists)
 		}
-		v := reflect.ValueOf(ir)
-		for k := 0; k < v.NumField(); k++ {
-			name, _, _ := strings.Cut(v.Type().Field(k).Tag.Get("json"), ",")
-			if line := textValue(v.Field(k)); line != "" && !strings.HasPrefix(name, "index_info") &&
-				name != "schemaname" && name != "relname" && name != "indexrelname" && name != "index_valid" && name != "errors" {
-				fmt.Fprintf(&b, "  %-32s %s\n", name, line)
+		for _, f := range ir.Figures {
+			if f.Key != "index_valid" { // in the heading
+				fmt.Fprintf(&b, "  %-32s %s\n", f.Key, f.text())
 			}
 		}
 		for _, e := range ir.Errors {
@@ -244,33 +266,28 @@ func (r *DatabaseReport) WriteText(w io.Writer) error {
 	return err
 }
 
-// textValue formats a figure: a number, or label=value pairs sorted by label.
-func textValue(v reflect.Value) string {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			return ""
-		}
-		return strconv.FormatFloat(v.Elem().Float(), 'g', 6, 64)
-	case reflect.Map:
-		if v.Len() == 0 {
-			return ""
-		}
-		keys := v.MapKeys()
-		sort.Slice(keys, func(i, j int) bool {
-			a, b := keys[i].String(), keys[j].String()
-			ai, ea := strconv.Atoi(a)
-			bi, eb := strconv.Atoi(b)
-			if ea == nil && eb == nil {
-				return ai < bi
-			}
-			return a < b
-		})
-		var parts []string
-		for _, k := range keys {
-			parts = append(parts, k.String()+"="+strconv.FormatFloat(v.MapIndex(k).Float(), 'g', 6, 64))
-		}
-		return strings.Join(parts, " ")
+// text formats a figure: a number, or label=value pairs sorted by label (numbers in
+// numeric order).
+func (f ReportFigure) text() string {
+	if f.Value != nil {
+		return strconv.FormatFloat(*f.Value, 'g', 6, 64)
 	}
-	return ""
+	keys := make([]string, 0, len(f.Values))
+	for k := range f.Values {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		ai, ea := strconv.Atoi(a)
+		bi, eb := strconv.Atoi(b)
+		if ea == nil && eb == nil {
+			return ai < bi
+		}
+		return a < b
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + strconv.FormatFloat(f.Values[k], 'g', 6, 64)
+	}
+	return strings.Join(parts, " ")
 }

@@ -2,8 +2,11 @@ package exporter
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
+
+	"github.com/vectorheal/vectorheal/internal/config"
 )
 
 // TestAcquireBoundsConcurrency: a check needs a slot of its target and one of the global
@@ -77,11 +80,14 @@ func TestScheduleSpread(t *testing.T) {
 	}
 }
 
-// TestHistogram accumulates probe latencies into cumulative buckets.
+// TestHistogram accumulates probe latencies into cumulative classic buckets and into native
+// buckets.
 func TestHistogram(t *testing.T) {
-	var h histogram
-	if len(h.cumulative()) != 0 {
-		t.Fatal("empty histogram has buckets")
+	h := newHistogram(config.DefaultLatencyBuckets())
+	for b, n := range h.cumulative() {
+		if n != 0 {
+			t.Fatalf("empty histogram has %d observations at or below %g", n, b)
+		}
 	}
 	for _, v := range []float64{0.0001, 0.003, 0.003, 0.2, 7} {
 		h.observe(v)
@@ -92,5 +98,17 @@ func TestHistogram(t *testing.T) {
 	}
 	if h.sum < 7.2061 || h.sum > 7.2062 {
 		t.Errorf("sum %v", h.sum)
+	}
+	// Native buckets: (2^((i-1)/8), 2^(i/8)]. 0.003 is 2^-8.38, so bucket ceil(-67.07) = -67.
+	if h.native[-67] != 2 || h.native[nativeIndex(7)] != 1 || len(h.native) != 4 || h.zero != 0 {
+		t.Errorf("native buckets %v, zero %d", h.native, h.zero)
+	}
+	for _, v := range []float64{0.25, 1, 4} { // powers of two sit on their bucket's upper bound
+		if i := nativeIndex(v); math.Exp2(float64(i)/8) != v {
+			t.Errorf("native bucket of %v is %d, upper bound %v", v, i, math.Exp2(float64(i)/8))
+		}
+	}
+	if nativeIndex(1.0001) != 1 || nativeIndex(0.9999) != 0 {
+		t.Errorf("native buckets around 1: %d, %d; want 1 and 0", nativeIndex(1.0001), nativeIndex(0.9999))
 	}
 }

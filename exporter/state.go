@@ -2,8 +2,13 @@ package exporter
 
 import (
 	"log/slog"
+	"math"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/targets"
@@ -36,9 +41,11 @@ type index struct {
 	build     buildInfo
 	structure *structure
 	recall    *recallResult
-	latency   histogram
+	latency   *histogram
 	probeErrs uint64
 	drift     *float64
+	// faultKinds are the structural fault kinds a scan of the current build has found.
+	faultKinds map[string]bool
 	jobs      map[string]*job
 }
 
@@ -96,19 +103,35 @@ func (cs *collectorStat) success() float64 {
 	return 1
 }
 
-// histogram accumulates observations for a constant histogram metric.
+// histogram accumulates observations for a constant histogram metric that carries both
+// classic buckets (for Prometheus without native histograms, and for the text format) and
+// native exponential buckets (for Prometheus that ingests them).
 type histogram struct {
-	bounds []float64 // upper bounds, probeBuckets
-	counts []uint64  // per bucket, not cumulative
+	bounds []float64 // classic upper bounds, sorted; may be empty
+	counts []uint64  // per classic bucket, not cumulative
 	count  uint64
 	sum    float64
+	max    float64
+	native map[int]int64 // native bucket index -> observations
+	zero   uint64        // observations at or below nativeZeroThreshold
+}
+
+// Native histogram layout: schema 3 is a growth factor of 2^(1/8) ≈ 1.09 per bucket, what
+// client_golang chooses for NativeHistogramBucketFactor 1.1. The probe observes few values,
+// so the number of populated buckets stays small.
+const (
+	nativeSchema        = 3
+	nativeZeroThreshold = prometheus.DefNativeHistogramZeroThreshold
+)
+
+// newHistogram returns an empty histogram with the given classic upper bounds.
+func newHistogram(bounds []float64) *histogram {
+	b := slices.Clone(bounds)
+	slices.Sort(b)
+	return &histogram{bounds: b, counts: make([]uint64, len(b)), native: map[int]int64{}}
 }
 
 func (h *histogram) observe(v float64) {
-	if h.bounds == nil {
-		h.bounds = probeBuckets()
-		h.counts = make([]uint64, len(h.bounds))
-	}
 	for i, b := range h.bounds {
 		if v <= b {
 			h.counts[i]++
@@ -117,9 +140,27 @@ func (h *histogram) observe(v float64) {
 	}
 	h.count++
 	h.sum += v
+	h.max = max(h.max, v)
+	if v <= nativeZeroThreshold {
+		h.zero++
+		return
+	}
+	if h.native == nil {
+		h.native = map[int]int64{}
+	}
+	h.native[nativeIndex(v)]++
 }
 
-// cumulative returns the buckets as Prometheus wants them: upper bound -> count of values <= it.
+// nativeIndex is the native bucket of v > 0: bucket i holds (2^((i-1)/8), 2^(i/8)]. Frexp
+// keeps exact powers of two on their bucket's upper bound.
+func nativeIndex(v float64) int {
+	frac, exp := math.Frexp(v) // v = frac * 2^exp, frac in [0.5, 1)
+	const perOctave = 1 << nativeSchema
+	return int(math.Ceil(math.Log2(frac)*perOctave)) + exp*perOctave
+}
+
+// cumulative returns the classic buckets as Prometheus wants them: upper bound -> count of
+// values <= it.
 func (h *histogram) cumulative() map[float64]uint64 {
 	out := make(map[float64]uint64, len(h.bounds))
 	var acc uint64
@@ -128,4 +169,38 @@ func (h *histogram) cumulative() map[float64]uint64 {
 		out[b] = acc
 	}
 	return out
+}
+
+// metric returns the histogram as one constant metric with classic and native buckets.
+func (h *histogram) metric(desc *prometheus.Desc, labels ...string) prometheus.Metric {
+	native, err := prometheus.NewConstNativeHistogram(desc, h.count, h.sum, h.native, nil, h.zero,
+		nativeSchema, nativeZeroThreshold, time.Time{}, labels...)
+	if err != nil {
+		return prometheus.NewInvalidMetric(desc, err)
+	}
+	var acc uint64
+	buckets := make([]*dto.Bucket, len(h.bounds))
+	for i, b := range h.bounds {
+		acc += h.counts[i]
+		buckets[i] = &dto.Bucket{UpperBound: new(b), CumulativeCount: new(acc)}
+	}
+	return classicAndNative{Metric: native, buckets: buckets}
+}
+
+// classicAndNative adds classic buckets to a constant native histogram, as client_golang's own
+// histograms do when both kinds are configured.
+type classicAndNative struct {
+	prometheus.Metric
+	buckets []*dto.Bucket
+}
+
+func (m classicAndNative) Write(out *dto.Metric) error {
+	if err := m.Metric.Write(out); err != nil {
+		return err
+	}
+	out.Histogram.Bucket = m.buckets
+	// No created timestamp: the histogram starts with the exporter's index state, not at a
+	// moment worth exposing.
+	out.Histogram.CreatedTimestamp = nil
+	return nil
 }

@@ -18,9 +18,22 @@ import (
 type structure struct {
 	hnsw *hnsw.Report
 	ivf  *ivfflat.Report
-	// rows is the table's live row estimate at the scan, for the recommended IVFFlat lists.
+	// rows is the table's row estimate at the scan (tableRowsSQL), for the recommended IVFFlat
+	// lists: the metric, the Measurer and the report all read it from here.
 	rows float64
 }
+
+// tableRowsSQL estimates the rows of a table now as the planner does (reltuples scaled to the
+// table's current size), or the statistics collector's live rows when higher, as the
+// ivfflat_retrain strategy does: the recommended lists an alert compares with are the lists a
+// retrain would choose.
+const tableRowsSQL = `
+SELECT greatest(CASE WHEN c.reltuples >= 0 AND c.relpages > 0
+                     THEN c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::float8)
+                     ELSE c.reltuples END,
+                coalesce(s.n_live_tup, 0), 0)::float8
+FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.oid = $1`
 
 // qualitySample bounds the entries the IVFFlat centroid quality is computed on.
 const qualitySample = 1000
@@ -34,7 +47,7 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn
 	var out structure
 	err := readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
 		r := pagescan.NewSQLReader(tx, ix.OID, batch, fn)
-		if err := tx.QueryRow(ctx, `SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = $1`, ix.TableOID).Scan(&out.rows); err != nil {
+		if err := tx.QueryRow(ctx, tableRowsSQL, ix.TableOID).Scan(&out.rows); err != nil {
 			return fmt.Errorf("table rows: %w", err)
 		}
 		switch ix.Method {
@@ -63,4 +76,31 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn
 		return nil, fmt.Errorf("%s: structure scan: %w", ix, err)
 	}
 	return &out, nil
+}
+
+// faultKindsOf returns the structural fault kinds a scan found at least once.
+func faultKindsOf(s *structure) []string {
+	var out []string
+	for _, faults := range []map[string]int64{hnswFaults(s), ivfFaults(s)} {
+		for k, n := range faults {
+			if n > 0 {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
+}
+
+func hnswFaults(s *structure) map[string]int64 {
+	if s == nil || s.hnsw == nil {
+		return nil
+	}
+	return s.hnsw.Faults
+}
+
+func ivfFaults(s *structure) map[string]int64 {
+	if s == nil || s.ivf == nil {
+		return nil
+	}
+	return s.ivf.Faults
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,9 +82,7 @@ func runCheck(ctx context.Context, o *checkOptions, stdout, stderr io.Writer) in
 		return 1
 	}
 	if o.format == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(rep)
+		err = rep.WriteJSON(stdout)
 	} else {
 		err = rep.WriteText(stdout)
 	}

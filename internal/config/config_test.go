@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,10 @@ func TestErrors(t *testing.T) {
 			`bad.yml:1: targets: expected a list, got "main"`},
 		{"syntax", "targets: [\n",
 			`bad.yml:1: invalid YAML: did not find expected node content`},
+		{"latency bucket not positive", base + "exporter:\n  recall:\n    latency_buckets: [0.1, -1]\n",
+			`bad.yml:6: exporter.recall.latency_buckets[1]: -1 is not a positive number of seconds`},
+		{"latency buckets not increasing", base + "exporter:\n  recall:\n    latency_buckets: [0.1, 0.5, 0.5]\n",
+			`bad.yml:6: exporter.recall.latency_buckets[2]: 0.5 is not above the previous bound 0.5 (bounds must increase)`},
 		{"empty", "", `bad.yml: file is empty`},
 		{"no targets", "listen_address: ':1'\n", `bad.yml: targets: at least one target is required`},
 	}
@@ -96,6 +101,27 @@ func TestSeveralErrorsAreAllReported(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "bad.yml:5: remediation.flap_max_repairs") || !strings.HasPrefix(lines[1], "bad.yml:6: remediation.circuit_breaker_failures") {
 		t.Errorf("got %q", lines)
+	}
+}
+
+// TestLatencyBuckets: unset means the default classic buckets, [] means none (native only).
+func TestLatencyBuckets(t *testing.T) {
+	const base = "targets:\n  - name: a\n    dsn: {value: 'postgres://x'}\n"
+	for _, tc := range []struct {
+		yaml string
+		want []float64
+	}{
+		{base, DefaultLatencyBuckets()},
+		{base + "exporter:\n  recall:\n    latency_buckets: []\n", []float64{}},
+		{base + "exporter:\n  recall:\n    latency_buckets: [0.01, 0.1, 1]\n", []float64{0.01, 0.1, 1}},
+	} {
+		c, err := Parse("c.yml", []byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Exporter.Recall.LatencyBuckets; got == nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%q: latency buckets %v, want %v", tc.yaml, got, tc.want)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"regexp"
 	"time"
 )
@@ -32,6 +33,16 @@ type RecallCheck struct {
 	Queries int `yaml:"queries"`
 	// K is the number of neighbours compared. Default 10.
 	K int `yaml:"k"`
+	// LatencyBuckets are the upper bounds, in seconds, of the classic buckets of
+	// pgvector_probe_latency_seconds; each is one series per index. Native buckets are always
+	// offered besides them. Default DefaultLatencyBuckets; an empty list ([]) publishes no
+	// classic buckets, for Prometheus that ingests native histograms.
+	LatencyBuckets []float64 `yaml:"latency_buckets"`
+}
+
+// DefaultLatencyBuckets are the default classic buckets of the probe latency: 0.5ms to 5s.
+func DefaultLatencyBuckets() []float64 {
+	return []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
 }
 
 // DriftCheck compares vectors written since the build with the build-time data.
@@ -74,6 +85,9 @@ func (e *Exporter) setDefaults() {
 	defCheck(&e.Drift.Check, 10*time.Minute, time.Minute)
 	defInt(&e.Recall.Queries, 10)
 	defInt(&e.Recall.K, 10)
+	if e.Recall.LatencyBuckets == nil { // unset; [] keeps no classic buckets
+		e.Recall.LatencyBuckets = DefaultLatencyBuckets()
+	}
 	defInt(&e.Drift.SampleSize, 200)
 	defDur(&e.StatisticsTimeout, 5*time.Second)
 	defInt(&e.MaxConcurrentChecks, 4)
@@ -100,6 +114,15 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 	v.positive("exporter.recall.k", e.Recall.K)
 	if e.Recall.K > 1000 {
 		v.errorf("exporter.recall.k", "%d is above the limit of 1000", e.Recall.K)
+	}
+	for i, b := range e.Recall.LatencyBuckets {
+		p := v.index("exporter.recall.latency_buckets", i)
+		switch {
+		case math.IsNaN(b) || math.IsInf(b, 0) || b <= 0:
+			v.errorf(p, "%g is not a positive number of seconds", b)
+		case i > 0 && b <= e.Recall.LatencyBuckets[i-1]:
+			v.errorf(p, "%g is not above the previous bound %g (bounds must increase)", b, e.Recall.LatencyBuckets[i-1])
+		}
 	}
 	v.positive("exporter.drift.sample_size", e.Drift.SampleSize)
 	v.positive("exporter.max_concurrent_checks", e.MaxConcurrentChecks)
