@@ -40,12 +40,45 @@ func FuzzHNSWPages(f *testing.F) {
 	})
 }
 
-// TestFuzzCorpus writes the seed corpus of FuzzHNSWPages from small real indexes when run with
-// -update-corpus: fresh, after deletes, after VACUUM, and with inserts into reused slots.
+// TestFuzzCorpus analyses every seed of FuzzHNSWPages and checks it is the real index it was
+// written from: 40 rows of 3 dimensions at m = 4, a quarter deleted, VACUUM, six inserts. With
+// -update-corpus it first rewrites the seeds from small real indexes of the test cluster.
 func TestFuzzCorpus(t *testing.T) {
-	if !*updateCorpus {
-		return // the seeds in testdata are what FuzzHNSWPages runs in every test run
+	if *updateCorpus {
+		writeCorpus(t)
 	}
+	want := map[string]struct{ live, deleted, layers int64 }{
+		"fresh":    {40, 0, 4},
+		"deleted":  {40, 0, 4}, // the rows are gone from the table, the graph is unchanged until VACUUM
+		"vacuumed": {30, 10, 4},
+		"reused":   {36, 10, 4},
+	}
+	seeds := pagescantest.Seeds(t, "", "FuzzHNSWPages")
+	if len(seeds) != len(want) {
+		t.Fatalf("seeds %v, want %d", seeds, len(want))
+	}
+	for _, name := range seeds {
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("unexpected seed %s", name)
+			continue
+		}
+		rep, err := hnsw.Analyze(context.Background(), pagescan.SplitPages(pagescantest.ReadSeed(t, "", "FuzzHNSWPages", name)), hnsw.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if rep.Dimensions != 3 || rep.M != 4 || len(rep.Faults) != 0 || rep.Unreachable != 0 {
+			t.Errorf("%s: %d dimensions, m %d, faults %v, %d unreachable; want 3, 4, none, 0", name, rep.Dimensions, rep.M, rep.Faults, rep.Unreachable)
+		}
+		if rep.ElementsLive != w.live || rep.ElementsDeleted != w.deleted || int64(len(rep.LayerElements)) != w.layers {
+			t.Errorf("%s: %d live, %d deleted, %d layers; want %d, %d, %d", name, rep.ElementsLive, rep.ElementsDeleted, len(rep.LayerElements), w.live, w.deleted, w.layers)
+		}
+	}
+}
+
+// writeCorpus writes the seed corpus of FuzzHNSWPages from small real indexes: fresh, after
+// deletes, after VACUUM, and with inserts after VACUUM.
+func writeCorpus(t *testing.T) {
 	b := setup(t)
 	ix := b.build(t, 40, 3, `WITH (m = 4, ef_construction = 8)`)
 	pagescantest.WriteSeed(t, "FuzzHNSWPages", "fresh", pagescantest.Pages(b.ctx, t, b.pool, ix.OID))
