@@ -46,7 +46,7 @@ type index struct {
 	drift     *float64
 	// faultKinds are the structural fault kinds a scan of the current build has found.
 	faultKinds map[string]bool
-	jobs      map[string]*job
+	jobs       map[string]*job
 }
 
 // job returns the schedule of kind, creating it with a first run spread over a quarter of
