@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/metricdoc"
 )
 
-// MetricsMarkdown renders docs/metrics.md: the reference of every metric in Metrics, followed
-// by how the figures that need a definition are computed.
+// MetricsMarkdown renders docs/metrics.md: the per-index figures of the figure table, the
+// other metrics of Metrics, the series an index costs, and how the figures that need a
+// definition are computed.
 //
 // others are the metrics of vectorheal's other parts (receiver, healing engine), listed in a
 // section of their own; the exporter cannot import them, so the caller passes them in.
@@ -17,18 +19,39 @@ func MetricsMarkdown(others []metricdoc.Metric) []byte {
 	var b bytes.Buffer
 	b.WriteString(`# Metrics reference
 
-Generated from the ` + "`Metrics()`" + ` lists of the exporter, the webhook receiver and the healing
-engine (the single source of truth) by ` + "`go test ./cmd/vectorheal -run TestMetricsDoc -update`" + `;
-do not edit by hand.
+Generated from the exporter's figure table (` + "`exporter/figures.go`" + `) and the ` + "`Metrics()`" + ` lists of
+the exporter, the webhook receiver and the healing engine (the single source of truth) by
+` + "`go test ./cmd/vectorheal -run TestMetricsDoc -update`" + `; do not edit by hand.
 
 Index labels are PostgreSQL's own names: ` + "`target`" + ` (the configured target), ` + "`datname`" + `,
 ` + "`schemaname`" + `, ` + "`relname`" + ` (table) and ` + "`indexrelname`" + ` (index).
+
+## Index figures
+
+Every figure below carries the index labels, then the labels listed. **Measurer** is the name a
+runbook validation or a strategy's ` + "`figures`" + ` parameter uses to re-measure the figure on the spot
+(` + "`vectorheal runbook validate`" + ` accepts only these); figures that need the exporter's history cannot
+be re-measured. **Value** is exact, or estimated when it rests on a sample or on PostgreSQL's
+statistics estimates.
+
+| Metric | Type | Unit | Index | Labels | Measurer | Value | Help |
+|---|---|---|---|---|---|---|---|
+`)
+	figs := map[string]bool{}
+	for _, f := range figureTable() {
+		figs[f.name] = true
+		writeFigureRow(&b, f)
+	}
+	b.WriteString(`
+## Target and exporter metrics
 
 | Metric | Type | Labels | Help |
 |---|---|---|---|
 `)
 	for _, m := range Metrics() {
-		writeRow(&b, m)
+		if !figs[m.Name] {
+			writeRow(&b, m)
+		}
 	}
 	if len(others) > 0 {
 		b.WriteString(`
@@ -41,8 +64,69 @@ Index labels are PostgreSQL's own names: ` + "`target`" + ` (the configured targ
 			writeRow(&b, m)
 		}
 	}
+	c := seriesPerIndex()
+	fmt.Fprintf(&b, `
+## Series per index
+
+With the default configuration a healthy index, once every check ran, publishes:
+
+- **HNSW**: %d series plus %d per graph layer (a million elements at m = 16 have about 5 layers),
+  plus the probe latency;
+- **IVFFlat**: %d series plus the probe latency;
+- **probe latency**: %d series with the default classic buckets (%d bounds, +Inf, `+"`_sum`"+`,
+  `+"`_count`"+`). The histogram also carries native buckets: a Prometheus that scrapes native
+  histograms (the `+"`native-histograms`"+` feature of 2.40 and later, a scrape setting in newer 3.x
+  releases) stores it as one series and drops the classic buckets unless told to keep them
+  (`+"`scrape_classic_histograms`"+`, `+"`always_scrape_classic_histograms`"+` in 3.x). `+"`exporter.recall.latency_buckets: []`"+`
+  publishes no classic buckets (3 series in the text format: +Inf, `+"`_sum`"+`, `+"`_count`"+`); the
+  recording rule `+"`index:pgvector_probe_latency_seconds:p99_15m`"+` reads the classic buckets.
+
+Structural fault kinds appear only once a scan of the current build found them (and then stay,
+at 0 when a later scan finds none, until the index is rebuilt), so a healthy index has none.
+Figures of a check that has not run or failed, build and vacuum progress outside a build or
+vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are absent.
+`, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3)
 	b.WriteString(definitions)
 	return b.Bytes()
+}
+
+// seriesCounts are the series a healthy index publishes by default, as docs/metrics.md
+// states them; TestSeriesPerHealthyIndex holds the exporter to them.
+type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency int }
+
+func seriesPerIndex() seriesCounts {
+	return seriesCounts{hnswBase: 27, perLayer: 2, ivfflat: 22, latency: len(config.DefaultLatencyBuckets()) + 3}
+}
+
+func writeFigureRow(b *bytes.Buffer, f figure) {
+	code := func(ss []string) string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = "`" + s + "`"
+		}
+		return strings.Join(out, ", ")
+	}
+	methods := "all"
+	if f.methods != nil {
+		methods = strings.Join(f.methods, ", ")
+	}
+	measured := code(f.measuredNames())
+	if measured == "" {
+		measured = "no: " + f.unmeasured
+	}
+	value := "exact"
+	if f.estimated {
+		value = "estimated"
+	}
+	unit := f.unit
+	if unit == "" {
+		unit = "count"
+	}
+	if f.typ == counterType && strings.HasSuffix(f.name, "_seconds_total") {
+		unit = "seconds"
+	}
+	fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s | %s | %s |\n", f.name, f.typ, unit, methods, code(f.labels), measured, value,
+		strings.ReplaceAll(f.help, "|", `\|`))
 }
 
 func writeRow(b *bytes.Buffer, m metricdoc.Metric) {
