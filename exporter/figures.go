@@ -95,11 +95,11 @@ type sample struct {
 
 func one(v float64) []sample { return []sample{{v: v}} }
 
-// byLabel returns one sample per label value, in the order given.
-func byLabel(pairs ...any) []sample {
-	var out []sample
-	for i := 0; i+1 < len(pairs); i += 2 {
-		out = append(out, sample{labels: []string{pairs[i].(string)}, v: pairs[i+1].(float64)})
+// byLabel returns one sample per label value: values[i] labelled labels[i].
+func byLabel(labels []string, values ...float64) []sample {
+	out := make([]sample, len(labels))
+	for i, l := range labels {
+		out[i] = sample{labels: []string{l}, v: values[i]}
 	}
 	return out
 }
@@ -241,13 +241,13 @@ func figureTable() []figure {
 			measured: []string{"live", "being_deleted", "deleted"},
 			help:     "HNSW graph elements by state: live (has a heap TID), being_deleted (no heap TID, not yet marked deleted), deleted (marked deleted, slot reusable).",
 			values: withHNSW(func(h *hnsw.Report) []sample {
-				return byLabel("live", float64(h.ElementsLive), "being_deleted", float64(h.ElementsBeingDeleted), "deleted", float64(h.ElementsDeleted))
+				return byLabel([]string{"live", "being_deleted", "deleted"}, float64(h.ElementsLive), float64(h.ElementsBeingDeleted), float64(h.ElementsDeleted))
 			})},
 		{name: "pgvector_hnsw_heap_tids", typ: g, labels: []string{"state"}, methods: hnswOnly, source: fromStructure,
 			measured: []string{"live", "dead"},
 			help:     "Heap TIDs held by HNSW elements: live rows, and dead rows deleted from the table but still in the graph until VACUUM.",
 			values: withHNSW(func(h *hnsw.Report) []sample {
-				return byLabel("live", exactHeap(h, h.HeapTIDsLive), "dead", exactHeap(h, h.HeapTIDsDead))
+				return byLabel([]string{"live", "dead"}, exactHeap(h, h.HeapTIDsLive), exactHeap(h, h.HeapTIDsDead))
 			})},
 		{name: "pgvector_hnsw_layer_elements", typ: g, labels: []string{"layer"}, methods: hnswOnly, source: fromStructure,
 			unmeasured: "per layer, for dashboards; layer 0 is pgvector_hnsw_elements:live",
