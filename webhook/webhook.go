@@ -33,7 +33,13 @@ type Alert struct {
 	Annotations  map[string]string
 	GeneratorURL string
 	Receiver     string
-	GroupKey     string
+	// GroupKey is recorded for reference only: Alertmanager changed its format in 0.28 and may
+	// again, so nothing deduplicates on it (an alert is fingerprint, start and status).
+	GroupKey string
+	// NotificationReason and RouteLabels are the notification's (Alertmanager 0.32 and 0.34
+	// on; empty from older releases).
+	NotificationReason string
+	RouteLabels        map[string]string
 }
 
 // Hook runs inside the transaction that records a notification, so an alert and what it
