@@ -85,7 +85,7 @@ remediation:
   runbook: %s
   api_token: {value: api-token}
 `, dsn, dsn, am.URL, rbFile))
-	v := startVectorheal(t, "serve", "--config", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
+	v := startVectorheal(t, "serve", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
 	waitReady(t, v, url)
 
 	cli := func(args ...string) (int, string, string) {
