@@ -366,6 +366,9 @@ func checkDeployment(t *testing.T, path string, configs map[string]string) {
 	if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 9877 {
 		t.Errorf("ports %+v, want 9877", c.Ports)
 	}
+	if len(c.Args) < 3 || c.Args[0] != "serve" || c.Args[len(c.Args)-2] != "--config.file" {
+		t.Fatalf("%s: args %q, want serve ... --config.file <path>", path, c.Args)
+	}
 	cfgPath := c.Args[len(c.Args)-1]
 	key := filepath.Base(cfgPath)
 	cfg, err := config.Parse(key, []byte(configs[key]))

@@ -17,13 +17,17 @@ import (
 
 // Notification is a decoded, validated webhook payload.
 type Notification struct {
-	Version            string
-	GroupKey           string
-	Receiver           string
-	Status             string
-	NotificationReason string // sent by newer Alertmanager releases only
-	TruncatedAlerts    uint64
-	Alerts             []Alert // ID is zero until recorded
+	Version  string
+	GroupKey string // informational only: its format changes across Alertmanager releases
+	Receiver string
+	Status   string
+	// NotificationReason says why Alertmanager sent it ("first notification", "new alerts
+	// added", "repeat interval elapsed", ...); Alertmanager 0.32 and later send it.
+	NotificationReason string
+	// RouteLabels are the labels of the route it came through (Alertmanager 0.34 and later).
+	RouteLabels     map[string]string
+	TruncatedAlerts uint64
+	Alerts          []Alert // ID is zero until recorded
 }
 
 // PayloadError says what is wrong with a payload; Field is a JSON path such as
@@ -31,6 +35,9 @@ type Notification struct {
 type PayloadError struct {
 	Field string `json:"field,omitempty"`
 	Msg   string `json:"error"`
+	// Missing lists the fields of a version 4 notification the body lacks, when it lacks
+	// several (a body made by a custom payload template).
+	Missing []string `json:"missing,omitempty"`
 }
 
 func (e *PayloadError) Error() string {
@@ -46,8 +53,9 @@ func payloadErr(field, format string, args ...any) *PayloadError {
 
 // envelope is Alertmanager's notify/webhook.Message: its fields beside template.Data are
 // repeated here because importing that package would link Alertmanager's whole notification
-// pipeline (Kafka, memberlist, OpenTelemetry exporters) into vectorheal. Unknown fields of
-// newer versions (routeLabels, notification_reason, ...) are accepted.
+// pipeline (Kafka, memberlist, OpenTelemetry exporters) into vectorheal. template.Data carries
+// notification_reason (Alertmanager 0.32) and routeLabels (0.34); fields of later versions
+// are accepted and ignored.
 type envelope struct {
 	*template.Data
 	Version         string           `json:"version"`
@@ -71,6 +79,9 @@ func Decode(data []byte) (*Notification, error) {
 	var env envelope
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&env); err != nil {
+		if kind := jsonKind(data); kind != "" && kind != "object" {
+			return nil, notANotification("expected an object, got JSON "+kind, []string{"version", "status", "alerts"})
+		}
 		return nil, locateError(data, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -78,6 +89,13 @@ func Decode(data []byte) (*Notification, error) {
 	}
 	if env.Data == nil {
 		env.Data = &template.Data{}
+	}
+	if missing := missingFields(&env); len(missing) > 1 {
+		what := "the body lacks " + strings.Join(missing, ", ")
+		if kind := jsonKind(data); kind != "object" {
+			what = "expected an object, got JSON " + kind
+		}
+		return nil, notANotification(what, missing)
 	}
 	switch env.Version {
 	case "4":
@@ -98,9 +116,19 @@ func Decode(data []byte) (*Notification, error) {
 	if strings.ContainsRune(env.Receiver, 0) || strings.ContainsRune(env.GroupKey, 0) {
 		return nil, payloadErr("receiver", "receiver or groupKey contains a NUL character")
 	}
+	if strings.ContainsRune(env.NotificationReason, 0) {
+		return nil, payloadErr("notification_reason", "contains a NUL character")
+	}
+	if err := checkText("routeLabels", env.RouteLabels); err != nil {
+		return nil, err
+	}
+	routeLabels := map[string]string(env.RouteLabels)
+	if routeLabels == nil {
+		routeLabels = map[string]string{}
+	}
 	n := &Notification{
 		Version: env.Version, GroupKey: env.GroupKey, Receiver: env.Receiver, Status: env.Status,
-		NotificationReason: env.NotificationReason, TruncatedAlerts: env.TruncatedAlerts,
+		NotificationReason: env.NotificationReason, RouteLabels: routeLabels, TruncatedAlerts: env.TruncatedAlerts,
 		Alerts: make([]Alert, 0, len(*env.Alerts)),
 	}
 	for i, ta := range *env.Alerts {
@@ -109,9 +137,57 @@ func Decode(data []byte) (*Notification, error) {
 			return nil, err
 		}
 		a.Receiver, a.GroupKey = env.Receiver, env.GroupKey
+		a.NotificationReason, a.RouteLabels = env.NotificationReason, routeLabels
 		n.Alerts = append(n.Alerts, a)
 	}
 	return n, nil
+}
+
+// missingFields names the fields every version 4 notification has that env lacks.
+func missingFields(env *envelope) []string {
+	var out []string
+	if env.Version == "" {
+		out = append(out, "version")
+	}
+	if env.Status == "" {
+		out = append(out, "status")
+	}
+	if env.Alerts == nil {
+		out = append(out, "alerts")
+	}
+	return out
+}
+
+// notANotification explains a body that is not a version 4 notification at all: the usual
+// cause is a custom payload template in the receiver's webhook_config (Alertmanager 0.32 and
+// later), which replaces the notification with whatever the template renders.
+func notANotification(what string, missing []string) *PayloadError {
+	return &PayloadError{Missing: missing, Msg: "not an Alertmanager webhook notification (version 4): " + what +
+		"; a custom payload template replaces the notification, so remove payload from the webhook_config that sends to vectorheal"}
+}
+
+// jsonKind names the kind of the JSON value data starts with, or "" when it is not JSON.
+func jsonKind(data []byte) string {
+	tok, err := json.NewDecoder(bytes.NewReader(data)).Token()
+	if err != nil {
+		return ""
+	}
+	switch tok := tok.(type) {
+	case json.Delim:
+		if tok == '[' {
+			return "array"
+		}
+		return "object"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "boolean"
+	case nil:
+		return "null"
+	}
+	return ""
 }
 
 func checkStatus(field, s string) error {
@@ -230,7 +306,8 @@ func alertFieldError(field string, raw json.RawMessage, err error) error {
 func jsonError(field string, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
-		f := te.Field
+		// Fields of the embedded template.Data come prefixed with its Go name.
+		f := strings.TrimPrefix(te.Field, "Data.")
 		if field != "" {
 			f = field + "." + f
 		}

@@ -46,7 +46,7 @@ func TestDecodeNewerAlertmanager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.NotificationReason != "resolved" || n.TruncatedAlerts != 2 {
+	if n.NotificationReason != "all alerts resolved" || n.TruncatedAlerts != 2 || n.RouteLabels["team"] != "db" {
 		t.Errorf("notification %+v", n)
 	}
 	a := n.Alerts[0]
@@ -88,6 +88,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"no startsAt", wrap(`{"status":"firing","labels":{"a":"b"}}`), "alerts[0].startsAt: missing"},
 		{"bad endsAt", wrap(`{"status":"firing","labels":{"a":"b"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"soon"}`), `alerts[0].endsAt: "soon" is not an RFC 3339 time`},
 		{"bad fingerprint", wrap(`{"status":"firing","labels":{"a":"b"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"'; DROP TABLE alerts"}`), `alerts[0].fingerprint: "'; DROP TABLE alerts" is not a fingerprint (hex digits expected)`},
+		{"NUL in notification reason", `{"version":"4","status":"firing","notification_reason":"a\u0000","alerts":[` + ok + `]}`, "notification_reason: contains a NUL character"},
+		{"NUL in route label", `{"version":"4","status":"firing","routeLabels":{"team":"\u0000"},"alerts":[` + ok + `]}`, "routeLabels.team: value contains a NUL character"},
+		{"route labels wrong type", `{"version":"4","status":"firing","routeLabels":["team"],"alerts":[` + ok + `]}`, "routeLabels: expected an object of strings, got JSON array"},
 		{"NUL in annotation", wrap(`{"status":"firing","labels":{"a":"b"},"annotations":{"x":"\u0000"},"startsAt":"2026-01-01T00:00:00Z"}`), "alerts[0].annotations.x: value contains a NUL character"},
 	}
 	for _, c := range cases {

@@ -13,14 +13,17 @@ import (
 
 // insertAlerts records a batch in one statement. A row that exists already (a retry, or the
 // copy from an Alertmanager HA peer) is counted again instead of inserted; xmax = 0 tells the
-// rows this statement inserted from those it updated.
+// rows this statement inserted from those it updated. The key is the alert's own (fingerprint,
+// start, status), never the group key, whose format Alertmanager upgrades change: the same
+// alert sent before and after an upgrade is one row. The receiver, group key, notification
+// reason and route labels stay those of the notification that brought the alert first.
 const insertAlerts = `
 INSERT INTO alerts (fingerprint, status, starts_at, ends_at, alertname, labels, annotations,
-                    generator_url, receiver, group_key)
-SELECT f, s, st, e, an, l::jsonb, a::jsonb, g, r, k
+                    generator_url, receiver, group_key, notification_reason, route_labels)
+SELECT f, s, st, e, an, l::jsonb, a::jsonb, g, r, k, nr, rl::jsonb
   FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[],
-              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-       WITH ORDINALITY AS t(f, s, st, e, an, l, a, g, r, k, ord)
+              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+       WITH ORDINALITY AS t(f, s, st, e, an, l, a, g, r, k, nr, rl, ord)
  ORDER BY ord
 ON CONFLICT (fingerprint, starts_at, status) DO UPDATE
    SET times_received = alerts.times_received + 1,
@@ -148,11 +151,15 @@ func columns(alerts []Alert) []any {
 	var (
 		fps, statuses, names, labels, annots = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		urls, receivers, groupKeys           = make([]string, n), make([]string, n), make([]string, n)
+		reasons, routes                      = make([]string, n), make([]string, n)
 		starts                               = make([]time.Time, n)
 		ends                                 = make([]pgtype.Timestamptz, n)
 	)
 	var buf []byte
 	for i, a := range alerts {
+		buf = appendJSONObject(buf[:0], a.RouteLabels)
+		routes[i] = string(buf)
+		reasons[i] = a.NotificationReason
 		buf = appendJSONObject(buf[:0], a.Labels)
 		labels[i] = string(buf)
 		buf = appendJSONObject(buf[:0], a.Annotations)
@@ -162,7 +169,7 @@ func columns(alerts []Alert) []any {
 		starts[i] = a.StartsAt
 		ends[i] = pgtype.Timestamptz{Time: a.EndsAt, Valid: !a.EndsAt.IsZero()}
 	}
-	return []any{fps, statuses, starts, ends, names, labels, annots, urls, receivers, groupKeys}
+	return []any{fps, statuses, starts, ends, names, labels, annots, urls, receivers, groupKeys, reasons, routes}
 }
 
 // appendJSONObject writes m as a JSON object. It replaces encoding/json, whose sorting of keys

@@ -15,14 +15,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vectorheal/vectorheal/internal/config"
 )
 
 // Path is where the handler takes notifications when mounted at /.
 const Path = "/webhook/alertmanager"
-
-// DefaultMaxBodyBytes bounds a notification's body when Options.MaxBodyBytes is 0. Alertmanager
-// sends every alert of a group in one notification; 8 MiB holds several thousand alerts.
-const DefaultMaxBodyBytes = 8 << 20
 
 // Alert is one alert of a notification as recorded in the state store.
 type Alert struct {
@@ -35,7 +33,13 @@ type Alert struct {
 	Annotations  map[string]string
 	GeneratorURL string
 	Receiver     string
-	GroupKey     string
+	// GroupKey is recorded for reference only: Alertmanager changed its format in 0.28 and may
+	// again, so nothing deduplicates on it (an alert is fingerprint, start and status).
+	GroupKey string
+	// NotificationReason and RouteLabels are the notification's (Alertmanager 0.32 and 0.34
+	// on; empty from older releases).
+	NotificationReason string
+	RouteLabels        map[string]string
 }
 
 // Hook runs inside the transaction that records a notification, so an alert and what it
@@ -58,7 +62,8 @@ type Options struct {
 	// AllowUnauthenticated must be true to run without any credential (e.g. behind mTLS set
 	// up with --web.config.file); without it NewHandler refuses a handler open to anyone.
 	AllowUnauthenticated bool
-	// MaxBodyBytes limits the body; 0 means DefaultMaxBodyBytes.
+	// MaxBodyBytes limits the body; 0 means the default of webhook.max_body_bytes
+	// (config.DefaultWebhookMaxBodyBytes).
 	MaxBodyBytes int64
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -88,7 +93,7 @@ func NewHandler(o Options) (http.Handler, error) {
 		return nil, errors.New("webhook: Options.MaxBodyBytes must not be negative")
 	}
 	if o.MaxBodyBytes == 0 {
-		o.MaxBodyBytes = DefaultMaxBodyBytes
+		o.MaxBodyBytes = config.DefaultWebhookMaxBodyBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

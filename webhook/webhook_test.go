@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/store"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 	"github.com/vectorheal/vectorheal/webhook"
@@ -528,5 +529,27 @@ func TestIntakeCommitIsFlushed(t *testing.T) {
 	}
 	if setting != "on" {
 		t.Errorf("synchronous_commit inside the intake transaction = %q, want on", setting)
+	}
+}
+
+// TestDefaultBodyLimitIsTheConfigs: without a limit set the handler takes the default of
+// webhook.max_body_bytes, the one the config file gets when it sets none.
+func TestDefaultBodyLimitIsTheConfigs(t *testing.T) {
+	b := setup(t, func(o *webhook.Options) { o.MaxBodyBytes = 0 })
+	cfg, err := config.Parse("vectorheal.yml", []byte("targets:\n  - name: a\n    dsn: {value: 'postgres://x'}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := cfg.Webhook.MaxBodyBytes
+	pad := func(n int64) []byte {
+		body := payload(t, alert("Big", map[string]string{"pad": ""}))
+		return bytes.Replace(body, []byte(`"pad":""`), []byte(`"pad":"`+strings.Repeat("x", int(n-int64(len(body))))+`"`), 1)
+	}
+	if r := post(t, b.srv.URL, pad(limit), nil); r.code != 200 {
+		t.Errorf("body of exactly %d bytes: %d %v", limit, r.code, r.body)
+	}
+	r := post(t, b.srv.URL, pad(limit+1), nil)
+	if want := fmt.Sprintf("body larger than the limit of %d bytes", limit); r.code != 413 || r.body["error"] != want {
+		t.Errorf("body of %d bytes: %d %v, want 413 %q", limit+1, r.code, r.body, want)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/e2e"
+	"github.com/vectorheal/vectorheal/internal/figure"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 	"github.com/vectorheal/vectorheal/internal/workload"
 )
@@ -119,8 +120,9 @@ func (d *demo) run(ctx context.Context) error {
 		d.printf("%-44s %10s %10s %10s %10s\n", r.name, secs(r.firing.Sub(r.injected)), secs(r.repaired.Sub(r.firing)),
 			secs(r.resolved.Sub(r.repaired)), secs(r.resolved.Sub(r.injected)))
 	}
-	d.printf("workload: %d queries (mean %s), %d writes, %d errors\n", stats.Queries.Load(),
-		stats.MeanQueryLatency().Round(10*time.Microsecond), stats.Writes.Load(), stats.Errors.Load())
+	d.printf("workload: %s\n", figure.Pairs(map[string]float64{
+		"queries": float64(stats.Queries.Load()), "query_latency_mean_seconds": stats.MeanQueryLatency().Seconds(),
+		"writes": float64(stats.Writes.Load()), "errors": float64(stats.Errors.Load())}))
 	if err != nil {
 		return err
 	}

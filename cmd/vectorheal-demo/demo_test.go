@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -38,6 +39,17 @@ func TestDemoOnAGivenDatabase(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+	// Figures read as name=value pairs with units, never as Go maps.
+	if strings.Contains(out, "map[") {
+		t.Errorf("output prints a Go map:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^workload: errors=\d+ queries=\d+ query_latency_mean_seconds=[0-9.]+(µs|ms|s) writes=\d+$`).MatchString(out) {
+		t.Errorf("workload line is not name=value pairs with units:\n%s", out)
+	}
+	pair := `[a-z_:]+=[-+0-9.a-zA-Zµ%]+`
+	if !regexp.MustCompile(`step finished +#\d+ 0:vacuum succeeded before: ` + pair + `( ` + pair + `)* \| after: ` + pair).MatchString(out) {
+		t.Errorf("no vacuum step with its figures before and after as name=value pairs:\n%s", out)
 	}
 	if n := strings.Count(out, "=== healed in"); n != 3 {
 		t.Errorf("%d faults healed, want 3:\n%s", n, out)

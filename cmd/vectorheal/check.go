@@ -17,7 +17,7 @@ import (
 // checkOptions are check's flags.
 type checkOptions struct {
 	dsn       string
-	format    string
+	output    string
 	timeout   time.Duration
 	queries   int
 	k         int
@@ -33,7 +33,8 @@ recall probe, statistics); JSON field names are the metric names without the pgv
 Exits 1 when the database cannot be reached.`)
 	o := &checkOptions{}
 	c.Flag("dsn", "Database to check (libpq URL or key=value).").Required().StringVar(&o.dsn)
-	c.Flag("format", "Output format: text or json.").Default("text").EnumVar(&o.format, "text", "json")
+	c.Flag("output", "Output format: text or json.").Short('o').Default("text").EnumVar(&o.output, "text", "json")
+	c.Flag("format", "Alias of --output.").Hidden().EnumVar(&o.output, "text", "json")
 	c.Flag("timeout", "Time budget of each measurement of one index (statement_timeout).").Default("1m").DurationVar(&o.timeout)
 	c.Flag("probe.queries", "Query vectors sampled per index by the recall probe.").Default("10").IntVar(&o.queries)
 	c.Flag("probe.k", "Neighbours compared by the recall probe (recall@k).").Default("10").IntVar(&o.k)
@@ -81,7 +82,7 @@ func runCheck(ctx context.Context, o *checkOptions, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "vectorheal check: %v\n", err)
 		return 1
 	}
-	if o.format == "json" {
+	if o.output == "json" {
 		err = rep.WriteJSON(stdout)
 	} else {
 		err = rep.WriteText(stdout)

@@ -37,7 +37,7 @@ func TestCheckReportsEveryIndex(t *testing.T) {
 	}
 
 	var out, errb bytes.Buffer
-	if code := run([]string{"check", "--dsn", dsn, "--format", "json"}, &out, &errb); code != 0 {
+	if code := run([]string{"check", "--dsn", dsn, "--output", "json"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var rep struct {

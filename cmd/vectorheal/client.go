@@ -21,6 +21,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/amclient"
 	"github.com/vectorheal/vectorheal/internal/api"
+	"github.com/vectorheal/vectorheal/internal/figure"
 	"github.com/vectorheal/vectorheal/remediation/engine"
 )
 
@@ -281,23 +282,62 @@ func printRepair(w io.Writer, r engine.Repair) error {
 	for _, s := range r.Steps {
 		fmt.Fprintf(w, "step %d %s: %s\n", s.Position+1, s.Strategy, s.State)
 		if s.Impact != nil {
-			fmt.Fprintf(w, "  impact: lock %s, index %d bytes, extra disk %d bytes, estimated %s\n", s.Impact.LockLevel,
-				s.Impact.IndexBytes, s.Impact.DiskBytesNeeded, s.Impact.EstimatedDuration)
+			fmt.Fprintf(w, "  impact: lock=%q index_size=%s extra_disk=%s estimated=%s\n", s.Impact.LockLevel,
+				figure.Value("index_bytes", float64(s.Impact.IndexBytes)), figure.Value("disk_bytes", float64(s.Impact.DiskBytesNeeded)),
+				estimate(s.Impact.EstimatedDuration))
 		}
 		for _, q := range s.Statements {
 			fmt.Fprintf(w, "  sql: %s\n", q)
 		}
 		if len(s.Before) > 0 || len(s.After) > 0 {
-			fmt.Fprintf(w, "  before: %v\n  after:  %v\n", s.Before, s.After)
+			fmt.Fprintf(w, "  before: %s\n  after:  %s\n", figure.Pairs(s.Before), figure.Pairs(s.After))
 		}
 		if len(s.Validation) > 0 {
-			fmt.Fprintf(w, "  validation: %s\n", s.Validation)
+			fmt.Fprintf(w, "  validation: %s\n", validationText(s.Validation))
 		}
 		if s.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", s.Error)
 		}
 	}
 	return nil
+}
+
+// validationText writes a step's recorded validation as its bound and outcome, the figures in
+// their units; a record of another shape is shown as the JSON it is.
+func validationText(raw json.RawMessage) string {
+	var v struct {
+		Figure   string   `json:"figure"`
+		Op       string   `json:"op"`
+		Value    float64  `json:"value"`
+		Measured *float64 `json:"measured"`
+		Tries    int      `json:"tries"`
+		Passed   bool     `json:"passed"`
+		Error    string   `json:"error"`
+	}
+	if json.Unmarshal(raw, &v) != nil || v.Figure == "" {
+		return string(raw)
+	}
+	outcome := "failed"
+	if v.Passed {
+		outcome = "passed"
+	}
+	s := fmt.Sprintf("%s %s %s %s", v.Figure, v.Op, figure.Value(v.Figure, v.Value), outcome)
+	if v.Measured != nil {
+		s += " measured=" + figure.Value(v.Figure, *v.Measured)
+	}
+	s += fmt.Sprintf(" tries=%d", v.Tries)
+	if v.Error != "" {
+		s += " error=" + strconv.Quote(v.Error)
+	}
+	return s
+}
+
+// estimate writes an impact's duration estimate; 0 means the strategy could not tell.
+func estimate(d time.Duration) string {
+	if d <= 0 {
+		return "unknown"
+	}
+	return figure.Value("estimate_seconds", d.Seconds())
 }
 
 func registerRepair(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/testenv"
 	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
 
 const e2eRunbook = `
@@ -84,7 +85,7 @@ remediation:
   runbook: %s
   api_token: {value: api-token}
 `, dsn, dsn, am.URL, rbFile))
-	v := startVectorheal(t, "serve", "--config", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
+	v := startVectorheal(t, "serve", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
 	waitReady(t, v, url)
 
 	cli := func(args ...string) (int, string, string) {
@@ -246,4 +247,33 @@ func runbookEntries(t *testing.T, cli func(...string) (int, string, string)) int
 		t.Fatal(err)
 	}
 	return st.RunbookEntries
+}
+
+// TestPrintRepair: figures are name=value pairs sorted by name with their units, never Go maps.
+func TestPrintRepair(t *testing.T) {
+	r := engine.Repair{ID: 7, State: "succeeded", Entry: "hnsw-dead-tuples", Target: "main", Datname: "app", Schema: "public",
+		Index: "items_idx", Priority: 50, RequestedBy: "alertmanager",
+		Steps: []engine.Step{{Position: 0, Strategy: "vacuum", State: "succeeded",
+			Impact:     &strategy.Impact{LockLevel: "SHARE UPDATE EXCLUSIVE", IndexBytes: 5 << 20, DiskBytesNeeded: 0, EstimatedDuration: 90 * time.Second},
+			Statements: []string{`VACUUM "public"."items"`},
+			Before:     map[string]float64{"pgvector_hnsw_heap_tids:dead": 2400, "pgvector_recall_ratio": 0.9412},
+			After:      map[string]float64{"pgvector_recall_ratio": 0.97, "pgvector_hnsw_heap_tids:dead": 0},
+			Validation: json.RawMessage(`{"figure":"pgvector_hnsw_heap_tids:dead","op":"<","value":1000,"wait":0,"attempts":3,"measured":0,"tries":1,"passed":true}`),
+		}}}
+	var b bytes.Buffer
+	if err := printRepair(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	want := `repair 7: succeeded
+entry hnsw-dead-tuples, index main app/public.items_idx, priority 50, requested by alertmanager
+step 1 vacuum: succeeded
+  impact: lock="SHARE UPDATE EXCLUSIVE" index_size=5MiB extra_disk=0B estimated=1m30s
+  sql: VACUUM "public"."items"
+  before: pgvector_hnsw_heap_tids:dead=2400 pgvector_recall_ratio=94.1%
+  after:  pgvector_hnsw_heap_tids:dead=0 pgvector_recall_ratio=97%
+  validation: pgvector_hnsw_heap_tids:dead < 1000 passed measured=0 tries=1
+`
+	if got := b.String(); got != want {
+		t.Errorf("printRepair\n got:\n%s\nwant:\n%s", got, want)
+	}
 }

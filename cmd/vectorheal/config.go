@@ -25,10 +25,13 @@ func registerConfigCheck(app *kingpin.Application, stdout, stderr io.Writer) (st
 	}
 }
 
-// configFlag adds the --config flag every daemon-like subcommand takes.
+// configFlag adds --config.file, the flag of the Prometheus ecosystem every subcommand that
+// reads the configuration takes, and --config, its earlier name, kept working but hidden.
 func configFlag(c *kingpin.CmdClause) *string {
-	return c.Flag("config", "Path of the vectorheal configuration file (see docs/configuration.md).").
+	path := c.Flag("config.file", "Path of the vectorheal configuration file (see docs/configuration.md).").
 		Short('c').Default("vectorheal.yml").String()
+	c.Flag("config", "Alias of --config.file.").Hidden().StringVar(path)
+	return path
 }
 
 // loadConfig loads and validates the config, logging the error on failure.

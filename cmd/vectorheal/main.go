@@ -31,7 +31,7 @@ recall and latency on /metrics; Prometheus rules detect decay; Alertmanager send
 a YAML runbook maps each alert to repairs (reindex, vacuum, retrain, tune, analyze, SQL) run with
 validation, rollback, per-index locks, cooldowns and history. Pause healing with a silence.
 
-Start with: vectorheal serve --config vectorheal.yml`)
+Start with: vectorheal serve --config.file vectorheal.yml`)
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
 	app.Version(version.Print("vectorheal"))

@@ -99,7 +99,13 @@ targets:
   - name: gone
     dsn: {value: "postgres://nobody@127.0.0.1:%d/none?connect_timeout=2"}
 `, dsn, dsn, deadPort))
-	v := startVectorheal(t, "serve", "--config", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
+	// Two listen addresses (exporter-toolkit's repeatable --web.listen-address): both serve.
+	port2, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := startVectorheal(t, "serve", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port),
+		"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port2))
 	v.url = fmt.Sprintf("http://127.0.0.1:%d", port)
 
 	deadline := time.Now().Add(60 * time.Second)
@@ -128,6 +134,13 @@ targets:
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	second := fmt.Sprintf("http://127.0.0.1:%d", port2)
+	if code, _ := httpGet(t, second+"/-/ready"); code != 200 {
+		t.Errorf("second listen address: /-/ready = %d", code)
+	}
+	if code, body := httpGet(t, second+"/metrics"); code != 200 || !strings.Contains(body, `vectorheal_up{target="live"} 1`) {
+		t.Errorf("second listen address: /metrics = %d", code)
 	}
 	// Still serving after the failed target was scraped.
 	if code, _ := httpGet(t, v.url+"/-/ready"); code != 200 {

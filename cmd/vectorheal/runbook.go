@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -178,7 +179,7 @@ func printMatches(w io.Writer, lbls map[string]string, matched []*runbook.Entry)
 		for j, s := range e.Steps {
 			fmt.Fprintf(w, "   step %d: %s", j+1, s.Strategy)
 			if len(s.Params) > 0 {
-				fmt.Fprintf(w, " %v", map[string]any(s.Params))
+				fmt.Fprintf(w, " %s", paramsText(s.Params))
 			}
 			fmt.Fprintln(w)
 			if s.Validate != nil {
@@ -187,6 +188,25 @@ func printMatches(w io.Writer, lbls map[string]string, matched []*runbook.Entry)
 			fmt.Fprintf(w, "           on failure %s, on success %s\n", s.OnFailure, s.OnSuccess)
 		}
 	}
+}
+
+// paramsText writes strategy parameters as name=value pairs sorted by name, each value as
+// JSON (strings quoted), as a runbook would give them.
+func paramsText(ps map[string]any) string {
+	names := make([]string, 0, len(ps))
+	for k := range ps {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, 0, len(names))
+	for _, k := range names {
+		v, err := json.Marshal(ps[k])
+		if err != nil {
+			v = []byte(fmt.Sprint(ps[k]))
+		}
+		parts = append(parts, k+"="+string(v))
+	}
+	return strings.Join(parts, " ")
 }
 
 func describeWindow(w runbook.Window) string {

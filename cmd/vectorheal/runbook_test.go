@@ -64,6 +64,11 @@ func TestRunbookTest(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	// Strategy parameters are name=value pairs, not a Go map.
+	code, out, _ = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname="PgvectorRecallBelowTarget"`)
+	if code != 0 || !strings.Contains(out, "step 1: tune_search target_recall=0.95\n") || strings.Contains(out, "map[") {
+		t.Errorf("parameters: exit %d\n%s", code, out)
+	}
 	code, out, _ = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname="VectorhealTargetDown"`, "--expect", "")
 	if code != 0 || !strings.Contains(out, "no entry matches") {
 		t.Errorf("unmatched alert: exit %d\n%s", code, out)

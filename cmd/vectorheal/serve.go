@@ -17,6 +17,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
+	webflag "github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/internal/api"
@@ -28,10 +29,14 @@ import (
 
 // serveOptions are serve's flags.
 type serveOptions struct {
-	configFile    string
-	listenAddress string
-	webConfigFile string
-	noMigrate     bool
+	configFile *string
+	// web holds exporter-toolkit's flags: listen addresses (repeatable), systemd socket
+	// activation, the web configuration file.
+	web *web.FlagConfig
+	// listenSet says --web.listen-address was given; otherwise listen_address of the config
+	// file applies.
+	listenSet bool
+	noMigrate bool
 }
 
 func registerServe(app *kingpin.Application) (string, action) {
@@ -40,17 +45,16 @@ func registerServe(app *kingpin.Application) (string, action) {
 
 Endpoints: /metrics, /-/healthy (the process runs), /-/ready (state store migrated, components
 started). SIGTERM or SIGINT shuts down cleanly and exits 0.`)
-	o := &serveOptions{}
-	c.Flag("config", "Path of the vectorheal configuration file (see docs/configuration.md).").
-		Short('c').Default("vectorheal.yml").StringVar(&o.configFile)
-	c.Flag("web.listen-address", "Address to listen on; overrides listen_address of the config file (default :9877).").
-		StringVar(&o.listenAddress)
-	c.Flag("web.config.file", "Path of an exporter-toolkit web configuration file enabling TLS and/or basic auth.").
-		Default("").StringVar(&o.webConfigFile)
+	o := &serveOptions{configFile: configFlag(c)}
+	// The default shown is listen_address's default; a config file that sets listen_address
+	// is followed unless the flag is given.
+	o.web = webflag.AddFlags(c, ":9877")
+	c.GetFlag("web.listen-address").IsSetByUser(&o.listenSet).
+		Help("Address to listen on; repeat the flag for several (e.g. :9877, [::1]:9877, vsock://:9877). Without it, listen_address of the configuration file (default :9877).")
 	c.Flag("no-migrate", "Do not apply state store migrations at start (run 'vectorheal migrate' yourself).").
 		BoolVar(&o.noMigrate)
 	return c.FullCommand(), func(ctx context.Context, logger *slog.Logger) int {
-		cfg, ok := loadConfig(o.configFile, logger)
+		cfg, ok := loadConfig(*o.configFile, logger)
 		if !ok {
 			return 1
 		}
@@ -133,20 +137,16 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 		}()
 	}
 
-	addr := cfg.ListenAddress
-	if o.listenAddress != "" {
-		addr = o.listenAddress
+	flags := *o.web
+	if !o.listenSet {
+		flags.WebListenAddresses = &[]string{cfg.ListenAddress}
 	}
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
-	flags := &web.FlagConfig{
-		WebListenAddresses: &[]string{addr},
-		WebSystemdSocket:   new(bool),
-		WebConfigFile:      &o.webConfigFile,
-	}
 	errc := make(chan error, 1)
-	go func() { errc <- web.ListenAndServe(srv, flags, logger) }()
+	go func() { errc <- web.ListenAndServe(srv, &flags, logger) }()
 	s.ready.Store(true)
-	logger.Info("vectorheal started", "address", addr, "targets", len(cfg.Targets))
+	logger.Info("vectorheal started", "addresses", *flags.WebListenAddresses, "systemd_socket", *flags.WebSystemdSocket,
+		"targets", len(cfg.Targets))
 
 	select {
 	case err := <-errc:

@@ -159,13 +159,19 @@ type Alertmanager struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
+// DefaultWebhookMaxBodyBytes is the default of webhook.max_body_bytes. Alertmanager sends every
+// alert of a group in one notification; 1 MiB holds about a thousand alerts of vectorheal's
+// rules (under 1 KiB each with their annotations). The webhook package uses it too, when its
+// caller sets no limit.
+const DefaultWebhookMaxBodyBytes = 1 << 20
+
 // Webhook is the Alertmanager receiver.
 type Webhook struct {
 	// BearerToken the sender must present (Alertmanager's http_config.authorization).
 	BearerToken Secret `yaml:"bearer_token"`
 	// BasicAuth the sender may present instead.
 	BasicAuth *BasicAuth `yaml:"basic_auth"`
-	// MaxBodyBytes caps a notification's size. Default 1 MiB.
+	// MaxBodyBytes caps a notification's size. Default DefaultWebhookMaxBodyBytes.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 	// AllowUnauthenticated accepts notifications without credentials. Default false; serve
 	// refuses to start without credentials unless this is set.

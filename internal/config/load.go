@@ -49,7 +49,7 @@ func (c *Config) setDefaults() {
 	}
 	defDur(&c.Alertmanager.Timeout, 10*time.Second)
 	if c.Webhook.MaxBodyBytes == 0 {
-		c.Webhook.MaxBodyBytes = 1 << 20
+		c.Webhook.MaxBodyBytes = DefaultWebhookMaxBodyBytes
 	}
 	c.Exporter.setDefaults()
 	c.Remediation.setDefaults()

@@ -59,7 +59,7 @@ func (v *Vectorheal) Start(ctx context.Context) error {
 		v.logs = &lockedBuffer{}
 	}
 	fmt.Fprintf(v.logs, "--- start %s\n", time.Now().Format(time.RFC3339))
-	cmd := exec.Command(v.bin, "serve", "--config", v.Config, "--web.listen-address", v.addr, "--log.level", "debug")
+	cmd := exec.Command(v.bin, "serve", "--config.file", v.Config, "--web.listen-address", v.addr, "--log.level", "debug")
 	var out io.Writer = v.logs
 	var logFile *os.File
 	if v.LogFile != "" {

@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/vectorheal/vectorheal/internal/figure"
 )
 
 // Event kinds of the timeline.
@@ -298,7 +300,7 @@ func (w *Watcher) Poll(ctx context.Context) ([]Event, error) {
 func stepDetail(st Step) string {
 	d := fmt.Sprintf("%d:%s %s", st.Position, st.Strategy, st.State)
 	if len(st.Before) > 0 || len(st.After) > 0 {
-		d += fmt.Sprintf(" before=%v after=%v", st.Before, st.After)
+		d += " before: " + figure.Pairs(st.Before) + " | after: " + figure.Pairs(st.After)
 	}
 	if st.Error != "" {
 		d += " error=" + st.Error
