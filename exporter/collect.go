@@ -205,6 +205,7 @@ func (e *Exporter) emitIndex(m emitter, targetName string, st *index, is *indexS
 	if st.drift != nil {
 		m.gauge("pgvector_drift_score", *st.drift, l...)
 	}
+	emitAsBuilt(m, l, st.asBuilt)
 
 	if is != nil {
 		m.counter("pgvector_index_scans_total", is.scans, l...)

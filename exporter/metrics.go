@@ -48,6 +48,14 @@ func Metrics() []metricdoc.Metric {
 		{Name: "pgvector_ivfflat_empty_lists", Type: g, Help: "IVFFlat lists holding no entry.", Labels: withIndex()},
 		{Name: "pgvector_ivfflat_centroid_quality_ratio", Type: g, Help: "On a bounded sample of entries, mean distance to their own center over mean distance to the nearest other center (lower is better; near 1 means centers do not separate the data).", Labels: withIndex()},
 
+		// As-built baselines (asbuilt.go): the index's current build as first measured.
+		{Name: "pgvector_index_as_built_timestamp_seconds", Type: g, Help: "Unix time the as-built baseline of the index's current build was recorded; basis is build (no deleted element or dead heap TID since the build) or first_seen (first measured after churn).", Labels: withIndex("basis")},
+		{Name: "pgvector_hnsw_as_built_connectivity_ratio", Type: g, Help: "Share of live HNSW elements reachable from the entry point when the current build was first measured.", Labels: withIndex()},
+		{Name: "pgvector_hnsw_as_built_orphan_ratio", Type: g, Help: "Share of live HNSW elements without a live in-neighbour when the current build was first measured.", Labels: withIndex()},
+		{Name: "pgvector_hnsw_as_built_neighbor_fill_ratio", Type: g, Help: "Layer-0 neighbour fill of the HNSW graph when the current build was first measured.", Labels: withIndex()},
+		{Name: "pgvector_hnsw_as_built_layers", Type: g, Help: "Layers of the HNSW graph when the current build was first measured.", Labels: withIndex()},
+		{Name: "pgvector_recall_as_built_ratio", Type: g, Help: "Recall@k first measured on the current build, at the search settings a new session gets.", Labels: withIndex("k")},
+
 		// Training staleness.
 		{Name: "pgvector_index_training_staleness_seconds", Type: g, Help: "Seconds since the index was (re)built, detected by its relfilenode changing (since first seen when the build predates vectorheal).", Labels: withIndex()},
 		{Name: "pgvector_index_rows_changed_since_build_ratio", Type: g, Help: "Rows inserted, updated or deleted in the table since the build, over the index's rows at build.", Labels: withIndex()},
