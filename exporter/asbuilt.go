@@ -177,10 +177,12 @@ func (b *storeBaselines) record(ctx context.Context, k buildKey, ix catalog.Inde
 	if err := json.Unmarshal(raw, &got.Figures); err != nil {
 		return nil, fmt.Errorf("decode as-built figures: %w", err)
 	}
-	// Baselines of builds that were replaced are history no figure reads any more.
+	// Baselines of builds that were replaced (a new relfilenode, or a new OID under the same
+	// name after REINDEX CONCURRENTLY) are history no figure reads any more.
 	if _, err := b.pool.Exec(ctx, `DELETE FROM index_as_built
-		WHERE target = $1 AND datname = $2 AND index_oid = $3 AND relfilenode <> $4`,
-		k.target, k.datname, k.oid, relfilenode); err != nil {
+		WHERE target = $1 AND datname = $2 AND (index_oid, relfilenode) <> ($3, $4)
+		  AND (index_oid = $3 OR (schemaname = $5 AND indexrelname = $6))`,
+		k.target, k.datname, k.oid, relfilenode, ix.Schema, ix.Name); err != nil {
 		return nil, fmt.Errorf("forget replaced as-built figures: %w", err)
 	}
 	return &got, nil
