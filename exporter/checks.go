@@ -20,7 +20,7 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 		defer release()
 
 		t.mu.Lock()
-		ix, build, reader := st.ix, st.build, t.reader
+		ix, build, reader, have := st.ix, st.build, t.reader, st.asBuilt
 		var centers [][]float32
 		if st.structure != nil && st.structure.ivf != nil {
 			centers = st.structure.ivf.Centers
@@ -37,8 +37,15 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 			}
 			var s *structure
 			s, err = scanStructure(ctx, t.Pool, ix, reader, e.cfg.PageBatch, c.Timeout)
+			var base *asBuilt
+			if err == nil {
+				base = e.noteStructureBaseline(ctx, t, ix, build, have, s)
+			}
 			apply = func() {
 				st.structure = s
+				if base != nil && st.build.relfilenode == build.relfilenode {
+					st.asBuilt = base
+				}
 				for _, k := range faultKindsOf(s) {
 					if st.faultKinds == nil {
 						st.faultKinds = map[string]bool{}
@@ -49,8 +56,15 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 		case kindRecall:
 			var r *recallResult
 			r, err = probe(ctx, t.Pool, ix, e.cfg.Recall.Queries, e.cfg.Recall.K, c.Timeout)
+			var base *asBuilt
+			if err == nil {
+				base = e.noteRecallBaseline(ctx, t, ix, build, have, r)
+			}
 			apply = func() {
 				st.recall = r
+				if base != nil && st.build.relfilenode == build.relfilenode {
+					st.asBuilt = base
+				}
 				if r != nil {
 					for _, l := range r.latencies {
 						st.latency.observe(l)

@@ -107,7 +107,7 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 		if b, ok := builds[ix.OID]; ok {
 			if st.build.relfilenode != 0 && st.build.relfilenode != b.relfilenode {
 				// A rebuilt index: results of the old build no longer describe it.
-				st.structure, st.recall, st.drift, st.faultKinds = nil, nil, nil, nil
+				st.structure, st.recall, st.drift, st.faultKinds, st.asBuilt = nil, nil, nil, nil, nil
 				for _, j := range st.jobs {
 					j.next = time.Now()
 				}

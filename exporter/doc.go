@@ -95,7 +95,7 @@ vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are ab
 type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency int }
 
 func seriesPerIndex() seriesCounts {
-	return seriesCounts{hnswBase: 27, perLayer: 2, ivfflat: 22, latency: len(config.DefaultLatencyBuckets()) + 3}
+	return seriesCounts{hnswBase: 31, perLayer: 2, ivfflat: 24, latency: len(config.DefaultLatencyBuckets()) + 3}
 }
 
 func writeFigureRow(b *bytes.Buffer, f figure) {
@@ -186,6 +186,22 @@ const definitions = `
   ` + "`index_builds`" + ` table (in memory without a state store). An index built before vectorheal first
   saw it counts from that first sight. Rows changed since build = writes since then over rows
   at build; it is absent after a statistics reset until the counter passes the recorded value.
+- **As-built baselines.** pgvector's builds are not perfect graphs (measured on PostgreSQL 15,
+  pgvector 0.8.0: 1,270–1,302 orphans in a fresh 200k × 128-d build; about 2% unreachable at
+  m = 8, ef_construction = 32; about 45% unreachable for inner product over vectors of unequal
+  norms), so the HNSW structure alerts compare today's figures with the index's own. The first
+  structure scan of a build records its connectivity, orphan share, layer-0 neighbour fill,
+  layers, orphan and unreachable counts, and the first recall probe its recall at the settings a
+  new session gets, in the state store's ` + "`index_as_built`" + ` table (in memory without a state store;
+  the first replica to record a figure wins). The basis is ` + "`build`" + ` when that scan finds no deleted
+  or being-deleted element and, read exactly from the heap, no dead heap TID; otherwise
+  ` + "`first_seen`" + `: an index first measured after churn is judged from that point on until a rebuild
+  gives it a baseline of its own, and meanwhile the dead-entry and fragmentation alerts, which
+  need no baseline, still fire. A rebuild (new relfilenode or OID) starts a new baseline; a
+  restart reads the recorded one back. ` + "`pgvector_index_as_built_timestamp_seconds{basis}`" + ` says when
+  and on which basis. Without page access (managed PostgreSQL) only recall is recorded, with
+  basis ` + "`first_seen`" + `. The repair engine reads the same baseline through the Measurer to judge a
+  repair by the figures the index had when it was built.
 - **Recall probe.** Up to ` + "`exporter.recall.queries`" + ` query vectors are sampled from the table
   (` + "`ORDER BY random()`" + ` below 10 000 rows, ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per query above, widened tenfold
   while too few rows come back). Each

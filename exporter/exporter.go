@@ -27,8 +27,10 @@ type Exporter struct {
 	targets []*target
 	global  chan struct{} // bounds background checks over all targets
 	builds  buildTracker
-	state   *pgxpool.Pool // nil without a state store
-	tick    time.Duration
+	// baselines holds the as-built figures of each build (asbuilt.go).
+	baselines baselines
+	state     *pgxpool.Pool // nil without a state store
+	tick      time.Duration
 }
 
 // Option changes how New builds the exporter.
@@ -42,6 +44,7 @@ func WithStateStore(pool *pgxpool.Pool) Option {
 	return func(e *Exporter) {
 		if pool != nil {
 			e.builds = &storeBuilds{pool: pool}
+			e.baselines = &storeBaselines{pool: pool}
 			e.state = pool
 		}
 	}
@@ -56,6 +59,8 @@ func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger, opts ...Opti
 		global: make(chan struct{}, max(cfg.MaxConcurrentChecks, 1)),
 		builds: newMemoryBuilds(),
 		tick:   200 * time.Millisecond,
+
+		baselines: newMemoryBaselines(),
 	}
 	for _, o := range opts {
 		o(e)

@@ -85,6 +85,7 @@ type readings struct {
 	probeErrs  *uint64         // nil outside the exporter
 	drift      *float64        // nil when not computed
 	seenFaults map[string]bool // structural fault kinds seen since the build
+	asBuilt    *asBuilt        // the build's baseline; nil until recorded
 }
 
 // sample is one value of a figure, with the values of its own labels.
@@ -144,6 +145,25 @@ func withRecall(f func(p *recallResult) []sample) func(*readings) []sample {
 			return nil
 		}
 		return f(r.recall)
+	}
+}
+
+// withAsBuilt computes a figure from the build's baseline when it holds key (any baseline
+// for ""): f's samples, or key's value alone when f is nil.
+func withAsBuilt(key string, f func(a *asBuilt) []sample) func(*readings) []sample {
+	return func(r *readings) []sample {
+		a := r.asBuilt
+		if a == nil {
+			return nil
+		}
+		v, ok := a.Figures[key]
+		if key != "" && !ok {
+			return nil
+		}
+		if f == nil {
+			return one(v)
+		}
+		return f(a)
 	}
 }
 
@@ -313,6 +333,30 @@ func figureTable() []figure {
 				}
 				return one((is.writes - float64(b.writesAtBuild)) / float64(max(b.rowsAtBuild, 1)))
 			}},
+
+		// As-built baselines (asbuilt.go): the current build as first measured. The rules read
+		// these; the rest of a baseline (neighbour fill, layers, counts) stays in the state store
+		// for the Measurer and costs no series.
+		{name: "pgvector_index_as_built_timestamp_seconds", typ: g, unit: "seconds", labels: []string{"basis"}, source: fromHistory,
+			unmeasured: "a record kept by the exporter",
+			help:       "Unix time the as-built baseline of the index's current build was recorded; basis is build (no deleted element or dead heap TID since the build) or first_seen (first measured after churn).",
+			values: withAsBuilt("", func(a *asBuilt) []sample {
+				return []sample{{labels: []string{a.Basis}, v: float64(a.At.UnixNano()) / 1e9}}
+			})},
+		{name: "pgvector_hnsw_as_built_connectivity_ratio", typ: g, unit: "ratio", methods: hnswOnly, source: fromHistory,
+			unmeasured: "a baseline; the Measurer's AsBuilt reads it for pgvector_hnsw_connectivity_ratio",
+			help:       "Share of live HNSW elements reachable from the entry point when the current build was first measured.",
+			values:     withAsBuilt(asBuiltConnectivity, nil)},
+		{name: "pgvector_hnsw_as_built_orphan_ratio", typ: g, unit: "ratio", methods: hnswOnly, source: fromHistory,
+			unmeasured: "a baseline; the Measurer's AsBuilt reads the as-built pgvector_hnsw_orphan_elements",
+			help:       "Share of live HNSW elements without a live in-neighbour when the current build was first measured.",
+			values:     withAsBuilt(asBuiltOrphanRatio, nil)},
+		{name: "pgvector_recall_as_built_ratio", typ: g, unit: "ratio", labels: []string{"k"}, source: fromHistory, estimated: true,
+			unmeasured: "a baseline; the Measurer's AsBuilt reads it for pgvector_recall_ratio",
+			help:       "Recall@k first measured on the current build, at the search settings a new session gets.",
+			values: withAsBuilt(asBuiltRecall, func(a *asBuilt) []sample {
+				return []sample{{labels: []string{strconv.Itoa(int(a.Figures[asBuiltRecallK]))}, v: a.Figures[asBuiltRecall]}}
+			})},
 
 		// Recall probe.
 		{name: "pgvector_recall_ratio", typ: g, unit: "ratio", labels: []string{"k"}, source: fromProbe, estimated: true, measured: []string{""},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,6 +75,14 @@ func newFixture(t *testing.T) *fixture {
 			latencies: []float64{0.0004, 0.0009, 0.0011, 0.0012, 0.0014, 0.0018, 0.0021, 0.0032, 0.0047, 0.012}}
 		for _, l := range st.recall.latencies {
 			st.latency.observe(l)
+		}
+		// Every check ran once on a fresh build: its baseline is recorded.
+		st.asBuilt = &asBuilt{Basis: basisBuild, At: fixtureNow.Add(-26 * time.Hour), Figures: map[string]float64{
+			asBuiltRecall: st.recall.ratio, asBuiltRecallK: float64(st.recall.k)}}
+		if s.hnsw != nil {
+			figures, basis := hnswBaseline(s)
+			maps.Copy(st.asBuilt.Figures, figures)
+			st.asBuilt.Basis = basis
 		}
 		tg.indexes[ix.OID] = st
 		stats.indexes[ix.OID] = &indexStats{scans: 1200, tupRead: 12000, blksHit: 9800, blksRead: 40, sizeBytes: float64(ix.SizeBytes),

@@ -17,12 +17,28 @@ import (
 // engine's before/after validation (it implements remediation/strategy.Measurer). Each call
 // measures afresh; nothing is cached, so a figure read right after a repair sees the repair.
 type Measurer struct {
-	cfg config.Exporter
+	cfg   config.Exporter
+	state *pgxpool.Pool // where as-built baselines are read; nil without a state store
+}
+
+// MeasurerOption changes how NewMeasurer builds the Measurer.
+type MeasurerOption func(*Measurer)
+
+// MeasureWithStateStore reads as-built baselines (AsBuilt) from the state store behind pool,
+// where an exporter started WithStateStore records them.
+func MeasureWithStateStore(pool *pgxpool.Pool) MeasurerOption {
+	return func(m *Measurer) { m.state = pool }
 }
 
 // NewMeasurer returns a Measurer that uses cfg's page batch, recall sample (queries, k) and
 // check timeouts.
-func NewMeasurer(cfg config.Exporter) *Measurer { return &Measurer{cfg: cfg} }
+func NewMeasurer(cfg config.Exporter, opts ...MeasurerOption) *Measurer {
+	m := &Measurer{cfg: cfg}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
 
 // Figures lists the figure names Measure understands, sorted (FigureNames).
 func (m *Measurer) Figures() []string { return FigureNames() }

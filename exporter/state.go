@@ -39,6 +39,7 @@ type target struct {
 type index struct {
 	ix        catalog.Index
 	build     buildInfo
+	asBuilt   *asBuilt // baseline of the current build, nil until first measured
 	structure *structure
 	recall    *recallResult
 	latency   *histogram

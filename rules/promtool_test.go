@@ -27,13 +27,18 @@ func promtool(t *testing.T, args ...string) string {
 	return string(out)
 }
 
+// ruleFiles are the default rule files and the opt-in ones under optional/.
 func ruleFiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob("*.yml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no rule files found: %v", err)
 	}
-	return files
+	optional, err := filepath.Glob(filepath.Join("optional", "*.yml"))
+	if err != nil || len(optional) == 0 {
+		t.Fatalf("no opt-in rule files found: %v", err)
+	}
+	return append(files, optional...)
 }
 
 func TestPromtoolCheckRules(t *testing.T) {

@@ -42,7 +42,7 @@ func (s *server) startHealing(ctx context.Context) (*healing, func(context.Conte
 	if err != nil {
 		return nil, nil, fmt.Errorf("strategies: %w", err)
 	}
-	measurer := exporter.NewMeasurer(cfg.Exporter)
+	measurer := exporter.NewMeasurer(cfg.Exporter, exporter.MeasureWithStateStore(s.state))
 	load := func() (*runbook.Runbook, error) {
 		if cfg.Remediation.Runbook == "" {
 			return &runbook.Runbook{}, nil

@@ -73,7 +73,7 @@ func TestRunbookTest(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "no entry matches") {
 		t.Errorf("unmatched alert: exit %d\n%s", code, out)
 	}
-	code, _, errs = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname="PgvectorHNSWOrphans"`, "--expect", "other")
+	code, _, errs = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname="PgvectorHNSWOrphansDecayed"`, "--expect", "other")
 	if code != 1 || !strings.Contains(errs, `expected entries "other", got "hnsw-orphans"`) {
 		t.Errorf("--expect mismatch: exit %d, %s", code, errs)
 	}

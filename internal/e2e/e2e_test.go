@@ -48,6 +48,8 @@ func TestMain(m *testing.M) {
 // bundle is what every scenario works with.
 type bundle struct {
 	stack     *e2e.Stack
+	pg        *testenv.Postgres
+	mainDSN   string
 	watch     *e2e.Watcher
 	state     *pgxpool.Pool
 	main      *pgxpool.Pool // target "main"
@@ -128,7 +130,7 @@ func setup(t *testing.T) *bundle {
 		}
 		s.Close()
 	})
-	b := &bundle{stack: s, state: openPool(t, mainDSN), main: openPool(t, mainDSN), tuning: openPool(t, tuningDSN), tuningDSN: tuningDSN, timing: s.Config.Timing}
+	b := &bundle{stack: s, pg: pg, mainDSN: mainDSN, state: openPool(t, mainDSN), main: openPool(t, mainDSN), tuning: openPool(t, tuningDSN), tuningDSN: tuningDSN, timing: s.Config.Timing}
 	b.watch = e2e.NewWatcher(s, b.state)
 	wctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -408,6 +410,9 @@ func TestHealingLoop(t *testing.T) {
 	t.Run("4-silence-pauses-repair", b.scenarioSilence)
 	t.Run("5-killed-during-rebuild", b.scenarioKilled)
 	t.Run("6-two-replicas-one-repair", b.scenarioReplicas)
+	t.Run("7-born-poor-no-repair", b.scenarioBornPoor)
+	// Last: cutting in-links restarts the cluster under the whole stack.
+	t.Run("8-damage-after-build-heals-to-as-built", b.scenarioDamageAfterBuild)
 }
 
 const (

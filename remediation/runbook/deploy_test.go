@@ -23,6 +23,8 @@ var noRepair = []string{
 	"PgvectorLatencySpike", "PgvectorThroughputDrop", "PgvectorCacheHitDrop", "PgvectorIndexSizeSpike",
 	"PgvectorProbeErrorRateSpike",
 	"PgvectorCustomQualityDegrading", "PgvectorCustomCountHigh", "PgvectorCustomStale",
+	// A graph poor from its build: a rebuild reproduces it, so no automatic repair may answer.
+	"PgvectorHNSWBornPoorlyConnected",
 }
 
 type ruleAlert struct {
