@@ -208,7 +208,8 @@ func Once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catal
 
 // Await re-measures v's figure after a step, up to Attempts times Wait apart, and passes on
 // the first value within bounds. The index is looked up again before each measurement: a
-// rebuild gives it a new relfilenode, and REINDEX CONCURRENTLY even a new OID.
+// rebuild gives it a new relfilenode, and REINDEX CONCURRENTLY even a new OID (a nil pool,
+// for measurers that need none, skips the lookup).
 func Await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) *Record {
 	attempts := max(v.Attempts, 1)
 	last := &Record{Validation: v}
@@ -221,8 +222,10 @@ func Await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix cata
 			case <-time.After(v.Wait):
 			}
 		}
-		if fresh, err := catalog.Resolve(ctx, pool, ix.Schema, ix.Name); err == nil {
-			ix = fresh
+		if pool != nil {
+			if fresh, err := catalog.Resolve(ctx, pool, ix.Schema, ix.Name); err == nil {
+				ix = fresh
+			}
 		}
 		rec := Once(ctx, m, pool, ix, v)
 		rec.Tries = try
