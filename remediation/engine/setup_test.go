@@ -89,8 +89,9 @@ func setup(t testing.TB) *bundle {
 	b.fakes = &fakes{}
 	b.measurer = &fakeMeasurer{}
 	vacuum, _ := mustDefault(t).Get("vacuum")
+	reindex, _ := mustDefault(t).Get("reindex")
 	b.reg, err = strategy.NewRegistry(
-		byParams(&okStrategy{f: b.fakes}), byParams(&failStrategy{f: b.fakes}), byParams(&blockStrategy{f: b.fakes}), vacuum)
+		byParams(&okStrategy{f: b.fakes}), byParams(&failStrategy{f: b.fakes}), byParams(&blockStrategy{f: b.fakes}), vacuum, reindex)
 	if err != nil {
 		t.Fatal(err)
 	}
