@@ -132,7 +132,16 @@ func setup(t *testing.T) (client, *amclient.Client, *pgxpool.Pool, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ts.Close)
-	reg, _ := strategy.NewRegistry(noop{})
+	// The real sql strategy: a manual request for it is refused by its capability.
+	shipped, err := strategy.Default(strategy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlStrategy, _ := shipped.Get("sql")
+	reg, err := strategy.NewRegistry(noop{}, sqlStrategy)
+	if err != nil {
+		t.Fatal(err)
+	}
 	am := testenv.StartAlertmanager(t, "route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
 	ac, err := amclient.New(config.Alertmanager{URL: am.URL})
 	if err != nil {

@@ -49,8 +49,15 @@ func (*Retrain) Spec() Spec {
 			maxMaintenanceWorkMemParam,
 			figuresParam,
 		},
-		Figures: withIndexFigures(),
+		Figures: ivfflatFigures(),
 	}
+}
+
+// ivfflatFigures are the figures recorded for an IVFFlat rebuild.
+func ivfflatFigures() map[string][]string {
+	f := withIndexFigures()
+	delete(f, "hnsw")
+	return f
 }
 
 // Decode implements Strategy.
