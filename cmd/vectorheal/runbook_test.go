@@ -30,6 +30,8 @@ func TestRunbookValidate(t *testing.T) {
       - strategy: vacuum
         params: {full: true}
         validate: {figure: pgvector_nonsense, op: "<", value: 1}
+      - strategy: reindex
+        params: {figures: [pgvector_index_size_bytes, pgvector_made_up]}
 `)
 	code, _, errs = runCLI("runbook", "validate", bad)
 	if code != 1 {
@@ -39,6 +41,7 @@ func TestRunbookValidate(t *testing.T) {
 		bad + `:3: entries[0].matchers[0]: cannot parse "alertname==\"A\""`,
 		bad + `:6: entries[0].steps[0].params: vacuum: `,
 		bad + `:7: entries[0].steps[0].validate.figure: unknown figure "pgvector_nonsense"`,
+		bad + `:9: entries[0].steps[1].params.figures[1]: unknown figure "pgvector_made_up"`,
 	} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("errors do not contain %q:\n%s", want, errs)

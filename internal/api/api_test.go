@@ -33,27 +33,33 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
 const token = "s3cret-token"
 
-// noop runs SELECT 1 on the target; params.fail makes it fail.
+// noop runs SELECT 1 on the target. It is a strategy.Definition of its own, so it words its
+// refusal of an unknown parameter itself.
 type noop struct{}
 
-func (noop) Name() string        { return "noop" }
-func (noop) Description() string { return "does nothing" }
-func (noop) CheckParams(p strategy.Params) error {
+func (noop) Spec() strategy.Spec { return strategy.Spec{Name: "noop", Description: "does nothing"} }
+func (n noop) Bind(p strategy.Params) (strategy.Step, error) {
 	for k := range p {
 		if k != "fail" {
-			return errors.New("unknown parameter " + k)
+			return nil, errors.New("unknown parameter " + k)
 		}
 	}
-	return nil
+	return noopStep{p: p}, nil
 }
-func (noop) Plan(context.Context, strategy.Env, catalog.Index, strategy.Params) (strategy.Impact, error) {
+
+type noopStep struct{ p strategy.Params }
+
+func (noopStep) Spec() strategy.Spec       { return noop{}.Spec() }
+func (s noopStep) Params() strategy.Params { return s.p }
+func (noopStep) Figures(string) []string   { return nil }
+func (noopStep) Plan(context.Context, strategy.Env, catalog.Index) (strategy.Impact, error) {
 	return strategy.Impact{LockLevel: "NONE", Statements: []string{"SELECT 1"}}, nil
 }
-func (noop) Run(ctx context.Context, env strategy.Env, _ catalog.Index, _ strategy.Params) (strategy.Outcome, error) {
+func (noopStep) Run(ctx context.Context, env strategy.Env, _ catalog.Index) (strategy.Outcome, error) {
 	_, err := env.Pool.Exec(ctx, "SELECT 1")
 	return strategy.Outcome{Statements: []string{"SELECT 1"}}, err
 }
-func (noop) Rollback(context.Context, strategy.Env, catalog.Index, strategy.Params, json.RawMessage) error {
+func (noopStep) Rollback(context.Context, strategy.Env, catalog.Index, json.RawMessage) error {
 	return nil
 }
 
@@ -126,14 +132,23 @@ func setup(t *testing.T) (client, *amclient.Client, *pgxpool.Pool, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ts.Close)
-	reg, _ := strategy.NewRegistry(noop{})
+	// The real sql strategy: a manual request for it is refused by its capability.
+	shipped, err := strategy.Default(strategy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlStrategy, _ := shipped.Get("sql")
+	reg, err := strategy.NewRegistry(noop{}, sqlStrategy)
+	if err != nil {
+		t.Fatal(err)
+	}
 	am := testenv.StartAlertmanager(t, "route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
 	ac, err := amclient.New(config.Alertmanager{URL: am.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e, err := engine.New(engine.Options{State: state, Schema: "vh", Targets: ts, Strategies: reg, Measurer: measurer{},
-		Runbook: func() *runbook.Runbook { return nil }, Workers: true, PollInterval: 100 * time.Millisecond,
+		Runbook: func() *runbook.Runbook { return nil }, Config: config.DefaultRemediation(), Workers: true, PollInterval: 100 * time.Millisecond,
 		Alertmanager: ac, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/amclient"
 	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
 // StatusBody is GET /status: the engine's status and the pauses in force.
@@ -104,11 +105,12 @@ type TriggerBody struct {
 
 // ValidateBody is the optional validation of a manual repair.
 type ValidateBody struct {
-	Figure   string  `json:"figure"`
-	Op       string  `json:"op"`
-	Value    float64 `json:"value"`
-	Wait     string  `json:"wait"`
-	Attempts int     `json:"attempts"`
+	Figure        string   `json:"figure"`
+	Op            string   `json:"op"`
+	Value         *float64 `json:"value"`
+	AsBuiltFactor float64  `json:"as_built_factor"`
+	Wait          string   `json:"wait"`
+	Attempts      int      `json:"attempts"`
 }
 
 // Created answers a call that made something.
@@ -134,8 +136,11 @@ func (a *api) trigger(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
-		req.Validate = &engine.Validation{Figure: b.Validate.Figure, Op: b.Validate.Op, Value: b.Validate.Value,
-			Wait: wait, Attempts: b.Validate.Attempts}
+		req.Validate = &validation.Validation{Figure: b.Validate.Figure, Op: b.Validate.Op,
+			AsBuiltFactor: b.Validate.AsBuiltFactor, Wait: wait, Attempts: b.Validate.Attempts}
+		if b.Validate.Value != nil {
+			req.Validate.Value, req.Validate.HasValue = *b.Validate.Value, true
+		}
 	}
 	id, err := a.e.Trigger(r.Context(), req, user(r))
 	if err != nil {

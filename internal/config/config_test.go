@@ -62,6 +62,14 @@ func TestErrors(t *testing.T) {
 			`bad.yml:6: exporter.custom_metrics[0].name: "bad-name" is not a valid Prometheus metric name`},
 		{"unknown metric target", base + "exporter:\n  custom_metrics:\n    - name: m\n      help: h\n      sql: select 1\n      targets: [nope]\n",
 			`bad.yml:9: exporter.custom_metrics[0].targets[0]: no target is named "nope"`},
+		{"custom metric named like vectorheal's own", base + "exporter:\n  custom_metrics:\n    - {name: pgvector_recall_ratio, help: h, sql: 'select 1'}\n",
+			`bad.yml:6: exporter.custom_metrics[0].name: "pgvector_recall_ratio": names starting with pgvector_ are vectorheal's own metrics`},
+		{"custom label named target", base + "exporter:\n  custom_metrics:\n    - name: m\n      help: h\n      sql: select 1\n      label_columns: [kind, target]\n",
+			`bad.yml:9: exporter.custom_metrics[0].label_columns[1]: "target" is the label vectorheal adds to every series itself`},
+		{"custom label twice", base + "exporter:\n  custom_metrics:\n    - name: m\n      help: h\n      sql: select 1\n      label_columns: [kind, kind]\n",
+			`bad.yml:9: exporter.custom_metrics[0].label_columns[1]: "kind" is given twice`},
+		{"custom label is the value", base + "exporter:\n  custom_metrics:\n    - name: m\n      help: h\n      sql: select 1\n      value_column: n\n      label_columns: [n]\n",
+			`bad.yml:10: exporter.custom_metrics[0].label_columns[0]: "n" is the value column`},
 		{"bad url", base + "alertmanager:\n  url: localhost:9093\n",
 			`bad.yml:5: alertmanager.url: "localhost:9093" is not an http(s) URL`},
 		{"list expected", "targets: main\n",
@@ -151,5 +159,24 @@ func unwrapAll(err error) error {
 			return err
 		}
 		err = u.Unwrap()
+	}
+}
+
+// TestDefaultRemediationIsValid: the defaults Load sets are the ones DefaultRemediation gives,
+// and they pass the same validation; a zero Remediation does not.
+func TestDefaultRemediationIsValid(t *testing.T) {
+	c, err := Parse("x.yml", []byte("targets:\n  - name: a\n    dsn: {value: x}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := DefaultRemediation(); d != c.Remediation {
+		t.Errorf("DefaultRemediation() = %+v, Load sets %+v", d, c.Remediation)
+	}
+	if err := DefaultRemediation().Check(); err != nil {
+		t.Errorf("defaults refused: %v", err)
+	}
+	err = Remediation{}.Check()
+	if err == nil || !strings.Contains(err.Error(), "remediation.max_concurrent_repairs: must be positive") {
+		t.Errorf("zero Remediation: %v", err)
 	}
 }

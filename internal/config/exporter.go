@@ -3,6 +3,7 @@ package config
 import (
 	"math"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -73,6 +74,10 @@ type CustomMetric struct {
 	// Timeout of one run. Default 10s.
 	Timeout time.Duration `yaml:"timeout"`
 }
+
+// reservedMetricPrefixes start the names of the metrics vectorheal publishes itself: a user
+// metric under one of them would clash with the exporter's and be left out at run time.
+var reservedMetricPrefixes = []string{"pgvector_", "vectorheal_"}
 
 var (
 	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
@@ -160,6 +165,26 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 		}
 		if m.Timeout > m.Interval {
 			v.errorf(p+".timeout", "%s is longer than the interval %s", m.Timeout, m.Interval)
+		}
+		for _, prefix := range reservedMetricPrefixes {
+			if strings.HasPrefix(m.Name, prefix) {
+				v.errorf(p+".name", "%q: names starting with %s are vectorheal's own metrics", m.Name, prefix)
+			}
+		}
+		if !labelNameRE.MatchString(m.ValueColumn) {
+			v.errorf(p+".value_column", "%q is not a column name a query can return as is", m.ValueColumn)
+		}
+		labels := map[string]bool{}
+		for j, l := range m.LabelColumns {
+			switch {
+			case l == "target":
+				v.errorf(v.index(p+".label_columns", j), "%q is the label vectorheal adds to every series itself", l)
+			case labels[l]:
+				v.errorf(v.index(p+".label_columns", j), "%q is given twice", l)
+			case l == m.ValueColumn:
+				v.errorf(v.index(p+".label_columns", j), "%q is the value column", l)
+			}
+			labels[l] = true
 		}
 	}
 }

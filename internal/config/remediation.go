@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // Remediation sets the runbook and the limits of the repair engine.
 type Remediation struct {
@@ -28,6 +31,21 @@ type Remediation struct {
 	APIToken Secret `yaml:"api_token"`
 }
 
+// DefaultRemediation returns the remediation settings as Load fills them in when the file
+// leaves them out: the one place their defaults live, for callers that build a Config in code.
+func DefaultRemediation() Remediation {
+	var r Remediation
+	r.setDefaults()
+	return r
+}
+
+// Check validates r as Load does, for a Remediation built in code; nil when valid.
+func (r Remediation) Check() error {
+	v := &validator{file: "configuration"}
+	r.validate(v)
+	return errors.Join(v.errs...)
+}
+
 func (r *Remediation) setDefaults() {
 	defInt(&r.MaxConcurrentRepairs, 3)
 	defDur(&r.DefaultTimeout, time.Hour)
@@ -43,6 +61,9 @@ func (r *Remediation) validate(v *validator) {
 	v.positive("remediation.circuit_breaker_failures", r.CircuitBreakerFailures)
 	if r.DefaultTimeout <= 0 {
 		v.errorf("remediation.default_timeout", "must be positive")
+	}
+	if r.FlapWindow <= 0 {
+		v.errorf("remediation.flap_window", "must be positive")
 	}
 	if r.HistoryRetention < time.Hour {
 		v.errorf("remediation.history_retention", "must be at least 1h")

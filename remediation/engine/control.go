@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
 // Errors the API turns into status codes.
@@ -167,9 +170,9 @@ type TriggerRequest struct {
 	Strategy string         `json:"strategy"`
 	Params   map[string]any `json:"params,omitempty"`
 	// Validate, when set, is checked after the step like a runbook step's validation.
-	Validate *Validation   `json:"validate,omitempty"`
-	DryRun   bool          `json:"dry_run,omitempty"`
-	Timeout  time.Duration `json:"timeout,omitempty"`
+	Validate *validation.Validation `json:"validate,omitempty"`
+	DryRun   bool                   `json:"dry_run,omitempty"`
+	Timeout  time.Duration          `json:"timeout,omitempty"`
 }
 
 // Trigger queues a manual repair and returns its id. The index is resolved now, so a name
@@ -181,20 +184,24 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest, by string) (in
 	if req.Schema == "" {
 		req.Schema = "public"
 	}
-	if req.Strategy == "sql" {
-		// Its parameters are SQL: they may come from the runbook file, never from a request.
-		return 0, fmt.Errorf("%w: strategy sql runs only statements written in the runbook; add a runbook entry instead", ErrInvalid)
-	}
-	strat, ok := e.o.Strategies.Get(req.Strategy)
+	def, ok := e.o.Strategies.Get(req.Strategy)
 	if !ok {
 		return 0, fmt.Errorf("%w: strategy %q is unknown (known: %s)", ErrInvalid, req.Strategy, strings.Join(e.o.Strategies.Names(), ", "))
 	}
-	if err := strat.CheckParams(req.Params); err != nil {
+	if def.Spec().Has(strategy.RunsUserSQL) {
+		// Its parameters are SQL: they may come from the runbook file, never from a request.
+		return 0, fmt.Errorf("%w: strategy %s runs only statements written in the runbook; add a runbook entry instead", ErrInvalid, req.Strategy)
+	}
+	if _, err := def.Bind(req.Params); err != nil {
 		return 0, fmt.Errorf("%w: params: %v", ErrInvalid, err)
 	}
 	if req.Validate != nil {
-		if _, err := req.Validate.check(0); err != nil {
-			return 0, fmt.Errorf("%w: validate.op: %v", ErrInvalid, err)
+		if err := req.Validate.Check(); err != nil {
+			return 0, fmt.Errorf("%w: validate.%v", ErrInvalid, err)
+		}
+		if !slices.Contains(e.o.Measurer.Figures(), req.Validate.Figure) {
+			return 0, fmt.Errorf("%w: validate.figure: unknown figure %q (known: %s)", ErrInvalid, req.Validate.Figure,
+				strings.Join(e.o.Measurer.Figures(), ", "))
 		}
 	}
 	t, ok := e.o.Targets.Get(req.Target)
@@ -368,12 +375,15 @@ type Status struct {
 	AwaitingApproval int            `json:"awaiting_approval"`
 	Last24h          map[string]int `json:"last_24h"` // finished repairs by state
 	OpenCircuits     []Circuit      `json:"open_circuits"`
-	RunbookEntries   int            `json:"runbook_entries"`
+	// Futile lists runbook entries held back on an index because their last repair there did
+	// not move its figure.
+	Futile         []FutileMark `json:"futile"`
+	RunbookEntries int          `json:"runbook_entries"`
 }
 
 // Status reports what the engine is doing.
 func (e *Engine) Status(ctx context.Context) (Status, error) {
-	s := Status{Workers: e.o.Workers, Runner: e.o.ID, Last24h: map[string]int{}, OpenCircuits: []Circuit{}}
+	s := Status{Workers: e.o.Workers, Runner: e.o.ID, Last24h: map[string]int{}, OpenCircuits: []Circuit{}, Futile: []FutileMark{}}
 	rows, err := e.o.State.Query(ctx, `SELECT state, count(*) FROM repairs
 		WHERE state IN ('queued', 'awaiting_approval', 'running') OR finished_at > now() - interval '24 hours'
 		GROUP BY state`)
@@ -409,6 +419,9 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 		if c.Open {
 			s.OpenCircuits = append(s.OpenCircuits, c)
 		}
+	}
+	if s.Futile, err = e.FutileMarks(ctx); err != nil {
+		return s, err
 	}
 	if rb := e.currentRunbook(); rb != nil {
 		s.RunbookEntries = len(rb.Entries)

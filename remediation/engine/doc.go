@@ -30,12 +30,16 @@
 // configured but does not answer, the repair does not run: it waits (reason
 // alertmanager_unreachable) and asks again every LockRetry, and is skipped for that reason
 // after an hour. Running on a silence that could not be read would defeat pausing. Then the
-// labels are resolved through the catalog: values that are not plain names are refused
-// (invalid_labels), an unknown target, excluded index, missing or non-vector index, or a
-// datname that is not the target's database skip the repair, and nothing runs. Last, the first
-// step's validation figure is measured: an index that already meets it (another alert's repair
-// healed it meanwhile) is skipped as already_healthy. Manual repairs (Trigger) were asked for
-// by a person and skip the alert, cooldown, flap, circuit and already-healthy checks.
+// labels are resolved through the catalog, as data: any name PostgreSQL accepts (a schema
+// "My Schema") is repaired, and statements use the catalog's names, quoted. Labels naming no
+// vector index of the target (hostile text included) skip the repair as index_not_found with
+// the values in the record; an unknown target, an excluded index or a datname that is not the
+// target's database skip it too, and nothing runs. Then an entry known to be futile on the
+// index (its last repair there moved no figure) is skipped as futile while the figure stays
+// where it was. Last, the first step's validation figure is measured: an index that already
+// meets it (another alert's repair healed it meanwhile) is skipped as already_healthy. Manual
+// repairs (Trigger) were asked for by a person and skip the alert, cooldown, flap, circuit,
+// futile and already-healthy checks.
 //
 // # Steps
 //
@@ -43,7 +47,13 @@
 // the strategy's last successful runs) and recorded; the step row is marked running before
 // Run and its Undo data saved right after, then the validation figure is re-measured in the
 // database (Measurer) up to Attempts times, Wait apart. A failed step is rolled back and the
-// next one tried, or the repair stops, as the entry's on_failure says. The repair's timeout
+// next one tried, or the repair stops, as the entry's on_failure says. A step whose strategy
+// says "retry later" (strategy.RetryLater: another index build on the table, a lock not had
+// in time) is recorded as deferred and the repair goes back to the queue with a delay that
+// doubles per deferral (LockRetry up to 10m); it is not a failure and the circuit breaker
+// does not count it, until it has waited an hour. A step whose validation fails with its
+// figure where it was before is marked futile; when every step of a repair was futile, the
+// entry is not run on that index again until the figure moves. The repair's timeout
 // cancels the running statement (the context reaches pgx, which cancels the query in
 // PostgreSQL) and rolls the step back. Dry runs record the plans and run nothing.
 //

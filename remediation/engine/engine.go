@@ -49,7 +49,9 @@ type Options struct {
 	// and is not silenced or inhibited. Nil skips that check.
 	Alertmanager AlertChecker
 	// Config holds the limits (max concurrent repairs, flap guard, circuit breaker, default
-	// timeout, history retention); config.Load has set its defaults.
+	// timeout, history retention) with their defaults set: as config.Load returns it, or
+	// config.DefaultRemediation(). New refuses a Config that is not valid; it sets no
+	// defaults of its own.
 	Config config.Remediation
 	// Workers runs repairs in this process. False makes an engine that only queues (intake
 	// replicas) and answers the API.
@@ -122,23 +124,8 @@ func New(o Options) (*Engine, error) {
 	if o.RecoverInterval <= 0 {
 		o.RecoverInterval = time.Minute
 	}
-	if o.Config.MaxConcurrentRepairs <= 0 {
-		o.Config.MaxConcurrentRepairs = 3
-	}
-	if o.Config.DefaultTimeout <= 0 {
-		o.Config.DefaultTimeout = time.Hour
-	}
-	if o.Config.CircuitBreakerFailures <= 0 {
-		o.Config.CircuitBreakerFailures = 3
-	}
-	if o.Config.FlapMaxRepairs <= 0 {
-		o.Config.FlapMaxRepairs = 3
-	}
-	if o.Config.FlapWindow <= 0 {
-		o.Config.FlapWindow = 6 * time.Hour
-	}
-	if o.Config.HistoryRetention <= 0 {
-		o.Config.HistoryRetention = 720 * time.Hour
+	if err := o.Config.Check(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	if o.RescueAfter <= 0 {
 		o.RescueAfter = o.Config.DefaultTimeout + 10*time.Minute

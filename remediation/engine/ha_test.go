@@ -313,13 +313,13 @@ func runChild() int {
 		return 1
 	}
 	f := &fakes{}
-	reg, err := strategy.NewRegistry(&okStrategy{f: f}, &failStrategy{f: f}, &blockStrategy{f: f})
+	reg, err := strategy.NewRegistry(byParams(&okStrategy{f: f}), byParams(&failStrategy{f: f}), byParams(&blockStrategy{f: f}))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	e, err := engine.New(engine.Options{State: pool, Schema: schema, Targets: ts, Strategies: reg, Measurer: &fakeMeasurer{},
-		Runbook: func() *runbook.Runbook { return nil }, Workers: true, ID: "child", PollInterval: 100 * time.Millisecond,
+		Runbook: func() *runbook.Runbook { return nil }, Config: config.DefaultRemediation(), Workers: true, ID: "child", PollInterval: 100 * time.Millisecond,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -11,91 +11,6 @@ import (
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
 
-// Writes of step history use a context of their own: a step's record must land even when
-// the repair's context has just been cancelled. A failed write is logged; the repair goes on,
-// its final state is written by finish, which does return errors.
-func (e *Engine) historyCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-}
-
-// recordStep inserts or replaces a step's row with its plan and state.
-func (e *Engine) recordStep(ctx context.Context, id int64, pos int, step PlanStep, state string, impact *strategy.Impact, errMsg string) {
-	ctx, cancel := e.historyCtx(ctx)
-	defer cancel()
-	params, _ := json.Marshal(step.Params)
-	var imp []byte
-	if impact != nil {
-		imp, _ = json.Marshal(impact)
-	}
-	_, err := e.o.State.Exec(ctx, `
-INSERT INTO repair_steps (repair_id, position, strategy, params, state, impact, error, started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now(), CASE WHEN $5 <> 'running' THEN now() END)
-ON CONFLICT (repair_id, position) DO UPDATE
-   SET state = EXCLUDED.state, impact = EXCLUDED.impact, error = EXCLUDED.error,
-       started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at`,
-		id, pos, step.Strategy, params, state, imp, errMsg)
-	if err != nil {
-		e.log.Error("record step", "repair", id, "step", pos, "err", err)
-	}
-}
-
-// saveOutcome stores what Run did, above all its undo data, before anything else happens,
-// so a rollback after a crash finds it.
-func (e *Engine) saveOutcome(ctx context.Context, id int64, pos int, out strategy.Outcome) {
-	ctx, cancel := e.historyCtx(ctx)
-	defer cancel()
-	stmts, _ := json.Marshal(nonNil(out.Statements))
-	before, _ := json.Marshal(out.Before)
-	after, _ := json.Marshal(out.After)
-	var undo []byte
-	if len(out.Undo) > 0 && json.Valid(out.Undo) {
-		undo = out.Undo
-	}
-	_, err := e.o.State.Exec(ctx, `UPDATE repair_steps SET statements = $3, before = $4, after = $5, undo = $6
-		WHERE repair_id = $1 AND position = $2`, id, pos, stmts, before, after, undo)
-	if err != nil {
-		e.log.Error("record step outcome", "repair", id, "step", pos, "err", err)
-	}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// endStep records a step's final state.
-func (e *Engine) endStep(ctx context.Context, id int64, pos int, state string, after map[string]float64, v *validationRecord, errMsg string) {
-	ctx, cancel := e.historyCtx(ctx)
-	defer cancel()
-	var afterJSON, vJSON []byte
-	if after != nil {
-		afterJSON, _ = json.Marshal(after)
-	}
-	if v != nil {
-		vJSON, _ = json.Marshal(v)
-	}
-	_, err := e.o.State.Exec(ctx, `UPDATE repair_steps
-		SET state = $3, after = coalesce($4, after), validation = coalesce($5, validation),
-		    error = CASE WHEN error = '' THEN $6 WHEN $6 = '' THEN error ELSE $6 || '; ' || error END,
-		    finished_at = now()
-		WHERE repair_id = $1 AND position = $2`, id, pos, state, afterJSON, vJSON, errMsg)
-	if err != nil {
-		e.log.Error("record end of step", "repair", id, "step", pos, "err", err)
-	}
-}
-
-func (e *Engine) appendStepError(ctx context.Context, id int64, pos int, msg string) {
-	ctx, cancel := e.historyCtx(ctx)
-	defer cancel()
-	_, err := e.o.State.Exec(ctx, `UPDATE repair_steps SET error = CASE WHEN error = '' THEN $3 ELSE error || '; ' || $3 END
-		WHERE repair_id = $1 AND position = $2`, id, pos, msg)
-	if err != nil {
-		e.log.Error("record step error", "repair", id, "step", pos, "err", err)
-	}
-}
-
 // Step is one recorded step of a repair.
 type Step struct {
 	Position   int                `json:"position"`
@@ -109,14 +24,17 @@ type Step struct {
 	Validation json.RawMessage    `json:"validation,omitempty"`
 	Undo       json.RawMessage    `json:"undo,omitempty"`
 	Error      string             `json:"error,omitempty"`
-	StartedAt  *time.Time         `json:"started_at,omitempty"`
-	FinishedAt *time.Time         `json:"finished_at,omitempty"`
+	// Futile is true when the step's validation failed with its figure where it was before:
+	// the step could not help this index.
+	Futile     bool       `json:"futile"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 // steps reads the recorded steps of repair id in order.
 func (e *Engine) steps(ctx context.Context, id int64) ([]Step, error) {
 	rows, err := e.o.State.Query(ctx, `
-SELECT position, strategy, params, state, impact, statements, before, after, validation, undo, error, started_at, finished_at
+SELECT position, strategy, params, state, impact, statements, before, after, validation, undo, error, futile, started_at, finished_at
   FROM repair_steps WHERE repair_id = $1 ORDER BY position`, id)
 	if err != nil {
 		return nil, fmt.Errorf("read steps of repair %d: %w", id, err)
@@ -128,7 +46,7 @@ SELECT position, strategy, params, state, impact, statements, before, after, val
 			after, validation, undo       []byte
 		)
 		if err := row.Scan(&s.Position, &s.Strategy, &params, &s.State, &impact, &stmts, &before, &after,
-			&validation, &undo, &s.Error, &s.StartedAt, &s.FinishedAt); err != nil {
+			&validation, &undo, &s.Error, &s.Futile, &s.StartedAt, &s.FinishedAt); err != nil {
 			return s, err
 		}
 		for _, f := range []struct {
@@ -159,7 +77,7 @@ SELECT position, strategy, params, state, impact, statements, before, after, val
 // historyEstimate is the mean duration of the last successful runs of a strategy on this
 // index, or on any index when this one has none; 0 when there is no history.
 func (e *Engine) historyEstimate(ctx context.Context, r repairRow, strat string) time.Duration {
-	ctx, cancel := e.historyCtx(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	var secs *float64
 	err := e.o.State.QueryRow(ctx, `
@@ -175,4 +93,36 @@ SELECT coalesce(
 		return 0
 	}
 	return time.Duration(*secs * float64(time.Second))
+}
+
+// FutileMark says that a runbook entry was futile on an index: every step it ran left its
+// figure at Value, so the entry does not run there again until the figure changes.
+type FutileMark struct {
+	Target     string    `json:"target"`
+	Datname    string    `json:"datname"`
+	Schema     string    `json:"schemaname"`
+	Index      string    `json:"indexrelname"`
+	Entry      string    `json:"entry"`
+	Figure     string    `json:"figure"`
+	Value      float64   `json:"value"`
+	RepairID   int64     `json:"repair_id"`
+	RecordedAt time.Time `json:"recorded_at"`
+}
+
+// FutileMarks lists the entries held back as futile, newest first.
+func (e *Engine) FutileMarks(ctx context.Context) ([]FutileMark, error) {
+	rows, err := e.o.State.Query(ctx, `SELECT target, datname, schemaname, indexrelname, entry, figure, value, repair_id, recorded_at
+		FROM futile_repairs ORDER BY recorded_at DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("read futile marks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (FutileMark, error) {
+		var m FutileMark
+		err := row.Scan(&m.Target, &m.Datname, &m.Schema, &m.Index, &m.Entry, &m.Figure, &m.Value, &m.RepairID, &m.RecordedAt)
+		return m, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read futile marks: %w", err)
+	}
+	return out, nil
 }

@@ -17,6 +17,8 @@ func Metrics() []metricdoc.Metric {
 		{Name: "vectorheal_repair_duration_seconds", Type: "histogram", Help: "Duration of repair steps that ran, by strategy.", Labels: []string{"strategy"}},
 		{Name: "vectorheal_repairs_active", Type: "gauge", Help: "Repairs running in this process."},
 		{Name: "vectorheal_repair_queue_depth", Type: "gauge", Help: "Repairs queued or awaiting approval in the state store."},
+		{Name: "vectorheal_repair_futile_total", Type: "counter", Help: "Repair steps whose validation failed with the figure where it was before the step: the step could not help the index.", Labels: []string{"strategy"}},
+		{Name: "vectorheal_repair_deferrals_total", Type: "counter", Help: "Repairs put back in the queue because a step said retry later (another index build on the table, a lock not had in time), by the repair's first strategy.", Labels: []string{"strategy"}},
 		{Name: "vectorheal_repair_rollbacks_total", Type: "counter", Help: "Rollbacks run after a step failed, timed out or was interrupted, by strategy.", Labels: []string{"strategy"}},
 		{Name: "vectorheal_circuit_open", Type: "gauge", Help: "1 while auto-healing of the index is stopped after failures in a row, until reset through the API.", Labels: []string{"target", "datname", "schemaname", "relname", "indexrelname"}},
 	}
@@ -28,6 +30,8 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	active    prometheus.Gauge
 	rollbacks *prometheus.CounterVec
+	futile    *prometheus.CounterVec
+	deferrals *prometheus.CounterVec
 	queueDesc *prometheus.Desc
 	circDesc  *prometheus.Desc
 	e         *Engine
@@ -50,12 +54,16 @@ func newMetrics(reg prometheus.Registerer, e *Engine) (*metrics, error) {
 			Help: doc["vectorheal_repairs_active"].Help}),
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vectorheal_repair_rollbacks_total",
 			Help: doc["vectorheal_repair_rollbacks_total"].Help}, doc["vectorheal_repair_rollbacks_total"].Labels),
+		futile: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vectorheal_repair_futile_total",
+			Help: doc["vectorheal_repair_futile_total"].Help}, doc["vectorheal_repair_futile_total"].Labels),
+		deferrals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vectorheal_repair_deferrals_total",
+			Help: doc["vectorheal_repair_deferrals_total"].Help}, doc["vectorheal_repair_deferrals_total"].Labels),
 		queueDesc: prometheus.NewDesc("vectorheal_repair_queue_depth", doc["vectorheal_repair_queue_depth"].Help, nil, nil),
 		circDesc:  prometheus.NewDesc("vectorheal_circuit_open", doc["vectorheal_circuit_open"].Help, doc["vectorheal_circuit_open"].Labels, nil),
 		e:         e,
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.repairs, m.skips, m.duration, m.active, m.rollbacks, stateCollector{m}} {
+		for _, c := range []prometheus.Collector{m.repairs, m.skips, m.duration, m.active, m.rollbacks, m.futile, m.deferrals, stateCollector{m}} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
 // Plan is the runbook entry a repair follows, copied into the repair when it is queued, so a
@@ -26,39 +28,11 @@ type Plan struct {
 
 // PlanStep is one step of a plan.
 type PlanStep struct {
-	Strategy  string          `json:"strategy"`
-	Params    strategy.Params `json:"params,omitempty"`
-	Validate  *Validation     `json:"validate,omitempty"`
-	OnFailure string          `json:"on_failure,omitempty"` // runbook.OnFailureEscalate, OnFailureRollback or OnFailureStop
-	OnSuccess string          `json:"on_success,omitempty"` // runbook.OnSuccessDone or OnSuccessNext
-}
-
-// Validation is the bound a figure must meet after a step.
-type Validation struct {
-	Figure   string        `json:"figure"`
-	Op       string        `json:"op"`
-	Value    float64       `json:"value"`
-	Wait     time.Duration `json:"wait"`
-	Attempts int           `json:"attempts"`
-}
-
-// check reports whether v meets the bound.
-func (v Validation) check(got float64) (bool, error) {
-	switch v.Op {
-	case "<", "lt":
-		return got < v.Value, nil
-	case "<=", "le":
-		return got <= v.Value, nil
-	case ">", "gt":
-		return got > v.Value, nil
-	case ">=", "ge":
-		return got >= v.Value, nil
-	case "==", "=", "eq":
-		return got == v.Value, nil
-	case "!=", "ne":
-		return got != v.Value, nil
-	}
-	return false, fmt.Errorf("validation of %s: unknown operator %q", v.Figure, v.Op)
+	Strategy  string                 `json:"strategy"`
+	Params    strategy.Params        `json:"params,omitempty"`
+	Validate  *validation.Validation `json:"validate,omitempty"`
+	OnFailure string                 `json:"on_failure,omitempty"` // runbook.OnFailureEscalate, OnFailureRollback or OnFailureStop
+	OnSuccess string                 `json:"on_success,omitempty"` // runbook.OnSuccessDone or OnSuccessNext
 }
 
 // Window is a runbook maintenance window in a form that survives JSON (runbook.Window holds a
@@ -132,8 +106,8 @@ func planFromEntry(e *runbook.Entry) Plan {
 	for _, s := range e.Steps {
 		ps := PlanStep{Strategy: s.Strategy, Params: s.Params, OnFailure: s.OnFailure, OnSuccess: s.OnSuccess}
 		if s.Validate != nil {
-			ps.Validate = &Validation{Figure: s.Validate.Figure, Op: s.Validate.Op, Value: s.Validate.Value,
-				Wait: s.Validate.Wait, Attempts: s.Validate.Attempts}
+			v := *s.Validate
+			ps.Validate = &v
 		}
 		p.Steps = append(p.Steps, ps)
 	}
@@ -145,4 +119,48 @@ func planFromEntry(e *runbook.Entry) Plan {
 		p.Windows = append(p.Windows, Window{Days: w.Days, Start: w.Start, End: w.End, Location: loc})
 	}
 	return p
+}
+
+// bind decodes the plan's steps with their strategies. The parameters were checked when the
+// runbook was loaded (or the manual repair requested); this turns the stored copy back into
+// typed steps, and refuses a plan that no longer fits the strategies (after an upgrade).
+func bind(reg *strategy.Registry, p Plan) ([]strategy.Step, error) {
+	out := make([]strategy.Step, len(p.Steps))
+	for i, s := range p.Steps {
+		st, err := reg.Bind(s.Strategy, s.Params)
+		if err != nil {
+			return nil, fmt.Errorf("step %d (%s): %w", i, s.Strategy, err)
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+// lockKey names an index for the repair lock; length prefixes keep names with separators
+// apart. A target is one database, so datname (absent from some alerts) is left out.
+func lockKey(target, schema, index string) string {
+	return fmt.Sprintf("vectorheal/repair/%d:%s/%d:%s/%d:%s", len(target), target, len(schema), schema, len(index), index)
+}
+
+// deferDelay is how long a repair whose step said "retry later" waits before its next try:
+// base doubled per earlier deferral, at most limit.
+func deferDelay(base time.Duration, deferrals int, limit time.Duration) time.Duration {
+	d := base
+	for range min(deferrals, 20) {
+		d *= 2
+		if d >= limit {
+			return limit
+		}
+	}
+	return min(d, limit)
+}
+
+// nameProblem says why a label value cannot name a PostgreSQL object at all: the catalog is
+// asked about anything else, and only it decides whether the object exists. A NUL byte cannot
+// be sent as text to the server, so it is refused here rather than failing the query.
+func nameProblem(v string) string {
+	if strings.ContainsRune(v, 0) {
+		return "contains a NUL byte, which no PostgreSQL name can"
+	}
+	return ""
 }

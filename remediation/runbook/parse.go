@@ -15,6 +15,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/strictyaml"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
 // The file as written. Pointers tell a field left out (take the default) from one set to its
@@ -63,11 +64,12 @@ type stepYAML struct {
 }
 
 type validateYAML struct {
-	Figure   string         `yaml:"figure"`
-	Op       string         `yaml:"op"`
-	Value    *float64       `yaml:"value"`
-	Wait     *time.Duration `yaml:"wait"`
-	Attempts *int           `yaml:"attempts"`
+	Figure        string         `yaml:"figure"`
+	Op            string         `yaml:"op"`
+	Value         *float64       `yaml:"value"`
+	AsBuiltFactor *float64       `yaml:"as_built_factor"`
+	Wait          *time.Duration `yaml:"wait"`
+	Attempts      *int           `yaml:"attempts"`
 }
 
 type windowYAML struct {
@@ -92,8 +94,10 @@ func (c *checker) fail(path, format string, args ...any) {
 
 // Parse decodes a runbook strictly (unknown keys and wrong types are errors with file:line)
 // and checks it: matchers parse with Alertmanager's parser, every strategy exists in reg and
-// accepts its parameters, every validation figure is one of figures. A nil reg or figures
-// skips those checks, for tooling that has neither. Every problem found is returned, joined.
+// its parameters decode into the strategy's typed parameters, and every figure the file or a
+// strategy's defaults name — validation figures, figures parameters — is one of figures (the
+// exporter's Measurer). A nil reg or figures skips those checks, for tooling that has
+// neither. Every problem found is returned, joined.
 func Parse(file string, data []byte, reg *strategy.Registry, figures []string) (*Runbook, error) {
 	var raw fileYAML
 	pos, err := strictyaml.Decode(file, data, &raw)
@@ -228,14 +232,18 @@ func (c *checker) step(path string, rs stepYAML, d Defaults) Step {
 	case rs.Strategy == "":
 		c.fail(path+".strategy", "missing")
 	case c.reg != nil:
-		s, ok := c.reg.Get(rs.Strategy)
+		def, ok := c.reg.Get(rs.Strategy)
 		if !ok {
 			c.fail(path+".strategy", "unknown strategy %q (known: %s)", rs.Strategy, strings.Join(c.reg.Names(), ", "))
 			break
 		}
-		if err := s.CheckParams(st.Params); err != nil {
+		b, err := def.Bind(st.Params)
+		if err != nil {
 			c.fail(path+".params", "%s: %v", rs.Strategy, err)
+			break
 		}
+		st.Bound = b
+		c.stepFigures(path, b)
 	}
 	if rs.OnFailure != nil {
 		st.OnFailure = c.oneOf(path+".on_failure", *rs.OnFailure, OnFailureEscalate, OnFailureRollback, OnFailureStop)
@@ -249,30 +257,63 @@ func (c *checker) step(path string, rs stepYAML, d Defaults) Step {
 	return st
 }
 
-var ops = []string{"<", "<=", ">", ">=", "==", "!="}
+// stepFigures checks the figures a step records: its figures parameter, else the strategy's
+// defaults for every method, so a figure nobody measures fails the load instead of being
+// dropped from the history in silence.
+func (c *checker) stepFigures(path string, b strategy.Step) {
+	if c.figures == nil {
+		return
+	}
+	spec := b.Spec()
+	if _, given := b.Params()["figures"]; given {
+		for i, f := range b.Figures("") {
+			if !c.figures[f] {
+				c.fail(fmt.Sprintf("%s.params.figures[%d]", path, i), "unknown figure %q (known: %s)", f, c.knownFigures())
+			}
+		}
+		return
+	}
+	for _, f := range spec.AllDefaultFigures() {
+		if !c.figures[f] {
+			c.fail(path+".strategy", "strategy %s records figure %q by default, which the exporter does not measure (known: %s)",
+				spec.Name, f, c.knownFigures())
+		}
+	}
+}
 
-func (c *checker) validation(path string, rv validateYAML, d Defaults) *Validation {
-	v := &Validation{Figure: rv.Figure, Op: rv.Op, Wait: d.ValidateWait, Attempts: d.ValidateAttempts}
+func (c *checker) knownFigures() string {
+	known := make([]string, 0, len(c.figures))
+	for f := range c.figures {
+		known = append(known, f)
+	}
+	slices.Sort(known)
+	return strings.Join(known, ", ")
+}
+
+func (c *checker) validation(path string, rv validateYAML, d Defaults) *validation.Validation {
+	v := &validation.Validation{Figure: rv.Figure, Op: rv.Op, Wait: d.ValidateWait, Attempts: d.ValidateAttempts}
 	switch {
 	case rv.Figure == "":
 		c.fail(path+".figure", `missing; name the figure to re-measure, e.g. "pgvector_hnsw_heap_tids:dead"`)
 	case c.figures != nil && !c.figures[rv.Figure]:
-		known := make([]string, 0, len(c.figures))
-		for f := range c.figures {
-			known = append(known, f)
-		}
-		slices.Sort(known)
-		c.fail(path+".figure", "unknown figure %q (known: %s)", rv.Figure, strings.Join(known, ", "))
+		c.fail(path+".figure", "unknown figure %q (known: %s)", rv.Figure, c.knownFigures())
 	}
 	if rv.Op == "" {
-		c.fail(path+".op", "missing; one of %s", strings.Join(ops, " "))
-	} else if !slices.Contains(ops, rv.Op) {
-		c.fail(path+".op", "%q is not one of %s", rv.Op, strings.Join(ops, " "))
+		c.fail(path+".op", "missing; one of %s", strings.Join(validation.Ops, " "))
+	} else if !slices.Contains(validation.Ops, rv.Op) {
+		c.fail(path+".op", "%q is not one of %s", rv.Op, strings.Join(validation.Ops, " "))
 	}
-	if rv.Value == nil {
-		c.fail(path+".value", "missing; the bound the figure is compared with")
-	} else {
-		v.Value = *rv.Value
+	if rv.Value != nil {
+		v.Value, v.HasValue = *rv.Value, true
+	}
+	if rv.AsBuiltFactor != nil {
+		if *rv.AsBuiltFactor <= 0 {
+			c.fail(path+".as_built_factor", "%v must be greater than 0", *rv.AsBuiltFactor)
+		}
+		v.AsBuiltFactor = *rv.AsBuiltFactor
+	}
+	if rv.Value == nil && rv.AsBuiltFactor == nil {
+		c.fail(path+".value", "missing; the bound the figure is compared with (or as_built_factor, relative to the index's as-built figure)")
 	}
 	if rv.Wait != nil {
 		v.Wait = c.nonNegative(path+".wait", *rv.Wait)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
 // Approval values.
@@ -88,43 +89,16 @@ type Entry struct {
 
 // Step is one repair step.
 type Step struct {
-	Strategy  string
-	Params    strategy.Params // never nil
-	Validate  *Validation     // nil: the step succeeds when Run returns no error
-	OnFailure string          // OnFailureEscalate, OnFailureRollback or OnFailureStop
-	OnSuccess string          // OnSuccessDone or OnSuccessNext
+	Strategy string
+	Params   strategy.Params // as written; never nil
+	// Bound is the strategy with Params decoded and checked, nil when the runbook was parsed
+	// without a registry.
+	Bound     strategy.Step
+	Validate  *validation.Validation // nil: the step succeeds when Run returns no error
+	OnFailure string                 // OnFailureEscalate, OnFailureRollback or OnFailureStop
+	OnSuccess string                 // OnSuccessDone or OnSuccessNext
 	Line      int
 }
-
-// Validation is the bound a re-measured figure must meet after a step.
-type Validation struct {
-	Figure   string        // a Measurer figure, e.g. "pgvector_hnsw_heap_tids:dead"
-	Op       string        // one of < <= > >= == !=
-	Value    float64       // the bound
-	Wait     time.Duration // wait this long before each measurement
-	Attempts int           // measure up to this many times; the step fails if none meets the bound
-}
-
-// Met says whether a measured value meets the bound.
-func (v *Validation) Met(measured float64) bool {
-	switch v.Op {
-	case "<":
-		return measured < v.Value
-	case "<=":
-		return measured <= v.Value
-	case ">":
-		return measured > v.Value
-	case ">=":
-		return measured >= v.Value
-	case "==":
-		return measured == v.Value
-	case "!=":
-		return measured != v.Value
-	}
-	return false
-}
-
-func (v *Validation) String() string { return fmt.Sprintf("%s %s %g", v.Figure, v.Op, v.Value) }
 
 // Window is a maintenance window: a daily time range on some days of the week, in a time
 // zone. A range whose end is before its start runs past midnight into the next day; Days name

@@ -13,31 +13,43 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
-// fakeStrategy accepts the parameters in known; the runbook only needs CheckParams and Name.
+// fakeStrategy accepts the parameters in known; the runbook only needs its Spec and Bind.
 type fakeStrategy struct {
 	name  string
 	known []string
 }
 
-func (f fakeStrategy) Name() string        { return f.name }
-func (f fakeStrategy) Description() string { return "fake " + f.name }
-func (f fakeStrategy) CheckParams(p strategy.Params) error {
+func (f fakeStrategy) Spec() strategy.Spec {
+	return strategy.Spec{Name: f.name, Description: "fake " + f.name}
+}
+
+func (f fakeStrategy) Bind(p strategy.Params) (strategy.Step, error) {
 	for k := range p {
 		if !slices.Contains(f.known, k) {
-			return fmt.Errorf("unknown parameter %q", k)
+			return nil, fmt.Errorf("unknown parameter %q", k)
 		}
 	}
-	return nil
+	return fakeStep{f: f, p: p}, nil
 }
-func (f fakeStrategy) Plan(context.Context, strategy.Env, catalog.Index, strategy.Params) (strategy.Impact, error) {
+
+type fakeStep struct {
+	f fakeStrategy
+	p strategy.Params
+}
+
+func (s fakeStep) Spec() strategy.Spec     { return s.f.Spec() }
+func (s fakeStep) Params() strategy.Params { return s.p }
+func (s fakeStep) Figures(string) []string { return nil }
+func (s fakeStep) Plan(context.Context, strategy.Env, catalog.Index) (strategy.Impact, error) {
 	return strategy.Impact{}, errors.New("fake")
 }
-func (f fakeStrategy) Run(context.Context, strategy.Env, catalog.Index, strategy.Params) (strategy.Outcome, error) {
+func (s fakeStep) Run(context.Context, strategy.Env, catalog.Index) (strategy.Outcome, error) {
 	return strategy.Outcome{}, errors.New("fake")
 }
-func (f fakeStrategy) Rollback(context.Context, strategy.Env, catalog.Index, strategy.Params, json.RawMessage) error {
+func (s fakeStep) Rollback(context.Context, strategy.Env, catalog.Index, json.RawMessage) error {
 	return errors.New("fake")
 }
 
@@ -85,7 +97,7 @@ func TestParseFull(t *testing.T) {
 	if s0.Strategy != "vacuum" || s0.OnFailure != OnFailureEscalate || s0.Params == nil || s0.Line != 23 {
 		t.Errorf("step 0 %+v", s0)
 	}
-	want := Validation{Figure: "pgvector_hnsw_heap_tids:dead", Op: "==", Value: 0, Wait: 5 * time.Second, Attempts: 5}
+	want := validation.Validation{Figure: "pgvector_hnsw_heap_tids:dead", Op: "==", Value: 0, HasValue: true, Wait: 5 * time.Second, Attempts: 5}
 	if s0.Validate == nil || *s0.Validate != want {
 		t.Errorf("validation %+v, want %+v", s0.Validate, want)
 	}
@@ -253,19 +265,6 @@ func TestNilRegistryAndFiguresSkipChecks(t *testing.T) {
 	}
 	if _, err := Parse("rb.yml", in, fakeRegistry(t), nil); err == nil {
 		t.Error("the registry check did not run")
-	}
-}
-
-func TestValidationMet(t *testing.T) {
-	for _, c := range []struct {
-		op   string
-		v    float64
-		want bool
-	}{{"<", 0.5, true}, {"<", 1, false}, {"<=", 1, true}, {">", 1, false}, {">=", 1, true}, {"==", 1, true}, {"!=", 1, false}, {"!=", 2, true}} {
-		v := Validation{Op: c.op, Value: 1}
-		if got := v.Met(c.v); got != c.want {
-			t.Errorf("%g %s 1 = %v", c.v, c.op, got)
-		}
 	}
 }
 

@@ -10,31 +10,32 @@ import (
 // Analyze runs ANALYZE on the index's table. Stale statistics (a table that grew or changed
 // shape since the last ANALYZE) make the planner misjudge an index scan and fall back to a
 // sequential scan for vector queries; fresh ones bring the index back.
-//
-// Parameters: figures (list).
 type Analyze struct{ opts Options }
 
-var analyzeParams = paramSpec{figuresParam: "list"}
-
-// Name implements Strategy.
-func (*Analyze) Name() string { return "analyze" }
-
-// Description implements Strategy.
-func (*Analyze) Description() string {
-	return "ANALYZE the index's table so the planner sees today's row counts and uses the index again."
+// AnalyzeConfig are the parameters of an analyze step.
+type AnalyzeConfig struct {
+	Figures []string
 }
 
-// CheckParams implements Strategy.
-func (*Analyze) CheckParams(p Params) error {
-	if err := analyzeParams.unknown(p); err != nil {
-		return err
+// Spec implements Strategy.
+func (*Analyze) Spec() Spec {
+	return Spec{
+		Name:        "analyze",
+		Description: "ANALYZE the index's table so the planner sees today's row counts and uses the index again.",
+		Params:      []Param{figuresParam},
+		// ANALYZE refreshes the live-row estimate; the probe says whether the planner uses
+		// the index again.
+		Figures: map[string][]string{"": {"pgvector_probe_index_used", "pgvector_table_live_tuples"}},
 	}
-	_, err := stringsParam(p, figuresParam)
-	return err
+}
+
+// Decode implements Strategy.
+func (*Analyze) Decode(v Values) (AnalyzeConfig, error) {
+	return AnalyzeConfig{Figures: v.Figures()}, nil
 }
 
 // Plan implements Strategy.
-func (*Analyze) Plan(_ context.Context, _ Env, ix catalog.Index, _ Params) (Impact, error) {
+func (*Analyze) Plan(_ context.Context, _ Env, ix catalog.Index, _ AnalyzeConfig) (Impact, error) {
 	return Impact{
 		LockLevel:  "SHARE UPDATE EXCLUSIVE",
 		IndexBytes: ix.SizeBytes,
@@ -44,9 +45,9 @@ func (*Analyze) Plan(_ context.Context, _ Env, ix catalog.Index, _ Params) (Impa
 }
 
 // Run implements Strategy.
-func (a *Analyze) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
+func (a *Analyze) Run(ctx context.Context, env Env, ix catalog.Index, c AnalyzeConfig) (Outcome, error) {
 	stmt := "ANALYZE " + ix.QuotedTable()
-	figures := chooseFigures(env, p, []string{"pgvector_probe_index_used", "pgvector_table_last_analyze_age_seconds"})
+	figures := chooseFigures(env, c.Figures, a.Spec().DefaultFigures(ix.Method))
 	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
 	if err := runMaintenance(ctx, env, a.opts, ix, stmt, ""); err != nil {
 		return out, err
@@ -64,6 +65,6 @@ func (a *Analyze) Run(ctx context.Context, env Env, ix catalog.Index, p Params) 
 }
 
 // Rollback implements Strategy: statistics cannot be put back and need not be.
-func (*Analyze) Rollback(context.Context, Env, catalog.Index, Params, json.RawMessage) error {
+func (*Analyze) Rollback(context.Context, Env, catalog.Index, AnalyzeConfig, json.RawMessage) error {
 	return nil
 }

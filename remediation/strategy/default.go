@@ -31,12 +31,13 @@ func (o Options) cleanupTimeout() time.Duration {
 // Default returns a registry holding every strategy vectorheal ships: reindex, vacuum,
 // ivfflat_retrain, tune_search, analyze and sql.
 func Default(opts Options) (*Registry, error) {
+	// One line per strategy: its file holds everything else (spec, typed parameters, work).
 	return NewRegistry(
-		&Reindex{opts: opts},
-		&Vacuum{opts: opts},
-		&Retrain{opts: opts},
-		&TuneSearch{opts: opts},
-		&Analyze{opts: opts},
-		&SQL{opts: opts},
+		Define[ReindexConfig](&Reindex{opts: opts}),
+		Define[VacuumConfig](&Vacuum{opts: opts}),
+		Define[RetrainConfig](&Retrain{opts: opts}),
+		Define[TuneConfig](&TuneSearch{opts: opts}),
+		Define[AnalyzeConfig](&Analyze{opts: opts}),
+		Define[SQLConfig](&SQL{opts: opts}),
 	)
 }

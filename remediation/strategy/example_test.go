@@ -14,8 +14,8 @@ func ExampleDefault() {
 	for _, name := range reg.Names() {
 		fmt.Println(name)
 	}
-	tune, _ := reg.Get("tune_search")
-	fmt.Println(tune.CheckParams(strategy.Params{"scope": "role"}))
+	_, err = reg.Bind("tune_search", strategy.Params{"scope": "role"})
+	fmt.Println(err)
 	// Output:
 	// analyze
 	// ivfflat_retrain

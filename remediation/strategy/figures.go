@@ -12,18 +12,14 @@ import (
 	"github.com/vectorheal/vectorheal/internal/catalog"
 )
 
-// figuresParam is the parameter every strategy accepts to choose which figures are recorded
-// before and after it runs; without it a strategy records its own defaults that the Measurer
-// knows.
-const figuresParam = "figures"
-
 // chooseFigures returns the figures to record: the step's list when given, else the
-// strategy's defaults that the Measurer understands.
-func chooseFigures(env Env, p Params, defaults []string) []string {
+// strategy's defaults that the Measurer understands. Runbook loading has checked both against
+// the exporter's figures; the filter only matters for test measurers that know fewer.
+func chooseFigures(env Env, list, defaults []string) []string {
 	if env.Measure == nil {
 		return nil
 	}
-	if list, err := stringsParam(p, figuresParam); err == nil && list != nil {
+	if list != nil {
 		return list
 	}
 	known := env.Measure.Figures()

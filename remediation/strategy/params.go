@@ -3,34 +3,10 @@ package strategy
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// paramSpec lists the parameters a strategy accepts, so CheckParams can refuse unknown keys by
-// name (a typo in a runbook must not silently fall back to a default).
-type paramSpec map[string]string // name -> kind, for messages
-
-func (s paramSpec) unknown(p Params) error {
-	var bad []string
-	for k := range p {
-		if _, ok := s[k]; !ok {
-			bad = append(bad, k)
-		}
-	}
-	if len(bad) == 0 {
-		return nil
-	}
-	sort.Strings(bad)
-	known := make([]string, 0, len(s))
-	for k := range s {
-		known = append(known, k)
-	}
-	sort.Strings(known)
-	return fmt.Errorf("parameter %q: unknown (known: %s)", bad[0], strings.Join(known, ", "))
-}
 
 // intParam reads an integer parameter within [lo, hi]; def when absent. YAML and JSON hand
 // numbers over as int, int64, uint64 or float64, and quoted numbers as strings.

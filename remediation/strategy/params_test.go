@@ -18,10 +18,10 @@ func TestDefaultRegistersEveryStrategy(t *testing.T) {
 	}
 	for _, n := range want {
 		s, _ := reg.Get(n)
-		if s.Description() == "" {
+		if s.Spec().Description == "" {
 			t.Errorf("%s has no description", n)
 		}
-		if err := s.CheckParams(nil); err != nil && n != "sql" {
+		if _, err := s.Bind(nil); err != nil && n != "sql" {
 			t.Errorf("%s: defaults rejected: %v", n, err)
 		}
 	}
@@ -67,8 +67,7 @@ func TestCheckParamsNamesTheParameter(t *testing.T) {
 		{"sql", strategy.Params{"statements": []any{stmt("SELECT 1")}, "rollback": "x"}, `"rollback"`},
 		{"sql", strategy.Params{"statements": []any{stmt("SELECT 1")}, "validate": map[string]any{"sql": "SELECT true", "min": "x"}}, `"validate.min"`},
 	} {
-		s, _ := reg.Get(c.strategy)
-		err := s.CheckParams(c.params)
+		_, err := reg.Bind(c.strategy, c.params)
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s %v: unexpected error %v", c.strategy, c.params, err)

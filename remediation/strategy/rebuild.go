@@ -14,10 +14,6 @@ import (
 	"github.com/vectorheal/vectorheal/internal/catalog"
 )
 
-// ErrBusy means another index build is running on the table, so a rebuild now would wait for
-// its lock (CREATE INDEX CONCURRENTLY and REINDEX CONCURRENTLY conflict with each other).
-var ErrBusy = errors.New("another index build is running on the table")
-
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row

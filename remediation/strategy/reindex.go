@@ -20,31 +20,31 @@ import (
 // catalog swap that a client cannot do as atomically. Its only weakness, an INVALID _ccnew left
 // behind when it fails, is handled here: the leftover is dropped and the original, untouched
 // until the swap, keeps serving.
-//
-// Parameters: max_maintenance_work_mem (size, default 1GB) caps the memory raised for the
-// build; figures (list) chooses the figures recorded before and after.
 type Reindex struct{ opts Options }
 
-var reindexParams = paramSpec{"max_maintenance_work_mem": "size", figuresParam: "list"}
-
-// Name implements Strategy.
-func (*Reindex) Name() string { return "reindex" }
-
-// Description implements Strategy.
-func (*Reindex) Description() string {
-	return "Rebuild the index with REINDEX INDEX CONCURRENTLY, reads and writes continue; a failed build's INVALID leftover is dropped."
+// ReindexConfig are the parameters of a reindex step.
+type ReindexConfig struct {
+	MaxMaintenanceWorkMem int64 // bytes
+	Figures               []string
 }
 
-// CheckParams implements Strategy.
-func (*Reindex) CheckParams(p Params) error {
-	if err := reindexParams.unknown(p); err != nil {
-		return err
+// maxMaintenanceWorkMemParam caps the memory a rebuild raises maintenance_work_mem to.
+var maxMaintenanceWorkMemParam = Param{Name: "max_maintenance_work_mem", Type: TypeSize, Default: "1GB", Min: "1MB", Max: "1TB",
+	Doc: "Cap of the memory raised for the build; the session's maintenance_work_mem is raised up to it so the HNSW graph fits."}
+
+// Spec implements Strategy.
+func (*Reindex) Spec() Spec {
+	return Spec{
+		Name:        "reindex",
+		Description: "Rebuild the index with REINDEX INDEX CONCURRENTLY, reads and writes continue; a failed build's INVALID leftover is dropped.",
+		Params:      []Param{maxMaintenanceWorkMemParam, figuresParam},
+		Figures:     withIndexFigures(),
 	}
-	if _, err := sizeParam(p, "max_maintenance_work_mem", 1<<30, 1<<20, 1<<40); err != nil {
-		return err
-	}
-	_, err := stringsParam(p, figuresParam)
-	return err
+}
+
+// Decode implements Strategy.
+func (*Reindex) Decode(v Values) (ReindexConfig, error) {
+	return ReindexConfig{MaxMaintenanceWorkMem: v.Size(maxMaintenanceWorkMemParam.Name), Figures: v.Figures()}, nil
 }
 
 type reindexPlan struct {
@@ -57,12 +57,10 @@ type reindexPlan struct {
 	leftoverOf string
 }
 
-func (r *Reindex) plan(ctx context.Context, env Env, ix catalog.Index, p Params) (reindexPlan, error) {
-	limit, err := sizeParam(p, "max_maintenance_work_mem", 1<<30, 1<<20, 1<<40)
-	if err != nil {
-		return reindexPlan{}, err
-	}
+func (r *Reindex) plan(ctx context.Context, env Env, ix catalog.Index, c ReindexConfig) (reindexPlan, error) {
+	limit := c.MaxMaintenanceWorkMem
 	var pl reindexPlan
+	var err error
 	if pl.leftoverOf, err = leftoverOf(ctx, env.Pool, ix); err != nil {
 		return reindexPlan{}, err
 	}
@@ -100,8 +98,8 @@ func (r *Reindex) plan(ctx context.Context, env Env, ix catalog.Index, p Params)
 }
 
 // Plan implements Strategy.
-func (r *Reindex) Plan(ctx context.Context, env Env, ix catalog.Index, p Params) (Impact, error) {
-	pl, err := r.plan(ctx, env, ix, p)
+func (r *Reindex) Plan(ctx context.Context, env Env, ix catalog.Index, c ReindexConfig) (Impact, error) {
+	pl, err := r.plan(ctx, env, ix, c)
 	if err != nil {
 		return Impact{}, err
 	}
@@ -119,16 +117,16 @@ func (r *Reindex) Plan(ctx context.Context, env Env, ix catalog.Index, p Params)
 }
 
 // Run implements Strategy.
-func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
-	log := logger(env).With(slog.String("strategy", r.Name()), slog.String("index", ix.String()))
-	pl, err := r.plan(ctx, env, ix, p)
+func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, c ReindexConfig) (Outcome, error) {
+	log := logger(env).With(slog.String("strategy", "reindex"), slog.String("index", ix.String()))
+	pl, err := r.plan(ctx, env, ix, c)
 	if err != nil {
 		return Outcome{}, err
 	}
 	if pl.leftoverOf != "" {
 		return r.dropLeftover(ctx, env, ix, pl)
 	}
-	figures := chooseFigures(env, p, defaultIndexFigures(ix))
+	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
 	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
 
 	conn, err := openSession(ctx, env.Pool)
@@ -225,15 +223,16 @@ func (r *Reindex) cleanup(ctx context.Context, env Env, ix catalog.Index) ([]str
 
 // Rollback implements Strategy. A rebuild has nothing to undo: the index has the same
 // definition, and a failed one is cleaned up by Run.
-func (*Reindex) Rollback(context.Context, Env, catalog.Index, Params, json.RawMessage) error {
+func (*Reindex) Rollback(context.Context, Env, catalog.Index, ReindexConfig, json.RawMessage) error {
 	return nil
 }
 
-// defaultIndexFigures are the structural figures a rebuild or vacuum should move.
-func defaultIndexFigures(ix catalog.Index) []string {
-	if ix.Method == "ivfflat" {
-		return []string{"pgvector_ivfflat_list_size_cv", "pgvector_ivfflat_empty_lists", "pgvector_index_size_bytes", "pgvector_recall_ratio"}
+// withIndexFigures returns, by method, the structural figures a rebuild or vacuum should move,
+// after the figures common given.
+func withIndexFigures(common ...string) map[string][]string {
+	return map[string][]string{
+		"":        append(common, "pgvector_index_size_bytes", "pgvector_recall_ratio"),
+		"hnsw":    {"pgvector_hnsw_heap_tids:dead", "pgvector_hnsw_orphan_elements", "pgvector_hnsw_unreachable_elements"},
+		"ivfflat": {"pgvector_ivfflat_list_size_cv", "pgvector_ivfflat_empty_lists"},
 	}
-	return []string{"pgvector_hnsw_heap_tids:dead", "pgvector_hnsw_orphan_elements", "pgvector_hnsw_unreachable_elements",
-		"pgvector_index_size_bytes", "pgvector_recall_ratio"}
 }

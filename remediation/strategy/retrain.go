@@ -26,56 +26,48 @@ import (
 // <name>_vhold. Until the swap the original index serves untouched, and a failure before it
 // only drops <name>_vhnew. Dropping the old index before the new one is in place, as the naive
 // sequence does, would leave the table without an index in between.
-//
-// Parameters: min_lists, max_lists (default 1 and 32768, pgvector's limit) bound lists;
-// max_maintenance_work_mem (size, default 1GB); figures (list).
 type Retrain struct{ opts Options }
-
-var retrainParams = paramSpec{"min_lists": "int", "max_lists": "int", "max_maintenance_work_mem": "size", figuresParam: "list"}
 
 const maxIVFLists = 32768 // pgvector's IVFFLAT_MAX_LISTS
 
-// Name implements Strategy.
-func (*Retrain) Name() string { return "ivfflat_retrain" }
-
-// Description implements Strategy.
-func (*Retrain) Description() string {
-	return "Rebuild an IVFFlat index concurrently with lists recomputed for today's rows (rows/1000, sqrt above 1M) and swap it in."
+// RetrainConfig are the parameters of an ivfflat_retrain step.
+type RetrainConfig struct {
+	MinLists, MaxLists    int
+	MaxMaintenanceWorkMem int64 // bytes
+	Figures               []string
 }
 
-type retrainParamValues struct {
-	minLists, maxLists int
-	memLimit           int64
+// Spec implements Strategy.
+func (*Retrain) Spec() Spec {
+	return Spec{
+		Name:        "ivfflat_retrain",
+		Description: "Rebuild an IVFFlat index concurrently with lists recomputed for today's rows (rows/1000, sqrt above 1M) and swap it in.",
+		Methods:     []string{"ivfflat"},
+		Params: []Param{
+			{Name: "min_lists", Type: TypeInt, Default: "1", Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Lower bound of the recomputed lists."},
+			{Name: "max_lists", Type: TypeInt, Default: strconv.Itoa(maxIVFLists), Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Upper bound of the recomputed lists (pgvector's limit is 32768)."},
+			maxMaintenanceWorkMemParam,
+			figuresParam,
+		},
+		Figures: ivfflatFigures(),
+	}
 }
 
-func retrainValues(p Params) (retrainParamValues, error) {
-	var v retrainParamValues
-	var err error
-	if v.minLists, err = intParam(p, "min_lists", 1, 1, maxIVFLists); err != nil {
-		return v, err
-	}
-	if v.maxLists, err = intParam(p, "max_lists", maxIVFLists, 1, maxIVFLists); err != nil {
-		return v, err
-	}
-	if v.minLists > v.maxLists {
-		return v, fmt.Errorf("parameter %q: %d is above max_lists %d", "min_lists", v.minLists, v.maxLists)
-	}
-	if v.memLimit, err = sizeParam(p, "max_maintenance_work_mem", 1<<30, 1<<20, 1<<40); err != nil {
-		return v, err
-	}
-	return v, nil
+// ivfflatFigures are the figures recorded for an IVFFlat rebuild.
+func ivfflatFigures() map[string][]string {
+	f := withIndexFigures()
+	delete(f, "hnsw")
+	return f
 }
 
-// CheckParams implements Strategy.
-func (*Retrain) CheckParams(p Params) error {
-	if err := retrainParams.unknown(p); err != nil {
-		return err
+// Decode implements Strategy.
+func (*Retrain) Decode(v Values) (RetrainConfig, error) {
+	c := RetrainConfig{MinLists: v.Int("min_lists"), MaxLists: v.Int("max_lists"),
+		MaxMaintenanceWorkMem: v.Size(maxMaintenanceWorkMemParam.Name), Figures: v.Figures()}
+	if c.MinLists > c.MaxLists {
+		return c, fmt.Errorf("parameter %q: %d is above max_lists %d", "min_lists", c.MinLists, c.MaxLists)
 	}
-	if _, err := retrainValues(p); err != nil {
-		return err
-	}
-	_, err := stringsParam(p, figuresParam)
-	return err
+	return c, nil
 }
 
 // RecommendedLists is pgvector's advice for lists: rows/1000 up to 1M rows, √rows above,
@@ -95,19 +87,15 @@ type retrainUndo struct {
 }
 
 // Plan implements Strategy.
-func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, p Params) (Impact, error) {
+func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, c RetrainConfig) (Impact, error) {
 	if ix.Method != "ivfflat" {
-		return Impact{}, fmt.Errorf("%s is a %s index: %s applies to ivfflat only", ix, ix.Method, r.Name())
-	}
-	v, err := retrainValues(p)
-	if err != nil {
-		return Impact{}, err
+		return Impact{}, fmt.Errorf("%s is a %s index: %s applies to ivfflat only", ix, ix.Method, "ivfflat_retrain")
 	}
 	rows, err := tableRows(ctx, env.Pool, ix)
 	if err != nil {
 		return Impact{}, err
 	}
-	lists := RecommendedLists(rows, v.minLists, v.maxLists)
+	lists := RecommendedLists(rows, c.MinLists, c.MaxLists)
 	def, err := indexDefinition(ctx, env.Pool, ix)
 	if err != nil {
 		return Impact{}, err
@@ -128,13 +116,9 @@ func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, p Params)
 }
 
 // Run implements Strategy.
-func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
+func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, c RetrainConfig) (Outcome, error) {
 	if ix.Method != "ivfflat" {
-		return Outcome{}, fmt.Errorf("%s is a %s index: %s applies to ivfflat only", ix, ix.Method, r.Name())
-	}
-	v, err := retrainValues(p)
-	if err != nil {
-		return Outcome{}, err
+		return Outcome{}, fmt.Errorf("%s is a %s index: %s applies to ivfflat only", ix, ix.Method, "ivfflat_retrain")
 	}
 	// The index the alert named may have been rebuilt since (new OID): work on today's.
 	cur, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
@@ -145,8 +129,8 @@ func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, p Params) 
 	if err != nil {
 		return Outcome{}, err
 	}
-	lists := RecommendedLists(rows, v.minLists, v.maxLists)
-	figures := chooseFigures(env, p, defaultIndexFigures(cur))
+	lists := RecommendedLists(rows, c.MinLists, c.MaxLists)
+	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(cur.Method))
 	out := Outcome{Before: measureFigures(ctx, env, env.Pool, cur, figures)}
 	out.Undo, _ = json.Marshal(retrainUndo{PreviousLists: cur.Lists})
 	if out.Before == nil {
@@ -168,7 +152,7 @@ func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, p Params) 
 
 // Rollback implements Strategy: it rebuilds the index with the lists it had before. The old
 // centers themselves are gone with the old index; the rebuilt one is trained on today's rows.
-func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, _ Params, undo json.RawMessage) error {
+func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, _ RetrainConfig, undo json.RawMessage) error {
 	if len(undo) == 0 {
 		return nil
 	}
@@ -192,7 +176,7 @@ func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, _ Par
 
 // rebuild builds ix again with lists and swaps it in; see Retrain for the sequence.
 func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists int) ([]string, catalog.Index, error) {
-	log := logger(env).With(slog.String("strategy", r.Name()), slog.String("index", ix.String()))
+	log := logger(env).With(slog.String("strategy", "ivfflat_retrain"), slog.String("index", ix.String()))
 	newName, oldName := tempIndexName(ix.Name, "_vhnew"), tempIndexName(ix.Name, "_vhold")
 	conn, err := openSession(ctx, env.Pool)
 	if err != nil {

@@ -31,14 +31,48 @@ import (
 // atomic belong in one statement (a CTE, or a DO block without parameters).
 type SQL struct{ opts Options }
 
-var sqlParams = paramSpec{"statements": "list", "rollback": "list", "validate": "map", figuresParam: "list"}
+// Spec implements Strategy.
+func (*SQL) Spec() Spec {
+	return Spec{
+		Name:         "sql",
+		Description:  "Run runbook SQL with alert labels as bound parameters, validate with a query, run rollback SQL when a step fails.",
+		Capabilities: []Capability{RunsUserSQL},
+		Params: []Param{
+			{Name: "statements", Type: TypeStatements, Required: true, Doc: "Statements run in order, each committed on its own."},
+			{Name: "rollback", Type: TypeStatements, Doc: "Statements run when a statement or the validation fails."},
+			{Name: "validate", Type: TypeQuery, Doc: "One row, one column: a boolean must be true, a number must be >= min (default 1)."},
+			figuresParam,
+		},
+	}
+}
 
-// Name implements Strategy.
-func (*SQL) Name() string { return "sql" }
+// SQLConfig are the parameters of an sql step.
+type SQLConfig struct {
+	statements, rollback []sqlStatement
+	validate             *sqlValidation
+	Figures              []string
+}
 
-// Description implements Strategy.
-func (*SQL) Description() string {
-	return "Run runbook SQL with alert labels as bound parameters, validate with a query, run rollback SQL when a step fails."
+// Decode implements Strategy.
+func (*SQL) Decode(v Values) (SQLConfig, error) {
+	c := SQLConfig{Figures: v.Figures()}
+	p := Params{}
+	for _, k := range []string{"statements", "rollback", "validate"} {
+		if r := v.Raw(k); r != nil {
+			p[k] = r
+		}
+	}
+	var err error
+	if c.statements, err = parseStatements(p, "statements", true); err != nil {
+		return c, err
+	}
+	if c.rollback, err = parseStatements(p, "rollback", false); err != nil {
+		return c, err
+	}
+	if c.validate, err = parseValidation(p); err != nil {
+		return c, err
+	}
+	return c, nil
 }
 
 // sqlStatement is one statement with the labels that supply its parameters.
@@ -143,35 +177,6 @@ func parseValidation(p Params) (*sqlValidation, error) {
 	return &sqlValidation{sqlStatement: s, Min: minimum}, nil
 }
 
-type sqlStep struct {
-	statements, rollback []sqlStatement
-	validate             *sqlValidation
-}
-
-func parseSQLStep(p Params) (sqlStep, error) {
-	var st sqlStep
-	var err error
-	if err = sqlParams.unknown(p); err != nil {
-		return st, err
-	}
-	if st.statements, err = parseStatements(p, "statements", true); err != nil {
-		return st, err
-	}
-	if st.rollback, err = parseStatements(p, "rollback", false); err != nil {
-		return st, err
-	}
-	if st.validate, err = parseValidation(p); err != nil {
-		return st, err
-	}
-	return st, nil
-}
-
-// CheckParams implements Strategy.
-func (*SQL) CheckParams(p Params) error {
-	_, err := parseSQLStep(p)
-	return err
-}
-
 // bind takes each argument's value from labels; a missing label is an error naming it.
 func bind(s sqlStatement, labels map[string]string, where string) (boundStatement, error) {
 	b := boundStatement{SQL: s.SQL}
@@ -206,11 +211,7 @@ func (b boundStatement) args() []any {
 }
 
 // Plan implements Strategy.
-func (*SQL) Plan(_ context.Context, env Env, ix catalog.Index, p Params) (Impact, error) {
-	st, err := parseSQLStep(p)
-	if err != nil {
-		return Impact{}, err
-	}
+func (*SQL) Plan(_ context.Context, env Env, ix catalog.Index, st SQLConfig) (Impact, error) {
 	if _, err := bindAll(st.statements, env.Labels, "statements"); err != nil {
 		return Impact{}, err
 	}
@@ -223,11 +224,7 @@ func (*SQL) Plan(_ context.Context, env Env, ix catalog.Index, p Params) (Impact
 }
 
 // Run implements Strategy.
-func (q *SQL) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
-	st, err := parseSQLStep(p)
-	if err != nil {
-		return Outcome{}, err
-	}
+func (q *SQL) Run(ctx context.Context, env Env, ix catalog.Index, st SQLConfig) (Outcome, error) {
 	stmts, err := bindAll(st.statements, env.Labels, "statements")
 	if err != nil {
 		return Outcome{}, err
@@ -246,7 +243,7 @@ func (q *SQL) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Out
 	}
 	var out Outcome
 	out.Undo, _ = json.Marshal(sqlUndo{Rollback: rollback})
-	figures := chooseFigures(env, p, nil)
+	figures := chooseFigures(env, st.Figures, nil)
 	out.Before = measureFigures(ctx, env, env.Pool, ix, figures)
 
 	conn, err := openSession(ctx, env.Pool)
@@ -254,9 +251,9 @@ func (q *SQL) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Out
 		return out, err
 	}
 	defer closeSession(conn)
-	log := logger(env).With(slog.String("strategy", q.Name()), slog.String("index", ix.String()))
+	log := logger(env).With(slog.String("strategy", "sql"), slog.String("index", ix.String()))
 	fail := func(err error) (Outcome, error) {
-		return out, errors.Join(err, q.Rollback(ctx, env, ix, p, out.Undo))
+		return out, errors.Join(err, q.Rollback(ctx, env, ix, st, out.Undo))
 	}
 	for i, s := range stmts {
 		if _, err := conn.Exec(ctx, s.SQL, s.args()...); err != nil {
@@ -313,7 +310,7 @@ func passes(v any, minimum float64) (bool, error) {
 
 // Rollback implements Strategy: it runs the step's rollback statements with the label values
 // recorded when it ran.
-func (q *SQL) Rollback(ctx context.Context, env Env, _ catalog.Index, _ Params, undo json.RawMessage) error {
+func (q *SQL) Rollback(ctx context.Context, env Env, _ catalog.Index, _ SQLConfig, undo json.RawMessage) error {
 	if len(undo) == 0 {
 		return nil
 	}

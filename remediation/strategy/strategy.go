@@ -6,11 +6,14 @@ package strategy
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
@@ -60,43 +63,131 @@ type Outcome struct {
 	Undo json.RawMessage `json:"undo,omitempty"`
 }
 
-// Strategy is one kind of repair.
-type Strategy interface {
-	// Name is the fixed name used in runbooks.
-	Name() string
-	// Description says in one sentence what it does, for --help and docs.
-	Description() string
-	// CheckParams validates a step's parameters; its error names the parameter.
-	CheckParams(p Params) error
+// Strategy is one kind of repair whose parameters decode into C. It is written as
+// alertmanager writes an integration: a Spec (the parameters as data), a Decode that turns
+// checked values into the typed C once, when the runbook is loaded, and the work itself on C.
+// Define turns it into a Definition for the Registry.
+type Strategy[C any] interface {
+	// Spec describes the strategy; its Name is fixed forever, it keys runbooks and history.
+	Spec() Spec
+	// Decode builds the typed parameters from values the Spec has checked (names, types,
+	// bounds, defaults); it adds the checks across parameters. Errors name the parameter.
+	Decode(v Values) (C, error)
 	// Plan estimates the impact without changing anything.
-	Plan(ctx context.Context, env Env, ix catalog.Index, p Params) (Impact, error)
+	Plan(ctx context.Context, env Env, ix catalog.Index, c C) (Impact, error)
 	// Run performs the repair. It must honour ctx (a timeout cancels the running statement)
 	// and be safe to run twice. On error the returned Outcome still carries Undo if anything
-	// needs undoing.
-	Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error)
+	// needs undoing. An error for which RetryLater is true means the step could not start
+	// (a busy table, a lock not had in time) and left nothing behind: the engine runs the
+	// repair again later without rolling back.
+	Run(ctx context.Context, env Env, ix catalog.Index, c C) (Outcome, error)
 	// Rollback undoes what Run did, using Undo; it is a no-op when there is nothing to undo.
-	Rollback(ctx context.Context, env Env, ix catalog.Index, p Params, undo json.RawMessage) error
+	Rollback(ctx context.Context, env Env, ix catalog.Index, c C, undo json.RawMessage) error
+}
+
+// Definition is a strategy with its parameter type hidden, as the Registry holds it.
+type Definition interface {
+	Spec() Spec
+	// Bind checks and decodes a step's parameters into a Step ready to run.
+	Bind(p Params) (Step, error)
+}
+
+// Step is a strategy bound to its decoded parameters: what the engine plans, runs and rolls
+// back.
+type Step interface {
+	Spec() Spec
+	// Params are the parameters as written, for history.
+	Params() Params
+	// Figures are the figures the step records on an index of method: its figures parameter,
+	// else the strategy's defaults.
+	Figures(method string) []string
+	Plan(ctx context.Context, env Env, ix catalog.Index) (Impact, error)
+	Run(ctx context.Context, env Env, ix catalog.Index) (Outcome, error)
+	Rollback(ctx context.Context, env Env, ix catalog.Index, undo json.RawMessage) error
+}
+
+// Define makes a Definition of s; this is the one line that registers a strategy.
+func Define[C any](s Strategy[C]) Definition { return definition[C]{s} }
+
+type definition[C any] struct{ s Strategy[C] }
+
+func (d definition[C]) Spec() Spec { return d.s.Spec() }
+
+func (d definition[C]) Bind(p Params) (Step, error) {
+	if p == nil {
+		p = Params{}
+	}
+	spec := d.s.Spec()
+	vals, err := decode(spec, p)
+	if err != nil {
+		return nil, err
+	}
+	c, err := d.s.Decode(vals)
+	if err != nil {
+		return nil, err
+	}
+	return &bound[C]{s: d.s, spec: spec, params: p, figures: vals.Figures(), c: c}, nil
+}
+
+type bound[C any] struct {
+	s       Strategy[C]
+	spec    Spec
+	params  Params
+	figures []string
+	c       C
+}
+
+func (b *bound[C]) Spec() Spec     { return b.spec }
+func (b *bound[C]) Params() Params { return b.params }
+func (b *bound[C]) Figures(method string) []string {
+	if b.figures != nil {
+		return b.figures
+	}
+	return b.spec.DefaultFigures(method)
+}
+func (b *bound[C]) Plan(ctx context.Context, env Env, ix catalog.Index) (Impact, error) {
+	return b.s.Plan(ctx, env, ix, b.c)
+}
+func (b *bound[C]) Run(ctx context.Context, env Env, ix catalog.Index) (Outcome, error) {
+	return b.s.Run(ctx, env, ix, b.c)
+}
+func (b *bound[C]) Rollback(ctx context.Context, env Env, ix catalog.Index, undo json.RawMessage) error {
+	return b.s.Rollback(ctx, env, ix, b.c, undo)
 }
 
 // Registry maps names to strategies.
-type Registry struct{ byName map[string]Strategy }
+type Registry struct{ byName map[string]Definition }
 
-// NewRegistry returns a registry of the given strategies; names must be unique.
-func NewRegistry(ss ...Strategy) (*Registry, error) {
-	r := &Registry{byName: map[string]Strategy{}}
-	for _, s := range ss {
-		if _, dup := r.byName[s.Name()]; dup {
-			return nil, fmt.Errorf("strategy %q registered twice", s.Name())
+// NewRegistry returns a registry of the given strategies; names must be unique and specs
+// well formed.
+func NewRegistry(ds ...Definition) (*Registry, error) {
+	r := &Registry{byName: map[string]Definition{}}
+	for _, d := range ds {
+		spec := d.Spec()
+		if err := CheckSpec(spec); err != nil {
+			return nil, err
 		}
-		r.byName[s.Name()] = s
+		if _, dup := r.byName[spec.Name]; dup {
+			return nil, fmt.Errorf("strategy %q registered twice", spec.Name)
+		}
+		r.byName[spec.Name] = d
 	}
 	return r, nil
 }
 
 // Get returns the strategy called name.
-func (r *Registry) Get(name string) (Strategy, bool) {
-	s, ok := r.byName[name]
-	return s, ok
+func (r *Registry) Get(name string) (Definition, bool) {
+	d, ok := r.byName[name]
+	return d, ok
+}
+
+// Bind checks params for the strategy called name and returns the step.
+func (r *Registry) Bind(name string, p Params) (Step, error) {
+	d, ok := r.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown strategy %q (known: %s)", name, strings.Join(r.Names(), ", "))
+	}
+	return d.Bind(p)
 }
 
 // Names lists the registered strategies, sorted.
@@ -107,4 +198,40 @@ func (r *Registry) Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Specs lists the specs of the registered strategies, sorted by name.
+func (r *Registry) Specs() []Spec {
+	var out []Spec
+	for _, n := range r.Names() {
+		out = append(out, r.byName[n].Spec())
+	}
+	return out
+}
+
+// ErrRetryLater is wrapped by errors that mean "not now": the table is busy with another
+// index build, or a lock could not be had within its timeout. The engine puts such a repair
+// back in the queue with a growing delay, and it does not count as a failure.
+var ErrRetryLater = errors.New("retry later")
+
+// ErrBusy means another index build is running on the table, so a rebuild now would wait for
+// its lock (CREATE INDEX CONCURRENTLY and REINDEX CONCURRENTLY conflict with each other).
+var ErrBusy = fmt.Errorf("another index build is running on the table (%w)", ErrRetryLater)
+
+// RetryLater says whether err means the step should run again later rather than fail: it
+// wraps ErrRetryLater, or PostgreSQL refused a lock within lock_timeout (55P03).
+func RetryLater(err error) bool {
+	if errors.Is(err, ErrRetryLater) {
+		return true
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "55P03"
+}
+
+// AsBuiltMeasurer is what a Measurer may also implement: the value a figure had when the
+// index was built (or first seen as built), so a validation can be relative to the index's
+// own build rather than to an absolute number. ok is false when no as-built value is
+// recorded for the index.
+type AsBuiltMeasurer interface {
+	AsBuilt(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (value float64, ok bool, err error)
 }

@@ -2,6 +2,7 @@ package strategy_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"strconv"
@@ -79,13 +80,44 @@ func (b *bundle) resolve(t *testing.T, schema, name string) catalog.Index {
 	return ix
 }
 
-func (b *bundle) strategy(t *testing.T, name string) strategy.Strategy {
+// strategy returns the registered strategy called name in the shape the tests call it:
+// parameters as a runbook writes them, bound (decoded and checked) on every call.
+func (b *bundle) strategy(t *testing.T, name string) byParams {
 	t.Helper()
-	s, ok := b.reg.Get(name)
+	d, ok := b.reg.Get(name)
 	if !ok {
 		t.Fatalf("strategy %q not registered", name)
 	}
-	return s
+	return byParams{t: t, d: d}
+}
+
+type byParams struct {
+	t *testing.T
+	d strategy.Definition
+}
+
+func (s byParams) bind(p strategy.Params) strategy.Step {
+	s.t.Helper()
+	st, err := s.d.Bind(p)
+	if err != nil {
+		s.t.Fatalf("%s: bind %v: %v", s.d.Spec().Name, p, err)
+	}
+	return st
+}
+
+func (s byParams) Plan(ctx context.Context, env strategy.Env, ix catalog.Index, p strategy.Params) (strategy.Impact, error) {
+	s.t.Helper()
+	return s.bind(p).Plan(ctx, env, ix)
+}
+
+func (s byParams) Run(ctx context.Context, env strategy.Env, ix catalog.Index, p strategy.Params) (strategy.Outcome, error) {
+	s.t.Helper()
+	return s.bind(p).Run(ctx, env, ix)
+}
+
+func (s byParams) Rollback(ctx context.Context, env strategy.Env, ix catalog.Index, p strategy.Params, undo json.RawMessage) error {
+	s.t.Helper()
+	return s.bind(p).Rollback(ctx, env, ix, undo)
 }
 
 func (b *bundle) measure(t *testing.T, ix catalog.Index, figure string) float64 {
@@ -128,4 +160,10 @@ func (b *bundle) loadVectors(t *testing.T, table string, dim, rows int, seed flo
 	if _, err := conn.Exec(ctx, q, dim, rows); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// CheckParams binds p and returns only the error: the check a runbook load makes.
+func (s byParams) CheckParams(p strategy.Params) error {
+	_, err := s.d.Bind(p)
+	return err
 }

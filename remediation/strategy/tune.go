@@ -24,112 +24,95 @@ import (
 // it. It stops at max or when the probe latency exceeds latency_budget; not reaching the target
 // restores the previous setting and fails.
 //
-// Parameters: target_recall (0..1, default 0.95); scope (database|role, default database); role
-// (the role whose setting changes, required with scope role); step (default 20 for ef_search, 2
-// for probes); max (default 400 for ef_search, lists for probes; never above pgvector's limits
-// 1000 and 32768); latency_budget (duration, 0 = none: mean time of a 10-nearest-neighbour
-// query on a new session, the measurer's pgvector_probe_latency_seconds when it has one, else
-// timed here); figures (list).
+// Probe latency is the mean time of a 10-nearest-neighbour query on a new session: the
+// Measurer's figure of that name when it has one, else timed here. Either way it is recorded
+// under latencyFigure.
 type TuneSearch struct{ opts Options }
 
-var tuneParams = paramSpec{"target_recall": "number", "scope": "database|role", "role": "string",
-	"step": "int", "max": "int", "latency_budget": "duration", figuresParam: "list"}
-
 const (
-	recallFigure  = "pgvector_recall_ratio"
+	recallFigure = "pgvector_recall_ratio"
+	// latencyFigure names the probe latency in before/after. The exporter publishes probe
+	// latency as a histogram, not as a figure its Measurer re-measures, so this strategy
+	// normally times the probe itself; it is not one of its default figures.
 	latencyFigure = "pgvector_probe_latency_seconds"
 )
 
-// Name implements Strategy.
-func (*TuneSearch) Name() string { return "tune_search" }
-
-// Description implements Strategy.
-func (*TuneSearch) Description() string {
-	return "Raise hnsw.ef_search or ivfflat.probes for the database or a role step by step until measured recall reaches the target."
+// TuneConfig are the parameters of a tune_search step.
+type TuneConfig struct {
+	Target  float64
+	Scope   string // database or role
+	Role    string
+	Step    int // 0 = method default
+	Max     int // 0 = method default
+	Budget  time.Duration
+	Figures []string
 }
 
+// Spec implements Strategy.
+func (*TuneSearch) Spec() Spec {
+	return Spec{
+		Name:        "tune_search",
+		Description: "Raise hnsw.ef_search or ivfflat.probes for the database or a role step by step until measured recall reaches the target.",
+		Params: []Param{
+			{Name: "target_recall", Type: TypeNumber, Default: "0.95", Min: "0.01", Max: "1", Doc: "Recall the step must reach."},
+			{Name: "scope", Type: TypeEnum, Enum: []string{"database", "role"}, Default: "database", Doc: "Where the setting is stored."},
+			{Name: "role", Type: TypeString, Doc: "The role whose setting changes; required with scope role."},
+			{Name: "step", Type: TypeInt, Min: "1", Max: "1000", Doc: "Increment per try (default 20 for ef_search, 2 for probes)."},
+			{Name: "max", Type: TypeInt, Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Highest value tried (default 400 for ef_search, lists for probes)."},
+			{Name: "latency_budget", Type: TypeDuration, Default: "0s", Min: "0s", Max: "1h", Doc: "Stop raising when probe latency exceeds this; 0 = none."},
+			figuresParam,
+		},
+		Figures: map[string][]string{"": {recallFigure}},
+	}
+}
+
+// Decode implements Strategy.
+func (*TuneSearch) Decode(v Values) (TuneConfig, error) {
+	c := TuneConfig{Target: v.Float("target_recall"), Scope: v.String("scope"), Role: v.String("role"),
+		Step: v.Int("step"), Max: v.Int("max"), Budget: v.Duration("latency_budget"), Figures: v.Figures()}
+	if c.Scope == "role" && c.Role == "" {
+		return c, fmt.Errorf("parameter %q: required when scope is role", "role")
+	}
+	if c.Scope == "database" && c.Role != "" {
+		return c, fmt.Errorf("parameter %q: only used with scope role", "role")
+	}
+	return c, nil
+}
+
+// tuneValues is a TuneConfig with what depends on the index filled in.
 type tuneValues struct {
-	target   float64
-	scope    string
-	role     string
-	step     int // 0 = method default
-	max      int // 0 = method default
-	budget   time.Duration
+	TuneConfig
 	setting  string
 	limitMax int
 }
 
-func tuneParamValues(p Params) (tuneValues, error) {
-	var v tuneValues
-	var err error
-	if v.target, err = floatParam(p, "target_recall", 0.95, 0.01, 1); err != nil {
-		return v, err
-	}
-	if v.scope, err = stringParam(p, "scope", "database"); err != nil {
-		return v, err
-	}
-	if v.scope != "database" && v.scope != "role" {
-		return v, fmt.Errorf("parameter %q: %q is neither database nor role", "scope", v.scope)
-	}
-	if v.role, err = stringParam(p, "role", ""); err != nil {
-		return v, err
-	}
-	if v.scope == "role" && v.role == "" {
-		return v, fmt.Errorf("parameter %q: required when scope is role", "role")
-	}
-	if v.scope == "database" && v.role != "" {
-		return v, fmt.Errorf("parameter %q: only used with scope role", "role")
-	}
-	if v.step, err = intParam(p, "step", 0, 1, 1000); err != nil {
-		return v, err
-	}
-	if v.max, err = intParam(p, "max", 0, 1, maxIVFLists); err != nil {
-		return v, err
-	}
-	if v.budget, err = durationParam(p, "latency_budget", 0, 0, time.Hour); err != nil {
-		return v, err
-	}
-	return v, nil
-}
-
 // forIndex fills in the setting and the defaults that depend on the index's method.
-func (v tuneValues) forIndex(ix catalog.Index) (tuneValues, error) {
+func (c TuneConfig) forIndex(ix catalog.Index) (tuneValues, error) {
+	v := tuneValues{TuneConfig: c}
 	switch ix.Method {
 	case "hnsw":
 		v.setting, v.limitMax = "hnsw.ef_search", 1000
-		if v.step == 0 {
-			v.step = 20
+		if v.Step == 0 {
+			v.Step = 20
 		}
-		if v.max == 0 {
-			v.max = 400
+		if v.Max == 0 {
+			v.Max = 400
 		}
 	case "ivfflat":
 		v.setting, v.limitMax = "ivfflat.probes", max(ix.Lists, 1)
-		if v.step == 0 {
-			v.step = 2
+		if v.Step == 0 {
+			v.Step = 2
 		}
-		if v.max == 0 {
-			v.max = v.limitMax
+		if v.Max == 0 {
+			v.Max = v.limitMax
 		}
 	default:
 		return v, fmt.Errorf("%s: unknown method %q", ix, ix.Method)
 	}
-	if v.max > v.limitMax {
-		return v, fmt.Errorf("parameter %q: %d is above the limit %d of %s for %s", "max", v.max, v.limitMax, v.setting, ix)
+	if v.Max > v.limitMax {
+		return v, fmt.Errorf("parameter %q: %d is above the limit %d of %s for %s", "max", v.Max, v.limitMax, v.setting, ix)
 	}
 	return v, nil
-}
-
-// CheckParams implements Strategy.
-func (*TuneSearch) CheckParams(p Params) error {
-	if err := tuneParams.unknown(p); err != nil {
-		return err
-	}
-	if _, err := tuneParamValues(p); err != nil {
-		return err
-	}
-	_, err := stringsParam(p, figuresParam)
-	return err
 }
 
 // tuneUndo is the setting as it was before the step: what Rollback restores.
@@ -166,45 +149,42 @@ func (u tuneUndo) restoreStatement() (string, error) {
 }
 
 // Plan implements Strategy.
-func (t *TuneSearch) Plan(ctx context.Context, env Env, ix catalog.Index, p Params) (Impact, error) {
-	v, err := tuneParamValues(p)
+func (t *TuneSearch) Plan(ctx context.Context, env Env, ix catalog.Index, c TuneConfig) (Impact, error) {
+	v, err := c.forIndex(ix)
 	if err != nil {
 		return Impact{}, err
 	}
-	if v, err = v.forIndex(ix); err != nil {
-		return Impact{}, err
-	}
-	u := tuneUndo{Scope: v.scope, Database: ix.Datname, Role: v.role, Setting: v.setting}
+	u := tuneUndo{Scope: v.Scope, Database: ix.Datname, Role: v.Role, Setting: v.setting}
 	return Impact{
 		LockLevel:  "none (catalog update of pg_db_role_setting)",
 		IndexBytes: ix.SizeBytes,
 		Statements: []string{u.target() + " SET " + v.setting + " = <value>"},
 		Notes: fmt.Sprintf("raise %s by %d up to %d until %s >= %g; new sessions only; slower queries in exchange for recall",
-			v.setting, v.step, v.max, recallFigure, v.target),
+			v.setting, v.Step, v.Max, recallFigure, v.Target),
 	}, nil
 }
 
 // Run implements Strategy.
-func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
-	v, err := tuneParamValues(p)
+func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, c TuneConfig) (Outcome, error) {
+	v, err := c.forIndex(ix)
 	if err != nil {
-		return Outcome{}, err
-	}
-	if v, err = v.forIndex(ix); err != nil {
 		return Outcome{}, err
 	}
 	if env.Measure == nil || !slices.Contains(env.Measure.Figures(), recallFigure) {
 		return Outcome{}, fmt.Errorf("tune_search needs the %s figure from the measurer", recallFigure)
 	}
-	log := logger(env).With(slog.String("strategy", t.Name()), slog.String("index", ix.String()), slog.String("setting", v.setting))
-	u := tuneUndo{Scope: v.scope, Database: ix.Datname, Role: v.role, Setting: v.setting}
+	log := logger(env).With(slog.String("strategy", "tune_search"), slog.String("index", ix.String()), slog.String("setting", v.setting))
+	u := tuneUndo{Scope: v.Scope, Database: ix.Datname, Role: v.Role, Setting: v.setting}
 	if u.Previous, err = readRoleSetting(ctx, env, u); err != nil {
 		return Outcome{}, err
 	}
 	var out Outcome
 	out.Undo, _ = json.Marshal(u)
 
-	figures := chooseFigures(env, p, []string{recallFigure, latencyFigure})
+	figures := chooseFigures(env, c.Figures, t.Spec().DefaultFigures(ix.Method))
+	if slices.Contains(env.Measure.Figures(), latencyFigure) && !slices.Contains(figures, latencyFigure) {
+		figures = append(figures, latencyFigure)
+	}
 	if !slices.Contains(figures, recallFigure) {
 		figures = append(figures, recallFigure) // the step is driven by it, whatever else is recorded
 	}
@@ -217,16 +197,16 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, p Param
 	if _, ok := out.Before[recallFigure]; !ok {
 		return out, fmt.Errorf("tune_search: %s of %s cannot be measured (see the log); nothing changed", recallFigure, ix)
 	}
-	if out.Before[recallFigure] >= v.target {
+	if out.Before[recallFigure] >= v.Target {
 		log.Info("recall already at target", slog.Float64("recall", out.Before[recallFigure]))
 		out.After = out.Before
 		return out, nil
 	}
-	for value < v.max {
-		value = min(value+v.step, v.max)
+	for value < v.Max {
+		value = min(value+v.Step, v.Max)
 		stmt := u.setStatement(value)
 		if err := alterSetting(ctx, env, stmt); err != nil {
-			return out, errors.Join(err, t.Rollback(ctx, env, ix, p, out.Undo))
+			return out, errors.Join(err, t.Rollback(ctx, env, ix, c, out.Undo))
 		}
 		out.Statements = append(out.Statements, stmt)
 		out.After = t.measure(ctx, env, ix, u, value, figures)
@@ -234,18 +214,18 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, p Param
 		recall, ok := out.After[recallFigure]
 		log.Info("search setting tried", slog.Int("value", value), slog.Float64("recall", recall), slog.Float64("latency_seconds", out.After[latencyFigure]))
 		if ctx.Err() != nil {
-			return out, errors.Join(ctx.Err(), t.Rollback(ctx, env, ix, p, out.Undo))
+			return out, errors.Join(ctx.Err(), t.Rollback(ctx, env, ix, c, out.Undo))
 		}
-		if v.budget > 0 && out.After[latencyFigure] > v.budget.Seconds() {
+		if v.Budget > 0 && out.After[latencyFigure] > v.Budget.Seconds() {
 			return out, errors.Join(fmt.Errorf("%s = %d: probe latency %.4fs exceeds latency_budget %s before recall reached %g (at %.4f)",
-				v.setting, value, out.After[latencyFigure], v.budget, v.target, recall), t.Rollback(ctx, env, ix, p, out.Undo))
+				v.setting, value, out.After[latencyFigure], v.Budget, v.Target, recall), t.Rollback(ctx, env, ix, c, out.Undo))
 		}
-		if ok && recall >= v.target {
+		if ok && recall >= v.Target {
 			return out, nil
 		}
 	}
 	return out, errors.Join(fmt.Errorf("%s reached max %d with recall %.4f below target %g; previous setting restored",
-		v.setting, v.max, out.After[recallFigure], v.target), t.Rollback(ctx, env, ix, p, out.Undo))
+		v.setting, v.Max, out.After[recallFigure], v.Target), t.Rollback(ctx, env, ix, c, out.Undo))
 }
 
 // measure measures figures on a new session, so the session sees the setting as a new
@@ -400,7 +380,7 @@ func readRoleSetting(ctx context.Context, env Env, u tuneUndo) (*string, error) 
 
 // Rollback implements Strategy: it restores the setting recorded in undo (or removes it when
 // it was not set). Running it twice is harmless.
-func (t *TuneSearch) Rollback(ctx context.Context, env Env, _ catalog.Index, _ Params, undo json.RawMessage) error {
+func (t *TuneSearch) Rollback(ctx context.Context, env Env, _ catalog.Index, _ TuneConfig, undo json.RawMessage) error {
 	if len(undo) == 0 {
 		return nil
 	}

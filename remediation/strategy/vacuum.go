@@ -13,50 +13,43 @@ import (
 // removes the heap TIDs of deleted rows from the elements, marks elements without TIDs deleted
 // and reconnects their neighbours. INDEX_CLEANUP ON is explicit because PostgreSQL's default
 // (auto) skips index vacuuming when few pages have dead rows, which would skip the repair.
-//
-// Parameters: analyze (bool, default true) adds ANALYZE; figures (list).
 type Vacuum struct{ opts Options }
 
-var vacuumParams = paramSpec{"analyze": "bool", figuresParam: "list"}
-
-// Name implements Strategy.
-func (*Vacuum) Name() string { return "vacuum" }
-
-// Description implements Strategy.
-func (*Vacuum) Description() string {
-	return "VACUUM the index's table so pgvector removes deleted rows from the index and repairs the graph around them."
+// VacuumConfig are the parameters of a vacuum step.
+type VacuumConfig struct {
+	Analyze bool
+	Figures []string
 }
 
-// CheckParams implements Strategy.
-func (*Vacuum) CheckParams(p Params) error {
-	if err := vacuumParams.unknown(p); err != nil {
-		return err
+// Spec implements Strategy.
+func (*Vacuum) Spec() Spec {
+	return Spec{
+		Name:        "vacuum",
+		Description: "VACUUM the index's table so pgvector removes deleted rows from the index and repairs the graph around them.",
+		Params: []Param{
+			{Name: "analyze", Type: TypeBool, Default: "true", Doc: "Also ANALYZE."},
+			figuresParam,
+		},
+		Figures: withIndexFigures("pgvector_table_dead_tuples"),
 	}
-	if _, err := boolParam(p, "analyze", true); err != nil {
-		return err
-	}
-	_, err := stringsParam(p, figuresParam)
-	return err
 }
 
-func vacuumStatement(ix catalog.Index, p Params) (string, error) {
-	analyze, err := boolParam(p, "analyze", true)
-	if err != nil {
-		return "", err
-	}
+// Decode implements Strategy.
+func (*Vacuum) Decode(v Values) (VacuumConfig, error) {
+	return VacuumConfig{Analyze: v.Bool("analyze"), Figures: v.Figures()}, nil
+}
+
+func vacuumStatement(ix catalog.Index, c VacuumConfig) string {
 	opts := "INDEX_CLEANUP ON"
-	if analyze {
+	if c.Analyze {
 		opts += ", ANALYZE"
 	}
-	return "VACUUM (" + opts + ") " + ix.QuotedTable(), nil
+	return "VACUUM (" + opts + ") " + ix.QuotedTable()
 }
 
 // Plan implements Strategy.
-func (*Vacuum) Plan(_ context.Context, _ Env, ix catalog.Index, p Params) (Impact, error) {
-	stmt, err := vacuumStatement(ix, p)
-	if err != nil {
-		return Impact{}, err
-	}
+func (*Vacuum) Plan(_ context.Context, _ Env, ix catalog.Index, c VacuumConfig) (Impact, error) {
+	stmt := vacuumStatement(ix, c)
 	return Impact{
 		LockLevel:  "SHARE UPDATE EXCLUSIVE",
 		IndexBytes: ix.SizeBytes,
@@ -66,12 +59,9 @@ func (*Vacuum) Plan(_ context.Context, _ Env, ix catalog.Index, p Params) (Impac
 }
 
 // Run implements Strategy.
-func (v *Vacuum) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (Outcome, error) {
-	stmt, err := vacuumStatement(ix, p)
-	if err != nil {
-		return Outcome{}, err
-	}
-	figures := chooseFigures(env, p, append([]string{"pgvector_table_dead_tuples"}, defaultIndexFigures(ix)...))
+func (v *Vacuum) Run(ctx context.Context, env Env, ix catalog.Index, c VacuumConfig) (Outcome, error) {
+	stmt := vacuumStatement(ix, c)
+	figures := chooseFigures(env, c.Figures, v.Spec().DefaultFigures(ix.Method))
 	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
 	if err := runMaintenance(ctx, env, v.opts, ix, stmt, vacuumProgressSQL); err != nil {
 		return out, err
@@ -82,7 +72,7 @@ func (v *Vacuum) Run(ctx context.Context, env Env, ix catalog.Index, p Params) (
 }
 
 // Rollback implements Strategy: a vacuum has nothing to undo.
-func (*Vacuum) Rollback(context.Context, Env, catalog.Index, Params, json.RawMessage) error {
+func (*Vacuum) Rollback(context.Context, Env, catalog.Index, VacuumConfig, json.RawMessage) error {
 	return nil
 }
 

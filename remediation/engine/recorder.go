@@ -1,0 +1,249 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/validation"
+)
+
+// recorder writes the history of one repair: every row of repairs, repair_steps, circuits and
+// futile_repairs a stage changes goes through it, with the matching metric, so the stages in
+// repair.go read as what happens and this file as what is kept.
+//
+// Writes of step history use a context of their own: a step's record must land even when the
+// repair's context has just been cancelled. A failed step write is logged and the repair goes
+// on; the repair's final state is written by finish, which does return errors.
+type recorder struct {
+	e *Engine
+	r repairRow
+}
+
+func (e *Engine) recorder(r repairRow) *recorder { return &recorder{e: e, r: r} }
+
+func (rec *recorder) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+}
+
+func (rec *recorder) logStepErr(what string, pos int, err error) {
+	if err != nil {
+		rec.e.log.Error(what, "repair", rec.r.ID, "step", pos, "err", err)
+	}
+}
+
+// waiting notes why a repair that may run later has not run yet.
+func (rec *recorder) waiting(ctx context.Context, reason string) error {
+	if _, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET reason = $2 WHERE id = $1`, rec.r.ID, reason); err != nil {
+		return fmt.Errorf("record wait reason: %w", err)
+	}
+	rec.e.log.Warn("repair waits", "repair", rec.r.ID, "reason", reason)
+	return nil
+}
+
+// skip finishes a repair that did not run.
+func (rec *recorder) skip(ctx context.Context, reason, detail string) error {
+	_, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET state = 'skipped', reason = $2, error = $3, finished_at = now()
+		WHERE id = $1 AND state = 'queued'`, rec.r.ID, reason, detail)
+	if err != nil {
+		return fmt.Errorf("record skip of repair %d: %w", rec.r.ID, err)
+	}
+	rec.e.metrics.skip(reason, rec.r.firstStrategy())
+	rec.e.log.Info("repair skipped", "repair", rec.r.ID, "reason", reason, "detail", detail)
+	return nil
+}
+
+// start marks the repair running on this process; false when it was cancelled meanwhile.
+func (rec *recorder) start(ctx context.Context, datname, table string) (bool, error) {
+	tag, err := rec.e.o.State.Exec(ctx, `
+UPDATE repairs SET state = 'running', started_at = now(), runner = $2, reason = '', datname = $3, relname = $4
+ WHERE id = $1 AND state = 'queued'`, rec.r.ID, rec.e.o.ID, datname, table)
+	if err != nil {
+		return false, fmt.Errorf("start repair %d: %w", rec.r.ID, err)
+	}
+	rec.r.Datname, rec.r.Table = datname, table
+	return tag.RowsAffected() > 0, nil
+}
+
+// deferred puts a running repair back in the queue after a step said "retry later"; the
+// circuit is not touched.
+func (rec *recorder) deferred(ctx context.Context, why string) error {
+	ctx, cancel := rec.ctx(ctx)
+	defer cancel()
+	_, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET state = 'queued', reason = 'retry_later', error = $2,
+		started_at = NULL, runner = '', deferrals = deferrals + 1 WHERE id = $1 AND state = 'running'`, rec.r.ID, why)
+	if err != nil {
+		return fmt.Errorf("record deferral of repair %d: %w", rec.r.ID, err)
+	}
+	rec.e.metrics.deferrals.WithLabelValues(rec.r.firstStrategy()).Inc()
+	rec.e.log.Info("repair deferred: a step said retry later", "repair", rec.r.ID, "deferrals", rec.r.Deferrals+1, "why", why)
+	return nil
+}
+
+// stepBegins inserts or replaces a step's row with its plan, impact and state.
+func (rec *recorder) stepBegins(ctx context.Context, pos int, step PlanStep, state string, impact *strategy.Impact, errMsg string) {
+	ctx, cancel := rec.ctx(ctx)
+	defer cancel()
+	params, _ := json.Marshal(step.Params)
+	var imp []byte
+	if impact != nil {
+		imp, _ = json.Marshal(impact)
+	}
+	_, err := rec.e.o.State.Exec(ctx, `
+INSERT INTO repair_steps (repair_id, position, strategy, params, state, impact, error, started_at, finished_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now(), CASE WHEN $5 <> 'running' THEN now() END)
+ON CONFLICT (repair_id, position) DO UPDATE
+   SET state = EXCLUDED.state, impact = EXCLUDED.impact, error = EXCLUDED.error, futile = false,
+       statements = '[]', before = NULL, after = NULL, validation = NULL, undo = NULL,
+       started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at`,
+		rec.r.ID, pos, step.Strategy, params, state, imp, errMsg)
+	rec.logStepErr("record step", pos, err)
+	if state == "dry_run" {
+		rec.e.metrics.repairs.WithLabelValues(step.Strategy, "dry_run").Inc()
+	} else if state == "failed" {
+		rec.e.metrics.repairs.WithLabelValues(step.Strategy, "failed").Inc()
+	}
+}
+
+// outcome stores what Run did, above all its undo data, before anything else happens, so a
+// rollback after a crash finds it.
+func (rec *recorder) outcome(ctx context.Context, pos int, out strategy.Outcome) {
+	ctx, cancel := rec.ctx(ctx)
+	defer cancel()
+	stmts := out.Statements
+	if stmts == nil {
+		stmts = []string{}
+	}
+	sj, _ := json.Marshal(stmts)
+	before, _ := json.Marshal(out.Before)
+	after, _ := json.Marshal(out.After)
+	var undo []byte
+	if len(out.Undo) > 0 && json.Valid(out.Undo) {
+		undo = out.Undo
+	}
+	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps SET statements = $3, before = $4, after = $5, undo = $6
+		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, sj, before, after, undo)
+	rec.logStepErr("record step outcome", pos, err)
+}
+
+// stepEnds records a step's final state and counts it by outcome.
+func (rec *recorder) stepEnds(ctx context.Context, pos int, strat, state string, after map[string]float64,
+	v *validation.Record, futile bool, errMsg string) {
+	ctx, cancel := rec.ctx(ctx)
+	defer cancel()
+	var afterJSON, vJSON []byte
+	if after != nil {
+		afterJSON, _ = json.Marshal(after)
+	}
+	if v != nil {
+		vJSON, _ = json.Marshal(v)
+	}
+	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps
+		SET state = $3, after = coalesce($4, after), validation = coalesce($5, validation), futile = $7,
+		    error = CASE WHEN error = '' THEN $6 WHEN $6 = '' THEN error ELSE $6 || '; ' || error END,
+		    finished_at = now()
+		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, state, afterJSON, vJSON, errMsg, futile)
+	rec.logStepErr("record end of step", pos, err)
+	switch state {
+	case "succeeded":
+		rec.e.metrics.repairs.WithLabelValues(strat, "succeeded").Inc()
+	case "rolled_back":
+		rec.e.metrics.repairs.WithLabelValues(strat, "rolled_back").Inc()
+	case "deferred":
+	default:
+		rec.e.metrics.repairs.WithLabelValues(strat, "failed").Inc()
+	}
+	if futile {
+		rec.e.metrics.futile.WithLabelValues(strat).Inc()
+	}
+}
+
+// stepError appends msg to a step's error.
+func (rec *recorder) stepError(ctx context.Context, pos int, msg string) {
+	ctx, cancel := rec.ctx(ctx)
+	defer cancel()
+	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps SET error = CASE WHEN error = '' THEN $3 ELSE error || '; ' || $3 END
+		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, msg)
+	rec.logStepErr("record step error", pos, err)
+}
+
+// finish records how a repair ended, updates its index's circuit and its entry's futile mark.
+func (rec *recorder) finish(ctx context.Context, res result) error {
+	r := rec.r
+	ctx, cancel := rec.ctx(ctx)
+	defer cancel()
+	tx, err := rec.e.o.State.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record end of repair %d: %w", r.ID, err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `UPDATE repairs SET state = $2, reason = $3, error = $4, finished_at = now() WHERE id = $1`,
+		r.ID, res.outcome, res.reason, res.err); err != nil {
+		return fmt.Errorf("record end of repair %d: %w", r.ID, err)
+	}
+	switch res.outcome {
+	case "succeeded":
+		_, err = tx.Exec(ctx, `INSERT INTO circuits (target, datname, schemaname, indexrelname, relname, failures)
+			VALUES ($1, $2, $3, $4, $5, 0)
+			ON CONFLICT (target, datname, schemaname, indexrelname) DO UPDATE SET failures = 0`,
+			r.Target, r.Datname, r.Schema, r.Index, r.Table)
+		if err == nil {
+			_, err = tx.Exec(ctx, `DELETE FROM futile_repairs WHERE target = $1 AND datname = $2 AND schemaname = $3
+				AND indexrelname = $4 AND entry = $5`, r.Target, r.Datname, r.Schema, r.Index, r.Entry)
+		}
+	case "failed", "rolled_back":
+		_, err = tx.Exec(ctx, `INSERT INTO circuits AS c (target, datname, schemaname, indexrelname, relname, failures, open, opened_at)
+			VALUES ($1, $2, $3, $4, $5, 1, 1 >= $6, CASE WHEN 1 >= $6 THEN now() END)
+			ON CONFLICT (target, datname, schemaname, indexrelname) DO UPDATE
+			   SET failures = c.failures + 1, relname = EXCLUDED.relname,
+			       open = c.open OR c.failures + 1 >= $6,
+			       opened_at = CASE WHEN NOT c.open AND c.failures + 1 >= $6 THEN now() ELSE c.opened_at END`,
+			r.Target, r.Datname, r.Schema, r.Index, r.Table, rec.e.o.Config.CircuitBreakerFailures)
+		if err == nil && res.futile != nil && !r.Plan.Manual {
+			_, err = tx.Exec(ctx, `INSERT INTO futile_repairs (target, datname, schemaname, indexrelname, entry, figure, value, repair_id)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+				ON CONFLICT (target, datname, schemaname, indexrelname, entry) DO UPDATE
+				   SET figure = EXCLUDED.figure, value = EXCLUDED.value, repair_id = EXCLUDED.repair_id, recorded_at = now()`,
+				r.Target, r.Datname, r.Schema, r.Index, r.Entry, res.futile.Figure, res.futile.Value, r.ID)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("update circuit of repair %d: %w", r.ID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("record end of repair %d: %w", r.ID, err)
+	}
+	rec.e.log.Info("repair finished", "repair", r.ID, "outcome", res.outcome, "reason", res.reason, "err", res.err)
+	return nil
+}
+
+// futileMark is the entry's futile record on the index, if any.
+func (rec *recorder) futileMark(ctx context.Context) (*FutileMark, error) {
+	r := rec.r
+	var m FutileMark
+	err := rec.e.o.State.QueryRow(ctx, `SELECT figure, value, repair_id, recorded_at FROM futile_repairs
+		WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4 AND entry = $5
+		ORDER BY recorded_at DESC LIMIT 1`, r.Target, r.Datname, r.Schema, r.Index, r.Entry).
+		Scan(&m.Figure, &m.Value, &m.RepairID, &m.RecordedAt)
+	if isNoRows(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read futile mark: %w", err)
+	}
+	m.Target, m.Datname, m.Schema, m.Index, m.Entry = r.Target, r.Datname, r.Schema, r.Index, r.Entry
+	return &m, nil
+}
+
+// clearFutile removes the entry's futile mark on the index: its figure moved.
+func (rec *recorder) clearFutile(ctx context.Context) error {
+	r := rec.r
+	_, err := rec.e.o.State.Exec(ctx, `DELETE FROM futile_repairs WHERE target = $1 AND ($2 = '' OR datname = $2)
+		AND schemaname = $3 AND indexrelname = $4 AND entry = $5`, r.Target, r.Datname, r.Schema, r.Index, r.Entry)
+	if err != nil {
+		return fmt.Errorf("clear futile mark: %w", err)
+	}
+	return nil
+}

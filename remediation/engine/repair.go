@@ -1,0 +1,511 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/validation"
+)
+
+// This file is the life of one repair, top to bottom: load → lock → prechecks → resolve →
+// bind the steps → already healthy or known futile → start → each step (impact, run,
+// validate, escalate or roll back; or defer when it says "retry later") → finish. Each stage
+// is a method below, in that order; what is written to the state store is written by the
+// recorder (recorder.go) the stages call.
+
+// giveUpAfter is how long a repair waits for Alertmanager, its target or a busy table before
+// it is given up (skipped, or its step failed).
+const giveUpAfter = time.Hour
+
+// maxDeferDelay caps the growing delay between two tries of a deferred repair.
+const maxDeferDelay = 10 * time.Minute
+
+// errTimeout is the cause of a repair's context when its runbook timeout passes.
+var errTimeout = errors.New("repair timeout")
+
+// result is how a repair ended.
+type result struct {
+	outcome string // succeeded, failed, rolled_back, dry_run, cancelled; deferred: back to the queue
+	reason  string
+	err     string
+	// futile is set when every step that ran left its figure where it was: the entry is not
+	// run again on the index until the figure moves.
+	futile *futileFigure
+}
+
+type futileFigure struct {
+	Figure string
+	Value  float64
+}
+
+// stepResult is how one step ended.
+type stepResult struct {
+	state   string // succeeded, failed, rolled_back, rollback_failed, deferred
+	err     string
+	stopped string // set when the repair must not go on: timeout, cancelled, interrupted
+	futile  *futileFigure
+}
+
+// work runs repair id once River hands its job to this process.
+func (e *Engine) work(ctx context.Context, id int64) error {
+	// Load, then lock the index: one repair per index at a time, over all replicas.
+	r, err := e.load(ctx, e.o.State, id)
+	if errors.Is(err, errNoRepair) {
+		return nil // pruned
+	}
+	if err != nil {
+		return err
+	}
+	if r.terminal() || r.State == "awaiting_approval" {
+		return nil
+	}
+	lock, ok, err := e.lockIndex(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		e.log.Debug("index busy, repair waits", "repair", r.ID, "index", r.Schema+"."+r.Index)
+		return river.JobSnooze(e.o.LockRetry)
+	}
+	defer lock.release(ctx)
+	// Another worker may have finished or started it between our read and the lock.
+	if r, err = e.load(ctx, e.o.State, id); err != nil {
+		return err
+	}
+	switch r.State {
+	case "running":
+		return e.recoverRepair(ctx, r) // its worker died: whoever ran it held this lock
+	case "queued":
+	default:
+		return nil
+	}
+	rec := e.recorder(r)
+
+	// Prechecks: may an automatic repair run now?
+	if !r.Plan.Manual {
+		reason, retry, err := e.precheck(ctx, r)
+		if err != nil {
+			return err
+		}
+		if retry && time.Since(r.CreatedAt) < giveUpAfter {
+			if err := rec.waiting(ctx, reason); err != nil {
+				return err
+			}
+			return river.JobSnooze(e.o.LockRetry)
+		}
+		if reason != "" {
+			return rec.skip(ctx, reason, "")
+		}
+	}
+
+	// Resolve the labels to an index through the catalog of the target.
+	ix, env, reason, detail, err := e.resolve(ctx, r)
+	if err != nil {
+		if time.Since(r.CreatedAt) < giveUpAfter {
+			e.log.Warn("target not reachable, repair waits", "repair", r.ID, "err", err)
+			return river.JobSnooze(e.o.LockRetry)
+		}
+		return rec.skip(ctx, "target_unreachable", err.Error())
+	}
+	if reason != "" {
+		return rec.skip(ctx, reason, detail)
+	}
+
+	// Bind the plan's steps to their strategies.
+	steps, err := bind(e.o.Strategies, r.Plan)
+	if err != nil {
+		return rec.skip(ctx, "plan_invalid", err.Error())
+	}
+
+	// Nothing to do: the index is healthy already, or the entry was futile on it and its
+	// figure has not moved since.
+	if detail, skip, err := e.knownFutile(ctx, rec, ix, env); err != nil {
+		return err
+	} else if skip {
+		return rec.skip(ctx, "futile", detail)
+	}
+	if detail, healthy := e.alreadyHealthy(ctx, r, ix, env); healthy {
+		return rec.skip(ctx, "already_healthy", detail)
+	}
+
+	// Start and run the steps.
+	if ok, err := rec.start(ctx, ix.Datname, ix.Table); err != nil || !ok {
+		return err // !ok: cancelled meanwhile
+	}
+	r = rec.r
+	e.metrics.active.Inc()
+	defer e.metrics.active.Dec()
+	e.log.Info("repair started", "repair", r.ID, "entry", r.Entry, "target", r.Target, "index", ix.String(), "dry_run", r.Plan.DryRun)
+	res := e.execute(ctx, rec, steps, ix, env)
+
+	// Finish: record the outcome, or put the repair back in the queue.
+	if res.outcome == "deferred" {
+		if err := rec.deferred(ctx, res.err); err != nil {
+			return err
+		}
+		return river.JobSnooze(deferDelay(e.o.LockRetry, r.Deferrals, maxDeferDelay))
+	}
+	return rec.finish(ctx, res)
+}
+
+// precheck decides whether an automatic repair may run now. retry means the answer is not
+// known yet (Alertmanager down): the repair waits and asks again, so nothing runs on a
+// silence that could not be read.
+func (e *Engine) precheck(ctx context.Context, r repairRow) (reason string, retry bool, err error) {
+	var open bool
+	err = e.o.State.QueryRow(ctx, `SELECT coalesce((SELECT open FROM circuits
+		WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4
+		ORDER BY open DESC LIMIT 1), false)`,
+		r.Target, r.Datname, r.Schema, r.Index).Scan(&open)
+	if err != nil {
+		return "", false, fmt.Errorf("read circuit: %w", err)
+	}
+	if open {
+		return "circuit_open", false, nil
+	}
+	if !r.Plan.inWindow(time.Now()) {
+		return "window", false, nil
+	}
+	if r.Plan.Cooldown > 0 {
+		var recent bool
+		err = e.o.State.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM repairs
+			WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4 AND entry = $5
+			  AND state IN ('succeeded', 'failed', 'rolled_back') AND finished_at > now() - $6 * interval '1 second')`,
+			r.Target, r.Datname, r.Schema, r.Index, r.Entry, r.Plan.Cooldown.Seconds()).Scan(&recent)
+		if err != nil {
+			return "", false, fmt.Errorf("read cooldown: %w", err)
+		}
+		if recent {
+			return "cooldown", false, nil
+		}
+	}
+	var n int
+	err = e.o.State.QueryRow(ctx, `SELECT count(*) FROM repairs
+		WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4
+		  AND state IN ('succeeded', 'failed', 'rolled_back') AND started_at > now() - $5 * interval '1 second'`,
+		r.Target, r.Datname, r.Schema, r.Index, e.o.Config.FlapWindow.Seconds()).Scan(&n)
+	if err != nil {
+		return "", false, fmt.Errorf("read flap guard: %w", err)
+	}
+	if n >= e.o.Config.FlapMaxRepairs {
+		return "flapping", false, nil
+	}
+	if r.Fingerprint == "" {
+		return "", false, nil
+	}
+	var resolved bool
+	err = e.o.State.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM alerts
+		WHERE fingerprint = $1 AND starts_at = $2 AND status = 'resolved')`, r.Fingerprint, r.StartsAt).Scan(&resolved)
+	if err != nil {
+		return "", false, fmt.Errorf("read alert state: %w", err)
+	}
+	if resolved {
+		return "resolved", false, nil
+	}
+	if e.o.Alertmanager == nil {
+		return "", false, nil
+	}
+	st, err := e.o.Alertmanager.Alert(ctx, r.Labels, r.Fingerprint)
+	if err != nil {
+		e.log.Warn("alertmanager unreachable", "repair", r.ID, "err", err)
+		return "alertmanager_unreachable", true, nil
+	}
+	switch {
+	case !st.Firing(time.Now()):
+		return "resolved", false, nil
+	case len(st.SilencedBy) > 0:
+		return "silenced", false, nil
+	case len(st.InhibitedBy) > 0:
+		return "inhibited", false, nil
+	}
+	return "", false, nil
+}
+
+// resolve turns the repair's labels into a catalog index on its target. A reason means the
+// labels name nothing to repair; an error means the target did not answer.
+//
+// Any name PostgreSQL accepts can be repaired: label values are only ever looked up in the
+// catalog as data (bound parameters) and statements are built from the catalog's own names,
+// quoted. Hostile label text is refused because it names no catalog object, and the skip
+// records the value that named nothing.
+func (e *Engine) resolve(ctx context.Context, r repairRow) (catalog.Index, strategy.Env, string, string, error) {
+	for _, f := range []struct{ name, v string }{
+		{"target", r.Target}, {"schemaname", r.Schema}, {"indexrelname", r.Index}, {"datname", r.Datname},
+	} {
+		if problem := nameProblem(f.v); problem != "" {
+			return catalog.Index{}, strategy.Env{}, "index_not_found", fmt.Sprintf("label %s=%q %s", f.name, f.v, problem), nil
+		}
+	}
+	t, ok := e.o.Targets.Get(r.Target)
+	if !ok {
+		return catalog.Index{}, strategy.Env{}, "unknown_target", fmt.Sprintf("no target named %q", r.Target), nil
+	}
+	if !t.Watches(r.Schema, r.Index) {
+		return catalog.Index{}, strategy.Env{}, "excluded", fmt.Sprintf("%q.%q is excluded by target %q", r.Schema, r.Index, r.Target), nil
+	}
+	ix, err := catalog.Resolve(ctx, t.Pool, r.Schema, r.Index)
+	if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrNotVector) {
+		return catalog.Index{}, strategy.Env{}, "index_not_found",
+			fmt.Sprintf("labels schemaname=%q indexrelname=%q name no vector index of target %q: %v", r.Schema, r.Index, r.Target, err), nil
+	}
+	if err != nil {
+		return catalog.Index{}, strategy.Env{}, "", "", err
+	}
+	if r.Datname != "" && ix.Datname != r.Datname {
+		return catalog.Index{}, strategy.Env{}, "index_not_found",
+			fmt.Sprintf("target %q is database %q, the alert names %q", r.Target, ix.Datname, r.Datname), nil
+	}
+	env := strategy.Env{Target: r.Target, Pool: t.Pool, Measure: e.o.Measurer, Labels: r.Labels,
+		Logger: e.log.With("repair", r.ID, "index", ix.String())}
+	return ix, env, "", "", nil
+}
+
+// knownFutile skips an automatic repair whose entry was futile on this index (every step
+// left its figure where it was) while that figure has not moved since. A figure that moved
+// clears the mark and the repair runs.
+func (e *Engine) knownFutile(ctx context.Context, rec *recorder, ix catalog.Index, env strategy.Env) (string, bool, error) {
+	if rec.r.Plan.Manual || rec.r.Plan.DryRun {
+		return "", false, nil
+	}
+	m, err := rec.futileMark(ctx)
+	if err != nil || m == nil {
+		return "", false, err
+	}
+	got, err := e.o.Measurer.Measure(ctx, env.Pool, ix, m.Figure)
+	if err != nil {
+		return "", false, nil // unknown: run as planned
+	}
+	if !validation.Moved(m.Value, got) {
+		return fmt.Sprintf("entry %s was futile on this index in repair %d: %s stayed at %g, and is %g now; it runs again once the figure changes",
+			m.Entry, m.RepairID, m.Figure, m.Value, got), true, nil
+	}
+	return "", false, rec.clearFutile(ctx)
+}
+
+// alreadyHealthy re-measures the first step's validation figure of an automatic repair before
+// anything runs. One fault often raises several alerts (an IVFFlat imbalance and a distribution
+// shift, a warning and a critical tier): the repair of the first heals the index, and the
+// others, queued behind the index lock, would rebuild it again for nothing. A manual repair,
+// a dry run, a step without validation or a failed measurement runs as planned.
+func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, ix catalog.Index, env strategy.Env) (string, bool) {
+	if r.Plan.Manual || r.Plan.DryRun || len(r.Plan.Steps) == 0 || r.Plan.Steps[0].Validate == nil {
+		return "", false
+	}
+	v := *r.Plan.Steps[0].Validate
+	got := validation.Once(ctx, e.o.Measurer, env.Pool, ix, v)
+	if !got.Passed {
+		return "", false
+	}
+	return fmt.Sprintf("%s = %g already meets %s %g", v.Figure, *got.Measured, v.Op, *got.Bound), true
+}
+
+// execute runs the plan's steps. A step that succeeds ends the repair unless it says
+// on_success: next; a step that fails is rolled back and the next one tried (escalate), or
+// rolled back and the repair stopped (rollback), or left as it is and the repair stopped
+// (stop). A timeout, a cancel request or a stop of the process rolls the running step back
+// and ends the repair. A step that says "retry later" ends the run without a verdict.
+func (e *Engine) execute(ctx context.Context, rec *recorder, steps []strategy.Step, ix catalog.Index, env strategy.Env) result {
+	r := rec.r
+	timeout := r.Plan.Timeout
+	if timeout <= 0 {
+		timeout = e.o.Config.DefaultTimeout
+	}
+	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
+	defer cancel()
+	if r.Plan.DryRun {
+		for i, step := range r.Plan.Steps {
+			e.planOnly(runCtx, rec, i, step, steps[i], ix, env)
+		}
+		return result{outcome: "dry_run"}
+	}
+	var last stepResult
+	allFutile := true
+	var firstFutile *futileFigure
+	for i, step := range r.Plan.Steps {
+		last = e.runStep(ctx, runCtx, rec, i, step, steps[i], ix, env)
+		if last.state == "deferred" {
+			return result{outcome: "deferred", reason: "retry_later", err: last.err}
+		}
+		if last.futile == nil {
+			allFutile = false
+		} else if firstFutile == nil {
+			firstFutile = last.futile
+		}
+		if last.state == "succeeded" {
+			if step.OnSuccess == runbook.OnSuccessNext && i < len(r.Plan.Steps)-1 {
+				continue
+			}
+			return result{outcome: "succeeded"}
+		}
+		res := result{outcome: outcomeOf(last), reason: "step_failed", err: last.err}
+		if allFutile {
+			res.futile = firstFutile
+		}
+		switch {
+		case last.stopped == "cancelled":
+			return result{outcome: "cancelled", reason: "cancelled", err: last.err}
+		case last.stopped != "":
+			res.reason = last.stopped
+			return res
+		case step.OnFailure == runbook.OnFailureStop:
+			res.outcome = "failed"
+			return res
+		case step.OnFailure == runbook.OnFailureRollback:
+			return res
+		}
+	}
+	res := result{outcome: outcomeOf(last), reason: "all_steps_failed", err: last.err}
+	if allFutile {
+		res.futile = firstFutile
+		res.reason = "futile"
+	}
+	return res
+}
+
+// outcomeOf is the repair outcome after a failed step: rolled_back when its rollback worked.
+func outcomeOf(s stepResult) string {
+	if s.state == "rolled_back" {
+		return "rolled_back"
+	}
+	return "failed"
+}
+
+// planOnly records a step's impact estimate for a dry run.
+func (e *Engine) planOnly(ctx context.Context, rec *recorder, pos int, step PlanStep, st strategy.Step, ix catalog.Index, env strategy.Env) {
+	impact, err := st.Plan(ctx, env, ix)
+	if est := e.historyEstimate(ctx, rec.r, step.Strategy); est > 0 {
+		impact.EstimatedDuration = est
+	}
+	msg := ""
+	if err != nil {
+		msg = "plan: " + err.Error()
+	}
+	rec.stepBegins(ctx, pos, step, "dry_run", &impact, msg)
+	e.log.Info("dry run: step planned, nothing run", "repair", rec.r.ID, "step", pos, "statements", impact.Statements)
+}
+
+// runStep is one step: impact, run, validate, then keep, roll back or defer. ctx is the
+// job's context (cancelled on shutdown or by a cancel request), runCtx adds the repair's
+// timeout.
+func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, step PlanStep, st strategy.Step,
+	ix catalog.Index, env strategy.Env) stepResult {
+	r := rec.r
+	log := e.log.With("repair", r.ID, "step", pos, "strategy", step.Strategy)
+
+	// Impact.
+	impact, err := st.Plan(runCtx, env, ix)
+	if est := e.historyEstimate(ctx, r, step.Strategy); est > 0 {
+		impact.EstimatedDuration = est
+	}
+	if err != nil {
+		msg := "plan: " + err.Error()
+		rec.stepBegins(ctx, pos, step, "failed", &impact, msg)
+		return stepResult{state: "failed", err: msg, stopped: stopCause(ctx, runCtx, e, r)}
+	}
+	rec.stepBegins(ctx, pos, step, "running", &impact, "")
+
+	// Run, with the validation figure measured before.
+	var before *float64
+	if step.Validate != nil {
+		if v, err := e.o.Measurer.Measure(runCtx, env.Pool, ix, step.Validate.Figure); err == nil {
+			before = &v
+		}
+	}
+	started := time.Now()
+	out, runErr := st.Run(runCtx, env, ix)
+	if out.Before == nil {
+		out.Before = map[string]float64{}
+	}
+	if before != nil {
+		if _, ok := out.Before[step.Validate.Figure]; !ok {
+			out.Before[step.Validate.Figure] = *before
+		}
+	}
+	rec.outcome(ctx, pos, out)
+	if runErr != nil && strategy.RetryLater(runErr) && runCtx.Err() == nil && time.Since(r.CreatedAt) < giveUpAfter {
+		msg := "retry later: " + runErr.Error()
+		rec.stepEnds(ctx, pos, step.Strategy, "deferred", out.After, nil, false, msg)
+		log.Info("step deferred", "err", runErr)
+		return stepResult{state: "deferred", err: msg}
+	}
+
+	// Validate.
+	var failure string
+	var vrec *validation.Record
+	var futile *futileFigure
+	if runErr != nil {
+		failure = "run: " + runErr.Error()
+	} else if step.Validate != nil {
+		vrec = validation.Await(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate)
+		failure = vrec.Failure()
+		if vrec.Measured != nil {
+			if out.After == nil {
+				out.After = map[string]float64{}
+			}
+			out.After[step.Validate.Figure] = *vrec.Measured
+			if failure != "" && vrec.Error == "" && before != nil && !validation.Moved(*before, *vrec.Measured) {
+				futile = &futileFigure{Figure: step.Validate.Figure, Value: *vrec.Measured}
+				failure += fmt.Sprintf("; futile: the step left %s at %g", step.Validate.Figure, *vrec.Measured)
+			}
+		}
+	}
+	e.metrics.duration.WithLabelValues(step.Strategy).Observe(time.Since(started).Seconds())
+	if failure == "" {
+		rec.stepEnds(ctx, pos, step.Strategy, "succeeded", out.After, vrec, false, "")
+		log.Info("step succeeded")
+		return stepResult{state: "succeeded"}
+	}
+
+	// Keep or roll back.
+	stopped := stopCause(ctx, runCtx, e, r)
+	state := "failed"
+	if step.OnFailure == runbook.OnFailureStop && stopped == "" {
+		log.Warn("step failed, kept as it is (on_failure: stop)", "err", failure)
+	} else {
+		log.Warn("step failed, rolling back", "err", failure, "stopped", stopped)
+		state = e.rollback(ctx, rec, pos, step.Strategy, st, ix, env, out.Undo)
+	}
+	rec.stepEnds(ctx, pos, step.Strategy, state, out.After, vrec, futile != nil, failure)
+	return stepResult{state: state, err: failure, stopped: stopped, futile: futile}
+}
+
+// stopCause tells why the contexts ended, if they did: the repair's timeout, a cancel
+// request through the API, or the process stopping.
+func stopCause(ctx, runCtx context.Context, e *Engine, r repairRow) string {
+	if runCtx.Err() == nil {
+		return ""
+	}
+	if ctx.Err() == nil && errors.Is(context.Cause(runCtx), errTimeout) {
+		return "timeout"
+	}
+	var by string
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = e.o.State.QueryRow(dctx, `SELECT cancel_requested_by FROM repairs WHERE id = $1`, r.ID).Scan(&by)
+	if by != "" {
+		return "cancelled"
+	}
+	return "interrupted"
+}
+
+// rollback undoes a step with a context of its own, so a timeout or a stop of the repair
+// does not stop the rollback too. It returns the step's new state.
+func (e *Engine) rollback(ctx context.Context, rec *recorder, pos int, strat string, st strategy.Step,
+	ix catalog.Index, env strategy.Env, undo []byte) string {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.RollbackTimeout)
+	defer cancel()
+	e.metrics.rollbacks.WithLabelValues(strat).Inc()
+	if err := st.Rollback(rctx, env, ix, undo); err != nil {
+		e.log.Error("rollback failed", "repair", rec.r.ID, "step", pos, "strategy", strat, "err", err)
+		rec.stepError(rctx, pos, "rollback: "+err.Error())
+		return "rollback_failed"
+	}
+	return "rolled_back"
+}

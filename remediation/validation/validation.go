@@ -1,0 +1,252 @@
+// Package validation holds the one bound a re-measured figure must meet: the type runbook
+// steps, manual repairs and the engine's "already healthy" check share, its operators, its
+// comparison, and the re-measure loop that judges a step after it ran.
+package validation
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+)
+
+// Ops are the comparison operators a validation may use, in the order messages list them.
+var Ops = []string{"<", "<=", ">", ">=", "==", "!="}
+
+// Validation is the bound a figure must meet. The bound is Value, or, when AsBuiltFactor is
+// set and the Measurer knows the index's as-built figure, that figure times AsBuiltFactor;
+// without an as-built figure it falls back to Value when HasValue, and is otherwise unmet.
+//
+// The JSON form is what repairs store in their plan and what the API takes; its field names
+// never change (value is left out when the validation has none).
+type Validation struct {
+	Figure        string
+	Op            string
+	Value         float64
+	HasValue      bool // Value was given
+	AsBuiltFactor float64
+	Wait          time.Duration
+	Attempts      int
+}
+
+type wire struct {
+	Figure        string        `json:"figure"`
+	Op            string        `json:"op"`
+	Value         *float64      `json:"value,omitempty"`
+	AsBuiltFactor float64       `json:"as_built_factor,omitempty"`
+	Wait          time.Duration `json:"wait"`
+	Attempts      int           `json:"attempts"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (v Validation) MarshalJSON() ([]byte, error) {
+	w := wire{Figure: v.Figure, Op: v.Op, AsBuiltFactor: v.AsBuiltFactor, Wait: v.Wait, Attempts: v.Attempts}
+	if v.HasValue {
+		w.Value = &v.Value
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (v *Validation) UnmarshalJSON(b []byte) error {
+	var w wire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*v = Validation{Figure: w.Figure, Op: w.Op, AsBuiltFactor: w.AsBuiltFactor, Wait: w.Wait, Attempts: w.Attempts}
+	if w.Value != nil {
+		v.Value, v.HasValue = *w.Value, true
+	}
+	return nil
+}
+
+// Check says what is wrong with v's form, naming the field; nil when it can be judged.
+func (v Validation) Check() error {
+	switch {
+	case v.Figure == "":
+		return fmt.Errorf("figure: missing")
+	case !slices.Contains(Ops, v.Op):
+		return fmt.Errorf("op: %q is not one of %s", v.Op, strings.Join(Ops, " "))
+	case v.AsBuiltFactor < 0 || math.IsNaN(v.AsBuiltFactor) || math.IsInf(v.AsBuiltFactor, 0):
+		return fmt.Errorf("as_built_factor: %v must be a positive number", v.AsBuiltFactor)
+	case v.AsBuiltFactor == 0 && !v.HasValue:
+		return fmt.Errorf("value: missing; the bound the figure is compared with (or as_built_factor)")
+	case v.Attempts < 0:
+		return fmt.Errorf("attempts: %d must not be negative", v.Attempts)
+	}
+	return nil
+}
+
+// Compare reports whether got op bound holds. NaN (a figure that could not be measured
+// exactly) meets no bound, and an unknown operator none either.
+func Compare(got float64, op string, bound float64) bool {
+	if math.IsNaN(got) || math.IsNaN(bound) {
+		return false
+	}
+	switch op {
+	case "<":
+		return got < bound
+	case "<=":
+		return got <= bound
+	case ">":
+		return got > bound
+	case ">=":
+		return got >= bound
+	case "==":
+		return got == bound
+	case "!=":
+		return got != bound
+	}
+	return false
+}
+
+// BoundFor returns the value v compares with, given the index's as-built figure (ok false when
+// none is recorded), and where it came from: "as_built", "value", or "" when v has no bound.
+func (v Validation) BoundFor(asBuilt float64, ok bool) (float64, string) {
+	if v.AsBuiltFactor > 0 && ok && !math.IsNaN(asBuilt) {
+		return asBuilt * v.AsBuiltFactor, "as_built"
+	}
+	if v.HasValue {
+		return v.Value, "value"
+	}
+	return math.NaN(), ""
+}
+
+func (v Validation) String() string {
+	var parts []string
+	if v.AsBuiltFactor > 0 {
+		parts = append(parts, fmt.Sprintf("%s %s as-built × %g", v.Figure, v.Op, v.AsBuiltFactor))
+		if v.HasValue {
+			parts = append(parts, fmt.Sprintf("(else %g)", v.Value))
+		}
+		return strings.Join(parts, " ")
+	}
+	return fmt.Sprintf("%s %s %g", v.Figure, v.Op, v.Value)
+}
+
+// Judge is one comparison of a measured value, as history records it.
+type Judge struct {
+	Measured *float64 `json:"measured,omitempty"`
+	Bound    *float64 `json:"bound,omitempty"`
+	// BoundFrom is "as_built" or "value": where the bound came from.
+	BoundFrom string `json:"bound_from,omitempty"`
+	Tries     int    `json:"tries"`
+	Passed    bool   `json:"passed"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Record is a validation with what measuring it found, kept in repair_steps.validation.
+type Record struct {
+	Validation
+	Judge
+}
+
+// MarshalJSON writes the validation and what was found side by side, one flat object.
+func (r Record) MarshalJSON() ([]byte, error) {
+	w := wire{Figure: r.Figure, Op: r.Op, AsBuiltFactor: r.AsBuiltFactor, Wait: r.Wait, Attempts: r.Attempts}
+	if r.HasValue {
+		w.Value = &r.Value
+	}
+	return json.Marshal(struct {
+		wire
+		Judge
+	}{w, r.Judge})
+}
+
+// Failure says in one sentence why the record did not pass; "" when it passed.
+func (r *Record) Failure() string {
+	switch {
+	case r.Passed:
+		return ""
+	case r.Error != "":
+		return r.Error
+	case r.Measured != nil && r.Bound != nil:
+		return fmt.Sprintf("validation: %s = %g does not meet %s %g after %d tries", r.Figure, *r.Measured, r.Op, *r.Bound, r.Tries)
+	}
+	return "validation: not met"
+}
+
+// Once measures v's figure on ix once and judges it, without waiting: the engine's check
+// that an index is already healthy, and one round of Await.
+func Once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) *Record {
+	rec := &Record{Validation: v}
+	rec.Tries = 1
+	got, err := m.Measure(ctx, pool, ix, v.Figure)
+	if err != nil {
+		rec.Error = fmt.Sprintf("validation: measure %s: %v", v.Figure, err)
+		return rec
+	}
+	rec.Measured = &got
+	asBuilt, ok := 0.0, false
+	if v.AsBuiltFactor > 0 {
+		if ab, isAB := m.(strategy.AsBuiltMeasurer); isAB {
+			val, found, err := ab.AsBuilt(ctx, pool, ix, v.Figure)
+			if err != nil {
+				rec.Error = fmt.Sprintf("validation: as-built %s: %v", v.Figure, err)
+				return rec
+			}
+			asBuilt, ok = val, found
+		}
+	}
+	bound, from := v.BoundFor(asBuilt, ok)
+	if from == "" {
+		rec.Error = fmt.Sprintf("validation: %s has no as-built figure recorded for %s and the step gives no value to fall back to", v.Figure, ix)
+		return rec
+	}
+	rec.Bound, rec.BoundFrom = &bound, from
+	rec.Passed = Compare(got, v.Op, bound)
+	return rec
+}
+
+// Await re-measures v's figure after a step, up to Attempts times Wait apart, and passes on
+// the first value within bounds. The index is looked up again before each measurement: a
+// rebuild gives it a new relfilenode, and REINDEX CONCURRENTLY even a new OID (a nil pool,
+// for measurers that need none, skips the lookup).
+func Await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) *Record {
+	attempts := max(v.Attempts, 1)
+	last := &Record{Validation: v}
+	for try := 1; try <= attempts; try++ {
+		if v.Wait > 0 {
+			select {
+			case <-ctx.Done():
+				last.Error = "validation: " + context.Cause(ctx).Error()
+				return last
+			case <-time.After(v.Wait):
+			}
+		}
+		if pool != nil {
+			if fresh, err := catalog.Resolve(ctx, pool, ix.Schema, ix.Name); err == nil {
+				ix = fresh
+			}
+		}
+		rec := Once(ctx, m, pool, ix, v)
+		rec.Tries = try
+		if rec.Measured == nil && last.Measured != nil {
+			// Keep the last value measured; say why this round measured none.
+			rec.Measured, rec.Bound, rec.BoundFrom = last.Measured, last.Bound, last.BoundFrom
+		}
+		last = rec
+		if rec.Passed || ctx.Err() != nil {
+			return rec
+		}
+	}
+	return last
+}
+
+// Moved says whether a step changed its figure: false when before and after are the same
+// value (a repair that could not help), with a tolerance of a billionth for ratios that
+// round differently.
+func Moved(before, after float64) bool {
+	if math.IsNaN(before) || math.IsNaN(after) {
+		return true // unknown: never call a step futile on a figure that was not measured
+	}
+	return math.Abs(after-before) > 1e-9*math.Max(1, math.Abs(before))
+}

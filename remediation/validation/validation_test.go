@@ -1,0 +1,190 @@
+package validation_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/remediation/validation"
+)
+
+// TestValidationMet is the comparison every validation goes through: runbook steps, the
+// engine's already-healthy check and manual repairs all call Compare (through Once).
+func TestValidationMet(t *testing.T) {
+	for _, c := range []struct {
+		op   string
+		v    float64
+		want bool
+	}{
+		{"<", 0.5, true}, {"<", 1, false}, {"<=", 1, true}, {"<=", 1.5, false}, {">", 1, false}, {">", 2, true},
+		{">=", 1, true}, {">=", 0.9, false}, {"==", 1, true}, {"==", 0, false}, {"!=", 1, false}, {"!=", 2, true},
+		{"=<", 1, false}, {"lt", 0, false}, // not operators: never met
+		{"<=", math.NaN(), false}, {"!=", math.NaN(), false}, // a figure not measured exactly meets no bound
+	} {
+		if got := validation.Compare(c.v, c.op, 1); got != c.want {
+			t.Errorf("%g %s 1 = %v, want %v", c.v, c.op, got, c.want)
+		}
+		m := fixed{values: map[string]float64{"f": c.v}}
+		rec := validation.Once(context.Background(), m, nil, catalog.Index{}, validation.Validation{Figure: "f", Op: c.op, Value: 1, HasValue: true})
+		if rec.Passed != c.want {
+			t.Errorf("Once: %g %s 1 passed = %v, want %v (%+v)", c.v, c.op, rec.Passed, c.want, rec)
+		}
+	}
+}
+
+func TestCheckNamesTheField(t *testing.T) {
+	for _, c := range []struct {
+		v    validation.Validation
+		want string
+	}{
+		{validation.Validation{Figure: "f", Op: "<", HasValue: true}, ""},
+		{validation.Validation{Figure: "f", Op: "<", AsBuiltFactor: 1.05}, ""},
+		{validation.Validation{Op: "<", HasValue: true}, "figure: missing"},
+		{validation.Validation{Figure: "f", Op: "lt", HasValue: true}, `op: "lt" is not one of < <= > >= == !=`},
+		{validation.Validation{Figure: "f", Op: "<"}, "value: missing"},
+		{validation.Validation{Figure: "f", Op: "<", AsBuiltFactor: -1}, "as_built_factor:"},
+	} {
+		err := c.v.Check()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want)) {
+			t.Errorf("Check(%+v) = %v, want %q", c.v, err, c.want)
+		}
+	}
+}
+
+// TestAsBuiltBound: with as_built_factor the bound is the index's as-built figure times the
+// factor when the Measurer knows it, value otherwise, and unmet when there is neither.
+func TestAsBuiltBound(t *testing.T) {
+	ctx := context.Background()
+	ix := catalog.Index{Schema: "s", Name: "i"}
+	v := validation.Validation{Figure: "orphans", Op: "<=", AsBuiltFactor: 1.05}
+	withAB := asBuilt{fixed: fixed{values: map[string]float64{"orphans": 1040}}, built: map[string]float64{"orphans": 1000}}
+	rec := validation.Once(ctx, withAB, nil, ix, v)
+	if !rec.Passed || *rec.Bound != 1050 || rec.BoundFrom != "as_built" {
+		t.Errorf("1040 <= 1000*1.05: %+v", rec.Judge)
+	}
+	withAB.values["orphans"] = 1100
+	if rec := validation.Once(ctx, withAB, nil, ix, v); rec.Passed {
+		t.Errorf("1100 <= 1050 passed: %+v", rec.Judge)
+	}
+	// No as-built figure recorded and no value: unmet, and the record says why.
+	noAB := asBuilt{fixed: fixed{values: map[string]float64{"orphans": 0}}, built: map[string]float64{}}
+	rec = validation.Once(ctx, noAB, nil, ix, v)
+	if rec.Passed || !strings.Contains(rec.Failure(), "no as-built figure") {
+		t.Errorf("no as-built, no value: %+v", rec.Judge)
+	}
+	// ... with a value to fall back to, the value is the bound.
+	v.Value, v.HasValue = 10, true
+	rec = validation.Once(ctx, noAB, nil, ix, v)
+	if !rec.Passed || *rec.Bound != 10 || rec.BoundFrom != "value" {
+		t.Errorf("fallback to value: %+v", rec.Judge)
+	}
+	// A Measurer without AsBuilt falls back the same way.
+	rec = validation.Once(ctx, fixed{values: map[string]float64{"orphans": 11}}, nil, ix, v)
+	if rec.Passed || *rec.Bound != 10 {
+		t.Errorf("measurer without as-built: %+v", rec.Judge)
+	}
+	// An as-built lookup that fails fails the validation with the error.
+	rec = validation.Once(ctx, asBuilt{fixed: withAB.fixed, err: errors.New("store down")}, nil, ix, v)
+	if rec.Passed || !strings.Contains(rec.Error, "store down") {
+		t.Errorf("as-built error: %+v", rec.Judge)
+	}
+}
+
+// TestAwaitTriesUntilMet: Await measures up to Attempts times and passes on the first value
+// within bounds.
+func TestAwaitTriesUntilMet(t *testing.T) {
+	m := &sequence{values: []float64{5, 3, 0, 0}}
+	rec := validation.Await(context.Background(), m, nil, catalog.Index{}, validation.Validation{Figure: "f", Op: "==", HasValue: true, Attempts: 5})
+	if !rec.Passed || rec.Tries != 3 || *rec.Measured != 0 {
+		t.Errorf("record %+v", rec.Judge)
+	}
+	m = &sequence{values: []float64{5, 5}}
+	rec = validation.Await(context.Background(), m, nil, catalog.Index{}, validation.Validation{Figure: "f", Op: "==", HasValue: true, Attempts: 2})
+	if rec.Passed || rec.Tries != 2 || !strings.Contains(rec.Failure(), "f = 5 does not meet == 0 after 2 tries") {
+		t.Errorf("record %+v: %s", rec.Judge, rec.Failure())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec = validation.Await(ctx, m, nil, catalog.Index{}, validation.Validation{Figure: "f", Op: "==", HasValue: true, Attempts: 2, Wait: time.Hour})
+	if rec.Passed || !strings.Contains(rec.Error, "context canceled") {
+		t.Errorf("cancelled: %+v", rec.Judge)
+	}
+}
+
+// TestJSONKeepsStoredPlans: plans stored before as_built_factor existed decode with their
+// value, and a validation without a value does not grow one through a round trip.
+func TestJSONKeepsStoredPlans(t *testing.T) {
+	var old validation.Validation
+	if err := json.Unmarshal([]byte(`{"figure":"f","op":"==","value":0,"wait":0,"attempts":3}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if !old.HasValue || old.Value != 0 || old.Attempts != 3 || old.Check() != nil {
+		t.Errorf("old plan decoded as %+v", old)
+	}
+	ab := validation.Validation{Figure: "f", Op: "<=", AsBuiltFactor: 1.1}
+	b, _ := json.Marshal(ab)
+	var back validation.Validation
+	if err := json.Unmarshal(b, &back); err != nil || back != ab {
+		t.Errorf("round trip %s -> %+v (%v)", b, back, err)
+	}
+	rec, _ := json.Marshal(validation.Record{Validation: ab, Judge: validation.Judge{Tries: 2, Passed: true}})
+	if !strings.Contains(string(rec), `"passed":true`) || !strings.Contains(string(rec), `"as_built_factor":1.1`) {
+		t.Errorf("record JSON %s", rec)
+	}
+}
+
+func TestMoved(t *testing.T) {
+	for _, c := range []struct {
+		a, b float64
+		want bool
+	}{{1282, 1282, false}, {1282, 471, true}, {0.8, 0.8 + 1e-12, false}, {0.8, 0.81, true}, {math.NaN(), 1, true}} {
+		if got := validation.Moved(c.a, c.b); got != c.want {
+			t.Errorf("Moved(%g, %g) = %v", c.a, c.b, got)
+		}
+	}
+}
+
+type fixed struct{ values map[string]float64 }
+
+func (f fixed) Figures() []string { return nil }
+func (f fixed) Measure(_ context.Context, _ *pgxpool.Pool, _ catalog.Index, figure string) (float64, error) {
+	v, ok := f.values[figure]
+	if !ok {
+		return 0, errors.New("unknown figure " + figure)
+	}
+	return v, nil
+}
+
+// asBuilt is a Measurer that also knows as-built figures (strategy.AsBuiltMeasurer).
+type asBuilt struct {
+	fixed
+	built map[string]float64
+	err   error
+}
+
+func (a asBuilt) AsBuilt(_ context.Context, _ *pgxpool.Pool, _ catalog.Index, figure string) (float64, bool, error) {
+	if a.err != nil {
+		return 0, false, a.err
+	}
+	v, ok := a.built[figure]
+	return v, ok, nil
+}
+
+type sequence struct {
+	values []float64
+	n      int
+}
+
+func (s *sequence) Figures() []string { return nil }
+func (s *sequence) Measure(context.Context, *pgxpool.Pool, catalog.Index, string) (float64, error) {
+	v := s.values[min(s.n, len(s.values)-1)]
+	s.n++
+	return v, nil
+}
