@@ -70,6 +70,10 @@ func (e *Exporter) collectTarget(ch chan<- prometheus.Metric, t *target) {
 			stats = nil
 		}
 	}
+	var ext *extension
+	if up {
+		ext = e.readExtension(ctx, t)
+	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -88,6 +92,7 @@ func (e *Exporter) collectTarget(ch chan<- prometheus.Metric, t *target) {
 	if !up {
 		return // figures of an unreachable database would be stale
 	}
+	ext.emit(m, t.Name)
 	tables := map[uint32]bool{}
 	for _, st := range t.indexes {
 		var is *indexStats

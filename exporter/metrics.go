@@ -29,6 +29,10 @@ func Metrics() []metricdoc.Metric {
 		{Name: "pgvector_index_size_bytes", Type: g, Help: "Size of the index on disk in bytes.", Labels: withIndex()},
 		{Name: "pgvector_index_valid", Type: g, Help: "Whether the index is valid (1) or INVALID (0), e.g. a leftover of a failed REINDEX CONCURRENTLY.", Labels: withIndex()},
 
+		// The installed pgvector and its known issues (version.go).
+		{Name: "pgvector_extension_info", Type: g, Help: "The pgvector version installed in the target's database (pg_extension.extversion). Always 1.", Labels: []string{"target", "datname", "version"}},
+		{Name: "pgvector_known_issue", Type: g, Help: "A known issue of the installed pgvector version (from pgvector's CHANGELOG; see docs/operations.md), the release that fixed it, and what vectorheal gates because of it (comma-separated, or none). Always 1; absent when the version has none.", Labels: []string{"target", "datname", "version", "issue", "fixed_in", "gates"}},
+
 		// HNSW structure, from the pages.
 		{Name: "pgvector_hnsw_elements", Type: g, Help: "HNSW graph elements by state: live (has a heap TID), being_deleted (no heap TID, not yet marked deleted), deleted (marked deleted, slot reusable).", Labels: withIndex("state")},
 		{Name: "pgvector_hnsw_heap_tids", Type: g, Help: "Heap TIDs held by HNSW elements: live rows, and dead rows deleted from the table but still in the graph until VACUUM.", Labels: withIndex("state")},
