@@ -86,7 +86,9 @@ func (t *target) logExtension(ext *extension) {
 	for _, g := range pgvector.Gates(ext.version) {
 		gates = append(gates, string(g))
 	}
-	t.logger.Warn("pgvector version has known issues", "datname", ext.datname, "version", ext.raw,
+	// Info, not Warn: it is a fact of the target, not a fault of vectorheal, and the
+	// VectorhealPgvectorKnownIssue alert is where it is raised.
+	t.logger.Info("pgvector version has known issues", "datname", ext.datname, "version", ext.raw,
 		"known_issues", strings.Join(ids, ","), "gates", strings.Join(gates, ","))
 }
 
