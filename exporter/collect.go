@@ -69,16 +69,20 @@ func (e *Exporter) collectTarget(ch chan<- prometheus.Metric, t *target) {
 			stats = nil
 		}
 	}
+	var ext *extension
+	if up {
+		ext = e.readExtension(ctx, t)
+	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e.emitTarget(emitter{ch: ch, d: e.d}, t, up, stats, time.Now())
+	e.emitTarget(emitter{ch: ch, d: e.d}, t, up, stats, ext, time.Now())
 }
 
 // emitTarget sends everything known of one target: the self-metrics, and when it is up the
-// figures of each index and the target's statistics. t.mu must be held. It reads no database,
-// so a test can emit a fixed state.
-func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats, now time.Time) {
+// installed pgvector (ext, nil when unknown), the figures of each index and the target's
+// statistics. t.mu must be held. It reads no database, so a test can emit a fixed state.
+func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats, ext *extension, now time.Time) {
 	m.gauge("vectorheal_up", b2f(up), t.Name)
 	for name, cs := range t.collectors {
 		m.gauge("vectorheal_collector_success", cs.success(), t.Name, name)
@@ -93,6 +97,7 @@ func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats,
 	if !up {
 		return // figures of an unreachable database would be stale
 	}
+	ext.emit(m, t.Name)
 	tables := map[uint32]bool{}
 	for _, st := range t.indexes {
 		var is *indexStats

@@ -106,7 +106,7 @@ func (c fixtureCollector) Describe(ch chan<- *prometheus.Desc) { c.e.Describe(ch
 func (c fixtureCollector) Collect(ch chan<- prometheus.Metric) {
 	c.t.mu.Lock()
 	defer c.t.mu.Unlock()
-	c.e.emitTarget(emitter{ch: ch, d: c.e.d}, c.t, true, c.stats, c.now)
+	c.e.emitTarget(emitter{ch: ch, d: c.e.d}, c.t, true, c.stats, nil, c.now)
 }
 
 func (f *fixture) gather(t *testing.T) []*dto.MetricFamily {

@@ -25,6 +25,9 @@ func Metrics() []metricdoc.Metric {
 	g, c := "gauge", "counter"
 	return append(out, []metricdoc.Metric{
 		// Per target or table.
+		// The installed pgvector and its known issues (version.go).
+		{Name: "pgvector_extension_info", Type: g, Help: "The pgvector version installed in the target's database (pg_extension.extversion). Always 1.", Labels: []string{"target", "datname", "version"}},
+		{Name: "pgvector_known_issue", Type: g, Help: "A known issue of the installed pgvector version (from pgvector's CHANGELOG; see docs/operations.md), the release that fixed it, and what vectorheal gates because of it (comma-separated, or none). Always 1; absent when the version has none.", Labels: []string{"target", "datname", "version", "issue", "fixed_in", "gates"}},
 		{Name: "pgvector_query_calls_total", Type: c, Help: "Calls of statements using vector distance operators (pg_stat_statements, when installed).", Labels: []string{"target", "datname"}},
 		{Name: "pgvector_query_exec_seconds_total", Type: c, Help: "Execution time of statements using vector distance operators (pg_stat_statements, when installed).", Labels: []string{"target", "datname"}},
 		{Name: "pgvector_vacuum_progress_ratio", Type: g, Help: "Progress of a running VACUUM of a table with a vector index (heap blocks scanned over total; present only while one runs).", Labels: []string{"target", "datname", "schemaname", "relname"}},

@@ -33,6 +33,7 @@ type target struct {
 	customJobs map[string]*job
 	discErr    string            // last discovery error, for logging changes only
 	lastErr    map[string]string // last error per check and index, for logging changes only
+	extension  *extension        // installed pgvector, last read (version.go)
 }
 
 // index is one watched index with its latest check results.
