@@ -215,14 +215,18 @@ func registerIssues(app *kingpin.Application, stdout, stderr io.Writer) (string,
 			return err
 		}
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ALERT\tSTATUS\tTARGET\tINDEX\tSINCE\tSEEN\tREPAIRS")
+		fmt.Fprintln(w, "ALERT\tSTATUS\tTARGET\tINDEX\tSINCE\tSEEN\tREASON\tREPAIRS")
 		for _, i := range is {
 			var rs []string
 			for _, r := range i.Repairs {
 				rs = append(rs, fmt.Sprintf("#%d %s", r.ID, r.State))
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s.%s\t%s\t%d\t%s\n", i.Alertname, i.Status, i.Labels["target"], i.Labels["schemaname"],
-				i.Labels["indexrelname"], i.StartsAt.Format(time.RFC3339), i.TimesReceived, strings.Join(rs, ", "))
+			reason := i.NotificationReason
+			if reason == "" {
+				reason = "-" // Alertmanager before 0.32 does not say
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s.%s\t%s\t%d\t%s\t%s\n", i.Alertname, i.Status, i.Labels["target"], i.Labels["schemaname"],
+				i.Labels["indexrelname"], i.StartsAt.Format(time.RFC3339), i.TimesReceived, reason, strings.Join(rs, ", "))
 		}
 		return w.Flush()
 	})

@@ -320,3 +320,29 @@ func TestPauseResume(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestIssuesShowNotificationReason: what Alertmanager 0.32+ says about a notification (its
+// reason, 0.34's route labels) reaches the issues list; an older Alertmanager's alert has none.
+func TestIssuesShowNotificationReason(t *testing.T) {
+	c, _, state, _ := setup(t)
+	if _, err := state.Exec(t.Context(), `INSERT INTO vh.alerts
+		(fingerprint, status, starts_at, alertname, labels, notification_reason, route_labels) VALUES
+		('f1', 'firing', now(), 'PgvectorHNSWDeadTuplesPending', '{"alertname":"PgvectorHNSWDeadTuplesPending"}', 'first notification', '{"receiver":"vectorheal"}'),
+		('f2', 'firing', now(), 'PgvectorIndexInvalid', '{"alertname":"PgvectorIndexInvalid"}', '', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	var is []engine.Issue
+	if code := c.call("GET", "/issues", "", nil, &is); code != 200 || len(is) != 2 {
+		t.Fatalf("issues: %d %+v", code, is)
+	}
+	got := map[string]engine.Issue{}
+	for _, i := range is {
+		got[i.Fingerprint] = i
+	}
+	if i := got["f1"]; i.NotificationReason != "first notification" || i.RouteLabels["receiver"] != "vectorheal" {
+		t.Errorf("issue of a current Alertmanager: reason %q route labels %v", i.NotificationReason, i.RouteLabels)
+	}
+	if i := got["f2"]; i.NotificationReason != "" || len(i.RouteLabels) != 0 {
+		t.Errorf("issue of an older Alertmanager: reason %q route labels %v", i.NotificationReason, i.RouteLabels)
+	}
+}

@@ -441,7 +441,11 @@ type Issue struct {
 	ReceivedAt    time.Time         `json:"received_at"`
 	LastSeenAt    time.Time         `json:"last_seen_at"`
 	TimesReceived int               `json:"times_received"`
-	Repairs       []IssueRepair     `json:"repairs"`
+	// NotificationReason is why Alertmanager (0.32 and later) sent the first notification of
+	// the alert; RouteLabels the labels of the route it came through (0.34 and later).
+	NotificationReason string            `json:"notification_reason,omitempty"`
+	RouteLabels        map[string]string `json:"route_labels,omitempty"`
+	Repairs            []IssueRepair     `json:"repairs"`
 }
 
 // IssueRepair is a repair an alert caused.
@@ -461,7 +465,7 @@ func (e *Engine) Issues(ctx context.Context, firingOnly bool, limit int) ([]Issu
 	limit = min(limit, 1000)
 	rows, err := e.o.State.Query(ctx, `
 SELECT a.id, a.fingerprint, a.alertname, a.status, a.labels, a.starts_at, a.ends_at, a.received_at, a.last_seen_at,
-       a.times_received,
+       a.times_received, a.notification_reason, a.route_labels,
        coalesce((SELECT jsonb_agg(jsonb_build_object('id', r.id, 'entry', r.entry, 'state', r.state, 'reason', r.reason) ORDER BY r.id)
                    FROM repairs r WHERE r.fingerprint = a.fingerprint AND r.alert_starts_at = a.starts_at), '[]')
   FROM (SELECT DISTINCT ON (fingerprint, starts_at) * FROM alerts
@@ -473,14 +477,17 @@ SELECT a.id, a.fingerprint, a.alertname, a.status, a.labels, a.starts_at, a.ends
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Issue, error) {
 		var (
-			is              Issue
-			labels, repairs []byte
+			is                           Issue
+			labels, routeLabels, repairs []byte
 		)
 		if err := row.Scan(&is.AlertID, &is.Fingerprint, &is.Alertname, &is.Status, &labels, &is.StartsAt, &is.EndsAt,
-			&is.ReceivedAt, &is.LastSeenAt, &is.TimesReceived, &repairs); err != nil {
+			&is.ReceivedAt, &is.LastSeenAt, &is.TimesReceived, &is.NotificationReason, &routeLabels, &repairs); err != nil {
 			return is, err
 		}
 		if err := json.Unmarshal(labels, &is.Labels); err != nil {
+			return is, err
+		}
+		if err := json.Unmarshal(routeLabels, &is.RouteLabels); err != nil {
 			return is, err
 		}
 		return is, json.Unmarshal(repairs, &is.Repairs)
