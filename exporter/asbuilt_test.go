@@ -48,7 +48,12 @@ func TestAsBuiltBaseline(t *testing.T) {
 	if want := orphans / live; math.Abs(orphanRatio-want) > 1e-12 {
 		t.Errorf("as-built orphan ratio %v, want orphans/live = %v/%v", orphanRatio, orphans, live)
 	}
-	s.waitSample(t, "pgvector_hnsw_as_built_layers", h, "at least one layer", func(v float64) bool { return v >= 1 })
+	// Neighbour fill and layers stay in the state store, costing no series.
+	var layers, fill float64
+	if err := state.QueryRow(ctx, `SELECT (figures->>'pgvector_hnsw_layers')::float8, (figures->>'pgvector_hnsw_neighbor_fill_ratio:0')::float8
+		FROM index_as_built WHERE indexrelname = 'items_hnsw'`).Scan(&layers, &fill); err != nil || layers < 1 || fill <= 0 || fill > 1 {
+		t.Fatalf("stored baseline: layers %v, layer-0 fill %v (%v)", layers, fill, err)
+	}
 	s.waitSample(t, "pgvector_recall_as_built_ratio", h, "recorded", exists)
 
 	// Churn: a third of the rows deleted, then vacuumed. The baseline stays the build's.
