@@ -134,9 +134,11 @@ func (b *bundle) scenarioBornPoor(t *testing.T) {
 		if !slices.Contains(indexes, r.Index) {
 			continue
 		}
+		// Search settings and planner statistics may be fixed on a fresh build; its graph may
+		// not be vacuumed or rebuilt, which cannot make it better than it was built.
 		for _, s := range r.Steps {
-			if s.Strategy != "tune_search" {
-				t.Errorf("repair %d (%s, %s) of a fresh build ran %s; only tune_search may", r.ID, r.Alertname, r.Index, s.Strategy)
+			if !slices.Contains([]string{"tune_search", "analyze"}, s.Strategy) {
+				t.Errorf("repair %d (%s, %s) of a fresh build ran %s; only tune_search and analyze may", r.ID, r.Alertname, r.Index, s.Strategy)
 			}
 		}
 	}
