@@ -25,12 +25,13 @@ install-deps:
 # version run again on the current one: the rules and their promtool tests (./rules: range
 # windows, PromQL semantics), the deploy configs (./deploy/...: promtool and amtool checks), the
 # Alertmanager receiver (./webhook: payloads as Alertmanager sends them), the end-to-end loop
-# (./internal/e2e) and the launcher both stacks start through (./internal/testenv). The other
-# packages that start Alertmanager only use it as a silence store, and the exporter only runs
-# `promtool check metrics`; they run once.
+# (./internal/e2e), the launcher both stacks start through (./internal/testenv) and the API
+# that reads silences and held alerts from Alertmanager's v2 API (./internal/api). The engine
+# and CLI tests use that same API through the same client and run once, as does the exporter,
+# which only runs `promtool check metrics`: the repair tests are the slow part of the suite.
 STACK_DIR   ?= /opt/vectorheal/stack-current
 export VECTORHEAL_STACK_DIR := $(STACK_DIR)
-STACK_PKGS  ?= ./rules/... ./deploy/... ./webhook/... ./internal/e2e/... ./internal/testenv/...
+STACK_PKGS  ?= ./rules/... ./deploy/... ./webhook/... ./internal/e2e/... ./internal/testenv/... ./internal/api/...
 CURRENT_STACK_ENV = VECTORHEAL_PROMETHEUS=$(STACK_DIR)/bin/prometheus VECTORHEAL_PROMTOOL=$(STACK_DIR)/bin/promtool \
 	VECTORHEAL_ALERTMANAGER=$(STACK_DIR)/bin/alertmanager VECTORHEAL_AMTOOL=$(STACK_DIR)/bin/amtool
 
