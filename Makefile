@@ -8,7 +8,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # a time keeps a 2-core machine responsive.
 TEST_FLAGS  ?= -count=1 -p 2 -timeout 60m
 
-.PHONY: all build test lint install-deps demo bench clean
+.PHONY: all build test test-current-stack lint install-deps demo bench clean
 
 all: build
 
@@ -18,9 +18,32 @@ build:
 install-deps:
 	./scripts/install-deps.sh
 
+# Two Prometheus stacks: the distribution's (Debian 12: Prometheus 2.42, Alertmanager 0.25) and
+# a current one (Prometheus 3, a current Alertmanager) that scripts/install-deps.sh builds into
+# STACK_DIR/bin. The whole suite runs once, on the distribution's stack; then the packages whose
+# tests run promtool, Prometheus, amtool or Alertmanager and whose outcome depends on their
+# version run again on the current one: the rules and their promtool tests (./rules: range
+# windows, PromQL semantics), the deploy configs (./deploy/...: promtool and amtool checks), the
+# Alertmanager receiver (./webhook: payloads as Alertmanager sends them), the end-to-end loop
+# (./internal/e2e), the launcher both stacks start through (./internal/testenv) and the API
+# that reads silences and held alerts from Alertmanager's v2 API (./internal/api). The engine
+# and CLI tests use that same API through the same client and run once, as does the exporter,
+# which only runs `promtool check metrics`: the repair tests are the slow part of the suite.
+STACK_DIR   ?= /opt/vectorheal/stack-current
+export VECTORHEAL_STACK_DIR := $(STACK_DIR)
+STACK_PKGS  ?= ./rules/... ./deploy/... ./webhook/... ./internal/e2e/... ./internal/testenv/... ./internal/api/...
+CURRENT_STACK_ENV = VECTORHEAL_PROMETHEUS=$(STACK_DIR)/bin/prometheus VECTORHEAL_PROMTOOL=$(STACK_DIR)/bin/promtool \
+	VECTORHEAL_ALERTMANAGER=$(STACK_DIR)/bin/alertmanager VECTORHEAL_AMTOOL=$(STACK_DIR)/bin/amtool
+
 test: install-deps
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+	@echo "== again on the current stack in $(STACK_DIR)/bin: $(STACK_PKGS)"
+	$(CURRENT_STACK_ENV) $(GO) test $(TEST_FLAGS) $(STACK_PKGS)
+
+# Only the second half of `make test`: the version-sensitive packages on the current stack.
+test-current-stack: install-deps
+	$(CURRENT_STACK_ENV) $(GO) test $(TEST_FLAGS) $(STACK_PKGS)
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "not gofmt-clean: $$fmt"; exit 1; fi

@@ -21,21 +21,35 @@ func (s *Service) Logs() string { return s.proc.logs.String() }
 // Stop stops the service; tests need not call it, cleanup does.
 func (s *Service) Stop() { s.proc.stop() }
 
-// PrometheusBinary and AlertmanagerBinary find the binaries (Debian names first).
-func PrometheusBinary() (string, error) {
-	return lookBin(os.Getenv("VECTORHEAL_PROMETHEUS"), "prometheus")
-}
+// PrometheusBinary finds Prometheus: $VECTORHEAL_PROMETHEUS, else prometheus on the PATH.
+func PrometheusBinary() (string, error) { return binary("VECTORHEAL_PROMETHEUS", "prometheus") }
 
-// PromtoolBinary finds promtool.
-func PromtoolBinary() (string, error) { return lookBin(os.Getenv("VECTORHEAL_PROMTOOL"), "promtool") }
+// PromtoolBinary finds promtool: $VECTORHEAL_PROMTOOL, else promtool on the PATH.
+func PromtoolBinary() (string, error) { return binary("VECTORHEAL_PROMTOOL", "promtool") }
 
-// AlertmanagerBinary finds Alertmanager (Debian calls it prometheus-alertmanager).
+// AlertmanagerBinary finds Alertmanager: $VECTORHEAL_ALERTMANAGER, else the PATH's
+// prometheus-alertmanager (Debian's name) or alertmanager.
 func AlertmanagerBinary() (string, error) {
-	return lookBin(os.Getenv("VECTORHEAL_ALERTMANAGER"), "prometheus-alertmanager", "alertmanager")
+	return binary("VECTORHEAL_ALERTMANAGER", "prometheus-alertmanager", "alertmanager")
 }
 
-// AmtoolBinary finds amtool.
-func AmtoolBinary() (string, error) { return lookBin(os.Getenv("VECTORHEAL_AMTOOL"), "amtool") }
+// AmtoolBinary finds amtool: $VECTORHEAL_AMTOOL, else amtool on the PATH.
+func AmtoolBinary() (string, error) { return binary("VECTORHEAL_AMTOOL", "amtool") }
+
+// binary returns the executable the environment variable env names when it is set, else the
+// first of names on the PATH. A set variable that names no executable is an error, never a
+// fall back to the PATH: `make test` points these variables at a second Prometheus stack,
+// and a typo must not quietly test the first one again.
+func binary(env string, names ...string) (string, error) {
+	if p := os.Getenv(env); p != "" {
+		b, err := lookBin(p)
+		if err != nil {
+			return "", fmt.Errorf("%s=%s is not an executable file", env, p)
+		}
+		return b, nil
+	}
+	return lookBin(names...)
+}
 
 // StartPrometheus starts Prometheus with configYAML (rule_files paths should be absolute)
 // and waits for /-/ready. It is stopped when the test ends; its log is shown if the test fails.
