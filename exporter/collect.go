@@ -192,7 +192,9 @@ func (e *Exporter) emitIndex(m emitter, targetName string, st *index, is *indexS
 	}
 
 	if r := st.recall; r != nil {
-		m.gauge("pgvector_recall_ratio", r.ratio, with(strconv.Itoa(r.k))...)
+		if r.indexUsed { // otherwise the probe measured another index, or none: no figure of this one
+			m.gauge("pgvector_recall_ratio", r.ratio, with(strconv.Itoa(r.k))...)
+		}
 		m.gauge("pgvector_probe_index_used", b2f(r.indexUsed), l...)
 	}
 	if st.latency.count > 0 {

@@ -138,11 +138,14 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 			}
 		}
 		if ix.Valid && !cfg.Recall.Disabled {
-			if r, err := probe(ctx, pool, ix, cfg.Recall.Queries, cfg.Recall.K, cfg.Recall.Timeout); err != nil {
+			r, err := probe(ctx, pool, ix, cfg.Recall.Queries, cfg.Recall.K, cfg.Recall.Timeout)
+			if err != nil {
 				ir.Errors = append(ir.Errors, err.Error())
 			} else if r != nil {
-				ir.Recall = map[string]float64{strconv.Itoa(r.k): r.ratio}
 				ir.ProbeIndexUsed = ptr(b2f(r.indexUsed))
+			}
+			if r != nil && r.indexUsed { // otherwise no figure of this index (see probe)
+				ir.Recall = map[string]float64{strconv.Itoa(r.k): r.ratio}
 				var sum, mx float64
 				for _, l := range r.latencies {
 					sum += l

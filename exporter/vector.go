@@ -32,8 +32,8 @@ func distanceOf(ix catalog.Index) (op, kind string, err error) {
 	return "", "", fmt.Errorf("%s: operator class %s is not supported (l2, cosine, ip, l1, hamming and jaccard are)", ix, oc)
 }
 
-// denseVector reports whether the indexed column's values print as "[x,y,...]" (vector and
-// halfvec), which the probe and drift checks parse.
+// denseVector reports whether the indexed values print as "[x,y,...]" (vector and
+// halfvec), which the drift check parses.
 func denseVector(ix catalog.Index) bool {
 	return strings.HasPrefix(ix.Opclass, "vector_") || strings.HasPrefix(ix.Opclass, "halfvec_")
 }
