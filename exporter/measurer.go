@@ -131,6 +131,9 @@ func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.I
 		if err != nil {
 			return 0, fmt.Errorf("measure %s: %w", figure, err)
 		}
+		if s == nil {
+			return 0, fmt.Errorf("measure %s: %s is a partitioned table's index, without pages of its own: measure its partitions' indexes", figure, cur)
+		}
 		return f.get(s, nil, nil, cur), nil
 	case "probe":
 		r, err := probe(ctx, pool, cur, m.cfg.Recall.Queries, m.cfg.Recall.K, m.cfg.Recall.Timeout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +254,97 @@ func TestProbeTwoIndexesOnOneColumn(t *testing.T) {
 	}
 	if v, err := NewMeasurer(testConfig()).Measure(ctx, pool, hn, "pgvector_recall_ratio"); err != nil || !math.IsNaN(v) {
 		t.Errorf("Measurer recall of the unused HNSW index = %v, %v; want NaN, which meets no validation", v, err)
+	}
+}
+
+// TestPartitionedIndex: CREATE INDEX on a partitioned table makes one index per partition and
+// a parent without storage. Each partition's index is scanned and probed as an index of its
+// own and knows its parent; the parent is skipped without error by the page scan, the probe,
+// the exporter's collectors and vectorheal check.
+func TestPartitionedIndex(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	runSQL(t, dsn, `SELECT setseed(0.1)`,
+		`CREATE TABLE docs (id int, e vector(8)) PARTITION BY RANGE (id)`,
+		`CREATE TABLE docs_a PARTITION OF docs FOR VALUES FROM (0) TO (1500)`,
+		`CREATE TABLE docs_b PARTITION OF docs FOR VALUES FROM (1500) TO (5000)`,
+		`INSERT INTO docs SELECT i, `+randomDense("vector(8)", 8, false)+` FROM generate_series(1, 3200) i`,
+		`CREATE INDEX docs_hnsw ON docs USING hnsw (e vector_l2_ops)`,
+		`ANALYZE docs`)
+	ctx := context.Background()
+	pool := superPool(t, dsn)
+	all, err := catalog.List(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]int64{"docs_a": 1499, "docs_b": 1701}
+	var parent catalog.Index
+	parts := 0
+	for _, ix := range all {
+		if ix.Partitioned {
+			parent = ix
+			continue
+		}
+		parts++
+		if ix.ParentIndex != "docs_hnsw" || ix.ParentTable != "docs" {
+			t.Errorf("%s: parent %q on %q, want docs_hnsw on docs", ix, ix.ParentIndex, ix.ParentTable)
+		}
+		s, err := scanStructure(ctx, pool, ix, rawPageFunc, 16, time.Minute)
+		if err != nil || s == nil || s.hnsw.ElementsLive != rows[ix.Table] {
+			t.Fatalf("%s: structure %+v, %v; want %d live elements", ix, s, err, rows[ix.Table])
+		}
+		if r := mustProbe(t, pool, ix); !r.indexUsed || r.ratio < 0.8 {
+			t.Errorf("%s: probe %+v, want the index used and recall >= 0.8", ix, r)
+		}
+	}
+	if parts != 2 || parent.Name != "docs_hnsw" {
+		t.Fatalf("%d partition indexes, parent %q", parts, parent.Name)
+	}
+	if s, err := scanStructure(ctx, pool, parent, rawPageFunc, 16, time.Minute); s != nil || err != nil {
+		t.Errorf("structure of the parent: %+v, %v; want nothing and no error", s, err)
+	}
+	if r, err := probe(ctx, pool, parent, 10, 10, time.Minute); r != nil || err != nil {
+		t.Errorf("probe of the parent: %+v, %v; want nothing and no error", r, err)
+	}
+	if _, err := NewMeasurer(testConfig()).Measure(ctx, pool, parent, "pgvector_hnsw_elements:live"); err == nil || !strings.Contains(err.Error(), "partitioned") {
+		t.Errorf("Measurer on the parent: %v, want an error saying it is partitioned", err)
+	}
+
+	rep, err := Report(ctx, pool, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ir := range rep.Indexes {
+		if len(ir.Errors) != 0 {
+			t.Errorf("check: %s has errors %v", ir.Indexrelname, ir.Errors)
+		}
+		if ir.Indexrelname == "docs_hnsw" && (ir.Recall != nil || ir.HNSWElements != nil) {
+			t.Errorf("check: the parent has figures of its own: recall %v, elements %v", ir.Recall, ir.HNSWElements)
+		}
+		if ir.Indexrelname != "docs_hnsw" && (ir.Recall == nil || ir.HNSWElements["live"] == 0) {
+			t.Errorf("check: partition index %s lacks figures: recall %v, elements %v", ir.Indexrelname, ir.Recall, ir.HNSWElements)
+		}
+	}
+
+	s := start(t, testConfig(), map[string]string{"main": dsn})
+	for _, tbl := range []string{"docs_a", "docs_b"} {
+		l := map[string]string{"target": "main", "relname": tbl}
+		s.waitSample(t, "pgvector_hnsw_elements", map[string]string{"target": "main", "relname": tbl, "state": "live"}, "the partition's rows", eq(float64(rows[tbl])))
+		s.waitSample(t, "pgvector_probe_index_used", l, "1", eq(1))
+	}
+	// Every index, the parent included, has run each check by now (first runs come within a
+	// quarter of the 1 s interval); one more interval for good measure.
+	time.Sleep(2 * time.Second)
+	for _, c := range []string{"structure", "recall", "drift"} {
+		if v, ok := s.sample(t, "vectorheal_collector_success", map[string]string{"target": "main", "collector": c}); !ok || v != 1 {
+			t.Errorf("collector %s: success %v (present %v), want 1", c, v, ok)
+		}
+	}
+	pl := map[string]string{"target": "main", "indexrelname": "docs_hnsw"}
+	s.waitSample(t, "pgvector_index_info", pl, "1", eq(1))
+	for _, name := range []string{"pgvector_recall_ratio", "pgvector_probe_index_used", "pgvector_hnsw_connectivity_ratio"} {
+		if _, ok := s.sample(t, name, pl); ok {
+			t.Errorf("%s published for the parent index", name)
+		}
 	}
 }

@@ -133,7 +133,7 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 		if ix.Valid && fn != "" {
 			if s, err := scanStructure(ctx, pool, ix, fn, cfg.PageBatch, cfg.Structure.Timeout); err != nil {
 				ir.Errors = append(ir.Errors, err.Error())
-			} else {
+			} else if s != nil { // nil: a partitioned parent index, without pages of its own
 				ir.fillStructure(s, is)
 			}
 		}
