@@ -348,3 +348,48 @@ func TestPartitionedIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestDriftOfLayouts: drift reads an expression index's expression and only the rows of a
+// partial index; sparsevec and bit indexes have no score and no error.
+func TestDriftOfLayouts(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	runSQL(t, dsn, `SELECT setseed(0.4)`,
+		`CREATE TABLE docs (id int, cat int, e vector(8), b bit(64))`,
+		`INSERT INTO docs SELECT i, i % 3, (SELECT array_agg(random() * 10) FROM generate_series(1, 8) WHERE i > 0)::vector, `+randomBits+
+			` FROM generate_series(1, 1500) i`,
+		`CREATE INDEX docs_half ON docs USING hnsw ((e::halfvec(8)) halfvec_l2_ops)`,
+		`CREATE INDEX docs_cat1 ON docs USING hnsw (e vector_l2_ops) WHERE cat = 1`,
+		`CREATE INDEX docs_bits ON docs USING hnsw (b bit_hamming_ops)`)
+	ctx := context.Background()
+	pool := superPool(t, dsn)
+	half, cat1, bits := resolve(t, pool, "docs_half"), resolve(t, pool, "docs_cat1"), resolve(t, pool, "docs_bits")
+	var xid int64
+	if err := pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+	drift := func(ix catalog.Index) (float64, bool) {
+		t.Helper()
+		d, ok, err := driftScore(ctx, pool, ix, uint64(xid), 200, nil, time.Minute)
+		if err != nil {
+			t.Fatalf("drift of %s: %v", ix, err)
+		}
+		return d, ok
+	}
+	if d, ok := drift(bits); ok || d != 0 {
+		t.Errorf("drift of a bit index = %v, %v; want none", d, ok)
+	}
+	// Rows far from the others, but outside the partial index.
+	far := `(SELECT array_agg(50 + random()) FROM generate_series(1, 8) WHERE i > 0)::vector`
+	runSQL(t, dsn, `INSERT INTO docs (id, cat, e) SELECT i, 2, `+far+` FROM generate_series(1, 400) i`)
+	dc, ok := drift(cat1)
+	dh, okh := drift(half)
+	t.Logf("far rows outside the partial index: drift %.2f of the partial index, %.2f of the expression index", dc, dh)
+	if !ok || dc > 1.5 || !okh || dh < 2 {
+		t.Errorf("drift %.2f (%v) of the partial index, want about 1; %.2f (%v) of the expression index, want >= 2", dc, ok, dh, okh)
+	}
+	runSQL(t, dsn, `INSERT INTO docs (id, cat, e) SELECT i, 1, `+far+` FROM generate_series(1, 400) i`)
+	if dc, ok = drift(cat1); !ok || dc < 2 {
+		t.Errorf("drift of the partial index after far rows in it = %.2f, %v; want >= 2", dc, ok)
+	}
+}
