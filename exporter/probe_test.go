@@ -53,10 +53,12 @@ func randomDense(typ string, dim int, normalised bool) string {
 	return arr + `::` + typ
 }
 
-// randomSparse is a random sparsevec of 40 dimensions with about a fifth of them set, one of
-// them always (no zero vector, which has no cosine distance).
-const randomSparse = `(SELECT array_agg(CASE WHEN d = 1 + i % 40 OR random() < 0.2 THEN random() ELSE 0 END ORDER BY d)
-	FROM generate_series(1, 40) d WHERE i > 0)::vector::sparsevec`
+// randomSparse is a sparsevec of 40 dimensions near one of 30 fixed patterns of about 8
+// non-zero dimensions each (one always, so there is no zero vector, which has no cosine
+// distance), as sparse embeddings share the terms of their topic.
+const randomSparse = `(SELECT array_agg(CASE WHEN ((((i % 30) + 1) * 7919 + d * 104729) * 2654435761 % 1000) < 200 OR d = 1 + i % 30
+	THEN ((((i % 30) + 1) * 15485863 + d * 32452843) % 1000) / 1000.0 + 0.1 * random() ELSE 0 END::float8 ORDER BY d)
+	FROM generate_series(1, 40) d)::vector::sparsevec`
 
 // randomBits is a bit(64) near one of 30 fixed patterns (15 % of the bits flipped), as binary
 // quantised embeddings cluster.
@@ -74,7 +76,11 @@ func probeCases() []probeCase {
 		}
 	}
 	for _, d := range []string{"l2", "ip", "cosine", "l1"} {
-		out = append(out, probeCase{"hnsw", "sparsevec(40)", "sparsevec_" + d + "_ops", randomSparse, 1500, true})
+		values := randomSparse
+		if d == "ip" { // normalised, as for dense vectors
+			values = `l2_normalize(` + randomSparse + `)`
+		}
+		out = append(out, probeCase{"hnsw", "sparsevec(40)", "sparsevec_" + d + "_ops", values, 1500, true})
 	}
 	out = append(out,
 		probeCase{"hnsw", "bit(64)", "bit_hamming_ops", randomBits, 1500, true},
@@ -136,6 +142,33 @@ func TestProbeEveryOpclass(t *testing.T) {
 		}
 		if !(low[n].ratio < high[n].ratio && low[n].ratio < 1) {
 			t.Errorf("%s %s: recall %.3f with starved settings, %.3f with generous ones; want a fall below 1", c.method, c.opclass, low[n].ratio, high[n].ratio)
+		}
+	}
+
+	// vectorheal check reads every one of them, structure included, without an error.
+	rep, err := Report(context.Background(), pool, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Indexes) != len(cases) {
+		t.Fatalf("check lists %d indexes, want %d", len(rep.Indexes), len(cases))
+	}
+	for _, ir := range rep.Indexes {
+		var n int
+		if _, err := fmt.Sscanf(ir.Relname, "t%d", &n); err != nil {
+			t.Fatalf("table %s: %v", ir.Relname, err)
+		}
+		c := cases[n]
+		if len(ir.Errors) != 0 || ir.Recall == nil || ir.ProbeIndexUsed == nil || *ir.ProbeIndexUsed != 1 {
+			t.Errorf("check of %s %s: errors %v, recall %v", c.method, c.opclass, ir.Errors, ir.Recall)
+		}
+		switch {
+		case c.method == "hnsw" && (ir.HNSWElements["live"] != float64(c.rows) || len(ir.StructuralFaults) != 0):
+			t.Errorf("check of %s %s: elements %v, faults %v; want %d live", c.method, c.opclass, ir.HNSWElements, ir.StructuralFaults, c.rows)
+		case c.method == "ivfflat" && (ir.IVFLists == nil || *ir.IVFLists != 20 || ir.IVFCentroidQuality == nil ||
+			!(*ir.IVFCentroidQuality > 0 && *ir.IVFCentroidQuality < 1.5) || len(ir.StructuralFaults) != 0):
+			// Centroid quality is computed only on decoded entries: a number shows bit values decode.
+			t.Errorf("check of %s %s: lists %v, centroid quality %v, faults %v", c.method, c.opclass, ir.IVFLists, ir.IVFCentroidQuality, ir.StructuralFaults)
 		}
 	}
 }
