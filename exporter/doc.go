@@ -117,8 +117,8 @@ const definitions = `
   (ties). ` + "`pgvector_probe_index_used`" + ` is 1 when ` + "`EXPLAIN`" + ` of the query shows a scan of the index
   for every query vector. Only then are ` + "`pgvector_recall_ratio`" + ` and the latencies published: when
   the planner chooses a sequential scan or another index on the same key, the probe would
-  measure that and not the index, so the index gets no recall figure (and the Measurer reports
-  NaN, which meets no validation). Operators by operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + `
+  measure that and not the index, so the index gets no recall figure (and a repair's validation
+  of it fails, saying so). Operators by operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + `
   inner product, ` + "`<+>`" + ` l1, ` + "`<~>`" + ` hamming, ` + "`<%>`" + ` jaccard. The probe's statements carry the comment
   ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
 - **Drift score.** Rows written since the build are those whose ` + "`xmin`" + ` is newer than the

@@ -143,6 +143,9 @@ func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.I
 		if r == nil {
 			return 0, fmt.Errorf("measure %s: table %s has no vector to probe with", figure, cur.QuotedTable())
 		}
+		if figure == "pgvector_recall_ratio" && !r.indexUsed {
+			return 0, fmt.Errorf("measure %s: the planner does not use %s for the probe's search, so no recall is its own", figure, cur)
+		}
 		return f.get(nil, r, nil, cur), nil
 	}
 	st, err := statsOf(ctx, pool, cur, m.cfg.StatisticsTimeout)
