@@ -101,7 +101,11 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 			st = &index{jobs: map[string]*job{}, latency: newHistogram(e.cfg.Recall.LatencyBuckets)}
 			t.indexes[ix.OID] = st
 			if t.discovered {
-				t.logger.Info("new vector index", "index", ix.String(), "method", ix.Method)
+				attrs := []any{"index", ix.String(), "method", ix.Method}
+				if ix.ParentIndex != "" {
+					attrs = append(attrs, "partition_of", ix.ParentSchema+"."+ix.ParentIndex)
+				}
+				t.logger.Info("new vector index", attrs...)
 			}
 		}
 		if b, ok := builds[ix.OID]; ok {

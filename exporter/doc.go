@@ -87,6 +87,7 @@ Figures of a check that has not run or failed, build and vacuum progress outside
 vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are absent.
 `, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3)
 	b.WriteString(definitions)
+	b.WriteString(layouts)
 	return b.Bytes()
 }
 
@@ -204,16 +205,24 @@ const definitions = `
   and on which basis. Without page access (managed PostgreSQL) only recall is recorded, with
   basis ` + "`first_seen`" + `. The repair engine reads the same baseline through the Measurer to judge a
   repair by the figures the index had when it was built.
-- **Recall probe.** Up to ` + "`exporter.recall.queries`" + ` query vectors are sampled from the table
-  (` + "`ORDER BY random()`" + ` below 10 000 rows, ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per query above, widened tenfold
-  while too few rows come back). Each
-  is searched top-k through the index with the current ` + "`hnsw.*`" + ` / ` + "`ivfflat.*`" + ` settings
-  (those a new session of the role gets, so an ` + "`ALTER DATABASE/ROLE ... SET hnsw.ef_search`" + ` counts at
-  once, though pooled sessions keep their start values), then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. Recall is the
-  share of exact neighbours found, a result at a distance not beyond the exact k-th counting as
-  found (ties). ` + "`pgvector_probe_index_used`" + ` is from ` + "`EXPLAIN`" + ` of the same query. Operators by
-  operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + ` inner product, ` + "`<+>`" + ` l1. The probe's statements
-  carry the comment ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
+- **Recall probe.** Up to ` + "`exporter.recall.queries`" + ` query vectors are sampled from the rows the
+  index holds: the indexed value is not NULL and, for a partial index, its predicate holds
+  (` + "`ORDER BY random()`" + ` below 10 000 rows, ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per query above,
+  widened tenfold while too few rows come back). Each is searched top-k through the index with
+  the current ` + "`hnsw.*`" + ` / ` + "`ivfflat.*`" + ` settings (those a new session of the role gets, so an
+  ` + "`ALTER DATABASE/ROLE ... SET hnsw.ef_search`" + ` counts at once, though pooled sessions keep their
+  start values), then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. The query
+  orders by the index's own key, the column or the indexed expression as the server prints it
+  (` + "`pg_get_indexdef`" + `), and repeats a partial index's predicate (` + "`pg_get_expr`" + ` of ` + "`indpred`" + `), so
+  the planner can use the index and exact search compares on the same rows. Recall is the share
+  of exact neighbours found, a result at a distance not beyond the exact k-th counting as found
+  (ties). ` + "`pgvector_probe_index_used`" + ` is 1 when ` + "`EXPLAIN`" + ` of the query shows a scan of the index
+  for every query vector. Only then are ` + "`pgvector_recall_ratio`" + ` and the latencies published: when
+  the planner chooses a sequential scan or another index on the same key, the probe would
+  measure that and not the index, so the index gets no recall figure (and a repair's validation
+  of it fails, saying so). Operators by operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + `
+  inner product, ` + "`<+>`" + ` l1, ` + "`<~>`" + ` hamming, ` + "`<%>`" + ` jaccard. The probe's statements carry the comment
+  ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
 - **Drift score.** Rows written since the build are those whose ` + "`xmin`" + ` is newer than the
   transaction counter recorded with the build. For IVFFlat (pages readable) the reference is the
   index's centers, which never move after the build: score = mean distance of a sample of new

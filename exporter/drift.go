@@ -36,22 +36,27 @@ import (
 // frozen xmin is the largest integer, so frozen rows count as build-time.
 const newSince = `age(xmin) <= (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - $1::bigint)`
 
-// driftScore computes the score of ix; ok is false when there are too few build-time rows.
+// driftScore computes the score of ix; ok is false when there are too few build-time rows, or
+// the indexed values are sparsevec or bit, which have no score. Rows are the index's: its key
+// (column or expression) and a partial index's predicate.
 func driftScore(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, xidAtBuild uint64, sample int, centers [][]float32, timeout time.Duration) (score float64, ok bool, err error) {
 	_, kind, err := distanceOf(ix)
 	if err != nil {
 		return 0, false, err
 	}
-	if ix.Column == "" || !denseVector(ix) {
-		return 0, false, fmt.Errorf("%s: drift needs a plain vector or halfvec column", ix)
+	if !denseVector(ix) {
+		return 0, false, nil
 	}
 	if kind == "ip" {
 		kind = "l2"
 	}
 	var newRows, oldRows [][]float32
 	err = readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
-		col, tbl := ix.QuotedColumn(), ix.QuotedTable()
-		base := probeMarker + `SELECT ` + col + `::text FROM ` + tbl + ` WHERE ` + col + ` IS NOT NULL AND `
+		key, tbl := ix.Key(), ix.QuotedTable()
+		base := probeMarker + `SELECT ` + key + `::text FROM ` + tbl + ` WHERE ` + key + ` IS NOT NULL AND `
+		if p := ix.Where(); p != "" {
+			base += p + ` AND `
+		}
 		var err error
 		if newRows, err = vectors(ctx, tx, base+newSince+` ORDER BY random() LIMIT $2`, xidAtBuild, sample); err != nil {
 			return fmt.Errorf("sample new rows: %w", err)

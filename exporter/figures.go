@@ -361,7 +361,12 @@ func figureTable() []figure {
 		// Recall probe.
 		{name: "pgvector_recall_ratio", typ: g, unit: "ratio", labels: []string{"k"}, source: fromProbe, estimated: true, measured: []string{""},
 			help:   "Recall@k of the index measured by the last probe: share of exact top-k neighbours (index scans off) the index search returns with the current hnsw.ef_search / ivfflat.probes.",
-			values: withRecall(func(p *recallResult) []sample { return []sample{{labels: []string{strconv.Itoa(p.k)}, v: p.ratio}} })},
+			values: withRecall(func(p *recallResult) []sample {
+				if !p.indexUsed {
+					return nil // the probe measured another index, or none: no figure of this one
+				}
+				return []sample{{labels: []string{strconv.Itoa(p.k)}, v: p.ratio}}
+			})},
 		{name: "pgvector_probe_latency_seconds", typ: histogramType, unit: "seconds", source: fromProbe, measured: []string{""},
 			help: "Duration of the probe's top-k searches through the index (classic buckets as configured, and native buckets for Prometheus with native histograms). Re-measured as the mean of one probe's searches.",
 			hist: func(r *readings) *histogram { return r.latency }},

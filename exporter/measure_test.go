@@ -205,7 +205,9 @@ func isListed(name string) bool {
 func TestPageReaderPrivileges(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
-	clustered(t, dsn, 300, 4, 3)
+	// Enough rows that the planner uses the index: the probe publishes recall only then.
+	const rows = 1500
+	clustered(t, dsn, rows, 4, 3)
 	role := fmt.Sprintf("monitor_%d", time.Now().UnixNano()%1e9)
 	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
 		`CREATE ROLE `+role+` LOGIN`, `GRANT SELECT ON items TO `+role)
@@ -248,7 +250,7 @@ func TestPageReaderPrivileges(t *testing.T) {
 	}
 	runSQL(t, dsn, `GRANT pg_monitor TO `+role)
 	s.waitSample(t, "vectorheal_page_reader_available", tgt, "1", eq(1))
-	s.waitSample(t, "pgvector_hnsw_elements", hl, "300", eq(300))
+	s.waitSample(t, "pgvector_hnsw_elements", hl, "= rows", eq(rows))
 
 	conn2, err := pgx.Connect(ctx, monitorDSN)
 	if err != nil {
@@ -281,7 +283,7 @@ func TestProbeSamplesLargeTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	qs, err := sampleVectors(ctx, tx, ix, 10)
+	qs, err := sampleVectors(ctx, tx, ix, statementsFor(ix, "<->", 10), 10)
 	if err != nil || len(qs) != 10 {
 		t.Fatalf("sampled %d vectors, %v; want 10", len(qs), err)
 	}

@@ -85,6 +85,9 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 			return nil, fmt.Errorf("index pages cannot be read: %s", why)
 		}
 		r.structure, err = scanStructure(ctx, pool, ix, fn, m.cfg.PageBatch, m.cfg.Structure.Timeout)
+		if err == nil && r.structure == nil {
+			return nil, fmt.Errorf("%s is a partitioned table's index, without pages of its own: measure its partitions' indexes", ix)
+		}
 		return r, err
 	case fromProbe:
 		p, err := probe(ctx, pool, ix, m.cfg.Recall.Queries, m.cfg.Recall.K, m.cfg.Recall.Timeout)
@@ -93,6 +96,10 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 		}
 		if p == nil {
 			return nil, fmt.Errorf("table %s has no vector to probe with", ix.QuotedTable())
+		}
+		if !p.indexUsed {
+			// The probe's searches ran through another index or none: no figure is this index's.
+			return nil, fmt.Errorf("the planner does not use %s for the probe's search, so no recall or latency is its own", ix)
 		}
 		r.recall, r.latency = p, p.histogram()
 		return r, nil

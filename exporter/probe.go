@@ -20,31 +20,65 @@ const probeMarker = "/* vectorheal probe */ "
 
 // recallResult is the outcome of one recall probe.
 type recallResult struct {
-	k         int
-	ratio     float64
+	k int
+	// ratio is recall@k through the index; NaN when !indexUsed.
+	ratio float64
+	// indexUsed is whether the planner chose the index for every query of the probe. When it
+	// did not, the searches would have gone through another index (or none), so the probe
+	// measures nothing of this index: ratio is NaN and there are no latencies.
 	indexUsed bool
 	// latencies of the top-k searches through the index, in seconds.
 	latencies []float64
 }
 
-// probe measures recall@k of ix: it samples up to queries vectors from the table, searches
-// their k nearest neighbours through the index with the session's current hnsw.ef_search /
-// ivfflat.probes, then exactly with index scans off, and compares. Ties at the k-th distance
-// count as hits, so recall is not understated when several rows are equally near. It returns
-// nil without error when the table has no vector to probe with.
+// probeStatements are the SQL statements of one index's probe.
+type probeStatements struct {
+	// search is the top-k search, with the query vector as $1: it orders by the index's own
+	// key (column or expression) and repeats a partial index's predicate, so the planner can
+	// use the index and exact search compares on the same rows.
+	search string
+	// sample and sampleBlocks select $1 query vectors among the rows the index holds, the
+	// latter from a block sample of $2 percent of the table.
+	sample, sampleBlocks string
+}
+
+// statementsFor builds the probe's statements for ix. Every identifier and expression in them
+// comes from the catalog (quoted names, the server's own text of the index expression and
+// predicate); the operator is one of distanceOf's constants.
+func statementsFor(ix catalog.Index, op string, k int) probeStatements {
+	key, tbl := ix.Key(), ix.QuotedTable()
+	filter, rows := "", ` WHERE `+key+` IS NOT NULL`
+	if p := ix.Where(); p != "" {
+		filter, rows = ` WHERE `+p, rows+` AND `+p
+	}
+	// k is a literal, not a parameter, and plans are custom: a generic plan does not know the
+	// LIMIT and the query vector, and then prefers a sequential scan to the index.
+	return probeStatements{
+		search: probeMarker + `SELECT ctid::text, (` + key + ` ` + op + ` $1)::float8 FROM ` + tbl + filter +
+			` ORDER BY ` + key + ` ` + op + ` $1 LIMIT ` + strconv.Itoa(k),
+		sample:       probeMarker + `SELECT ` + key + `::text FROM ` + tbl + rows + ` ORDER BY random() LIMIT $1`,
+		sampleBlocks: probeMarker + `SELECT ` + key + `::text FROM ` + tbl + ` TABLESAMPLE SYSTEM ($2)` + rows + ` ORDER BY random() LIMIT $1`,
+	}
+}
+
+// probe measures recall@k of ix: it samples up to queries values of the index's key from the
+// rows the index holds, searches their k nearest neighbours through the index with the
+// session's current hnsw.ef_search / ivfflat.probes, then exactly with index scans off, and
+// compares. Ties at the k-th distance count as hits, so recall is not understated when several
+// rows are equally near. Recall is measured only when EXPLAIN shows the planner choosing ix
+// for every query: with another index on the same key (an HNSW and an IVFFlat during a
+// migration) the searches would measure the other one. It returns nil without error when
+// there is nothing to probe: no row to take a query from, or a partitioned table's parent
+// index, which has no storage (each partition's index is probed on its own).
 func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k int, timeout time.Duration) (*recallResult, error) {
+	if ix.Partitioned {
+		return nil, nil
+	}
 	op, _, err := distanceOf(ix)
 	if err != nil {
 		return nil, err
 	}
-	if ix.Column == "" || !denseVector(ix) {
-		return nil, fmt.Errorf("%s: recall probe needs a plain vector or halfvec column", ix)
-	}
-	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
-	// k is a literal, not a parameter, and plans are custom: a generic plan does not know the
-	// LIMIT and the query vector, and then prefers a sequential scan to the index.
-	search := probeMarker + `SELECT ctid::text, (` + col + ` ` + op + ` $1)::float8 FROM ` + tbl +
-		` ORDER BY ` + col + ` ` + op + ` $1 LIMIT ` + strconv.Itoa(k)
+	stmts := statementsFor(ix, op, k)
 	res := &recallResult{k: k}
 	var empty bool
 	err = readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
@@ -54,7 +88,7 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 		if err := currentSearchSettings(ctx, tx); err != nil {
 			return err
 		}
-		qs, err := sampleVectors(ctx, tx, ix, queries)
+		qs, err := sampleVectors(ctx, tx, ix, stmts, queries)
 		if err != nil {
 			return err
 		}
@@ -62,13 +96,17 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 			empty = true
 			return nil
 		}
-		if res.indexUsed, err = usesIndex(ctx, tx, ix, search, qs[0]); err != nil {
+		if res.indexUsed, err = usesIndexForAll(ctx, tx, ix, stmts.search, qs); err != nil {
 			return err
+		}
+		if !res.indexUsed {
+			res.ratio = math.NaN()
+			return nil
 		}
 		approx := make([][]neighbour, len(qs))
 		for i, q := range qs {
 			start := time.Now()
-			approx[i], err = topK(ctx, tx, search, q)
+			approx[i], err = topK(ctx, tx, stmts.search, q)
 			if err != nil {
 				return fmt.Errorf("index search: %w", err)
 			}
@@ -79,7 +117,7 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 		}
 		var hits, want int
 		for i, q := range qs {
-			exact, err := topK(ctx, tx, search, q)
+			exact, err := topK(ctx, tx, stmts.search, q)
 			if err != nil {
 				return fmt.Errorf("exact search: %w", err)
 			}
@@ -144,24 +182,22 @@ func currentSearchSettings(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// sampleVectors returns up to n vectors of the indexed column, in text form. Large tables are
-// sampled by block (TABLESAMPLE SYSTEM) so the probe reads a bounded number of pages.
-func sampleVectors(ctx context.Context, tx pgx.Tx, ix catalog.Index, n int) ([]string, error) {
+// sampleVectors returns up to n values of the index's key, in text form, from rows the index
+// holds. Large tables are sampled by block (TABLESAMPLE SYSTEM) so the probe reads a bounded
+// number of pages.
+func sampleVectors(ctx context.Context, tx pgx.Tx, ix catalog.Index, stmts probeStatements, n int) ([]string, error) {
 	var rows float64
 	if err := tx.QueryRow(ctx, `SELECT reltuples::float8 FROM pg_class WHERE oid = $1`, ix.TableOID).Scan(&rows); err != nil {
 		return nil, fmt.Errorf("table rows: %w", err)
 	}
-	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
 	if rows < 10000 {
-		return collectVectors(ctx, tx, probeMarker+`SELECT `+col+`::text FROM `+tbl+` WHERE `+col+
-			` IS NOT NULL ORDER BY random() LIMIT $1`, n)
+		return collectVectors(ctx, tx, stmts.sample, n)
 	}
 	// About 20 candidate rows per wanted vector; SYSTEM picks whole pages, so a small
-	// percentage can hit too few of them: widen it tenfold until enough rows come back.
-	q := probeMarker + `SELECT ` + col + `::text FROM ` + tbl + ` TABLESAMPLE SYSTEM ($2) WHERE ` + col +
-		` IS NOT NULL ORDER BY random() LIMIT $1`
+	// percentage can hit too few of them (or of a partial index's rows): widen it tenfold
+	// until enough rows come back.
 	for pct := math.Min(100, 100*float64(n*20)/rows); ; pct = math.Min(100, pct*10) {
-		out, err := collectVectors(ctx, tx, q, n, pct)
+		out, err := collectVectors(ctx, tx, stmts.sampleBlocks, n, pct)
 		if err != nil || len(out) >= n || pct >= 100 {
 			return out, err
 		}
@@ -233,6 +269,18 @@ func recallHits(approx, exact []neighbour) (hits, want int) {
 type planNode struct {
 	IndexName string     `json:"Index Name"`
 	Plans     []planNode `json:"Plans"`
+}
+
+// usesIndexForAll reports whether the planner chooses ix for the probe's top-k search with
+// each of the query vectors qs. Plans are custom, so each query is planned for its vector.
+func usesIndexForAll(ctx context.Context, tx pgx.Tx, ix catalog.Index, search string, qs []string) (bool, error) {
+	for _, q := range qs {
+		used, err := usesIndex(ctx, tx, ix, search, q)
+		if err != nil || !used {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // usesIndex reports whether the planner chooses ix for the probe's top-k search.

@@ -39,8 +39,13 @@ WHERE c.oid = $1`
 const qualitySample = 1000
 
 // scanStructure reads the pages of ix with fn (a page reading function chosen by
-// detectPageReader) in one read-only transaction bounded by timeout, and analyses them.
+// detectPageReader) in one read-only transaction bounded by timeout, and analyses them. It
+// returns nil without error for a partitioned table's parent index: it has no pages, and each
+// partition's index is scanned on its own.
 func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, batch int, timeout time.Duration) (*structure, error) {
+	if ix.Partitioned {
+		return nil, nil
+	}
 	if fn == "" {
 		return nil, fmt.Errorf("%s: index pages cannot be read on this target", ix)
 	}

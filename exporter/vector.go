@@ -10,7 +10,9 @@ import (
 )
 
 // distanceOf returns the distance operator and the distance kind (as the ivfflat package names
-// them) of an index's operator class. The operator is one of a fixed set of constants.
+// them) of an index's operator class: vector_*, halfvec_* and sparsevec_* with l2, cosine,
+// inner product and l1, bit_* with hamming and jaccard. The operator is one of a fixed set of
+// constants.
 func distanceOf(ix catalog.Index) (op, kind string, err error) {
 	oc := ix.Opclass
 	switch {
@@ -22,12 +24,16 @@ func distanceOf(ix catalog.Index) (op, kind string, err error) {
 		return "<#>", "ip", nil
 	case strings.HasSuffix(oc, "_l1_ops"):
 		return "<+>", "l1", nil
+	case strings.HasSuffix(oc, "_hamming_ops"):
+		return "<~>", "hamming", nil
+	case strings.HasSuffix(oc, "_jaccard_ops"):
+		return "<%>", "jaccard", nil
 	}
-	return "", "", fmt.Errorf("%s: operator class %s is not supported (l2, cosine, ip and l1 are)", ix, oc)
+	return "", "", fmt.Errorf("%s: operator class %s is not supported (l2, cosine, ip, l1, hamming and jaccard are)", ix, oc)
 }
 
-// denseVector reports whether the indexed column's values print as "[x,y,...]" (vector and
-// halfvec), which the probe and drift checks parse.
+// denseVector reports whether the indexed values print as "[x,y,...]" (vector and
+// halfvec), which the drift check parses.
 func denseVector(ix catalog.Index) bool {
 	return strings.HasPrefix(ix.Opclass, "vector_") || strings.HasPrefix(ix.Opclass, "halfvec_")
 }

@@ -13,7 +13,11 @@
 //     distance to the nearest other center. Lower is better; near 1 the centers no longer
 //     separate the data. Distances are those of Options.Distance, except that "ip" (negative
 //     inner product, not a metric) uses L2. NaN when there is no sample or fewer than two
-//     lists, or the values are not vector or halfvec.
+//     lists, or the values are not vector, halfvec or bit.
+//
+// Values are decoded for vector (float32s), halfvec (float16s) and bit (bits, most
+// significant first, read as 0 and 1), whose centers pgvector stores as bits too: k-means
+// runs on 0/1 floats and each center coordinate is rounded to a bit.
 //
 // A corrupt page or tuple is counted in Report.Faults and the analysis goes on.
 package ivfflat
@@ -47,8 +51,8 @@ const (
 
 // Options tune Analyze.
 type Options struct {
-	// Distance is the opclass's distance: "l2", "cosine", "ip" or "l1" (see DistanceKind).
-	// Empty means "l2".
+	// Distance is the opclass's distance: "l2", "cosine", "ip", "l1" or "hamming" (see
+	// DistanceKind). Empty means "l2".
 	Distance string
 	// QualitySample bounds the number of entries sampled for CentroidQuality; 0 means 1000.
 	QualitySample int
@@ -65,14 +69,18 @@ type Report struct {
 	EmptyLists        int
 	ListSizeCV        float64
 	CentroidQuality   float64
-	Centers           [][]float32 // for drift; nil when the values are not vector or halfvec
+	Centers           [][]float32 // for drift; bits as 0 and 1; nil when the values are not vector, halfvec or bit
 	Faults            map[string]int64
 }
 
 // DistanceKind maps a pgvector opclass to the distance it orders by ("l2", "cosine", "ip",
-// "l1"); unknown opclasses (bit, sparsevec's own) give "l2".
+// "l1", "hamming", "jaccard"); unknown opclasses give "l2".
 func DistanceKind(opclass string) string {
 	switch opclass {
+	case "bit_hamming_ops":
+		return "hamming"
+	case "bit_jaccard_ops":
+		return "jaccard"
 	case "vector_cosine_ops", "halfvec_cosine_ops", "sparsevec_cosine_ops":
 		return "cosine"
 	case "vector_ip_ops", "halfvec_ip_ops", "sparsevec_ip_ops":
@@ -84,11 +92,36 @@ func DistanceKind(opclass string) string {
 }
 
 // Distance returns the distance of kind between a and b as pgvector orders it: "l2"
-// Euclidean, "cosine" 1 - cosine similarity, "ip" the negative inner product, "l1" Manhattan.
-// Vectors of different lengths are compared on their common prefix.
+// Euclidean, "cosine" 1 - cosine similarity, "ip" the negative inner product, "l1" Manhattan;
+// on bits given as 0 and 1, "hamming" the number of differing bits and "jaccard" 1 - |a∧b| /
+// |a∨b| (1 when no bit is set in both, as pgvector has it). Vectors of different lengths are
+// compared on their common prefix.
 func Distance(kind string, a, b []float32) float64 {
 	n := min(len(a), len(b))
 	switch kind {
+	case "hamming":
+		var d float64
+		for i := range n {
+			if (a[i] != 0) != (b[i] != 0) {
+				d++
+			}
+		}
+		return d
+	case "jaccard":
+		var and, or float64
+		for i := range n {
+			x, y := a[i] != 0, b[i] != 0
+			if x && y {
+				and++
+			}
+			if x || y {
+				or++
+			}
+		}
+		if and == 0 {
+			return 1
+		}
+		return 1 - and/or
 	case "cosine":
 		var dot, na, nb float64
 		for i := range n {
@@ -151,7 +184,7 @@ func ParseMeta(p []byte) (Meta, error) {
 // List is one list tuple.
 type List struct {
 	StartPage, InsertPage uint32
-	Center                []float32 // nil when the value is not vector or halfvec
+	Center                []float32 // bits as 0 and 1; nil when the value is not vector, halfvec or bit
 }
 
 // ParseList decodes a list tuple; dim is the metapage's dimensions.
@@ -169,7 +202,7 @@ func ParseList(b []byte, dim int) (List, error) {
 }
 
 // EntryValue decodes the vector of an entry (an ordinary index tuple); nil with no error
-// when the value is not vector or halfvec.
+// when the value is not vector, halfvec or bit.
 func EntryValue(b []byte, dim int) ([]float32, error) {
 	if len(b) < 9 {
 		return nil, fmt.Errorf("%w: entry of %d bytes", pagescan.ErrBadPage, len(b))
@@ -181,8 +214,14 @@ func EntryValue(b []byte, dim int) ([]float32, error) {
 	return decodeValue(b[8:size], dim)
 }
 
-// decodeValue decodes a varlena vector or halfvec of dim dimensions from the start of b. It
-// returns nil, nil for other types of a plausible size.
+// decodeValue decodes a varlena vector, halfvec or bit of dim dimensions from the start of b.
+// It returns nil, nil for other types of a plausible size.
+//
+// After the varlena header, vector and halfvec (src/vector.h, src/halfvec.h) hold dim as an
+// int16, an unused int16, then dim float32s or float16s; bit (PostgreSQL's VarBit) holds
+// its length in bits as an int32, then the bits, most significant first, padded with zeros
+// to a whole byte. The lengths differ for every dim > 0, so the payload size says which
+// it is.
 func decodeValue(b []byte, dim int) ([]float32, error) {
 	if len(b) < 1 {
 		return nil, fmt.Errorf("%w: empty value", pagescan.ErrBadPage)
@@ -212,6 +251,12 @@ func decodeValue(b []byte, dim int) ([]float32, error) {
 	d := int(int16(binary.LittleEndian.Uint16(data)))
 	body := data[4:]
 	switch {
+	case int(binary.LittleEndian.Uint32(data)) == dim && len(body) == (dim+7)/8:
+		v := make([]float32, dim)
+		for i := range v {
+			v[i] = float32(body[i/8] >> (7 - i%8) & 1)
+		}
+		return v, nil
 	case d == dim && len(body) == 4*dim:
 		v := make([]float32, dim)
 		for i := range v {

@@ -258,3 +258,104 @@ func nearestIs(centers [][]float32, _ []float32) string {
 	}
 	return `v <-> $1::text::halfvec <= (SELECT min(v <-> c) FROM unnest(ARRAY[` + strings.Join(parts, ",") + `]) AS c)`
 }
+
+func bitText(v []float32) string {
+	b := make([]byte, len(v))
+	for i, x := range v {
+		b[i] = '0'
+		if x != 0 {
+			b[i] = '1'
+		}
+	}
+	return string(b)
+}
+
+// TestBit reads an IVFFlat index over bit (bit_hamming_ops): its centers are bits, every row
+// is on the list of its nearest center by pgvector's own <~> (first center on ties, as the
+// build assigns them), and the decoded entries are the table's values.
+func TestBit(t *testing.T) {
+	for _, dim := range []int{64, 1200} { // 1-byte and 4-byte varlena headers on the entries
+		t.Run(fmt.Sprint(dim), func(t *testing.T) {
+			b := setup(t)
+			b.exec(t, fmt.Sprintf(`CREATE TABLE items (id serial PRIMARY KEY, v bit(%d))`, dim))
+			b.exec(t, `SELECT setseed(0.5)`)
+			// Rows around four random bit patterns, so the lists mean something.
+			b.exec(t, fmt.Sprintf(`CREATE TABLE seeds AS SELECT s, (SELECT string_agg(CASE WHEN random() < 0.5 THEN '1' ELSE '0' END, '')
+				FROM generate_series(1, %d) WHERE s > 0) AS p FROM generate_series(1, 4) s`, dim))
+			b.exec(t, fmt.Sprintf(`INSERT INTO items (v) SELECT (SELECT string_agg(CASE WHEN random() < 0.1 THEN 1 - substr(p, d, 1)::int
+				ELSE substr(p, d, 1)::int END::text, '' ORDER BY d) FROM generate_series(1, %d) d WHERE i > 0)::bit(%d)
+				FROM generate_series(1, 1200) i JOIN seeds ON s = 1 + i %% 4`, dim, dim))
+			b.exec(t, `CREATE INDEX items_v_idx ON items USING ivfflat (v bit_hamming_ops) WITH (lists = 6)`)
+			ix, err := catalog.Resolve(b.ctx, b.pool, "public", "items_v_idx")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ivfflat.DistanceKind(ix.Opclass) != "hamming" {
+				t.Fatalf("distance of %s: %s", ix.Opclass, ivfflat.DistanceKind(ix.Opclass))
+			}
+			rep := b.analyze(t, ix)
+			if rep.Dimensions != dim || rep.Entries != 1200 || len(rep.Centers) != 6 || len(rep.Faults) != 0 {
+				t.Fatalf("dimensions %d, entries %d, centers %d, faults %v", rep.Dimensions, rep.Entries, len(rep.Centers), rep.Faults)
+			}
+			b.exec(t, fmt.Sprintf(`CREATE TABLE centers (i int, c bit(%d))`, dim))
+			for i, c := range rep.Centers {
+				if len(c) != dim {
+					t.Fatalf("center %d has %d bits", i, len(c))
+				}
+				for _, x := range c {
+					if x != 0 && x != 1 {
+						t.Fatalf("center %d holds %v, not a bit", i, x)
+					}
+				}
+				b.exec(t, `INSERT INTO centers VALUES ($1, $2::text::bit varying::bit(`+fmt.Sprint(dim)+`))`, i, bitText(c))
+			}
+			rows, err := b.pool.Query(b.ctx, `SELECT n, count(*) FROM (
+				SELECT (SELECT i FROM centers ORDER BY c <~> items.v, i LIMIT 1) AS n FROM items) s GROUP BY n`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]int64, len(rep.Centers))
+			for rows.Next() {
+				var n int
+				var c int64
+				if err := rows.Scan(&n, &c); err != nil {
+					t.Fatal(err)
+				}
+				want[n] = c
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if want[i] != rep.ListSizes[i] {
+					t.Errorf("list %d: %d entries, %d rows nearest to its center", i, rep.ListSizes[i], want[i])
+				}
+			}
+			// Four clusters in six lists: members lie much nearer their own center than any other.
+			if !(rep.CentroidQuality > 0 && rep.CentroidQuality < 0.8) {
+				t.Errorf("centroid quality %v, want in (0, 0.8)", rep.CentroidQuality)
+			}
+		})
+	}
+}
+
+// TestBitDistance checks hamming and jaccard on bits given as 0 and 1 against pgvector's.
+func TestBitDistance(t *testing.T) {
+	b := setup(t)
+	a, c := []float32{1, 1, 0, 0, 1, 0}, []float32{1, 0, 1, 0, 1, 0}
+	zero := []float32{0, 0, 0, 0, 0, 0}
+	for _, tc := range []struct {
+		kind, op string
+		x, y     []float32
+	}{
+		{"hamming", "<~>", a, c}, {"jaccard", "<%>", a, c}, {"jaccard", "<%>", zero, zero}, {"jaccard", "<%>", a, zero},
+	} {
+		var want float64
+		if err := b.pool.QueryRow(b.ctx, `SELECT $1::text::bit(6) `+tc.op+` $2::text::bit(6)`, bitText(tc.x), bitText(tc.y)).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if got := ivfflat.Distance(tc.kind, tc.x, tc.y); math.Abs(got-want) > 1e-12 {
+			t.Errorf("%s(%s, %s) = %v, pgvector says %v", tc.kind, bitText(tc.x), bitText(tc.y), got, want)
+		}
+	}
+}

@@ -22,20 +22,36 @@ type Querier interface {
 
 // Index is one pgvector index as the catalog describes it.
 type Index struct {
-	OID         uint32
-	Datname     string
-	Schema      string // schemaname of index and table
-	Table       string // relname
-	Name        string // indexrelname
-	TableOID    uint32
-	Method      string // hnsw or ivfflat
-	Opclass     string // e.g. vector_l2_ops
-	Column      string // indexed column; empty for an expression index
-	ColumnType  string // e.g. vector(128)
-	Dimensions  int    // from the column's type modifier; 0 when unknown
-	Valid       bool   // pg_index.indisvalid
-	Relfilenode uint32
-	SizeBytes   int64
+	OID        uint32
+	Datname    string
+	Schema     string // schemaname of index and table
+	Table      string // relname
+	Name       string // indexrelname
+	TableOID   uint32
+	Method     string // hnsw or ivfflat
+	Opclass    string // e.g. vector_l2_ops
+	Column     string // indexed column; empty for an expression index
+	ColumnType string // e.g. vector(128); empty for an expression index
+	// Expression is the indexed expression of an expression index as PostgreSQL prints it
+	// (pg_get_indexdef), e.g. ((embedding)::halfvec(8)); empty for a column index.
+	Expression string
+	// KeyType is the type of the indexed value (column or expression), e.g. halfvec(8).
+	KeyType string
+	// Predicate is the WHERE clause of a partial index as PostgreSQL prints it (pg_get_expr of
+	// pg_index.indpred), e.g. (category = 1); empty for an index over every row.
+	Predicate  string
+	Dimensions int // from the indexed value's type modifier; 0 when unknown
+	// Partitioned is true for the index of a partitioned table (relkind 'I'): it has no
+	// storage of its own; each partition has an index of its own attached to it.
+	Partitioned bool
+	// ParentSchema, ParentIndex and ParentTable name, for the index of a partition, the
+	// partitioned index it is attached to (pg_inherits) and that index's table; empty otherwise.
+	ParentSchema string
+	ParentIndex  string
+	ParentTable  string
+	Valid        bool // pg_index.indisvalid
+	Relfilenode  uint32
+	SizeBytes    int64
 	// Options from WITH (...), defaulted as pgvector does: m=16, ef_construction=64 for HNSW,
 	// lists=100 for IVFFlat.
 	M              int
@@ -52,6 +68,25 @@ func (ix Index) QuotedTable() string { return pgx.Identifier{ix.Schema, ix.Table
 // QuotedColumn returns the indexed column quoted for use in SQL.
 func (ix Index) QuotedColumn() string { return pgx.Identifier{ix.Column}.Sanitize() }
 
+// Key returns the SQL of the indexed value: the quoted column, or the parenthesised
+// expression of an expression index. Queries ordering by it can use the index; the
+// expression is the server's own text of it, never a name from a label or configuration.
+func (ix Index) Key() string {
+	if ix.Column == "" && ix.Expression != "" {
+		return "(" + ix.Expression + ")"
+	}
+	return ix.QuotedColumn()
+}
+
+// Where returns the partial index's predicate, parenthesised, for a WHERE clause ("" for an
+// index over every row). A query must repeat it for the planner to use the index.
+func (ix Index) Where() string {
+	if ix.Predicate == "" {
+		return ""
+	}
+	return "(" + ix.Predicate + ")"
+}
+
 // String is schema.index, unquoted, for logs.
 func (ix Index) String() string { return ix.Schema + "." + ix.Name }
 
@@ -61,18 +96,31 @@ var (
 	ErrNotVector = errors.New("not a pgvector (hnsw or ivfflat) index")
 )
 
+// listSQL reads the type and type modifier of the indexed value from the index's own first
+// attribute: for a column it is the column's, for an expression the expression's (so
+// (embedding::halfvec(8)) has 8 dimensions). Expression and predicate are deparsed without
+// pretty-printing, fully parenthesised, so they can be embedded in a query as they are.
 const listSQL = `
 SELECT c.oid, current_database(), n.nspname, t.relname, c.relname, t.oid, am.amname, opc.opcname,
        coalesce(a.attname, ''), coalesce(format_type(a.atttypid, a.atttypmod), ''),
-       coalesce(a.atttypmod, -1), i.indisvalid, c.relfilenode, pg_relation_size(c.oid),
-       coalesce(c.reloptions, '{}')
+       CASE WHEN i.indkey[0] = 0 THEN pg_get_indexdef(c.oid, 1, false) ELSE '' END,
+       format_type(ka.atttypid, ka.atttypmod), ka.atttypmod,
+       coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
+       c.relkind = 'I', coalesce(pn.nspname, ''), coalesce(pc.relname, ''), coalesce(pt.relname, ''),
+       i.indisvalid, c.relfilenode, pg_relation_size(c.oid), coalesce(c.reloptions, '{}')
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_am am ON am.oid = c.relam
 JOIN pg_opclass opc ON opc.oid = i.indclass[0]
+JOIN pg_attribute ka ON ka.attrelid = c.oid AND ka.attnum = 1
 LEFT JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] AND i.indkey[0] <> 0
+LEFT JOIN pg_inherits inh ON inh.inhrelid = c.oid
+LEFT JOIN pg_class pc ON pc.oid = inh.inhparent
+LEFT JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+LEFT JOIN pg_index pi ON pi.indexrelid = pc.oid
+LEFT JOIN pg_class pt ON pt.oid = pi.indrelid
 WHERE am.amname IN ('hnsw', 'ivfflat')`
 
 // List returns every pgvector index of the connected database, valid or not.
@@ -127,7 +175,9 @@ func scan(rows pgx.Rows) (Index, error) {
 	var typmod int32
 	var opts []string
 	if err := rows.Scan(&ix.OID, &ix.Datname, &ix.Schema, &ix.Table, &ix.Name, &ix.TableOID, &ix.Method,
-		&ix.Opclass, &ix.Column, &ix.ColumnType, &typmod, &ix.Valid, &ix.Relfilenode, &ix.SizeBytes, &opts); err != nil {
+		&ix.Opclass, &ix.Column, &ix.ColumnType, &ix.Expression, &ix.KeyType, &typmod, &ix.Predicate,
+		&ix.Partitioned, &ix.ParentSchema, &ix.ParentIndex, &ix.ParentTable,
+		&ix.Valid, &ix.Relfilenode, &ix.SizeBytes, &opts); err != nil {
 		return Index{}, fmt.Errorf("scan vector index: %w", err)
 	}
 	if typmod > 0 {

@@ -73,3 +73,94 @@ func TestListAndResolve(t *testing.T) {
 		t.Errorf("table damaged: %d rows, %v", n, err)
 	}
 }
+
+// TestLayouts: expression, partial and partitioned indexes are described from the catalog,
+// and their expression and predicate work in a query as they are.
+func TestLayouts(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.CreateDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`CREATE SCHEMA "Part S"`,
+		`CREATE TABLE items (id int, cat int, e vector(8), b bit(16))`,
+		`INSERT INTO items SELECT g, g % 3, ARRAY[g, 1, 2, 3, 4, 5, 6, 7]::vector, (g % 65536)::bit(16) FROM generate_series(1, 30) g`,
+		`CREATE INDEX items_half ON items USING hnsw ((e::halfvec(8)) halfvec_l2_ops)`,
+		`CREATE INDEX items_cat1 ON items USING hnsw (e vector_cosine_ops) WHERE cat = 1`,
+		`CREATE INDEX items_bits ON items USING ivfflat (b bit_hamming_ops) WITH (lists = 2)`,
+		`CREATE TABLE docs (id int, e vector(4)) PARTITION BY RANGE (id)`,
+		`CREATE TABLE "Part S".docs_1 PARTITION OF docs FOR VALUES FROM (0) TO (100)`,
+		`CREATE TABLE docs_2 PARTITION OF docs FOR VALUES FROM (100) TO (200)`,
+		`CREATE INDEX docs_hnsw ON docs USING hnsw (e vector_l2_ops)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	all, err := catalog.List(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]catalog.Index{}
+	for _, ix := range all {
+		got[ix.Name] = ix
+	}
+	if len(all) != 6 {
+		t.Fatalf("List found %d indexes, want 6: %#v", len(all), all)
+	}
+
+	half := got["items_half"]
+	if half.Column != "" || half.Expression == "" || half.KeyType != "halfvec(8)" || half.Dimensions != 8 || half.Predicate != "" {
+		t.Errorf("expression index: %#v", half)
+	}
+	cat1 := got["items_cat1"]
+	if cat1.Column != "e" || cat1.Key() != `"e"` || cat1.Predicate == "" || cat1.Dimensions != 8 || cat1.KeyType != "vector(8)" {
+		t.Errorf("partial index: %#v", cat1)
+	}
+	if b := got["items_bits"]; b.KeyType != "bit(16)" || b.Dimensions != 16 || b.Opclass != "bit_hamming_ops" {
+		t.Errorf("bit index: %#v", b)
+	}
+	// Key and Where are usable as they are: the expression orders through the index, and the
+	// predicate selects the partial index's rows.
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM items WHERE `+cat1.Where()).Scan(&n); err != nil || n != 10 {
+		t.Errorf("rows matching %s: %d, %v; want 10", cat1.Where(), n, err)
+	}
+	var first int
+	if err := conn.QueryRow(ctx, `SELECT id FROM items ORDER BY `+half.Key()+` <-> '[3,1,2,3,4,5,6,7]' LIMIT 1`).Scan(&first); err != nil || first != 3 {
+		t.Errorf("nearest by %s: %d, %v; want 3", half.Key(), first, err)
+	}
+
+	parent := got["docs_hnsw"]
+	if !parent.Partitioned || parent.ParentIndex != "" || parent.Table != "docs" {
+		t.Errorf("partitioned parent index: %#v", parent)
+	}
+	var parts int
+	for _, ix := range all {
+		if ix.ParentIndex == "" {
+			continue
+		}
+		parts++
+		if ix.Partitioned || ix.ParentIndex != "docs_hnsw" || ix.ParentTable != "docs" || ix.ParentSchema != "public" {
+			t.Errorf("partition index %s: %#v", ix, ix)
+		}
+		if ix.Table == "docs_1" && ix.Schema != "Part S" {
+			t.Errorf("partition index %s lives in %q, want the partition's schema", ix, ix.Schema)
+		}
+	}
+	if parts != 2 {
+		t.Errorf("%d partition indexes with a parent, want 2", parts)
+	}
+	for _, ix := range []catalog.Index{half, cat1, got["items_bits"]} {
+		if ix.Partitioned || ix.ParentIndex != "" {
+			t.Errorf("%s: not a partition's index: %#v", ix, ix)
+		}
+	}
+	r, err := catalog.Resolve(ctx, conn, "public", "docs_hnsw")
+	if err != nil || !r.Partitioned {
+		t.Errorf("resolve parent: %+v, %v", r, err)
+	}
+}
