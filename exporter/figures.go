@@ -360,7 +360,7 @@ func figureTable() []figure {
 
 		// Recall probe.
 		{name: "pgvector_recall_ratio", typ: g, unit: "ratio", labels: []string{"k"}, source: fromProbe, estimated: true, measured: []string{""},
-			help:   "Recall@k of the index measured by the last probe: share of exact top-k neighbours (index scans off) the index search returns with the current hnsw.ef_search / ivfflat.probes.",
+			help: "Recall@k of the index measured by the last probe: share of exact top-k neighbours (index scans off) the index search returns with the current hnsw.ef_search / ivfflat.probes.",
 			values: withRecall(func(p *recallResult) []sample {
 				if !p.indexUsed {
 					return nil // the probe measured another index, or none: no figure of this one

@@ -18,22 +18,11 @@ import (
 type structure struct {
 	hnsw *hnsw.Report
 	ivf  *ivfflat.Report
-	// rows is the table's row estimate at the scan (tableRowsSQL), for the recommended IVFFlat
-	// lists: the metric, the Measurer and the report all read it from here.
+	// rows is the table's row estimate at the scan (catalog.RowEstimate, as the ivfflat_retrain
+	// strategy estimates it), for the recommended IVFFlat lists: the metric, the Measurer and the
+	// report all read it from here, and it is the count a retrain would size lists for.
 	rows float64
 }
-
-// tableRowsSQL estimates the rows of a table now as the planner does (reltuples scaled to the
-// table's current size), or the statistics collector's live rows when higher, as the
-// ivfflat_retrain strategy does: the recommended lists an alert compares with are the lists a
-// retrain would choose.
-const tableRowsSQL = `
-SELECT greatest(CASE WHEN c.reltuples >= 0 AND c.relpages > 0
-                     THEN c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::float8)
-                     ELSE c.reltuples END,
-                coalesce(s.n_live_tup, 0), 0)::float8
-FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-WHERE c.oid = $1`
 
 // qualitySample bounds the entries the IVFFlat centroid quality is computed on.
 const qualitySample = 1000
@@ -52,7 +41,8 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn
 	var out structure
 	err := readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
 		r := pagescan.NewSQLReader(tx, ix.OID, batch, fn)
-		if err := tx.QueryRow(ctx, tableRowsSQL, ix.TableOID).Scan(&out.rows); err != nil {
+		var err error
+		if out.rows, _, err = catalog.RowEstimate(ctx, tx, ix.TableOID); err != nil {
 			return fmt.Errorf("table rows: %w", err)
 		}
 		switch ix.Method {

@@ -134,25 +134,15 @@ func hnswBuildMemory(ix catalog.Index, rows float64) int64 {
 	return max(need, ix.SizeBytes+ix.SizeBytes/4)
 }
 
-// tableRows returns the table of ix's row count as the planner would estimate it today: the
-// density of the last ANALYZE scaled to the table's current size (a table that grew since
-// then, as drifted inserts make it, is not mistaken for its old size), or the statistics
-// collector's live-row count when that is higher; an exact count when the table has never
-// been analysed.
+// tableRows returns the table of ix's row count as the planner would estimate it today
+// (catalog.RowEstimate), or an exact count when nothing estimates it.
 func tableRows(ctx context.Context, q querier, ix catalog.Index) (float64, error) {
-	var rows float64
-	var live int64
-	err := q.QueryRow(ctx, `SELECT CASE WHEN c.reltuples >= 0 AND c.relpages > 0
-		            THEN c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::float8)
-		            ELSE c.reltuples END,
-		       coalesce(s.n_live_tup, 0)
-		FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-		WHERE c.oid = $1`, ix.TableOID).Scan(&rows, &live)
+	rows, ok, err := catalog.RowEstimate(ctx, q, ix.TableOID)
 	if err != nil {
-		return 0, fmt.Errorf("row estimate of %s: %w", ix.QuotedTable(), err)
+		return 0, fmt.Errorf("%s: %w", ix.QuotedTable(), err)
 	}
-	if rows >= 0 || live > 0 {
-		return max(rows, float64(live)), nil
+	if ok {
+		return rows, nil
 	}
 	var n int64
 	if err := q.QueryRow(ctx, "SELECT count(*) FROM "+ix.QuotedTable()).Scan(&n); err != nil {
