@@ -37,7 +37,7 @@ type result struct {
 	reason  string
 	// pausedAt is the step that waits for approval (outcome awaiting_approval).
 	pausedAt int
-	err     string
+	err      string
 	// futile is set when every step that ran left its figure where it was: the entry is not
 	// run again on the index until the figure moves.
 	futile *futileFigure
