@@ -33,6 +33,9 @@ type PlanStep struct {
 	Validate  *validation.Validation `json:"validate,omitempty"`
 	OnFailure string                 `json:"on_failure,omitempty"` // runbook.OnFailureEscalate, OnFailureRollback or OnFailureStop
 	OnSuccess string                 `json:"on_success,omitempty"` // runbook.OnSuccessDone or OnSuccessNext
+	// Approval: the repair stops as awaiting_approval when it reaches this step, and goes on
+	// with it once approved (runbook.Step.Approval).
+	Approval bool `json:"approval_required,omitempty"`
 }
 
 // Window is a runbook maintenance window in a form that survives JSON (runbook.Window holds a
@@ -104,7 +107,9 @@ func planFromEntry(e *runbook.Entry) Plan {
 	p := Plan{Entry: e.Name, Priority: e.Priority, Cooldown: e.Cooldown, Timeout: e.Timeout,
 		Approval: e.Approval == runbook.ApprovalRequired, DryRun: e.DryRun}
 	for _, s := range e.Steps {
-		ps := PlanStep{Strategy: s.Strategy, Params: s.Params, OnFailure: s.OnFailure, OnSuccess: s.OnSuccess}
+		ps := PlanStep{Strategy: s.Strategy, Params: s.Params, OnFailure: s.OnFailure, OnSuccess: s.OnSuccess,
+			// The entry's own approval, given before anything ran, covers every step.
+			Approval: s.Approval == runbook.ApprovalRequired && e.Approval != runbook.ApprovalRequired}
 		if s.Validate != nil {
 			v := *s.Validate
 			ps.Validate = &v

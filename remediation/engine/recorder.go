@@ -82,6 +82,32 @@ func (rec *recorder) deferred(ctx context.Context, why string) error {
 	return nil
 }
 
+// awaitStepApproval stops a running repair at step pos, which needs approval: the repair
+// waits as awaiting_approval, without a job, until Approve queues it again.
+func (rec *recorder) awaitStepApproval(ctx context.Context, pos int, strat string) error {
+	ctx, cancel := rec.ctx(ctx)
+	defer cancel()
+	_, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET state = 'awaiting_approval', reason = 'step_approval_pending',
+		error = '', runner = '' WHERE id = $1 AND state = 'running'`, rec.r.ID)
+	if err != nil {
+		return fmt.Errorf("record approval wait of repair %d: %w", rec.r.ID, err)
+	}
+	rec.e.log.Info("repair awaits approval of a step", "repair", rec.r.ID, "step", pos, "strategy", strat)
+	return nil
+}
+
+// approvedStep is the step a repair goes on with after the approval of a step: the one left
+// planned when it stopped; 0 for a repair that has not stopped for one.
+func (rec *recorder) approvedStep(ctx context.Context) (int, error) {
+	var pos int
+	err := rec.e.o.State.QueryRow(ctx, `SELECT coalesce(min(position), 0) FROM repair_steps
+		WHERE repair_id = $1 AND state = 'planned'`, rec.r.ID).Scan(&pos)
+	if err != nil {
+		return 0, fmt.Errorf("read approved step of repair %d: %w", rec.r.ID, err)
+	}
+	return pos, nil
+}
+
 // stepBegins inserts or replaces a step's row with its plan, impact and state.
 func (rec *recorder) stepBegins(ctx context.Context, pos int, step PlanStep, state string, impact *strategy.Impact, errMsg string) {
 	ctx, cancel := rec.ctx(ctx)

@@ -16,7 +16,8 @@ import (
 
 // This file is the life of one repair, top to bottom: load → lock → prechecks → resolve →
 // bind the steps → already healthy or known futile → start → each step (impact, run,
-// validate, escalate or roll back; or defer when it says "retry later") → finish. Each stage
+// validate, escalate or roll back; or defer when it says "retry later"; or wait for approval
+// when the step needs it) → finish. Each stage
 // is a method below, in that order; what is written to the state store is written by the
 // recorder (recorder.go) the stages call.
 
@@ -32,9 +33,11 @@ var errTimeout = errors.New("repair timeout")
 
 // result is how a repair ended.
 type result struct {
-	outcome string // succeeded, failed, rolled_back, dry_run, cancelled; deferred: back to the queue
+	outcome string // succeeded, failed, rolled_back, dry_run, cancelled; deferred: back to the queue; awaiting_approval: a step needs it
 	reason  string
-	err     string
+	// pausedAt is the step that waits for approval (outcome awaiting_approval).
+	pausedAt int
+	err      string
 	// futile is set when every step that ran left its figure where it was: the entry is not
 	// run again on the index until the figure moves.
 	futile *futileFigure
@@ -145,7 +148,11 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 	e.log.Info("repair started", "repair", r.ID, "entry", r.Entry, "target", r.Target, "index", ix.String(), "dry_run", r.Plan.DryRun)
 	res := e.execute(ctx, rec, steps, ix, env)
 
-	// Finish: record the outcome, or put the repair back in the queue.
+	// Finish: record the outcome, or put the repair back in the queue, or let it wait for
+	// the approval of a step.
+	if res.outcome == "awaiting_approval" {
+		return rec.awaitStepApproval(ctx, res.pausedAt, r.Plan.Steps[res.pausedAt].Strategy)
+	}
 	if res.outcome == "deferred" {
 		if err := rec.deferred(ctx, res.err); err != nil {
 			return err
@@ -325,10 +332,25 @@ func (e *Engine) execute(ctx context.Context, rec *recorder, steps []strategy.St
 		}
 		return result{outcome: "dry_run"}
 	}
+	// A repair that waited for the approval of a step goes on with that step; the steps
+	// before it have run and are recorded.
+	first, err := rec.approvedStep(ctx)
+	if err != nil {
+		return result{outcome: "failed", reason: "state_store", err: err.Error()}
+	}
 	var last stepResult
 	allFutile := true
 	var firstFutile *futileFigure
 	for i, step := range r.Plan.Steps {
+		if i < first {
+			continue
+		}
+		// A step that needs approval waits for it, unless its plan already fails (another
+		// index method, nothing left to raise): then it fails as it would when run, and no
+		// one is asked to approve what cannot run.
+		if step.Approval && i != first && e.awaitApproval(runCtx, rec, i, step, steps[i], ix, env) {
+			return result{outcome: "awaiting_approval", pausedAt: i}
+		}
 		last = e.runStep(ctx, runCtx, rec, i, step, steps[i], ix, env)
 		if last.state == "deferred" {
 			return result{outcome: "deferred", reason: "retry_later", err: last.err}
@@ -375,6 +397,22 @@ func outcomeOf(s stepResult) string {
 		return "rolled_back"
 	}
 	return "failed"
+}
+
+// awaitApproval records the impact of a step that needs approval before it runs (what an
+// operator approves: for a rebuild, the new definition, its size and build time); the step
+// stays planned until then. It returns false, recording nothing, when the step's plan fails.
+func (e *Engine) awaitApproval(ctx context.Context, rec *recorder, pos int, step PlanStep, st strategy.Step, ix catalog.Index, env strategy.Env) bool {
+	impact, err := st.Plan(ctx, env, ix)
+	if err != nil {
+		return false
+	}
+	if est := e.historyEstimate(ctx, rec.r, step.Strategy); est > 0 {
+		impact.EstimatedDuration = est
+	}
+	rec.stepBegins(ctx, pos, step, "planned", &impact, "awaiting approval")
+	e.log.Info("step needs approval, repair waits", "repair", rec.r.ID, "step", pos, "strategy", step.Strategy, "statements", impact.Statements)
+	return true
 }
 
 // planOnly records a step's impact estimate for a dry run.

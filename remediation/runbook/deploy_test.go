@@ -116,6 +116,15 @@ func TestDefaultRunbook(t *testing.T) {
 	if len(crit) != 1 || crit[0].Name != "hnsw-fragmented-critical" || len(warn) != 1 || warn[0].Name != "hnsw-fragmented" {
 		t.Errorf("fragmentation: critical -> %v, warning -> %v", crit, warn)
 	}
+	// Recall that tuning cannot lift leads to a rebuild with new parameters, which waits for
+	// approval: the entry itself runs tune_search without asking.
+	rec := rb.Entry("recall-below-target")
+	if rec == nil || rec.Approval != runbook.ApprovalNone || len(rec.Steps) != 2 || rec.Steps[0].Strategy != "tune_search" ||
+		rec.Steps[0].OnFailure != runbook.OnFailureEscalate || rec.Steps[0].Approval != runbook.ApprovalNone ||
+		rec.Steps[1].Strategy != "hnsw_rebuild" || rec.Steps[1].Approval != runbook.ApprovalRequired ||
+		rec.Steps[1].Validate == nil || rec.Steps[1].Validate.Figure != "pgvector_recall_ratio" {
+		t.Errorf("recall-below-target: %+v, want tune_search escalating to an hnsw_rebuild awaiting approval, validated by recall", rec)
+	}
 }
 
 // TestDocExamples parses every runbook example of docs/runbook.md with the real strategies, so

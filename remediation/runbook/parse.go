@@ -61,6 +61,7 @@ type stepYAML struct {
 	Validate  *validateYAML   `yaml:"validate"`
 	OnFailure *string         `yaml:"on_failure"`
 	OnSuccess *string         `yaml:"on_success"`
+	Approval  *string         `yaml:"approval"`
 }
 
 type validateYAML struct {
@@ -224,7 +225,8 @@ func parseMatchers(s string) (labels.Matchers, error) {
 }
 
 func (c *checker) step(path string, rs stepYAML, d Defaults) Step {
-	st := Step{Strategy: rs.Strategy, Params: rs.Params, OnFailure: d.OnFailure, OnSuccess: d.OnSuccess, Line: c.pos.Line(path)}
+	st := Step{Strategy: rs.Strategy, Params: rs.Params, OnFailure: d.OnFailure, OnSuccess: d.OnSuccess, Approval: ApprovalNone,
+		Line: c.pos.Line(path)}
 	if st.Params == nil {
 		st.Params = strategy.Params{}
 	}
@@ -250,6 +252,9 @@ func (c *checker) step(path string, rs stepYAML, d Defaults) Step {
 	}
 	if rs.OnSuccess != nil {
 		st.OnSuccess = c.oneOf(path+".on_success", *rs.OnSuccess, OnSuccessDone, OnSuccessNext)
+	}
+	if rs.Approval != nil {
+		st.Approval = c.oneOf(path+".approval", *rs.Approval, ApprovalNone, ApprovalRequired)
 	}
 	if rs.Validate != nil {
 		st.Validate = c.validation(path+".validate", *rs.Validate, d)

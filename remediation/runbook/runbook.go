@@ -97,7 +97,12 @@ type Step struct {
 	Validate  *validation.Validation // nil: the step succeeds when Run returns no error
 	OnFailure string                 // OnFailureEscalate, OnFailureRollback or OnFailureStop
 	OnSuccess string                 // OnSuccessDone or OnSuccessNext
-	Line      int
+	// Approval required: when the repair reaches this step (escalation, or on_success: next)
+	// it stops as awaiting_approval with the step's impact recorded, and goes on with this step
+	// once approved. Default none, whatever defaults.approval says (that one gates whole
+	// entries); in an entry whose own approval is required the entry's approval covers it.
+	Approval string
+	Line     int
 }
 
 // Window is a maintenance window: a daily time range on some days of the week, in a time

@@ -208,6 +208,7 @@ func TestParseErrors(t *testing.T) {
 			`rb.yml:6: entries[0].steps[0].validate.value: missing; the bound the figure is compared with`},
 		{"bad approval", strings.Replace(base, "name: a", "name: a\n    approval: maybe", 1), `rb.yml:3: entries[0].approval: "maybe" is not one of none, required`},
 		{"bad on_failure", base + "        on_failure: panic\n", `rb.yml:6: entries[0].steps[0].on_failure: "panic" is not one of escalate, rollback, stop`},
+		{"bad step approval", base + "        approval: later\n", `rb.yml:6: entries[0].steps[0].approval: "later" is not one of none, required`},
 		{"bad attempts", "defaults: {validate: {attempts: 0}}\n" + base, "rb.yml:1: defaults.validate.attempts: 0 is out of range 1..100"},
 		{"bad timeout", "defaults: {timeout: 0s}\n" + base, "rb.yml:1: defaults.timeout: must be greater than 0"},
 		{"bad day", "defaults: {windows: [{days: [someday], start: '01:00', end: '02:00'}]}\n" + base,

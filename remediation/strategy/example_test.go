@@ -18,6 +18,7 @@ func ExampleDefault() {
 	fmt.Println(err)
 	// Output:
 	// analyze
+	// hnsw_rebuild
 	// ivfflat_retrain
 	// reindex
 	// sql

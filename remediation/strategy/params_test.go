@@ -12,7 +12,7 @@ func TestDefaultRegistersEveryStrategy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"analyze", "ivfflat_retrain", "reindex", "sql", "tune_search", "vacuum"}
+	want := []string{"analyze", "hnsw_rebuild", "ivfflat_retrain", "reindex", "sql", "tune_search", "vacuum"}
 	if got := reg.Names(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
@@ -58,6 +58,18 @@ func TestCheckParamsNamesTheParameter(t *testing.T) {
 		{"tune_search", strategy.Params{"step": 0}, `"step"`},
 		{"tune_search", strategy.Params{"latency_budget": "fast"}, `"latency_budget"`},
 		{"analyze", strategy.Params{"table": "x"}, `"table": unknown`},
+		{"hnsw_rebuild", strategy.Params{"m": 32, "ef_construction": 128, "target_recall": 0.9, "latency_budget": "20ms"}, ""},
+		{"hnsw_rebuild", strategy.Params{"m": 1}, `"m"`},
+		{"hnsw_rebuild", strategy.Params{"m": 64}, `"m": 64 is above max_m 48`},
+		{"hnsw_rebuild", strategy.Params{"m": 64, "max_m": 64}, ""},
+		{"hnsw_rebuild", strategy.Params{"ef_construction": 2000}, `"ef_construction"`},
+		{"hnsw_rebuild", strategy.Params{"ef_construction": 500}, `"ef_construction": 500 is above max_ef_construction 400`},
+		{"hnsw_rebuild", strategy.Params{"m": 32, "ef_construction": 40}, `"ef_construction": 40 is below 2 × m`},
+		{"hnsw_rebuild", strategy.Params{"max_m": 32, "max_ef_construction": 40}, ""},
+		{"hnsw_rebuild", strategy.Params{"m": 4, "max_ef_construction": 6}, `"max_ef_construction"`},
+		{"hnsw_rebuild", strategy.Params{"target_recall": 0}, `"target_recall"`},
+		{"hnsw_rebuild", strategy.Params{"lock_timeout": "1h"}, `"lock_timeout"`},
+		{"hnsw_rebuild", strategy.Params{"lists": 10}, `"lists": unknown`},
 		{"sql", strategy.Params{}, `"statements": required`},
 		{"sql", strategy.Params{"statements": []any{stmt("SELECT $1", "indexrelname")}}, ""},
 		{"sql", strategy.Params{"statements": []any{"DELETE FROM x"}}, `"statements[0]"`},
