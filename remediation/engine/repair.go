@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -415,7 +416,7 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 	var before *float64
 	var beforeFigure string
 	if step.Validate != nil {
-		if fig, v, err := validation.Measure(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate); err == nil {
+		if fig, v, err := validation.Measure(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate); err == nil && !math.IsNaN(v) {
 			before, beforeFigure = &v, fig
 		}
 	}

@@ -150,7 +150,7 @@ type Judge struct {
 	// MeasuredFigure is the fallback figure when it was measured instead of the figure.
 	MeasuredFigure string   `json:"measured_figure,omitempty"`
 	Measured       *float64 `json:"measured,omitempty"`
-	Bound    *float64 `json:"bound,omitempty"`
+	Bound          *float64 `json:"bound,omitempty"`
 	// BoundFrom is "as_built" or "value": where the bound came from.
 	BoundFrom string `json:"bound_from,omitempty"`
 	Tries     int    `json:"tries"`
@@ -192,10 +192,6 @@ func (r *Record) Failure() string {
 		return ""
 	case r.Error != "":
 		return r.Error
-	case r.Measured != nil && math.IsNaN(*r.Measured) && r.Fallback == "":
-		return fmt.Sprintf("validation: %s cannot be known on this target (no page or heap access) and the validation names no fallback figure", r.Figure)
-	case r.Measured != nil && math.IsNaN(*r.Measured):
-		return fmt.Sprintf("validation: neither %s nor its fallback %s can be known on this target", r.Figure, r.Fallback)
 	case r.Measured != nil && r.Bound != nil:
 		return fmt.Sprintf("validation: %s = %g does not meet %s %g after %d tries", r.Figured(), *r.Measured, r.Op, *r.Bound, r.Tries)
 	}
@@ -229,6 +225,14 @@ func Once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catal
 	}
 	if err != nil {
 		rec.Error = fmt.Sprintf("validation: measure %s: %v", v.Figure, err)
+		return rec
+	}
+	if math.IsNaN(got) { // not kept as the value: NaN has no JSON form
+		if v.Fallback == "" {
+			rec.Error = fmt.Sprintf("validation: %s cannot be known on this target (no page or heap access) and the validation names no fallback figure", v.Figure)
+		} else {
+			rec.Error = fmt.Sprintf("validation: neither %s nor its fallback %s can be known on this target", v.Figure, v.Fallback)
+		}
 		return rec
 	}
 	rec.Measured = &got

@@ -229,6 +229,9 @@ func TestFallbackWhereUnknowable(t *testing.T) {
 	if rec.Passed || !strings.Contains(rec.Failure(), "exact cannot be known on this target") {
 		t.Errorf("no fallback: %+v %q", rec.Judge, rec.Failure())
 	}
+	if b, err := json.Marshal(rec); err != nil || !strings.Contains(string(b), "cannot be known") {
+		t.Errorf("the record of an unknowable figure must be storable: %s, %v", b, err)
+	}
 	if err := (validation.Validation{Figure: "f", Fallback: "f", Op: "<", HasValue: true}).Check(); err == nil || !strings.HasPrefix(err.Error(), "fallback:") {
 		t.Errorf("fallback naming the figure itself: %v", err)
 	}
