@@ -192,6 +192,19 @@ func exactHeap(r *hnsw.Report, n int64) float64 {
 	return float64(n)
 }
 
+// deadEntriesEstimate estimates the entries of an index that point at dead rows of its table.
+// A delete and an update that is not HOT leave, in every index of the table, an entry
+// pointing at the dead row version until VACUUM removes it (pruning a page keeps the line
+// pointer the entry points at); a HOT update leaves none, as the entry keeps pointing at the
+// root of the row's chain. n_dead_tup counts every dead version, HOT ones until pruning removes
+// them, and VACUUM sets it anew; the deletes and non-HOT updates counted since the statistics
+// were reset include every one since the last VACUUM. The smaller of the two is exact while no
+// VACUUM ran since the reset, and otherwise over-counts by at most the HOT versions not yet
+// pruned.
+func deadEntriesEstimate(s *indexStats) float64 {
+	return max(0, min(s.deadTup, s.deletes+s.updates-s.hotUpdates))
+}
+
 // structuralFaults returns the fault counts of the last scan by kind. A kind is published
 // once a scan of the current build has found it, and stays (at 0 when a later scan finds
 // none) until the index is rebuilt: a healthy index carries no fault series at all, yet a
@@ -408,6 +421,9 @@ func figureTable() []figure {
 		{name: "pgvector_table_live_tuples", typ: g, source: fromStats, estimated: true, measured: []string{""},
 			help:   "Estimated live rows of the indexed table (pg_stat_user_tables.n_live_tup).",
 			values: withStats(func(s *indexStats) []sample { return one(s.liveTup) })},
+		{name: "pgvector_index_dead_entries_estimated", typ: g, source: fromStats, estimated: true, measured: []string{""},
+			help:   "Estimated index entries pointing at dead rows, waiting for VACUUM, from the statistics views: the table's dead rows (n_dead_tup), at most its deletes and non-HOT updates (n_tup_del + n_tup_upd - n_tup_hot_upd), as HOT updates leave no index entry. Needs no page access, so managed PostgreSQL gets it; pgvector_hnsw_heap_tids{state=\"dead\"} is the exact count where pages and heap can be read.",
+			values: withStats(func(s *indexStats) []sample { return one(deadEntriesEstimate(s)) })},
 		{name: "pgvector_table_last_vacuum_age_seconds", typ: g, unit: "seconds", source: fromStats, measured: []string{""},
 			help:   "Seconds since the indexed table was last vacuumed, manually or by autovacuum (absent when never).",
 			values: withStats(func(s *indexStats) []sample { return optional(s.vacuumAge) })},

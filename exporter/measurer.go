@@ -2,7 +2,9 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -46,7 +48,9 @@ func (m *Measurer) Figures() []string { return FigureNames() }
 // Measure returns the current value of figure for the index named like ix (looked up again in
 // the catalog by schema and name, since a concurrent rebuild gives the index a new OID). It
 // reads only the figure's source (pages, probe or statistics). NaN means the figure cannot be
-// known on this target (dead heap TIDs without superuser): it meets no validation bound.
+// known on this target: a structure figure where the role may not read the index pages, dead
+// heap TIDs where it may not read the heap. NaN meets no validation bound; a validation with a
+// fallback figure measures that one instead.
 func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
 	f, key, ok := lookupFigure(figure)
 	if !ok {
@@ -60,6 +64,9 @@ func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.I
 		return 0, fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", figure, cur, cur.Method, strings.Join(f.methods, ", "))
 	}
 	r, err := m.read(ctx, pool, cur, f.source)
+	if errors.Is(err, errNoPageAccess) {
+		return math.NaN(), nil
+	}
 	if err != nil {
 		return 0, fmt.Errorf("measure %s: %w", figure, err)
 	}
@@ -82,7 +89,7 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 			return nil, err
 		}
 		if fn == "" {
-			return nil, fmt.Errorf("index pages cannot be read: %s", why)
+			return nil, fmt.Errorf("%w: %s", errNoPageAccess, why)
 		}
 		r.structure, err = scanStructure(ctx, pool, ix, fn, m.cfg.PageBatch, m.cfg.Structure.Timeout)
 		if err == nil && r.structure == nil {
@@ -110,6 +117,10 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 	}
 	return nil, fmt.Errorf("figures from %s need history kept by the exporter and cannot be re-measured", src)
 }
+
+// errNoPageAccess is the role's lack of a page reader: not a failure to measure, but a
+// figure that cannot be known on the target.
+var errNoPageAccess = errors.New("index pages cannot be read")
 
 // statsOf reads the cheap statistics of one index.
 func statsOf(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, timeout time.Duration) (*indexStats, error) {

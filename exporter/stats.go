@@ -12,8 +12,11 @@ type indexStats struct {
 	scans, tupRead, blksHit, blksRead float64
 	sizeBytes                         float64
 	deadTup, liveTup, writes          float64
-	vacuumAge, analyzeAge             *float64 // nil when never
-	buildProgress                     *float64 // nil unless CREATE INDEX / REINDEX runs
+	// The table's cumulative deletes, updates and HOT updates (pg_stat_user_tables), for the
+	// share of dead rows that left an index entry behind.
+	deletes, updates, hotUpdates float64
+	vacuumAge, analyzeAge        *float64 // nil when never
+	buildProgress                *float64 // nil unless CREATE INDEX / REINDEX runs
 }
 
 // targetStats are the cheap statistics of one target.
@@ -31,6 +34,7 @@ SELECT s.indexrelid, s.idx_scan, s.idx_tup_read, coalesce(io.idx_blks_hit, 0), c
        pg_relation_size(s.indexrelid),
        coalesce(t.n_dead_tup, 0), coalesce(t.n_live_tup, 0),
        coalesce(t.n_tup_ins + t.n_tup_upd + t.n_tup_del, 0),
+       coalesce(t.n_tup_del, 0), coalesce(t.n_tup_upd, 0), coalesce(t.n_tup_hot_upd, 0),
        extract(epoch FROM now() - greatest(t.last_vacuum, t.last_autovacuum))::float8,
        extract(epoch FROM now() - greatest(t.last_analyze, t.last_autoanalyze))::float8
 FROM pg_stat_user_indexes s
@@ -67,13 +71,14 @@ func readStats(ctx context.Context, tx pgx.Tx, indexOIDs, tableOIDs []uint32) (*
 	for rows.Next() {
 		var oid uint32
 		s := &indexStats{}
-		var scans, tupRead, hit, read, size, dead, live, writes int64
-		if err := rows.Scan(&oid, &scans, &tupRead, &hit, &read, &size, &dead, &live, &writes, &s.vacuumAge, &s.analyzeAge); err != nil {
+		var scans, tupRead, hit, read, size, dead, live, writes, del, upd, hot int64
+		if err := rows.Scan(&oid, &scans, &tupRead, &hit, &read, &size, &dead, &live, &writes, &del, &upd, &hot, &s.vacuumAge, &s.analyzeAge); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("index statistics: %w", err)
 		}
 		s.scans, s.tupRead, s.blksHit, s.blksRead = float64(scans), float64(tupRead), float64(hit), float64(read)
 		s.sizeBytes, s.deadTup, s.liveTup, s.writes = float64(size), float64(dead), float64(live), float64(writes)
+		s.deletes, s.updates, s.hotUpdates = float64(del), float64(upd), float64(hot)
 		ts.indexes[oid] = s
 	}
 	rows.Close()

@@ -311,6 +311,7 @@ func printRepair(w io.Writer, r engine.Repair) error {
 func validationText(raw json.RawMessage) string {
 	var v struct {
 		Figure   string   `json:"figure"`
+		Measures string   `json:"measured_figure"` // the fallback, when it was measured instead
 		Op       string   `json:"op"`
 		Value    float64  `json:"value"`
 		Measured *float64 `json:"measured"`
@@ -325,9 +326,16 @@ func validationText(raw json.RawMessage) string {
 	if v.Passed {
 		outcome = "passed"
 	}
-	s := fmt.Sprintf("%s %s %s %s", v.Figure, v.Op, figure.Value(v.Figure, v.Value), outcome)
+	fig := v.Figure
+	if v.Measures != "" {
+		fig = v.Measures // the figure cannot be known on the target
+	}
+	s := fmt.Sprintf("%s %s %s %s", fig, v.Op, figure.Value(fig, v.Value), outcome)
+	if v.Measures != "" {
+		s += " (" + v.Figure + " unknown here)"
+	}
 	if v.Measured != nil {
-		s += " measured=" + figure.Value(v.Figure, *v.Measured)
+		s += " measured=" + figure.Value(fig, *v.Measured)
 	}
 	s += fmt.Sprintf(" tries=%d", v.Tries)
 	if v.Error != "" {

@@ -106,6 +106,7 @@ type TriggerBody struct {
 // ValidateBody is the optional validation of a manual repair.
 type ValidateBody struct {
 	Figure        string   `json:"figure"`
+	Fallback      string   `json:"fallback"`
 	Op            string   `json:"op"`
 	Value         *float64 `json:"value"`
 	AsBuiltFactor float64  `json:"as_built_factor"`
@@ -136,7 +137,7 @@ func (a *api) trigger(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, r, err)
 			return
 		}
-		req.Validate = &validation.Validation{Figure: b.Validate.Figure, Op: b.Validate.Op,
+		req.Validate = &validation.Validation{Figure: b.Validate.Figure, Fallback: b.Validate.Fallback, Op: b.Validate.Op,
 			AsBuiltFactor: b.Validate.AsBuiltFactor, Wait: wait, Attempts: b.Validate.Attempts}
 		if b.Validate.Value != nil {
 			req.Validate.Value, req.Validate.HasValue = *b.Validate.Value, true

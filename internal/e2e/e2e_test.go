@@ -118,43 +118,8 @@ func setup(t *testing.T) *bundle {
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, v := range s.Vectorheals {
-				t.Logf("%s log (tail):\n%s", v.Name, tailLines(v.Logs(), 80))
-			}
-			t.Logf("prometheus log (tail):\n%s", tailLines(s.Prometheus.Logs(), 20))
-			for _, am := range s.Alertmanagers {
-				t.Logf("alertmanager log (tail):\n%s", tailLines(am.Logs(), 20))
-			}
-		}
-		s.Close()
-	})
 	b := &bundle{stack: s, pg: pg, mainDSN: mainDSN, state: openPool(t, mainDSN), main: openPool(t, mainDSN), tuning: openPool(t, tuningDSN), tuningDSN: tuningDSN, timing: s.Config.Timing}
-	b.watch = e2e.NewWatcher(s, b.state)
-	wctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			evs, err := b.watch.Poll(wctx)
-			if err == nil {
-				for _, e := range evs {
-					t.Log(e)
-				}
-			}
-			select {
-			case <-wctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	})
-	t.Cleanup(func() {
-		stop()
-		wg.Wait()
-	})
+	b.watchUntilCleanup(t)
 	return b
 }
 

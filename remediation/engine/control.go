@@ -203,6 +203,10 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest, by string) (in
 			return 0, fmt.Errorf("%w: validate.figure: unknown figure %q (known: %s)", ErrInvalid, req.Validate.Figure,
 				strings.Join(e.o.Measurer.Figures(), ", "))
 		}
+		if f := req.Validate.Fallback; f != "" && !slices.Contains(e.o.Measurer.Figures(), f) {
+			return 0, fmt.Errorf("%w: validate.fallback: unknown figure %q (known: %s)", ErrInvalid, f,
+				strings.Join(e.o.Measurer.Figures(), ", "))
+		}
 	}
 	t, ok := e.o.Targets.Get(req.Target)
 	if !ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -310,7 +311,7 @@ func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, ix catalog.Ind
 	if !got.Passed {
 		return "", false
 	}
-	return fmt.Sprintf("%s = %g already meets %s %g", v.Figure, *got.Measured, v.Op, *got.Bound), true
+	return fmt.Sprintf("%s = %g already meets %s %g", got.Figured(), *got.Measured, v.Op, *got.Bound), true
 }
 
 // execute runs the plan's steps. A step that succeeds ends the repair unless it says
@@ -449,11 +450,12 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 	}
 	rec.stepBegins(ctx, pos, step, "running", &impact, "")
 
-	// Run, with the validation figure measured before.
+	// Run, with the validation figure (or its fallback, where it cannot be known) measured before.
 	var before *float64
+	var beforeFigure string
 	if step.Validate != nil {
-		if v, err := e.o.Measurer.Measure(runCtx, env.Pool, ix, step.Validate.Figure); err == nil {
-			before = &v
+		if fig, v, err := validation.Measure(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate); err == nil && !math.IsNaN(v) {
+			before, beforeFigure = &v, fig
 		}
 	}
 	started := time.Now()
@@ -462,8 +464,8 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		out.Before = map[string]float64{}
 	}
 	if before != nil {
-		if _, ok := out.Before[step.Validate.Figure]; !ok {
-			out.Before[step.Validate.Figure] = *before
+		if _, ok := out.Before[beforeFigure]; !ok {
+			out.Before[beforeFigure] = *before
 		}
 	}
 	rec.outcome(ctx, pos, out)
@@ -487,10 +489,11 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 			if out.After == nil {
 				out.After = map[string]float64{}
 			}
-			out.After[step.Validate.Figure] = *vrec.Measured
-			if failure != "" && vrec.Error == "" && before != nil && !validation.Moved(*before, *vrec.Measured) {
-				futile = &futileFigure{Figure: step.Validate.Figure, Value: *vrec.Measured}
-				failure += fmt.Sprintf("; futile: the step left %s at %g", step.Validate.Figure, *vrec.Measured)
+			fig := vrec.Figured()
+			out.After[fig] = *vrec.Measured
+			if failure != "" && vrec.Error == "" && before != nil && beforeFigure == fig && !validation.Moved(*before, *vrec.Measured) {
+				futile = &futileFigure{Figure: fig, Value: *vrec.Measured}
+				failure += fmt.Sprintf("; futile: the step left %s at %g", fig, *vrec.Measured)
 			}
 		}
 	}

@@ -66,6 +66,7 @@ type stepYAML struct {
 
 type validateYAML struct {
 	Figure        string         `yaml:"figure"`
+	Fallback      string         `yaml:"fallback"`
 	Op            string         `yaml:"op"`
 	Value         *float64       `yaml:"value"`
 	AsBuiltFactor *float64       `yaml:"as_built_factor"`
@@ -296,12 +297,19 @@ func (c *checker) knownFigures() string {
 }
 
 func (c *checker) validation(path string, rv validateYAML, d Defaults) *validation.Validation {
-	v := &validation.Validation{Figure: rv.Figure, Op: rv.Op, Wait: d.ValidateWait, Attempts: d.ValidateAttempts}
+	v := &validation.Validation{Figure: rv.Figure, Fallback: rv.Fallback, Op: rv.Op, Wait: d.ValidateWait, Attempts: d.ValidateAttempts}
 	switch {
 	case rv.Figure == "":
 		c.fail(path+".figure", `missing; name the figure to re-measure, e.g. "pgvector_hnsw_heap_tids:dead"`)
 	case c.figures != nil && !c.figures[rv.Figure]:
 		c.fail(path+".figure", "unknown figure %q (known: %s)", rv.Figure, c.knownFigures())
+	}
+	switch {
+	case rv.Fallback == "":
+	case rv.Fallback == rv.Figure:
+		c.fail(path+".fallback", "%q is the figure itself; name the figure measured where it cannot be known, or leave fallback out", rv.Fallback)
+	case c.figures != nil && !c.figures[rv.Fallback]:
+		c.fail(path+".fallback", "unknown figure %q (known: %s)", rv.Fallback, c.knownFigures())
 	}
 	if rv.Op == "" {
 		c.fail(path+".op", "missing; one of %s", strings.Join(validation.Ops, " "))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -33,7 +34,8 @@ func chooseFigures(env Env, list, defaults []string) []string {
 }
 
 // measureFigures measures each figure on pool. A figure that cannot be measured is logged and
-// left out: the record is informative, the engine's validation decides success.
+// left out, and so is one that cannot be known on the target (NaN: structure without page
+// access): the record is informative, the engine's validation decides success.
 func measureFigures(ctx context.Context, env Env, pool *pgxpool.Pool, ix catalog.Index, figures []string) map[string]float64 {
 	if env.Measure == nil || len(figures) == 0 {
 		return nil
@@ -43,6 +45,9 @@ func measureFigures(ctx context.Context, env Env, pool *pgxpool.Pool, ix catalog
 		v, err := env.Measure.Measure(ctx, pool, ix, f)
 		if err != nil {
 			logger(env).Warn("measure figure", slog.String("index", ix.String()), slog.String("figure", f), slog.Any("err", err))
+			continue
+		}
+		if math.IsNaN(v) {
 			continue
 		}
 		out[f] = v

@@ -25,10 +25,16 @@ var Ops = []string{"<", "<=", ">", ">=", "==", "!="}
 // set and the Measurer knows the index's as-built figure, that figure times AsBuiltFactor;
 // without an as-built figure it falls back to Value when HasValue, and is otherwise unmet.
 //
+// Fallback, when set, is the figure judged instead where Figure cannot be known on the target
+// (the Measurer returns NaN: structure and dead heap TIDs for a role that may not read pages and
+// heap, as on managed PostgreSQL), against the same bound. Where Figure can be measured it is
+// always the one judged, so a target that has the exact figure is held to it.
+//
 // The JSON form is what repairs store in their plan and what the API takes; its field names
 // never change (value is left out when the validation has none).
 type Validation struct {
 	Figure        string
+	Fallback      string // "" for none
 	Op            string
 	Value         float64
 	HasValue      bool // Value was given
@@ -39,6 +45,7 @@ type Validation struct {
 
 type wire struct {
 	Figure        string        `json:"figure"`
+	Fallback      string        `json:"fallback,omitempty"`
 	Op            string        `json:"op"`
 	Value         *float64      `json:"value,omitempty"`
 	AsBuiltFactor float64       `json:"as_built_factor,omitempty"`
@@ -48,7 +55,7 @@ type wire struct {
 
 // MarshalJSON implements json.Marshaler.
 func (v Validation) MarshalJSON() ([]byte, error) {
-	w := wire{Figure: v.Figure, Op: v.Op, AsBuiltFactor: v.AsBuiltFactor, Wait: v.Wait, Attempts: v.Attempts}
+	w := wire{Figure: v.Figure, Fallback: v.Fallback, Op: v.Op, AsBuiltFactor: v.AsBuiltFactor, Wait: v.Wait, Attempts: v.Attempts}
 	if v.HasValue {
 		w.Value = &v.Value
 	}
@@ -61,7 +68,7 @@ func (v *Validation) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*v = Validation{Figure: w.Figure, Op: w.Op, AsBuiltFactor: w.AsBuiltFactor, Wait: w.Wait, Attempts: w.Attempts}
+	*v = Validation{Figure: w.Figure, Fallback: w.Fallback, Op: w.Op, AsBuiltFactor: w.AsBuiltFactor, Wait: w.Wait, Attempts: w.Attempts}
 	if w.Value != nil {
 		v.Value, v.HasValue = *w.Value, true
 	}
@@ -73,6 +80,8 @@ func (v Validation) Check() error {
 	switch {
 	case v.Figure == "":
 		return fmt.Errorf("figure: missing")
+	case v.Fallback == v.Figure:
+		return fmt.Errorf("fallback: %q is the figure itself; name another figure or leave it out", v.Fallback)
 	case !slices.Contains(Ops, v.Op):
 		return fmt.Errorf("op: %q is not one of %s", v.Op, strings.Join(Ops, " "))
 	case v.AsBuiltFactor < 0 || math.IsNaN(v.AsBuiltFactor) || math.IsInf(v.AsBuiltFactor, 0):
@@ -121,21 +130,27 @@ func (v Validation) BoundFor(asBuilt float64, ok bool) (float64, string) {
 }
 
 func (v Validation) String() string {
+	fig := v.Figure
+	if v.Fallback != "" {
+		fig += " (where unknown: " + v.Fallback + ")"
+	}
 	var parts []string
 	if v.AsBuiltFactor > 0 {
-		parts = append(parts, fmt.Sprintf("%s %s as-built × %g", v.Figure, v.Op, v.AsBuiltFactor))
+		parts = append(parts, fmt.Sprintf("%s %s as-built × %g", fig, v.Op, v.AsBuiltFactor))
 		if v.HasValue {
 			parts = append(parts, fmt.Sprintf("(else %g)", v.Value))
 		}
 		return strings.Join(parts, " ")
 	}
-	return fmt.Sprintf("%s %s %g", v.Figure, v.Op, v.Value)
+	return fmt.Sprintf("%s %s %g", fig, v.Op, v.Value)
 }
 
 // Judge is one comparison of a measured value, as history records it.
 type Judge struct {
-	Measured *float64 `json:"measured,omitempty"`
-	Bound    *float64 `json:"bound,omitempty"`
+	// MeasuredFigure is the fallback figure when it was measured instead of the figure.
+	MeasuredFigure string   `json:"measured_figure,omitempty"`
+	Measured       *float64 `json:"measured,omitempty"`
+	Bound          *float64 `json:"bound,omitempty"`
 	// BoundFrom is "as_built" or "value": where the bound came from.
 	BoundFrom string `json:"bound_from,omitempty"`
 	Tries     int    `json:"tries"`
@@ -151,7 +166,7 @@ type Record struct {
 
 // MarshalJSON writes the validation and what was found side by side, one flat object.
 func (r Record) MarshalJSON() ([]byte, error) {
-	w := wire{Figure: r.Figure, Op: r.Op, AsBuiltFactor: r.AsBuiltFactor, Wait: r.Wait, Attempts: r.Attempts}
+	w := wire{Figure: r.Figure, Fallback: r.Fallback, Op: r.Op, AsBuiltFactor: r.AsBuiltFactor, Wait: r.Wait, Attempts: r.Attempts}
 	if r.HasValue {
 		w.Value = &r.Value
 	}
@@ -159,6 +174,15 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		wire
 		Judge
 	}{w, r.Judge})
+}
+
+// Figured is the figure the record judged: the figure, or its fallback where the figure
+// cannot be known on the target.
+func (r *Record) Figured() string {
+	if r.MeasuredFigure != "" {
+		return r.MeasuredFigure
+	}
+	return r.Figure
 }
 
 // Failure says in one sentence why the record did not pass; "" when it passed.
@@ -169,9 +193,25 @@ func (r *Record) Failure() string {
 	case r.Error != "":
 		return r.Error
 	case r.Measured != nil && r.Bound != nil:
-		return fmt.Sprintf("validation: %s = %g does not meet %s %g after %d tries", r.Figure, *r.Measured, r.Op, *r.Bound, r.Tries)
+		return fmt.Sprintf("validation: %s = %g does not meet %s %g after %d tries", r.Figured(), *r.Measured, r.Op, *r.Bound, r.Tries)
 	}
 	return "validation: not met"
+}
+
+// Measure measures v's figure on ix, or its fallback where the figure cannot be known on the
+// target (NaN), and returns which of the two it measured. Everything that reads a
+// validation's figure (before a step, after it, the engine's checks) measures through it, so
+// all of them read the same figure.
+func Measure(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) (string, float64, error) {
+	got, err := m.Measure(ctx, pool, ix, v.Figure)
+	if err != nil || !math.IsNaN(got) || v.Fallback == "" {
+		return v.Figure, got, err
+	}
+	got, err = m.Measure(ctx, pool, ix, v.Fallback)
+	if err != nil {
+		return v.Fallback, got, fmt.Errorf("%s cannot be known on this target; fallback %s: %w", v.Figure, v.Fallback, err)
+	}
+	return v.Fallback, got, nil
 }
 
 // Once measures v's figure on ix once and judges it, without waiting: the engine's check
@@ -179,18 +219,29 @@ func (r *Record) Failure() string {
 func Once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) *Record {
 	rec := &Record{Validation: v}
 	rec.Tries = 1
-	got, err := m.Measure(ctx, pool, ix, v.Figure)
+	fig, got, err := Measure(ctx, m, pool, ix, v)
+	if fig != v.Figure {
+		rec.MeasuredFigure = fig
+	}
 	if err != nil {
 		rec.Error = fmt.Sprintf("validation: measure %s: %v", v.Figure, err)
+		return rec
+	}
+	if math.IsNaN(got) { // not kept as the value: NaN has no JSON form
+		if v.Fallback == "" {
+			rec.Error = fmt.Sprintf("validation: %s cannot be known on this target (no page or heap access) and the validation names no fallback figure", v.Figure)
+		} else {
+			rec.Error = fmt.Sprintf("validation: neither %s nor its fallback %s can be known on this target", v.Figure, v.Fallback)
+		}
 		return rec
 	}
 	rec.Measured = &got
 	asBuilt, ok := 0.0, false
 	if v.AsBuiltFactor > 0 {
 		if ab, isAB := m.(strategy.AsBuiltMeasurer); isAB {
-			val, found, err := ab.AsBuilt(ctx, pool, ix, v.Figure)
+			val, found, err := ab.AsBuilt(ctx, pool, ix, fig)
 			if err != nil {
-				rec.Error = fmt.Sprintf("validation: as-built %s: %v", v.Figure, err)
+				rec.Error = fmt.Sprintf("validation: as-built %s: %v", fig, err)
 				return rec
 			}
 			asBuilt, ok = val, found
@@ -198,7 +249,7 @@ func Once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catal
 	}
 	bound, from := v.BoundFor(asBuilt, ok)
 	if from == "" {
-		rec.Error = fmt.Sprintf("validation: %s has no as-built figure recorded for %s and the step gives no value to fall back to", v.Figure, ix)
+		rec.Error = fmt.Sprintf("validation: %s has no as-built figure recorded for %s and the step gives no value to fall back to", fig, ix)
 		return rec
 	}
 	rec.Bound, rec.BoundFrom = &bound, from
@@ -231,7 +282,7 @@ func Await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix cata
 		rec.Tries = try
 		if rec.Measured == nil && last.Measured != nil {
 			// Keep the last value measured; say why this round measured none.
-			rec.Measured, rec.Bound, rec.BoundFrom = last.Measured, last.Bound, last.BoundFrom
+			rec.MeasuredFigure, rec.Measured, rec.Bound, rec.BoundFrom = last.MeasuredFigure, last.Measured, last.Bound, last.BoundFrom
 		}
 		last = rec
 		if rec.Passed || ctx.Err() != nil {

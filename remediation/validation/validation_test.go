@@ -188,3 +188,57 @@ func (s *sequence) Measure(context.Context, *pgxpool.Pool, catalog.Index, string
 	s.n++
 	return v, nil
 }
+
+// TestFallbackWhereUnknowable: a validation with a fallback judges its figure wherever that
+// can be measured, and the fallback, against the same bound, only where the figure is
+// unknowable on the target (NaN); the record says which figure it judged.
+func TestFallbackWhereUnknowable(t *testing.T) {
+	ctx := context.Background()
+	v := validation.Validation{Figure: "exact", Fallback: "estimate", Op: "<", Value: 1000, HasValue: true}
+	// Superuser: the exact figure decides, even when the estimate would pass.
+	rec := validation.Once(ctx, fixed{values: map[string]float64{"exact": 1500, "estimate": 10}}, nil, catalog.Index{}, v)
+	if rec.Passed || rec.MeasuredFigure != "" || rec.Figured() != "exact" || *rec.Measured != 1500 {
+		t.Errorf("exact known: %+v", rec.Judge)
+	}
+	if !strings.Contains(rec.Failure(), "exact = 1500 does not meet < 1000") {
+		t.Errorf("failure %q", rec.Failure())
+	}
+	// Managed: the exact figure is NaN, the estimate is judged.
+	managed := fixed{values: map[string]float64{"exact": math.NaN(), "estimate": 10}}
+	rec = validation.Once(ctx, managed, nil, catalog.Index{}, v)
+	if !rec.Passed || rec.MeasuredFigure != "estimate" || *rec.Measured != 10 {
+		t.Errorf("exact unknowable: %+v", rec.Judge)
+	}
+	managed.values["estimate"] = 2000
+	rec = validation.Await(ctx, managed, nil, catalog.Index{}, v)
+	if rec.Passed || !strings.Contains(rec.Failure(), "estimate = 2000 does not meet < 1000") {
+		t.Errorf("estimate too high: %+v %q", rec.Judge, rec.Failure())
+	}
+	fig, got, err := validation.Measure(ctx, managed, nil, catalog.Index{}, v)
+	if fig != "estimate" || got != 2000 || err != nil {
+		t.Errorf("Measure = %s %v %v", fig, got, err)
+	}
+	// An error measuring the exact figure is an error, not a reason to judge the estimate.
+	rec = validation.Once(ctx, fixed{values: map[string]float64{"estimate": 10}}, nil, catalog.Index{}, v)
+	if rec.Passed || !strings.Contains(rec.Error, "unknown figure exact") {
+		t.Errorf("exact failed: %+v", rec.Judge)
+	}
+	// Without a fallback a NaN meets nothing, and the failure says why.
+	v.Fallback = ""
+	rec = validation.Once(ctx, managed, nil, catalog.Index{}, v)
+	if rec.Passed || !strings.Contains(rec.Failure(), "exact cannot be known on this target") {
+		t.Errorf("no fallback: %+v %q", rec.Judge, rec.Failure())
+	}
+	if b, err := json.Marshal(rec); err != nil || !strings.Contains(string(b), "cannot be known") {
+		t.Errorf("the record of an unknowable figure must be storable: %s, %v", b, err)
+	}
+	if err := (validation.Validation{Figure: "f", Fallback: "f", Op: "<", HasValue: true}).Check(); err == nil || !strings.HasPrefix(err.Error(), "fallback:") {
+		t.Errorf("fallback naming the figure itself: %v", err)
+	}
+	// The fallback survives the plan's JSON.
+	b, _ := json.Marshal(validation.Validation{Figure: "exact", Fallback: "estimate", Op: "<", Value: 1, HasValue: true})
+	var back validation.Validation
+	if err := json.Unmarshal(b, &back); err != nil || back.Fallback != "estimate" || !strings.Contains(string(b), `"fallback":"estimate"`) {
+		t.Errorf("round trip %s -> %+v (%v)", b, back, err)
+	}
+}
