@@ -79,23 +79,26 @@ With the default configuration a healthy index, once every check ran, publishes:
   releases) stores it as one series and drops the classic buckets unless told to keep them
   (`+"`scrape_classic_histograms`"+`, `+"`always_scrape_classic_histograms`"+` in 3.x). `+"`exporter.recall.latency_buckets: []`"+`
   publishes no classic buckets (3 series in the text format: +Inf, `+"`_sum`"+`, `+"`_count`"+`); the
-  recording rule `+"`index:pgvector_probe_latency_seconds:p99_15m`"+` reads the classic buckets.
+  recording rule `+"`index:pgvector_probe_latency_seconds:p99_15m`"+` reads the classic buckets;
+- **filtered queries**: %d series per query set declared for the index in
+  `+"`exporter.filtered_queries`"+` (label `+"`query`"+`; none by default), whatever its number of samples.
 
 Structural fault kinds appear only once a scan of the current build found them (and then stay,
 at 0 when a later scan finds none, until the index is rebuilt), so a healthy index has none.
 Figures of a check that has not run or failed, build and vacuum progress outside a build or
 vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are absent.
-`, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3)
+`, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3, c.perFiltered)
 	b.WriteString(definitions)
 	return b.Bytes()
 }
 
 // seriesCounts are the series a healthy index publishes by default, as docs/metrics.md
 // states them; TestSeriesPerHealthyIndex holds the exporter to them.
-type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency int }
+type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency, perFiltered int }
 
 func seriesPerIndex() seriesCounts {
-	return seriesCounts{hnswBase: 31, perLayer: 2, ivfflat: 24, latency: len(config.DefaultLatencyBuckets()) + 3}
+	return seriesCounts{hnswBase: 31, perLayer: 2, ivfflat: 24, latency: len(config.DefaultLatencyBuckets()) + 3,
+		perFiltered: len(filteredFigures())}
 }
 
 func writeFigureRow(b *bytes.Buffer, f figure) {
@@ -214,6 +217,21 @@ const definitions = `
   found (ties). ` + "`pgvector_probe_index_used`" + ` is from ` + "`EXPLAIN`" + ` of the same query. Operators by
   operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + ` inner product, ` + "`<+>`" + ` l1. The probe's statements
   carry the comment ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
+- **Filtered queries.** Each query set of ` + "`exporter.filtered_queries`" + ` runs on its own schedule
+  (collector ` + "`filtered:<name>`" + `) in one read-only transaction bounded by its ` + "`timeout`" + `. It samples
+  ` + "`samples`" + ` query vectors from the indexed column (as the recall probe does) and, independently,
+  as many rows of the ` + "`filters`" + ` columns (non-NULL, ` + "`ORDER BY random()`" + `): an application's query
+  vector does not come from a row that matches its own filter. Each pair runs the configured SQL
+  (` + "`$1`" + ` the vector, then the filter values as text in order, then k) through the index with the
+  settings a new session gets (` + "`hnsw.ef_search`, `hnsw.iterative_scan`, `hnsw.max_scan_tuples`, `ivfflat.*`" + `),
+  timed, then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. A query is short when the
+  index returned fewer rows than exact search (which returns k, or every matching row when fewer
+  match: a filter matching 3 rows is not short at 3). Recall is the share of exact rows the index
+  returned, rows compared by all their values, so return a key (e.g. ` + "`id`" + `). Figures are per query
+  set (label ` + "`query`" + `), never per sample; the Measurer's value of each is the worst query set of the
+  index (highest short share and latency, lowest rows, recall and index use), so a repair is judged
+  by every filtered query of the index. Statements carry the probe's comment and are left out of
+  ` + "`pgvector_query_*`" + `.
 - **Drift score.** Rows written since the build are those whose ` + "`xmin`" + ` is newer than the
   transaction counter recorded with the build. For IVFFlat (pages readable) the reference is the
   index's centers, which never move after the build: score = mean distance of a sample of new
