@@ -111,7 +111,9 @@ func runFiltered(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, q co
 			total += time.Since(start)
 		}
 		res.latency = total.Seconds() / float64(len(args))
-		if _, err := tx.Exec(ctx, `SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off`); err != nil {
+		// Sequential scans on as well: with every scan disabled the planner would pick the index
+		// again (e.g. on a database where enable_seqscan is off).
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = on`); err != nil {
 			return fmt.Errorf("turn index scans off: %w", err)
 		}
 		for i, a := range args {
