@@ -159,7 +159,7 @@ func TestTuneSearchIterativeParams(t *testing.T) {
 	ix := b.resolve(t, "public", "items_ivf")
 	for p, want := range map[string]strategy.Params{
 		`"iterative_scan": public.items_ivf is an ivfflat index`: {"iterative_scan": "strict_order", "latency_budget": "1s"},
-		`"max_probes": required`: {"iterative_scan": "relaxed_order", "latency_budget": "1s"},
+		`"max_probes": required`:                                 {"iterative_scan": "relaxed_order", "latency_budget": "1s"},
 	} {
 		if _, err := tune.Plan(context.Background(), b.env, ix, want); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%v: err = %v, want %q", want, err, p)
