@@ -153,7 +153,7 @@ const definitions = `
   ` + "`pg_stat_progress_create_index`, `pg_stat_progress_vacuum`" + `), bounded by ` + "`exporter.statistics_timeout`" + `.
   A failed check removes that index's figures of the check until it succeeds again and sets
   ` + "`vectorheal_collector_success`" + ` to 0; the recall probe also counts ` + "`pgvector_probe_errors_total`" + `.
-  Collectors are ` + "`discovery`, `statistics`, `extension`, `structure`, `recall`, `drift` and `custom:<metric>`" + `.
+  Collectors are ` + "`discovery`, `statistics`, `extension`, `structure`, `recall`, `drift`, `custom:<metric>` and `filtered:<query>`" + `.
 - **pgvector version.** Each scrape reads ` + "`pg_extension.extversion`" + ` (collector ` + "`extension`" + `) and
   publishes the known issues of that version from pgvector's CHANGELOG (docs/operations.md).
 - **Discovery** lists the target's hnsw and ivfflat indexes (filtered by ` + "`include`/`exclude`" + `) every
