@@ -141,7 +141,7 @@ func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats,
 // scrape (nil when they could not be read). The target's mu must be held.
 func (st *index) readings(is *indexStats, now time.Time) *readings {
 	r := &readings{ix: st.ix, structure: st.structure, recall: st.recall, latency: st.latency, stats: is,
-		now: now, probeErrs: &st.probeErrs, drift: st.drift, seenFaults: st.faultKinds, asBuilt: st.asBuilt}
+		filtered: st.filtered, now: now, probeErrs: &st.probeErrs, drift: st.drift, seenFaults: st.faultKinds, asBuilt: st.asBuilt}
 	if st.build.relfilenode != 0 {
 		b := st.build
 		r.build = &b

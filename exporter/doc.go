@@ -79,13 +79,15 @@ With the default configuration a healthy index, once every check ran, publishes:
   releases) stores it as one series and drops the classic buckets unless told to keep them
   (`+"`scrape_classic_histograms`"+`, `+"`always_scrape_classic_histograms`"+` in 3.x). `+"`exporter.recall.latency_buckets: []`"+`
   publishes no classic buckets (3 series in the text format: +Inf, `+"`_sum`"+`, `+"`_count`"+`); the
-  recording rule `+"`index:pgvector_probe_latency_seconds:p99_15m`"+` reads the classic buckets.
+  recording rule `+"`index:pgvector_probe_latency_seconds:p99_15m`"+` reads the classic buckets;
+- **filtered queries**: %d series per query set declared for the index in
+  `+"`exporter.filtered_queries`"+` (label `+"`query`"+`; none by default), whatever its number of samples.
 
 Structural fault kinds appear only once a scan of the current build found them (and then stay,
 at 0 when a later scan finds none, until the index is rebuilt), so a healthy index has none.
 Figures of a check that has not run or failed, build and vacuum progress outside a build or
 vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are absent.
-`, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3)
+`, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3, c.perFiltered)
 	b.WriteString(definitions)
 	b.WriteString(layouts)
 	return b.Bytes()
@@ -93,10 +95,11 @@ vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are ab
 
 // seriesCounts are the series a healthy index publishes by default, as docs/metrics.md
 // states them; TestSeriesPerHealthyIndex holds the exporter to them.
-type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency int }
+type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency, perFiltered int }
 
 func seriesPerIndex() seriesCounts {
-	return seriesCounts{hnswBase: 32, perLayer: 2, ivfflat: 25, latency: len(config.DefaultLatencyBuckets()) + 3}
+	return seriesCounts{hnswBase: 32, perLayer: 2, ivfflat: 25, latency: len(config.DefaultLatencyBuckets()) + 3,
+		perFiltered: len(filteredFigures())}
 }
 
 func writeFigureRow(b *bytes.Buffer, f figure) {
@@ -151,7 +154,7 @@ const definitions = `
   ` + "`pg_stat_progress_create_index`, `pg_stat_progress_vacuum`" + `), bounded by ` + "`exporter.statistics_timeout`" + `.
   A failed check removes that index's figures of the check until it succeeds again and sets
   ` + "`vectorheal_collector_success`" + ` to 0; the recall probe also counts ` + "`pgvector_probe_errors_total`" + `.
-  Collectors are ` + "`discovery`, `statistics`, `extension`, `structure`, `recall`, `drift` and `custom:<metric>`" + `.
+  Collectors are ` + "`discovery`, `statistics`, `extension`, `structure`, `recall`, `drift`, `custom:<metric>` and `filtered:<query>`" + `.
 - **pgvector version.** Each scrape reads ` + "`pg_extension.extversion`" + ` (collector ` + "`extension`" + `) and
   publishes the known issues of that version from pgvector's CHANGELOG (docs/operations.md).
 - **Discovery** lists the target's hnsw and ivfflat indexes (filtered by ` + "`include`/`exclude`" + `) every
@@ -223,6 +226,21 @@ const definitions = `
   of it fails, saying so). Operators by operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + `
   inner product, ` + "`<+>`" + ` l1, ` + "`<~>`" + ` hamming, ` + "`<%>`" + ` jaccard. The probe's statements carry the comment
   ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
+- **Filtered queries.** Each query set of ` + "`exporter.filtered_queries`" + ` runs on its own schedule
+  (collector ` + "`filtered:<name>`" + `) in one read-only transaction bounded by its ` + "`timeout`" + `. It samples
+  ` + "`samples`" + ` query vectors from the indexed column (as the recall probe does) and, independently,
+  as many rows of the ` + "`filters`" + ` columns (non-NULL, ` + "`ORDER BY random()`" + `): an application's query
+  vector does not come from a row that matches its own filter. Each pair runs the configured SQL
+  (` + "`$1`" + ` the vector, then the filter values as text in order, then k) through the index with the
+  settings a new session gets (` + "`hnsw.ef_search`, `hnsw.iterative_scan`, `hnsw.max_scan_tuples`, `ivfflat.*`" + `),
+  timed, then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. A query is short when the
+  index returned fewer rows than exact search (which returns k, or every matching row when fewer
+  match: a filter matching 3 rows is not short at 3). Recall is the share of exact rows the index
+  returned, rows compared by all their values, so return a key (e.g. ` + "`id`" + `). Figures are per query
+  set (label ` + "`query`" + `), never per sample; the Measurer's value of each is the worst query set of the
+  index (highest short share and latency, lowest rows, recall and index use), so a repair is judged
+  by every filtered query of the index. Statements carry the probe's comment and are left out of
+  ` + "`pgvector_query_*`" + `.
 - **Drift score.** Rows written since the build are those whose ` + "`xmin`" + ` is newer than the
   transaction counter recorded with the build. For IVFFlat (pages readable) the reference is the
   index's centers, which never move after the build: score = mean distance of a sample of new

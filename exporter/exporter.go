@@ -190,7 +190,7 @@ func (e *Exporter) dueJobs(t *target, now time.Time) []func(context.Context) {
 		j.running = true
 		out = append(out, e.customCheck(t, m, j))
 	}
-	return out
+	return append(out, e.filteredJobs(t, now)...)
 }
 
 // acquire takes a slot of the target and of the global semaphore; release gives them back.

@@ -41,6 +41,9 @@ type figure struct {
 	// re-measured on the spot; unmeasured then says why.
 	measured   []string
 	unmeasured string
+	// worst, when set, makes the Measurer's value of "" the worst of the figure's values
+	// (math.Min or math.Max) rather than their sum: a ratio every labelled value must meet.
+	worst func(a, b float64) float64
 	// values returns the figure's samples for one index, nil when it is not known. A NaN
 	// value is known to be unknowable (see exactHeap): it is not published, and the Measurer
 	// returns it so that it meets no validation bound.
@@ -67,6 +70,7 @@ const (
 	fromProbe     source = "probe"     // the recall probe
 	fromStats     source = "stats"     // the cumulative statistics views
 	fromHistory   source = "history"   // results kept over time by the exporter (builds, drift, counters)
+	fromFiltered  source = "filtered"  // the declared filtered queries of the index (filtered.go)
 )
 
 // readings are the results one index's figures are computed from. Each reader fills what it
@@ -78,6 +82,8 @@ type readings struct {
 	recall    *recallResult // nil when not probed
 	latency   *histogram    // probe search latencies; nil or empty when none
 	stats     *indexStats   // nil when not read
+	// filtered are the results of the index's declared filtered queries, by query name.
+	filtered map[string]*filteredResult
 
 	// Kept over time by the exporter only.
 	now        time.Time
@@ -244,6 +250,11 @@ func sortedKeys(m map[string]bool) []string {
 
 // figureTable is every per-index figure, in the order of docs/metrics.md.
 func figureTable() []figure {
+	return append(indexFigures(), filteredFigures()...)
+}
+
+// indexFigures are the figures measured on every index.
+func indexFigures() []figure {
 	g, c := gaugeType, counterType
 	return []figure{
 		// Discovery.
@@ -472,6 +483,16 @@ func (f figure) value(r *readings, key string) (v float64, ok bool) {
 	samples := f.values(r)
 	if samples == nil {
 		return 0, false
+	}
+	if key == "" && f.worst != nil {
+		if len(samples) == 0 {
+			return 0, false
+		}
+		v = samples[0].v
+		for _, s := range samples[1:] {
+			v = f.worst(v, s.v)
+		}
+		return v, true
 	}
 	for _, s := range samples {
 		if key == "" {

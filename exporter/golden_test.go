@@ -92,6 +92,9 @@ func newFixture(t *testing.T) *fixture {
 		Method: "hnsw", Opclass: "vector_l2_ops", Column: "embedding", ColumnType: "vector(3)", Dimensions: 3, Valid: true,
 		Relfilenode: 16401, SizeBytes: int64(len(hnswPages)), M: 4, EfConstruction: 8},
 		&structure{hnsw: hrep, rows: 40}, 40)
+	// One declared filtered query on the HNSW index: 10 samples of k = 10, three of them short.
+	tg.indexes[16401].filtered = map[string]*filteredResult{"by_category": {k: 10, samples: 10, short: 3,
+		rows: 85, exactRows: 100, hits: 80, want: 100, indexUsed: true, latency: 0.0042}}
 	add(catalog.Index{OID: 16402, Datname: "app", Schema: "public", Table: "docs", Name: "docs_embedding_ivfflat", TableOID: 16391,
 		Method: "ivfflat", Opclass: "vector_l2_ops", Column: "embedding", ColumnType: "vector(3)", Dimensions: 3, Valid: true,
 		Relfilenode: 16402, SizeBytes: int64(len(ivfPages)), Lists: 3},
@@ -209,7 +212,8 @@ func TestSeriesPerHealthyIndex(t *testing.T) {
 	got := seriesOf(f.gather(t))
 	layers := len(f.t.indexes[16401].structure.hnsw.LayerElements)
 	want := seriesPerIndex()
-	if n := want.hnswBase + want.perLayer*layers + want.latency; got["items_embedding_hnsw"] != n {
+	filtered := want.perFiltered * len(f.t.indexes[16401].filtered)
+	if n := want.hnswBase + want.perLayer*layers + want.latency + filtered; got["items_embedding_hnsw"] != n {
 		t.Errorf("healthy HNSW index with %d layers: %d series, docs/metrics.md says %d", layers, got["items_embedding_hnsw"], n)
 	}
 	if n := want.ivfflat + want.latency; got["docs_embedding_ivfflat"] != n {
@@ -277,7 +281,11 @@ func TestEveryFigureIsMeasuredOrSaysWhyNot(t *testing.T) {
 				ix = st
 			}
 		}
-		r := &readings{ix: ix.ix, structure: ix.structure, recall: ix.recall, latency: ix.latency, stats: f.stats.indexes[ix.ix.OID], now: f.now}
+		r := &readings{ix: ix.ix, structure: ix.structure, recall: ix.recall, latency: ix.latency, stats: f.stats.indexes[ix.ix.OID], now: f.now,
+			filtered: ix.filtered}
+		if fig.source == fromFiltered && ix.filtered == nil {
+			r.filtered = f.t.indexes[16401].filtered
+		}
 		if fig.name == "pgvector_index_build_progress_ratio" {
 			r.stats.buildProgress = new(0.5)
 		}

@@ -110,6 +110,10 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 		}
 		r.recall, r.latency = p, p.histogram()
 		return r, nil
+	case fromFiltered:
+		var err error
+		r.filtered, err = readFiltered(ctx, pool, ix, m.cfg.FilteredQueries)
+		return r, err
 	case fromStats:
 		var err error
 		r.stats, err = statsOf(ctx, pool, ix, m.cfg.StatisticsTimeout)

@@ -31,9 +31,11 @@ type target struct {
 	collectors map[string]*collectorStat
 	custom     map[string]*customResult // by metric name
 	customJobs map[string]*job
-	discErr    string            // last discovery error, for logging changes only
-	lastErr    map[string]string // last error per check and index, for logging changes only
-	extension  *extension        // installed pgvector, last read (version.go)
+	// filteredJobs are the schedules of the declared filtered queries, by name.
+	filteredJobs map[string]*job
+	discErr      string            // last discovery error, for logging changes only
+	lastErr      map[string]string // last error per check and index, for logging changes only
+	extension    *extension        // installed pgvector, last read (version.go)
 }
 
 // index is one watched index with its latest check results.
@@ -46,6 +48,8 @@ type index struct {
 	latency   *histogram
 	probeErrs uint64
 	drift     *float64
+	// filtered are the latest results of the declared filtered queries of the index, by name.
+	filtered map[string]*filteredResult
 	// faultKinds are the structural fault kinds a scan of the current build has found.
 	faultKinds map[string]bool
 	jobs       map[string]*job

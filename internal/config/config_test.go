@@ -180,3 +180,76 @@ func TestDefaultRemediationIsValid(t *testing.T) {
 		t.Errorf("zero Remediation: %v", err)
 	}
 }
+
+func TestFilteredQueries(t *testing.T) {
+	const base = "targets:\n  - name: a\n    dsn: {value: 'postgres://x'}\nexporter:\n  filtered_queries:\n"
+	good := base + "    - name: by_category\n      index: items_emb\n      filters: [category]\n" +
+		"      sql: SELECT id FROM items WHERE category = $2 ORDER BY emb <-> $1 LIMIT $3\n"
+	c, err := Parse("good.yml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := c.Exporter.FilteredQueries[0]
+	if q.Schema != "public" || q.K != 10 || q.Samples != 10 || q.Interval != 5*time.Minute || q.Timeout != time.Minute || q.Params() != 3 {
+		t.Errorf("defaults: %+v", q)
+	}
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"two statements", base + "    - name: q\n      index: i\n      filters: [c]\n      sql: SELECT 1 FROM t WHERE c = $2 ORDER BY e <-> $1 LIMIT $3; DROP TABLE t\n",
+			`bad.yml:9: exporter.filtered_queries[0].sql: must be a single statement: text follows the ';' at offset 55`},
+		{"missing filter parameter", base + "    - name: q\n      index: i\n      filters: [c, d]\n      sql: SELECT 1 FROM t WHERE c = $2 ORDER BY e <-> $1 LIMIT $4\n",
+			`bad.yml:9: exporter.filtered_queries[0].sql: does not use $3 (filter 2)`},
+		{"extra parameter", base + "    - name: q\n      index: i\n      filters: [c]\n      sql: SELECT 1 FROM t WHERE c = $2 AND d = $5 ORDER BY e <-> $1 LIMIT $3\n",
+			`bad.yml:9: exporter.filtered_queries[0].sql: uses $5, but the query takes only $1 … $3 ($1 the vector, $2 … $2 the filters in order, $3 k)`},
+		{"not a select", base + "    - name: q\n      index: i\n      filters: [c]\n      sql: DELETE FROM t WHERE c = $2 AND e <-> $1 < $3\n",
+			`bad.yml:9: exporter.filtered_queries[0].sql: must be a SELECT (or WITH … SELECT) query, not DELETE`},
+		{"no filters", base + "    - name: q\n      index: i\n      sql: SELECT 1 FROM t ORDER BY e <-> $1 LIMIT $2\n",
+			`bad.yml:6: exporter.filtered_queries[0].filters: at least one filter column is required`},
+		{"bad name", base + "    - name: by category\n      index: i\n      filters: [c]\n      sql: SELECT 1 FROM t WHERE c = $2 ORDER BY e <-> $1 LIMIT $3\n",
+			`bad.yml:6: exporter.filtered_queries[0].name: "by category" is not a plain name ([a-zA-Z_][a-zA-Z0-9_]*)`},
+		{"samples above limit", base + "    - name: q\n      index: i\n      filters: [c]\n      samples: 5000\n      sql: SELECT 1 FROM t WHERE c = $2 ORDER BY e <-> $1 LIMIT $3\n",
+			`bad.yml:9: exporter.filtered_queries[0].samples: 5000 is above the limit of 1000`},
+		{"unknown target", base + "    - name: q\n      index: i\n      filters: [c]\n      targets: [b]\n      sql: SELECT 1 FROM t WHERE c = $2 ORDER BY e <-> $1 LIMIT $3\n",
+			`bad.yml:9: exporter.filtered_queries[0].targets[0]: no target is named "b"`},
+		{"unknown key", base + "    - name: q\n      index: i\n      filter: [c]\n",
+			`bad.yml:8: exporter.filtered_queries[0].filter: unknown key "filter"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.yml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error = %v\nwant it to contain %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckFilteredSQL(t *testing.T) {
+	ok := []string{
+		"SELECT id FROM items WHERE category = $2 ORDER BY emb <-> $1 LIMIT $3;",
+		"with c as (select $2::int as v) select id from items, c where category = c.v order by emb <-> $1 limit $3",
+		"SELECT id, ';' AS semi, 'it''s $9' FROM items /* $7; nested /* ; */ */ WHERE category = $2 -- $8;\n ORDER BY emb <-> $1 LIMIT $3",
+		`SELECT "a;$4" FROM items WHERE tag = $q$ ; $5 $q$ AND category = $2 ORDER BY emb <-> $1 LIMIT $3`,
+		`SELECT E'\'; $6' FROM items WHERE category = $2 ORDER BY emb <-> $1 LIMIT $3`,
+	}
+	for _, s := range ok {
+		if err := CheckFilteredSQL(s, 3); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	bad := map[string]string{
+		"SELECT 1 FROM t WHERE c = $2 ORDER BY e <-> $1 LIMIT $3; SELECT 2":   "single statement",
+		"SELECT 'unterminated FROM t WHERE c = $2 ORDER BY e <-> $1 LIMIT $3": "unterminated string",
+		"SELECT 1 /* open":                    "unterminated /* comment",
+		"   ":                                 "holds no statement",
+		"SELECT $1, $2":                       "does not use $3 (k, the LIMIT)",
+		"SELECT $1, $2, $3, $10":              "uses $10",
+		"UPDATE t SET c = $2, e = $1, k = $3": "not UPDATE",
+	}
+	for s, want := range bad {
+		if err := CheckFilteredSQL(s, 3); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want %q", s, err, want)
+		}
+	}
+}

@@ -25,6 +25,9 @@ type Exporter struct {
 	DiscoveryInterval time.Duration `yaml:"discovery_interval"`
 	// CustomMetrics are user SQL metrics.
 	CustomMetrics []CustomMetric `yaml:"custom_metrics"`
+	// FilteredQueries are representative filtered searches, measured for short results,
+	// recall and latency (filtered.go).
+	FilteredQueries []FilteredQuery `yaml:"filtered_queries"`
 }
 
 // RecallCheck measures recall@k of the index against an exact search.
@@ -109,6 +112,9 @@ func (e *Exporter) setDefaults() {
 		defDur(&m.Interval, time.Minute)
 		defDur(&m.Timeout, 10*time.Second)
 	}
+	for i := range e.FilteredQueries {
+		e.FilteredQueries[i].setDefaults()
+	}
 }
 
 func (e *Exporter) validate(v *validator, targets map[string]bool) {
@@ -132,6 +138,7 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 	v.positive("exporter.drift.sample_size", e.Drift.SampleSize)
 	v.positive("exporter.max_concurrent_checks", e.MaxConcurrentChecks)
 	v.positive("exporter.page_batch", e.PageBatch)
+	validateFilteredQueries(v, e.FilteredQueries, targets)
 	seen := map[string]bool{}
 	for i, m := range e.CustomMetrics {
 		p := v.index("exporter.custom_metrics", i)

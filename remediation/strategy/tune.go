@@ -27,6 +27,10 @@ import (
 // Probe latency is the mean time of a 10-nearest-neighbour query on a new session: the
 // Measurer's figure of that name when it has one, else timed here. Either way it is recorded
 // under latencyFigure.
+//
+// With iterative_scan it then turns on pgvector 0.8's iterative scans for the declared filtered
+// queries of the index, within max_scan_tuples / max_probes, validated on recall, rows returned
+// and latency together (iterative.go).
 type TuneSearch struct{ opts Options }
 
 const (
@@ -46,20 +50,34 @@ type TuneConfig struct {
 	Max     int // 0 = method default
 	Budget  time.Duration
 	Figures []string
+
+	// Iterative scans (iterative.go): the most permissive mode tried ("" leaves them alone),
+	// the highest hnsw.max_scan_tuples (0: the current one) and ivfflat.max_probes, and the
+	// targets of the filtered queries.
+	IterativeScan  string
+	MaxScanTuples  int
+	MaxProbes      int
+	FilteredRecall float64
+	MaxShort       float64
 }
 
 // Spec implements Strategy.
 func (*TuneSearch) Spec() Spec {
 	return Spec{
 		Name:        "tune_search",
-		Description: "Raise hnsw.ef_search or ivfflat.probes for the database or a role step by step until measured recall reaches the target.",
+		Description: "Raise hnsw.ef_search or ivfflat.probes for the database or a role step by step until measured recall reaches the target; with iterative_scan, then turn on pgvector 0.8's iterative scans within bounds until filtered queries are filled, validated on recall and latency.",
 		Params: []Param{
 			{Name: "target_recall", Type: TypeNumber, Default: "0.95", Min: "0.01", Max: "1", Doc: "Recall the step must reach."},
 			{Name: "scope", Type: TypeEnum, Enum: []string{"database", "role"}, Default: "database", Doc: "Where the setting is stored."},
 			{Name: "role", Type: TypeString, Doc: "The role whose setting changes; required with scope role."},
 			{Name: "step", Type: TypeInt, Min: "1", Max: "1000", Doc: "Increment per try (default 20 for ef_search, 2 for probes)."},
 			{Name: "max", Type: TypeInt, Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Highest value tried (default 400 for ef_search, lists for probes)."},
-			{Name: "latency_budget", Type: TypeDuration, Default: "0s", Min: "0s", Max: "1h", Doc: "Stop raising when probe latency exceeds this; 0 = none."},
+			{Name: "latency_budget", Type: TypeDuration, Default: "0s", Min: "0s", Max: "1h", Doc: "Stop raising when probe latency (or, with iterative_scan, filtered query latency) exceeds this, and restore the previous settings; 0 = none (required with iterative_scan)."},
+			{Name: "iterative_scan", Type: TypeEnum, Enum: []string{"strict_order", "relaxed_order"}, Doc: "For short filtered queries (pgvector 0.8): the most permissive hnsw.iterative_scan / ivfflat.iterative_scan tried, strict_order first (IVFFlat: relaxed_order only); unset leaves iterative scans alone."},
+			{Name: "max_scan_tuples", Type: TypeInt, Min: "1", Max: "100000000", Doc: "Highest hnsw.max_scan_tuples tried with iterative_scan, doubling from the current value (default: the current value, pgvector's 20000 unless set)."},
+			{Name: "max_probes", Type: TypeInt, Min: "1", Max: "32768", Doc: "Highest ivfflat.max_probes tried with iterative_scan, doubling from twice ivfflat.probes; required for IVFFlat indexes."},
+			{Name: "target_filtered_recall", Type: TypeNumber, Default: "0.9", Min: "0", Max: "1", Doc: "With iterative_scan: recall of the filtered queries against exact filtered search the step must reach."},
+			{Name: "max_short_ratio", Type: TypeNumber, Default: "0", Min: "0", Max: "1", Doc: "With iterative_scan: the share of filtered queries returning fewer rows than exact search the step accepts."},
 			figuresParam,
 		},
 		Figures: map[string][]string{"": {recallFigure}},
@@ -69,12 +87,23 @@ func (*TuneSearch) Spec() Spec {
 // Decode implements Strategy.
 func (*TuneSearch) Decode(v Values) (TuneConfig, error) {
 	c := TuneConfig{Target: v.Float("target_recall"), Scope: v.String("scope"), Role: v.String("role"),
-		Step: v.Int("step"), Max: v.Int("max"), Budget: v.Duration("latency_budget"), Figures: v.Figures()}
+		Step: v.Int("step"), Max: v.Int("max"), Budget: v.Duration("latency_budget"), Figures: v.Figures(),
+		IterativeScan: v.String("iterative_scan"), MaxScanTuples: v.Int("max_scan_tuples"), MaxProbes: v.Int("max_probes"),
+		FilteredRecall: v.Float("target_filtered_recall"), MaxShort: v.Float("max_short_ratio")}
 	if c.Scope == "role" && c.Role == "" {
 		return c, fmt.Errorf("parameter %q: required when scope is role", "role")
 	}
 	if c.Scope == "database" && c.Role != "" {
 		return c, fmt.Errorf("parameter %q: only used with scope role", "role")
+	}
+	if c.IterativeScan == "" {
+		for _, p := range []string{"max_scan_tuples", "max_probes"} {
+			if v.Int(p) != 0 {
+				return c, fmt.Errorf("parameter %q: only used with iterative_scan", p)
+			}
+		}
+	} else if c.Budget <= 0 {
+		return c, fmt.Errorf("parameter %q: required with iterative_scan (when a filter cannot be met, an iterative scan visits up to max_scan_tuples / max_probes and can cost tens of times the latency)", "latency_budget")
 	}
 	return c, nil
 }
@@ -122,6 +151,58 @@ type tuneUndo struct {
 	Role     string  `json:"role,omitempty"`
 	Setting  string  `json:"setting"`
 	Previous *string `json:"previous"` // nil: not set at that scope before
+	// Also are the further settings the step may change (iterative scans), restored with it.
+	Also []settingUndo `json:"also,omitempty"`
+}
+
+// settingUndo is one further setting as it was before the step.
+type settingUndo struct {
+	Setting  string  `json:"setting"`
+	Previous *string `json:"previous"`
+}
+
+// setValue is the ALTER that sets setting to value. Only the settings tune_search knows are
+// accepted, with an integer or a known mode as value, so nothing from outside reaches the SQL.
+func (u tuneUndo) setValue(setting, value string) (string, error) {
+	switch {
+	case slices.Contains(integerSettings, setting):
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return "", fmt.Errorf("%s %q is not an integer", setting, value)
+		}
+		return u.target() + " SET " + setting + " = " + strconv.Itoa(n), nil
+	case slices.Contains(modeSettings, setting):
+		if !slices.Contains(iterativeModes, value) {
+			return "", fmt.Errorf("%s %q is not one of %s", setting, value, strings.Join(iterativeModes, ", "))
+		}
+		return u.target() + " SET " + setting + " = " + value, nil
+	}
+	return "", fmt.Errorf("unknown setting %q", setting)
+}
+
+// restoreAll returns the statements that restore every setting of the undo, the step's own
+// search setting first.
+func (u tuneUndo) restoreAll() ([]string, error) {
+	first, err := u.restoreStatement()
+	if err != nil {
+		return nil, err
+	}
+	out := []string{first}
+	for _, s := range u.Also {
+		if !slices.Contains(integerSettings, s.Setting) && !slices.Contains(modeSettings, s.Setting) {
+			return nil, fmt.Errorf("unknown setting %q in undo", s.Setting)
+		}
+		if s.Previous == nil {
+			out = append(out, u.target()+" RESET "+s.Setting)
+			continue
+		}
+		stmt, err := u.setValue(s.Setting, *s.Previous)
+		if err != nil {
+			return nil, fmt.Errorf("previous %w", err)
+		}
+		out = append(out, stmt)
+	}
+	return out, nil
 }
 
 func (u tuneUndo) target() string {
@@ -154,19 +235,34 @@ func (t *TuneSearch) Plan(ctx context.Context, env Env, ix catalog.Index, c Tune
 	if err != nil {
 		return Impact{}, err
 	}
+	iter, err := c.iterativeFor(ix)
+	if err != nil {
+		return Impact{}, err
+	}
 	u := tuneUndo{Scope: v.Scope, Database: ix.Datname, Role: v.Role, Setting: v.setting}
-	return Impact{
+	im := Impact{
 		LockLevel:  "none (catalog update of pg_db_role_setting)",
 		IndexBytes: ix.SizeBytes,
 		Statements: []string{u.target() + " SET " + v.setting + " = <value>"},
 		Notes: fmt.Sprintf("raise %s by %d up to %d until %s >= %g; new sessions only; slower queries in exchange for recall",
 			v.setting, v.Step, v.Max, recallFigure, v.Target),
-	}, nil
+	}
+	if iter != nil {
+		im.Statements = append(im.Statements, u.target()+" SET "+iter.mode+" = <"+strings.Join(iter.modes, " | ")+">",
+			u.target()+" SET "+iter.limit+" = <value>")
+		im.Notes += fmt.Sprintf("; then %s up to %s with %s up to %s, until filtered queries are short at most %g and their recall >= %g, within latency_budget %s",
+			iter.mode, iter.modes[len(iter.modes)-1], iter.limit, limitText(iter.limitMax), v.MaxShort, v.FilteredRecall, v.Budget)
+	}
+	return im, nil
 }
 
 // Run implements Strategy.
 func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, c TuneConfig) (Outcome, error) {
 	v, err := c.forIndex(ix)
+	if err != nil {
+		return Outcome{}, err
+	}
+	iter, err := c.iterativeFor(ix)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -178,6 +274,15 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, c TuneC
 	if u.Previous, err = readRoleSetting(ctx, env, u); err != nil {
 		return Outcome{}, err
 	}
+	if iter != nil {
+		for _, s := range []string{iter.mode, iter.limit} {
+			prev, err := readRoleSetting(ctx, env, tuneUndo{Scope: u.Scope, Database: u.Database, Role: u.Role, Setting: s})
+			if err != nil {
+				return Outcome{}, err
+			}
+			u.Also = append(u.Also, settingUndo{Setting: s, Previous: prev})
+		}
+	}
 	var out Outcome
 	out.Undo, _ = json.Marshal(u)
 
@@ -188,28 +293,48 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, c TuneC
 	if !slices.Contains(figures, recallFigure) {
 		figures = append(figures, recallFigure) // the step is driven by it, whatever else is recorded
 	}
+	if iter != nil {
+		for _, f := range []string{filteredShortFigure, filteredRecallFigure, filteredLatencyFigure} {
+			if !slices.Contains(env.Measure.Figures(), f) {
+				return out, fmt.Errorf("tune_search with iterative_scan needs the %s figure from the measurer", f)
+			}
+			if !slices.Contains(figures, f) {
+				figures = append(figures, f)
+			}
+		}
+	}
 	value, err := t.effective(ctx, env, u)
 	if err != nil {
 		return out, err
 	}
-	out.Before = t.measure(ctx, env, ix, u, value, figures)
+	out.Before = t.measure(ctx, env, ix, u, map[string]string{u.Setting: strconv.Itoa(value)}, figures)
 	out.Before[v.setting] = float64(value)
 	if _, ok := out.Before[recallFigure]; !ok {
 		return out, fmt.Errorf("tune_search: %s of %s cannot be measured (see the log); nothing changed", recallFigure, ix)
 	}
-	if out.Before[recallFigure] >= v.Target {
+	if _, ok := out.Before[filteredShortFigure]; iter != nil && !ok {
+		return out, fmt.Errorf("tune_search: %s of %s cannot be measured (is a filtered query declared for it in exporter.filtered_queries? see the log); nothing changed",
+			filteredShortFigure, ix)
+	}
+	filteredMet := func(f map[string]float64) bool { return iter == nil || v.iterativeMet(f) }
+	if out.Before[recallFigure] >= v.Target && filteredMet(out.Before) {
 		log.Info("recall already at target", slog.Float64("recall", out.Before[recallFigure]))
 		out.After = out.Before
 		return out, nil
 	}
-	for value < v.Max {
+	out.After = out.Before
+	for reached := out.Before[recallFigure] >= v.Target; !reached; {
+		if value >= v.Max {
+			return out, errors.Join(fmt.Errorf("%s reached max %d with recall %.4f below target %g; previous setting restored",
+				v.setting, v.Max, out.After[recallFigure], v.Target), t.Rollback(ctx, env, ix, c, out.Undo))
+		}
 		value = min(value+v.Step, v.Max)
 		stmt := u.setStatement(value)
 		if err := alterSetting(ctx, env, stmt); err != nil {
 			return out, errors.Join(err, t.Rollback(ctx, env, ix, c, out.Undo))
 		}
 		out.Statements = append(out.Statements, stmt)
-		out.After = t.measure(ctx, env, ix, u, value, figures)
+		out.After = t.measure(ctx, env, ix, u, map[string]string{u.Setting: strconv.Itoa(value)}, figures)
 		out.After[v.setting] = float64(value)
 		recall, ok := out.After[recallFigure]
 		log.Info("search setting tried", slog.Int("value", value), slog.Float64("recall", recall), slog.Float64("latency_seconds", out.After[latencyFigure]))
@@ -220,23 +345,28 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, c TuneC
 			return out, errors.Join(fmt.Errorf("%s = %d: probe latency %.4fs exceeds latency_budget %s before recall reached %g (at %.4f)",
 				v.setting, value, out.After[latencyFigure], v.Budget, v.Target, recall), t.Rollback(ctx, env, ix, c, out.Undo))
 		}
-		if ok && recall >= v.Target {
-			return out, nil
-		}
+		reached = ok && recall >= v.Target
 	}
-	return out, errors.Join(fmt.Errorf("%s reached max %d with recall %.4f below target %g; previous setting restored",
-		v.setting, v.Max, out.After[recallFigure], v.Target), t.Rollback(ctx, env, ix, c, out.Undo))
+	if filteredMet(out.After) {
+		return out, nil
+	}
+	return out, t.iterate(ctx, env, ix, c, v, iter, u, value, figures, &out)
 }
 
 // measure measures figures on a new session, so the session sees the setting as a new
-// client would. With role scope and a pool that logs in as another role, the ALTER ROLE value
-// would not apply to the measuring session; it is set in that session instead.
-func (t *TuneSearch) measure(ctx context.Context, env Env, ix catalog.Index, u tuneUndo, value int, figures []string) map[string]float64 {
+// client would. With role scope and a pool that logs in as another role, the ALTER ROLE values
+// would not apply to the measuring session; they are set in that session instead.
+// set holds the values the step has set (setting -> value).
+func (t *TuneSearch) measure(ctx context.Context, env Env, ix catalog.Index, u tuneUndo, set map[string]string, figures []string) map[string]float64 {
 	var after func(context.Context, *pgx.Conn) error
 	if u.Scope == "role" {
 		after = func(ctx context.Context, c *pgx.Conn) error {
-			_, err := c.Exec(ctx, `SELECT set_config($1, $2, false) WHERE current_user <> $3`, u.Setting, strconv.Itoa(value), u.Role)
-			return err
+			for name, value := range set {
+				if _, err := c.Exec(ctx, `SELECT set_config($1, $2, false) WHERE current_user <> $3`, name, value, u.Role); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 	}
 	out := map[string]float64{}
@@ -394,16 +524,18 @@ func (t *TuneSearch) Rollback(ctx context.Context, env Env, _ catalog.Index, _ T
 	if u.Scope != "database" && u.Scope != "role" {
 		return fmt.Errorf("tune_search rollback: unknown scope %q in undo", u.Scope)
 	}
-	stmt, err := u.restoreStatement()
+	stmts, err := u.restoreAll()
 	if err != nil {
 		return fmt.Errorf("tune_search rollback: %w", err)
 	}
 	// A rollback must happen even when the step's own deadline is what failed.
 	ctx, cancel := cleanupContext(ctx, time.Minute)
 	defer cancel()
-	if err := alterSetting(ctx, env, stmt); err != nil {
-		return fmt.Errorf("tune_search rollback: %w", err)
+	for _, stmt := range stmts {
+		if err := alterSetting(ctx, env, stmt); err != nil {
+			return fmt.Errorf("tune_search rollback: %w", err)
+		}
+		logger(env).Info("search setting restored", slog.String("statement", stmt))
 	}
-	logger(env).Info("search setting restored", slog.String("statement", stmt))
 	return nil
 }
