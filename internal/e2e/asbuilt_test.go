@@ -135,8 +135,12 @@ func (b *bundle) scenarioBornPoor(t *testing.T) {
 			continue
 		}
 		// Search settings and planner statistics may be fixed on a fresh build; its graph may
-		// not be vacuumed or rebuilt, which cannot make it better than it was built.
+		// not be vacuumed or rebuilt, which cannot make it better than it was built. A rebuild
+		// with better build parameters may wait for a human's approval (planned, not run).
 		for _, s := range r.Steps {
+			if s.State == "planned" && s.Strategy == "hnsw_rebuild" {
+				continue
+			}
 			if !slices.Contains([]string{"tune_search", "analyze"}, s.Strategy) {
 				t.Errorf("repair %d (%s, %s) of a fresh build ran %s; only tune_search and analyze may", r.ID, r.Alertname, r.Index, s.Strategy)
 			}
