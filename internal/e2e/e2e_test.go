@@ -376,6 +376,8 @@ func TestHealingLoop(t *testing.T) {
 	t.Run("5-killed-during-rebuild", b.scenarioKilled)
 	t.Run("6-two-replicas-one-repair", b.scenarioReplicas)
 	t.Run("7-born-poor-no-repair", b.scenarioBornPoor)
+	t.Run("9-rebuild-with-parameters-after-approval", b.scenarioRebuildAfterApproval)
+	t.Run("10-quoted-names-healed", b.scenarioQuotedNames)
 	// Last: cutting in-links restarts the cluster under the whole stack.
 	t.Run("8-damage-after-build-heals-to-as-built", b.scenarioDamageAfterBuild)
 }
