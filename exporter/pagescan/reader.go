@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -142,4 +143,46 @@ func SplitPages(b []byte) MemReader {
 		b = b[PageSize:]
 	}
 	return m
+}
+
+// Paced returns a Reader that fetches pages from r no faster than pagesPerSecond on average,
+// so that a scan of a large index spends a bounded share of the server's I/O and CPU while the
+// application queries it. A batch is fetched at once and the next waits until the pages read
+// so far have taken their share of time; the wait ends early when ctx does. pagesPerSecond <= 0
+// returns r itself. The Reader is for one scan from one goroutine, as Scan and the analysers
+// use it.
+func Paced(r Reader, pagesPerSecond float64) Reader {
+	if pagesPerSecond <= 0 {
+		return r
+	}
+	return &pacedReader{r: r, rate: pagesPerSecond, now: time.Now}
+}
+
+type pacedReader struct {
+	r     Reader
+	rate  float64
+	now   func() time.Time
+	start time.Time
+	read  float64 // pages returned so far
+}
+
+func (p *pacedReader) Blocks(ctx context.Context) (uint32, error) { return p.r.Blocks(ctx) }
+
+func (p *pacedReader) Read(ctx context.Context, start, count uint32) ([][]byte, error) {
+	if p.start.IsZero() {
+		p.start = p.now()
+	}
+	due := p.start.Add(time.Duration(p.read / p.rate * float64(time.Second)))
+	if wait := due.Sub(p.now()); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("read blocks from %d: %w", start, ctx.Err())
+		}
+	}
+	pages, err := p.r.Read(ctx, start, count)
+	p.read += float64(len(pages))
+	return pages, err
 }
