@@ -84,7 +84,7 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 		if fn == "" {
 			return nil, fmt.Errorf("index pages cannot be read: %s", why)
 		}
-		r.structure, err = scanStructure(ctx, pool, ix, fn, m.cfg.PageBatch, m.cfg.Structure.Timeout)
+		r.structure, err = scanStructure(ctx, pool, ix, fn, m.cfg)
 		return r, err
 	case fromProbe:
 		p, err := probe(ctx, pool, ix, m.cfg.Recall.Queries, m.cfg.Recall.K, m.cfg.Recall.Timeout)

@@ -3,7 +3,6 @@ package exporter
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,6 +11,7 @@ import (
 	"github.com/vectorheal/vectorheal/exporter/ivfflat"
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/config"
 )
 
 // structure is the result of one page scan: exactly one of the reports is set.
@@ -39,14 +39,16 @@ WHERE c.oid = $1`
 const qualitySample = 1000
 
 // scanStructure reads the pages of ix with fn (a page reading function chosen by
-// detectPageReader) in one read-only transaction bounded by timeout, and analyses them.
-func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, batch int, timeout time.Duration) (*structure, error) {
+// detectPageReader), cfg.PageBatch per query and at most cfg.Structure.MaxPagesPerSecond, in
+// one read-only transaction bounded by cfg.Structure.Timeout, and analyses them.
+func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, cfg config.Exporter) (*structure, error) {
 	if fn == "" {
 		return nil, fmt.Errorf("%s: index pages cannot be read on this target", ix)
 	}
 	var out structure
-	err := readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
-		r := pagescan.NewSQLReader(tx, ix.OID, batch, fn)
+	batch := cfg.PageBatch
+	err := readOnly(ctx, pool, cfg.Structure.Timeout, func(tx pgx.Tx) error {
+		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, fn), cfg.Structure.MaxPagesPerSecond)
 		if err := tx.QueryRow(ctx, tableRowsSQL, ix.TableOID).Scan(&out.rows); err != nil {
 			return fmt.Errorf("table rows: %w", err)
 		}
