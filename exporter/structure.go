@@ -39,7 +39,8 @@ WHERE c.oid = $1`
 const qualitySample = 1000
 
 // scanStructure reads the pages of ix with fn (a page reading function chosen by
-// detectPageReader), cfg.PageBatch per query and at most cfg.Structure.MaxPagesPerSecond, in
+// detectPageReader), cfg.PageBatch per query and, with the heap pages an HNSW scan checks, at
+// most cfg.Structure.MaxPagesPerSecond, in
 // one read-only transaction bounded by cfg.Structure.Timeout, and analyses them.
 func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, cfg config.Exporter) (*structure, error) {
 	if fn == "" {
@@ -48,13 +49,15 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn
 	var out structure
 	batch := cfg.PageBatch
 	err := readOnly(ctx, pool, cfg.Structure.Timeout, func(tx pgx.Tx) error {
-		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, fn), cfg.Structure.MaxPagesPerSecond)
+		// One budget for the index pages and the heap pages the HNSW heap check reads.
+		pacer := pagescan.NewPacer(cfg.Structure.MaxPagesPerSecond)
+		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, fn), pacer)
 		if err := tx.QueryRow(ctx, tableRowsSQL, ix.TableOID).Scan(&out.rows); err != nil {
 			return fmt.Errorf("table rows: %w", err)
 		}
 		switch ix.Method {
 		case "hnsw":
-			rep, err := hnsw.Analyze(ctx, r, hnsw.Options{Heap: hnsw.SQLHeap(tx, ix), Batch: batch})
+			rep, err := hnsw.Analyze(ctx, r, hnsw.Options{Heap: hnsw.PacedHeap(hnsw.SQLHeap(tx, ix), pacer), Batch: batch})
 			if err != nil {
 				return err
 			}

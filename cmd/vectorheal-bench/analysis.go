@@ -43,16 +43,17 @@ func (b *bench) fetch(ctx context.Context) error {
 }
 
 // analyze runs the structure analysis as the exporter's scan does: the same reader in a
-// read-only transaction, paced when pagesPerSec > 0; with heap, dead heap TIDs are classified
+// read-only transaction, index and heap pages paced together when pagesPerSec > 0; with heap, dead heap TIDs are classified
 // against the table too (the exporter always does; the comparison with the fetch leaves it
 // out, so that both read the same pages and nothing else).
 func (b *bench) analyze(ctx context.Context, heap bool, pagesPerSec float64) (*hnsw.Report, error) {
 	var rep *hnsw.Report
 	err := b.readOnly(ctx, b.o.analysisLimit, func(tx pgx.Tx) error {
-		r := pagescan.Paced(pagescan.NewSQLReader(tx, b.ix.OID, b.o.batch, pagescan.RawPageFunc), pagesPerSec)
+		pacer := pagescan.NewPacer(pagesPerSec)
+		r := pagescan.Paced(pagescan.NewSQLReader(tx, b.ix.OID, b.o.batch, pagescan.RawPageFunc), pacer)
 		opts := hnsw.Options{Batch: b.o.batch}
 		if heap {
-			opts.Heap = hnsw.SQLHeap(tx, b.ix)
+			opts.Heap = hnsw.PacedHeap(hnsw.SQLHeap(tx, b.ix), pacer)
 		}
 		var err error
 		rep, err = hnsw.Analyze(ctx, r, opts)
