@@ -44,10 +44,11 @@ demo: install-deps build
 	$(GO) run ./cmd/vectorheal-demo --vectorheal $(BIN) $(DEMO_FLAGS)
 
 # The HNSW structure analysis at production scale (docs/BENCHMARKS.md): the first run builds
-# 1,000,000 64-d vectors with their HNSW index in a private PostgreSQL (tens of minutes on 2
-# cores) and keeps it in a directory under the system's temporary directory for the next runs.
-# BENCH_SCALE_FLAGS passes flags, e.g. BENCH_SCALE_FLAGS='-max-pages-per-second 20000'
-# (see go run ./cmd/vectorheal-bench -h). Not part of `make test`.
+# 1,000,000 32-d vectors with their HNSW index in a private PostgreSQL (20 minutes on 2 busy
+# cores with BENCH_SCALE_FLAGS=-build-workers=2) and keeps it in a directory under the system's
+# temporary directory for the next runs. BENCH_SCALE_FLAGS passes flags, e.g.
+# BENCH_SCALE_FLAGS=-max-pages-per-second=20000 (see go run ./cmd/vectorheal-bench -h).
+# Not part of `make test`.
 BENCH_SCALE_FLAGS ?=
 bench-scale: install-deps
 	$(GO) run ./cmd/vectorheal-bench $(BENCH_SCALE_FLAGS)

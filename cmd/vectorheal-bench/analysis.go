@@ -51,7 +51,7 @@ func (b *bench) analyze(ctx context.Context, heap bool, pagesPerSec float64) (*h
 	err := b.readOnly(ctx, b.o.analysisLimit, func(tx pgx.Tx) error {
 		pacer := pagescan.NewPacer(pagesPerSec)
 		r := pagescan.Paced(pagescan.NewSQLReader(tx, b.ix.OID, b.o.batch, pagescan.RawPageFunc), pacer)
-		opts := hnsw.Options{Batch: b.o.batch}
+		opts := hnsw.Options{Batch: b.o.batch, HeapBatch: b.o.heapBatch}
 		if heap {
 			opts.Heap = hnsw.PacedHeap(hnsw.SQLHeap(tx, b.ix), pacer)
 		}

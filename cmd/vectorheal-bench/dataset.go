@@ -32,6 +32,7 @@ type bench struct {
 	pg   *testenv.Postgres
 	pool *pgxpool.Pool
 	ix   catalog.Index
+	dsn  string // of the data set's database, for the analysing child process
 }
 
 func (b *bench) printf(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
@@ -50,6 +51,7 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.dsn = dsn
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return fmt.Errorf("dsn: %w", err)
@@ -57,6 +59,14 @@ func (b *bench) run(ctx context.Context) error {
 	cfg.MaxConns = int32(b.o.clients + 4)
 	if b.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return fmt.Errorf("connect: %w", err)
+	}
+	if b.o.analyzeLoop {
+		ix, err := catalog.Resolve(ctx, b.pool, "public", "items_v_idx")
+		if err != nil {
+			return err
+		}
+		b.ix = ix
+		return b.analyzeLoop(ctx)
 	}
 	if err := b.dataset(ctx); err != nil {
 		return err

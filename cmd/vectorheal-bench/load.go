@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,8 +51,12 @@ func (b *bench) queryLoad(ctx context.Context) error {
 	if b.o.pagesPerSec > 0 {
 		budget = fmt.Sprintf("%.0f pages/s", b.o.pagesPerSec)
 	}
-	b.printf("\n## Query p99 with and without a concurrent analysis (%d clients, %.0f queries/s, top-%d, page budget %s)\n\n",
-		b.o.clients, qps, b.o.k, budget)
+	heapBatch := "default"
+	if b.o.heapBatch > 0 {
+		heapBatch = strconv.Itoa(b.o.heapBatch)
+	}
+	b.printf("\n## Query p99 with and without a concurrent analysis (%d clients, %.0f queries/s, top-%d, page budget %s, heap batch %s)\n\n",
+		b.o.clients, qps, b.o.k, budget, heapBatch)
 	b.printf("| pair | first | p50 without | p99 without | p50 with | p99 with | p99 ratio | analyses (mean) | errors | load average |\n")
 	b.printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	var ratios []float64
@@ -160,6 +166,26 @@ func (b *bench) capacity(ctx context.Context, queries []string, d time.Duration)
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
+// analyzeLoop analyses the index back to back until ctx ends (the parent's interrupt) and
+// prints how many analyses completed and their total time.
+func (b *bench) analyzeLoop(ctx context.Context) error {
+	var n int
+	var total time.Duration
+	for ctx.Err() == nil {
+		t := time.Now()
+		_, err := b.analyze(ctx, true, b.o.pagesPerSec)
+		switch {
+		case err == nil:
+			n++
+			total += time.Since(t)
+		case ctx.Err() == nil:
+			return err
+		}
+	}
+	b.printf("analyses %d seconds %g\n", n, total.Seconds())
+	return nil
+}
+
 // loadPhase runs the query load at qps for o.phase, each client on its own fixed schedule.
 // A query's latency counts from when it was due, not when it was sent, so that a stall
 // delays the queries behind it as it would an application's (no coordinated omission). With
@@ -167,27 +193,22 @@ func (b *bench) capacity(ctx context.Context, queries []string, d time.Duration)
 func (b *bench) loadPhase(ctx context.Context, queries []string, qps float64, analysing bool) (phaseResult, error) {
 	var res phaseResult
 	var mu sync.Mutex
-	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(b.o.phase)
-	actx, stopAnalysis := context.WithCancel(ctx)
-	defer stopAnalysis()
-	var analysisErr error
+	var analyser *exec.Cmd
+	var analyses bytes.Buffer
 	if analysing {
-		wg.Go(func() {
-			for actx.Err() == nil {
-				t := time.Now()
-				_, err := b.analyze(actx, true, b.o.pagesPerSec)
-				switch {
-				case err == nil:
-					res.analyses++
-					res.analysis += time.Since(t)
-				case actx.Err() == nil:
-					analysisErr = err
-					return
-				}
-			}
-		})
+		// The analysis runs in a process of its own, as the exporter does: in this one, its
+		// goroutines and garbage collection would delay the clients' goroutines, which the
+		// application's queries, in their own processes, do not suffer.
+		analyser = exec.Command(os.Args[0], "-analyze-loop", "-dsn", b.dsn, "-page-batch", strconv.Itoa(b.o.batch),
+			"-max-pages-per-second", strconv.FormatFloat(b.o.pagesPerSec, 'f', -1, 64),
+			"-analysis-timeout", b.o.analysisLimit.String(), "-heap-batch", strconv.Itoa(b.o.heapBatch))
+		analyser.Stdout = &analyses
+		analyser.Stderr = os.Stderr
+		if err := analyser.Start(); err != nil {
+			return res, fmt.Errorf("start the analysing process: %w", err)
+		}
 	}
 	interval := time.Duration(float64(time.Second) * float64(b.o.clients) / qps)
 	var clients sync.WaitGroup
@@ -210,9 +231,18 @@ func (b *bench) loadPhase(ctx context.Context, queries []string, qps float64, an
 		})
 	}
 	clients.Wait()
-	stopAnalysis()
-	wg.Wait()
-	if err := errors.Join(analysisErr, ctx.Err()); err != nil {
+	if analyser != nil {
+		_ = analyser.Process.Signal(os.Interrupt)
+		if err := analyser.Wait(); err != nil {
+			return res, fmt.Errorf("analysing process: %w", err)
+		}
+		var secs float64
+		if _, err := fmt.Sscanf(analyses.String(), "analyses %d seconds %g", &res.analyses, &secs); err != nil {
+			return res, fmt.Errorf("analysing process printed %q: %w", analyses.String(), err)
+		}
+		res.analysis = time.Duration(secs * float64(time.Second))
+	}
+	if err := ctx.Err(); err != nil {
 		return res, err
 	}
 	slices.Sort(res.lat)

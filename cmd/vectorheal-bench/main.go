@@ -39,6 +39,8 @@ type options struct {
 	skipAnalysis  bool
 	skipLoad      bool
 	analysisLimit time.Duration
+	analyzeLoop   bool
+	heapBatch     int
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -50,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.dir, "dir", "", "directory of the private PostgreSQL cluster holding the data set, kept between runs (default: vectorheal-bench-<rows>x<dim> in the system's temporary directory)")
 	fs.StringVar(&o.dsn, "dsn", "", "use this database (superuser, pgvector and pageinspect installed) instead of a private cluster")
 	fs.IntVar(&o.rows, "rows", 1000000, "rows of the table, one HNSW element each")
-	fs.IntVar(&o.dim, "dim", 64, "dimensions of the vectors")
+	fs.IntVar(&o.dim, "dim", 32, "dimensions of the vectors")
 	fs.IntVar(&o.workers, "build-workers", 0, "parallel workers of the index build (max_parallel_maintenance_workers); pgvector 0.6.0-0.8.1 have a buffer overflow in parallel HNSW builds (CVE-2026-3172), harmless on this private data set")
 	fs.IntVar(&o.runs, "runs", 5, "pairs of fetch and analysis measured (analysis time against fetch time)")
 	fs.IntVar(&o.batch, "page-batch", 64, "index pages fetched per query (exporter.page_batch)")
@@ -65,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.skipAnalysis, "skip-analysis", false, "skip the analysis against fetch measurement")
 	fs.BoolVar(&o.skipLoad, "skip-load", false, "skip the query load measurement")
 	fs.DurationVar(&o.analysisLimit, "analysis-timeout", 10*time.Minute, "timeout of one analysis (exporter.structure.timeout)")
+	fs.IntVar(&o.heapBatch, "heap-batch", 0, "heap TIDs per query of the concurrent analysis's heap check (hnsw.Options.HeapBatch); 0 is the analysis's default")
+	fs.BoolVar(&o.analyzeLoop, "analyze-loop", false, "internal: analyse the index of -dsn back to back until interrupted, then print the count (the process the query load phases start)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: vectorheal-bench [flags]
 
@@ -90,6 +94,10 @@ Flags:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{o: o, out: stdout}
+	if o.analyzeLoop && o.dsn == "" {
+		fmt.Fprintln(stderr, "vectorheal-bench: -analyze-loop needs -dsn")
+		return 2
+	}
 	err := b.run(ctx)
 	b.close()
 	switch {
@@ -128,6 +136,8 @@ func (o options) check() error {
 		return fmt.Errorf("-load-share %g: above 0 and at most 1", o.loadShare)
 	case o.k < 1:
 		return fmt.Errorf("-k %d: at least 1", o.k)
+	case o.heapBatch < 0:
+		return fmt.Errorf("-heap-batch %d: not negative", o.heapBatch)
 	case o.pagesPerSec < 0:
 		return fmt.Errorf("-max-pages-per-second %g: not negative", o.pagesPerSec)
 	}
