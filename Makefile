@@ -8,7 +8,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # a time keeps a 2-core machine responsive.
 TEST_FLAGS  ?= -count=1 -p 2 -timeout 60m
 
-.PHONY: all build test test-current-stack lint install-deps demo bench clean
+.PHONY: all build test test-current-stack lint install-deps demo bench bench-scale clean
 
 all: build
 
@@ -65,3 +65,13 @@ deploy-rules:
 DEMO_FLAGS  ?=
 demo: install-deps build
 	$(GO) run ./cmd/vectorheal-demo --vectorheal $(BIN) $(DEMO_FLAGS)
+
+# The HNSW structure analysis at production scale (docs/BENCHMARKS.md): the first run builds
+# 1,000,000 32-d vectors with their HNSW index in a private PostgreSQL (20 minutes on 2 busy
+# cores with BENCH_SCALE_FLAGS=-build-workers=2) and keeps it in a directory under the system's
+# temporary directory for the next runs. BENCH_SCALE_FLAGS passes flags, e.g.
+# BENCH_SCALE_FLAGS=-max-pages-per-second=20000 (see go run ./cmd/vectorheal-bench -h).
+# Not part of `make test`.
+BENCH_SCALE_FLAGS ?=
+bench-scale: install-deps
+	$(GO) run ./cmd/vectorheal-bench $(BENCH_SCALE_FLAGS)

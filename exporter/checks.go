@@ -36,7 +36,7 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 				return // vectorheal_page_reader_available says why; not a failure of the check
 			}
 			var s *structure
-			s, err = scanStructure(ctx, t.Pool, ix, reader, e.cfg.PageBatch, c.Timeout)
+			s, err = scanStructure(ctx, t.Pool, ix, reader, e.cfg)
 			var base *asBuilt
 			if err == nil {
 				base = e.noteStructureBaseline(ctx, t, ix, build, have, s)

@@ -158,7 +158,7 @@ func (e *Exporter) dueJobs(t *target, now time.Time) []func(context.Context) {
 		kind string
 		c    config.Check
 	}{
-		{kindStructure, e.cfg.Structure},
+		{kindStructure, e.cfg.Structure.Check},
 		{kindRecall, e.cfg.Recall.Check},
 		{kindDrift, e.cfg.Drift.Check},
 	}

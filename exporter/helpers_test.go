@@ -75,7 +75,7 @@ func (l *logLines) count(subs ...string) int {
 func testConfig() config.Exporter {
 	chk := func(every time.Duration) config.Check { return config.Check{Interval: every, Timeout: every} }
 	return config.Exporter{
-		Structure:           chk(time.Second),
+		Structure:           config.StructureCheck{Check: chk(time.Second)},
 		Recall:              config.RecallCheck{Check: chk(time.Second), Queries: 10, K: 10},
 		Drift:               config.DriftCheck{Check: chk(2 * time.Second), SampleSize: 100},
 		StatisticsTimeout:   5 * time.Second,

@@ -41,7 +41,7 @@ func TestSkewRaisesListCVAndDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	before, err := scanStructure(ctx, pool, ivf, rawPageFunc, 16, time.Minute)
+	before, err := scanStructure(ctx, pool, ivf, rawPageFunc, config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestSkewRaisesListCVAndDrift(t *testing.T) {
 	// 1500 rows around (30, 30, ...), outside the [0, 10] box the clusters live in.
 	runSQL(t, dsn, `INSERT INTO items (embedding)
 		SELECT (SELECT array_agg(30 + random()) FROM generate_series(1, 8))::vector FROM generate_series(1, 1500)`)
-	after, err := scanStructure(ctx, pool, ivf, rawPageFunc, 16, time.Minute)
+	after, err := scanStructure(ctx, pool, ivf, rawPageFunc, config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 		if fn == "" {
 			return nil, fmt.Errorf("%w: %s", errNoPageAccess, why)
 		}
-		r.structure, err = scanStructure(ctx, pool, ix, fn, m.cfg.PageBatch, m.cfg.Structure.Timeout)
+		r.structure, err = scanStructure(ctx, pool, ix, fn, m.cfg)
 		if err == nil && r.structure == nil {
 			return nil, fmt.Errorf("%s is a partitioned table's index, without pages of its own: measure its partitions' indexes", ix)
 		}

@@ -164,7 +164,7 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 			r.stats = ts.indexes[ix.OID]
 		}
 		if ix.Valid && fn != "" {
-			if r.structure, err = scanStructure(ctx, pool, ix, fn, cfg.PageBatch, cfg.Structure.Timeout); err != nil {
+			if r.structure, err = scanStructure(ctx, pool, ix, fn, cfg); err != nil {
 				errs = append(errs, err.Error())
 			}
 		}

@@ -3,7 +3,6 @@ package exporter
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,6 +11,7 @@ import (
 	"github.com/vectorheal/vectorheal/exporter/ivfflat"
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/config"
 )
 
 // structure is the result of one page scan: exactly one of the reports is set.
@@ -28,10 +28,11 @@ type structure struct {
 const qualitySample = 1000
 
 // scanStructure reads the pages of ix with fn (a page reading function chosen by
-// detectPageReader) in one read-only transaction bounded by timeout, and analyses them. It
-// returns nil without error for a partitioned table's parent index: it has no pages, and each
-// partition's index is scanned on its own.
-func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, batch int, timeout time.Duration) (*structure, error) {
+// detectPageReader), cfg.PageBatch per query and, with the heap pages an HNSW scan checks, at
+// most cfg.Structure.MaxPagesPerSecond, in one read-only transaction bounded by
+// cfg.Structure.Timeout, and analyses them. It returns nil without error for a partitioned
+// table's parent index: it has no pages, and each partition's index is scanned on its own.
+func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, cfg config.Exporter) (*structure, error) {
 	if ix.Partitioned {
 		return nil, nil
 	}
@@ -39,15 +40,18 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn
 		return nil, fmt.Errorf("%s: index pages cannot be read on this target", ix)
 	}
 	var out structure
-	err := readOnly(ctx, pool, timeout, func(tx pgx.Tx) error {
-		r := pagescan.NewSQLReader(tx, ix.OID, batch, fn)
+	batch := cfg.PageBatch
+	err := readOnly(ctx, pool, cfg.Structure.Timeout, func(tx pgx.Tx) error {
+		// One budget for the index pages and the heap pages the HNSW heap check reads.
+		pacer := pagescan.NewPacer(cfg.Structure.MaxPagesPerSecond)
+		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, fn), pacer)
 		var err error
 		if out.rows, _, err = catalog.RowEstimate(ctx, tx, ix.TableOID); err != nil {
 			return fmt.Errorf("table rows: %w", err)
 		}
 		switch ix.Method {
 		case "hnsw":
-			rep, err := hnsw.Analyze(ctx, r, hnsw.Options{Heap: hnsw.SQLHeap(tx, ix), Batch: batch})
+			rep, err := hnsw.Analyze(ctx, r, hnsw.Options{Heap: hnsw.PacedHeap(hnsw.SQLHeap(tx, ix), pacer), Batch: batch})
 			if err != nil {
 				return err
 			}

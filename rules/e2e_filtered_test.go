@@ -40,7 +40,7 @@ func TestEndToEndFilteredQueriesShortAlert(t *testing.T) {
 	}
 	off := config.Check{Disabled: true}
 	cfg := config.Exporter{
-		Structure: off, Drift: config.DriftCheck{Check: off},
+		Structure: config.StructureCheck{Check: off}, Drift: config.DriftCheck{Check: off},
 		Recall:              config.RecallCheck{Check: config.Check{Interval: 5 * time.Second, Timeout: 10 * time.Second}, Queries: 5, K: 10},
 		StatisticsTimeout:   5 * time.Second,
 		MaxConcurrentChecks: 2,

@@ -136,7 +136,7 @@ func TestEndToEndDeadTuplesAlert(t *testing.T) {
 		return config.Check{Interval: every, Timeout: 10 * time.Second}
 	}
 	cfg := config.Exporter{
-		Structure:           chk(2 * time.Second),
+		Structure:           config.StructureCheck{Check: chk(2 * time.Second)},
 		Recall:              config.RecallCheck{Check: chk(2 * time.Second), Queries: 5, K: 10},
 		Drift:               config.DriftCheck{Check: chk(5 * time.Second), SampleSize: 100},
 		StatisticsTimeout:   5 * time.Second,

@@ -72,7 +72,7 @@ func runCheck(ctx context.Context, o *checkOptions, stdout, stderr io.Writer) in
 	}
 	chk := config.Check{Interval: o.timeout, Timeout: o.timeout}
 	cfg := config.Exporter{
-		Structure:         chk,
+		Structure:         config.StructureCheck{Check: chk},
 		Recall:            config.RecallCheck{Check: config.Check{Interval: o.timeout, Timeout: o.timeout, Disabled: o.noProbe}, Queries: o.queries, K: o.k},
 		StatisticsTimeout: min(o.timeout, 30*time.Second),
 		PageBatch:         o.pageBatch,

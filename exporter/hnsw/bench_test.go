@@ -87,6 +87,36 @@ func BenchmarkAnalyzeLarge(b *testing.B) {
 	b.Logf("pages %d, elements %v, layers %v, unreachable %d, orphans %d, faults %v", rep.Pages, el, rep.LayerElements, rep.Unreachable, rep.Orphans, rep.Faults)
 }
 
+// BenchmarkAnalyzeFile runs Analyze on the pages of an index file copied from a data
+// directory (base/<database oid>/<relfilenode> of a stopped cluster, one segment of up to
+// 1 GiB) held in memory: the analysis's own CPU, without the database, for profiling it on an
+// index of production size that takes long to build:
+//
+//	VECTORHEAL_BENCH_HNSW_FILE=/path/to/relfilenode go test -run '^$' -bench AnalyzeFile -benchtime 5x -cpuprofile cpu.out ./exporter/hnsw/
+func BenchmarkAnalyzeFile(b *testing.B) {
+	path := os.Getenv("VECTORHEAL_BENCH_HNSW_FILE")
+	if path == "" {
+		b.Skip("set VECTORHEAL_BENCH_HNSW_FILE to an HNSW index file to run this benchmark")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mem := pagescan.SplitPages(data)
+	var rep *hnsw.Report
+	b.ResetTimer()
+	for range b.N {
+		if rep, err = hnsw.Analyze(context.Background(), mem, hnsw.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	el := float64(rep.ElementsLive + rep.ElementsBeingDeleted + rep.ElementsDeleted)
+	b.ReportMetric(float64(rep.StateBytes)/el, "state_B/element")
+	b.ReportMetric(el, "elements")
+	b.Logf("pages %d, elements %v, layers %v, unreachable %d, orphans %d, faults %v", rep.Pages, el, rep.LayerElements, rep.Unreachable, rep.Orphans, rep.Faults)
+}
+
 // large caches the benchmark's index: the benchmark function runs more than once (b.N
 // probing) and the build takes minutes.
 var large struct {

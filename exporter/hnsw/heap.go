@@ -259,3 +259,31 @@ func parseTID(s string) (TID, error) {
 	}
 	return TID{Block: uint32(bn), Offset: uint16(on)}, nil
 }
+
+// PacedHeap returns a HeapChecker that reads heap pages through h within the budget of p: each
+// call counts the distinct heap blocks its TIDs lie on. A nil p returns h itself.
+func PacedHeap(h HeapChecker, p *pagescan.Pacer) HeapChecker {
+	if p == nil || h == nil {
+		return h
+	}
+	return &pacedHeap{h: h, p: p}
+}
+
+type pacedHeap struct {
+	h      HeapChecker
+	p      *pagescan.Pacer
+	blocks []uint32 // scratch
+}
+
+func (ph *pacedHeap) DeadTIDs(ctx context.Context, tids []TID) (int64, error) {
+	bs := ph.blocks[:0]
+	for _, t := range tids {
+		bs = append(bs, t.Block)
+	}
+	slices.Sort(bs)
+	ph.blocks = bs
+	if err := ph.p.Wait(ctx, len(slices.Compact(bs))); err != nil {
+		return 0, fmt.Errorf("heap TIDs: %w", err)
+	}
+	return ph.h.DeadTIDs(ctx, tids)
+}

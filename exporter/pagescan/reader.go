@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -142,4 +144,75 @@ func SplitPages(b []byte) MemReader {
 		b = b[PageSize:]
 	}
 	return m
+}
+
+// Pacer spreads the page reads of one scan over time: no more than its rate of pages per
+// second on average. A scan that reads more than one relation (an HNSW index and, for its
+// heap check, the table) shares one Pacer among them, so the budget covers all it reads.
+// A nil Pacer does not wait.
+type Pacer struct {
+	mu    sync.Mutex
+	rate  float64
+	now   func() time.Time
+	start time.Time
+	read  float64 // pages granted so far
+}
+
+// NewPacer returns a Pacer of pagesPerSecond, or nil (no pacing) when pagesPerSecond <= 0.
+func NewPacer(pagesPerSecond float64) *Pacer {
+	if pagesPerSecond <= 0 {
+		return nil
+	}
+	return &Pacer{rate: pagesPerSecond, now: time.Now}
+}
+
+// Wait returns once the pages granted before have had their share of time, then grants pages
+// more: a batch is read at once and the next one waits. It returns early with ctx's error.
+func (p *Pacer) Wait(ctx context.Context, pages int) error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	if p.start.IsZero() {
+		p.start = p.now()
+	}
+	due := p.start.Add(time.Duration(p.read / p.rate * float64(time.Second)))
+	p.read += float64(pages)
+	wait := due.Sub(p.now())
+	p.mu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Paced returns a Reader that fetches pages from r within the budget of p, so that a scan of a
+// large index spends a bounded share of the server's I/O and CPU while the application queries
+// it. A nil p returns r itself.
+func Paced(r Reader, p *Pacer) Reader {
+	if p == nil {
+		return r
+	}
+	return &pacedReader{r: r, p: p}
+}
+
+type pacedReader struct {
+	r Reader
+	p *Pacer
+}
+
+func (p *pacedReader) Blocks(ctx context.Context) (uint32, error) { return p.r.Blocks(ctx) }
+
+func (p *pacedReader) Read(ctx context.Context, start, count uint32) ([][]byte, error) {
+	if err := p.p.Wait(ctx, int(count)); err != nil {
+		return nil, fmt.Errorf("read blocks from %d: %w", start, err)
+	}
+	return p.r.Read(ctx, start, count)
 }

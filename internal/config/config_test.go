@@ -16,7 +16,7 @@ func TestLoadGood(t *testing.T) {
 	if c.ListenAddress != ":9999" || c.StateStore.Schema != "vectorheal" {
 		t.Errorf("listen %q schema %q", c.ListenAddress, c.StateStore.Schema)
 	}
-	if c.Exporter.Structure.Interval != 10*time.Minute || c.Exporter.Recall.Interval != 5*time.Minute || c.Exporter.Recall.K != 20 {
+	if c.Exporter.Structure.Interval != 10*time.Minute || c.Exporter.Structure.MaxPagesPerSecond != 20000 || c.Exporter.Recall.Interval != 5*time.Minute || c.Exporter.Recall.K != 20 {
 		t.Errorf("exporter = %+v", c.Exporter)
 	}
 	if c.Remediation.HistoryRetention != 30*24*time.Hour || c.Remediation.MaxConcurrentRepairs != 3 {
@@ -76,6 +76,10 @@ func TestErrors(t *testing.T) {
 			`bad.yml:1: targets: expected a list, got "main"`},
 		{"syntax", "targets: [\n",
 			`bad.yml:1: invalid YAML: did not find expected node content`},
+		{"page budget negative", base + "exporter:\n  structure:\n    max_pages_per_second: -5\n",
+			`bad.yml:6: exporter.structure.max_pages_per_second: -5 is not a number of pages per second (0 or more; 0 is no cap)`},
+		{"page budget not a number", base + "exporter:\n  structure:\n    max_pages_per_second: .nan\n",
+			`bad.yml:6: exporter.structure.max_pages_per_second: NaN is not a number of pages per second (0 or more; 0 is no cap)`},
 		{"latency bucket not positive", base + "exporter:\n  recall:\n    latency_buckets: [0.1, -1]\n",
 			`bad.yml:6: exporter.recall.latency_buckets[1]: -1 is not a positive number of seconds`},
 		{"latency buckets not increasing", base + "exporter:\n  recall:\n    latency_buckets: [0.1, 0.5, 0.5]\n",

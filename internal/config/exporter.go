@@ -10,7 +10,7 @@ import (
 // Exporter sets what the exporter measures and how much it may spend doing so.
 type Exporter struct {
 	// Structure is the HNSW/IVFFlat page scan. Default every 5m, timeout 2m.
-	Structure Check `yaml:"structure"`
+	Structure StructureCheck `yaml:"structure"`
 	// Recall is the recall probe. Default every 5m, timeout 1m.
 	Recall RecallCheck `yaml:"recall"`
 	// Drift is the distribution-shift check. Default every 10m, timeout 1m.
@@ -28,6 +28,15 @@ type Exporter struct {
 	// FilteredQueries are representative filtered searches, measured for short results,
 	// recall and latency (filtered.go).
 	FilteredQueries []FilteredQuery `yaml:"filtered_queries"`
+}
+
+// StructureCheck reads the pages of each vector index and analyses its structure.
+type StructureCheck struct {
+	Check `yaml:",inline"`
+	// MaxPagesPerSecond caps the index pages one scan fetches per second on average, so that a
+	// scan of a large index takes a bounded share of the server while the application queries
+	// it; the timeout must then cover the index's pages at that rate. Default 0: no cap.
+	MaxPagesPerSecond float64 `yaml:"max_pages_per_second"`
 }
 
 // RecallCheck measures recall@k of the index against an exact search.
@@ -88,7 +97,7 @@ var (
 )
 
 func (e *Exporter) setDefaults() {
-	defCheck(&e.Structure, 5*time.Minute, 2*time.Minute)
+	defCheck(&e.Structure.Check, 5*time.Minute, 2*time.Minute)
 	defCheck(&e.Recall.Check, 5*time.Minute, time.Minute)
 	defCheck(&e.Drift.Check, 10*time.Minute, time.Minute)
 	defInt(&e.Recall.Queries, 10)
@@ -119,6 +128,9 @@ func (e *Exporter) setDefaults() {
 
 func (e *Exporter) validate(v *validator, targets map[string]bool) {
 	e.Structure.validate(v, "exporter.structure")
+	if r := e.Structure.MaxPagesPerSecond; math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
+		v.errorf("exporter.structure.max_pages_per_second", "%g is not a number of pages per second (0 or more; 0 is no cap)", r)
+	}
 	e.Recall.validate(v, "exporter.recall")
 	e.Drift.validate(v, "exporter.drift")
 	v.positive("exporter.recall.queries", e.Recall.Queries)

@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -85,6 +87,48 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	return pg, nil
 }
 
+// OpenPostgres starts the cluster kept in dir, creating it there first when dir holds none
+// (created is then true), for tools that keep a large data set between runs. extraConf is
+// appended to postgresql.conf of a new cluster and overrides the settings above it; an existing
+// cluster keeps the configuration it was created with. Stop keeps dir; nothing removes it.
+func OpenPostgres(ctx context.Context, dir, extraConf string) (pg *Postgres, created bool, err error) {
+	bin, err := pgBinDir()
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, false, fmt.Errorf("cluster dir: %w", err)
+	}
+	pg = &Postgres{Dir: dir, User: "postgres", bin: bin, uid: -1, gid: -1}
+	if os.Getuid() == 0 {
+		if err := pg.dropPrivileges(); err != nil {
+			return nil, false, err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(pg.DataDir(), "PG_VERSION")); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, fmt.Errorf("cluster dir: %w", err)
+		}
+		if err := pg.initdb(ctx); err != nil {
+			return nil, false, err
+		}
+		if err := pg.appendConf(extraConf); err != nil {
+			return nil, false, err
+		}
+		created = true
+	}
+	if err := pg.Start(ctx); err != nil {
+		return nil, false, err
+	}
+	if created {
+		if err := pg.prepareTemplate(ctx); err != nil {
+			pg.Stop()
+			return nil, false, err
+		}
+	}
+	return pg, created, nil
+}
+
 func (pg *Postgres) dropPrivileges() error {
 	var u *user.User
 	var err error
@@ -136,13 +180,20 @@ maintenance_work_mem = 256MB
 log_min_messages = warning
 log_min_duration_statement = -1
 `
+	return pg.appendConf(conf)
+}
+
+// appendConf appends settings to postgresql.conf; later lines win over earlier ones.
+func (pg *Postgres) appendConf(conf string) error {
 	f, err := os.OpenFile(filepath.Join(pg.DataDir(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("open postgresql.conf: %w", err)
 	}
 	defer f.Close()
-	_, err = f.WriteString(conf)
-	return err
+	if _, err := f.WriteString("\n" + conf + "\n"); err != nil {
+		return fmt.Errorf("write postgresql.conf: %w", err)
+	}
+	return nil
 }
 
 // Start starts the server (again, after Stop) and waits until it accepts connections.

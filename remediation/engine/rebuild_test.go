@@ -23,7 +23,7 @@ func realRecall(t *testing.T, edit func(string) string) (*bundle, *engine.Engine
 	b := setup(t)
 	b.reg = mustDefault(t)
 	chk := config.Check{Interval: time.Minute, Timeout: time.Minute}
-	m := exporter.NewMeasurer(config.Exporter{Structure: chk, Recall: config.RecallCheck{Check: chk, Queries: 50, K: 10},
+	m := exporter.NewMeasurer(config.Exporter{Structure: config.StructureCheck{Check: chk}, Recall: config.RecallCheck{Check: chk, Queries: 50, K: 10},
 		StatisticsTimeout: 10 * time.Second, PageBatch: 64})
 	data, err := os.ReadFile("../../deploy/runbook.yml")
 	if err != nil {

@@ -41,7 +41,7 @@ func TestHNSWRebuildRaisesRecallOfAPoorGraph(t *testing.T) {
 	// Recall as the engine measures it: the exporter's probe with queries sampled from the
 	// table, at the search settings a new session gets.
 	chk := config.Check{Interval: time.Minute, Timeout: time.Minute}
-	b.env.Measure = exporter.NewMeasurer(config.Exporter{Structure: chk, Recall: config.RecallCheck{Check: chk, Queries: 50, K: 10},
+	b.env.Measure = exporter.NewMeasurer(config.Exporter{Structure: config.StructureCheck{Check: chk}, Recall: config.RecallCheck{Check: chk, Queries: 50, K: 10},
 		StatisticsTimeout: 10 * time.Second, PageBatch: 64})
 	old := b.resolve(t, "public", "items_hnsw")
 	before := b.measure(t, old, "pgvector_recall_ratio")

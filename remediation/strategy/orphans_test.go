@@ -15,7 +15,7 @@ import (
 func exporterMeasurer() strategy.Measurer {
 	chk := config.Check{Interval: time.Minute, Timeout: time.Minute}
 	return exporter.NewMeasurer(config.Exporter{
-		Structure:         chk,
+		Structure:         config.StructureCheck{Check: chk},
 		Recall:            config.RecallCheck{Check: chk, Queries: 10, K: 10},
 		StatisticsTimeout: 10 * time.Second,
 		PageBatch:         64,

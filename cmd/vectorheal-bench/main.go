@@ -1,0 +1,145 @@
+// Command vectorheal-bench measures what vectorheal's HNSW structure analysis costs on an index
+// of production size: the analysis time against merely fetching the same pages, the analysis
+// state per element, and the effect of a concurrent analysis on the p99 latency of an
+// application's top-k queries. It keeps a private PostgreSQL cluster with the data set in a
+// directory between runs, because building an index of a million elements takes long; the
+// first run creates it. `make bench-scale` runs it; docs/BENCHMARKS.md has the results.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// options are the benchmark's flags.
+type options struct {
+	dir        string
+	dsn        string
+	rows, dim  int
+	runs       int
+	batch      int
+	cpuprofile string
+	workers    int
+
+	pairs         int
+	phase         time.Duration
+	clients       int
+	qps           float64
+	loadShare     float64
+	k             int
+	pagesPerSec   float64
+	skipAnalysis  bool
+	skipLoad      bool
+	analysisLimit time.Duration
+	analyzeLoop   bool
+	heapBatch     int
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("vectorheal-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.dir, "dir", "", "directory of the private PostgreSQL cluster holding the data set, kept between runs (default: vectorheal-bench-<rows>x<dim> in the system's temporary directory)")
+	fs.StringVar(&o.dsn, "dsn", "", "use this database (superuser, pgvector and pageinspect installed) instead of a private cluster")
+	fs.IntVar(&o.rows, "rows", 1000000, "rows of the table, one HNSW element each")
+	fs.IntVar(&o.dim, "dim", 32, "dimensions of the vectors")
+	fs.IntVar(&o.workers, "build-workers", 0, "parallel workers of the index build (max_parallel_maintenance_workers); pgvector 0.6.0-0.8.1 have a buffer overflow in parallel HNSW builds (CVE-2026-3172), harmless on this private data set")
+	fs.IntVar(&o.runs, "runs", 5, "pairs of fetch and analysis measured (analysis time against fetch time)")
+	fs.IntVar(&o.batch, "page-batch", 64, "index pages fetched per query (exporter.page_batch)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the analysis runs to this file")
+	fs.IntVar(&o.pairs, "pairs", 5, "pairs of query load phases, one without and one with a concurrent analysis")
+	fs.DurationVar(&o.phase, "phase", 20*time.Second, "length of one query load phase")
+	fs.IntVar(&o.clients, "clients", 4, "concurrent query clients")
+	fs.Float64Var(&o.qps, "qps", 0, "query rate over all clients; 0 sets it to -load-share of the rate measured with clients querying back to back")
+	fs.Float64Var(&o.loadShare, "load-share", 0.5, "share of the measured query capacity used as the rate when -qps is 0")
+	fs.IntVar(&o.k, "k", 10, "neighbours each query asks for")
+	fs.Float64Var(&o.pagesPerSec, "max-pages-per-second", 0, "page budget of the concurrent analysis (exporter.structure.max_pages_per_second); 0 is none")
+	fs.BoolVar(&o.skipAnalysis, "skip-analysis", false, "skip the analysis against fetch measurement")
+	fs.BoolVar(&o.skipLoad, "skip-load", false, "skip the query load measurement")
+	fs.DurationVar(&o.analysisLimit, "analysis-timeout", 10*time.Minute, "timeout of one analysis (exporter.structure.timeout)")
+	fs.IntVar(&o.heapBatch, "heap-batch", 0, "heap TIDs per query of the concurrent analysis's heap check (hnsw.Options.HeapBatch); 0 is the analysis's default")
+	fs.BoolVar(&o.analyzeLoop, "analyze-loop", false, "internal: analyse the index of -dsn back to back until interrupted, then print the count (the process the query load phases start)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: vectorheal-bench [flags]
+
+Builds (once, kept in -dir) a table of -rows random -dim-dimensional vectors with an HNSW
+index (pgvector's defaults), then measures the structure analysis against fetching the same
+pages, and the p99 latency of a steady top-k query load with and without a concurrent
+analysis, alternating, in the same run. Prints Markdown tables.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := o.check(); err != nil {
+		fmt.Fprintf(stderr, "vectorheal-bench: %v\n", err)
+		return 2
+	}
+	if o.dir == "" {
+		o.dir = filepath.Join(os.TempDir(), fmt.Sprintf("vectorheal-bench-%dx%d", o.rows, o.dim))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bench{o: o, out: stdout}
+	if o.analyzeLoop && o.dsn == "" {
+		fmt.Fprintln(stderr, "vectorheal-bench: -analyze-loop needs -dsn")
+		return 2
+	}
+	err := b.run(ctx)
+	b.close()
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "vectorheal-bench: interrupted")
+		return 1
+	default:
+		fmt.Fprintf(stderr, "vectorheal-bench: %v\n", err)
+		return 1
+	}
+}
+
+func (o options) check() error {
+	switch {
+	case o.rows < 1000:
+		return fmt.Errorf("-rows %d: at least 1000", o.rows)
+	case o.dim < 1 || o.dim > 2000:
+		return fmt.Errorf("-dim %d: between 1 and 2000 (HNSW's limit for vector)", o.dim)
+	case o.workers < 0 || o.workers > 8:
+		return fmt.Errorf("-build-workers %d: between 0 and 8", o.workers)
+	case o.runs < 1:
+		return fmt.Errorf("-runs %d: at least 1", o.runs)
+	case o.batch < 1:
+		return fmt.Errorf("-page-batch %d: at least 1", o.batch)
+	case o.pairs < 1:
+		return fmt.Errorf("-pairs %d: at least 1", o.pairs)
+	case o.phase < time.Second:
+		return fmt.Errorf("-phase %s: at least 1s", o.phase)
+	case o.clients < 1:
+		return fmt.Errorf("-clients %d: at least 1", o.clients)
+	case o.qps < 0:
+		return fmt.Errorf("-qps %g: not negative", o.qps)
+	case o.loadShare <= 0 || o.loadShare > 1:
+		return fmt.Errorf("-load-share %g: above 0 and at most 1", o.loadShare)
+	case o.k < 1:
+		return fmt.Errorf("-k %d: at least 1", o.k)
+	case o.heapBatch < 0:
+		return fmt.Errorf("-heap-batch %d: not negative", o.heapBatch)
+	case o.pagesPerSec < 0:
+		return fmt.Errorf("-max-pages-per-second %g: not negative", o.pagesPerSec)
+	}
+	return nil
+}
