@@ -81,13 +81,16 @@ With the default configuration a healthy index, once every check ran, publishes:
   publishes no classic buckets (3 series in the text format: +Inf, `+"`_sum`"+`, `+"`_count`"+`); the
   recording rule `+"`index:pgvector_probe_latency_seconds:p99_15m`"+` reads the classic buckets;
 - **filtered queries**: %d series per query set declared for the index in
-  `+"`exporter.filtered_queries`"+` (label `+"`query`"+`; none by default), whatever its number of samples.
+  `+"`exporter.filtered_queries`"+` (label `+"`query`"+`; none by default), whatever its number of samples;
+- **the index of a partition**: %d more, `+"`pgvector_index_partition_info`"+`; a partitioned table's
+  parent index publishes only its catalog figures (`+"`pgvector_index_info`"+`, `+"`pgvector_index_valid`"+`,
+  `+"`pgvector_index_size_bytes`"+` 0).
 
 Structural fault kinds appear only once a scan of the current build found them (and then stay,
 at 0 when a later scan finds none, until the index is rebuilt), so a healthy index has none.
 Figures of a check that has not run or failed, build and vacuum progress outside a build or
 vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are absent.
-`, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3, c.perFiltered)
+`, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3, c.perFiltered, c.partition)
 	b.WriteString(definitions)
 	b.WriteString(layouts)
 	return b.Bytes()
@@ -95,11 +98,11 @@ vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are ab
 
 // seriesCounts are the series a healthy index publishes by default, as docs/metrics.md
 // states them; TestSeriesPerHealthyIndex holds the exporter to them.
-type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency, perFiltered int }
+type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency, perFiltered, partition int }
 
 func seriesPerIndex() seriesCounts {
 	return seriesCounts{hnswBase: 32, perLayer: 2, ivfflat: 25, latency: len(config.DefaultLatencyBuckets()) + 3,
-		perFiltered: len(filteredFigures())}
+		perFiltered: len(filteredFigures()), partition: 1}
 }
 
 func writeFigureRow(b *bytes.Buffer, f figure) {

@@ -268,6 +268,21 @@ func indexFigures() []figure {
 				return []sample{{labels: []string{ix.Method, ix.Opclass, strconv.Itoa(ix.Dimensions), strconv.Itoa(ix.M),
 					strconv.Itoa(ix.EfConstruction), strconv.Itoa(ix.Lists)}, v: 1}}
 			}},
+		// One info series per partition's index rather than parent labels on every series: the
+		// parent's names would add three labels to each series of each partition, and rules and
+		// dashboards that group by the parent join this series instead.
+		{name: "pgvector_index_partition_info", typ: g, source: fromCatalog,
+			labels: []string{"parent_schemaname", "parent_relname", "parent_indexrelname"},
+			help:   "The index of a partition and the partitioned index it is attached to (pg_inherits), with that index's table. Always 1; absent for indexes of tables that are not partitions. Join it to group a partition's series by the parent (docs/metrics.md).",
+			// The report carries these labels as its partition_of object.
+			unmeasured: "its labels name the parent index; the value is always 1",
+			values: func(r *readings) []sample {
+				ix := r.ix
+				if ix.ParentIndex == "" {
+					return nil
+				}
+				return []sample{{labels: []string{ix.ParentSchema, ix.ParentTable, ix.ParentIndex}, v: 1}}
+			}},
 		{name: "pgvector_index_size_bytes", typ: g, unit: "bytes", source: fromStats, measured: []string{""},
 			help: "Size of the index on disk in bytes.",
 			values: func(r *readings) []sample {

@@ -26,7 +26,25 @@ const layouts = `
   parent index without storage. Each partition's index is measured as an index of its own (its
   ` + "`relname`" + ` is the partition); the parent is listed (` + "`pgvector_index_info`" + `, ` + "`pgvector_index_valid`" + `)
   but has no pages to scan and no rows of its own to probe, so it has no structure, recall or
-  drift figures and no failing collector.
+  drift figures and no failing collector. Each partition's index also publishes
+  ` + "`pgvector_index_partition_info{parent_schemaname, parent_relname, parent_indexrelname} 1`" + `.
+  The parent's names are on that one info series rather than on every series of the partition:
+  three more labels on each series would multiply the label sets stored for nothing most
+  queries use. Group a partition's figures by the parent the Prometheus way, joining the info
+  series:
+
+  ` + "```promql" + `
+  sum by (target, datname, parent_schemaname, parent_relname, parent_indexrelname) (
+    pgvector_index_size_bytes
+    * on (target, datname, schemaname, relname, indexrelname) group_left (parent_schemaname, parent_relname, parent_indexrelname)
+    pgvector_index_partition_info
+  )
+  ` + "```" + `
+
+  The recording rules ` + "`parent:*`" + ` (docs/rules.md) do this for the parent's rollup: elements, heap
+  TIDs, dead-entry estimates, size and rows summed, connectivity weighted by live elements and
+  recall by live rows; ` + "`vectorheal check`" + ` shows the same rollup under the parent. Alerts and
+  repairs stay per partition index (docs/operations.md).
 - **Several indexes on one key** (an HNSW and an IVFFlat index on one column while moving from
   one to the other, or two HNSW builds). The planner picks one of them for a top-k search; the
   probe publishes recall only for the index the planner used (` + "`pgvector_probe_index_used`" + ` 1),

@@ -368,6 +368,30 @@ func TestPartitionedIndex(t *testing.T) {
 		if ir.Indexrelname != "docs_hnsw" && (!rok || elements.Values["live"] == 0) {
 			t.Errorf("check: partition index %s lacks figures: recall %v, elements %v", ir.Indexrelname, recall.Values, elements.Values)
 		}
+		if p := ir.PartitionOf; ir.Indexrelname != "docs_hnsw" && (p == nil || p.Indexrelname != "docs_hnsw" || p.Relname != "docs") {
+			t.Errorf("check: partition index %s is a partition of %+v, want docs_hnsw on docs", ir.Indexrelname, p)
+		}
+		if ir.Indexrelname != "docs_hnsw" {
+			continue
+		}
+		// The parent shows its partitions' rollup: every row of the table is a live element of
+		// one partition's graph; recall is their mean weighted by rows.
+		if !ir.Partitioned || len(ir.Partitions) != 2 {
+			t.Errorf("check: parent partitioned %v with partitions %+v, want both", ir.Partitioned, ir.Partitions)
+		}
+		byKey := map[string]ReportFigure{}
+		for _, f := range ir.Rollup {
+			byKey[f.Key] = f
+		}
+		if got := byKey["hnsw_elements"].Values["live"]; got != 3200 {
+			t.Errorf("check: parent's rollup of live elements %v, want 3200 (rollup %+v)", got, ir.Rollup)
+		}
+		if f := byKey["recall_ratio"]; len(f.Values) != 1 || f.Values["10"] < 0.8 || f.Values["10"] > 1 {
+			t.Errorf("check: parent's weighted recall %v, want one k between 0.8 and 1", f.Values)
+		}
+		if f := byKey["index_size_bytes"]; f.Value == nil || *f.Value <= 0 {
+			t.Errorf("check: parent's summed size %v, want the partitions' bytes", f.Value)
+		}
 	}
 
 	s := start(t, testConfig(), map[string]string{"main": dsn})
@@ -375,6 +399,8 @@ func TestPartitionedIndex(t *testing.T) {
 		l := map[string]string{"target": "main", "relname": tbl}
 		s.waitSample(t, "pgvector_hnsw_elements", map[string]string{"target": "main", "relname": tbl, "state": "live"}, "the partition's rows", eq(float64(rows[tbl])))
 		s.waitSample(t, "pgvector_probe_index_used", l, "1", eq(1))
+		s.waitSample(t, "pgvector_index_partition_info", map[string]string{"target": "main", "relname": tbl,
+			"parent_schemaname": "public", "parent_relname": "docs", "parent_indexrelname": "docs_hnsw"}, "1", eq(1))
 	}
 	// Every index, the parent included, has run each check by now (first runs come within a
 	// quarter of the 1 s interval); one more interval for good measure.
@@ -386,7 +412,7 @@ func TestPartitionedIndex(t *testing.T) {
 	}
 	pl := map[string]string{"target": "main", "indexrelname": "docs_hnsw"}
 	s.waitSample(t, "pgvector_index_info", pl, "1", eq(1))
-	for _, name := range []string{"pgvector_recall_ratio", "pgvector_probe_index_used", "pgvector_hnsw_connectivity_ratio"} {
+	for _, name := range []string{"pgvector_recall_ratio", "pgvector_probe_index_used", "pgvector_hnsw_connectivity_ratio", "pgvector_index_partition_info"} {
 		if _, ok := s.sample(t, name, pl); ok {
 			t.Errorf("%s published for the parent index", name)
 		}

@@ -38,8 +38,22 @@ type IndexReport struct {
 	Relname      string
 	Indexrelname string
 	IndexInfo    IndexInfo
-	Figures      []ReportFigure
-	Errors       []string
+	// PartitionOf names, for the index of a partition, the partitioned index it is attached to.
+	PartitionOf *IndexName
+	// Partitioned is set for the index of a partitioned table: it has no figures of its own;
+	// Partitions lists its partitions' indexes and Rollup their figures rolled up (rollups).
+	Partitioned bool
+	Partitions  []IndexName
+	Rollup      []ReportFigure
+	Figures     []ReportFigure
+	Errors      []string
+}
+
+// IndexName names an index and its table.
+type IndexName struct {
+	Schemaname   string `json:"schemaname"`
+	Relname      string `json:"relname"`
+	Indexrelname string `json:"indexrelname"`
 }
 
 // ReportFigure is one figure of an index: a single value, or values by label value (for a
@@ -89,12 +103,25 @@ func (ir IndexReport) MarshalJSON() ([]byte, error) {
 			return nil, err
 		}
 	}
-	for _, f := range ir.Figures {
-		var v any = f.Values
-		if f.Value != nil {
-			v = *f.Value
+	if ir.PartitionOf != nil {
+		if err := field("partition_of", ir.PartitionOf); err != nil {
+			return nil, err
 		}
-		if err := field(f.Key, v); err != nil {
+	}
+	if ir.Partitioned {
+		rollup := map[string]any{}
+		for _, f := range ir.Rollup {
+			rollup[f.Key] = f.value()
+		}
+		if err := field("partitions", ir.Partitions); err != nil {
+			return nil, err
+		}
+		if err := field("rollup", rollup); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range ir.Figures {
+		if err := field(f.Key, f.value()); err != nil {
 			return nil, err
 		}
 	}
@@ -105,6 +132,14 @@ func (ir IndexReport) MarshalJSON() ([]byte, error) {
 	}
 	b.WriteByte('}')
 	return b.Bytes(), nil
+}
+
+// value is the figure's JSON value: its number, or its values by label value.
+func (f ReportFigure) value() any {
+	if f.Value != nil {
+		return *f.Value
+	}
+	return f.Values
 }
 
 // IndexInfo is the labels of pgvector_index_info.
@@ -179,6 +214,7 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 		ir.Errors = errs
 		rep.Indexes = append(rep.Indexes, ir)
 	}
+	rollUpPartitions(rep.Indexes)
 	return rep, nil
 }
 
@@ -187,7 +223,11 @@ func indexReport(r *readings) IndexReport {
 	ix := r.ix
 	ir := IndexReport{
 		Schemaname: ix.Schema, Relname: ix.Table, Indexrelname: ix.Name,
-		IndexInfo: IndexInfo{ix.Method, ix.Opclass, ix.Dimensions, ix.M, ix.EfConstruction, ix.Lists},
+		IndexInfo:   IndexInfo{ix.Method, ix.Opclass, ix.Dimensions, ix.M, ix.EfConstruction, ix.Lists},
+		Partitioned: ix.Partitioned,
+	}
+	if ix.ParentIndex != "" {
+		ir.PartitionOf = &IndexName{Schemaname: ix.ParentSchema, Relname: ix.ParentTable, Indexrelname: ix.ParentIndex}
 	}
 	for _, f := range figureTable() {
 		if !f.appliesTo(ix.Method) || len(f.labels) > 1 { // the info figure's labels are IndexInfo
@@ -249,13 +289,31 @@ func (r *DatabaseReport) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "\n%s.%s on %s.%s: %s %s, %d dimensions, %s", ir.Schemaname, ir.Indexrelname, ir.Schemaname, ir.Relname,
 			i.Method, i.Opclass, i.Dimensions, valid)
 		if i.Method == "hnsw" {
-			fmt.Fprintf(&b, ", m=%d ef_construction=%d\n", i.M, i.EfConstruction)
+			fmt.Fprintf(&b, ", m=%d ef_construction=%d", i.M, i.EfConstruction)
 		} else {
-			fmt.Fprintf(&b, ", lists=%d\n", i.Lists)
+			fmt.Fprintf(&b, ", lists=%d", i.Lists)
 		}
+		if p := ir.PartitionOf; p != nil {
+			fmt.Fprintf(&b, ", partition of %s.%s on %s.%s", p.Schemaname, p.Indexrelname, p.Schemaname, p.Relname)
+		}
+		b.WriteByte('\n')
 		for _, f := range ir.Figures {
 			if f.Key != "index_valid" { // in the heading
 				fmt.Fprintf(&b, "  %-32s %s\n", f.Key, f.text())
+			}
+		}
+		if ir.Partitioned {
+			names := make([]string, len(ir.Partitions))
+			for i, p := range ir.Partitions {
+				names[i] = p.Schemaname + "." + p.Indexrelname
+			}
+			fmt.Fprintf(&b, "  partitioned index: no storage of its own; %d partition index(es): %s\n", len(names), strings.Join(names, ", "))
+			for _, f := range ir.Rollup {
+				how := "sum"
+				if ru, _ := rollupOf(f.Key); ru.weight != "" {
+					how = "weighted by " + ru.weightName()
+				}
+				fmt.Fprintf(&b, "  %-32s %s  (partitions, %s)\n", f.Key, f.text(), how)
 			}
 		}
 		for _, e := range ir.Errors {

@@ -56,6 +56,9 @@ type promtoolFile struct {
 		Alerts   []struct {
 			EvalTime model.Duration `yaml:"eval_time"`
 		} `yaml:"alert_rule_test"`
+		Exprs []struct {
+			EvalTime model.Duration `yaml:"eval_time"`
+		} `yaml:"promql_expr_test"`
 	} `yaml:"tests"`
 }
 
@@ -119,6 +122,9 @@ func TestPromtoolTestsAvoidWindowBoundaries(t *testing.T) {
 			var last time.Duration
 			for _, a := range tc.Alerts {
 				last = max(last, time.Duration(a.EvalTime))
+			}
+			for _, e := range tc.Exprs {
+				last = max(last, time.Duration(e.EvalTime))
 			}
 		spans:
 			for w := range spans {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -194,7 +195,7 @@ func dashboardQueries(t *testing.T) []query {
 var alertLabels = map[string]bool{"vectorheal_severity": true, "vectorheal_role": true}
 
 // docMetricRE finds series names quoted in the alert reference.
-var docMetricRE = regexp.MustCompile("`((?:pgvector_|vectorheal_|index:|target_collector:|custom:)[A-Za-z0-9_:]*)")
+var docMetricRE = regexp.MustCompile("`((?:pgvector_|vectorheal_|index:|target_collector:|parent:|custom:)[A-Za-z0-9_:]*)")
 
 // docQueries returns the series names quoted, and the promql blocks written, in a document.
 func docQueries(t *testing.T, doc string) []query {
@@ -306,5 +307,47 @@ func TestMetricsIn(t *testing.T) {
 	}
 	if got := expandGrafana(`rate(x{target=~"$target",i="${indexrelname}"}[$__rate_interval])`); got != `rate(x{target=~"x",i="x"}[5m])` {
 		t.Errorf("expandGrafana: %s", got)
+	}
+}
+
+// TestPartitionRollupsRecorded: every figure vectorheal check rolls up for a partitioned index
+// has its recording rule, reading the partitions' metric (and the weight of a share-weighted one).
+func TestPartitionRollupsRecorded(t *testing.T) {
+	files, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := map[string]string{}
+	for _, f := range files {
+		for _, g := range f.Groups {
+			for _, r := range g.Rules {
+				if r.Record != "" {
+					exprs[r.Record] = r.Expr
+				}
+			}
+		}
+	}
+	rollups := exporter.Rollups()
+	if len(rollups) == 0 {
+		t.Fatal("no rollups")
+	}
+	for _, ru := range rollups {
+		expr, ok := exprs[ru.Record]
+		if !ok {
+			t.Errorf("vectorheal check rolls up %s but no rule records %s", ru.Metric, ru.Record)
+			continue
+		}
+		names, err := metricsIn(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{ru.Metric, ru.Weight, "index:pgvector_index_partition_info:max"} {
+			if want != "" && !slices.Contains(names, want) {
+				t.Errorf("%s reads %v, not %s", ru.Record, names, want)
+			}
+		}
+		if ru.WeightLabel != "" && !strings.Contains(expr, `state="`+ru.WeightLabel+`"`) {
+			t.Errorf("%s is not weighted by state=%q", ru.Record, ru.WeightLabel)
+		}
 	}
 }

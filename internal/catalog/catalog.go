@@ -170,6 +170,28 @@ func Resolve(ctx context.Context, q Querier, schema, name string) (Index, error)
 	return Index{}, fmt.Errorf("%s.%s: %w", schema, name, ErrNotFound)
 }
 
+// Partitions returns the indexes attached to parent, a partitioned table's index: one per
+// partition (pg_inherits), sorted by name.
+func Partitions(ctx context.Context, q Querier, parent Index) ([]Index, error) {
+	rows, err := q.Query(ctx, listSQL+" AND inh.inhparent = $1 ORDER BY n.nspname, c.relname", parent.OID)
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", parent, err)
+	}
+	defer rows.Close()
+	var out []Index
+	for rows.Next() {
+		ix, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ix)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", parent, err)
+	}
+	return out, nil
+}
+
 func scan(rows pgx.Rows) (Index, error) {
 	var ix Index
 	var typmod int32

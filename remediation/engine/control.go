@@ -222,6 +222,13 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest, by string) (in
 	if err != nil {
 		return 0, err
 	}
+	if ix.Partitioned {
+		detail, err := partitionedRefusal(ctx, t.Pool, ix)
+		if err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: %s", ErrInvalid, detail)
+	}
 	plan := Plan{
 		Entry: "manual:" + req.Strategy, Priority: 80, Manual: true, DryRun: req.DryRun, Timeout: req.Timeout,
 		Steps: []PlanStep{{Strategy: req.Strategy, Params: req.Params, Validate: req.Validate, OnFailure: runbook.OnFailureRollback}},

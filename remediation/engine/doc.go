@@ -34,7 +34,10 @@
 // "My Schema") is repaired, and statements use the catalog's names, quoted. Labels naming no
 // vector index of the target (hostile text included) skip the repair as index_not_found with
 // the values in the record; an unknown target, an excluded index or a datname that is not the
-// target's database skip it too, and nothing runs. Then an entry known to be futile on the
+// target's database skip it too, and nothing runs. A partitioned table's index (no storage;
+// REINDEX or VACUUM of it would act on every partition at once) is skipped as
+// partitioned_index, naming its partitions' indexes, which are alerted on and repaired one at
+// a time; a manual repair of it is refused. Then an entry known to be futile on the
 // index (its last repair there moved no figure) is skipped as futile while the figure stays
 // where it was. Last, the first step's validation figure is measured: an index that already
 // meets it (another alert's repair healed it meanwhile) is skipped as already_healthy. Manual

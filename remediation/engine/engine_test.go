@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sort"
 	"strconv"
 	"strings"
@@ -309,6 +310,37 @@ func TestBadLabelsNothingRuns(t *testing.T) {
 	var exists bool
 	if err := b.target.QueryRow(b.ctx, `SELECT to_regclass('public.t') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		t.Fatalf("table t is gone (%v)", err)
+	}
+}
+
+// TestPartitionedParentRefused: a partitioned table's index has no storage, and any statement
+// on it would act on every partition at once. An alert naming it is skipped as
+// partitioned_index, naming the partitions' indexes that are repaired one at a time; a manual
+// repair of it is refused.
+func TestPartitionedParentRefused(t *testing.T) {
+	b := setup(t)
+	for _, q := range []string{
+		`CREATE TABLE parts (id int, v vector(3)) PARTITION BY RANGE (id)`,
+		`CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0) TO (10)`,
+		`CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (10) TO (20)`,
+		`CREATE INDEX parts_v_idx ON parts USING hnsw (v vector_l2_ops)`,
+	} {
+		if _, err := b.target.Exec(b.ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	e := b.engine(t, b.parseRunbook(t, okRunbook), nil)
+	b.notify(t, e, alert("VecTest", "firing", time.Now(), map[string]string{"relname": "parts", "indexrelname": "parts_v_idx"}))
+	rs := b.waitRepairs(t, 1, "skipped")
+	if rs[0].Reason != "partitioned_index" || !strings.Contains(rs[0].Error, "public.parts_a_v_idx, public.parts_b_v_idx") {
+		t.Errorf("repair of the parent skipped for %q: %s; want partitioned_index naming both partitions' indexes", rs[0].Reason, rs[0].Error)
+	}
+	if n := b.fakes.okRuns.Load(); n != 0 {
+		t.Fatalf("strategy ran %d times", n)
+	}
+	_, err := e.Trigger(b.ctx, engine.TriggerRequest{Target: "db1", Schema: "public", Index: "parts_v_idx", Strategy: "ok"}, "test")
+	if !errors.Is(err, engine.ErrInvalid) || !strings.Contains(err.Error(), "partitioned table") {
+		t.Errorf("manual repair of the parent: %v, want it refused as the index of a partitioned table", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -270,9 +271,29 @@ func (e *Engine) resolve(ctx context.Context, r repairRow) (catalog.Index, strat
 		return catalog.Index{}, strategy.Env{}, "index_not_found",
 			fmt.Sprintf("target %q is database %q, the alert names %q", r.Target, ix.Datname, r.Datname), nil
 	}
+	if ix.Partitioned {
+		detail, err := partitionedRefusal(ctx, t.Pool, ix)
+		return catalog.Index{}, strategy.Env{}, "partitioned_index", detail, err
+	}
 	env := strategy.Env{Target: r.Target, Pool: t.Pool, Measure: e.o.Measurer, Labels: r.Labels,
 		Logger: e.log.With("repair", r.ID, "index", ix.String())}
 	return ix, env, "", "", nil
+}
+
+// partitionedRefusal says why a repair of a partitioned table's index is refused: it has no
+// storage, and every statement on it (REINDEX, VACUUM of its table) would act on every partition
+// at once. Repairs act on one partition's index at a time, each alerted on by its own name.
+func partitionedRefusal(ctx context.Context, pool catalog.Querier, ix catalog.Index) (string, error) {
+	parts, err := catalog.Partitions(ctx, pool, ix)
+	if err != nil {
+		return "", err
+	}
+	names := make([]string, len(parts))
+	for i, p := range parts {
+		names[i] = p.String()
+	}
+	return fmt.Sprintf("%s is the index of partitioned table %s.%s: it has no storage of its own, and a repair of it would act on every partition at once; repairs act on one partition's index at a time (%d: %s)",
+		ix, ix.Schema, ix.Table, len(parts), strings.Join(names, ", ")), nil
 }
 
 // knownFutile skips an automatic repair whose entry was futile on this index (every step

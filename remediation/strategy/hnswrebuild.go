@@ -137,6 +137,9 @@ func (h *HNSWRebuild) plan(ctx context.Context, env Env, ix catalog.Index, c HNS
 	if ix.Method != "hnsw" {
 		return rebuildPlan{}, fmt.Errorf("%s is a %s index: hnsw_rebuild applies to hnsw only", ix, ix.Method)
 	}
+	if err := replaceable(ix, "hnsw_rebuild"); err != nil {
+		return rebuildPlan{}, err
+	}
 	if ix.Column == "" {
 		return rebuildPlan{}, fmt.Errorf("%s indexes an expression: hnsw_rebuild cannot measure the recall of a new index on it before the swap", ix)
 	}

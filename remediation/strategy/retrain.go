@@ -91,6 +91,9 @@ func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, c Retrain
 	if ix.Method != "ivfflat" {
 		return Impact{}, fmt.Errorf("%s is a %s index: %s applies to ivfflat only", ix, ix.Method, "ivfflat_retrain")
 	}
+	if err := replaceable(ix, "ivfflat_retrain"); err != nil {
+		return Impact{}, err
+	}
 	rows, err := tableRows(ctx, env.Pool, ix)
 	if err != nil {
 		return Impact{}, err
@@ -119,6 +122,9 @@ func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, c Retrain
 func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, c RetrainConfig) (Outcome, error) {
 	if ix.Method != "ivfflat" {
 		return Outcome{}, fmt.Errorf("%s is a %s index: %s applies to ivfflat only", ix, ix.Method, "ivfflat_retrain")
+	}
+	if err := replaceable(ix, "ivfflat_retrain"); err != nil {
+		return Outcome{}, err
 	}
 	// The index the alert named may have been rebuilt since (new OID): work on today's.
 	cur, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
