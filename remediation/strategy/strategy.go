@@ -41,6 +41,24 @@ type Env struct {
 	// Labels of the alert that caused the repair; only the sql strategy uses them, as bound
 	// parameters, never spliced into SQL.
 	Labels map[string]string
+	// Resources are the target's configured room for builds (free disk, parallel workers);
+	// nil: nothing configured.
+	Resources *Resources
+	// History reads earlier steps on this index; nil: no history (a cost estimate then uses
+	// the default rates).
+	History History
+}
+
+// History is what earlier repairs of one index recorded.
+type History interface {
+	// Steps returns up to limit succeeded steps of strategy on the index, most recent first.
+	Steps(ctx context.Context, strategy string, limit int) ([]PastStep, error)
+}
+
+// PastStep is one earlier step as history holds it.
+type PastStep struct {
+	Duration time.Duration
+	Impact   Impact // the estimate recorded before it ran
 }
 
 // Impact is the estimate recorded before a step runs.
@@ -48,9 +66,11 @@ type Impact struct {
 	LockLevel         string        `json:"lock_level"`         // strongest lock taken, e.g. "SHARE UPDATE EXCLUSIVE"
 	IndexBytes        int64         `json:"index_bytes"`        // size of the index now
 	DiskBytesNeeded   int64         `json:"disk_bytes_needed"`  // extra disk space while it runs
-	EstimatedDuration time.Duration `json:"estimated_duration"` // 0 when unknown; the engine may refine it from history
+	EstimatedDuration time.Duration `json:"estimated_duration"` // 0 when unknown; the engine then estimates it from history
 	Statements        []string      `json:"statements"`         // SQL the step will run, for dry-run and history
 	Notes             string        `json:"notes,omitempty"`
+	// Cost is the estimate a step that chooses its path by cost chose by; nil for the others.
+	Cost *CostRecord `json:"cost,omitempty"`
 }
 
 // Outcome is what a step did.
