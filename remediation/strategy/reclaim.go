@@ -68,6 +68,12 @@ func (*Reclaim) Decode(v Values) (ReclaimConfig, error) {
 		MaxMaintenanceWorkMem: v.Size(maxMaintenanceWorkMemParam.Name), Figures: v.Figures()}, nil
 }
 
+// estimate implements estimator: the choice on an index described rather than measured.
+func (*Reclaim) estimate(c ReclaimConfig, in CostInput) (Choice, error) {
+	in.Need = c.Need
+	return ChooseRepair(in)
+}
+
 // reclaimPlan is the chosen path with what it runs.
 type reclaimPlan struct {
 	cost   CostRecord

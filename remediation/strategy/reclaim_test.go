@@ -25,7 +25,6 @@ func (b *bundle) churned(t *testing.T, rows, deleteEvery int) catalog.Index {
 	return b.resolve(t, "public", "items_emb")
 }
 
-
 func installedVersion(t *testing.T, b *bundle) string {
 	t.Helper()
 	in, err := pgvector.Installed(context.Background(), b.pool)

@@ -175,6 +175,33 @@ func (b *bound[C]) Rollback(ctx context.Context, env Env, ix catalog.Index, undo
 	return b.s.Rollback(ctx, env, ix, b.c, undo)
 }
 
+// estimator is what a strategy that chooses its path by cost also implements: the choice on
+// an index described by in rather than measured, for `vectorheal runbook test`.
+type estimator[C any] interface {
+	estimate(c C, in CostInput) (Choice, error)
+}
+
+func (b *bound[C]) estimate(in CostInput) (Choice, bool, error) {
+	e, ok := any(b.s).(estimator[C])
+	if !ok {
+		return Choice{}, false, nil
+	}
+	c, err := e.estimate(b.c, in)
+	return c, true, err
+}
+
+// EstimateStep returns the path st would choose on an index described by in (its Need comes from
+// the step's parameters), and false when st's strategy does not choose by cost.
+func EstimateStep(st Step, in CostInput) (Choice, bool, error) {
+	e, ok := st.(interface {
+		estimate(CostInput) (Choice, bool, error)
+	})
+	if !ok {
+		return Choice{}, false, nil
+	}
+	return e.estimate(in)
+}
+
 // Registry maps names to strategies.
 type Registry struct{ byName map[string]Definition }
 
