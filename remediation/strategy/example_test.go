@@ -19,6 +19,7 @@ func ExampleDefault() {
 	// Output:
 	// analyze
 	// ivfflat_retrain
+	// reclaim
 	// reindex
 	// sql
 	// tune_search

@@ -212,7 +212,12 @@ func (r *Reclaim) Plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 }
 
 // Run implements Strategy: it chooses again on today's figures, then runs the chosen path.
-func (r *Reclaim) Run(ctx context.Context, env Env, ix catalog.Index, c ReclaimConfig) (Outcome, error) {
+func (r *Reclaim) Run(ctx context.Context, env Env, named catalog.Index, c ReclaimConfig) (Outcome, error) {
+	// The index the alert named may have been rebuilt since (new OID): work on today's.
+	ix, err := catalog.Resolve(ctx, env.Pool, named.Schema, named.Name)
+	if err != nil {
+		return Outcome{}, err
+	}
 	pl, err := r.plan(ctx, env, ix, c)
 	if err != nil {
 		return Outcome{}, err

@@ -237,3 +237,31 @@ func TestBuildWaitsForAnUnansweredFreeSpace(t *testing.T) {
 		t.Errorf("worker cap 1: %+v (%v)", im, err)
 	}
 }
+
+// On IVFFlat the rebuild path is a retrain with lists recomputed for today's rows, then VACUUM;
+// a VACUUM is cheap there, so with dead entries to remove it is the path chosen.
+func TestReclaimIVFFlat(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "docs", 8, 4000, 0.5)
+	b.exec(t, "CREATE INDEX docs_ivf ON docs USING ivfflat (emb vector_l2_ops) WITH (lists = 2)",
+		"DELETE FROM docs WHERE id % 5 = 0", "ANALYZE docs")
+	ix := b.resolve(t, "public", "docs_ivf")
+	rc := b.strategy(t, "reclaim")
+	im, err := rc.Plan(ctx, b.env, ix, nil)
+	if err != nil || im.Cost == nil || im.Cost.Path != strategy.PathVacuum || !strings.HasPrefix(im.Cost.DeadShareSource, "pg_stat_user_tables") {
+		t.Fatalf("dead entries: %+v (%v), want vacuum with the dead share from statistics", im, err)
+	}
+	im, err = rc.Plan(ctx, b.env, ix, strategy.Params{"need": "space"})
+	if err != nil || im.Cost.Path != strategy.PathRetrainVacuum || !strings.Contains(im.Notes, "vacuum does not heal space") {
+		t.Fatalf("space: %+v (%v), want retrain+vacuum", im, err)
+	}
+	out, err := rc.Run(ctx, b.env, ix, strategy.Params{"need": "space"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := b.resolve(t, "public", "docs_ivf")
+	if after.OID == ix.OID || after.Lists != 3 || !strings.HasSuffix(strings.Join(out.Statements, "; "), `VACUUM (INDEX_CLEANUP ON, ANALYZE) "public"."docs"`) {
+		t.Errorf("after retrain+vacuum: lists %d (want 3 for 3200 rows), OID %d -> %d, statements %q", after.Lists, ix.OID, after.OID, out.Statements)
+	}
+}

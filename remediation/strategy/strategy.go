@@ -1,6 +1,7 @@
 // Package strategy defines what a repair strategy is (plan with an impact estimate, run,
 // rollback) and holds the strategies vectorheal ships: reindex, vacuum, ivfflat_retrain,
-// tune_search, analyze and sql. The engine runs them; the runbook names them.
+// tune_search, analyze, sql and reclaim (VACUUM or a rebuild, chosen by cost). The engine
+// runs them; the runbook names them.
 package strategy
 
 import (
