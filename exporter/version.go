@@ -3,22 +3,14 @@ package exporter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/vectorheal/vectorheal/internal/pgvector"
 )
 
 // kindExtension is the collector that reads the installed pgvector version.
 const kindExtension = "extension"
-
-// extensionSQL reads the version of pgvector installed in the target's database. It is the
-// version of the extension's SQL objects: after new binaries are installed and before ALTER
-// EXTENSION vector UPDATE runs it is the older one, so gates err on the side of closed.
-const extensionSQL = `SELECT current_database(), extversion FROM pg_extension WHERE extname = 'vector'`
 
 // extension is the pgvector installed in one target's database.
 type extension struct {
@@ -34,13 +26,12 @@ type extension struct {
 func (e *Exporter) readExtension(ctx context.Context, t *target) *extension {
 	start := time.Now()
 	var ext extension
-	err := t.Pool.QueryRow(ctx, extensionSQL).Scan(&ext.datname, &ext.raw)
-	missing := errors.Is(err, pgx.ErrNoRows)
+	// pgvector.Installed holds the query; the strategies' version gates read the same.
+	in, err := pgvector.Installed(ctx, t.Pool)
+	ext.datname, ext.raw = in.Datname, in.Raw
+	missing := errors.Is(err, pgvector.ErrNotInstalled)
 	if missing {
 		err = nil
-	}
-	if err != nil {
-		err = fmt.Errorf("read pgvector version: %w", err)
 	}
 	if err == nil && !missing {
 		v, perr := pgvector.ParseVersion(ext.raw)

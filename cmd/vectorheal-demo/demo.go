@@ -386,7 +386,7 @@ type fault struct {
 
 func (d *demo) faults(ctx context.Context) ([]result, error) {
 	fs := []fault{
-		{name: "mass delete: dead tuples in the HNSW graph", index: docsIndex, alerts: []string{"PgvectorHNSWDeadTuplesPending"}, strategy: "vacuum",
+		{name: "mass delete: dead tuples in the HNSW graph", index: docsIndex, alerts: []string{"PgvectorHNSWDeadTuplesPending"}, strategy: "reclaim",
 			inject: func(ctx context.Context) (string, error) {
 				n, err := d.docs.DeleteFraction(ctx, d.pool, 0.4)
 				return fmt.Sprintf("deleted %d rows of %s", n, docsTable), err

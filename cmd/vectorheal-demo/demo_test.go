@@ -48,8 +48,8 @@ func TestDemoOnAGivenDatabase(t *testing.T) {
 		t.Errorf("workload line is not name=value pairs with units:\n%s", out)
 	}
 	pair := `[a-z_:]+=[-+0-9.a-zA-Zµ%]+`
-	if !regexp.MustCompile(`step finished +#\d+ 0:vacuum succeeded before: ` + pair + `( ` + pair + `)* \| after: ` + pair).MatchString(out) {
-		t.Errorf("no vacuum step with its figures before and after as name=value pairs:\n%s", out)
+	if !regexp.MustCompile(`step finished +#\d+ 0:reclaim succeeded before: ` + pair + `( ` + pair + `)* \| after: ` + pair).MatchString(out) {
+		t.Errorf("no reclaim step with its figures before and after as name=value pairs:\n%s", out)
 	}
 	if n := strings.Count(out, "=== healed in"); n != 3 {
 		t.Errorf("%d faults healed, want 3:\n%s", n, out)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/alertmanager/matcher/compat"
 	"github.com/prometheus/alertmanager/pkg/labels"
 
@@ -89,7 +90,18 @@ func registerRunbookTest(app *kingpin.Application, stdout, stderr io.Writer) (st
 	expectSet := false
 	expect := c.Flag("expect", "Entry names the alert must select, comma separated, in order (empty: none); exit 1 otherwise.").
 		IsSetByUser(&expectSet).String()
+	var ix indexFacts
+	c.Flag("index-size", "Size of the index, e.g. 166MB: steps that choose their path by cost (reclaim) show their estimate for it.").BytesVar(&ix.size)
+	c.Flag("elements", "Entries of the index (with --index-size).").Int64Var(&ix.elements)
+	c.Flag("dead-share", "Share of the index's entries whose rows are deleted, 0 to 1 (with --index-size).").Float64Var(&ix.dead)
+	c.Flag("method", "Index method (with --index-size): hnsw or ivfflat.").Default("hnsw").EnumVar(&ix.method, "hnsw", "ivfflat")
+	c.Flag("m", "HNSW m of the index (with --index-size).").Default("16").IntVar(&ix.m)
+	c.Flag("pgvector", "Installed pgvector version (with --index-size); absent: unknown, and its gates are closed.").StringVar(&ix.version)
 	return c.FullCommand(), func(context.Context, *slog.Logger) int {
+		if err := ix.check(); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
 		lbls, err := alertLabels(*alert)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
@@ -106,7 +118,7 @@ func registerRunbookTest(app *kingpin.Application, stdout, stderr io.Writer) (st
 			return 1
 		}
 		matched := rb.Match(lbls)
-		printMatches(stdout, lbls, matched)
+		printMatches(stdout, lbls, matched, ix)
 		if expectSet {
 			var got []string
 			for _, e := range matched {
@@ -152,7 +164,48 @@ func alertLabels(args []string) (map[string]string, error) {
 	return out, nil
 }
 
-func printMatches(w io.Writer, lbls map[string]string, matched []*runbook.Entry) {
+// indexFacts describe an index for the estimates of `runbook test`; size 0: none given.
+type indexFacts struct {
+	size     units.Base2Bytes
+	elements int64
+	dead     float64
+	method   string
+	m        int
+	version  string
+}
+
+func (f indexFacts) check() error {
+	switch {
+	case f.size == 0 && (f.elements != 0 || f.dead != 0 || f.version != ""):
+		return fmt.Errorf("--elements, --dead-share and --pgvector describe an index: give --index-size too")
+	case f.size == 0:
+		return nil
+	case f.size < 0 || f.elements <= 0:
+		return fmt.Errorf("--index-size %s, --elements %d: give the index's size and its entries (both positive)", f.size, f.elements)
+	case !(f.dead >= 0 && f.dead <= 1):
+		return fmt.Errorf("--dead-share %v: want 0 to 1", f.dead)
+	}
+	return nil
+}
+
+// estimateText is the choice of a step that chooses its path by cost on the index f
+// describes, or "" for other steps or when no index is described.
+func (f indexFacts) estimateText(st strategy.Step) string {
+	if f.size == 0 || st == nil {
+		return ""
+	}
+	c, ok, err := strategy.EstimateStep(st, strategy.CostInput{Method: f.method, SizeBytes: int64(f.size), Elements: f.elements,
+		DeadShare: f.dead, M: f.m, PgvectorVersion: f.version})
+	switch {
+	case !ok:
+		return ""
+	case err != nil:
+		return "estimate: " + err.Error()
+	}
+	return fmt.Sprintf("estimate: chooses %s, est. %s: %s", c.Path, c.Chosen().Duration.Round(time.Second), c.Reason)
+}
+
+func printMatches(w io.Writer, lbls map[string]string, matched []*runbook.Entry, ix indexFacts) {
 	names := make([]string, 0, len(lbls))
 	for k := range lbls {
 		names = append(names, k)
@@ -186,6 +239,9 @@ func printMatches(w io.Writer, lbls map[string]string, matched []*runbook.Entry)
 				fmt.Fprintf(w, "           validate %s (wait %s, up to %d attempts)\n", s.Validate, s.Validate.Wait, s.Validate.Attempts)
 			}
 			fmt.Fprintf(w, "           on failure %s, on success %s\n", s.OnFailure, s.OnSuccess)
+			if est := ix.estimateText(s.Bound); est != "" {
+				fmt.Fprintf(w, "           %s\n", est)
+			}
 		}
 	}
 }

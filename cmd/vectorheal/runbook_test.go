@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -59,7 +63,7 @@ func TestRunbookTest(t *testing.T) {
 	for _, want := range []string{
 		`alert {alertname="PgvectorHNSWDeadTuplesPending", indexrelname="items_idx", target="main"}`,
 		"1. hnsw-dead-tuples (line ",
-		"step 1: vacuum",
+		"step 1: reclaim",
 		"validate pgvector_hnsw_heap_tids:dead (where unknown: pgvector_index_dead_entries_estimated) < 1000 (wait 10s, up to 3 attempts)",
 		"step 2: reindex",
 	} {
@@ -83,5 +87,30 @@ func TestRunbookTest(t *testing.T) {
 	code, _, errs = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname=~"X"`)
 	if code != 1 || !strings.Contains(errs, "is not a label value") {
 		t.Errorf("regex as a label: exit %d, %s", code, errs)
+	}
+}
+
+// With an index described, a reclaim step shows the path it would choose and the estimate;
+// the numbers are the cost model's (ChooseRepair), whatever the machine.
+func TestRunbookTestShowsReclaimEstimate(t *testing.T) {
+	args := []string{"runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname="PgvectorHNSWDeadTuplesPending"`,
+		"--index-size", "166MB", "--elements", "200000"}
+	want, err := strategy.ChooseRepair(strategy.CostInput{Method: "hnsw", SizeBytes: 166 << 20, Elements: 200000, DeadShare: 0.001,
+		M: 16, Need: strategy.NeedDeadEntries, PgvectorVersion: "0.8.6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(append(args, "--dead-share", "0.001", "--pgvector", "0.8.6")...)
+	line := fmt.Sprintf("estimate: chooses %s, est. %s: %s\n", want.Path, want.Chosen().Duration.Round(time.Second), want.Reason)
+	if code != 0 || !strings.Contains(out, "step 1: reclaim") || !strings.Contains(out, line) || strings.Count(out, "estimate:") != 1 {
+		t.Errorf("exit %d, want the reclaim step only with %q:\n%s%s", code, line, out, errs)
+	}
+	code, out, _ = runCLI(append(args, "--dead-share", "0.001", "--pgvector", "0.8.0")...)
+	if code != 0 || !strings.Contains(out, "chooses reindex+vacuum") || !strings.Contains(out, "vacuum refused: pgvector 0.8.0 < 0.8.4") {
+		t.Errorf("gated version: exit %d\n%s", code, out)
+	}
+	code, _, errs = runCLI("runbook", "test", "../../deploy/runbook.yml", "--alert", `alertname="X"`, "--dead-share", "0.2")
+	if code != 1 || !strings.Contains(errs, "give --index-size too") {
+		t.Errorf("facts without a size: exit %d, %s", code, errs)
 	}
 }

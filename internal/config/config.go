@@ -99,6 +99,8 @@ type Target struct {
 	MaxConnections int `yaml:"max_connections"`
 	// MaxConcurrentChecks caps background checks running at once on this target. Default 2.
 	MaxConcurrentChecks int `yaml:"max_concurrent_checks"`
+	// Builds are the resource guards of index builds on this target (builds.go).
+	Builds Builds `yaml:"builds"`
 }
 
 // Watches reports whether the index schema.name is selected by the include/exclude patterns.

@@ -45,7 +45,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top key", base + "listen_adress: x\n",
 			`bad.yml:4: listen_adress: unknown key "listen_adress" (known keys: alertmanager, exporter, listen_address, remediation, state_store, targets, webhook)`},
 		{"unknown nested key", base + "    includes: [x]\n",
-			`bad.yml:4: targets[0].includes: unknown key "includes" (known keys: dsn, exclude, include, max_concurrent_checks, max_connections, name)`},
+			`bad.yml:4: targets[0].includes: unknown key "includes" (known keys: builds, dsn, exclude, include, max_concurrent_checks, max_connections, name)`},
 		{"wrong type", base + "    max_connections: lots\n",
 			`bad.yml:4: targets[0].max_connections: cannot use "lots" as an integer`},
 		{"bad duration", base + "exporter:\n  recall:\n    interval: 5 minutes\n",

@@ -89,6 +89,7 @@ func (c *Config) validate(v *validator) {
 		}
 		v.positive(p+".max_connections", t.MaxConnections)
 		v.positive(p+".max_concurrent_checks", t.MaxConcurrentChecks)
+		t.Builds.validate(v, p+".builds")
 	}
 	if c.Alertmanager.URL != "" {
 		u, err := url.Parse(c.Alertmanager.URL)

@@ -389,7 +389,7 @@ const (
 )
 
 // scenarioChurn: mass deletes and updates leave dead heap TIDs in an HNSW graph; the dead
-// tuples alert fires; the runbook's vacuum repairs it (escalating to reindex if needed).
+// tuples alert fires; the runbook's reclaim repairs it (escalating to reindex if needed).
 func (b *bundle) scenarioChurn(t *testing.T) {
 	ctx := context.Background()
 	g := newTable(t, b.main, "churn_items", 4000, 16, 11)
@@ -408,9 +408,10 @@ func (b *bundle) scenarioChurn(t *testing.T) {
 	const alert = "PgvectorHNSWDeadTuplesPending"
 	firing := b.waitFiring(t, "churn_hnsw", alert, injected, detectTimeout)
 	r := b.waitRepair(t, "churn_hnsw", repairTimeout, func(r e2e.Repair) bool { return r.Alertname == alert && r.StartedAt != nil })
-	// The runbook's entry: vacuum, escalating to reindex when the vacuum does not validate.
-	if r.State != "succeeded" || !hasStep(r, "vacuum", "") || !hasStep(r, "vacuum", "succeeded") && !hasStep(r, "reindex", "succeeded") {
-		t.Fatalf("repair %d: state %s reason %q error %q steps %+v, want succeeded by vacuum or its escalation to reindex", r.ID, r.State, r.Reason, r.Error, r.Steps)
+	// The runbook's entry: reclaim (VACUUM or a rebuild then VACUUM, whichever is cheaper),
+	// escalating to reindex when it does not validate.
+	if r.State != "succeeded" || !hasStep(r, "reclaim", "") || !hasStep(r, "reclaim", "succeeded") && !hasStep(r, "reindex", "succeeded") {
+		t.Fatalf("repair %d: state %s reason %q error %q steps %+v, want succeeded by reclaim or its escalation to reindex", r.ID, r.State, r.Reason, r.Error, r.Steps)
 	}
 	var dead float64
 	for _, s := range r.Steps {

@@ -1,8 +1,9 @@
 // Package pgvector knows the pgvector releases vectorheal meets: it parses and orders the
 // extension's version strings (pg_extension.extversion), holds the known issues of each range
 // of releases with their source in pgvector's CHANGELOG, and says which repairs vectorheal gates
-// on a given version. It is pure logic: reading the version from a database is the exporter's
-// job, acting on a gate the strategies'.
+// on a given version. Apart from Installed, the one query that reads the version from a
+// database (for the exporter and the strategies alike), it is pure logic; acting on a gate is
+// the strategies' job.
 package pgvector
 
 import (

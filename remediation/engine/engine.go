@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -84,6 +85,7 @@ type Engine struct {
 	river   *river.Client[pgx.Tx]
 	log     *slog.Logger
 	metrics *metrics
+	http    *http.Client // asks Prometheus for the free space of builds (builds.free_space_query)
 
 	mu      sync.Mutex
 	stop    context.CancelFunc
@@ -130,7 +132,7 @@ func New(o Options) (*Engine, error) {
 	if o.RescueAfter <= 0 {
 		o.RescueAfter = o.Config.DefaultTimeout + 10*time.Minute
 	}
-	e := &Engine{o: o, log: o.Logger.With("component", "engine")}
+	e := &Engine{o: o, log: o.Logger.With("component", "engine"), http: &http.Client{Timeout: freeSpaceTimeout}}
 	m, err := newMetrics(o.Registerer, e)
 	if err != nil {
 		return nil, err

@@ -276,7 +276,9 @@ func (e *Engine) resolve(ctx context.Context, r repairRow) (catalog.Index, strat
 		return catalog.Index{}, strategy.Env{}, "partitioned_index", detail, err
 	}
 	env := strategy.Env{Target: r.Target, Pool: t.Pool, Measure: e.o.Measurer, Labels: r.Labels,
-		Logger: e.log.With("repair", r.ID, "index", ix.String())}
+		Logger:    e.log.With("repair", r.ID, "index", ix.String()),
+		Resources: resources(r.Target, t.Builds, e.http),
+		History:   indexHistory{state: e.o.State, target: r.Target, schema: r.Schema, index: r.Index}}
 	return ix, env, "", "", nil
 }
 
@@ -440,8 +442,8 @@ func (e *Engine) awaitApproval(ctx context.Context, rec *recorder, pos int, step
 // planOnly records a step's impact estimate for a dry run.
 func (e *Engine) planOnly(ctx context.Context, rec *recorder, pos int, step PlanStep, st strategy.Step, ix catalog.Index, env strategy.Env) {
 	impact, err := st.Plan(ctx, env, ix)
-	if est := e.historyEstimate(ctx, rec.r, step.Strategy); est > 0 {
-		impact.EstimatedDuration = est
+	if impact.EstimatedDuration == 0 { // a strategy's own estimate knows more than the mean
+		impact.EstimatedDuration = e.historyEstimate(ctx, rec.r, step.Strategy)
 	}
 	msg := ""
 	if err != nil {
@@ -461,8 +463,8 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 
 	// Impact.
 	impact, err := st.Plan(runCtx, env, ix)
-	if est := e.historyEstimate(ctx, r, step.Strategy); est > 0 {
-		impact.EstimatedDuration = est
+	if impact.EstimatedDuration == 0 { // a strategy's own estimate knows more than the mean
+		impact.EstimatedDuration = e.historyEstimate(ctx, r, step.Strategy)
 	}
 	if err != nil {
 		msg := "plan: " + err.Error()

@@ -136,12 +136,12 @@ type CostInput struct {
 
 // Estimate is the model's view of one path.
 type Estimate struct {
-	Path     Path
-	Duration time.Duration
+	Path     Path          `json:"path"`
+	Duration time.Duration `json:"duration"`
 	// FromHistory is how many earlier runs of this index scaled the estimate (0: default rates).
-	FromHistory int
-	Heals       bool   // whether the path achieves the need
-	Refused     string // why the path may not run (a version gate, the disk guard); empty if it may
+	FromHistory int    `json:"from_history"`
+	Heals       bool   `json:"heals"`             // whether the path achieves the need
+	Refused     string `json:"refused,omitempty"` // why the path may not run (a version gate, the disk guard); empty if it may
 }
 
 // Choice is the path chosen and why.

@@ -29,7 +29,7 @@ func (o Options) cleanupTimeout() time.Duration {
 }
 
 // Default returns a registry holding every strategy vectorheal ships: reindex, vacuum,
-// ivfflat_retrain, tune_search, analyze, sql and hnsw_rebuild.
+// ivfflat_retrain, tune_search, analyze, sql, hnsw_rebuild and reclaim.
 func Default(opts Options) (*Registry, error) {
 	// One line per strategy: its file holds everything else (spec, typed parameters, work).
 	return NewRegistry(
@@ -40,5 +40,6 @@ func Default(opts Options) (*Registry, error) {
 		Define[AnalyzeConfig](&Analyze{opts: opts}),
 		Define[SQLConfig](&SQL{opts: opts}),
 		Define[HNSWRebuildConfig](&HNSWRebuild{opts: opts}),
+		Define[ReclaimConfig](&Reclaim{opts: opts}),
 	)
 }

@@ -20,6 +20,7 @@ func ExampleDefault() {
 	// analyze
 	// hnsw_rebuild
 	// ivfflat_retrain
+	// reclaim
 	// reindex
 	// sql
 	// tune_search

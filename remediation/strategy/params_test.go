@@ -12,7 +12,7 @@ func TestDefaultRegistersEveryStrategy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"analyze", "hnsw_rebuild", "ivfflat_retrain", "reindex", "sql", "tune_search", "vacuum"}
+	want := []string{"analyze", "hnsw_rebuild", "ivfflat_retrain", "reclaim", "reindex", "sql", "tune_search", "vacuum"}
 	if got := reg.Names(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Names() = %v, want %v", got, want)
 	}
@@ -43,6 +43,9 @@ func TestCheckParamsNamesTheParameter(t *testing.T) {
 		{"reindex", strategy.Params{"max_maintenance_work_mem": "10kB"}, `"max_maintenance_work_mem"`},
 		{"reindex", strategy.Params{"concurrently": false}, `"concurrently": unknown`},
 		{"vacuum", strategy.Params{"analyze": "yes"}, `"analyze"`},
+		{"reclaim", strategy.Params{"need": "centers"}, `"need"`},
+		{"reclaim", strategy.Params{"need": "space", "max_maintenance_work_mem": "10kB"}, `"max_maintenance_work_mem"`},
+		{"reclaim", strategy.Params{"need": "space", "analyze": false}, ""},
 		{"vacuum", strategy.Params{"analyze": false, "figures": []any{"pgvector_table_dead_tuples"}}, ""},
 		{"vacuum", strategy.Params{"figures": "x"}, `"figures"`},
 		{"ivfflat_retrain", strategy.Params{"min_lists": 10, "max_lists": 5000}, ""},

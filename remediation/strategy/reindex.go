@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 )
@@ -49,7 +48,7 @@ func (*Reindex) Decode(v Values) (ReindexConfig, error) {
 
 type reindexPlan struct {
 	statements []string
-	memory     int64 // maintenance_work_mem to set, 0 to leave it
+	build      buildPlan
 	notes      string
 	// leftoverOf is set when ix itself is the INVALID _ccnew/_ccold leftover of a failed
 	// REINDEX CONCURRENTLY of that (valid) index: rebuilding it would make a duplicate of the
@@ -57,8 +56,10 @@ type reindexPlan struct {
 	leftoverOf string
 }
 
+// reindexWhat names a rebuild of ix in guard messages.
+func reindexWhat(ix catalog.Index) string { return "REINDEX INDEX CONCURRENTLY " + ix.QuotedIndex() }
+
 func (r *Reindex) plan(ctx context.Context, env Env, ix catalog.Index, c ReindexConfig) (reindexPlan, error) {
-	limit := c.MaxMaintenanceWorkMem
 	var pl reindexPlan
 	var err error
 	if pl.leftoverOf, err = leftoverOf(ctx, env.Pool, ix); err != nil {
@@ -69,32 +70,31 @@ func (r *Reindex) plan(ctx context.Context, env Env, ix catalog.Index, c Reindex
 		pl.notes = "INVALID leftover of a failed REINDEX CONCURRENTLY of " + pl.leftoverOf + ": dropped, not rebuilt"
 		return pl, nil
 	}
-	if ix.Method == "hnsw" {
-		rows, err := tableRows(ctx, env.Pool, ix)
-		if err != nil {
-			return reindexPlan{}, err
-		}
-		need := hnswBuildMemory(ix, rows)
-		current, err := settingBytes(ctx, env.Pool, "maintenance_work_mem")
-		if err != nil {
-			return reindexPlan{}, err
-		}
-		switch {
-		case need <= current:
-			pl.notes = fmt.Sprintf("the graph (~%d MB) fits the current maintenance_work_mem", need>>20)
-		case need <= limit:
-			pl.memory = need
-			pl.notes = fmt.Sprintf("maintenance_work_mem raised to %d MB for the session so the graph fits", need>>20)
-		default:
-			pl.memory = max(limit, current)
-			pl.notes = fmt.Sprintf("the graph needs ~%d MB but max_maintenance_work_mem is %d MB: the build will spill and be slower", need>>20, limit>>20)
-		}
+	memory, err := buildMemory(ctx, env, ix, ix.Lists)
+	if err != nil {
+		return reindexPlan{}, err
 	}
-	if pl.memory > 0 {
-		pl.statements = append(pl.statements, "SET maintenance_work_mem = '"+strconv.FormatInt(pl.memory/1024, 10)+"kB'")
+	// The new copy exists next to the old one until the swap.
+	pl.build, err = planBuild(ctx, env, ix, reindexWhat(ix), memory, c.MaxMaintenanceWorkMem, ix.SizeBytes)
+	if err != nil {
+		return reindexPlan{}, err
 	}
-	pl.statements = append(pl.statements, "REINDEX INDEX CONCURRENTLY "+ix.QuotedIndex())
+	pl.notes = pl.build.note()
+	pl.statements = append(pl.build.set(), reindexWhat(ix))
 	return pl, nil
+}
+
+// buildMemory is the memory a build of ix wants: for HNSW the whole graph (hnswBuildMemory),
+// for IVFFlat the k-means sample of lists lists (pgvector samples 50 rows per list).
+func buildMemory(ctx context.Context, env Env, ix catalog.Index, lists int) (int64, error) {
+	if ix.Method != "hnsw" {
+		return int64(max(lists, 1)) * 50 * int64(4*max(ix.Dimensions, 1)+16), nil
+	}
+	rows, err := tableRows(ctx, env.Pool, ix)
+	if err != nil {
+		return 0, err
+	}
+	return hnswBuildMemory(ix, rows), nil
 }
 
 // Plan implements Strategy.
@@ -118,7 +118,6 @@ func (r *Reindex) Plan(ctx context.Context, env Env, ix catalog.Index, c Reindex
 
 // Run implements Strategy.
 func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, c ReindexConfig) (Outcome, error) {
-	log := logger(env).With(slog.String("strategy", "reindex"), slog.String("index", ix.String()))
 	pl, err := r.plan(ctx, env, ix, c)
 	if err != nil {
 		return Outcome{}, err
@@ -128,20 +127,33 @@ func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, c ReindexC
 	}
 	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
 	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
-
-	conn, err := openSession(ctx, env.Pool)
+	stmts, after, err := r.rebuild(ctx, env, ix, pl.build)
+	out.Statements = stmts
 	if err != nil {
 		return out, err
 	}
+	out.After = measureFigures(ctx, env, env.Pool, after, figures)
+	return out, nil
+}
+
+// rebuild runs REINDEX INDEX CONCURRENTLY of ix with the settings of b on a session of its
+// own, dropping what an earlier attempt or this one leaves behind, and returns the statements
+// run and the rebuilt index.
+func (r *Reindex) rebuild(ctx context.Context, env Env, ix catalog.Index, b buildPlan) ([]string, catalog.Index, error) {
+	log := logger(env).With(slog.String("strategy", "reindex"), slog.String("index", ix.String()))
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, ix, err
+	}
 	defer closeSession(conn)
 	if err := checkNoBuild(ctx, conn, ix); err != nil {
-		return out, err
+		return nil, ix, err
 	}
 	// A previous attempt that died (timeout, crash) may have left its temporary index: drop it
 	// first, or this run would add another and the table would carry both.
 	existing, err := tableIndexes(ctx, conn, ix)
 	if err != nil {
-		return out, err
+		return nil, ix, err
 	}
 	var stale []relIndex
 	for _, e := range existing {
@@ -149,36 +161,33 @@ func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, c ReindexC
 			stale = append(stale, e)
 		}
 	}
-	dropped, err := dropIndexes(ctx, conn, env, stale)
-	out.Statements = append(out.Statements, dropped...)
+	stmts, err := dropIndexes(ctx, conn, env, stale)
 	if err != nil {
-		return out, err
+		return stmts, ix, err
 	}
-	if pl.memory > 0 {
-		if _, err := setMaintenanceWorkMem(ctx, conn, pl.memory); err != nil {
-			return out, err
-		}
-		out.Statements = append(out.Statements, pl.statements[0])
+	set, err := b.apply(ctx, conn)
+	stmts = append(stmts, set...)
+	if err != nil {
+		return stmts, ix, err
 	}
 
-	stmt := "REINDEX INDEX CONCURRENTLY " + ix.QuotedIndex()
+	stmt := reindexWhat(ix)
 	log.Info("rebuilding index", slog.String("statement", stmt))
 	stop := watchProgress(ctx, env, r.opts, ix, createIndexProgressSQL, conn.PgConn().PID())
 	_, runErr := conn.Exec(ctx, stmt)
 	stop()
-	out.Statements = append(out.Statements, stmt)
+	stmts = append(stmts, stmt)
 	if runErr != nil {
 		cleaned, cerr := r.cleanup(ctx, env, ix)
-		out.Statements = append(out.Statements, cleaned...)
-		return out, errors.Join(fmt.Errorf("reindex %s: %w", ix.QuotedIndex(), runErr), cerr)
+		stmts = append(stmts, cleaned...)
+		return stmts, ix, errors.Join(fmt.Errorf("reindex %s: %w", ix.QuotedIndex(), runErr), cerr)
 	}
 	after, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
 	if err != nil {
-		return out, fmt.Errorf("reindex %s: look up rebuilt index: %w", ix.QuotedIndex(), err)
+		return stmts, ix, fmt.Errorf("reindex %s: look up rebuilt index: %w", ix.QuotedIndex(), err)
 	}
-	out.After = measureFigures(ctx, env, env.Pool, after, figures)
 	log.Info("index rebuilt", slog.Int64("size_bytes", after.SizeBytes))
-	return out, nil
+	return stmts, after, nil
 }
 
 // dropLeftover drops ix, an INVALID leftover of a failed REINDEX CONCURRENTLY.

@@ -104,6 +104,10 @@ func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, c Retrain
 		return Impact{}, err
 	}
 	newName, oldName := tempIndexName(ix.Name, "_vhnew"), tempIndexName(ix.Name, "_vhold")
+	bp, err := r.planBuild(ctx, env, ix, lists, c.MaxMaintenanceWorkMem)
+	if err != nil {
+		return Impact{}, err
+	}
 	return Impact{
 		LockLevel:       "SHARE UPDATE EXCLUSIVE",
 		IndexBytes:      ix.SizeBytes,
@@ -114,8 +118,18 @@ func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, c Retrain
 			"ALTER INDEX " + pgx.Identifier{ix.Schema, newName}.Sanitize() + " RENAME TO " + pgx.Identifier{ix.Name}.Sanitize(),
 			"DROP INDEX CONCURRENTLY IF EXISTS " + pgx.Identifier{ix.Schema, oldName}.Sanitize(),
 		},
-		Notes: fmt.Sprintf("lists %d -> %d for ~%.0f rows", ix.Lists, lists, rows),
+		Notes: fmt.Sprintf("lists %d -> %d for ~%.0f rows; build: %s", ix.Lists, lists, rows, bp.note()),
 	}, nil
+}
+
+// planBuild sizes and guards the build of ix with lists: the new index exists next to the old
+// one until the old one is dropped.
+func (r *Retrain) planBuild(ctx context.Context, env Env, ix catalog.Index, lists int, maxMemory int64) (buildPlan, error) {
+	memory, err := buildMemory(ctx, env, ix, lists)
+	if err != nil {
+		return buildPlan{}, err
+	}
+	return planBuild(ctx, env, ix, fmt.Sprintf("retrain of %s (lists = %d)", ix.QuotedIndex(), lists), memory, maxMemory, ix.SizeBytes)
 }
 
 // Run implements Strategy.
@@ -143,7 +157,11 @@ func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, c RetrainC
 		out.Before = map[string]float64{}
 	}
 	out.Before["lists"] = float64(cur.Lists)
-	stmts, after, err := r.rebuild(ctx, env, cur, lists)
+	bp, err := r.planBuild(ctx, env, cur, lists, c.MaxMaintenanceWorkMem)
+	if err != nil {
+		return out, err
+	}
+	stmts, after, err := r.rebuild(ctx, env, cur, lists, bp)
 	out.Statements = stmts
 	if err != nil {
 		return out, err
@@ -158,7 +176,7 @@ func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, c RetrainC
 
 // Rollback implements Strategy: it rebuilds the index with the lists it had before. The old
 // centers themselves are gone with the old index; the rebuilt one is trained on today's rows.
-func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, _ RetrainConfig, undo json.RawMessage) error {
+func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, c RetrainConfig, undo json.RawMessage) error {
 	if len(undo) == 0 {
 		return nil
 	}
@@ -176,12 +194,17 @@ func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, _ Ret
 	if cur.Lists == u.PreviousLists && cur.Valid {
 		return nil
 	}
-	_, _, err = r.rebuild(ctx, env, cur, u.PreviousLists)
+	bp, err := r.planBuild(ctx, env, cur, u.PreviousLists, c.MaxMaintenanceWorkMem)
+	if err != nil {
+		return fmt.Errorf("ivfflat_retrain rollback: %w", err)
+	}
+	_, _, err = r.rebuild(ctx, env, cur, u.PreviousLists, bp)
 	return err
 }
 
-// rebuild builds ix again with lists and swaps it in; see Retrain for the sequence.
-func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists int) ([]string, catalog.Index, error) {
+// rebuild builds ix again with lists and the settings of b, and swaps it in; see Retrain for
+// the sequence.
+func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists int, b buildPlan) ([]string, catalog.Index, error) {
 	log := logger(env).With(slog.String("strategy", "ivfflat_retrain"), slog.String("index", ix.String()))
 	newName, oldName := tempIndexName(ix.Name, "_vhnew"), tempIndexName(ix.Name, "_vhold")
 	conn, err := openSession(ctx, env.Pool)
@@ -209,6 +232,11 @@ func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists 
 		return stmts, ix, err
 	}
 
+	set, err := b.apply(ctx, conn)
+	stmts = append(stmts, set...)
+	if err != nil {
+		return stmts, ix, err
+	}
 	create := def.create(ix, newName, lists)
 	log.Info("building retrained index", slog.Int("lists_before", ix.Lists), slog.Int("lists", lists))
 	stop := watchProgress(ctx, env, r.opts, ix, createIndexProgressSQL, conn.PgConn().PID())

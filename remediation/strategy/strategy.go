@@ -1,6 +1,7 @@
 // Package strategy defines what a repair strategy is (plan with an impact estimate, run,
 // rollback) and holds the strategies vectorheal ships: reindex, vacuum, ivfflat_retrain,
-// tune_search, analyze, sql and hnsw_rebuild. The engine runs them; the runbook names them.
+// tune_search, analyze, sql, hnsw_rebuild and reclaim (VACUUM or a rebuild, chosen by cost).
+// The engine runs them; the runbook names them.
 package strategy
 
 import (
@@ -41,6 +42,24 @@ type Env struct {
 	// Labels of the alert that caused the repair; only the sql strategy uses them, as bound
 	// parameters, never spliced into SQL.
 	Labels map[string]string
+	// Resources are the target's configured room for builds (free disk, parallel workers);
+	// nil: nothing configured.
+	Resources *Resources
+	// History reads earlier steps on this index; nil: no history (a cost estimate then uses
+	// the default rates).
+	History History
+}
+
+// History is what earlier repairs of one index recorded.
+type History interface {
+	// Steps returns up to limit succeeded steps of strategy on the index, most recent first.
+	Steps(ctx context.Context, strategy string, limit int) ([]PastStep, error)
+}
+
+// PastStep is one earlier step as history holds it.
+type PastStep struct {
+	Duration time.Duration
+	Impact   Impact // the estimate recorded before it ran
 }
 
 // Impact is the estimate recorded before a step runs.
@@ -48,9 +67,11 @@ type Impact struct {
 	LockLevel         string        `json:"lock_level"`         // strongest lock taken, e.g. "SHARE UPDATE EXCLUSIVE"
 	IndexBytes        int64         `json:"index_bytes"`        // size of the index now
 	DiskBytesNeeded   int64         `json:"disk_bytes_needed"`  // extra disk space while it runs
-	EstimatedDuration time.Duration `json:"estimated_duration"` // 0 when unknown; the engine may refine it from history
+	EstimatedDuration time.Duration `json:"estimated_duration"` // 0 when unknown; the engine then estimates it from history
 	Statements        []string      `json:"statements"`         // SQL the step will run, for dry-run and history
 	Notes             string        `json:"notes,omitempty"`
+	// Cost is the estimate a step that chooses its path by cost chose by; nil for the others.
+	Cost *CostRecord `json:"cost,omitempty"`
 }
 
 // Outcome is what a step did.
@@ -153,6 +174,33 @@ func (b *bound[C]) Run(ctx context.Context, env Env, ix catalog.Index) (Outcome,
 }
 func (b *bound[C]) Rollback(ctx context.Context, env Env, ix catalog.Index, undo json.RawMessage) error {
 	return b.s.Rollback(ctx, env, ix, b.c, undo)
+}
+
+// estimator is what a strategy that chooses its path by cost also implements: the choice on
+// an index described by in rather than measured, for `vectorheal runbook test`.
+type estimator[C any] interface {
+	estimate(c C, in CostInput) (Choice, error)
+}
+
+func (b *bound[C]) estimate(in CostInput) (Choice, bool, error) {
+	e, ok := any(b.s).(estimator[C])
+	if !ok {
+		return Choice{}, false, nil
+	}
+	c, err := e.estimate(b.c, in)
+	return c, true, err
+}
+
+// EstimateStep returns the path st would choose on an index described by in (its Need comes from
+// the step's parameters), and false when st's strategy does not choose by cost.
+func EstimateStep(st Step, in CostInput) (Choice, bool, error) {
+	e, ok := st.(interface {
+		estimate(CostInput) (Choice, bool, error)
+	})
+	if !ok {
+		return Choice{}, false, nil
+	}
+	return e.estimate(in)
 }
 
 // Registry maps names to strategies.

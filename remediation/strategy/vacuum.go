@@ -47,14 +47,25 @@ func vacuumStatement(ix catalog.Index, c VacuumConfig) string {
 	return "VACUUM (" + opts + ") " + ix.QuotedTable()
 }
 
-// Plan implements Strategy.
-func (*Vacuum) Plan(_ context.Context, _ Env, ix catalog.Index, c VacuumConfig) (Impact, error) {
+// Plan implements Strategy. On an HNSW index and a pgvector whose HNSW vacuuming has a known
+// issue the note says so: this strategy runs what the runbook asks for, while reclaim is the
+// one that avoids VACUUM there.
+func (*Vacuum) Plan(ctx context.Context, env Env, ix catalog.Index, c VacuumConfig) (Impact, error) {
 	stmt := vacuumStatement(ix, c)
+	notes := "reads and writes continue; pgvector repairs HNSW neighbour lists single-threaded, which can take long on big graphs"
+	if ix.Method == "hnsw" {
+		version, note := installedVersion(ctx, env.Pool)
+		if gate := hnswVacuumGate(version); gate != "" {
+			notes += "; " + gate + " (the reclaim strategy rebuilds instead)"
+		} else if note != "" {
+			notes += "; " + note
+		}
+	}
 	return Impact{
 		LockLevel:  "SHARE UPDATE EXCLUSIVE",
 		IndexBytes: ix.SizeBytes,
 		Statements: []string{stmt},
-		Notes:      "reads and writes continue; pgvector repairs HNSW neighbour lists single-threaded, which can take long on big graphs",
+		Notes:      notes,
 	}, nil
 }
 
