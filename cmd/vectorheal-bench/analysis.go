@@ -4,18 +4,16 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vectorheal/vectorheal/exporter/hnsw"
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/heapwatch"
 )
 
 // readOnly runs fn in a read-only transaction whose statements stop after timeout, as the
@@ -121,7 +119,7 @@ func (b *bench) analysisVsFetch(ctx context.Context) error {
 	}
 	lo, med, hi := spread(ratios)
 	b.printf("\nratio analysis / fetch: min %.2f, median %.2f, max %.2f over %d runs\n", lo, med, hi, len(ratios))
-	peak := peakHeap(func() { _, _ = b.analyze(ctx, false, 0) })
+	peak := heapwatch.Peak(func() { _, _ = b.analyze(ctx, false, 0) })
 	el := elements(rep)
 	b.printf("elements %d, pages %d, layers %v, unreachable %d, orphans %d, faults %v\n", el, rep.Pages, rep.LayerElements,
 		rep.Unreachable, rep.Orphans, rep.Faults)
@@ -159,37 +157,4 @@ func loadAverage() string {
 		}
 	}
 	return "?"
-}
-
-// peakHeap runs fn with a tight GC target and returns the highest heap in use above the
-// starting point, sampled every millisecond: the graph plus the pages and rows in flight.
-func peakHeap(fn func()) uint64 {
-	old := debug.SetGCPercent(10)
-	defer debug.SetGCPercent(old)
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		var m runtime.MemStats
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			runtime.ReadMemStats(&m)
-			if m.HeapAlloc > base && m.HeapAlloc-base > peak.Load() {
-				peak.Store(m.HeapAlloc - base)
-			}
-		}
-	}()
-	fn()
-	close(done)
-	<-stopped
-	return peak.Load()
 }

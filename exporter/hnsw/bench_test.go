@@ -3,10 +3,7 @@ package hnsw_test
 import (
 	"context"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 	"github.com/vectorheal/vectorheal/exporter/hnsw"
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/heapwatch"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -76,7 +74,7 @@ func BenchmarkAnalyzeLarge(b *testing.B) {
 	}
 	b.ReportMetric(time.Since(t2).Seconds(), "analyze_mem_s")
 	mem = nil
-	peak := peakHeap(analyze)
+	peak := heapwatch.Peak(analyze)
 	el := float64(rep.ElementsLive + rep.ElementsBeingDeleted + rep.ElementsDeleted)
 	b.ReportMetric(tAnalyze.Seconds()/float64(b.N), "analyze_s")
 	b.ReportMetric(tFetch.Seconds()/float64(b.N), "fetch_s")
@@ -161,37 +159,4 @@ func largeIndex(b *testing.B, rows int) (*pgxpool.Pool, catalog.Index) {
 	}
 	large.pool, large.ix = pool, ix
 	return pool, ix
-}
-
-// peakHeap runs fn with a tight GC target and returns the highest heap in use above the
-// starting point, sampled every millisecond: the graph plus the pages and rows in flight.
-func peakHeap(fn func()) uint64 {
-	old := debug.SetGCPercent(10)
-	defer debug.SetGCPercent(old)
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapAlloc
-	var peak atomic.Uint64
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		var m runtime.MemStats
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(time.Millisecond):
-			}
-			runtime.ReadMemStats(&m)
-			if m.HeapAlloc > base && m.HeapAlloc-base > peak.Load() {
-				peak.Store(m.HeapAlloc - base)
-			}
-		}
-	}()
-	fn()
-	close(done)
-	<-stopped
-	return peak.Load()
 }
