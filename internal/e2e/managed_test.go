@@ -184,8 +184,9 @@ func TestManagedTargetHealsFromEstimates(t *testing.T) {
 			if labels["basis"] != c.basis {
 				t.Errorf("%s fired with basis %q, want %q (labels %v)", alert, labels["basis"], c.basis, labels)
 			}
-			if r.State != "succeeded" || !hasStep(r, "vacuum", "succeeded") {
-				t.Fatalf("repair %d: state %s reason %q error %q steps %+v, want succeeded by vacuum", r.ID, r.State, r.Reason, r.Error, r.Steps)
+			// The default runbook's reclaim: VACUUM or a rebuild then VACUUM, whichever is cheaper.
+			if r.State != "succeeded" || !hasStep(r, "reclaim", "succeeded") {
+				t.Fatalf("repair %d: state %s reason %q error %q steps %+v, want succeeded by reclaim", r.ID, r.State, r.Reason, r.Error, r.Steps)
 			}
 			st := r.Steps[0]
 			var rec struct {
