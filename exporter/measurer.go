@@ -52,29 +52,69 @@ func (m *Measurer) Figures() []string { return FigureNames() }
 // heap TIDs where it may not read the heap. NaN meets no validation bound; a validation with a
 // fallback figure measures that one instead.
 func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
-	f, key, ok := lookupFigure(figure)
-	if !ok {
-		return 0, fmt.Errorf("unknown figure %q (known: %s)", figure, strings.Join(m.Figures(), ", "))
+	vals, errs := m.MeasureAll(ctx, pool, ix, []string{figure})
+	return vals[figure], errs[figure]
+}
+
+// MeasureAll measures several figures of the index named like ix with one reading of each
+// source they come from: the pages are read once for every structure figure, the probe run
+// once for recall and latency. A structural read of a large index takes seconds, so a step
+// that records six figures and its dead share must not read the pages four times. Each figure
+// has a value or an error; values are those of Measure.
+func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
+	vals, errs := map[string]float64{}, map[string]error{}
+	type wanted struct {
+		name string
+		f    figure
+		key  string
+	}
+	var bySource []source
+	want := map[source][]wanted{}
+	for _, name := range figures {
+		f, key, ok := lookupFigure(name)
+		if !ok {
+			errs[name] = fmt.Errorf("unknown figure %q (known: %s)", name, strings.Join(m.Figures(), ", "))
+			continue
+		}
+		if _, seen := want[f.source]; !seen {
+			bySource = append(bySource, f.source)
+		}
+		want[f.source] = append(want[f.source], wanted{name, f, key})
+	}
+	if len(bySource) == 0 {
+		return vals, errs
 	}
 	cur, err := catalog.Resolve(ctx, pool, ix.Schema, ix.Name)
-	if err != nil {
-		return 0, fmt.Errorf("measure %s: %w", figure, err)
+	for _, src := range bySource {
+		var r *readings
+		var rerr error
+		for _, w := range want[src] {
+			switch {
+			case err != nil:
+				errs[w.name] = fmt.Errorf("measure %s: %w", w.name, err)
+				continue
+			case !w.f.appliesTo(cur.Method):
+				errs[w.name] = fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", w.name, cur, cur.Method, strings.Join(w.f.methods, ", "))
+				continue
+			}
+			if r == nil && rerr == nil {
+				r, rerr = m.read(ctx, pool, cur, src)
+			}
+			switch {
+			case errors.Is(rerr, errNoPageAccess):
+				vals[w.name] = math.NaN()
+			case rerr != nil:
+				errs[w.name] = fmt.Errorf("measure %s: %w", w.name, rerr)
+			default:
+				if v, ok := w.f.value(r, w.key); ok {
+					vals[w.name] = v
+				} else {
+					errs[w.name] = fmt.Errorf("measure %s: %s has no such value now", w.name, cur)
+				}
+			}
+		}
 	}
-	if !f.appliesTo(cur.Method) {
-		return 0, fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", figure, cur, cur.Method, strings.Join(f.methods, ", "))
-	}
-	r, err := m.read(ctx, pool, cur, f.source)
-	if errors.Is(err, errNoPageAccess) {
-		return math.NaN(), nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("measure %s: %w", figure, err)
-	}
-	v, ok := f.value(r, key)
-	if !ok {
-		return 0, fmt.Errorf("measure %s: %s has no such value now", figure, cur)
-	}
-	return v, nil
+	return vals, errs
 }
 
 // read reads one source of figures for ix afresh.

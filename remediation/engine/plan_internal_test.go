@@ -132,3 +132,35 @@ func TestOutcomeOf(t *testing.T) {
 		}
 	}
 }
+
+// The validation figure before a step comes from the step's own record where it keeps it,
+// falls back as validation.Measure does where the figure cannot be known, and is unknown
+// (no futility can be claimed) when neither was measured.
+func TestStepBeforeValue(t *testing.T) {
+	v := func(x float64) *float64 { return &x }
+	for _, tc := range []struct {
+		name       string
+		b          stepBefore
+		record     map[string]float64
+		want       *float64
+		wantFigure string
+	}{
+		{"measured by the engine", stepBefore{figure: "f", measured: v(3)}, map[string]float64{}, v(3), "f"},
+		{"engine's value does not replace the step's", stepBefore{figure: "f", measured: v(3)}, map[string]float64{"f": 4}, v(3), "f"},
+		{"recorded by the step", stepBefore{recorded: "f"}, map[string]float64{"f": 7}, v(7), "f"},
+		{"recorded fallback", stepBefore{recorded: "f", fallback: "g"}, map[string]float64{"g": 2}, v(2), "g"},
+		{"fallback measured by the engine", stepBefore{recorded: "f", fallback: "g", measured: v(5)}, map[string]float64{}, v(5), "g"},
+		{"recorded but not measured", stepBefore{recorded: "f"}, map[string]float64{}, nil, ""},
+		{"no validation", stepBefore{}, map[string]float64{"f": 1}, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, fig := tc.b.value(tc.record)
+			if (got == nil) != (tc.want == nil) || got != nil && *got != *tc.want || fig != tc.wantFigure {
+				t.Fatalf("value = %v, %q; want %v, %q", got, fig, tc.want, tc.wantFigure)
+			}
+			if got != nil && tc.record[fig] == 0 {
+				t.Errorf("record %v lacks %s", tc.record, fig)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -337,6 +338,60 @@ func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, ix catalog.Ind
 	return fmt.Sprintf("%s = %g already meets %s %g", got.Figured(), *got.Measured, v.Op, *got.Bound), true
 }
 
+// stepBefore is the validation figure of a step as it was before the step ran.
+type stepBefore struct {
+	figure   string   // measured by the engine: the figure or fallback it measured; "" when none
+	measured *float64 // its value
+	recorded string   // the step records this figure itself, in its own reading before it acts
+	fallback string   // ... and where that one cannot be known, the engine measured this
+}
+
+// measureBefore measures a step's validation figure before it runs. A step that records the
+// figure among its own measures it in one reading with the others before it changes anything,
+// so the engine takes it from that record (value) and the index's pages are not read once more
+// (seconds on a large index); only a fallback the step does not record is measured here.
+func (e *Engine) measureBefore(ctx context.Context, step PlanStep, st strategy.Step, ix catalog.Index, env strategy.Env) stepBefore {
+	if step.Validate == nil {
+		return stepBefore{}
+	}
+	v := *step.Validate
+	figures := st.Figures(ix.Method)
+	if !slices.Contains(figures, v.Figure) {
+		if fig, got, err := validation.Measure(ctx, e.o.Measurer, env.Pool, ix, v); err == nil && !math.IsNaN(got) {
+			return stepBefore{figure: fig, measured: &got}
+		}
+		return stepBefore{}
+	}
+	b := stepBefore{recorded: v.Figure}
+	if v.Fallback != "" && !slices.Contains(figures, v.Fallback) {
+		if got, err := e.o.Measurer.Measure(ctx, env.Pool, ix, v.Fallback); err == nil && !math.IsNaN(got) {
+			b.fallback, b.measured = v.Fallback, &got
+		}
+	}
+	return b
+}
+
+// value is the figure before the step and its name, from the step's own record where it keeps
+// it (adding the engine's measurement to that record otherwise); nil when unknown.
+func (b stepBefore) value(record map[string]float64) (*float64, string) {
+	if b.recorded != "" {
+		if got, ok := record[b.recorded]; ok {
+			return &got, b.recorded
+		}
+		if got, ok := record[b.fallback]; ok && b.fallback != "" {
+			return &got, b.fallback
+		}
+		b.figure = b.fallback // the figure could not be known: judge by the fallback measured
+	}
+	if b.measured == nil || b.figure == "" {
+		return nil, ""
+	}
+	if _, ok := record[b.figure]; !ok {
+		record[b.figure] = *b.measured
+	}
+	return b.measured, b.figure
+}
+
 // execute runs the plan's steps. A step that succeeds ends the repair unless it says
 // on_success: next; a step that fails is rolled back and the next one tried (escalate), or
 // rolled back and the repair stopped (rollback), or left as it is and the repair stopped
@@ -474,23 +529,13 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 	rec.stepBegins(ctx, pos, step, "running", &impact, "")
 
 	// Run, with the validation figure (or its fallback, where it cannot be known) measured before.
-	var before *float64
-	var beforeFigure string
-	if step.Validate != nil {
-		if fig, v, err := validation.Measure(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate); err == nil && !math.IsNaN(v) {
-			before, beforeFigure = &v, fig
-		}
-	}
+	b := e.measureBefore(runCtx, step, st, ix, env)
 	started := time.Now()
 	out, runErr := st.Run(runCtx, env, ix)
 	if out.Before == nil {
 		out.Before = map[string]float64{}
 	}
-	if before != nil {
-		if _, ok := out.Before[beforeFigure]; !ok {
-			out.Before[beforeFigure] = *before
-		}
-	}
+	before, beforeFigure := b.value(out.Before)
 	rec.outcome(ctx, pos, out)
 	if runErr != nil && strategy.RetryLater(runErr) && runCtx.Err() == nil && time.Since(r.CreatedAt) < giveUpAfter {
 		msg := "retry later: " + runErr.Error()

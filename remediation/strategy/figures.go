@@ -40,17 +40,22 @@ func measureFigures(ctx context.Context, env Env, pool *pgxpool.Pool, ix catalog
 	if env.Measure == nil || len(figures) == 0 {
 		return nil
 	}
+	vals, errs := MeasureAll(ctx, env.Measure, pool, ix, figures)
+	return recorded(env, ix, figures, vals, errs)
+}
+
+// recorded keeps the figures of one reading that a step records: the ones measured, logging
+// the others and leaving out those that cannot be known on the target (NaN).
+func recorded(env Env, ix catalog.Index, figures []string, vals map[string]float64, errs map[string]error) map[string]float64 {
 	out := make(map[string]float64, len(figures))
 	for _, f := range figures {
-		v, err := env.Measure.Measure(ctx, pool, ix, f)
-		if err != nil {
+		if err := errs[f]; err != nil {
 			logger(env).Warn("measure figure", slog.String("index", ix.String()), slog.String("figure", f), slog.Any("err", err))
 			continue
 		}
-		if math.IsNaN(v) {
-			continue
+		if v, ok := vals[f]; ok && !math.IsNaN(v) {
+			out[f] = v
 		}
-		out[f] = v
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
@@ -85,11 +86,13 @@ type reclaimPlan struct {
 	notes  string
 }
 
-func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c ReclaimConfig) (reclaimPlan, error) {
+// plan chooses the path from a reading of the index that holds the dead share's figures
+// (deadShareFigures), taken by the caller so that Run's record of the figures before shares it.
+func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c ReclaimConfig, reading figureReading) (reclaimPlan, error) {
 	pl := reclaimPlan{vacuum: vacuumStatement(ix, VacuumConfig{Analyze: c.Analyze})}
 	in := CostInput{Method: ix.Method, SizeBytes: ix.SizeBytes, M: ix.M, Need: c.Need}
 	var err error
-	in.Elements, in.DeadShare, pl.cost.DeadShareSource, err = deadShare(ctx, env, ix)
+	in.Elements, in.DeadShare, pl.cost.DeadShareSource, err = deadShare(ctx, env, ix, reading)
 	if err != nil {
 		return reclaimPlan{}, err
 	}
@@ -141,14 +144,44 @@ func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 	return pl, nil
 }
 
-// deadShare measures the share of the index's entries whose rows were deleted: for HNSW from
-// its heap TIDs, read from the pages (the figures validation uses); otherwise, or when the
-// pages cannot be read, from the table's statistics, and the source says so.
-func deadShare(ctx context.Context, env Env, ix catalog.Index) (elements int64, share float64, source string, err error) {
+// figureReading is one reading of several figures of an index: values, and errors of the
+// figures that could not be measured.
+type figureReading struct {
+	vals map[string]float64
+	errs map[string]error
+}
+
+// readFigures measures figures of ix in one reading per source.
+func readFigures(ctx context.Context, env Env, ix catalog.Index, figures []string) figureReading {
+	if env.Measure == nil || len(figures) == 0 {
+		return figureReading{}
+	}
+	vals, errs := MeasureAll(ctx, env.Measure, env.Pool, ix, figures)
+	return figureReading{vals, errs}
+}
+
+const (
+	deadTIDs = "pgvector_hnsw_heap_tids:dead"
+	liveTIDs = "pgvector_hnsw_heap_tids:live"
+)
+
+// deadShareFigures are the figures the dead share of an index of method is measured from.
+func deadShareFigures(method string) []string {
+	if method == "hnsw" {
+		return []string{deadTIDs, liveTIDs}
+	}
+	return nil
+}
+
+// deadShare is the share of the index's entries whose rows were deleted: for HNSW from its
+// heap TIDs in reading, read from the pages (the figures validation uses); otherwise, or when
+// the pages cannot be read, from the table's statistics, and the source says so.
+func deadShare(ctx context.Context, env Env, ix catalog.Index, reading figureReading) (elements int64, share float64, source string, err error) {
 	if ix.Method == "hnsw" && env.Measure != nil {
-		dead, derr := env.Measure.Measure(ctx, env.Pool, ix, "pgvector_hnsw_heap_tids:dead")
-		live, lerr := env.Measure.Measure(ctx, env.Pool, ix, "pgvector_hnsw_heap_tids:live")
-		if derr == nil && lerr == nil && dead+live > 0 {
+		dead, dok := reading.vals[deadTIDs]
+		live, lok := reading.vals[liveTIDs]
+		derr, lerr := reading.errs[deadTIDs], reading.errs[liveTIDs]
+		if dok && lok && derr == nil && lerr == nil && dead+live > 0 {
 			return int64(dead + live), dead / (dead + live), "pgvector_hnsw_heap_tids (measured)", nil
 		}
 		if err := errors.Join(derr, lerr); err != nil {
@@ -165,6 +198,17 @@ func deadShare(ctx context.Context, env Env, ix catalog.Index) (elements int64, 
 		return 0, 0, "pg_stat_user_tables (estimated)", nil
 	}
 	return live + dead, float64(dead) / float64(live+dead), "pg_stat_user_tables (estimated)", nil
+}
+
+// union is a followed by the names of b it lacks.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, n := range b {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // reclaimHistory reads the earlier reclaims of the index from history: how long each path
@@ -196,7 +240,7 @@ func reclaimHistory(ctx context.Context, env Env) CostHistory {
 
 // Plan implements Strategy.
 func (r *Reclaim) Plan(ctx context.Context, env Env, ix catalog.Index, c ReclaimConfig) (Impact, error) {
-	pl, err := r.plan(ctx, env, ix, c)
+	pl, err := r.plan(ctx, env, ix, c, readFigures(ctx, env, ix, deadShareFigures(ix.Method)))
 	im := Impact{LockLevel: "SHARE UPDATE EXCLUSIVE", IndexBytes: ix.SizeBytes, Statements: pl.stmts, Notes: pl.notes}
 	if pl.cost.Estimates != nil {
 		im.Cost = &pl.cost
@@ -218,14 +262,16 @@ func (r *Reclaim) Run(ctx context.Context, env Env, named catalog.Index, c Recla
 	if err != nil {
 		return Outcome{}, err
 	}
-	pl, err := r.plan(ctx, env, ix, c)
+	// One reading before: the figures recorded and the dead share the choice is made on.
+	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
+	before := readFigures(ctx, env, ix, union(figures, deadShareFigures(ix.Method)))
+	out := Outcome{Before: recorded(env, ix, figures, before.vals, before.errs)}
+	pl, err := r.plan(ctx, env, ix, c, before)
 	if err != nil {
-		return Outcome{}, err
+		return out, err
 	}
 	log := logger(env).With(slog.String("strategy", "reclaim"), slog.String("index", ix.String()))
 	log.Info("reclaim path chosen", slog.String("path", string(pl.choice.Path)), slog.String("reason", pl.choice.Reason))
-	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
-	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
 	cur := ix
 	switch pl.choice.Path {
 	case PathReindexVacuum:

@@ -33,6 +33,32 @@ type Measurer interface {
 	Figures() []string
 }
 
+// BatchMeasurer is a Measurer that measures several figures of one index with one reading of
+// each source they come from (the pages once for every structure figure). Strategies and the
+// engine use it where the Measurer has it: a structural read of a large index takes seconds.
+type BatchMeasurer interface {
+	Measurer
+	// MeasureAll returns each figure's value or its error, as Measure would.
+	MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error)
+}
+
+// MeasureAll measures figures of ix through m, in one reading per source where m is a
+// BatchMeasurer, else one figure at a time.
+func MeasureAll(ctx context.Context, m Measurer, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
+	if b, ok := m.(BatchMeasurer); ok {
+		return b.MeasureAll(ctx, pool, ix, figures)
+	}
+	vals, errs := map[string]float64{}, map[string]error{}
+	for _, f := range figures {
+		if v, err := m.Measure(ctx, pool, ix, f); err != nil {
+			errs[f] = err
+		} else {
+			vals[f] = v
+		}
+	}
+	return vals, errs
+}
+
 // Env is what a strategy may use while it works on one index.
 type Env struct {
 	Target  string        // configured target name
