@@ -81,15 +81,7 @@ func (b *bundle) scenarioRebuildAfterApproval(t *testing.T) {
 		if w.Index != "islands_hnsw" || w.State != "awaiting_approval" {
 			continue
 		}
-		req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/api/v1/repairs/%d/approve", b.stack.Vectorheals[0].URL, w.ID), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+b.stack.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := b.api(t, http.MethodPost, fmt.Sprintf("%s/api/v1/repairs/%d/approve", b.stack.Vectorheals[0].URL, w.ID))
 		resp.Body.Close()
 		if resp.StatusCode/100 != 2 {
 			t.Fatalf("approve repair %d: HTTP %d", w.ID, resp.StatusCode)

@@ -54,6 +54,9 @@ func loadSQL(t *testing.T, pool *pgxpool.Pool, table string, rows, dim int, scal
 	defer cancel()
 	for _, q := range []string{
 		fmt.Sprintf(`CREATE TABLE %s (id bigserial PRIMARY KEY, emb vector(%d))`, table, dim),
+		// Autovacuum would clean rows a scenario deletes before the alert's for has passed,
+		// and the alert it waits for would never fire.
+		fmt.Sprintf(`ALTER TABLE %s SET (autovacuum_enabled = false)`, table),
 		`SELECT setseed(0.17)`,
 		// The subquery refers to i so that it is evaluated per row.
 		fmt.Sprintf(`INSERT INTO %s (emb) SELECT (SELECT array_agg((random() - 0.5) * (%s)) FROM generate_series(1, %d) d WHERE i > 0)::vector

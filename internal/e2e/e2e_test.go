@@ -743,10 +743,10 @@ func (b *bundle) scenarioKilled(t *testing.T) {
 	b.record(result{scenario: "5 killed mid-rebuild → recovered", injected: injected, recovery: max(r.FinishedAt.Sub(killed), time.Millisecond)})
 }
 
-// checkAPIRepair reads repair r through GET /api/v1/repairs/{id} of the vectorheal at url.
-func (b *bundle) checkAPIRepair(t *testing.T, url string, r e2e.Repair) {
+// api sends an authenticated request without a body to the vectorheal API at url.
+func (b *bundle) api(t *testing.T, method, url string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/v1/repairs/%d", url, r.ID), nil)
+	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -755,6 +755,13 @@ func (b *bundle) checkAPIRepair(t *testing.T, url string, r e2e.Repair) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// checkAPIRepair reads repair r through GET /api/v1/repairs/{id} of the vectorheal at url.
+func (b *bundle) checkAPIRepair(t *testing.T, url string, r e2e.Repair) {
+	t.Helper()
+	resp := b.api(t, http.MethodGet, fmt.Sprintf("%s/api/v1/repairs/%d", url, r.ID))
 	defer resp.Body.Close()
 	var got struct {
 		ID           int64  `json:"id"`
