@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
@@ -22,7 +24,10 @@ import (
 // is cheap on a lightly churned graph is the expensive one on a heavily churned graph (VACUUM
 // of 200k × 128-d with 20 % deleted took 15× a rebuild), and a step that fails over to the next
 // has already paid for the first.
-type Reclaim struct{ opts Options }
+type Reclaim struct {
+	opts  Options
+	plans planReadings
+}
 
 // ReclaimConfig are the parameters of a reclaim step.
 type ReclaimConfig struct {
@@ -238,9 +243,93 @@ func reclaimHistory(ctx context.Context, env Env) CostHistory {
 	return h
 }
 
+// planReadingFresh is how long a plan's reading of an index stands in for the run's reading
+// before it: the engine plans a step just before it runs it, and reading a large index's pages
+// again seconds later costs seconds (on a 158 MiB graph, about as long as a tenth of its
+// rebuild). A run later than this (after an approval, say) reads the index again.
+const planReadingFresh = time.Minute
+
+// planReadings holds the latest plan's reading of each index until its run takes it.
+type planReadings struct {
+	mu sync.Mutex
+	m  map[uint32]planReading // by index OID
+}
+
+type planReading struct {
+	relfilenode uint32
+	at          time.Time
+	reading     figureReading
+}
+
+// put keeps the reading a plan of ix took at now, when every figure in it was measured; it
+// drops readings that are no longer fresh, so plans never run (dry runs) leave nothing behind.
+func (p *planReadings) put(ix catalog.Index, reading figureReading, now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for oid, pr := range p.m {
+		if now.Sub(pr.at) >= planReadingFresh {
+			delete(p.m, oid)
+		}
+	}
+	if len(reading.errs) > 0 || len(reading.vals) == 0 {
+		return // the run reads again rather than choose on a reading that failed
+	}
+	if p.m == nil {
+		p.m = map[uint32]planReading{}
+	}
+	p.m[ix.OID] = planReading{relfilenode: ix.Relfilenode, at: now, reading: reading}
+}
+
+// take returns, once, the plan's reading of ix if it is fresh at now and of the same index
+// file (a rebuild since gives a new OID or relfilenode).
+func (p *planReadings) take(ix catalog.Index, now time.Time) (figureReading, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr, ok := p.m[ix.OID]
+	delete(p.m, ix.OID)
+	if !ok || pr.relfilenode != ix.Relfilenode || now.Sub(pr.at) >= planReadingFresh || now.Before(pr.at) {
+		return figureReading{}, false
+	}
+	return pr.reading, true
+}
+
+// figures are the figures a run records before and after.
+func (r *Reclaim) figures(env Env, ix catalog.Index, c ReclaimConfig) []string {
+	return chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
+}
+
+// beforeFigures are the figures of the run's reading before it acts: those it records and
+// those of the dead share it chooses on.
+func (r *Reclaim) beforeFigures(env Env, ix catalog.Index, c ReclaimConfig) []string {
+	return union(r.figures(env, ix, c), deadShareFigures(ix.Method))
+}
+
+// readBefore is the run's reading of figures before it acts: the fresh reading of its plan,
+// completed with the figures the plan did not read, or a reading of its own.
+func (r *Reclaim) readBefore(ctx context.Context, env Env, ix catalog.Index, figures []string) figureReading {
+	planned, ok := r.plans.take(ix, time.Now())
+	if !ok {
+		return readFigures(ctx, env, ix, figures)
+	}
+	var missing []string
+	for _, f := range figures {
+		if _, have := planned.vals[f]; !have {
+			missing = append(missing, f)
+		}
+	}
+	rest := readFigures(ctx, env, ix, missing)
+	out := figureReading{vals: maps.Clone(planned.vals), errs: rest.errs}
+	maps.Copy(out.vals, rest.vals)
+	return out
+}
+
 // Plan implements Strategy.
 func (r *Reclaim) Plan(ctx context.Context, env Env, ix catalog.Index, c ReclaimConfig) (Impact, error) {
-	pl, err := r.plan(ctx, env, ix, c, readFigures(ctx, env, ix, deadShareFigures(ix.Method)))
+	// The plan takes the reading the run takes before it acts (the figures it records and
+	// the dead share), so that a run right after it reads nothing again.
+	reading := readFigures(ctx, env, ix, r.beforeFigures(env, ix, c))
+	r.plans.put(ix, reading, time.Now())
+	pl, err := r.plan(ctx, env, ix, c, reading)
 	im := Impact{LockLevel: "SHARE UPDATE EXCLUSIVE", IndexBytes: ix.SizeBytes, Statements: pl.stmts, Notes: pl.notes}
 	if pl.cost.Estimates != nil {
 		im.Cost = &pl.cost
@@ -263,8 +352,8 @@ func (r *Reclaim) Run(ctx context.Context, env Env, named catalog.Index, c Recla
 		return Outcome{}, err
 	}
 	// One reading before: the figures recorded and the dead share the choice is made on.
-	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
-	before := readFigures(ctx, env, ix, union(figures, deadShareFigures(ix.Method)))
+	figures := r.figures(env, ix, c)
+	before := r.readBefore(ctx, env, ix, r.beforeFigures(env, ix, c))
 	out := Outcome{Before: recorded(env, ix, figures, before.vals, before.errs)}
 	pl, err := r.plan(ctx, env, ix, c, before)
 	if err != nil {

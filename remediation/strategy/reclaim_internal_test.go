@@ -1,0 +1,54 @@
+package strategy
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+)
+
+// A plan's reading stands for the run's only once, while fresh, and for the same index file.
+func TestPlanReadings(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ix := catalog.Index{OID: 10, Relfilenode: 100}
+	good := figureReading{vals: map[string]float64{deadTIDs: 4, liveTIDs: 16}}
+	for _, c := range []struct {
+		name    string
+		reading figureReading
+		taken   catalog.Index
+		after   time.Duration
+		want    bool
+	}{
+		{"at once", good, ix, time.Second, true},
+		{"just fresh", good, ix, planReadingFresh - time.Nanosecond, true},
+		{"stale", good, ix, planReadingFresh, false},
+		{"clock went back", good, ix, -time.Second, false},
+		{"rebuilt in place", good, catalog.Index{OID: 10, Relfilenode: 101}, time.Second, false},
+		{"another index", good, catalog.Index{OID: 11, Relfilenode: 100}, time.Second, false},
+		{"plan reading failed", figureReading{vals: good.vals, errs: map[string]error{deadTIDs: errors.New("no page reader")}}, ix, time.Second, false},
+		{"plan read nothing", figureReading{}, ix, time.Second, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var p planReadings
+			p.put(ix, c.reading, t0)
+			got, ok := p.take(c.taken, t0.Add(c.after))
+			if ok != c.want {
+				t.Fatalf("take: %t, want %t", ok, c.want)
+			}
+			if ok && got.vals[deadTIDs] != 4 {
+				t.Errorf("took %v", got.vals)
+			}
+			if _, again := p.take(c.taken, t0.Add(c.after)); again {
+				t.Error("a reading was taken twice")
+			}
+		})
+	}
+	// Readings of plans never run are dropped once stale, at the next plan.
+	var p planReadings
+	p.put(ix, good, t0)
+	p.put(catalog.Index{OID: 11}, good, t0.Add(planReadingFresh))
+	if _, ok := p.m[ix.OID]; ok || len(p.m) != 1 {
+		t.Errorf("readings kept: %v", p.m)
+	}
+}
