@@ -45,6 +45,14 @@ func NewMeasurer(cfg config.Exporter, opts ...MeasurerOption) *Measurer {
 // Figures lists the figure names Measure understands, sorted (FigureNames).
 func (m *Measurer) Figures() []string { return FigureNames() }
 
+// Settled says whether figure is read from the index itself (its pages or its catalog row):
+// such a value does not lag behind a repair as statistics do, so a reading taken when the
+// repair ended is the one a validation would take.
+func (m *Measurer) Settled(figure string) bool {
+	f, _, ok := lookupFigure(figure)
+	return ok && (f.source == fromStructure || f.source == fromCatalog)
+}
+
 // Measure returns the current value of figure for the index named like ix (looked up again in
 // the catalog by schema and name, since a concurrent rebuild gives the index a new OID). It
 // reads only the figure's source (pages, probe or statistics). NaN means the figure cannot be

@@ -551,7 +551,11 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 	if runErr != nil {
 		failure = "run: " + runErr.Error()
 	} else if step.Validate != nil {
-		vrec = validation.Await(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate)
+		var after map[string]float64 // the step's reading after, where it is one
+		if st.Spec().Has(strategy.RecordsReadingAfter) {
+			after = out.After
+		}
+		vrec = validation.AwaitAfter(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate, after)
 		failure = vrec.Failure()
 		if vrec.Measured != nil {
 			if out.After == nil {

@@ -57,6 +57,7 @@ func (*Reclaim) Spec() Spec {
 		Name: "reclaim",
 		Description: "Remove deleted rows from the index by the cheaper repair that heals on this index — VACUUM, or REINDEX INDEX CONCURRENTLY " +
 			"(an IVFFlat retrain) then VACUUM — chosen from its size, dead share, history and the pgvector version; the impact shows the estimate.",
+		Capabilities: []Capability{RecordsReadingAfter},
 		Params: []Param{
 			{Name: "need", Type: TypeEnum, Enum: []string{string(NeedDeadEntries), string(NeedSpace)}, Default: string(NeedDeadEntries),
 				Doc: "What must be achieved: dead_entries (VACUUM or a rebuild heal) or space (VACUUM keeps the space for reuse, so only a rebuild heals)."},
@@ -261,8 +262,9 @@ type planReading struct {
 	reading     figureReading
 }
 
-// put keeps the reading a plan of ix took at now, when every figure in it was measured; it
-// drops readings that are no longer fresh, so plans never run (dry runs) leave nothing behind.
+// put keeps the figures a plan of ix measured at now (the run measures again those that
+// failed); it drops readings that are no longer fresh, so plans never run (dry runs) leave
+// nothing behind.
 func (p *planReadings) put(ix catalog.Index, reading figureReading, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -271,13 +273,13 @@ func (p *planReadings) put(ix catalog.Index, reading figureReading, now time.Tim
 			delete(p.m, oid)
 		}
 	}
-	if len(reading.errs) > 0 || len(reading.vals) == 0 {
-		return // the run reads again rather than choose on a reading that failed
+	if len(reading.vals) == 0 {
+		return
 	}
 	if p.m == nil {
 		p.m = map[uint32]planReading{}
 	}
-	p.m[ix.OID] = planReading{relfilenode: ix.Relfilenode, at: now, reading: reading}
+	p.m[ix.OID] = planReading{relfilenode: ix.Relfilenode, at: now, reading: figureReading{vals: reading.vals}}
 }
 
 // take returns, once, the plan's reading of ix if it is fresh at now and of the same index
@@ -305,7 +307,7 @@ func (r *Reclaim) beforeFigures(env Env, ix catalog.Index, c ReclaimConfig) []st
 }
 
 // readBefore is the run's reading of figures before it acts: the fresh reading of its plan,
-// completed with the figures the plan did not read, or a reading of its own.
+// completed with the figures the plan did not measure, or a reading of its own.
 func (r *Reclaim) readBefore(ctx context.Context, env Env, ix catalog.Index, figures []string) figureReading {
 	planned, ok := r.plans.take(ix, time.Now())
 	if !ok {

@@ -26,8 +26,7 @@ func TestPlanReadings(t *testing.T) {
 		{"clock went back", good, ix, -time.Second, false},
 		{"rebuilt in place", good, catalog.Index{OID: 10, Relfilenode: 101}, time.Second, false},
 		{"another index", good, catalog.Index{OID: 11, Relfilenode: 100}, time.Second, false},
-		{"plan reading failed", figureReading{vals: good.vals, errs: map[string]error{deadTIDs: errors.New("no page reader")}}, ix, time.Second, false},
-		{"plan read nothing", figureReading{}, ix, time.Second, false},
+		{"plan measured nothing", figureReading{errs: map[string]error{deadTIDs: errors.New("no page reader")}}, ix, time.Second, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var p planReadings
@@ -43,6 +42,12 @@ func TestPlanReadings(t *testing.T) {
 				t.Error("a reading was taken twice")
 			}
 		})
+	}
+	// A figure the plan failed to measure is not kept: the run measures it again.
+	var part planReadings
+	part.put(ix, figureReading{vals: map[string]float64{deadTIDs: 4}, errs: map[string]error{"pgvector_recall_ratio": errors.New("probe")}}, t0)
+	if got, ok := part.take(ix, t0); !ok || len(got.errs) != 0 || got.vals[deadTIDs] != 4 {
+		t.Errorf("partial reading taken as %+v, %t; want its measured figures only", got, ok)
 	}
 	// Readings of plans never run are dropped once stale, at the next plan.
 	var p planReadings

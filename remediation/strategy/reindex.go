@@ -34,10 +34,11 @@ var maxMaintenanceWorkMemParam = Param{Name: "max_maintenance_work_mem", Type: T
 // Spec implements Strategy.
 func (*Reindex) Spec() Spec {
 	return Spec{
-		Name:        "reindex",
-		Description: "Rebuild the index with REINDEX INDEX CONCURRENTLY, reads and writes continue; a failed build's INVALID leftover is dropped.",
-		Params:      []Param{maxMaintenanceWorkMemParam, figuresParam},
-		Figures:     withIndexFigures(),
+		Name:         "reindex",
+		Description:  "Rebuild the index with REINDEX INDEX CONCURRENTLY, reads and writes continue; a failed build's INVALID leftover is dropped.",
+		Capabilities: []Capability{RecordsReadingAfter},
+		Params:       []Param{maxMaintenanceWorkMemParam, figuresParam},
+		Figures:      withIndexFigures(),
 	}
 }
 

@@ -49,6 +49,11 @@ const (
 	// RunsUserSQL: the parameters are SQL, so they may come from the runbook file only, never
 	// from an API request.
 	RunsUserSQL Capability = "runs_user_sql"
+	// RecordsReadingAfter: Outcome.After is one reading of the repaired index through
+	// Env.Measure, taken when the work is done, so it is the reading a validation right
+	// after the step would take; the engine validates on it rather than read a large
+	// index's pages once more.
+	RecordsReadingAfter Capability = "records_reading_after"
 )
 
 // Spec is what a strategy is, as data: its fixed name, what it does, its parameters, its

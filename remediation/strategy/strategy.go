@@ -302,6 +302,14 @@ func RetryLater(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "55P03"
 }
 
+// SettledMeasurer is what a Measurer may also implement: whether a figure is read from the
+// index itself (its pages, its catalog row), so that its value is settled the moment a step's
+// work is done, unlike figures from statistics or through the planner, which a validation
+// waits for (its wait).
+type SettledMeasurer interface {
+	Settled(figure string) bool
+}
+
 // AsBuiltMeasurer is what a Measurer may also implement: the value a figure had when the
 // index was built (or first seen as built), so a validation can be relative to the index's
 // own build rather than to an absolute number. ok is false when no as-built value is

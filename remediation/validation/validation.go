@@ -217,9 +217,15 @@ func Measure(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix ca
 // Once measures v's figure on ix once and judges it, without waiting: the engine's check
 // that an index is already healthy, and one round of Await.
 func Once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) *Record {
+	fig, got, err := Measure(ctx, m, pool, ix, v)
+	return judge(ctx, m, pool, ix, v, fig, got, err)
+}
+
+// judge is the record of v on a value got of figure fig (v's figure or its fallback), or on
+// the error measuring it.
+func judge(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, fig string, got float64, err error) *Record {
 	rec := &Record{Validation: v}
 	rec.Tries = 1
-	fig, got, err := Measure(ctx, m, pool, ix, v)
 	if fig != v.Figure {
 		rec.MeasuredFigure = fig
 	}
@@ -262,9 +268,33 @@ func Once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catal
 // rebuild gives it a new relfilenode, and REINDEX CONCURRENTLY even a new OID (a nil pool,
 // for measurers that need none, skips the lookup).
 func Await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) *Record {
+	return await(ctx, m, pool, ix, v, 1, &Record{Validation: v})
+}
+
+// AwaitAfter is Await after a step whose own reading of the repaired index when its work was
+// done is after (nil when the step took none). Where after holds v's figure and the figure
+// needs no wait (v has none, or the Measurer says it is settled: read from the index itself),
+// the first try judges that value rather than read the index again (on a large index the
+// pages take seconds to minutes to read); the tries after it measure, as Await's do.
+func AwaitAfter(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, after map[string]float64) *Record {
+	got, ok := after[v.Figure]
+	if !ok || math.IsNaN(got) {
+		return Await(ctx, m, pool, ix, v)
+	}
+	if sm, settled := m.(strategy.SettledMeasurer); v.Wait > 0 && !(settled && sm.Settled(v.Figure)) {
+		return Await(ctx, m, pool, ix, v)
+	}
+	rec := judge(ctx, m, pool, ix, v, v.Figure, got, nil)
+	if rec.Passed || ctx.Err() != nil || max(v.Attempts, 1) == 1 {
+		return rec
+	}
+	return await(ctx, m, pool, ix, v, 2, rec)
+}
+
+// await makes tries first..Attempts of Await, last being the record of the try before.
+func await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, first int, last *Record) *Record {
 	attempts := max(v.Attempts, 1)
-	last := &Record{Validation: v}
-	for try := 1; try <= attempts; try++ {
+	for try := first; try <= attempts; try++ {
 		if v.Wait > 0 {
 			select {
 			case <-ctx.Done():

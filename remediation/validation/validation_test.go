@@ -242,3 +242,77 @@ func TestFallbackWhereUnknowable(t *testing.T) {
 		t.Errorf("round trip %s -> %+v (%v)", b, back, err)
 	}
 }
+
+// settledSequence is a sequence whose figure "f" is settled (read from the index itself).
+type settledSequence struct{ sequence }
+
+func (*settledSequence) Settled(figure string) bool { return figure == "f" }
+
+// TestAwaitAfterJudgesTheStepsReading: the first try judges the step's own reading after
+// where it holds the figure and the figure needs no wait; the tries after it, a figure the
+// step did not record, a figure that waits for statistics and a NaN record measure.
+func TestAwaitAfterJudgesTheStepsReading(t *testing.T) {
+	ctx := context.Background()
+	v := validation.Validation{Figure: "f", Op: "==", HasValue: true, Attempts: 3}
+	waits := v
+	waits.Wait = time.Hour // a measurement would time the test out
+	for _, tc := range []struct {
+		name      string
+		m         interface{ Measured() int }
+		v         validation.Validation
+		after     map[string]float64
+		passed    bool
+		tries     int
+		measured  int
+		wantValue float64
+	}{
+		{"met by the record", &counting{&sequence{values: []float64{9}}}, v, map[string]float64{"f": 0}, true, 1, 0, 0},
+		{"settled figure skips the wait", &counting{&settledSequence{sequence{values: []float64{9}}}}, waits, map[string]float64{"f": 0}, true, 1, 0, 0},
+		{"missed by the record, met by the next try", &counting{&sequence{values: []float64{0}}}, v, map[string]float64{"f": 4}, true, 2, 1, 0},
+		{"missed throughout", &counting{&sequence{values: []float64{4}}}, v, map[string]float64{"f": 4}, false, 3, 2, 4},
+		{"figure not recorded", &counting{&sequence{values: []float64{0}}}, v, map[string]float64{"g": 0}, true, 1, 1, 0},
+		{"no record", &counting{&sequence{values: []float64{0}}}, v, nil, true, 1, 1, 0},
+		{"unknowable in the record", &counting{&sequence{values: []float64{0}}}, v, map[string]float64{"f": math.NaN()}, true, 1, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.m.(measurer)
+			rec := validation.AwaitAfter(ctx, m, nil, catalog.Index{}, tc.v, tc.after)
+			if rec.Passed != tc.passed || rec.Tries != tc.tries || rec.Measured == nil || *rec.Measured != tc.wantValue {
+				t.Errorf("record %+v (%s), want passed %t after %d tries at %v", rec.Judge, rec.Failure(), tc.passed, tc.tries, tc.wantValue)
+			}
+			if got := tc.m.Measured(); got != tc.measured {
+				t.Errorf("measured %d times, want %d", got, tc.measured)
+			}
+		})
+	}
+	// A figure that waits for statistics is measured after the wait, not taken from the record.
+	ctxDone, cancel := context.WithCancel(ctx)
+	cancel()
+	rec := validation.AwaitAfter(ctxDone, &sequence{values: []float64{0}}, nil, catalog.Index{}, waits, map[string]float64{"f": 0})
+	if rec.Passed || !strings.Contains(rec.Error, "context canceled") {
+		t.Errorf("unsettled figure with a wait: %+v, want the wait (cancelled here) before a measurement", rec.Judge)
+	}
+}
+
+type measurer interface {
+	Figures() []string
+	Measure(context.Context, *pgxpool.Pool, catalog.Index, string) (float64, error)
+}
+
+// counting counts the measurements of the measurer it wraps, keeping its Settled answer.
+type counting struct{ measurer }
+
+func (c *counting) Measured() int {
+	switch m := c.measurer.(type) {
+	case *sequence:
+		return m.n
+	case *settledSequence:
+		return m.n
+	}
+	return -1
+}
+
+func (c *counting) Settled(figure string) bool {
+	s, ok := c.measurer.(interface{ Settled(string) bool })
+	return ok && s.Settled(figure)
+}
