@@ -55,8 +55,8 @@ func (b *bench) queryLoad(ctx context.Context) error {
 	if b.o.heapBatch > 0 {
 		heapBatch = strconv.Itoa(b.o.heapBatch)
 	}
-	b.printf("\n## Query p99 with and without a concurrent analysis (%d clients, %.0f queries/s, top-%d, page budget %s, heap batch %s)\n\n",
-		b.o.clients, qps, b.o.k, budget, heapBatch)
+	b.printf("\n## Query p99 with and without a concurrent analysis (%d clients, %.0f queries/s, top-%d, page budget %s, heap batch %s, analysing process nice %d)\n\n",
+		b.o.clients, qps, b.o.k, budget, heapBatch, b.o.analyserNice)
 	b.printf("| pair | first | p50 without | p99 without | p50 with | p99 with | p99 ratio | analyses (mean) | errors | load average |\n")
 	b.printf("|---|---|---|---|---|---|---|---|---|---|\n")
 	var ratios []float64
@@ -201,9 +201,15 @@ func (b *bench) loadPhase(ctx context.Context, queries []string, qps float64, an
 		// The analysis runs in a process of its own, as the exporter does: in this one, its
 		// goroutines and garbage collection would delay the clients' goroutines, which the
 		// application's queries, in their own processes, do not suffer.
-		analyser = exec.Command(os.Args[0], "-analyze-loop", "-dsn", b.dsn, "-page-batch", strconv.Itoa(b.o.batch),
+		args := []string{os.Args[0], "-analyze-loop", "-dsn", b.dsn, "-page-batch", strconv.Itoa(b.o.batch),
 			"-max-pages-per-second", strconv.FormatFloat(b.o.pagesPerSec, 'f', -1, 64),
-			"-analysis-timeout", b.o.analysisLimit.String(), "-heap-batch", strconv.Itoa(b.o.heapBatch))
+			"-analysis-timeout", b.o.analysisLimit.String(), "-heap-batch", strconv.Itoa(b.o.heapBatch)}
+		if b.o.analyserNice > 0 {
+			// nice(1) rather than setpriority on the started process: Linux keeps a nice value
+			// per thread, and the Go runtime has started its threads by then.
+			args = append([]string{"nice", "-n", strconv.Itoa(b.o.analyserNice)}, args...)
+		}
+		analyser = exec.Command(args[0], args[1:]...)
 		analyser.Stdout = &analyses
 		analyser.Stderr = os.Stderr
 		if err := analyser.Start(); err != nil {

@@ -41,6 +41,7 @@ type options struct {
 	analysisLimit time.Duration
 	analyzeLoop   bool
 	heapBatch     int
+	analyserNice  int
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -68,6 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.skipLoad, "skip-load", false, "skip the query load measurement")
 	fs.DurationVar(&o.analysisLimit, "analysis-timeout", 10*time.Minute, "timeout of one analysis (exporter.structure.timeout)")
 	fs.IntVar(&o.heapBatch, "heap-batch", 0, "heap TIDs per query of the concurrent analysis's heap check (hnsw.Options.HeapBatch); 0 is the analysis's default")
+	fs.IntVar(&o.analyserNice, "analyser-nice", 0, "run the concurrent analysis's process at this nice value (1-19; 0 leaves it as is): with 19 its own CPU barely competes with the database, as for an exporter on a host of its own, so what remains of the queries' slowdown is the server's work serving pages and heap checks")
 	fs.BoolVar(&o.analyzeLoop, "analyze-loop", false, "internal: analyse the index of -dsn back to back until interrupted, then print the count (the process the query load phases start)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: vectorheal-bench [flags]
@@ -138,6 +140,8 @@ func (o options) check() error {
 		return fmt.Errorf("-k %d: at least 1", o.k)
 	case o.heapBatch < 0:
 		return fmt.Errorf("-heap-batch %d: not negative", o.heapBatch)
+	case o.analyserNice < 0 || o.analyserNice > 19:
+		return fmt.Errorf("-analyser-nice %d: between 0 and 19", o.analyserNice)
 	case o.pagesPerSec < 0:
 		return fmt.Errorf("-max-pages-per-second %g: not negative", o.pagesPerSec)
 	}

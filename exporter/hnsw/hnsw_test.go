@@ -422,3 +422,86 @@ func TestSQLHeapWithoutSuperuser(t *testing.T) {
 		t.Errorf("superuser: exact %v, dead %d, want %d", rep.HeapTIDsExact, rep.HeapTIDsDead, dead)
 	}
 }
+
+// memPages is a Reader over pages held in memory.
+type memPages [][]byte
+
+func (m memPages) Blocks(context.Context) (uint32, error) { return uint32(len(m)), nil }
+func (m memPages) Read(_ context.Context, start, count uint32) ([][]byte, error) {
+	return m[start : start+count], nil
+}
+
+// items returns the line pointer offsets of block's element and neighbour tuples.
+func items(t *testing.T, p []byte) (elems, neighbors []int) {
+	t.Helper()
+	h, _, err := pagescan.ParseIndexPage(p, hnsw.PageID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := 1; off <= pagescan.ItemCount(h); off++ {
+		b, err := pagescan.Item(p, h, off)
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		if _, err := hnsw.ParseNeighborTuple(b); err == nil {
+			neighbors = append(neighbors, off)
+		} else if e, err := hnsw.ParseElement(b); err == nil && e.NHeap > 0 {
+			elems = append(elems, off)
+		}
+	}
+	return elems, neighbors
+}
+
+// TestDanglingNeighbors: a neighbour slot naming a key that holds no element is one dangling
+// neighbour, whether the key lies on a page decoded before the list (backward) or after it
+// (forward, unknown while the list is read).
+func TestDanglingNeighbors(t *testing.T) {
+	b := setup(t)
+	ix := b.build(t, 2000, 16, `WITH (m = 8, ef_construction = 32)`)
+	var pages memPages
+	r := pagescan.NewSQLReader(b.pool, ix.OID, 16, pagescan.RawPageFunc)
+	if err := pagescan.Scan(b.ctx, r, 16, func(_ uint32, p []byte) error {
+		pages = append(pages, slices.Clone(p))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clean, err := hnsw.Analyze(b.ctx, pages, hnsw.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noFaults(t, clean)
+	first, last := uint32(1), uint32(len(pages)-1)
+	_, firstNeighbors := items(t, pages[first])
+	_, lastNeighbors := items(t, pages[last])
+	// patch points the first valid slot of the neighbour tuple of the first live element on
+	// block at target.
+	patch := func(block uint32, target hnsw.TID) {
+		p := pages[block]
+		h, _, _ := pagescan.ParseIndexPage(p, hnsw.PageID)
+		elems, _ := items(t, p)
+		eb, _ := pagescan.Item(p, h, elems[0])
+		e, _ := hnsw.ParseElement(eb)
+		if e.Neighbor.Block != block {
+			t.Fatalf("element %d/%d has its neighbour tuple on block %d: the test wants it on its own page", block, elems[0], e.Neighbor.Block)
+		}
+		nb, _ := pagescan.Item(p, h, int(e.Neighbor.Offset))
+		nt, _ := hnsw.ParseNeighborTuple(nb)
+		for i := range nt.Count {
+			if nt.Slot(i).Valid() {
+				pagescan.EncodeTID(nb[4+i*pagescan.TIDSize:], target)
+				return
+			}
+		}
+		t.Fatalf("no valid slot on block %d", block)
+	}
+	patch(first, hnsw.TID{Block: last, Offset: uint16(lastNeighbors[0])})  // forward
+	patch(last, hnsw.TID{Block: first, Offset: uint16(firstNeighbors[0])}) // backward
+	rep, err := hnsw.Analyze(b.ctx, pages, hnsw.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Faults[hnsw.FaultDanglingNeighbor]; got != 2 || len(rep.Faults) != 1 {
+		t.Errorf("faults %v, want 2 dangling neighbours and nothing else", rep.Faults)
+	}
+}
