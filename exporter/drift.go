@@ -40,7 +40,7 @@ const newSince = `age(xmin) <= (pg_snapshot_xmax(pg_current_snapshot())::text::b
 // the indexed values are sparsevec or bit, which have no score. Rows are the index's: its key
 // (column or expression) and a partial index's predicate.
 func driftScore(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, xidAtBuild uint64, sample int, centers [][]float32, timeout time.Duration) (score float64, ok bool, err error) {
-	_, kind, err := distanceOf(ix)
+	kind, err := distanceKind(ix)
 	if err != nil {
 		return 0, false, err
 	}

@@ -57,7 +57,7 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn
 			}
 			out.hnsw = rep
 		case "ivfflat":
-			_, kind, err := distanceOf(ix)
+			kind, err := distanceKind(ix)
 			if err != nil {
 				return err
 			}

@@ -9,27 +9,36 @@ import (
 	"github.com/vectorheal/vectorheal/internal/catalog"
 )
 
-// distanceOf returns the distance operator and the distance kind (as the ivfflat package names
-// them) of an index's operator class: vector_*, halfvec_* and sparsevec_* with l2, cosine,
-// inner product and l1, bit_* with hamming and jaccard. The operator is one of a fixed set of
-// constants.
+// distanceOf returns the distance operator (the catalog's, schema-qualified: see
+// catalog.Index.Operator) and the distance kind (as the ivfflat package names them) of an
+// index's operator class: vector_*, halfvec_* and sparsevec_* with l2, cosine, inner product
+// and l1, bit_* with hamming and jaccard.
 func distanceOf(ix catalog.Index) (op, kind string, err error) {
+	if kind, err = distanceKind(ix); err != nil {
+		return "", "", err
+	}
+	op, err = ix.OrderOperator()
+	return op, kind, err
+}
+
+// distanceKind returns the distance kind of an index's operator class.
+func distanceKind(ix catalog.Index) (string, error) {
 	oc := ix.Opclass
 	switch {
 	case strings.HasSuffix(oc, "_l2_ops"):
-		return "<->", "l2", nil
+		return "l2", nil
 	case strings.HasSuffix(oc, "_cosine_ops"):
-		return "<=>", "cosine", nil
+		return "cosine", nil
 	case strings.HasSuffix(oc, "_ip_ops"):
-		return "<#>", "ip", nil
+		return "ip", nil
 	case strings.HasSuffix(oc, "_l1_ops"):
-		return "<+>", "l1", nil
+		return "l1", nil
 	case strings.HasSuffix(oc, "_hamming_ops"):
-		return "<~>", "hamming", nil
+		return "hamming", nil
 	case strings.HasSuffix(oc, "_jaccard_ops"):
-		return "<%>", "jaccard", nil
+		return "jaccard", nil
 	}
-	return "", "", fmt.Errorf("%s: operator class %s is not supported (l2, cosine, ip, l1, hamming and jaccard are)", ix, oc)
+	return "", fmt.Errorf("%s: operator class %s is not supported (l2, cosine, ip, l1, hamming and jaccard are)", ix, oc)
 }
 
 // denseVector reports whether the indexed values print as "[x,y,...]" (vector and

@@ -22,14 +22,19 @@ type Querier interface {
 
 // Index is one pgvector index as the catalog describes it.
 type Index struct {
-	OID        uint32
-	Datname    string
-	Schema     string // schemaname of index and table
-	Table      string // relname
-	Name       string // indexrelname
-	TableOID   uint32
-	Method     string // hnsw or ivfflat
-	Opclass    string // e.g. vector_l2_ops
+	OID      uint32
+	Datname  string
+	Schema   string // schemaname of index and table
+	Table    string // relname
+	Name     string // indexrelname
+	TableOID uint32
+	Method   string // hnsw or ivfflat
+	Opclass  string // e.g. vector_l2_ops
+	// Operator is the operator class's ordering (distance) operator as the catalog names it,
+	// schema-qualified so that no search_path can put another operator in its place:
+	// OPERATOR(public.<->), the schema quoted where it needs to be. Empty when the class has
+	// none.
+	Operator   string
 	Column     string // indexed column; empty for an expression index
 	ColumnType string // e.g. vector(128); empty for an expression index
 	// Expression is the indexed expression of an expression index as PostgreSQL prints it
@@ -87,6 +92,15 @@ func (ix Index) Where() string {
 	return "(" + ix.Predicate + ")"
 }
 
+// OrderOperator returns the operator a nearest-neighbour query of the index orders by
+// (Operator), or an error naming the operator class when the catalog gave it none.
+func (ix Index) OrderOperator() (string, error) {
+	if ix.Operator == "" {
+		return "", fmt.Errorf("%s: operator class %s has no ordering operator in the catalog", ix, ix.Opclass)
+	}
+	return ix.Operator, nil
+}
+
 // String is schema.index, unquoted, for logs.
 func (ix Index) String() string { return ix.Schema + "." + ix.Name }
 
@@ -107,7 +121,14 @@ SELECT c.oid, current_database(), n.nspname, t.relname, c.relname, t.oid, am.amn
        format_type(ka.atttypid, ka.atttypmod), ka.atttypmod,
        coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
        c.relkind = 'I', coalesce(pn.nspname, ''), coalesce(pc.relname, ''), coalesce(pt.relname, ''),
-       i.indisvalid, c.relfilenode, pg_relation_size(c.oid), coalesce(c.reloptions, '{}')
+       i.indisvalid, c.relfilenode, pg_relation_size(c.oid), coalesce(c.reloptions, '{}'),
+       coalesce((SELECT format('OPERATOR(%I.%s)', opn.nspname, op.oprname)
+                 FROM pg_amop ao
+                 JOIN pg_operator op ON op.oid = ao.amopopr
+                 JOIN pg_namespace opn ON opn.oid = op.oprnamespace
+                 WHERE ao.amopfamily = opc.opcfamily AND ao.amoppurpose = 'o'
+                   AND ao.amoplefttype = opc.opcintype AND ao.amoprighttype = opc.opcintype
+                 ORDER BY ao.amopstrategy LIMIT 1), '')
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
@@ -199,7 +220,7 @@ func scan(rows pgx.Rows) (Index, error) {
 	if err := rows.Scan(&ix.OID, &ix.Datname, &ix.Schema, &ix.Table, &ix.Name, &ix.TableOID, &ix.Method,
 		&ix.Opclass, &ix.Column, &ix.ColumnType, &ix.Expression, &ix.KeyType, &typmod, &ix.Predicate,
 		&ix.Partitioned, &ix.ParentSchema, &ix.ParentIndex, &ix.ParentTable,
-		&ix.Valid, &ix.Relfilenode, &ix.SizeBytes, &opts); err != nil {
+		&ix.Valid, &ix.Relfilenode, &ix.SizeBytes, &opts, &ix.Operator); err != nil {
 		return Index{}, fmt.Errorf("scan vector index: %w", err)
 	}
 	if typmod > 0 {

@@ -164,3 +164,68 @@ func TestLayouts(t *testing.T) {
 		t.Errorf("resolve parent: %+v, %v", r, err)
 	}
 }
+
+// The ordering operator comes from the catalog, schema-qualified: a search_path that puts an
+// operator of the same name first does not change what a query built with it orders by.
+func TestOrderOperatorIsQualified(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.CreateDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`CREATE TABLE items (id int PRIMARY KEY, v vector(2), b bit(4))`,
+		`INSERT INTO items VALUES (1, '[1,0]', B'0001'), (2, '[0,1]', B'0011'), (3, '[5,5]', B'1111')`,
+		`CREATE INDEX items_l2 ON items USING hnsw (v vector_l2_ops)`,
+		`CREATE INDEX items_cos ON items USING hnsw (v vector_cosine_ops)`,
+		`CREATE INDEX items_ham ON items USING hnsw (b bit_hamming_ops)`,
+		`CREATE SCHEMA shadow`,
+		`CREATE FUNCTION shadow.nearest_is_id3(a vector, b vector) RETURNS float8 LANGUAGE sql AS $$ SELECT CASE WHEN a = '[5,5]' THEN 0 ELSE 1 END::float8 $$`,
+		`CREATE OPERATOR shadow.<-> (LEFTARG = vector, RIGHTARG = vector, FUNCTION = shadow.nearest_is_id3)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var schema string
+	if err := conn.QueryRow(ctx, `SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector'`).Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"items_l2": "<->", "items_cos": "<=>", "items_ham": "<~>"} {
+		ix, err := catalog.Resolve(ctx, conn, "public", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op, err := ix.OrderOperator()
+		wantOp := "OPERATOR(" + schema + "." + want + ")" // regnamespace's text is quoted where needed
+		if err != nil || op != wantOp {
+			t.Errorf("%s: operator %q, %v; want %s", name, op, err, wantOp)
+		}
+	}
+	ix, err := catalog.Resolve(ctx, conn, "public", "items_l2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SET search_path = shadow, public`); err != nil {
+		t.Fatal(err)
+	}
+	nearest := func(op string) int {
+		var id int
+		if err := conn.QueryRow(ctx, `SELECT id FROM public.items ORDER BY v `+op+` '[1,0.1]' LIMIT 1`).Scan(&id); err != nil {
+			t.Fatalf("order by %s: %v", op, err)
+		}
+		return id
+	}
+	if got := nearest("<->"); got != 3 {
+		t.Fatalf("the shadowing operator was not used by the bare name (nearest %d): the test shows nothing", got)
+	}
+	if got := nearest(ix.Operator); got != 1 {
+		t.Errorf("ordered by %s: nearest %d, want 1 (pgvector's L2 distance)", ix.Operator, got)
+	}
+	none := catalog.Index{Schema: "s", Name: "i", Opclass: "x_ops"}
+	if _, err := none.OrderOperator(); err == nil {
+		t.Error("an index without an ordering operator gave no error")
+	}
+}

@@ -476,7 +476,7 @@ type probeSet struct {
 // neighbours (index scans off). It runs before the build, so the exact search does not hold
 // the swap's lock; rows written in between can only lower the measured recall.
 func sampleProbe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, n, k int) (probeSet, error) {
-	op, err := distanceOperator(ix.Opclass)
+	op, err := ix.OrderOperator()
 	if err != nil {
 		return probeSet{}, err
 	}

@@ -390,26 +390,13 @@ func (t *TuneSearch) measure(ctx context.Context, env Env, ix catalog.Index, u t
 	return out
 }
 
-// distanceOperator returns pgvector's ordering operator for an operator class.
-func distanceOperator(opclass string) (string, error) {
-	for suffix, op := range map[string]string{
-		"_l2_ops": "<->", "_ip_ops": "<#>", "_cosine_ops": "<=>", "_l1_ops": "<+>",
-		"_hamming_ops": "<~>", "_jaccard_ops": "<%>",
-	} {
-		if strings.HasSuffix(opclass, suffix) {
-			return op, nil
-		}
-	}
-	return "", fmt.Errorf("unknown operator class %q", opclass)
-}
-
 // probeLatency returns the mean time of n nearest-neighbour queries (k = 10) on pool, each
 // with the vector of another row of the table as query, after one warm-up query.
 func probeLatency(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, n int) (time.Duration, error) {
 	if ix.Column == "" {
 		return 0, fmt.Errorf("%s indexes an expression: no column to probe with", ix)
 	}
-	op, err := distanceOperator(ix.Opclass)
+	op, err := ix.OrderOperator()
 	if err != nil {
 		return 0, err
 	}
