@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 )
@@ -32,7 +37,7 @@ type pendingElem struct {
 }
 
 // analyzer holds the state of one Analyze call. Per element it keeps 6 bytes plus the encoded
-// neighbour list; per TID key (maxItems per block) three bits; per block 8 bytes.
+// neighbour list; per TID key (maxItems per block) three bits.
 type analyzer struct {
 	opts    Options
 	meta    Meta
@@ -40,20 +45,12 @@ type analyzer struct {
 	rep     *Report
 
 	isElem    bitset // by key: an element tuple sits there
-	hasLiveIn bitset // by key: a live element lists it as a neighbour
-	// The walk from the entry point runs while pages arrive (see visit): reached marks, by
-	// key, what it has reached; decoded is the count of blocks whose elements are all
-	// recorded (blocks arrive in order), blockFirst the index of each block's first element,
-	// and stack the reached elements whose lists are still to expand.
-	reached    bitset
-	decoded    uint32
-	blockFirst []uint32
-	stack      []uint32
-	next       []uint32
-	flags      []uint8  // by element index
-	levels     []uint8  // by element index
-	lists      []uint32 // by element index: offset in pool or noList
-	pool       pool
+	hasLiveIn bitset // by key: a live element lists it as a neighbour; later the walk's visited set
+	next      []uint32
+	flags     []uint8  // by element index
+	levels    []uint8  // by element index
+	lists     []uint32 // by element index: offset in pool or noList
+	pool      pool
 
 	pending   map[uint32]pendingElem // by neighbour tuple key
 	unclaimed map[uint32][]byte      // neighbour tuples whose element was not seen yet, by key
@@ -122,22 +119,18 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 	}
 	a := &analyzer{
 		opts: opts, meta: meta, nblocks: n, rep: rep,
-		isElem:     newBitset(uint64(n) * maxItems),
-		hasLiveIn:  newBitset(uint64(n) * maxItems),
-		reached:    newBitset(uint64(n) * maxItems),
-		decoded:    1, // block 0 is the metapage: no elements
-		blockFirst: make([]uint32, n),
-		next:       make([]uint32, n),
-		pending:    map[uint32]pendingElem{},
-		unclaimed:  map[uint32][]byte{},
-		epIdx:      -1,
-		sort:       newSorter(uint64(n) * maxItems),
+		isElem:    newBitset(uint64(n) * maxItems),
+		hasLiveIn: newBitset(uint64(n) * maxItems),
+		next:      make([]uint32, n),
+		pending:   map[uint32]pendingElem{},
+		unclaimed: map[uint32][]byte{},
+		epIdx:     -1,
+		sort:      newSorter(uint64(n) * maxItems),
 	}
 	a.next[0] = pagescan.InvalidBlock
 	if meta.EntryPoint.Valid() {
 		if a.validKey(meta.EntryPoint) {
 			a.epKey = key(meta.EntryPoint)
-			a.reached.set(a.epKey) // the walk starts there, before its element arrives
 		} else {
 			a.fault(FaultBadEntryPoint)
 		}
@@ -178,16 +171,13 @@ func (a *analyzer) fault2(kind string, n int64) {
 // page decodes one data page. A page that cannot be decoded is a fault and is skipped.
 func (a *analyzer) page(block uint32, p []byte) {
 	a.next[block] = pagescan.InvalidBlock
-	a.blockFirst[block] = uint32(len(a.flags))
 	if pagescan.IsNew(p) {
 		a.next[block] = block // marks a new page: not expected on the chain
-		a.decoded = block + 1
 		return
 	}
 	h, sp, err := pagescan.ParseIndexPage(p, PageID)
 	if err != nil {
 		a.fault(FaultBadPage)
-		a.decoded = block + 1
 		return
 	}
 	a.next[block] = sp.NextBlock
@@ -224,7 +214,6 @@ func (a *analyzer) page(block uint32, p []byte) {
 			a.fault(FaultBadTuple)
 		}
 	}
-	a.decoded = block + 1 // this page's elements are recorded: the walk may reach them now
 	for _, el := range elems {
 		nt := el.e.Neighbor
 		pe := pendingElem{idx: el.idx, key: el.key, version: el.e.Version, level: uint8(el.e.Level), live: el.e.NHeap > 0}
@@ -369,49 +358,9 @@ func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
 		}
 	}
 	if len(keys) > 0 {
-		sorted := a.sort.sortUnique(keys)
-		a.lists[pe.idx] = a.pool.add(sorted)
-		if a.reached.has(pe.key) && a.lists[pe.idx] != noList {
-			// Reached before its list arrived: expand it now, from the keys at hand.
-			for _, k := range sorted {
-				a.visit(k)
-			}
-			a.drain()
-		}
+		a.lists[pe.idx] = a.pool.add(a.sort.sortUnique(keys))
 	}
 	a.keys = keys
-}
-
-// visit marks key k reached. An element already recorded whose list is known goes on the
-// stack to expand; one not recorded yet (a later block) or whose list comes on a later page
-// is expanded when its list arrives (neighbors), because by then it is marked. So when the
-// last page is decoded the walk is complete, and its work has overlapped the fetch instead
-// of following it. Keys that hold no element are marked too, harmlessly: only elements are
-// counted as reached.
-func (a *analyzer) visit(k uint32) {
-	if a.reached.has(k) {
-		return
-	}
-	a.reached.set(k)
-	b := k / maxItems
-	if b >= a.decoded || !a.isElem.has(k) {
-		return
-	}
-	u := a.blockFirst[b] + a.isElem.count(b*maxItems, k)
-	if a.lists[u] != noList {
-		a.stack = append(a.stack, u)
-	}
-}
-
-// drain expands the elements on the stack, and those their expansion puts there.
-func (a *analyzer) drain() {
-	for len(a.stack) > 0 {
-		u := a.stack[len(a.stack)-1]
-		a.stack = a.stack[:len(a.stack)-1]
-		for it := a.pool.list(a.lists[u]); it.more(); {
-			a.visit(it.next())
-		}
-	}
 }
 
 // flushHeap hands collected heap TIDs to the fetcher once a batch is full (or at the end).
@@ -462,24 +411,57 @@ func (a *analyzer) chain() {
 	}
 }
 
-// graph counts, once every page is decoded and so the walk from the entry point is done
-// (visit), unreachable elements, orphans and dangling neighbours.
+// graph walks the edges from the entry point over every layer and counts unreachable elements,
+// orphans and dangling neighbours.
 func (a *analyzer) graph() {
-	if a.epIdx < 0 && a.meta.EntryPoint.Valid() && a.rep.Faults[FaultBadEntryPoint] == 0 {
+	rk := newRanker(a.isElem)
+	nel := uint32(len(a.flags))
+	// Orphans first: hasLiveIn is then free to serve as the walk's visited set, by key, which
+	// spares the walk a rank lookup for every neighbour it has already reached.
+	var orphans int64
+	var k uint32
+	for u := range nel {
+		k = a.isElem.next(k) // element keys are the set bits of isElem, in order
+		if a.flags[u]&flagLive != 0 && !a.hasLiveIn.has(k) && int64(u) != a.epIdx {
+			orphans++
+			if len(a.rep.OrphanElements) < a.opts.ListLimit {
+				a.rep.OrphanElements = append(a.rep.OrphanElements, keyTID(k))
+			}
+		}
+		k++
+	}
+	visited := a.hasLiveIn
+	clear(visited)
+	var dangling int64
+	// countDangling counts the neighbours of u that are no element (lists of reached
+	// elements are checked during the walk).
+	countDangling := func(u uint32) {
+		if a.lists[u] == noList {
+			return
+		}
+		for it := a.pool.list(a.lists[u]); it.more(); {
+			if !a.isElem.has(it.next()) {
+				dangling++
+			}
+		}
+	}
+	if a.epIdx >= 0 {
+		var held int
+		dangling, held = a.walk(rk, visited, uint32(a.epIdx), a.epKey)
+		a.rep.StateBytes += int64(held)
+	} else if a.meta.EntryPoint.Valid() && a.rep.Faults[FaultBadEntryPoint] == 0 {
 		a.fault(FaultBadEntryPoint)
 	}
-	var orphans, reached int64
-	var k uint32
-	for u := range uint32(len(a.flags)) {
-		k = a.isElem.next(k) // element keys are the set bits of isElem, in order
+	var reached int64
+	k = 0
+	for u := range nel {
+		k = a.isElem.next(k)
+		seen := visited.has(k)
+		if !seen {
+			countDangling(u)
+		}
 		if a.flags[u]&flagLive != 0 {
-			if !a.hasLiveIn.has(k) && int64(u) != a.epIdx {
-				orphans++
-				if len(a.rep.OrphanElements) < a.opts.ListLimit {
-					a.rep.OrphanElements = append(a.rep.OrphanElements, keyTID(k))
-				}
-			}
-			if a.reached.has(k) {
+			if seen {
 				reached++
 			} else if len(a.rep.UnreachableElements) < a.opts.ListLimit {
 				a.rep.UnreachableElements = append(a.rep.UnreachableElements, keyTID(k))
@@ -488,35 +470,78 @@ func (a *analyzer) graph() {
 		k++
 	}
 	a.rep.StateBytes += int64(cap(a.flags)+cap(a.levels)) + 4*int64(cap(a.lists)) + int64(a.pool.bytes()) +
-		8*int64(len(a.isElem)+len(a.hasLiveIn)+len(a.reached)) + 4*int64(len(a.blockFirst)+len(a.next)+cap(a.stack))
+		8*int64(len(a.isElem)+len(a.hasLiveIn)) + 4*int64(len(rk.cum)+len(a.next))
 	a.rep.Unreachable = a.rep.ElementsLive - reached
 	a.rep.Orphans = orphans
-	a.fault2(FaultDanglingNeighbor, a.dangling())
+	a.fault2(FaultDanglingNeighbor, dangling)
 }
 
-// dangling counts the neighbour slots that name a key holding no element. Every key a live
-// element lists is in hasLiveIn, so where hasLiveIn has no key outside isElem (a sound graph)
-// only the few lists of elements being deleted need reading.
-func (a *analyzer) dangling() int64 {
-	liveToo := false
-	for i, w := range a.hasLiveIn {
-		if w&^a.isElem[i] != 0 {
-			liveToo = true
-			break
+// walk marks in visited (by key) every element reachable from ep (index epIdx, key epKey) and
+// returns the dangling neighbours met and the bytes its work list held. Reachability needs no
+// order, so rather than a breadth-first queue in random order the walk keeps the elements
+// still to expand as a bitset by index and sweeps it in index order, which reads the pool
+// front to back: an element reached ahead of the sweep is expanded in the same sweep, one
+// behind it in the next, and a few sweeps reach everything. Each CPU sweeps its own range of
+// the bitset (the walk runs after the last page arrived, when the database no longer needs
+// them); sweeps repeat until one finds nothing to do anywhere.
+func (a *analyzer) walk(rk ranker, visited bitset, epIdx, epKey uint32) (dangling int64, held int) {
+	frontier := newBitset(uint64(len(a.flags)))
+	visited.set(epKey)
+	frontier.set(epIdx)
+	workers := max(1, min(runtime.GOMAXPROCS(0), 4, len(frontier)/4)) // a worker costs microseconds
+	per := (len(frontier) + workers - 1) / workers
+	dangs := make([]int64, workers)
+	busy := make([]bool, workers)
+	for more := true; more; {
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() { busy[w] = a.sweep(rk, visited, frontier, w*per, min((w+1)*per, len(frontier)), &dangs[w]) })
 		}
+		wg.Wait()
+		more = slices.Contains(busy, true)
 	}
-	var n int64
-	for u, off := range a.lists {
-		if off == noList || a.flags[u]&flagLive != 0 && !liveToo {
-			continue
-		}
-		for it := a.pool.list(off); it.more(); {
-			if !a.isElem.has(it.next()) {
-				n++
+	for _, d := range dangs {
+		dangling += d
+	}
+	return dangling, 8 * len(frontier)
+}
+
+// sweep expands, in index order, the elements of frontier words [from, to) and those that get
+// added there meanwhile; it reports whether it expanded any.
+func (a *analyzer) sweep(rk ranker, visited, frontier bitset, from, to int, dangling *int64) bool {
+	var dang int64
+	busy := false
+	for w := from; w < to; w++ {
+		for {
+			word := atomic.LoadUint64(&frontier[w])
+			if word == 0 {
+				break
+			}
+			busy = true
+			bit := bits.TrailingZeros64(word)
+			atomic.AndUint64(&frontier[w], ^(uint64(1) << bit))
+			u := uint32(w)<<6 | uint32(bit)
+			if a.lists[u] == noList {
+				continue
+			}
+			for it := a.pool.list(a.lists[u]); it.more(); {
+				k := it.next()
+				// Most neighbours were reached before: one bit tells, without a rank.
+				// Keys that are no element are never marked, so each of their edges counts.
+				if visited.hasAtomic(k) {
+					continue
+				}
+				v, ok := rk.lookup(k)
+				if !ok {
+					dang++
+				} else if visited.trySet(k) {
+					atomic.OrUint64(&frontier[v>>6], uint64(1)<<(v&63))
+				}
 			}
 		}
 	}
-	return n
+	*dangling += dang
+	return busy
 }
 
 // figures derives the ratios.

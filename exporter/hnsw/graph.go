@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"slices"
+	"sync/atomic"
 )
 
 // The graph keeps, per element, the set of its neighbours over all layers as a sorted list of
@@ -260,22 +261,18 @@ func newBitset(n uint64) bitset    { return make(bitset, (n+63)/64) }
 func (b bitset) set(i uint32)      { b[i>>6] |= 1 << (i & 63) }
 func (b bitset) has(i uint32) bool { return b[i>>6]&(1<<(i&63)) != 0 }
 
-// count returns the number of set bits in [from, to).
-func (b bitset) count(from, to uint32) uint32 {
-	if from >= to {
-		return 0
+// hasAtomic is has for a bitset that other goroutines set with trySet.
+func (b bitset) hasAtomic(i uint32) bool { return atomic.LoadUint64(&b[i>>6])&(1<<(i&63)) != 0 }
+
+// trySet sets bit i atomically and reports whether this call set it (it was clear), so
+// several goroutines can claim bits of one bitset.
+func (b bitset) trySet(i uint32) bool {
+	bit := uint64(1) << (i & 63)
+	w := &b[i>>6]
+	if atomic.LoadUint64(w)&bit != 0 {
+		return false
 	}
-	fw, tw := from>>6, (to-1)>>6
-	lo := ^uint64(0) << (from & 63)
-	hi := ^uint64(0) >> (63 - (to-1)&63)
-	if fw == tw {
-		return uint32(bits.OnesCount64(b[fw] & lo & hi))
-	}
-	n := bits.OnesCount64(b[fw]&lo) + bits.OnesCount64(b[tw]&hi)
-	for w := fw + 1; w < tw; w++ {
-		n += bits.OnesCount64(b[w])
-	}
-	return uint32(n)
+	return atomic.OrUint64(w, bit)&bit == 0
 }
 
 // next returns the first set bit at or after i; i must have one after it.
@@ -288,4 +285,31 @@ func (b bitset) next(i uint32) uint32 {
 	for w++; b[w] == 0; w++ {
 	}
 	return w<<6 + uint32(bits.TrailingZeros64(b[w]))
+}
+
+// ranker answers rank(i): the number of set bits of b before i, in O(1).
+type ranker struct {
+	b   bitset
+	cum []uint32
+}
+
+func newRanker(b bitset) ranker {
+	cum := make([]uint32, len(b))
+	var n uint32
+	for i, w := range b {
+		cum[i] = n
+		n += uint32(bits.OnesCount64(w))
+	}
+	return ranker{b: b, cum: cum}
+}
+
+func (r ranker) rank(i uint32) uint32 {
+	return r.cum[i>>6] + uint32(bits.OnesCount64(r.b[i>>6]&(1<<(i&63)-1)))
+}
+
+// lookup returns rank(i) and whether bit i is set, reading the word once.
+func (r ranker) lookup(i uint32) (uint32, bool) {
+	w := r.b[i>>6]
+	bit := uint64(1) << (i & 63)
+	return r.cum[i>>6] + uint32(bits.OnesCount64(w&(bit-1))), w&bit != 0
 }

@@ -38,28 +38,18 @@ func TestRiceRoundTrip(t *testing.T) {
 	}
 }
 
-func TestBitsetCountAndNext(t *testing.T) {
+func TestRanker(t *testing.T) {
 	b := newBitset(1000)
 	var set []uint32
 	for i := uint32(0); i < 1000; i += 3 + i%5 {
 		b.set(i)
 		set = append(set, i)
 	}
-	rng := rand.New(rand.NewPCG(5, 6))
-	for range 5000 {
-		from := rng.Uint32N(1000)
-		to := from + rng.Uint32N(1000-from+1)
-		want := 0
-		for _, i := range set {
-			if i >= from && i < to {
-				want++
-			}
+	r := newRanker(b)
+	for want, i := range set {
+		if got := r.rank(i); got != uint32(want) {
+			t.Fatalf("rank(%d) = %d, want %d", i, got, want)
 		}
-		if got := b.count(from, to); got != uint32(want) {
-			t.Fatalf("count(%d, %d) = %d, want %d", from, to, got, want)
-		}
-	}
-	for _, i := range set {
 		if i > 0 {
 			if got := b.next(i - 1); got != i && !b.has(i-1) {
 				t.Fatalf("next(%d) = %d, want %d", i-1, got, i)

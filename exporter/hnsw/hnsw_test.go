@@ -423,14 +423,6 @@ func TestSQLHeapWithoutSuperuser(t *testing.T) {
 	}
 }
 
-// memPages is a Reader over pages held in memory.
-type memPages [][]byte
-
-func (m memPages) Blocks(context.Context) (uint32, error) { return uint32(len(m)), nil }
-func (m memPages) Read(_ context.Context, start, count uint32) ([][]byte, error) {
-	return m[start : start+count], nil
-}
-
 // items returns the line pointer offsets of block's element and neighbour tuples.
 func items(t *testing.T, p []byte) (elems, neighbors []int) {
 	t.Helper()
@@ -458,7 +450,7 @@ func items(t *testing.T, p []byte) (elems, neighbors []int) {
 func TestDanglingNeighbors(t *testing.T) {
 	b := setup(t)
 	ix := b.build(t, 2000, 16, `WITH (m = 8, ef_construction = 32)`)
-	var pages memPages
+	var pages pagescan.MemReader
 	r := pagescan.NewSQLReader(b.pool, ix.OID, 16, pagescan.RawPageFunc)
 	if err := pagescan.Scan(b.ctx, r, 16, func(_ uint32, p []byte) error {
 		pages = append(pages, slices.Clone(p))
