@@ -226,8 +226,10 @@ const definitions = `
   for every query vector. Only then are ` + "`pgvector_recall_ratio`" + ` and the latencies published: when
   the planner chooses a sequential scan or another index on the same key, the probe would
   measure that and not the index, so the index gets no recall figure (and a repair's validation
-  of it fails, saying so). Operators by operator class: ` + "`<->`" + ` l2, ` + "`<=>`" + ` cosine, ` + "`<#>`" + `
-  inner product, ` + "`<+>`" + ` l1, ` + "`<~>`" + ` hamming, ` + "`<%>`" + ` jaccard. The probe's statements carry the comment
+  of it fails, saying so). The probe orders by the operator class's own ordering operator as
+  the catalog names it, schema-qualified (` + "`OPERATOR(public.<->)`" + ` for ` + "`vector_l2_ops`" + `;
+  ` + "`<=>`" + ` cosine, ` + "`<#>`" + ` inner product, ` + "`<+>`" + ` l1, ` + "`<~>`" + ` hamming, ` + "`<%>`" + ` jaccard), so a
+  ` + "`search_path`" + ` with an operator of the same name ahead of pgvector's does not change it. The probe's statements carry the comment
   ` + "`/* vectorheal probe */`" + ` and are left out of ` + "`pgvector_query_*`" + `.
 - **Filtered queries.** Each query set of ` + "`exporter.filtered_queries`" + ` runs on its own schedule
   (collector ` + "`filtered:<name>`" + `) in one read-only transaction bounded by its ` + "`timeout`" + `. It samples
