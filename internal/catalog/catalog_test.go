@@ -14,14 +14,20 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-func TestListAndResolve(t *testing.T) {
-	pg := testenv.SharedPostgres(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.CreateDatabase(t))
+// connect opens a connection to a new database of the shared cluster, closed at the end.
+func connect(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), testenv.SharedPostgres(t).CreateDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestListAndResolve(t *testing.T) {
+	ctx := context.Background()
+	conn := connect(t)
 	for _, q := range []string{
 		`CREATE SCHEMA "Odd Schema"`,
 		`CREATE TABLE "Odd Schema".items (id int PRIMARY KEY, "Emb" vector(4))`,
@@ -77,13 +83,8 @@ func TestListAndResolve(t *testing.T) {
 // TestLayouts: expression, partial and partitioned indexes are described from the catalog,
 // and their expression and predicate work in a query as they are.
 func TestLayouts(t *testing.T) {
-	pg := testenv.SharedPostgres(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.CreateDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t)
 	for _, q := range []string{
 		`CREATE SCHEMA "Part S"`,
 		`CREATE TABLE items (id int, cat int, e vector(8), b bit(16))`,
@@ -168,13 +169,8 @@ func TestLayouts(t *testing.T) {
 // The ordering operator comes from the catalog, schema-qualified: a search_path that puts an
 // operator of the same name first does not change what a query built with it orders by.
 func TestOrderOperatorIsQualified(t *testing.T) {
-	pg := testenv.SharedPostgres(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.CreateDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := connect(t)
 	for _, q := range []string{
 		`CREATE TABLE items (id int PRIMARY KEY, v vector(2), b bit(4))`,
 		`INSERT INTO items VALUES (1, '[1,0]', B'0001'), (2, '[0,1]', B'0011'), (3, '[5,5]', B'1111')`,
