@@ -253,8 +253,16 @@ const planReadingFresh = time.Minute
 // planReadings holds the latest plan's reading of each index until its run takes it.
 type planReadings struct {
 	mu sync.Mutex
-	m  map[uint32]planReading // by index OID
+	m  map[planKey]planReading
 }
+
+// planKey names an index across targets: OIDs repeat between databases.
+type planKey struct {
+	target, datname string
+	oid             uint32
+}
+
+func keyOf(target string, ix catalog.Index) planKey { return planKey{target, ix.Datname, ix.OID} }
 
 type planReading struct {
 	relfilenode uint32
@@ -265,30 +273,31 @@ type planReading struct {
 // put keeps the figures a plan of ix measured at now (the run measures again those that
 // failed); it drops readings that are no longer fresh, so plans never run (dry runs) leave
 // nothing behind.
-func (p *planReadings) put(ix catalog.Index, reading figureReading, now time.Time) {
+func (p *planReadings) put(target string, ix catalog.Index, reading figureReading, now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for oid, pr := range p.m {
+	for k, pr := range p.m {
 		if now.Sub(pr.at) >= planReadingFresh {
-			delete(p.m, oid)
+			delete(p.m, k)
 		}
 	}
 	if len(reading.vals) == 0 {
 		return
 	}
 	if p.m == nil {
-		p.m = map[uint32]planReading{}
+		p.m = map[planKey]planReading{}
 	}
-	p.m[ix.OID] = planReading{relfilenode: ix.Relfilenode, at: now, reading: figureReading{vals: reading.vals}}
+	p.m[keyOf(target, ix)] = planReading{relfilenode: ix.Relfilenode, at: now, reading: figureReading{vals: reading.vals}}
 }
 
-// take returns, once, the plan's reading of ix if it is fresh at now and of the same index
-// file (a rebuild since gives a new OID or relfilenode).
-func (p *planReadings) take(ix catalog.Index, now time.Time) (figureReading, bool) {
+// take returns, once, the plan's reading of ix on target if it is fresh at now and of the
+// same index file (a rebuild since gives a new OID or relfilenode).
+func (p *planReadings) take(target string, ix catalog.Index, now time.Time) (figureReading, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	pr, ok := p.m[ix.OID]
-	delete(p.m, ix.OID)
+	k := keyOf(target, ix)
+	pr, ok := p.m[k]
+	delete(p.m, k)
 	if !ok || pr.relfilenode != ix.Relfilenode || now.Sub(pr.at) >= planReadingFresh || now.Before(pr.at) {
 		return figureReading{}, false
 	}
@@ -309,7 +318,7 @@ func (r *Reclaim) beforeFigures(env Env, ix catalog.Index, c ReclaimConfig) []st
 // readBefore is the run's reading of figures before it acts: the fresh reading of its plan,
 // completed with the figures the plan did not measure, or a reading of its own.
 func (r *Reclaim) readBefore(ctx context.Context, env Env, ix catalog.Index, figures []string) figureReading {
-	planned, ok := r.plans.take(ix, time.Now())
+	planned, ok := r.plans.take(env.Target, ix, time.Now())
 	if !ok {
 		return readFigures(ctx, env, ix, figures)
 	}
@@ -330,7 +339,7 @@ func (r *Reclaim) Plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 	// The plan takes the reading the run takes before it acts (the figures it records and
 	// the dead share), so that a run right after it reads nothing again.
 	reading := readFigures(ctx, env, ix, r.beforeFigures(env, ix, c))
-	r.plans.put(ix, reading, time.Now())
+	r.plans.put(env.Target, ix, reading, time.Now())
 	pl, err := r.plan(ctx, env, ix, c, reading)
 	im := Impact{LockLevel: "SHARE UPDATE EXCLUSIVE", IndexBytes: ix.SizeBytes, Statements: pl.stmts, Notes: pl.notes}
 	if pl.cost.Estimates != nil {
