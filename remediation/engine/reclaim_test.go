@@ -1,18 +1,12 @@
 package engine_test
 
 import (
-	"context"
 	"fmt"
-	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/vectorheal/vectorheal/exporter"
-	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/pgvector"
 	"github.com/vectorheal/vectorheal/internal/targets"
@@ -20,6 +14,7 @@ import (
 	"github.com/vectorheal/vectorheal/remediation/engine"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/strategy/strategytest"
 )
 
 // reclaimBundle registers the shipped strategies and the exporter's Measurer, and churns
@@ -57,7 +52,7 @@ func TestReclaimImpactAndHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reads := &pageReads{BatchMeasurer: m.(strategy.BatchMeasurer)}
+	reads := &strategytest.PageReads{BatchMeasurer: m.(strategy.BatchMeasurer)}
 	e := b.engine(t, rb, func(o *engine.Options) { o.Measurer = reads })
 	in, err := pgvector.Installed(b.ctx, b.target)
 	if err != nil {
@@ -65,7 +60,7 @@ func TestReclaimImpactAndHistory(t *testing.T) {
 	}
 	var impacts []*strategy.Impact
 	for i := range 2 {
-		reads.n.Store(0)
+		reads.Reset()
 		b.notify(t, e, alert("VecTest", "firing", time.Now().Add(time.Duration(i)*time.Second), map[string]string{"datname": b.datname(t)}))
 		rs := b.waitRepairs(t, i+1, "succeeded", "failed", "rolled_back")
 		r, err := e.Repair(b.ctx, rs[i].ID)
@@ -87,7 +82,7 @@ func TestReclaimImpactAndHistory(t *testing.T) {
 		// The engine's check that the index is not already healthy, the plan (whose reading
 		// the run chooses on and records as before), and the run's reading after (which the
 		// validation takes): three readings of the pages, none of them repeated.
-		if n := reads.n.Load(); n != 3 {
+		if n := reads.Count(); n != 3 {
 			t.Errorf("repair %d read the index pages %d times, want 3 (healthy check, plan, after)", i, n)
 		}
 		impacts = append(impacts, im)
@@ -108,34 +103,6 @@ func TestReclaimImpactAndHistory(t *testing.T) {
 	if !strings.Contains(second.Reason, "from 1 earlier runs") {
 		t.Errorf("second reason %q does not say it used history", second.Reason)
 	}
-}
-
-// pageReads counts the readings of an index's pages made through a Measurer: one per Measure
-// or MeasureAll asking for any HNSW structure figure.
-type pageReads struct {
-	strategy.BatchMeasurer
-	n atomic.Int32
-}
-
-func isStructure(figure string) bool { return strings.HasPrefix(figure, "pgvector_hnsw_") }
-
-func (p *pageReads) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
-	if isStructure(figure) {
-		p.n.Add(1)
-	}
-	return p.BatchMeasurer.Measure(ctx, pool, ix, figure)
-}
-
-func (p *pageReads) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
-	if slices.ContainsFunc(figures, isStructure) {
-		p.n.Add(1)
-	}
-	return p.BatchMeasurer.MeasureAll(ctx, pool, ix, figures)
-}
-
-// Settled passes on the exporter's answer: which figures a reading right after a step stands for.
-func (p *pageReads) Settled(figure string) bool {
-	return p.BatchMeasurer.(strategy.SettledMeasurer).Settled(figure)
 }
 
 // A rebuild whose free space comes from a Prometheus query (here a real Prometheus answering

@@ -4,16 +4,14 @@ import (
 	"context"
 	"errors"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/pgvector"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/strategy/strategytest"
 )
 
 // churned loads rows vectors into items with an HNSW index and deletes every deleteEvery-th
@@ -27,29 +25,6 @@ func (b *bundle) churned(t *testing.T, rows, deleteEvery int) catalog.Index {
 	}
 	b.exec(t, "ANALYZE items")
 	return b.resolve(t, "public", "items_emb")
-}
-
-// pageReads counts the structural readings of an index's pages made through a Measurer: one
-// per MeasureAll or Measure asking for any HNSW structure figure.
-type pageReads struct {
-	strategy.BatchMeasurer
-	n int
-}
-
-func isStructure(figure string) bool { return strings.HasPrefix(figure, "pgvector_hnsw_") }
-
-func (p *pageReads) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
-	if isStructure(figure) {
-		p.n++
-	}
-	return p.BatchMeasurer.Measure(ctx, pool, ix, figure)
-}
-
-func (p *pageReads) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
-	if slices.ContainsFunc(figures, isStructure) {
-		p.n++
-	}
-	return p.BatchMeasurer.MeasureAll(ctx, pool, ix, figures)
 }
 
 func installedVersion(t *testing.T, b *bundle) string {
@@ -89,7 +64,7 @@ func TestReclaimChoosesTheCheaperPathAndHeals(t *testing.T) {
 			b := setup(t, strategy.Options{})
 			ctx := context.Background()
 			ix := b.churned(t, 3000, tc.deleteEvery)
-			reads := &pageReads{BatchMeasurer: exporterMeasurer().(strategy.BatchMeasurer)}
+			reads := &strategytest.PageReads{BatchMeasurer: exporterMeasurer().(strategy.BatchMeasurer)}
 			b.env.Measure = reads
 			version := installedVersion(t, b)
 			if v, err := pgvector.ParseVersion(version); err != nil || len(pgvector.Gated(v, pgvector.GateHNSWVacuum)) > 0 {
@@ -101,10 +76,10 @@ func TestReclaimChoosesTheCheaperPathAndHeals(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("impact: %+v", im)
-			if reads.n != 1 {
-				t.Errorf("the plan read the index pages %d times, want once for both heap TID figures", reads.n)
+			if reads.Count() != 1 {
+				t.Errorf("the plan read the index pages %d times, want once for both heap TID figures", reads.Count())
 			}
-			reads.n = 0
+			reads.Reset()
 			c := im.Cost
 			if c == nil || c.Path != tc.want || c.PgvectorVersion != version || !strings.HasPrefix(c.DeadShareSource, "pgvector_hnsw_heap_tids") {
 				t.Fatalf("cost record %+v, want path %s on pgvector %s from measured heap TIDs", c, tc.want, version)
@@ -129,8 +104,8 @@ func TestReclaimChoosesTheCheaperPathAndHeals(t *testing.T) {
 			}
 			// The plan's reading, a moment ago, stands for the one before (the dead share and
 			// the recorded figures); the run reads the pages once, after.
-			if reads.n != 1 {
-				t.Errorf("the run read the index pages %d times, want once (after; before is the plan's reading)", reads.n)
+			if reads.Count() != 1 {
+				t.Errorf("the run read the index pages %d times, want once (after; before is the plan's reading)", reads.Count())
 			}
 			if math.Abs(out.Before["pgvector_hnsw_heap_tids:dead"]-c.DeadShare*float64(c.Elements)) > 1e-6 || out.After["pgvector_hnsw_heap_tids:dead"] != 0 {
 				t.Errorf("recorded dead heap TIDs %v -> %v, want %v -> 0", out.Before["pgvector_hnsw_heap_tids:dead"], out.After["pgvector_hnsw_heap_tids:dead"], c.DeadShare*float64(c.Elements))

@@ -1,0 +1,54 @@
+// Package strategytest holds what tests of strategies and of the engine share: a Measurer that
+// counts how often an index's pages are read.
+package strategytest
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
+)
+
+// PageReads wraps a Measurer and counts the structural readings of an index's pages made
+// through it: one per Measure or MeasureAll asking for any HNSW structure figure. Tests
+// assert with it that a large index is not read more often than a repair needs.
+type PageReads struct {
+	strategy.BatchMeasurer
+	n atomic.Int32
+}
+
+// Count is the readings since the last Reset.
+func (p *PageReads) Count() int { return int(p.n.Load()) }
+
+// Reset sets the count to zero.
+func (p *PageReads) Reset() { p.n.Store(0) }
+
+func isStructure(figure string) bool { return strings.HasPrefix(figure, "pgvector_hnsw_") }
+
+// Measure implements strategy.Measurer.
+func (p *PageReads) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
+	if isStructure(figure) {
+		p.n.Add(1)
+	}
+	return p.BatchMeasurer.Measure(ctx, pool, ix, figure)
+}
+
+// MeasureAll implements strategy.BatchMeasurer.
+func (p *PageReads) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
+	if slices.ContainsFunc(figures, isStructure) {
+		p.n.Add(1)
+	}
+	return p.BatchMeasurer.MeasureAll(ctx, pool, ix, figures)
+}
+
+// Settled passes on the wrapped Measurer's answer (strategy.SettledMeasurer), false when it
+// gives none.
+func (p *PageReads) Settled(figure string) bool {
+	s, ok := p.BatchMeasurer.(strategy.SettledMeasurer)
+	return ok && s.Settled(figure)
+}
