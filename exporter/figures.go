@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vectorheal/vectorheal/exporter/hnsw"
+	"github.com/vectorheal/vectorheal/exporter/ivfflat"
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/metricdoc"
 )
@@ -239,6 +240,20 @@ func structuralFaults(r *readings) []sample {
 	return out
 }
 
+// ofScan returns a figure of the last scan itself, read from the report of whichever method
+// was scanned.
+func ofScan(h func(*hnsw.Report) int64, v func(*ivfflat.Report) int64) func(r *readings) []sample {
+	return func(r *readings) []sample {
+		switch s := r.structure; {
+		case s != nil && s.hnsw != nil:
+			return one(float64(h(s.hnsw)))
+		case s != nil && s.ivf != nil:
+			return one(float64(v(s.ivf)))
+		}
+		return nil
+	}
+}
+
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -334,6 +349,16 @@ func indexFigures() []figure {
 		{name: "pgvector_index_structural_faults", typ: g, labels: []string{"kind"}, source: fromStructure, measured: []string{""},
 			help:   "Structural faults found in the last page scan, by kind (e.g. bad_page, version_mismatch, dangling_neighbor). A kind appears once a scan of the current build found it; a healthy index has none.",
 			values: structuralFaults},
+		{name: "pgvector_index_structural_faults_unconfirmed", typ: g, source: fromStructure, measured: []string{""},
+			help:   "Faults the last page scan saw only on pages written while it ran and that reading those pages again did not confirm: states a concurrent write passes through. Never counted in pgvector_index_structural_faults; a busy healthy index may show a few.",
+			values: ofScan(func(h *hnsw.Report) int64 { return h.Unconfirmed }, func(v *ivfflat.Report) int64 { return v.Unconfirmed })},
+		{name: "pgvector_index_scan_pages_changed", typ: g, source: fromStructure,
+			unmeasured: "describes the last scan, not the index",
+			help:       "Pages of the index written while the last page scan ran (their LSN passed the WAL position read before the scan). Figures read from pages are of one state of the index except on these (docs/metrics.md).",
+			values:     ofScan(func(h *hnsw.Report) int64 { return h.PagesChanged }, func(v *ivfflat.Report) int64 { return v.PagesChanged })},
+		{name: "pgvector_hnsw_duplicate_neighbor_elements", typ: g, methods: hnswOnly, source: fromStructure, measured: []string{""},
+			help:   "Live HNSW elements that list one neighbour twice on one layer (pgvector up to 0.8.6, an insert racing a vacuum): out-degree wasted, recall lower. A rebuild removes them; VACUUM does not.",
+			values: withHNSW(func(h *hnsw.Report) []sample { return one(float64(h.DuplicateNeighborElements)) })},
 
 		// IVFFlat structure, from the pages.
 		{name: "pgvector_ivfflat_lists", typ: g, methods: ivfflatOnly, source: fromStructure, measured: []string{""},

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -27,11 +28,19 @@ type structure struct {
 // qualitySample bounds the entries the IVFFlat centroid quality is computed on.
 const qualitySample = 1000
 
+// errRewritten says that the index got a new file node while it was scanned (REINDEX,
+// VACUUM FULL, TRUNCATE): the pages read belong to two relations.
+var errRewritten = errors.New("index rewritten during the scan")
+
 // scanStructure reads the pages of ix with fn (a page reading function chosen by
 // detectPageReader), cfg.PageBatch per query and, with the heap pages an HNSW scan checks, at
 // most cfg.Structure.MaxPagesPerSecond, in one read-only transaction bounded by
 // cfg.Structure.Timeout, and analyses them. It returns nil without error for a partitioned
 // table's parent index: it has no pages, and each partition's index is scanned on its own.
+//
+// The scan is fenced (pagescan.Fence): a fault counts only when the pages that show it are
+// one state of the index; the analysis reads the others again in the same transaction. An
+// index rewritten while it was scanned is scanned once more.
 func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, cfg config.Exporter) (*structure, error) {
 	if ix.Partitioned {
 		return nil, nil
@@ -39,42 +48,88 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn
 	if fn == "" {
 		return nil, fmt.Errorf("%s: index pages cannot be read on this target", ix)
 	}
-	var out structure
-	batch := cfg.PageBatch
-	err := readOnly(ctx, pool, cfg.Structure.Timeout, func(tx pgx.Tx) error {
-		// One budget for the index pages and the heap pages the HNSW heap check reads.
-		pacer := pagescan.NewPacer(cfg.Structure.MaxPagesPerSecond)
-		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, fn), pacer)
-		var err error
-		if out.rows, _, err = catalog.RowEstimate(ctx, tx, ix.TableOID); err != nil {
-			return fmt.Errorf("table rows: %w", err)
-		}
-		switch ix.Method {
-		case "hnsw":
-			rep, err := hnsw.Analyze(ctx, r, hnsw.Options{Heap: hnsw.PacedHeap(hnsw.SQLHeap(tx, ix), pacer), Batch: batch})
-			if err != nil {
-				return err
-			}
-			out.hnsw = rep
-		case "ivfflat":
-			kind, err := distanceKind(ix)
-			if err != nil {
-				return err
-			}
-			rep, err := ivfflat.Analyze(ctx, r, ivfflat.Options{Distance: kind, QualitySample: qualitySample, Batch: batch})
-			if err != nil {
-				return err
-			}
-			out.ivf = rep
-		default:
-			return fmt.Errorf("unknown access method %q", ix.Method)
-		}
-		return nil
-	})
+	out, err := scanOnce(ctx, pool, ix, fn, cfg)
+	if errors.Is(err, errRewritten) {
+		out, err = scanOnce(ctx, pool, ix, fn, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: structure scan: %w", ix, err)
 	}
+	return out, nil
+}
+
+// scanOnce is one fenced scan of scanStructure.
+func scanOnce(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, cfg config.Exporter) (*structure, error) {
+	var out structure
+	batch := cfg.PageBatch
+	err := readOnly(ctx, pool, cfg.Structure.Timeout, func(tx pgx.Tx) error {
+		fence, node, err := pagescan.ReadFence(ctx, tx, ix.OID)
+		if err != nil {
+			return err
+		}
+		// Every new fence also checks that the scan still reads the relation it began on.
+		refence := func(ctx context.Context) (*pagescan.Fence, error) {
+			f, n, err := pagescan.ReadFence(ctx, tx, ix.OID)
+			if err == nil && n != node {
+				err = errRewritten
+			}
+			return &f, err
+		}
+		// One budget for the index pages and the heap pages the HNSW heap check reads.
+		pacer := pagescan.NewPacer(cfg.Structure.MaxPagesPerSecond)
+		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, fn), pacer)
+		if out.rows, _, err = catalog.RowEstimate(ctx, tx, ix.TableOID); err != nil {
+			return fmt.Errorf("table rows: %w", err)
+		}
+		src := pageSource{tx: tx, r: r, pacer: pacer, batch: batch, fence: &fence, refence: refence}
+		if err := analyzeStructure(ctx, src, ix, &out); err != nil {
+			return err
+		}
+		_, err = refence(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	return &out, nil
+}
+
+// pageSource is what one fenced scan reads through: its transaction, the index's pages
+// within the page budget, and the fences.
+type pageSource struct {
+	tx      pgx.Tx
+	r       pagescan.Reader
+	pacer   *pagescan.Pacer
+	batch   int
+	fence   *pagescan.Fence
+	refence func(context.Context) (*pagescan.Fence, error)
+}
+
+// analyzeStructure runs the analysis of ix's method on the pages of src into out.
+func analyzeStructure(ctx context.Context, src pageSource, ix catalog.Index, out *structure) error {
+	switch ix.Method {
+	case "hnsw":
+		rep, err := hnsw.Analyze(ctx, src.r, hnsw.Options{Heap: hnsw.PacedHeap(hnsw.SQLHeap(src.tx, ix), src.pacer),
+			Batch: src.batch, Fence: src.fence, Refence: src.refence})
+		if err != nil {
+			return err
+		}
+		out.hnsw = rep
+	case "ivfflat":
+		kind, err := distanceKind(ix)
+		if err != nil {
+			return err
+		}
+		rep, err := ivfflat.Analyze(ctx, src.r, ivfflat.Options{Distance: kind, QualitySample: qualitySample,
+			Batch: src.batch, Fence: src.fence})
+		if err != nil {
+			return err
+		}
+		out.ivf = rep
+	default:
+		return fmt.Errorf("unknown access method %q", ix.Method)
+	}
+	return nil
 }
 
 // faultKindsOf returns the structural fault kinds a scan found at least once.

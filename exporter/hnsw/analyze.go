@@ -18,6 +18,9 @@ const (
 	flagLive = 1 << iota
 	flagBeingDeleted
 	flagDeleted
+	// flagChanged: the element's page or its neighbour tuple's page was written while the
+	// scan ran (its LSN passed the fence), so what the scan saw of it may be half of a change.
+	flagChanged
 )
 
 // pageElem is an element of the page being decoded.
@@ -66,6 +69,11 @@ type analyzer struct {
 	heapTotal                      int64
 	bytesLive, bytesGone, bytesAll int64
 
+	// changed marks, by block, pages written while the scan ran (LSN past Options.Fence).
+	changed  bitset
+	suspects []suspect // faults that involve changed pages, to be read again
+	layer    []uint32  // scratch: one layer's neighbour keys
+
 	keys  []uint32 // scratch
 	sort  *sorter
 	elems []pageElem
@@ -74,6 +82,20 @@ type analyzer struct {
 }
 
 func (a *analyzer) fault(kind string) { a.rep.Faults[kind]++ }
+
+// faultIf counts a fault of kind that the pages show, when none of the pages involved changed
+// during the scan (unsure false); otherwise it keeps it as a suspect to read again.
+func (a *analyzer) faultIf(unsure bool, s suspect) {
+	if !unsure {
+		a.fault(s.kind)
+		return
+	}
+	a.suspect(s)
+}
+
+// blockChanged reports whether block b was written during the scan, or lies past the blocks
+// the scan knew of (a page added since).
+func (a *analyzer) blockChanged(b uint32) bool { return b >= a.nblocks || a.changed.has(b) }
 
 func key(t TID) uint32 { return t.Block*maxItems + uint32(t.Offset) - 1 }
 
@@ -120,6 +142,7 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 	a := &analyzer{
 		opts: opts, meta: meta, nblocks: n, rep: rep,
 		isElem:    newBitset(uint64(n) * maxItems),
+		changed:   newBitset(uint64(n)),
 		hasLiveIn: newBitset(uint64(n) * maxItems),
 		next:      make([]uint32, n),
 		pending:   map[uint32]pendingElem{},
@@ -128,11 +151,16 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 		sort:      newSorter(uint64(n) * maxItems),
 	}
 	a.next[0] = pagescan.InvalidBlock
+	if !opts.Fence.Holds(meta0[0]) {
+		a.changed.set(0)
+		rep.PagesChanged++
+	}
 	if meta.EntryPoint.Valid() {
 		if a.validKey(meta.EntryPoint) {
 			a.epKey = key(meta.EntryPoint)
 		} else {
-			a.fault(FaultBadEntryPoint)
+			// Past the blocks the scan knew of: an element added since may be the new entry.
+			a.faultIf(meta.EntryPoint.Block >= n, suspect{kind: FaultBadEntryPoint})
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -155,22 +183,27 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 	}
 	rep.HeapTIDsDead = res.dead
 	rep.HeapTIDsExact = opts.Heap != nil && !res.inexact
-	a.fault2(FaultMissingNeighbors, int64(len(a.pending)))
+	for k, pe := range a.pending {
+		// The element's neighbour tuple was not on its page when that page was read.
+		a.faultIf(a.blockChanged(pe.key/maxItems) || a.blockChanged(k/maxItems),
+			suspect{kind: FaultMissingNeighbors, elem: keyTID(pe.key)})
+	}
 	a.chain()
 	a.graph()
 	a.figures()
-	return rep, nil
-}
-
-func (a *analyzer) fault2(kind string, n int64) {
-	if n > 0 {
-		a.rep.Faults[kind] += n
+	if err := a.confirm(ctx, r); err != nil {
+		return nil, err
 	}
+	return rep, nil
 }
 
 // page decodes one data page. A page that cannot be decoded is a fault and is skipped.
 func (a *analyzer) page(block uint32, p []byte) {
 	a.next[block] = pagescan.InvalidBlock
+	if !a.opts.Fence.Holds(p) {
+		a.changed.set(block)
+		a.rep.PagesChanged++
+	}
 	if pagescan.IsNew(p) {
 		a.next[block] = block // marks a new page: not expected on the chain
 		return
@@ -220,7 +253,9 @@ func (a *analyzer) page(block uint32, p []byte) {
 		switch {
 		case !nt.Valid() || !a.validKey(nt):
 			if !el.e.Deleted {
-				a.fault(FaultMissingNeighbors)
+				// A neighbour tuple on a page added since the scan began is not a fault.
+				a.faultIf(nt.Valid() && nt.Block >= a.nblocks && nt.Offset <= maxItems,
+					suspect{kind: FaultMissingNeighbors, elem: keyTID(el.key)})
 			}
 		case nt.Block == block:
 			b := ntups[nt.Offset]
@@ -229,17 +264,18 @@ func (a *analyzer) page(block uint32, p []byte) {
 				continue
 			}
 			ntups[nt.Offset] = nil
-			a.neighbors(pe, b, el.e.Deleted)
+			a.neighbors(pe, b, el.e.Deleted, block)
 		case nt.Block > block:
 			a.pending[key(nt)] = pe
 		default:
 			b, ok := a.unclaimed[key(nt)]
 			if !ok {
-				a.fault(FaultMissingNeighbors)
+				a.faultIf(a.blockChanged(block) || a.blockChanged(nt.Block),
+					suspect{kind: FaultMissingNeighbors, elem: keyTID(el.key)})
 				continue
 			}
 			delete(a.unclaimed, key(nt))
-			a.neighbors(pe, b, el.e.Deleted)
+			a.neighbors(pe, b, el.e.Deleted, nt.Block)
 		}
 	}
 	for off, b := range ntups {
@@ -249,7 +285,7 @@ func (a *analyzer) page(block uint32, p []byte) {
 		k := key(TID{Block: block, Offset: uint16(off)})
 		if pe, ok := a.pending[k]; ok {
 			delete(a.pending, k)
-			a.neighbors(pe, b, a.flags[pe.idx]&flagDeleted != 0)
+			a.neighbors(pe, b, a.flags[pe.idx]&flagDeleted != 0, block)
 			continue
 		}
 		a.unclaimed[k] = append([]byte(nil), b...)
@@ -274,6 +310,9 @@ func (a *analyzer) addElement(e Element, k uint32, size int) {
 		}
 		a.liveLevels[e.Level]++
 	}
+	if a.changed.has(k / maxItems) {
+		f |= flagChanged
+	}
 	if k == a.epKey && a.meta.EntryPoint.Valid() {
 		a.epIdx = int64(len(a.flags))
 	}
@@ -281,7 +320,7 @@ func (a *analyzer) addElement(e Element, k uint32, size int) {
 	a.levels = append(a.levels, uint8(e.Level))
 	a.lists = append(a.lists, noList)
 	a.bytesAll += int64(size)
-	if f == flagLive {
+	if f&flagLive != 0 {
 		a.bytesLive += int64(size)
 	} else {
 		a.bytesGone += int64(size)
@@ -292,8 +331,12 @@ func (a *analyzer) addElement(e Element, k uint32, size int) {
 	a.heapTotal += int64(e.NHeap)
 }
 
-// neighbors decodes the neighbour tuple b of element pe and stores its neighbour list.
-func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
+// neighbors decodes the neighbour tuple b of element pe, read on block ntBlock, and stores its
+// neighbour list.
+func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool, ntBlock uint32) {
+	if a.changed.has(ntBlock) {
+		a.flags[pe.idx] |= flagChanged
+	}
 	live := a.flags[pe.idx]&flagLive != 0
 	// The neighbour tuple's space belongs to its element for the fragmentation ratio.
 	if live {
@@ -307,7 +350,9 @@ func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
 		return
 	}
 	if nt.Version != pe.version {
-		a.fault(FaultVersionMismatch)
+		// Element and neighbour tuple on two pages read at two moments may be a change
+		// seen half done (an insert reusing a deleted slot writes both).
+		a.faultIf(a.flags[pe.idx]&flagChanged != 0, suspect{kind: FaultVersionMismatch, elem: keyTID(pe.key)})
 		return
 	}
 	level, m := int(pe.level), a.meta.M
@@ -323,9 +368,11 @@ func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
 		a.epUsed = make([]int64, level+1)
 	}
 	keys := a.keys[:0]
+	dup := false
 	for l := level; l >= 0; l-- {
 		start, cnt := LayerSlots(level, l, m)
 		used := int64(0)
+		first := len(keys)
 		for i := start; i < start+cnt; i++ {
 			t := nt.Slot(i)
 			if !t.Valid() {
@@ -333,7 +380,9 @@ func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
 			}
 			used++
 			if !a.validKey(t) {
-				a.fault(FaultDanglingNeighbor)
+				// A neighbour on a page added since the scan began is not a fault.
+				a.faultIf(t.Block >= a.nblocks && t.Offset <= maxItems,
+					suspect{kind: FaultDanglingNeighbor, elem: keyTID(pe.key), ref: t})
 				continue
 			}
 			k := key(t)
@@ -344,6 +393,9 @@ func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
 			if live {
 				a.hasLiveIn.set(k)
 			}
+		}
+		if level > 0 && live && !dup {
+			dup = a.duplicates(keys[first:])
 		}
 		if live {
 			for len(a.slotsUsed) <= l {
@@ -358,9 +410,32 @@ func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool) {
 		}
 	}
 	if len(keys) > 0 {
-		a.lists[pe.idx] = a.pool.add(a.sort.sortUnique(keys))
+		n := len(keys)
+		u := a.sort.sortUnique(keys)
+		// On layer 0 alone, a neighbour listed twice is one the union lists once.
+		if level == 0 && live && len(u) < n {
+			dup = true
+		}
+		a.lists[pe.idx] = a.pool.add(u)
+	}
+	if dup {
+		a.rep.DuplicateNeighborElements++
 	}
 	a.keys = keys
+}
+
+// duplicates reports whether one layer's neighbour keys name an element twice. Only elements
+// above layer 0 need it (their union over layers may list a neighbour once per layer); the
+// few slots of a layer are sorted in scratch space.
+func (a *analyzer) duplicates(layer []uint32) bool {
+	a.layer = append(a.layer[:0], layer...)
+	slices.Sort(a.layer)
+	for i := 1; i < len(a.layer); i++ {
+		if a.layer[i] == a.layer[i-1] {
+			return true
+		}
+	}
+	return false
 }
 
 // flushHeap hands collected heap TIDs to the fetcher once a batch is full (or at the end).
@@ -406,6 +481,13 @@ func (a *analyzer) chain() {
 	}
 	for b := uint32(1); b < a.nblocks; b++ {
 		if !seen.has(b) && a.next[b] != b {
+			// pgvector links a new page to the chain in the record that creates it: a page
+			// off the chain that was written during the scan was appended after its
+			// predecessor was read. Its predecessor's link is not kept, so it stays unconfirmed.
+			if a.changed.has(b) {
+				a.rep.Unconfirmed++
+				continue
+			}
 			a.fault(FaultChain)
 		}
 	}
@@ -422,7 +504,9 @@ func (a *analyzer) graph() {
 	var k uint32
 	for u := range nel {
 		k = a.isElem.next(k) // element keys are the set bits of isElem, in order
-		if a.flags[u]&flagLive != 0 && !a.hasLiveIn.has(k) && int64(u) != a.epIdx {
+		// An element written during the scan may have in-links on pages read before: it is
+		// counted neither as an orphan nor as unreachable (Report.Unsettled).
+		if a.flags[u]&(flagLive|flagChanged) == flagLive && !a.hasLiveIn.has(k) && int64(u) != a.epIdx {
 			orphans++
 			if len(a.rep.OrphanElements) < a.opts.ListLimit {
 				a.rep.OrphanElements = append(a.rep.OrphanElements, keyTID(k))
@@ -432,48 +516,43 @@ func (a *analyzer) graph() {
 	}
 	visited := a.hasLiveIn
 	clear(visited)
-	var dangling int64
-	// countDangling counts the neighbours of u that are no element (lists of reached
-	// elements are checked during the walk).
-	countDangling := func(u uint32) {
-		if a.lists[u] == noList {
-			return
-		}
-		for it := a.pool.list(a.lists[u]); it.more(); {
-			if !a.isElem.has(it.next()) {
-				dangling++
-			}
-		}
-	}
+	var dangling []edge
 	if a.epIdx >= 0 {
 		var held int
 		dangling, held = a.walk(rk, visited, uint32(a.epIdx), a.epKey)
 		a.rep.StateBytes += int64(held)
 	} else if a.meta.EntryPoint.Valid() && a.rep.Faults[FaultBadEntryPoint] == 0 {
-		a.fault(FaultBadEntryPoint)
+		a.faultIf(a.blockChanged(0) || a.blockChanged(a.meta.EntryPoint.Block), suspect{kind: FaultBadEntryPoint})
 	}
 	var reached int64
 	k = 0
 	for u := range nel {
 		k = a.isElem.next(k)
 		seen := visited.has(k)
-		if !seen {
-			countDangling(u)
-		}
-		if a.flags[u]&flagLive != 0 {
-			if seen {
-				reached++
-			} else if len(a.rep.UnreachableElements) < a.opts.ListLimit {
-				a.rep.UnreachableElements = append(a.rep.UnreachableElements, keyTID(k))
+		if !seen && a.lists[u] != noList {
+			// Lists of reached elements were checked during the walk.
+			for it := a.pool.list(a.lists[u]); it.more(); {
+				if n := it.next(); !a.isElem.has(n) {
+					dangling = append(dangling, edge{from: u, to: n})
+				}
 			}
+		}
+		switch f := a.flags[u]; {
+		case f&flagLive == 0:
+		case seen:
+			reached++
+		case f&flagChanged != 0:
+			a.rep.Unsettled++
+		case len(a.rep.UnreachableElements) < a.opts.ListLimit:
+			a.rep.UnreachableElements = append(a.rep.UnreachableElements, keyTID(k))
 		}
 		k++
 	}
 	a.rep.StateBytes += int64(cap(a.flags)+cap(a.levels)) + 4*int64(cap(a.lists)) + int64(a.pool.bytes()) +
 		8*int64(len(a.isElem)+len(a.hasLiveIn)) + 4*int64(len(rk.cum)+len(a.next))
-	a.rep.Unreachable = a.rep.ElementsLive - reached
+	a.rep.Unreachable = a.rep.ElementsLive - reached - a.rep.Unsettled
 	a.rep.Orphans = orphans
-	a.fault2(FaultDanglingNeighbor, dangling)
+	a.danglingFaults(dangling)
 }
 
 // walk marks in visited (by key) every element reachable from ep (index epIdx, key epKey) and
@@ -484,13 +563,13 @@ func (a *analyzer) graph() {
 // behind it in the next, and a few sweeps reach everything. Each CPU sweeps its own range of
 // the bitset (the walk runs after the last page arrived, when the database no longer needs
 // them); sweeps repeat until one finds nothing to do anywhere.
-func (a *analyzer) walk(rk ranker, visited bitset, epIdx, epKey uint32) (dangling int64, held int) {
+func (a *analyzer) walk(rk ranker, visited bitset, epIdx, epKey uint32) (dangling []edge, held int) {
 	frontier := newBitset(uint64(len(a.flags)))
 	visited.set(epKey)
 	frontier.set(epIdx)
 	workers := max(1, min(runtime.GOMAXPROCS(0), 4, len(frontier)/4)) // a worker costs microseconds
 	per := (len(frontier) + workers - 1) / workers
-	dangs := make([]int64, workers)
+	dangs := make([][]edge, workers)
 	busy := make([]bool, workers)
 	for more := true; more; {
 		var wg sync.WaitGroup
@@ -501,15 +580,14 @@ func (a *analyzer) walk(rk ranker, visited bitset, epIdx, epKey uint32) (danglin
 		more = slices.Contains(busy, true)
 	}
 	for _, d := range dangs {
-		dangling += d
+		dangling = append(dangling, d...)
 	}
 	return dangling, 8 * len(frontier)
 }
 
 // sweep expands, in index order, the elements of frontier words [from, to) and those that get
 // added there meanwhile; it reports whether it expanded any.
-func (a *analyzer) sweep(rk ranker, visited, frontier bitset, from, to int, dangling *int64) bool {
-	var dang int64
+func (a *analyzer) sweep(rk ranker, visited, frontier bitset, from, to int, dangling *[]edge) bool {
 	busy := false
 	for w := from; w < to; w++ {
 		for {
@@ -533,14 +611,13 @@ func (a *analyzer) sweep(rk ranker, visited, frontier bitset, from, to int, dang
 				}
 				v, ok := rk.lookup(k)
 				if !ok {
-					dang++
+					*dangling = append(*dangling, edge{from: u, to: k})
 				} else if visited.trySet(k) {
 					atomic.OrUint64(&frontier[v>>6], uint64(1)<<(v&63))
 				}
 			}
 		}
 	}
-	*dangling += dang
 	return busy
 }
 

@@ -26,6 +26,14 @@ type Options struct {
 	// ListLimit is how many orphan and unreachable elements Analyze names in the report
 	// (Report.OrphanElements, Report.UnreachableElements); 0 names none.
 	ListLimit int
+	// Fence is the WAL position read before the scan's first page (pagescan.ReadFence). A
+	// fault that involves a page written after it is read again before it counts. Nil: the
+	// pages are one state (copied from a stopped cluster or built by a test), taken as read.
+	Fence *pagescan.Fence
+	// Refence reads a new fence, in the session of the Reader, before the pages of suspect
+	// faults are read again. Nil: suspects cannot be confirmed and are counted in
+	// Report.Unconfirmed.
+	Refence func(ctx context.Context) (*pagescan.Fence, error)
 }
 
 // Fault kinds counted in Report.Faults.
@@ -63,8 +71,25 @@ type Report struct {
 	ConnectivityRatio, EntryPointQuality, FragmentationRatio float64
 	// NeighborFill[l] is used neighbour slots / available slots on layer l over live elements.
 	NeighborFill []float64
-	// Faults counts structural faults by kind (the Fault* constants).
+	// Faults counts structural faults by kind (the Fault* constants): only faults of one
+	// consistent state of the index (see Options.Fence).
 	Faults map[string]int64
+	// Unconfirmed counts faults seen on pages written while the scan ran that a re-read did
+	// not settle: states a write passes through, or faults the re-read could not pin down.
+	// They are never counted in Faults.
+	Unconfirmed int64
+	// PagesChanged is the number of pages whose LSN was past Options.Fence when read.
+	PagesChanged int64
+	// Unsettled is the number of live elements, on pages written while the scan ran, that
+	// the walk did not reach: their in-links may sit on pages read before the write. They are
+	// counted neither as unreachable nor, when no live element was seen to list them, as
+	// orphans.
+	Unsettled int64
+	// DuplicateNeighborElements is the number of live elements that list one neighbour twice
+	// on one layer (pgvector up to 0.8.6: an insert racing a vacuum writes an edge the vacuum
+	// just added). Read from one page image each: exact. A rebuild removes them; VACUUM
+	// does not.
+	DuplicateNeighborElements int64
 	// StateBytes is the memory the analysis held for the graph at its peak (per-element
 	// arrays, neighbour lists, bitsets, walk queue), excluding pages in flight.
 	StateBytes int64

@@ -58,6 +58,10 @@ type Options struct {
 	QualitySample int
 	// Batch is the number of pages read per Reader.Read call; 0 means pagescan.DefaultBatch.
 	Batch int
+	// Fence is the WAL position read before the scan's first page (pagescan.ReadFence): a
+	// chain fault on a page written after it is counted in Report.Unconfirmed, not in Faults.
+	// Nil: the pages are one state, taken as read.
+	Fence *pagescan.Fence
 }
 
 // Report is the structure of one IVFFlat index.
@@ -70,7 +74,15 @@ type Report struct {
 	ListSizeCV        float64
 	CentroidQuality   float64
 	Centers           [][]float32 // for drift; bits as 0 and 1; nil when the values are not vector, halfvec or bit
-	Faults            map[string]int64
+	// Faults counts structural faults by kind; a fault on a page written during the scan is
+	// counted in Unconfirmed instead.
+	Faults map[string]int64
+	// Unconfirmed counts chain faults on pages written while the scan ran: an insert fills
+	// a new page and links it from its list's last page in one record, so a scan that read
+	// the last page before the link sees the new page on no list.
+	Unconfirmed int64
+	// PagesChanged is the number of pages whose LSN was past Options.Fence when read.
+	PagesChanged int64
 }
 
 // DistanceKind maps a pgvector opclass to the distance it orders by ("l2", "cosine", "ip",
@@ -307,6 +319,7 @@ type analyzer struct {
 	next     []uint32
 	counts   []uint32 // entries per page
 	isList   []bool   // list page
+	changed  []bool   // written while the scan ran
 	nextList uint32   // next list page expected
 	lists    []List
 	samples  []sample
@@ -349,7 +362,7 @@ func Analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 	rep.Dimensions, rep.Lists = meta.Dimensions, meta.Lists
 	a := &analyzer{
 		opts: opts, meta: meta, nblocks: n, rep: rep,
-		next: make([]uint32, n), counts: make([]uint32, n), isList: make([]bool, n),
+		next: make([]uint32, n), counts: make([]uint32, n), isList: make([]bool, n), changed: make([]bool, n),
 		nextList: 1, rng: rand.New(rand.NewPCG(1, 2)),
 	}
 	a.next[0] = pagescan.InvalidBlock
@@ -371,8 +384,21 @@ func Analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 
 func (a *analyzer) fault(kind string) { a.rep.Faults[kind]++ }
 
+// chainFault counts a chain fault at block b, unconfirmed when b was written during the scan.
+func (a *analyzer) chainFault(b uint32) {
+	if b < a.nblocks && a.changed[b] {
+		a.rep.Unconfirmed++
+		return
+	}
+	a.fault(FaultChain)
+}
+
 func (a *analyzer) page(block uint32, p []byte) {
 	a.next[block] = pagescan.InvalidBlock
+	if !a.opts.Fence.Holds(p) {
+		a.changed[block] = true
+		a.rep.PagesChanged++
+	}
 	if pagescan.IsNew(p) {
 		return
 	}
@@ -459,7 +485,7 @@ func (a *analyzer) sizes() {
 				break // a page added after the scan began
 			}
 			if b == 0 || a.isList[b] || owner[b] >= 0 || steps > a.nblocks {
-				a.fault(FaultChain)
+				a.chainFault(b)
 				break
 			}
 			owner[b] = int32(i)
@@ -472,7 +498,7 @@ func (a *analyzer) sizes() {
 	}
 	for b := uint32(1); b < a.nblocks; b++ {
 		if !a.isList[b] && owner[b] < 0 && a.counts[b] > 0 {
-			a.fault(FaultChain) // entries no list reaches
+			a.chainFault(b) // entries no list reaches
 		}
 	}
 	if len(rep.ListSizes) > 0 && rep.Entries > 0 {

@@ -39,7 +39,7 @@ func ParseHeader(p []byte) (Header, error) {
 		return Header{}, fmt.Errorf("%w: %d bytes, want %d", ErrBadPage, len(p), PageSize)
 	}
 	h := Header{
-		LSN:             binary.LittleEndian.Uint64(p[0:]),
+		LSN:             PageLSN(p),
 		Checksum:        binary.LittleEndian.Uint16(p[8:]),
 		Flags:           binary.LittleEndian.Uint16(p[10:]),
 		Lower:           binary.LittleEndian.Uint16(p[12:]),
