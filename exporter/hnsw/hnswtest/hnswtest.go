@@ -283,3 +283,74 @@ func writeInvalid(t testing.TB, path string, slots []Slot) {
 		}
 	}
 }
+
+// MismatchVersions chooses n live elements of index schema.index in database dsn, other than
+// the entry point, whose neighbour tuple lies on another page than the element when
+// crossPage is set (on the same page otherwise), then stops the cluster, adds one to the
+// version of each one's neighbour tuple and starts the cluster again. Afterwards each of them
+// is a version_mismatch fault: pgvector ignores a neighbour tuple whose version is not its
+// element's, so its searches and inserts step over them rather than fail. Connections to the
+// cluster are broken by the restart.
+func MismatchVersions(t testing.TB, pg *testenv.Postgres, dsn string, schema, index string, n int, crossPage bool) []TID {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("hnswtest: connect: %v", err)
+	}
+	ix, err := catalog.Resolve(ctx, conn, schema, index)
+	if err != nil {
+		conn.Close(ctx)
+		t.Fatalf("hnswtest: %v", err)
+	}
+	var relPath string
+	if err := conn.QueryRow(ctx, `SELECT pg_relation_filepath($1::oid::regclass)`, ix.OID).Scan(&relPath); err != nil {
+		conn.Close(ctx)
+		t.Fatalf("hnswtest: relation file: %v", err)
+	}
+	g, err := Load(ctx, conn, ix)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatalf("hnswtest: load %s: %v", ix, err)
+	}
+	var chosen []TID
+	var positions []int64
+	for _, tid := range g.Order {
+		e := g.Elements[tid]
+		if len(chosen) == n {
+			break
+		}
+		if !e.Live || tid == g.Meta.EntryPoint || len(e.Slots) == 0 || (e.Neighbor.Block != tid.Block) != crossPage {
+			continue
+		}
+		chosen = append(chosen, tid)
+		// The slots start 4 bytes into the tuple; its version is byte 1.
+		positions = append(positions, e.Slots[0].Position-int64(e.Slots[0].Index)*pagescan.TIDSize-3)
+	}
+	if len(chosen) < n {
+		t.Fatalf("hnswtest: found only %d of %d elements to damage", len(chosen), n)
+	}
+	pg.Stop()
+	f, err := os.OpenFile(filepath.Join(pg.DataDir(), relPath), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("hnswtest: %v", err)
+	}
+	for _, pos := range positions {
+		var b [1]byte
+		if _, err := f.ReadAt(b[:], pos); err != nil {
+			t.Fatalf("hnswtest: read %s: %v", relPath, err)
+		}
+		b[0]++
+		if _, err := f.WriteAt(b[:], pos); err != nil {
+			t.Fatalf("hnswtest: write %s: %v", relPath, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("hnswtest: close %s: %v", relPath, err)
+	}
+	if err := pg.Start(ctx); err != nil {
+		t.Fatalf("hnswtest: restart: %v", err)
+	}
+	return chosen
+}
