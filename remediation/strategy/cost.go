@@ -130,6 +130,10 @@ type CostInput struct {
 	History         CostHistory
 	// RebuildRefused, when set, says why no rebuild may run (e.g. the disk guard refused it).
 	RebuildRefused string
+	// DuplicateNeighbors is the number of HNSW elements that list one neighbour twice
+	// (pgvector_hnsw_duplicate_neighbor_elements): VACUUM leaves them, a rebuild removes them,
+	// so while a rebuild may run VACUUM does not count as healing.
+	DuplicateNeighbors int64
 	// Rates replaces DefaultRates, e.g. with rates measured on the operator's server.
 	Rates *CostRates
 }
@@ -201,6 +205,7 @@ func ChooseRepair(in CostInput) (Choice, error) {
 			Heals: p != PathVacuum || in.Need == NeedDeadEntries}
 		if p == PathVacuum && in.Method == "hnsw" {
 			est.Refused = hnswVacuumGate(in.PgvectorVersion)
+			est.Heals = est.Heals && (in.DuplicateNeighbors == 0 || in.RebuildRefused != "")
 		}
 		if p != PathVacuum {
 			est.Refused = in.RebuildRefused
@@ -332,6 +337,8 @@ func reason(in CostInput, ests []Estimate, best int) string {
 		switch {
 		case e.Refused != "":
 			fmt.Fprintf(&b, "; %s refused: %s", e.Path, e.Refused)
+		case !e.Heals && e.Path == PathVacuum && in.DuplicateNeighbors > 0:
+			fmt.Fprintf(&b, "; %s leaves the %d elements that list a neighbour twice", e.Path, in.DuplicateNeighbors)
 		case !e.Heals:
 			fmt.Fprintf(&b, "; %s does not heal %s", e.Path, needText(in.Need))
 		}

@@ -103,6 +103,9 @@ func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 		return reclaimPlan{}, err
 	}
 	in.History = reclaimHistory(ctx, env)
+	if n, ok := reading.vals[duplicates]; ok && reading.errs[duplicates] == nil {
+		in.DuplicateNeighbors = int64(n)
+	}
 
 	// The rebuild's settings and disk guard come first: a rebuild that does not fit is a
 	// closed path for the choice, not an error, while VACUUM may still heal.
@@ -167,14 +170,15 @@ func readFigures(ctx context.Context, env Env, ix catalog.Index, figures []strin
 }
 
 const (
-	deadTIDs = "pgvector_hnsw_heap_tids:dead"
-	liveTIDs = "pgvector_hnsw_heap_tids:live"
+	deadTIDs   = "pgvector_hnsw_heap_tids:dead"
+	liveTIDs   = "pgvector_hnsw_heap_tids:live"
+	duplicates = "pgvector_hnsw_duplicate_neighbor_elements"
 )
 
 // deadShareFigures are the figures the dead share of an index of method is measured from.
 func deadShareFigures(method string) []string {
 	if method == "hnsw" {
-		return []string{deadTIDs, liveTIDs}
+		return []string{deadTIDs, liveTIDs, duplicates}
 	}
 	return nil
 }
