@@ -101,7 +101,7 @@ vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are ab
 type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency, perFiltered, partition int }
 
 func seriesPerIndex() seriesCounts {
-	return seriesCounts{hnswBase: 32, perLayer: 2, ivfflat: 25, latency: len(config.DefaultLatencyBuckets()) + 3,
+	return seriesCounts{hnswBase: 35, perLayer: 2, ivfflat: 27, latency: len(config.DefaultLatencyBuckets()) + 3,
 		perFiltered: len(filteredFigures()), partition: 1}
 }
 
@@ -184,6 +184,26 @@ const definitions = `
   (of neighbour tuples whose version matches their element's), through elements in any state;
   orphans are live elements other than the entry point that no live element lists as a
   neighbour.
+- **On a busy index.** A page scan reads pages one at a time while the application writes, so
+  it can see a state that existed only between two WAL records (a list linked to an element
+  whose page was read before the insert; a neighbour tuple rewritten after its element was
+  read). Each scan reads the WAL insert position (on a standby, the replay position) before its
+  first page: a page whose LSN is not newer shows the index as of that moment. A structural
+  fault whose pages are all such is counted at once; one that involves a page written during
+  the scan is read again, its pages together under a new fence, up to three times, and counts
+  only when the re-read still shows it. What stays unsettled is
+  ` + "`pgvector_index_structural_faults_unconfirmed`" + `, never a fault; ` + "`pgvector_index_scan_pages_changed`" + `
+  says how many pages were written during the scan. Unlogged indexes carry no page LSN: their
+  cross-page faults are always unconfirmed. An index that gets a new file node during the scan
+  (REINDEX, VACUUM FULL) is scanned again. Element counts, layers and neighbour fill are read
+  from single page images (exact for each page as read); unreachable elements and orphans leave
+  out live elements on pages written during the scan whose in-links may sit on pages read
+  before; dead heap TIDs are classified when the heap is read, after the index page; IVFFlat
+  list sizes count each page as read. On a quiet index all of this equals a snapshot.
+- **Duplicate neighbours** (HNSW) are live elements that list one neighbour twice on one layer
+  (pgvector up to 0.8.6: an insert racing a vacuum). Each list is read from one page image, so
+  the count is exact. The same neighbour on two layers of an element above layer 0 is normal
+  and not counted.
 - **Fragmentation** (HNSW) is the share of element and neighbour tuple bytes no live row needs:
   deleted and being-deleted elements with their neighbour tuples, plus live ones weighted by
   the dead share of heap TIDs. Free space on pages is not counted.

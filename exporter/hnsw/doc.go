@@ -35,6 +35,12 @@
 //     and wanted the sum over those layers of min(slots of the layer, LayerElements[l]-1),
 //     the most neighbours the layer could give it. 1.0 means a live entry point on the top
 //     layer with full neighbour lists.
+//   - Faults on a busy index: with Options.Fence, a fault counts only when every page that
+//     shows it was unchanged since the fence (one state of the index) or, read again under a
+//     new fence (Options.Refence), still shows it; the rest are Report.Unconfirmed. Live
+//     elements on pages written during the scan that the walk did not reach are
+//     Report.Unsettled, neither unreachable nor orphans.
+//   - DuplicateNeighborElements: live elements that list one neighbour twice on one layer.
 //   - FragmentationRatio: space no live row needs over the space of all element and neighbour
 //     tuples (line pointer lengths): (bytes of deleted and being-deleted elements with their
 //     neighbour tuples + bytes of live elements with theirs × HeapTIDsDead / all heap TIDs)
