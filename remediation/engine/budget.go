@@ -22,10 +22,6 @@ const (
 	HeldByFlapping     = "flapping"      // flap_max_repairs repairs within flap_window
 )
 
-// heldByReasons lists every rule that can hold a repair back: the bounded set of values of
-// the metrics' reason label.
-var heldByReasons = []string{HeldByCircuit, HeldByWindow, HeldByRunningLimit, HeldByCooldown, HeldByBackoff, HeldByBudget, HeldByFlapping}
-
 // budgetRun is one repair of an index as the budget sees it.
 type budgetRun struct {
 	Entry    string
