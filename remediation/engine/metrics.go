@@ -128,7 +128,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 type budgetDescs struct{ used, share, next, held *prometheus.Desc }
 
 func newBudgetDescs(doc map[string]metricdoc.Metric) budgetDescs {
-	d := func(name string) *prometheus.Desc { return prometheus.NewDesc(name, doc[name].Help, doc[name].Labels, nil) }
+	d := func(name string) *prometheus.Desc {
+		return prometheus.NewDesc(name, doc[name].Help, doc[name].Labels, nil)
+	}
 	return budgetDescs{used: d("vectorheal_repair_budget_used_ratio"), share: d("vectorheal_repair_budget_share_ratio"),
 		next: d("vectorheal_repair_next_allowed_timestamp_seconds"), held: d("vectorheal_repair_held")}
 }
