@@ -130,6 +130,12 @@ remediation:
 		!regexp.MustCompile(`db1 +public\.t_v_idx +now +0\.0% of 10\.0% over 24h0m0s +-`).MatchString(out) {
 		t.Fatalf("repairs: %d\n%s", code, out)
 	}
+	// check asks the server when each index of the database may next be repaired.
+	var chk, chkErr bytes.Buffer
+	if code := run([]string{"check", "--dsn", dsn, "--no-probe", "--url", url}, &chk, &chkErr); code != 0 ||
+		!regexp.MustCompile(`public\.t_v_idx +now; budget used 0\.0% of 10\.0% over 24h0m0s`).MatchString(chk.String()) {
+		t.Fatalf("check --url: %d %s\n%s", code, chkErr.String(), chk.String())
+	}
 	if code, out, _ := cli("repairs", "1"); code != 0 || !strings.Contains(out, "sql: ANALYZE") {
 		t.Fatalf("repairs 1: %d\n%s", code, out)
 	}
