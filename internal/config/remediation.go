@@ -20,7 +20,8 @@ type Remediation struct {
 	// HistoryRetention is how long finished repairs and received alerts are kept. Default 720h.
 	HistoryRetention time.Duration `yaml:"history_retention"`
 	// FlapWindow and FlapMaxRepairs: at most FlapMaxRepairs repairs per index per window.
-	// Defaults 6h and 3.
+	// Defaults 6h and 12: a net against runaway loops, looser than the budget, which sets the
+	// pace (one repair per 30 minutes on average would already be a loop worth stopping).
 	FlapWindow     time.Duration `yaml:"flap_window"`
 	FlapMaxRepairs int           `yaml:"flap_max_repairs"`
 	// CircuitBreakerFailures in a row stop auto-healing of an index until a human resets it.
@@ -53,7 +54,7 @@ func (r *Remediation) setDefaults() {
 	defDur(&r.DefaultTimeout, time.Hour)
 	defDur(&r.HistoryRetention, 720*time.Hour)
 	defDur(&r.FlapWindow, 6*time.Hour)
-	defInt(&r.FlapMaxRepairs, 3)
+	defInt(&r.FlapMaxRepairs, 12)
 	defInt(&r.CircuitBreakerFailures, 3)
 	r.Budget.setDefaults()
 }
