@@ -289,16 +289,16 @@ func flapUntil(in budgetInput) (time.Time, bool) {
 	return starts[in.FlapMax-1].Add(in.FlapWindow), true
 }
 
-// waits reports whether a repair held back waits for its next chance instead of being
-// skipped: when that chance comes while the alert is still worth acting on (within maxWait of
-// its queueing) or is not known in advance but transient (the running limit). An open circuit
-// waits for a human, so the repair is skipped.
-func (s BudgetState) waits(created time.Time, maxWait time.Duration) bool {
+// waits reports whether a repair held back at now waits for its next chance instead of being
+// skipped: when that chance comes within maxWait of its queueing, or is not known in advance
+// but transient (the running limit) and maxWait has not passed yet. An open circuit waits for
+// a human, so the repair is skipped.
+func (s BudgetState) waits(now, created time.Time, maxWait time.Duration) bool {
 	switch {
 	case s.Allowed || s.HeldBy == HeldByCircuit:
 		return false
 	case s.NextAllowed == nil:
-		return true
+		return now.Before(created.Add(maxWait))
 	}
 	return !s.NextAllowed.After(created.Add(maxWait))
 }

@@ -129,22 +129,25 @@ func TestDecideBudget(t *testing.T) {
 }
 
 // TestBudgetWaits: a held repair waits for its next chance when it comes within the wait
-// allowed, or ends with a running repair; otherwise, or with the circuit open, it is skipped.
+// allowed, or ends with a running repair while that wait lasts; otherwise, or with the circuit
+// open, it is skipped.
 func TestBudgetWaits(t *testing.T) {
 	created := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *time.Time { t := created.Add(d); return &t }
 	for _, tc := range []struct {
 		s    BudgetState
+		now  time.Duration // after the queueing
 		want bool
 	}{
-		{BudgetState{Allowed: true}, false},
-		{BudgetState{HeldBy: HeldByCircuit}, false},
-		{BudgetState{HeldBy: HeldByRunningLimit}, true},
-		{BudgetState{HeldBy: HeldByCooldown, NextAllowed: at(15 * time.Minute)}, true},
-		{BudgetState{HeldBy: HeldByBudget, NextAllowed: at(time.Hour)}, true},
-		{BudgetState{HeldBy: HeldByBackoff, NextAllowed: at(time.Hour + time.Second)}, false},
+		{BudgetState{Allowed: true}, 0, false},
+		{BudgetState{HeldBy: HeldByCircuit}, 0, false},
+		{BudgetState{HeldBy: HeldByRunningLimit}, 59 * time.Minute, true},
+		{BudgetState{HeldBy: HeldByRunningLimit}, time.Hour, false},
+		{BudgetState{HeldBy: HeldByCooldown, NextAllowed: at(15 * time.Minute)}, 0, true},
+		{BudgetState{HeldBy: HeldByBudget, NextAllowed: at(time.Hour)}, 0, true},
+		{BudgetState{HeldBy: HeldByBackoff, NextAllowed: at(time.Hour + time.Second)}, 0, false},
 	} {
-		if got := tc.s.waits(created, time.Hour); got != tc.want {
+		if got := tc.s.waits(created.Add(tc.now), created, time.Hour); got != tc.want {
 			t.Errorf("%+v waits = %t, want %t", tc.s, got, tc.want)
 		}
 	}

@@ -28,15 +28,16 @@ type budgetHistory struct {
 	running map[string]int          // repairs running, by target
 }
 
-// lookback is how far back the budget reads repairs: the longest span any of its rules looks at.
-func (e *Engine) lookback() time.Duration {
+// lookback is how far back the budget reads repairs: the longest span any of its rules looks
+// at, or the cooldown of the entry asked about when that is longer.
+func (e *Engine) lookback(cooldown time.Duration) time.Duration {
 	c := e.o.Config
-	return max(c.Budget.Window, c.FlapWindow, c.Budget.BackoffMax)
+	return max(c.Budget.Window, c.FlapWindow, c.Budget.BackoffMax, cooldown)
 }
 
 // loadBudget reads the repairs that ran on one index (only, when not nil) or on every index
-// within the lookback, the circuits, and the repairs running per target.
-func (e *Engine) loadBudget(ctx context.Context, only *budgetKey) (budgetHistory, error) {
+// within lookback, the circuits, and the repairs running per target.
+func (e *Engine) loadBudget(ctx context.Context, only *budgetKey, lookback time.Duration) (budgetHistory, error) {
 	h := budgetHistory{runs: map[budgetKey][]budgetRun{}, names: map[budgetKey][2]string{},
 		circuit: map[budgetKey]bool{}, running: map[string]int{}}
 	var k budgetKey
@@ -50,7 +51,7 @@ SELECT target, datname, schemaname, relname, indexrelname, entry, state, started
  WHERE state IN ('running', 'succeeded', 'failed', 'rolled_back') AND started_at IS NOT NULL
    AND coalesce(finished_at, now()) > now() - $1 * interval '1 second'
    AND ($2 = '' OR (target = $2 AND schemaname = $3 AND indexrelname = $4))
- ORDER BY started_at DESC`, e.lookback().Seconds(), k.Target, k.Schema, k.Index)
+ ORDER BY started_at DESC`, lookback.Seconds(), k.Target, k.Schema, k.Index)
 	if err != nil {
 		return h, fmt.Errorf("read repair budget: %w", err)
 	}
@@ -127,7 +128,7 @@ func (e *Engine) budgetInput(now time.Time, h budgetHistory, k budgetKey) budget
 // budgetOf decides whether automatic repair r may run now.
 func (e *Engine) budgetOf(ctx context.Context, r repairRow) (BudgetState, error) {
 	k := budgetKey{Target: r.Target, Schema: r.Schema, Index: r.Index}
-	h, err := e.loadBudget(ctx, &k)
+	h, err := e.loadBudget(ctx, &k, e.lookback(r.Plan.Cooldown))
 	if err != nil {
 		return BudgetState{}, err
 	}
@@ -150,7 +151,7 @@ func (e *Engine) budgetHold(ctx context.Context, rec *recorder) (done bool, err 
 	if s.Allowed {
 		return false, nil
 	}
-	if !s.waits(rec.r.CreatedAt, e.o.Config.Budget.Window) {
+	if !s.waits(time.Now(), rec.r.CreatedAt, e.o.Config.Budget.Window) {
 		return true, rec.skip(ctx, s.HeldBy, s.detail())
 	}
 	if err := rec.held(ctx, s.HeldBy, s.detail()); err != nil {
@@ -180,7 +181,7 @@ type IndexBudget struct {
 // cooldown counts after its own last run; maintenance windows, which belong to entries, show
 // on the repairs they hold.
 func (e *Engine) Budgets(ctx context.Context) ([]IndexBudget, error) {
-	h, err := e.loadBudget(ctx, nil)
+	h, err := e.loadBudget(ctx, nil, e.lookback(0))
 	if err != nil {
 		return nil, err
 	}
