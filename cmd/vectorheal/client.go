@@ -366,8 +366,9 @@ func estimate(d time.Duration) string {
 
 func registerRepair(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
 	c, o := clientCommand(app, "repair", `Queue a manual repair of one index with one strategy. The index is looked up in the
-target's catalog first; a manual repair skips the alert, cooldown, flap and circuit checks (a
-person asked for it) but still waits for the index lock.`, stdout)
+target's catalog first; a manual repair skips the alert and budget checks (cooldown, backoff,
+flap guard, circuit; a person asked for it) but still waits for the index lock; its time counts
+in the index's budget.`, stdout)
 	var b api.TriggerBody
 	c.Flag("target", "Target (configured database name).").Required().StringVar(&b.Target)
 	c.Flag("schema", "Schema of the index.").Default("public").StringVar(&b.Schema)
