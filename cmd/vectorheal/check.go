@@ -23,6 +23,10 @@ type checkOptions struct {
 	k         int
 	noProbe   bool
 	pageBatch int
+	// url of vectorheal serve's API and the target name there: check itself reads only the
+	// database, so when the next automatic repair may run comes from the server.
+	url    string
+	target string
 }
 
 func registerCheck(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
@@ -30,6 +34,9 @@ func registerCheck(app *kingpin.Application, stdout, stderr io.Writer) (string, 
 
 The figures are the exporter's (structure from the index pages when the role may read them,
 recall probe, statistics); JSON field names are the metric names without the pgvector_ prefix.
+With --url of a running 'vectorheal serve', each index also shows when its next automatic
+repair may run and which rule (cooldown, budget, backoff, running_limit, window, circuit_open,
+flapping) holds it back; that state lives in the server's state store, which check does not read.
 Exits 1 when the database cannot be reached.`)
 	o := &checkOptions{}
 	c.Flag("dsn", "Database to check (libpq URL or key=value).").Required().StringVar(&o.dsn)
@@ -40,6 +47,8 @@ Exits 1 when the database cannot be reached.`)
 	c.Flag("probe.k", "Neighbours compared by the recall probe (recall@k).").Default("10").IntVar(&o.k)
 	c.Flag("no-probe", "Do not run the recall probe.").BoolVar(&o.noProbe)
 	c.Flag("page-batch", "Index pages fetched per query.").Default("64").IntVar(&o.pageBatch)
+	c.Flag("url", "Base URL of a running vectorheal server, asked when the next automatic repair of each index may run.").Envar("VECTORHEAL_URL").StringVar(&o.url)
+	c.Flag("target", "Name of this database among the server's targets (default: matched by database name).").StringVar(&o.target)
 	return c.FullCommand(), func(ctx context.Context, logger *slog.Logger) int {
 		return runCheck(ctx, o, stdout, stderr)
 	}
@@ -82,10 +91,11 @@ func runCheck(ctx context.Context, o *checkOptions, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "vectorheal check: %v\n", err)
 		return 1
 	}
+	next := checkBudgets(ctx, o, rep)
 	if o.output == "json" {
-		err = rep.WriteJSON(stdout)
-	} else {
-		err = rep.WriteText(stdout)
+		err = next.writeJSON(stdout, rep)
+	} else if err = rep.WriteText(stdout); err == nil {
+		err = next.writeText(stdout, rep)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "vectorheal check: %v\n", err)

@@ -214,8 +214,12 @@ func registerIssues(app *kingpin.Application, stdout, stderr io.Writer) (string,
 		if err := o.call(ctx, "GET", q, nil, &is); err != nil || !o.text() {
 			return err
 		}
+		next, err := o.budgets(ctx)
+		if err != nil {
+			return err
+		}
 		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ALERT\tSTATUS\tTARGET\tINDEX\tSINCE\tSEEN\tREASON\tREPAIRS")
+		fmt.Fprintln(w, "ALERT\tSTATUS\tTARGET\tINDEX\tSINCE\tSEEN\tREASON\tREPAIRS\tNEXT REPAIR")
 		for _, i := range is {
 			var rs []string
 			for _, r := range i.Repairs {
@@ -225,8 +229,9 @@ func registerIssues(app *kingpin.Application, stdout, stderr io.Writer) (string,
 			if reason == "" {
 				reason = "-" // Alertmanager before 0.32 does not say
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s.%s\t%s\t%d\t%s\t%s\n", i.Alertname, i.Status, i.Labels["target"], i.Labels["schemaname"],
-				i.Labels["indexrelname"], i.StartsAt.Format(time.RFC3339), i.TimesReceived, reason, strings.Join(rs, ", "))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s.%s\t%s\t%d\t%s\t%s\t%s\n", i.Alertname, i.Status, i.Labels["target"], i.Labels["schemaname"],
+				i.Labels["indexrelname"], i.StartsAt.Format(time.RFC3339), i.TimesReceived, reason, strings.Join(rs, ", "),
+				next.of(i.Labels["target"], i.Labels["schemaname"], i.Labels["indexrelname"]))
 		}
 		return w.Flush()
 	})
@@ -266,7 +271,14 @@ repair in full: plan, impact estimates, SQL run, figures before and after, valid
 			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s.%s\t%s\n", r.ID, r.State, r.Reason, r.Entry, r.Target, r.Schema, r.Index,
 				r.CreatedAt.Format(time.RFC3339))
 		}
-		return w.Flush()
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		next, err := o.budgets(ctx)
+		if err != nil {
+			return err
+		}
+		return printBudgets(stdout, next.list, time.Now())
 	})
 }
 
@@ -354,8 +366,9 @@ func estimate(d time.Duration) string {
 
 func registerRepair(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
 	c, o := clientCommand(app, "repair", `Queue a manual repair of one index with one strategy. The index is looked up in the
-target's catalog first; a manual repair skips the alert, cooldown, flap and circuit checks (a
-person asked for it) but still waits for the index lock.`, stdout)
+target's catalog first; a manual repair skips the alert and budget checks (cooldown, backoff,
+flap guard, circuit; a person asked for it) but still waits for the index lock; its time counts
+in the index's budget.`, stdout)
 	var b api.TriggerBody
 	c.Flag("target", "Target (configured database name).").Required().StringVar(&b.Target)
 	c.Flag("schema", "Schema of the index.").Default("public").StringVar(&b.Schema)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -106,7 +107,7 @@ remediation:
 	if auto.Entry != "analyze-on-alert" || auto.Fingerprint == "" || len(auto.Steps) != 1 || !strings.Contains(auto.Steps[0].Statements[0], "ANALYZE") {
 		t.Fatalf("repair from the alert: %+v", auto)
 	}
-	if code, out, _ := cli("issues"); code != 0 || !strings.Contains(out, "VecE2E") || !strings.Contains(out, "#1 succeeded") {
+	if code, out, _ := cli("issues"); code != 0 || !strings.Contains(out, "VecE2E") || !strings.Contains(out, "#1 succeeded  now") {
 		t.Fatalf("issues: %d\n%s", code, out)
 	}
 
@@ -123,6 +124,17 @@ remediation:
 	}
 	if code, out, _ := cli("repairs", "--outcome", "succeeded"); code != 0 || strings.Count(out, "succeeded") != 2 {
 		t.Fatalf("repairs: %d\n%s", code, out)
+	}
+	// Two quick repairs leave the index's budget almost whole: the next may run now.
+	if code, out, _ := cli("repairs"); code != 0 || !strings.Contains(out, "next automatic repair per index") ||
+		!regexp.MustCompile(`db1 +public\.t_v_idx +now +0\.0% of 10\.0% over 24h0m0s +-`).MatchString(out) {
+		t.Fatalf("repairs: %d\n%s", code, out)
+	}
+	// check asks the server when each index of the database may next be repaired.
+	var chk, chkErr bytes.Buffer
+	if code := run([]string{"check", "--dsn", dsn, "--no-probe", "--url", url}, &chk, &chkErr); code != 0 ||
+		!regexp.MustCompile(`public\.t_v_idx +now; budget used 0\.0% of 10\.0% over 24h0m0s`).MatchString(chk.String()) {
+		t.Fatalf("check --url: %d %s\n%s", code, chkErr.String(), chk.String())
 	}
 	if code, out, _ := cli("repairs", "1"); code != 0 || !strings.Contains(out, "sql: ANALYZE") {
 		t.Fatalf("repairs 1: %d\n%s", code, out)

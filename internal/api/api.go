@@ -94,6 +94,7 @@ func New(o Options) (http.Handler, error) {
 		r.Get("/repairs", a.listRepairs)
 		r.Get("/repairs/{id}", a.getRepair)
 		r.Get("/circuits", a.circuits)
+		r.Get("/budgets", a.budgets)
 		r.Get("/pauses", a.pauses)
 		r.Group(func(r chi.Router) {
 			r.Use(RequireToken(o.Token))

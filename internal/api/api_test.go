@@ -254,6 +254,15 @@ func TestRepairsThroughAPI(t *testing.T) {
 	if code := c.call("POST", "/circuits/reset", token, map[string]string{"target": "db1", "index": "t_v_idx"}, &e); code != 200 {
 		t.Fatalf("reset circuit: %d %q", code, e.Error)
 	}
+	// The manual repair counts in the index's budget; it holds nothing back.
+	var budgets []engine.IndexBudget
+	if code := c.call("GET", "/budgets", "", nil, &budgets); code != 200 || len(budgets) != 1 {
+		t.Fatalf("budgets: %d %+v", code, budgets)
+	}
+	if b := budgets[0]; b.Target != "db1" || b.Index != "t_v_idx" || !b.Allowed || b.HeldBy != "" ||
+		b.UsedRatio <= 0 || b.Share != 0.1 || b.Window != 24*time.Hour {
+		t.Fatalf("budget %+v", b)
+	}
 	var st api.StatusBody
 	if code := c.call("GET", "/status", "", nil, &st); code != 200 || st.Last24h["succeeded"] != 1 || !st.Workers {
 		t.Fatalf("status: %d %+v", code, st)

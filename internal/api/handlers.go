@@ -193,6 +193,17 @@ func (a *api) circuits(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, nonNil(cs))
 }
 
+// budgets is GET /budgets: per index, whether an automatic repair may run now, the rule that
+// holds it back and when the next one may run (engine.Budgets).
+func (a *api) budgets(w http.ResponseWriter, r *http.Request) {
+	bs, err := a.e.Budgets(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nonNil(bs))
+}
+
 // IndexBody names an index (or, with index empty, a whole target where the call allows it).
 type IndexBody struct {
 	Target  string `json:"target"`

@@ -20,12 +20,15 @@ type Remediation struct {
 	// HistoryRetention is how long finished repairs and received alerts are kept. Default 720h.
 	HistoryRetention time.Duration `yaml:"history_retention"`
 	// FlapWindow and FlapMaxRepairs: at most FlapMaxRepairs repairs per index per window.
-	// Defaults 6h and 3.
+	// Defaults 6h and 12: a net against runaway loops, looser than the budget, which sets the
+	// pace (one repair per 30 minutes on average would already be a loop worth stopping).
 	FlapWindow     time.Duration `yaml:"flap_window"`
 	FlapMaxRepairs int           `yaml:"flap_max_repairs"`
 	// CircuitBreakerFailures in a row stop auto-healing of an index until a human resets it.
 	// Default 3.
 	CircuitBreakerFailures int `yaml:"circuit_breaker_failures"`
+	// Budget is how much repairing one index may take; see Budget.
+	Budget Budget `yaml:"budget"`
 	// APIToken guards the mutating API calls (trigger, approve, cancel, reset, pause).
 	// Falls back to webhook.bearer_token when unset.
 	APIToken Secret `yaml:"api_token"`
@@ -51,8 +54,9 @@ func (r *Remediation) setDefaults() {
 	defDur(&r.DefaultTimeout, time.Hour)
 	defDur(&r.HistoryRetention, 720*time.Hour)
 	defDur(&r.FlapWindow, 6*time.Hour)
-	defInt(&r.FlapMaxRepairs, 3)
+	defInt(&r.FlapMaxRepairs, 12)
 	defInt(&r.CircuitBreakerFailures, 3)
+	r.Budget.setDefaults()
 }
 
 func (r *Remediation) validate(v *validator) {
@@ -68,5 +72,51 @@ func (r *Remediation) validate(v *validator) {
 	if r.HistoryRetention < time.Hour {
 		v.errorf("remediation.history_retention", "must be at least 1h")
 	}
+	r.Budget.validate(v, "remediation.budget")
 	r.APIToken.validate(v, "remediation.api_token")
+}
+
+// Budget is the maintenance budget of one index: the main brake on automatic repairs. It
+// follows the repair's cost, where a fixed cooldown cannot: a 7 s rebuild may run many times
+// a day, a 2 h one a few. A runbook entry's cooldown stays as a floor under it.
+type Budget struct {
+	// Share of wall time that repairs of one index may take over Window: a repair is held
+	// while the repairs of the index that ran within the last Window took more. Default 0.1.
+	Share float64 `yaml:"share"`
+	// Window over which Share is measured. Default 24h.
+	Window time.Duration `yaml:"window"`
+	// MaxRunningPerTarget repairs may run at once on one target (one database), each on its
+	// own index. Default 2.
+	MaxRunningPerTarget int `yaml:"max_running_per_target"`
+	// BackoffBase is the wait after a repair of the index that did not help (failed, rolled
+	// back, futile); it doubles with each such repair in a row, up to BackoffMax, and a
+	// repair that helped resets it. Defaults 30m and 24h.
+	BackoffBase time.Duration `yaml:"backoff_base"`
+	BackoffMax  time.Duration `yaml:"backoff_max"`
+}
+
+func (b *Budget) setDefaults() {
+	if b.Share == 0 {
+		b.Share = 0.1
+	}
+	defDur(&b.Window, 24*time.Hour)
+	defInt(&b.MaxRunningPerTarget, 2)
+	defDur(&b.BackoffBase, 30*time.Minute)
+	defDur(&b.BackoffMax, 24*time.Hour)
+}
+
+func (b *Budget) validate(v *validator, p string) {
+	if !(b.Share > 0 && b.Share <= 1) { // written so that NaN fails too
+		v.errorf(p+".share", "must be in (0, 1], got %g", b.Share)
+	}
+	if b.Window < time.Minute {
+		v.errorf(p+".window", "must be at least 1m, got %s", b.Window)
+	}
+	v.positive(p+".max_running_per_target", b.MaxRunningPerTarget)
+	if b.BackoffBase <= 0 {
+		v.errorf(p+".backoff_base", "must be positive, got %s", b.BackoffBase)
+	}
+	if b.BackoffMax < b.BackoffBase {
+		v.errorf(p+".backoff_max", "must be at least backoff_base (%s), got %s", b.BackoffBase, b.BackoffMax)
+	}
 }

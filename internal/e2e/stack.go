@@ -181,7 +181,10 @@ func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, 
 		},
 		"alertmanager": map[string]any{"url": amURL},
 		"webhook":      map[string]any{"bearer_token": map[string]string{"file": s.TokenFile}},
-		"remediation":  map[string]any{"runbook": runbookFile},
+		// The backoff after a repair that did not help is compressed like the cooldowns: a
+		// scenario lasts minutes, not the hours the defaults are made for.
+		"remediation": map[string]any{"runbook": runbookFile, "budget": map[string]any{
+			"backoff_base": t.MaxCooldown.String(), "backoff_max": t.MaxCooldown.String()}},
 	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {

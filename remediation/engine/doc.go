@@ -23,9 +23,14 @@
 //
 // # Checks right before a repair
 //
-// Circuit breaker (K failed repairs in a row stop auto-healing of the index until ResetCircuit),
-// maintenance window, cooldown of the entry on the index, flap guard (at most N repairs of the
-// index per window), alert resolved in the state store, then Alertmanager's v2 API: the alert
+// First the maintenance budget of the index (budget.go, one pure function over its recent
+// repairs that the API, the CLI and the metrics ask too): circuit breaker (K failed repairs in
+// a row stop auto-healing of the index until ResetCircuit), maintenance window, running limit
+// per target, cooldown of the entry on the index (a floor), backoff after repairs that did not
+// help, the share of wall time repairs of the index took, flap guard (at most N repairs of the
+// index per window). A repair held back stays queued with the rule and its next chance
+// recorded, and asks again, or is skipped when that chance is beyond the budget window or the
+// circuit is open. Then the alert resolved in the state store, then Alertmanager's v2 API: the alert
 // must still be there and active, neither silenced nor inhibited. When Alertmanager is
 // configured but does not answer, the repair does not run: it waits (reason
 // alertmanager_unreachable) and asks again every LockRetry, and is skipped for that reason
@@ -41,8 +46,8 @@
 // index (its last repair there moved no figure) is skipped as futile while the figure stays
 // where it was. Last, the first step's validation figure is measured: an index that already
 // meets it (another alert's repair healed it meanwhile) is skipped as already_healthy. Manual
-// repairs (Trigger) were asked for by a person and skip the alert, cooldown, flap, circuit,
-// futile and already-healthy checks.
+// repairs (Trigger) were asked for by a person and skip the alert, budget (cooldown, backoff,
+// flap, circuit), futile and already-healthy checks; their time counts in the budget.
 //
 // # Steps
 //

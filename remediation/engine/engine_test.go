@@ -450,7 +450,9 @@ func TestPrune(t *testing.T) {
 }
 
 // TestGuards: cooldown per entry and index, the flap guard over all entries, and maintenance
-// windows each skip a repair with their reason.
+// windows each skip a repair with their reason: each holds longer than the budget window of
+// the tests, so the repair does not wait. The window opens after the flap guard lets go, so
+// it is the rule that holds longest.
 func TestGuards(t *testing.T) {
 	b := setup(t)
 	b.cfg.FlapMaxRepairs = 2
@@ -468,7 +470,7 @@ entries:
     steps: [{strategy: ok}]
   - name: night
     matchers: ['alertname="Night"']
-    windows: [{start: "`+later(2*time.Hour)+`", end: "`+later(3*time.Hour)+`"}]
+    windows: [{start: "`+later(7*time.Hour)+`", end: "`+later(8*time.Hour)+`"}]
     steps: [{strategy: ok}]
 `)
 	e := b.engine(t, rb, nil)

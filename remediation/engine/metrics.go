@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,9 +21,16 @@ func Metrics() []metricdoc.Metric {
 		{Name: "vectorheal_repair_futile_total", Type: "counter", Help: "Repair steps whose validation failed with the figure where it was before the step: the step could not help the index.", Labels: []string{"strategy"}},
 		{Name: "vectorheal_repair_deferrals_total", Type: "counter", Help: "Repairs put back in the queue because a step said retry later (another index build on the table, a lock not had in time), by the repair's first strategy.", Labels: []string{"strategy"}},
 		{Name: "vectorheal_repair_rollbacks_total", Type: "counter", Help: "Rollbacks run after a step failed, timed out or was interrupted, by strategy.", Labels: []string{"strategy"}},
+		{Name: "vectorheal_repair_budget_used_ratio", Type: "gauge", Help: "Share of the budget window (remediation.budget.window) that repairs of the index took; automatic repairs are held (reason budget) while it is above remediation.budget.share. Indexes repaired lately or with a circuit.", Labels: indexLabels},
+		{Name: "vectorheal_repair_budget_share_ratio", Type: "gauge", Help: "The configured maintenance budget: the share of wall time repairs of one index may take over the budget window (remediation.budget.share)."},
+		{Name: "vectorheal_repair_next_allowed_timestamp_seconds", Type: "gauge", Help: "When the next automatic repair of the index may run, as far as known: the scrape time when none is held back; absent while the circuit is open or only the per-target running limit holds.", Labels: indexLabels},
+		{Name: "vectorheal_repair_held", Type: "gauge", Help: "1 for the rule holding automatic repairs of the index back the longest (circuit_open, running_limit, cooldown, backoff, budget, flapping; a maintenance window shows on the repairs it holds); absent while repairs may run.", Labels: append(slices.Clone(indexLabels), "reason")},
 		{Name: "vectorheal_circuit_open", Type: "gauge", Help: "1 while auto-healing of the index is stopped after failures in a row, until reset through the API.", Labels: []string{"target", "datname", "schemaname", "relname", "indexrelname"}},
 	}
 }
+
+// indexLabels name an index in the engine's per-index metrics, as in its alerts.
+var indexLabels = []string{"target", "datname", "schemaname", "relname", "indexrelname"}
 
 type metrics struct {
 	repairs   *prometheus.CounterVec
@@ -34,6 +42,7 @@ type metrics struct {
 	deferrals *prometheus.CounterVec
 	queueDesc *prometheus.Desc
 	circDesc  *prometheus.Desc
+	budget    budgetDescs
 	e         *Engine
 }
 
@@ -60,6 +69,7 @@ func newMetrics(reg prometheus.Registerer, e *Engine) (*metrics, error) {
 			Help: doc["vectorheal_repair_deferrals_total"].Help}, doc["vectorheal_repair_deferrals_total"].Labels),
 		queueDesc: prometheus.NewDesc("vectorheal_repair_queue_depth", doc["vectorheal_repair_queue_depth"].Help, nil, nil),
 		circDesc:  prometheus.NewDesc("vectorheal_circuit_open", doc["vectorheal_circuit_open"].Help, doc["vectorheal_circuit_open"].Labels, nil),
+		budget:    newBudgetDescs(doc),
 		e:         e,
 	}
 	if reg != nil {
@@ -84,6 +94,7 @@ type stateCollector struct{ m *metrics }
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.m.queueDesc
 	ch <- c.m.circDesc
+	c.m.budget.describe(ch)
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -96,6 +107,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	} else {
 		ch <- prometheus.MustNewConstMetric(c.m.queueDesc, prometheus.GaugeValue, depth)
 	}
+	c.m.budget.collect(ctx, c.m.e, ch)
 	circuits, err := c.m.e.Circuits(ctx)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(c.m.circDesc, err)
@@ -108,5 +120,48 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.m.circDesc, prometheus.GaugeValue, v,
 			ci.Target, ci.Datname, ci.Schema, ci.Table, ci.Index)
+	}
+}
+
+// budgetDescs are the metrics of the maintenance budget, read from the state store at scrape
+// time by the same rules the precheck applies (Budgets).
+type budgetDescs struct{ used, share, next, held *prometheus.Desc }
+
+func newBudgetDescs(doc map[string]metricdoc.Metric) budgetDescs {
+	d := func(name string) *prometheus.Desc {
+		return prometheus.NewDesc(name, doc[name].Help, doc[name].Labels, nil)
+	}
+	return budgetDescs{used: d("vectorheal_repair_budget_used_ratio"), share: d("vectorheal_repair_budget_share_ratio"),
+		next: d("vectorheal_repair_next_allowed_timestamp_seconds"), held: d("vectorheal_repair_held")}
+}
+
+func (d budgetDescs) describe(ch chan<- *prometheus.Desc) {
+	for _, x := range []*prometheus.Desc{d.used, d.share, d.next, d.held} {
+		ch <- x
+	}
+}
+
+func (d budgetDescs) collect(ctx context.Context, e *Engine, ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(d.share, prometheus.GaugeValue, e.o.Config.Budget.Share)
+	budgets, err := e.Budgets(ctx)
+	if err != nil {
+		for _, x := range []*prometheus.Desc{d.used, d.next, d.held} {
+			ch <- prometheus.NewInvalidMetric(x, err)
+		}
+		return
+	}
+	now := float64(time.Now().Unix())
+	for _, b := range budgets {
+		lv := []string{b.Target, b.Datname, b.Schema, b.Table, b.Index}
+		ch <- prometheus.MustNewConstMetric(d.used, prometheus.GaugeValue, b.UsedRatio, lv...)
+		switch {
+		case b.Allowed:
+			ch <- prometheus.MustNewConstMetric(d.next, prometheus.GaugeValue, now, lv...)
+		case b.NextAllowed != nil:
+			ch <- prometheus.MustNewConstMetric(d.next, prometheus.GaugeValue, float64(b.NextAllowed.Unix()), lv...)
+		}
+		if !b.Allowed {
+			ch <- prometheus.MustNewConstMetric(d.held, prometheus.GaugeValue, 1, append(lv, b.HeldBy)...)
+		}
 	}
 }

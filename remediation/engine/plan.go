@@ -21,8 +21,8 @@ type Plan struct {
 	Approval bool          `json:"approval_required"`
 	DryRun   bool          `json:"dry_run"`
 	Windows  []Window      `json:"windows,omitempty"`
-	// Manual repairs were asked for by a person through the API: they skip the alert,
-	// cooldown, flap and circuit checks, but still take the index lock.
+	// Manual repairs were asked for by a person through the API: they skip the alert and
+	// budget checks (cooldown, backoff, flap, circuit), but still take the index lock.
 	Manual bool `json:"manual,omitempty"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/vectorheal/vectorheal/remediation/strategy"
@@ -271,5 +272,20 @@ func (rec *recorder) clearFutile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("clear futile mark: %w", err)
 	}
+	return nil
+}
+
+// held notes the rule that holds a queued repair back and when it may run next; the repair
+// stays queued and asks again.
+func (rec *recorder) held(ctx context.Context, reason, detail string) error {
+	if _, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET reason = $2, error = $3 WHERE id = $1 AND state = 'queued'`,
+		rec.r.ID, reason, detail); err != nil {
+		return fmt.Errorf("record hold of repair %d: %w", rec.r.ID, err)
+	}
+	level := slog.LevelDebug // asked again every lock retry: logged once per rule
+	if rec.r.Reason != reason {
+		level = slog.LevelInfo
+	}
+	rec.e.log.Log(ctx, level, "repair held back", "repair", rec.r.ID, "reason", reason, "detail", detail)
 	return nil
 }

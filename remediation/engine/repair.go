@@ -94,8 +94,11 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 	}
 	rec := e.recorder(r)
 
-	// Prechecks: may an automatic repair run now?
+	// Prechecks: may an automatic repair run now? The budget first (budget.go), then the alert.
 	if !r.Plan.Manual {
+		if done, err := e.budgetHold(ctx, rec); done {
+			return err
+		}
 		reason, retry, err := e.precheck(ctx, r)
 		if err != nil {
 			return err
@@ -165,48 +168,11 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 	return rec.finish(ctx, res)
 }
 
-// precheck decides whether an automatic repair may run now. retry means the answer is not
+// precheck decides whether an automatic repair the budget lets run (budgetHold: circuit,
+// window, cooldown, backoff, budget, flap guard) may run now. retry means the answer is not
 // known yet (Alertmanager down): the repair waits and asks again, so nothing runs on a
 // silence that could not be read.
 func (e *Engine) precheck(ctx context.Context, r repairRow) (reason string, retry bool, err error) {
-	var open bool
-	err = e.o.State.QueryRow(ctx, `SELECT coalesce((SELECT open FROM circuits
-		WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4
-		ORDER BY open DESC LIMIT 1), false)`,
-		r.Target, r.Datname, r.Schema, r.Index).Scan(&open)
-	if err != nil {
-		return "", false, fmt.Errorf("read circuit: %w", err)
-	}
-	if open {
-		return "circuit_open", false, nil
-	}
-	if !r.Plan.inWindow(time.Now()) {
-		return "window", false, nil
-	}
-	if r.Plan.Cooldown > 0 {
-		var recent bool
-		err = e.o.State.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM repairs
-			WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4 AND entry = $5
-			  AND state IN ('succeeded', 'failed', 'rolled_back') AND finished_at > now() - $6 * interval '1 second')`,
-			r.Target, r.Datname, r.Schema, r.Index, r.Entry, r.Plan.Cooldown.Seconds()).Scan(&recent)
-		if err != nil {
-			return "", false, fmt.Errorf("read cooldown: %w", err)
-		}
-		if recent {
-			return "cooldown", false, nil
-		}
-	}
-	var n int
-	err = e.o.State.QueryRow(ctx, `SELECT count(*) FROM repairs
-		WHERE target = $1 AND ($2 = '' OR datname = $2) AND schemaname = $3 AND indexrelname = $4
-		  AND state IN ('succeeded', 'failed', 'rolled_back') AND started_at > now() - $5 * interval '1 second'`,
-		r.Target, r.Datname, r.Schema, r.Index, e.o.Config.FlapWindow.Seconds()).Scan(&n)
-	if err != nil {
-		return "", false, fmt.Errorf("read flap guard: %w", err)
-	}
-	if n >= e.o.Config.FlapMaxRepairs {
-		return "flapping", false, nil
-	}
 	if r.Fingerprint == "" {
 		return "", false, nil
 	}

@@ -96,7 +96,11 @@ func setup(t testing.TB) *bundle {
 		t.Fatal(err)
 	}
 	b.cfg = config.Remediation{MaxConcurrentRepairs: 3, DefaultTimeout: time.Minute, HistoryRetention: 720 * time.Hour,
-		FlapWindow: time.Hour, FlapMaxRepairs: 100, CircuitBreakerFailures: 3}
+		FlapWindow: time.Hour, FlapMaxRepairs: 100, CircuitBreakerFailures: 3,
+		// A budget that never holds: tests of other guards see them alone, and a hold longer
+		// than the one-minute window skips the repair instead of keeping it waiting.
+		Budget: config.Budget{Share: 1, Window: time.Minute, MaxRunningPerTarget: 100,
+			BackoffBase: time.Millisecond, BackoffMax: time.Millisecond}}
 	return b
 }
 
