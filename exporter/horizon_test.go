@@ -1,0 +1,63 @@
+package exporter
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+// TestXminHorizonHolderIsNamed: a session left idle in its transaction, holding a snapshot,
+// is named by kind and pid on the first scrape once it is older than
+// exporter.xmin_horizon_min_age, while the rows deleted after it stay dead; once it ends,
+// nothing is named.
+func TestXminHorizonHolderIsNamed(t *testing.T) {
+	dsn := testenv.SharedPostgres(t).CreateDatabase(t)
+	clustered(t, dsn, 300, 4, 3)
+	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	cfg := testConfig()
+	s := start(t, cfg, map[string]string{"main": dsn})
+	target := map[string]string{"target": "main"}
+	s.waitSample(t, "vectorheal_up", target, "1", eq(1))
+	if _, ok := s.sample(t, "pgvector_xmin_horizon_age_xids", target); ok {
+		t.Fatalf("a horizon holder is named before any session holds it:\n%s", s.scrape(t))
+	}
+
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var pid int
+	if _, err := conn.Exec(t.Context(), `BEGIN ISOLATION LEVEL REPEATABLE READ`); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(t.Context(), `SELECT pg_backend_pid() FROM items LIMIT 1`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	runSQL(t, dsn, `DELETE FROM items WHERE id <= 100`, `VACUUM items`)
+	time.Sleep(cfg.XminHorizonMinAge + 100*time.Millisecond)
+
+	holder := map[string]string{"target": "main", "kind": "idle_in_transaction", "holder": strconv.Itoa(pid)}
+	// One scrape: the statistics are read on every scrape, so no wait for a background check.
+	age, ok := s.sample(t, "pgvector_xmin_horizon_age_seconds", holder)
+	if !ok || age < cfg.XminHorizonMinAge.Seconds() {
+		t.Fatalf("pgvector_xmin_horizon_age_seconds%v = %v (present %v), want >= %v:\n%s", holder, age, ok, cfg.XminHorizonMinAge.Seconds(), s.scrape(t))
+	}
+	if xids, ok := s.sample(t, "pgvector_xmin_horizon_age_xids", holder); !ok || xids < 1 {
+		t.Fatalf("pgvector_xmin_horizon_age_xids%v = %v (present %v), want >= 1", holder, xids, ok)
+	}
+	// The VACUUM could not remove the rows deleted after the session's snapshot.
+	s.waitSample(t, "pgvector_table_dead_tuples", map[string]string{"target": "main", "indexrelname": "items_hnsw"}, "the deleted rows", eq(100))
+
+	if _, err := conn.Exec(t.Context(), `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.sample(t, "pgvector_xmin_horizon_age_xids", target); ok {
+		t.Fatalf("a horizon holder is still named after the session ended:\n%s", s.scrape(t))
+	}
+}
