@@ -26,6 +26,15 @@ type Remediation struct {
 	// CircuitBreakerFailures in a row stop auto-healing of an index until a human resets it.
 	// Default 3.
 	CircuitBreakerFailures int `yaml:"circuit_breaker_failures"`
+	// HorizonMinAge: while a session or prepared transaction of the index's database has held
+	// its xmin horizon at least this long (and since before the table's last VACUUM), a step
+	// that cannot help while it holds (vacuum, reclaim, a rebuild validated on dead rows) is
+	// deferred. Default 3m, the age PgvectorCleanupBlocked names. Zero, in a Remediation built
+	// in code, turns the guard off.
+	HorizonMinAge time.Duration `yaml:"horizon_min_age"`
+	// HorizonMinXIDs is the same for replication slots and standby feedback, whose start
+	// PostgreSQL does not record: transactions behind (age(xmin)). Default 1000000.
+	HorizonMinXIDs int `yaml:"horizon_min_xids"`
 	// APIToken guards the mutating API calls (trigger, approve, cancel, reset, pause).
 	// Falls back to webhook.bearer_token when unset.
 	APIToken Secret `yaml:"api_token"`
@@ -53,6 +62,8 @@ func (r *Remediation) setDefaults() {
 	defDur(&r.FlapWindow, 6*time.Hour)
 	defInt(&r.FlapMaxRepairs, 3)
 	defInt(&r.CircuitBreakerFailures, 3)
+	defDur(&r.HorizonMinAge, 3*time.Minute)
+	defInt(&r.HorizonMinXIDs, 1_000_000)
 }
 
 func (r *Remediation) validate(v *validator) {
@@ -65,6 +76,10 @@ func (r *Remediation) validate(v *validator) {
 	if r.FlapWindow <= 0 {
 		v.errorf("remediation.flap_window", "must be positive")
 	}
+	if r.HorizonMinAge < time.Second {
+		v.errorf("remediation.horizon_min_age", "%s is below 1s: every short transaction would hold repairs back", r.HorizonMinAge)
+	}
+	v.positive("remediation.horizon_min_xids", r.HorizonMinXIDs)
 	if r.HistoryRetention < time.Hour {
 		v.errorf("remediation.history_retention", "must be at least 1h")
 	}
