@@ -29,8 +29,8 @@ type Remediation struct {
 	// HorizonMinAge: while a session or prepared transaction of the index's database has held
 	// its xmin horizon at least this long (and since before the table's last VACUUM), a step
 	// that cannot help while it holds (vacuum, reclaim, a rebuild validated on dead rows) is
-	// deferred. Default 3m, the age PgvectorCleanupBlocked names. Zero, in a Remediation built
-	// in code, turns the guard off.
+	// deferred. Default 3m, the age PgvectorCleanupBlocked names; at least 1s. Zero, possible
+	// only in a Remediation built in code (a file's zero takes the default), turns the guard off.
 	HorizonMinAge time.Duration `yaml:"horizon_min_age"`
 	// HorizonMinXIDs is the same for replication slots and standby feedback, whose start
 	// PostgreSQL does not record: transactions behind (age(xmin)). Default 1000000.
@@ -76,10 +76,14 @@ func (r *Remediation) validate(v *validator) {
 	if r.FlapWindow <= 0 {
 		v.errorf("remediation.flap_window", "must be positive")
 	}
-	if r.HorizonMinAge < time.Second {
+	// Zero is the guard turned off, which only a Remediation built in code can say: a file's
+	// zero takes the default.
+	if r.HorizonMinAge != 0 && r.HorizonMinAge < time.Second {
 		v.errorf("remediation.horizon_min_age", "%s is below 1s: every short transaction would hold repairs back", r.HorizonMinAge)
 	}
-	v.positive("remediation.horizon_min_xids", r.HorizonMinXIDs)
+	if r.HorizonMinXIDs < 0 {
+		v.errorf("remediation.horizon_min_xids", "must be positive, got %d", r.HorizonMinXIDs)
+	}
 	if r.HistoryRetention < time.Hour {
 		v.errorf("remediation.history_retention", "must be at least 1h")
 	}
