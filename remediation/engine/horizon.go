@@ -26,12 +26,13 @@ const heldHorizonFigure = "pgvector_table_last_vacuum_age_seconds"
 
 // horizonHolder returns the holder that keeps the step from helping now, nil when the step may
 // run. A holder that cannot be read lets the step run as planned: the guard must never be why
-// a repair does not run when it would help.
-func (e *Engine) horizonHolder(ctx context.Context, log *slog.Logger, step PlanStep, st strategy.Step,
+// a repair does not run when it would help. A manual repair runs as asked, as it passes the
+// other prechecks: the operator who asks for it may know the holder is about to end.
+func (e *Engine) horizonHolder(ctx context.Context, log *slog.Logger, r repairRow, step PlanStep, st strategy.Step,
 	ix catalog.Index, env strategy.Env) *horizon.Holder {
 	cfg := e.o.Config
-	if cfg.HorizonMinAge <= 0 {
-		return nil // guard off (a configuration built in code without it)
+	if cfg.HorizonMinAge <= 0 || r.Plan.Manual {
+		return nil // guard off (a configuration built in code without it), or asked for by hand
 	}
 	var figures []string
 	if step.Validate != nil {

@@ -526,7 +526,7 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		rec.stepBegins(ctx, pos, step, "failed", &impact, msg)
 		return stepResult{state: "failed", err: msg, stopped: stopCause(ctx, runCtx, e, r)}
 	}
-	if h := e.horizonHolder(runCtx, log, step, st, ix, env); h != nil {
+	if h := e.horizonHolder(runCtx, log, r, step, st, ix, env); h != nil {
 		return e.heldBack(ctx, rec, pos, step, &impact, h) // horizon.go
 	}
 	rec.stepBegins(ctx, pos, step, "running", &impact, "")
