@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
@@ -14,7 +15,7 @@ import (
 // TestXminHorizonHolderIsNamed: a session left idle in its transaction, holding a snapshot,
 // is named by kind and pid on the first scrape once it is older than
 // exporter.xmin_horizon_min_age, while the rows deleted after it stay dead; once it ends,
-// nothing is named.
+// nothing is named. vectorheal check names it as well.
 func TestXminHorizonHolderIsNamed(t *testing.T) {
 	dsn := testenv.SharedPostgres(t).CreateDatabase(t)
 	clustered(t, dsn, 300, 4, 3)
@@ -53,6 +54,20 @@ func TestXminHorizonHolderIsNamed(t *testing.T) {
 	}
 	// The VACUUM could not remove the rows deleted after the session's snapshot.
 	s.waitSample(t, "pgvector_table_dead_tuples", map[string]string{"target": "main", "indexrelname": "items_hnsw"}, "the deleted rows", eq(100))
+
+	// vectorheal check names it too.
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	rep, err := Report(t.Context(), pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := rep.XminHorizon; h == nil || h.Kind != "idle_in_transaction" || h.Holder != strconv.Itoa(pid) || h.AgeSeconds == nil {
+		t.Fatalf("report's xmin horizon = %+v, want idle_in_transaction %d", h, pid)
+	}
 
 	if _, err := conn.Exec(t.Context(), `ROLLBACK`); err != nil {
 		t.Fatal(err)
