@@ -58,8 +58,10 @@ func (e *Exporter) collectTarget(ch chan<- prometheus.Metric, t *target) {
 		start := time.Now()
 		err := readOnly(ctx, t.Pool, e.cfg.StatisticsTimeout, func(tx pgx.Tx) error {
 			var err error
-			stats, err = readStats(ctx, tx, indexOIDs, tableOIDs)
-			return err
+			if stats, err = readStats(ctx, tx, indexOIDs, tableOIDs); err != nil {
+				return err
+			}
+			return stats.readHorizon(ctx, tx, e.cfg.XminHorizonMinAge)
 		})
 		t.mu.Lock()
 		t.noteOutcome(kindStatistics, "", err)
@@ -115,6 +117,9 @@ func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats,
 	if stats != nil && stats.queryCalls != nil {
 		m.counter("pgvector_query_calls_total", *stats.queryCalls, t.Name, stats.datname)
 		m.counter("pgvector_query_exec_seconds_total", *stats.queryExecSeconds, t.Name, stats.datname)
+	}
+	if stats != nil {
+		stats.emitHorizon(m, t.Name)
 	}
 	for _, cm := range e.cfg.CustomMetrics {
 		res, ok := t.custom[cm.Name]

@@ -294,6 +294,24 @@ const definitions = `
   the index's: a partial index holds entries only for the rows its predicate selects, and an
   index rebuilt since the rows died holds none of them, yet the estimate counts them until the
   table's next VACUUM (which then has little to do in that index).
+- **xmin horizon holder** (` + "`pgvector_xmin_horizon_age_seconds`, `pgvector_xmin_horizon_age_xids`" + `), one
+  series each per database, labelled by ` + "`kind`" + ` and ` + "`holder`" + `: the oldest of what VACUUM must still
+  respect in the database (PostgreSQL's ` + "`ComputeXidHorizons`" + `) — backends of the database with a
+  ` + "`backend_xmin`" + ` or ` + "`backend_xid`" + ` (` + "`session`" + `, ` + "`idle_in_transaction`" + `; holder the pid), prepared
+  transactions of the database (` + "`prepared`" + `; holder the gid), replication slots of the cluster with
+  an ` + "`xmin`" + ` (` + "`replication_slot`" + `; their ` + "`catalog_xmin`" + ` holds back catalogs only and is not counted)
+  and walsenders reporting ` + "`hot_standby_feedback`" + ` (` + "`standby_feedback`" + `; holder the pid). Rows deleted
+  after it can be removed neither by VACUUM nor by a rebuild of an index, which copies every row
+  an old snapshot may still see. Sessions and prepared transactions younger than
+  ` + "`exporter.xmin_horizon_min_age`" + ` (1m) are not named: they are ordinary work, and a new pid each
+  scrape would make a new series each scrape. Left out: vectorheal's own reads (application_name
+  ` + "`vectorheal`" + `, bounded by their statement timeouts) and backends running a VACUUM (other vacuums
+  ignore them); vectorheal's own rebuilds (` + "`vectorheal-repair`" + `) are counted, as they hold the horizon
+  while they run. The labels change with the holder, so a database has at most one series of each at
+  a time. Seconds are since the holder's transaction began or since PREPARE; PostgreSQL records no
+  start for slots and standby feedback, so they have only the age in transactions. Read on every
+  scrape with the statistics. Without ` + "`pg_read_all_stats`" + ` (` + "`pg_monitor`" + `) other roles' backends and the
+  walsenders show no xmin: only the role's own sessions, prepared transactions and slots are seen.
 - **Build and vacuum progress** are present only while a ` + "`CREATE INDEX`/`REINDEX`" + ` of a visible index
   or a ` + "`VACUUM`" + ` of a table with a vector index runs.
 `

@@ -22,6 +22,7 @@ import (
 	"github.com/vectorheal/vectorheal/exporter/pagescan/pagescantest"
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/horizon"
 	"github.com/vectorheal/vectorheal/internal/targets"
 )
 
@@ -66,7 +67,8 @@ func newFixture(t *testing.T) *fixture {
 		tg.collectors[c] = &collectorStat{ok: map[uint32]bool{0: true}, duration: 25 * time.Millisecond, lastSuccess: fixtureNow.Add(-time.Minute)}
 	}
 	stats := &targetStats{datname: "app", indexes: map[uint32]*indexStats{}, vacuum: map[uint32]float64{},
-		queryCalls: new(250.0), queryExecSeconds: new(1.5)}
+		queryCalls: new(250.0), queryExecSeconds: new(1.5),
+		horizon: &horizon.Holder{Kind: horizon.KindIdleInTransaction, Name: "4242", AgeXIDs: 1830, Age: new(754 * time.Second)}}
 
 	add := func(ix catalog.Index, s *structure, rows int64) {
 		st := &index{ix: ix, structure: s, latency: newHistogram(cfg.Recall.LatencyBuckets), drift: new(1.04),
@@ -172,7 +174,8 @@ func TestGoldenMetrics(t *testing.T) {
 // readings (as Report reads them: no build tracking, one probe's latencies).
 func TestGoldenCheckJSON(t *testing.T) {
 	f := newFixture(t)
-	rep := &DatabaseReport{Datname: "app", PageReaderAvailable: 1, QueryCallsTotal: f.stats.queryCalls, QueryExecSeconds: f.stats.queryExecSeconds}
+	rep := &DatabaseReport{Datname: "app", PageReaderAvailable: 1, QueryCallsTotal: f.stats.queryCalls, QueryExecSeconds: f.stats.queryExecSeconds,
+		XminHorizon: xminHorizonReport(f.stats.horizon)}
 	for _, oid := range []uint32{16401, 16402, 16403, 16404} {
 		st := f.t.indexes[oid]
 		r := &readings{ix: st.ix, structure: st.structure, recall: st.recall, stats: f.stats.indexes[oid], now: f.now}

@@ -82,6 +82,7 @@ func testConfig() config.Exporter {
 		MaxConcurrentChecks: 4,
 		PageBatch:           16,
 		DiscoveryInterval:   time.Second,
+		XminHorizonMinAge:   time.Second,
 	}
 }
 

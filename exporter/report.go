@@ -17,6 +17,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/horizon"
 )
 
 // DatabaseReport is a one-shot health report of every vector index of a database, with the
@@ -29,6 +30,32 @@ type DatabaseReport struct {
 	QueryCallsTotal     *float64      `json:"query_calls_total,omitempty"`
 	QueryExecSeconds    *float64      `json:"query_exec_seconds_total,omitempty"`
 	Indexes             []IndexReport `json:"indexes"`
+
+	// XminHorizon is the oldest holder of the database's xmin horizon
+	// (pgvector_xmin_horizon_age_*); absent when none holds.
+	XminHorizon *XminHorizonReport `json:"xmin_horizon,omitempty"`
+}
+
+// XminHorizonReport names the oldest holder of a database's xmin horizon: while it holds, no
+// VACUUM removes the rows deleted after it.
+type XminHorizonReport struct {
+	Kind       string   `json:"kind"`
+	Holder     string   `json:"holder"`
+	AgeSeconds *float64 `json:"age_seconds,omitempty"`
+	AgeXIDs    float64  `json:"age_xids"`
+}
+
+// xminHorizonReport is the report of holder h; nil when none holds.
+func xminHorizonReport(h *horizon.Holder) *XminHorizonReport {
+	if h == nil {
+		return nil
+	}
+	r := &XminHorizonReport{Kind: h.Kind, Holder: h.Name, AgeXIDs: h.AgeXIDs}
+	if h.Age != nil {
+		s := h.Age.Seconds()
+		r.AgeSeconds = &s
+	}
+	return r
 }
 
 // IndexReport holds the figures of one index, in the order of the figure table; figures not
@@ -184,11 +211,14 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 	var ts *targetStats
 	statsErr := readOnly(ctx, pool, cfg.StatisticsTimeout, func(tx pgx.Tx) error {
 		var err error
-		ts, err = readStats(ctx, tx, ioids, toids)
-		return err
+		if ts, err = readStats(ctx, tx, ioids, toids); err != nil {
+			return err
+		}
+		return ts.readHorizon(ctx, tx, cfg.XminHorizonMinAge)
 	})
 	if statsErr == nil {
 		rep.QueryCallsTotal, rep.QueryExecSeconds = ts.queryCalls, ts.queryExecSeconds
+		rep.XminHorizon = xminHorizonReport(ts.horizon)
 	}
 	for _, ix := range list {
 		r := &readings{ix: ix, now: time.Now()}
@@ -279,6 +309,13 @@ func (r *DatabaseReport) WriteText(w io.Writer) error {
 	}
 	if r.QueryCallsTotal != nil {
 		fmt.Fprintf(&b, "statements with distance operators: %g calls, %.3f s executing\n", *r.QueryCallsTotal, *r.QueryExecSeconds)
+	}
+	if h := r.XminHorizon; h != nil {
+		age := fmt.Sprintf("%.0f transactions behind", h.AgeXIDs)
+		if h.AgeSeconds != nil {
+			age = fmt.Sprintf("holding for %s (%.0f transactions)", time.Duration(*h.AgeSeconds*float64(time.Second)).Round(time.Second), h.AgeXIDs)
+		}
+		fmt.Fprintf(&b, "xmin horizon held by %s %s, %s: VACUUM cannot remove rows deleted since\n", h.Kind, h.Holder, age)
 	}
 	for _, ir := range r.Indexes {
 		valid := "valid"

@@ -3,8 +3,11 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/vectorheal/vectorheal/internal/horizon"
 )
 
 // indexStats are the cheap per-index statistics read on every scrape.
@@ -27,6 +30,8 @@ type targetStats struct {
 	queryCalls, queryExecSeconds *float64
 	// Running VACUUM progress by table OID.
 	vacuum map[uint32]float64
+	// The oldest holder of the database's xmin horizon; nil when none (readHorizon).
+	horizon *horizon.Holder
 }
 
 const indexStatsSQL = `
@@ -132,4 +137,29 @@ func readStats(ctx context.Context, tx pgx.Tx, indexOIDs, tableOIDs []uint32) (*
 		ts.queryCalls, ts.queryExecSeconds = &calls, &secs
 	}
 	return ts, nil
+}
+
+// readHorizon reads the oldest holder of the xmin horizon of the target's database: one
+// series per database, named by kind and holder, so an alert can say which session, prepared
+// transaction or slot keeps VACUUM from removing dead rows. Sessions and prepared transactions
+// younger than minAge are not named (see horizon.Oldest).
+func (ts *targetStats) readHorizon(ctx context.Context, tx pgx.Tx, minAge time.Duration) error {
+	h, err := horizon.Oldest(ctx, tx, minAge)
+	if err != nil {
+		return err
+	}
+	ts.horizon = h
+	return nil
+}
+
+// emitHorizon sends the oldest holder of the xmin horizon, when one holds.
+func (ts *targetStats) emitHorizon(m emitter, targetName string) {
+	h := ts.horizon
+	if h == nil {
+		return
+	}
+	m.gauge("pgvector_xmin_horizon_age_xids", h.AgeXIDs, targetName, ts.datname, h.Kind, h.Name)
+	if h.Age != nil {
+		m.gauge("pgvector_xmin_horizon_age_seconds", h.Age.Seconds(), targetName, ts.datname, h.Kind, h.Name)
+	}
 }

@@ -265,3 +265,26 @@ func TestCheckFilteredSQL(t *testing.T) {
 		}
 	}
 }
+
+// TestHorizonSettings: the xmin horizon ages default to the alert's, and a sub-second one,
+// which would name or hold back every short transaction, is refused with its line.
+func TestHorizonSettings(t *testing.T) {
+	const base = "targets:\n  - name: a\n    dsn: {value: 'postgres://x'}\n"
+	c, err := Parse("ok.yml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Exporter.XminHorizonMinAge != time.Minute || c.Remediation.HorizonMinAge != 3*time.Minute || c.Remediation.HorizonMinXIDs != 1_000_000 {
+		t.Errorf("defaults: exporter %s, remediation %s / %d", c.Exporter.XminHorizonMinAge, c.Remediation.HorizonMinAge, c.Remediation.HorizonMinXIDs)
+	}
+	_, err = Parse("bad.yml", []byte(base+"exporter:\n  xmin_horizon_min_age: 500ms\nremediation:\n  horizon_min_age: 10ms\n  horizon_min_xids: -5\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "bad.yml:5: exporter.xmin_horizon_min_age: 500ms is below 1s") ||
+		!strings.HasPrefix(lines[1], "bad.yml:7: remediation.horizon_min_age: 10ms is below 1s") ||
+		!strings.HasPrefix(lines[2], "bad.yml:8: remediation.horizon_min_xids: must be positive") {
+		t.Errorf("got %q", lines)
+	}
+}

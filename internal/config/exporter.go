@@ -23,6 +23,10 @@ type Exporter struct {
 	PageBatch int `yaml:"page_batch"`
 	// DiscoveryInterval is how often each target's vector indexes are listed again. Default 1m.
 	DiscoveryInterval time.Duration `yaml:"discovery_interval"`
+	// XminHorizonMinAge is how long a session or prepared transaction must have held the
+	// xmin horizon before pgvector_xmin_horizon_age_* names it: younger ones are ordinary work,
+	// and naming each would give every scrape of a busy database a new pid label. Default 1m.
+	XminHorizonMinAge time.Duration `yaml:"xmin_horizon_min_age"`
 	// CustomMetrics are user SQL metrics.
 	CustomMetrics []CustomMetric `yaml:"custom_metrics"`
 	// FilteredQueries are representative filtered searches, measured for short results,
@@ -110,6 +114,7 @@ func (e *Exporter) setDefaults() {
 	defInt(&e.MaxConcurrentChecks, 4)
 	defInt(&e.PageBatch, 64)
 	defDur(&e.DiscoveryInterval, time.Minute)
+	defDur(&e.XminHorizonMinAge, time.Minute)
 	for i := range e.CustomMetrics {
 		m := &e.CustomMetrics[i]
 		if m.Type == "" {
@@ -148,6 +153,9 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 		}
 	}
 	v.positive("exporter.drift.sample_size", e.Drift.SampleSize)
+	if e.XminHorizonMinAge < time.Second {
+		v.errorf("exporter.xmin_horizon_min_age", "%s is below 1s: every short transaction would be named, a new series each", e.XminHorizonMinAge)
+	}
 	v.positive("exporter.max_concurrent_checks", e.MaxConcurrentChecks)
 	v.positive("exporter.page_batch", e.PageBatch)
 	validateFilteredQueries(v, e.FilteredQueries, targets)

@@ -29,6 +29,15 @@ type Remediation struct {
 	CircuitBreakerFailures int `yaml:"circuit_breaker_failures"`
 	// Budget is how much repairing one index may take; see Budget.
 	Budget Budget `yaml:"budget"`
+	// HorizonMinAge: while a session or prepared transaction of the index's database has held
+	// its xmin horizon at least this long (and since before the table's last VACUUM), a step
+	// that cannot help while it holds (vacuum, reclaim, a rebuild validated on dead rows) is
+	// deferred. Default 3m, the age PgvectorCleanupBlocked names; at least 1s. Zero, possible
+	// only in a Remediation built in code (a file's zero takes the default), turns the guard off.
+	HorizonMinAge time.Duration `yaml:"horizon_min_age"`
+	// HorizonMinXIDs is the same for replication slots and standby feedback, whose start
+	// PostgreSQL does not record: transactions behind (age(xmin)). Default 1000000.
+	HorizonMinXIDs int `yaml:"horizon_min_xids"`
 	// APIToken guards the mutating API calls (trigger, approve, cancel, reset, pause).
 	// Falls back to webhook.bearer_token when unset.
 	APIToken Secret `yaml:"api_token"`
@@ -57,6 +66,8 @@ func (r *Remediation) setDefaults() {
 	defInt(&r.FlapMaxRepairs, 12)
 	defInt(&r.CircuitBreakerFailures, 3)
 	r.Budget.setDefaults()
+	defDur(&r.HorizonMinAge, 3*time.Minute)
+	defInt(&r.HorizonMinXIDs, 1_000_000)
 }
 
 func (r *Remediation) validate(v *validator) {
@@ -68,6 +79,14 @@ func (r *Remediation) validate(v *validator) {
 	}
 	if r.FlapWindow <= 0 {
 		v.errorf("remediation.flap_window", "must be positive")
+	}
+	// Zero is the guard turned off, which only a Remediation built in code can say: a file's
+	// zero takes the default.
+	if r.HorizonMinAge != 0 && r.HorizonMinAge < time.Second {
+		v.errorf("remediation.horizon_min_age", "%s is below 1s: every short transaction would hold repairs back", r.HorizonMinAge)
+	}
+	if r.HorizonMinXIDs < 0 {
+		v.errorf("remediation.horizon_min_xids", "must be positive, got %d", r.HorizonMinXIDs)
 	}
 	if r.HistoryRetention < time.Hour {
 		v.errorf("remediation.history_retention", "must be at least 1h")

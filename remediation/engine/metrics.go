@@ -20,6 +20,7 @@ func Metrics() []metricdoc.Metric {
 		{Name: "vectorheal_repair_queue_depth", Type: "gauge", Help: "Repairs queued or awaiting approval in the state store."},
 		{Name: "vectorheal_repair_futile_total", Type: "counter", Help: "Repair steps whose validation failed with the figure where it was before the step: the step could not help the index.", Labels: []string{"strategy"}},
 		{Name: "vectorheal_repair_deferrals_total", Type: "counter", Help: "Repairs put back in the queue because a step said retry later (another index build on the table, a lock not had in time), by the repair's first strategy.", Labels: []string{"strategy"}},
+		{Name: "vectorheal_repair_steps_held_total", Type: "counter", Help: "Repair steps held back (deferred, or failed once the repair's timeout passed) because a holder of the database's xmin horizon keeps them from removing dead rows, by strategy and the holder's kind (session, idle_in_transaction, prepared, replication_slot, standby_feedback).", Labels: []string{"strategy", "kind"}},
 		{Name: "vectorheal_repair_rollbacks_total", Type: "counter", Help: "Rollbacks run after a step failed, timed out or was interrupted, by strategy.", Labels: []string{"strategy"}},
 		{Name: "vectorheal_repair_budget_used_ratio", Type: "gauge", Help: "Share of the budget window (remediation.budget.window) that repairs of the index took; automatic repairs are held (reason budget) while it is above remediation.budget.share. Indexes repaired lately or with a circuit.", Labels: indexLabels},
 		{Name: "vectorheal_repair_budget_share_ratio", Type: "gauge", Help: "The configured maintenance budget: the share of wall time repairs of one index may take over the budget window (remediation.budget.share)."},
@@ -40,6 +41,7 @@ type metrics struct {
 	rollbacks *prometheus.CounterVec
 	futile    *prometheus.CounterVec
 	deferrals *prometheus.CounterVec
+	held      *prometheus.CounterVec
 	queueDesc *prometheus.Desc
 	circDesc  *prometheus.Desc
 	budget    budgetDescs
@@ -67,13 +69,15 @@ func newMetrics(reg prometheus.Registerer, e *Engine) (*metrics, error) {
 			Help: doc["vectorheal_repair_futile_total"].Help}, doc["vectorheal_repair_futile_total"].Labels),
 		deferrals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vectorheal_repair_deferrals_total",
 			Help: doc["vectorheal_repair_deferrals_total"].Help}, doc["vectorheal_repair_deferrals_total"].Labels),
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vectorheal_repair_steps_held_total",
+			Help: doc["vectorheal_repair_steps_held_total"].Help}, doc["vectorheal_repair_steps_held_total"].Labels),
 		queueDesc: prometheus.NewDesc("vectorheal_repair_queue_depth", doc["vectorheal_repair_queue_depth"].Help, nil, nil),
 		circDesc:  prometheus.NewDesc("vectorheal_circuit_open", doc["vectorheal_circuit_open"].Help, doc["vectorheal_circuit_open"].Labels, nil),
 		budget:    newBudgetDescs(doc),
 		e:         e,
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.repairs, m.skips, m.duration, m.active, m.rollbacks, m.futile, m.deferrals, stateCollector{m}} {
+		for _, c := range []prometheus.Collector{m.repairs, m.skips, m.duration, m.active, m.rollbacks, m.futile, m.deferrals, m.held, stateCollector{m}} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -492,6 +492,9 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		rec.stepBegins(ctx, pos, step, "failed", &impact, msg)
 		return stepResult{state: "failed", err: msg, stopped: stopCause(ctx, runCtx, e, r)}
 	}
+	if h := e.horizonHolder(runCtx, log, r, step, st, ix, env); h != nil {
+		return e.heldBack(ctx, rec, pos, step, &impact, h) // horizon.go
+	}
 	rec.stepBegins(ctx, pos, step, "running", &impact, "")
 
 	// Run, with the validation figure (or its fallback, where it cannot be known) measured before.

@@ -25,6 +25,8 @@ var noRepair = []string{
 	"PgvectorCustomQualityDegrading", "PgvectorCustomCountHigh", "PgvectorCustomStale",
 	// A graph poor from its build: a rebuild reproduces it, so no automatic repair may answer.
 	"PgvectorHNSWBornPoorlyConnected",
+	// A session, prepared transaction or slot holds the xmin horizon: only a human can end it.
+	"PgvectorCleanupBlocked",
 }
 
 type ruleAlert struct {

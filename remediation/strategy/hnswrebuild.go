@@ -58,7 +58,8 @@ func (*HNSWRebuild) Spec() Spec {
 		Name: "hnsw_rebuild",
 		Description: "Build the HNSW index again concurrently with larger m and ef_construction, check recall and probe latency " +
 			"of the new graph at today's search settings, then swap it in and drop the old one; a miss keeps the old index.",
-		Methods: []string{"hnsw"},
+		Methods:      []string{"hnsw"},
+		Capabilities: []Capability{CopiesVisibleRows},
 		Params: []Param{
 			{Name: "m", Type: TypeInt, Min: strconv.Itoa(hnswMinM), Max: strconv.Itoa(hnswMaxM),
 				Doc: "m of the new index; default twice today's, at least pgvector's default 16, at most max_m."},

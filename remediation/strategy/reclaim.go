@@ -57,7 +57,7 @@ func (*Reclaim) Spec() Spec {
 		Name: "reclaim",
 		Description: "Remove deleted rows from the index by the cheaper repair that heals on this index — VACUUM, or REINDEX INDEX CONCURRENTLY " +
 			"(an IVFFlat retrain) then VACUUM — chosen from its size, dead share, history and the pgvector version; the impact shows the estimate.",
-		Capabilities: []Capability{RecordsReadingAfter},
+		Capabilities: []Capability{RecordsReadingAfter, RemovesDeadRows},
 		Params: []Param{
 			{Name: "need", Type: TypeEnum, Enum: []string{string(NeedDeadEntries), string(NeedSpace)}, Default: string(NeedDeadEntries),
 				Doc: "What must be achieved: dead_entries (VACUUM or a rebuild heal) or space (VACUUM keeps the space for reuse, so only a rebuild heals)."},

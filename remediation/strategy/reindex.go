@@ -36,7 +36,7 @@ func (*Reindex) Spec() Spec {
 	return Spec{
 		Name:         "reindex",
 		Description:  "Rebuild the index with REINDEX INDEX CONCURRENTLY, reads and writes continue; a failed build's INVALID leftover is dropped.",
-		Capabilities: []Capability{RecordsReadingAfter},
+		Capabilities: []Capability{RecordsReadingAfter, CopiesVisibleRows},
 		Params:       []Param{maxMaintenanceWorkMemParam, figuresParam},
 		Figures:      withIndexFigures(),
 	}

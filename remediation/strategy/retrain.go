@@ -43,7 +43,7 @@ func (*Retrain) Spec() Spec {
 		Name:         "ivfflat_retrain",
 		Description:  "Rebuild an IVFFlat index concurrently with lists recomputed for today's rows (rows/1000, sqrt above 1M) and swap it in.",
 		Methods:      []string{"ivfflat"},
-		Capabilities: []Capability{RecordsReadingAfter},
+		Capabilities: []Capability{RecordsReadingAfter, CopiesVisibleRows},
 		Params: []Param{
 			{Name: "min_lists", Type: TypeInt, Default: "1", Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Lower bound of the recomputed lists."},
 			{Name: "max_lists", Type: TypeInt, Default: strconv.Itoa(maxIVFLists), Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Upper bound of the recomputed lists (pgvector's limit is 32768)."},

@@ -30,7 +30,8 @@ func (*Vacuum) Spec() Spec {
 			{Name: "analyze", Type: TypeBool, Default: "true", Doc: "Also ANALYZE."},
 			figuresParam,
 		},
-		Figures: withIndexFigures("pgvector_table_dead_tuples"),
+		Figures:      withIndexFigures("pgvector_table_dead_tuples"),
+		Capabilities: []Capability{RemovesDeadRows},
 	}
 }
 
