@@ -75,14 +75,15 @@ func TestDocumentedGrantsAreEnough(t *testing.T) {
 	)
 	// The documented grants, with this test's names.
 	grants := strings.NewReplacer("vectorheal_repair", repair, "app_owner", owner, "DATABASE app ", "DATABASE "+db+" ").Replace(documentedGrants(t))
-	for _, stmt := range strings.Split(grants, ";") {
-		var lines []string
-		for _, l := range strings.Split(stmt, "\n") {
-			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-				lines = append(lines, l)
-			}
+	// Comments first: a comment may hold a semicolon.
+	var lines []string
+	for _, l := range strings.Split(grants, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+			lines = append(lines, l)
 		}
-		if s := strings.TrimSpace(strings.Join(lines, "\n")); s != "" {
+	}
+	for _, stmt := range strings.Split(strings.Join(lines, "\n"), ";") {
+		if s := strings.TrimSpace(stmt); s != "" {
 			b.exec(t, s)
 		}
 	}
