@@ -29,7 +29,7 @@ type churn struct {
 	changes atomic.Int64
 	errs    atomic.Int64
 	lastErr atomic.Value // the last statement error, for the log
-	paused  sync.Mutex // held while the writers must stand still
+	paused  sync.Mutex   // held while the writers must stand still
 	stop    context.CancelFunc
 	done    sync.WaitGroup
 }
