@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -160,7 +161,7 @@ func TestFencedScansOfABusyIndex(t *testing.T) {
 			t.Fatalf("scan %d after the damage: %v", i, err)
 		}
 		want := map[string]int64{hnsw.FaultVersionMismatch: int64(len(damaged))}
-		if got := hnswFaults(s); !equalCounts(got, want) {
+		if got := hnswFaults(s); !maps.Equal(got, want) {
 			t.Errorf("scan %d after damaging %v under churn: faults %v, want %v (unconfirmed %d)", i, damaged, got, want, s.hnsw.Unconfirmed)
 		}
 	}
@@ -187,19 +188,4 @@ func unfencedFaults(t *testing.T, pool *pgxpool.Pool, ix catalog.Index, pagesPer
 		t.Fatalf("unfenced scan: %v", err)
 	}
 	return n
-}
-
-// equalCounts compares fault counts, ignoring zero entries.
-func equalCounts(got, want map[string]int64) bool {
-	for k, v := range got {
-		if v != want[k] {
-			return false
-		}
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
 }

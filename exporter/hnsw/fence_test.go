@@ -3,6 +3,7 @@ package hnsw_test
 import (
 	"context"
 	"encoding/binary"
+	"maps"
 	"slices"
 	"testing"
 
@@ -71,13 +72,7 @@ func firstList(t *testing.T, p []byte, block uint32) (hnsw.NeighborTuple, []byte
 func TestFencedFaults(t *testing.T) {
 	b := setup(t)
 	ix := b.build(t, 2000, 16, `WITH (m = 8, ef_construction = 32)`)
-	var clean pagescan.MemReader
-	if err := pagescan.Scan(b.ctx, pagescan.NewSQLReader(b.pool, ix.OID, 16, pagescan.RawPageFunc), 16, func(_ uint32, p []byte) error {
-		clean = append(clean, slices.Clone(p))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	clean := b.memPages(t, ix)
 	var newest uint64
 	for _, p := range clean {
 		newest = max(newest, pagescan.PageLSN(p))
@@ -127,7 +122,7 @@ func TestFencedFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !equalFaults(rep.Faults, tc.faults) || rep.Unconfirmed != tc.unconfirmed {
+			if !maps.Equal(rep.Faults, tc.faults) || rep.Unconfirmed != tc.unconfirmed {
 				t.Errorf("faults %v, unconfirmed %d; want %v, %d", rep.Faults, rep.Unconfirmed, tc.faults, tc.unconfirmed)
 			}
 			if tc.refence != nil && rereads == 0 {
@@ -144,13 +139,7 @@ func TestFencedFaults(t *testing.T) {
 func TestDuplicateNeighbors(t *testing.T) {
 	b := setup(t)
 	ix := b.build(t, 2000, 16, `WITH (m = 8, ef_construction = 32)`)
-	var pages pagescan.MemReader
-	if err := pagescan.Scan(b.ctx, pagescan.NewSQLReader(b.pool, ix.OID, 16, pagescan.RawPageFunc), 16, func(_ uint32, p []byte) error {
-		pages = append(pages, slices.Clone(p))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	pages := b.memPages(t, ix)
 	clean, err := hnsw.Analyze(b.ctx, pages, hnsw.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -194,19 +183,4 @@ func TestDuplicateNeighbors(t *testing.T) {
 	if rep.DuplicateNeighborElements != 2 || len(rep.Faults) != 0 {
 		t.Errorf("duplicate-neighbour elements %d, faults %v; want 2 and none", rep.DuplicateNeighborElements, rep.Faults)
 	}
-}
-
-// equalFaults compares fault counts, a missing kind equal to zero.
-func equalFaults(got, want map[string]int64) bool {
-	for k, v := range got {
-		if v != want[k] {
-			return false
-		}
-	}
-	for k, v := range want {
-		if got[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -164,6 +164,19 @@ func checkAgainst(t *testing.T, rep *hnsw.Report, ind independent) {
 	}
 }
 
+// memPages copies every page of ix into memory: pages of one state, to patch and analyse.
+func (b *bundle) memPages(t *testing.T, ix catalog.Index) pagescan.MemReader {
+	t.Helper()
+	var pages pagescan.MemReader
+	if err := pagescan.Scan(b.ctx, pagescan.NewSQLReader(b.pool, ix.OID, 16, pagescan.RawPageFunc), 16, func(_ uint32, p []byte) error {
+		pages = append(pages, slices.Clone(p))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return pages
+}
+
 func noFaults(t *testing.T, rep *hnsw.Report) {
 	t.Helper()
 	if len(rep.Faults) != 0 {
@@ -450,14 +463,7 @@ func items(t *testing.T, p []byte) (elems, neighbors []int) {
 func TestDanglingNeighbors(t *testing.T) {
 	b := setup(t)
 	ix := b.build(t, 2000, 16, `WITH (m = 8, ef_construction = 32)`)
-	var pages pagescan.MemReader
-	r := pagescan.NewSQLReader(b.pool, ix.OID, 16, pagescan.RawPageFunc)
-	if err := pagescan.Scan(b.ctx, r, 16, func(_ uint32, p []byte) error {
-		pages = append(pages, slices.Clone(p))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	pages := b.memPages(t, ix)
 	clean, err := hnsw.Analyze(b.ctx, pages, hnsw.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -170,25 +170,7 @@ func CutInLinks(t testing.TB, pg *testenv.Postgres, dsn string, schema, index st
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("hnswtest: connect: %v", err)
-	}
-	ix, err := catalog.Resolve(ctx, conn, schema, index)
-	if err != nil {
-		conn.Close(ctx)
-		t.Fatalf("hnswtest: %v", err)
-	}
-	var relPath string
-	if err := conn.QueryRow(ctx, `SELECT pg_relation_filepath($1::oid::regclass)`, ix.OID).Scan(&relPath); err != nil {
-		conn.Close(ctx)
-		t.Fatalf("hnswtest: relation file: %v", err)
-	}
-	g, err := Load(ctx, conn, ix)
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatalf("hnswtest: load %s: %v", ix, err)
-	}
+	relPath, g := loadFile(ctx, t, dsn, schema, index)
 	chosen := choose(g, n)
 	if len(chosen) < n {
 		t.Fatalf("hnswtest: found only %d of %d elements that can be cut alone", len(chosen), n)
@@ -211,6 +193,30 @@ func CutInLinks(t testing.TB, pg *testenv.Postgres, dsn string, schema, index st
 		t.Fatalf("hnswtest: restart: %v", err)
 	}
 	return chosen
+}
+
+// loadFile decodes index schema.index of database dsn and returns it with the path of its
+// file below the data directory.
+func loadFile(ctx context.Context, t testing.TB, dsn, schema, index string) (string, *Graph) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("hnswtest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	ix, err := catalog.Resolve(ctx, conn, schema, index)
+	if err != nil {
+		t.Fatalf("hnswtest: %v", err)
+	}
+	var relPath string
+	if err := conn.QueryRow(ctx, `SELECT pg_relation_filepath($1::oid::regclass)`, ix.OID).Scan(&relPath); err != nil {
+		t.Fatalf("hnswtest: relation file: %v", err)
+	}
+	g, err := Load(ctx, conn, ix)
+	if err != nil {
+		t.Fatalf("hnswtest: load %s: %v", ix, err)
+	}
+	return relPath, g
 }
 
 // choose picks up to n elements, spread over the index, whose in-links can be cut without
@@ -295,25 +301,7 @@ func MismatchVersions(t testing.TB, pg *testenv.Postgres, dsn string, schema, in
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("hnswtest: connect: %v", err)
-	}
-	ix, err := catalog.Resolve(ctx, conn, schema, index)
-	if err != nil {
-		conn.Close(ctx)
-		t.Fatalf("hnswtest: %v", err)
-	}
-	var relPath string
-	if err := conn.QueryRow(ctx, `SELECT pg_relation_filepath($1::oid::regclass)`, ix.OID).Scan(&relPath); err != nil {
-		conn.Close(ctx)
-		t.Fatalf("hnswtest: relation file: %v", err)
-	}
-	g, err := Load(ctx, conn, ix)
-	conn.Close(ctx)
-	if err != nil {
-		t.Fatalf("hnswtest: load %s: %v", ix, err)
-	}
+	relPath, g := loadFile(ctx, t, dsn, schema, index)
 	var chosen []TID
 	var positions []int64
 	for _, tid := range g.Order {
