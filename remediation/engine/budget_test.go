@@ -103,7 +103,8 @@ func waitFor[T any](t *testing.T, f func() (T, bool)) T {
 	}
 }
 
-// sampleOf returns the value of the gauge sample of name with a label of value labelValue.
+// sampleOf returns the value of the gauge or counter sample of name with a label of value
+// labelValue.
 func sampleOf(t *testing.T, reg *prometheus.Registry, name, labelValue string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -116,6 +117,9 @@ func sampleOf(t *testing.T, reg *prometheus.Registry, name, labelValue string) f
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
+				if l.GetValue() == labelValue && m.GetCounter() != nil {
+					return m.GetCounter().GetValue()
+				}
 				if l.GetValue() == labelValue {
 					return m.GetGauge().GetValue()
 				}

@@ -211,25 +211,8 @@ func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Col
 
 func counterOf(t *testing.T, reg *prometheus.Registry, name, labelValue string) prometheus.Collector {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetValue() == labelValue {
-					v := m.GetCounter().GetValue()
-					return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "x"}, func() float64 { return v })
-				}
-			}
-		}
-	}
-	t.Fatalf("metric %s{%s} not found", name, labelValue)
-	return nil
+	v := sampleOf(t, reg, name, labelValue)
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "x"}, func() float64 { return v })
 }
 
 // TestTimeoutCancelsSQL: the repair's timeout cancels the statement running in PostgreSQL.
@@ -396,14 +379,7 @@ func TestRealVacuumValidated(t *testing.T) {
 	if dead == 0 {
 		t.Fatal("deletes left no dead tuples in the statistics")
 	}
-	rb := b.parseRunbook(t, `
-entries:
-  - name: vacuum-dead
-    matchers: ['alertname="DeadTuples"']
-    steps:
-      - strategy: vacuum
-        validate: {figure: pgvector_table_dead_tuples, op: "==", value: 0, wait: 500ms, attempts: 20}
-`)
+	rb := b.parseRunbook(t, vacuumDeadRunbook)
 	e := b.engine(t, rb, nil)
 	b.notify(t, e, alert("DeadTuples", "firing", time.Now(), map[string]string{"datname": b.datname(t)}))
 	rs := b.waitRepairs(t, 1, "succeeded", "rolled_back", "failed")
