@@ -108,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.churnRate, "churn-rate", 40, "rows of docs changed per second: half re-embedded, a quarter deleted and re-inserted, a quarter re-ingested as whole documents")
 	fs.Float64Var(&o.driftRate, "drift-rate", 10, "rows inserted into events per second, from a distribution whose centre moves over the churn period")
 	fs.Float64Var(&o.qps, "qps", 10, "application queries per second per index and twin")
-	fs.IntVar(&o.probeQueries, "probe-queries", 20, "query vectors per index and sample for recall@10")
+	fs.IntVar(&o.probeQueries, "probe-queries", 30, "query vectors per index and sample for recall@10")
 	fs.DurationVar(&o.snapshotEvery, "snapshot-every", 10*time.Minute, "period of the old-snapshot session (0: none)")
 	fs.DurationVar(&o.snapshotHold, "snapshot-hold", 3*time.Minute, "how long the old-snapshot session holds its snapshot")
 	fs.IntVar(&o.avCostDelay, "av-cost-delay", 100, "autovacuum_vacuum_cost_delay (ms) of both tables in both twins; PostgreSQL's default is 2")

@@ -122,7 +122,13 @@ func axes(b *strings.Builder, c chart, title, unit string, quiet float64) {
 		v := c.yMin + float64(i)/4*(c.yMax-c.yMin)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end">%.3g%s</text>`+"\n", x0-4, c.y(v)+4, v, unit)
 	}
-	step := math.Max(60, math.Ceil(c.xMax/600/60)*60*5)
+	step := 60.0 // a label a minute on short runs, every 5 or 30 minutes on long ones
+	if c.xMax > 15*60 {
+		step = 5 * 60
+	}
+	if c.xMax > 3*3600 {
+		step = 30 * 60
+	}
 	for s := 0.0; s <= c.xMax; s += step {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.0f min</text>`+"\n", c.x(s), y0+14, s/60)
 	}
