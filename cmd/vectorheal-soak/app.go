@@ -31,7 +31,6 @@ func application(ctx context.Context, pool *pgxpool.Pool, spec indexSpec, gen *w
 	filtered := fmt.Sprintf("SELECT id FROM %s WHERE category = $2 ORDER BY embedding %s $1::vector LIMIT %d", t, spec.op, probeK)
 	tk := time.NewTicker(time.Duration(float64(time.Second) / qps))
 	defer tk.Stop()
-	from := gen.Centers()[0]
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
@@ -40,7 +39,7 @@ func application(ctx context.Context, pool *pgxpool.Pool, spec indexSpec, gen *w
 		}
 		v, k := gen.Point()
 		if spec.table == eventsTable && i%2 == 1 {
-			v = gen.Near(driftCentre(from, prog.get()))
+			v = gen.Near(driftCentre(gen.Centers(), prog.get()))
 		}
 		isFiltered := spec.table == docsTable && i%3 == 2
 		start := time.Now()

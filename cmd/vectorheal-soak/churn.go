@@ -27,8 +27,6 @@ type churner struct {
 
 	// Fractional rows carried to the next tick, so low rates still write.
 	accReembed, accReplace, accReingest, accDrift float64
-
-	driftFrom []float32
 }
 
 // tick is the writes of one churn second, applied in one transaction per twin.
@@ -49,7 +47,6 @@ func newChurner(seed uint64, docsGen, eventsGen *workload.Generator, docsRows, e
 	for id := int64(1); id <= int64(docsRows); id++ {
 		c.add(id, docOfInitial(id))
 	}
-	c.driftFrom = eventsGen.Centers()[0]
 	return c
 }
 
@@ -89,16 +86,25 @@ func (c *churner) remove(id int64) {
 
 // driftPoint is a point of the events distribution at progress f in [0,1] of the churn.
 func (c *churner) driftPoint(f float64) []float32 {
-	return c.eventsGen.Near(driftCentre(c.driftFrom, f))
+	return c.eventsGen.Near(driftCentre(c.eventsGen.Centers(), f))
 }
 
 // driftCentre is the centre of the drifting events distribution at progress f: it walks from
-// from (the first original centre) to a point outside the cube every original centre lies
-// in, so the new rows come from where the IVFFlat centres never saw data, gradually.
-func driftCentre(from []float32, f float64) []float32 {
+// the first original centre to the mean of all of them, the middle of the data where the
+// IVFFlat lists trained on the original clusters meet. New data there (a new topic between
+// the old ones) is split over several lists, so its nearest neighbours are found only by
+// probing more lists than were tuned for the data the index was built on.
+func driftCentre(centres [][]float32, f float64) []float32 {
+	from := centres[0]
+	mid := make([]float32, len(from))
+	for _, c := range centres {
+		for i, x := range c {
+			mid[i] += x / float32(len(centres))
+		}
+	}
 	centre := make([]float32, len(from))
 	for i := range centre {
-		centre[i] = from[i] + float32(f)*(2.5-from[i])
+		centre[i] = from[i] + float32(f)*(mid[i]-from[i])
 	}
 	return centre
 }

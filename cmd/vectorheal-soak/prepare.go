@@ -114,7 +114,7 @@ func (s *soak) probeQueries(spec indexSpec, n int) [][]float32 {
 	for i := range n {
 		if spec.table == eventsTable {
 			if i%2 == 1 {
-				qs = append(qs, s.probeGen.Near(driftCentre(s.eventsGen.Centers()[0], s.prog.get())))
+				qs = append(qs, s.probeGen.Near(driftCentre(s.eventsGen.Centers(), s.prog.get())))
 				continue
 			}
 			qs = append(qs, s.probeGen.Near(s.eventsGen.Centers()[i/2%len(s.eventsGen.Centers())]))
