@@ -117,6 +117,12 @@ func runSoak(ctx context.Context, log *slog.Logger, o options, out io.Writer) er
 	if errors.Is(runErr, context.Canceled) {
 		return runErr
 	}
+	if runErr == nil {
+		runErr = s.drain(ctx, 3*time.Minute)
+	}
+	if errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
 	if err := s.report(context.WithoutCancel(ctx)); err != nil {
 		return errors.Join(runErr, err)
 	}
@@ -185,4 +191,35 @@ func (s *soak) both(f func(tw *twin) error) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// drain waits, up to limit, for the repairs queued or running when the churn ended, so the
+// report gives their outcome rather than "running".
+func (s *soak) drain(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		rs, err := e2e.Repairs(ctx, s.state, "vectorheal")
+		if err != nil {
+			return err
+		}
+		open := 0
+		for _, r := range rs {
+			if !r.Finished() {
+				open++
+			}
+		}
+		if open == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.note("%d repairs still unfinished %s after the churn ended", open, limit)
+			return nil
+		}
+		s.printf("waiting for %d unfinished repairs\n", open)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
