@@ -123,11 +123,10 @@ func hits(ctx context.Context, tx pgx.Tx, q, lit string) ([]hit, error) {
 
 // tableStats are the statistics of one index and its table.
 type tableStats struct {
-	sizeBytes       int64
-	live, dead      int64
-	autovacuums     int64
-	vacuumRunning   bool
-	oldestXactStart *time.Time
+	sizeBytes     int64
+	live, dead    int64
+	autovacuums   int64
+	vacuumRunning bool
 }
 
 // readStats reads the size of the table's valid vector indexes (so a rebuild's new index
