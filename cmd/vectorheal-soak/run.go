@@ -20,7 +20,7 @@ func (s *soak) phases(ctx context.Context) error {
 	wctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
-	for ti, tw := range s.twins {
+	for _, tw := range s.twins {
 		for si, spec := range soakIndexes() {
 			gen := s.docsGen
 			if spec.table == eventsTable {
@@ -28,7 +28,6 @@ func (s *soak) phases(ctx context.Context) error {
 			}
 			// The same seed in both twins: both applications send the same queries.
 			g := gen.Fork(s.o.seed + 10 + uint64(si))
-			_ = ti
 			wg.Go(func() { application(wctx, tw.pool, spec, g, s.o.qps, &s.prog, tw.lat[spec.index]) })
 		}
 	}
