@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -202,22 +203,36 @@ func (s *soak) holdOne(ctx context.Context, tw *twin) error {
 }
 
 // follow polls Prometheus and the state store, prints alerts and repairs as they happen, and
-// keeps every alert seen firing.
+// keeps every alert episode: an alert (its whole label set) firing in a poll where it was not
+// firing in the one before. The watcher's timeline keys alerts by name, index and severity,
+// which two rules of one alert can share (a warning at |z| > 3 and another at |z| > 4), so
+// its firing events repeat while one of them is pending; the label set tells them apart.
 func (s *soak) follow(ctx context.Context) {
+	firing := map[string]bool{}
 	for {
-		evs, err := s.watch.Poll(ctx)
-		if err == nil {
+		if evs, err := s.watch.Poll(ctx); err == nil {
 			for _, e := range evs {
 				switch e.Kind {
 				case e2e.AlertFiring, e2e.AlertResolved, e2e.RepairRunning, e2e.RepairFinished, e2e.StepFinished:
 					s.printf("    %s\n", strings.TrimSpace(e.String()))
 				}
-				if e.Kind == e2e.AlertFiring {
+			}
+		}
+		if alerts, err := s.stack.PrometheusAlerts(ctx); err == nil {
+			now := map[string]bool{}
+			for _, a := range alerts {
+				if a.State != "firing" {
+					continue
+				}
+				fp := fingerprint(a.Labels)
+				now[fp] = true
+				if !firing[fp] {
 					s.mu.Lock()
-					s.alerts = append(s.alerts, alertMark{At: e.At, Alert: e.Alert, Index: e.Index, Severity: severityOf(e.Detail)})
+					s.alerts = append(s.alerts, alertMark{At: time.Now(), Alert: a.Labels["alertname"], Index: a.Labels["indexrelname"], Severity: a.Labels["severity"]})
 					s.mu.Unlock()
 				}
 			}
+			firing = now
 		}
 		select {
 		case <-ctx.Done():
@@ -227,11 +242,16 @@ func (s *soak) follow(ctx context.Context) {
 	}
 }
 
-func severityOf(detail string) string {
-	for _, f := range strings.Fields(detail) {
-		if v, ok := strings.CutPrefix(f, "severity="); ok {
-			return v
-		}
+// fingerprint is a label set as one string, the same for the same labels in any order.
+func fingerprint(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
 	}
-	return ""
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k + "=" + labels[k] + "\x00")
+	}
+	return b.String()
 }
