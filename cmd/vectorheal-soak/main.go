@@ -73,7 +73,8 @@ What a run does:
      no churn), then -duration of churn applied identically to both twins: re-embeddings,
      deletes + inserts, re-ingest of whole documents (docs, -churn-rate rows per second),
      inserts from a drifting distribution (events, -drift-rate rows per second), and a session
-     holding an old snapshot for -snapshot-hold every -snapshot-every in both twins.
+     holding an old snapshot for -snapshot-hold, -snapshot-every after the previous one,
+     in both twins.
   6. Every -sample-interval, per index and twin: recall@10 at a new session's settings against
      exact search, short results, the application's p50/p99 since the last sample, index size,
      live and dead tuples. Alerts come from Prometheus, repairs from vectorheal's state store.
@@ -109,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.driftRate, "drift-rate", 10, "rows inserted into events per second, from a distribution whose centre moves over the churn period")
 	fs.Float64Var(&o.qps, "qps", 10, "application queries per second per index and twin")
 	fs.IntVar(&o.probeQueries, "probe-queries", 30, "query vectors per index and sample for recall@10")
-	fs.DurationVar(&o.snapshotEvery, "snapshot-every", 10*time.Minute, "period of the old-snapshot session (0: none)")
+	fs.DurationVar(&o.snapshotEvery, "snapshot-every", 10*time.Minute, "pause between two old-snapshot sessions, the first after half of it (0: none)")
 	fs.DurationVar(&o.snapshotHold, "snapshot-hold", 3*time.Minute, "how long the old-snapshot session holds its snapshot")
 	fs.IntVar(&o.avCostDelay, "av-cost-delay", 100, "autovacuum_vacuum_cost_delay (ms) of both tables in both twins; PostgreSQL's default is 2")
 	fs.IntVar(&o.avCostLimit, "av-cost-limit", 10, "autovacuum_vacuum_cost_limit of both tables in both twins; PostgreSQL's default is 200")

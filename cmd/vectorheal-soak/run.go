@@ -158,8 +158,8 @@ func (s *soak) churn(ctx context.Context) {
 	}
 }
 
-// holdSnapshots opens a repeatable-read transaction in tw every -snapshot-every (the first
-// after half a period) and keeps it, idle, for -snapshot-hold. Source: DESIGN's "old
+// holdSnapshots opens a repeatable-read transaction in tw -snapshot-every after the previous
+// one was released (the first after half of it) and keeps it, idle, for -snapshot-hold. Source: DESIGN's "old
 // snapshots that keep dead rows" (idle-in-transaction sessions, long reports, replication
 // slots): while it is open no VACUUM or REINDEX can remove the rows deleted after it began.
 func (s *soak) holdSnapshots(ctx context.Context, tw *twin) {
