@@ -56,7 +56,7 @@ func writeSVG(w io.Writer, samples []sample, repairs []repairMark, indexes []str
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n",
 		plotWidth, height, plotWidth, height)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", plotWidth, height)
-	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">vectorheal soak: tended (vectorheal) against untended (autovacuum only); shaded: quiet period; green lines: repairs</text>`+"\n", marginLeft)
+	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">vectorheal soak: tended (vectorheal) against untended (autovacuum only); shaded: quiet period; dashed: repairs that ran (green: succeeded)</text>`+"\n", marginLeft)
 	legend(&b, marginLeft, 38)
 	quiet := churnStart.Sub(quietStart).Seconds()
 	for i, idx := range indexes {
@@ -148,17 +148,15 @@ func series(b *strings.Builder, c chart, ss []sample, twin string, val func(samp
 		twin, colourOf(twin), strings.Join(pts, " "))
 }
 
-// marks draws the tended twin's repairs of index as vertical lines from their start.
+// marks draws the tended twin's repairs of index that ran as vertical lines from their start;
+// those skipped or cancelled before they ran (cooldown, alert resolved) changed nothing and
+// are left to the list of repairs.
 func marks(b *strings.Builder, c chart, repairs []repairMark, index string, quietStart time.Time) {
 	for _, r := range repairs {
-		if r.Index != index {
+		if r.Index != index || r.Started == nil {
 			continue
 		}
-		at := r.Created
-		if r.Started != nil {
-			at = *r.Started
-		}
-		x := c.x(at.Sub(quietStart).Seconds())
+		x := c.x(r.Started.Sub(quietStart).Seconds())
 		colour := "#2ca02c"
 		if r.State != "succeeded" {
 			colour = "#ff7f0e"
