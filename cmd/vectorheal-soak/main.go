@@ -38,6 +38,7 @@ type options struct {
 	churnRate      float64
 	driftRate      float64
 	eventsSpread   float64
+	eventsCenters  int
 	qps            float64
 	probeQueries   int
 	snapshotEvery  time.Duration
@@ -110,6 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.churnRate, "churn-rate", 40, "rows of docs changed per second: half re-embedded, a quarter deleted and re-inserted, a quarter re-ingested as whole documents")
 	fs.Float64Var(&o.driftRate, "drift-rate", 10, "rows inserted into events per second, from a distribution whose centre moves over the churn period")
 	fs.Float64Var(&o.eventsSpread, "events-spread", 0.05, "standard deviation of the events vectors around their centres (per dimension, centres in [-1,1]); looser clusters put neighbours in different IVFFlat lists")
+	fs.IntVar(&o.eventsCenters, "events-clusters", 8, "clusters of the events vectors; fewer clusters than IVFFlat lists split each cluster over several lists")
 	fs.Float64Var(&o.qps, "qps", 10, "application queries per second per index and twin")
 	fs.IntVar(&o.probeQueries, "probe-queries", 30, "query vectors per index and sample for recall@10")
 	fs.DurationVar(&o.snapshotEvery, "snapshot-every", 10*time.Minute, "pause between two old-snapshot sessions, the first after half of it (0: none)")
@@ -160,8 +162,8 @@ func (o options) validate() error {
 		return errors.New("-dims must be in [2, 2000]")
 	case o.churnRate < 0 || o.driftRate < 0 || o.qps <= 0:
 		return errors.New("-churn-rate and -drift-rate must not be negative, -qps must be positive")
-	case o.eventsSpread <= 0:
-		return errors.New("-events-spread must be positive")
+	case o.eventsSpread <= 0 || o.eventsCenters < 1:
+		return errors.New("-events-spread must be positive and -events-clusters at least 1")
 	case o.probeQueries < 1:
 		return errors.New("-probe-queries must be at least 1")
 	case o.avCostDelay < 0 || o.avCostDelay > 100 || o.avCostLimit < 1 || o.avCostLimit > 10000:

@@ -17,7 +17,7 @@ import (
 func (s *soak) prepare(ctx context.Context) error {
 	o := s.o
 	s.docsGen = workload.NewGenerator(workload.Dataset{Table: docsTable, Dim: o.dims, Clusters: 16, Rows: o.rows, Seed: o.seed})
-	s.eventsGen = workload.NewGenerator(workload.Dataset{Table: eventsTable, Dim: o.dims, Clusters: 8, Rows: o.rows / 5, Spread: o.eventsSpread, Seed: o.seed + 1})
+	s.eventsGen = workload.NewGenerator(workload.Dataset{Table: eventsTable, Dim: o.dims, Clusters: o.eventsCenters, Rows: o.rows / 5, Spread: o.eventsSpread, Seed: o.seed + 1})
 	s.probeGen = s.docsGen.Fork(o.seed + 100)
 	start := time.Now()
 	if err := s.both(func(tw *twin) error { return createTables(ctx, tw.pool, o.dims) }); err != nil {
