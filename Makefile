@@ -8,7 +8,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # a time keeps a 2-core machine responsive.
 TEST_FLAGS  ?= -count=1 -p 2 -timeout 60m
 
-.PHONY: all build test test-current-stack lint install-deps demo bench bench-scale clean
+.PHONY: all build test test-current-stack lint install-deps demo bench bench-scale soak clean
 
 all: build
 
@@ -75,3 +75,14 @@ demo: install-deps build
 BENCH_SCALE_FLAGS ?=
 bench-scale: install-deps
 	$(GO) run ./cmd/vectorheal-bench $(BENCH_SCALE_FLAGS)
+
+# The soak benchmark (docs/BENCHMARKS.md): one private PostgreSQL with two identical databases
+# under the same seeded churn, one tended by vectorheal with the shipped rules and runbook
+# (timings shortened), one by autovacuum alone; 3 minutes quiet, then 30 minutes of churn,
+# about 40 minutes in all. Results go to soak-out/. SOAK_FLAGS passes flags, e.g.
+# SOAK_FLAGS='-duration 5m -quiet 1m -rows 20000' for a short run or SOAK_FLAGS=-write-docs to
+# update docs/BENCHMARKS.md and docs/soak.svg (see go run ./cmd/vectorheal-soak -h).
+# Not part of `make test`.
+SOAK_FLAGS ?=
+soak: install-deps build
+	$(GO) run ./cmd/vectorheal-soak -vectorheal $(BIN) $(SOAK_FLAGS)
