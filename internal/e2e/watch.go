@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -175,7 +176,7 @@ type Watcher struct {
 
 	mu       sync.Mutex
 	events   []Event
-	alerts   map[string]PromAlert // key: alertname/index/severity
+	alerts   map[string]PromAlert // by labelKey: rules of one alert may differ only in other labels
 	received map[int64]bool
 	repairs  map[int64]string // id -> last state
 	steps    map[string]string
@@ -185,6 +186,20 @@ type Watcher struct {
 func NewWatcher(s *Stack, state *pgxpool.Pool) *Watcher {
 	return &Watcher{stack: s, state: state, alerts: map[string]PromAlert{}, received: map[int64]bool{},
 		repairs: map[int64]string{}, steps: map[string]string{}}
+}
+
+// labelKey identifies an alert by its whole label set, as Prometheus does.
+func labelKey(labels map[string]string) string {
+	names := make([]string, 0, len(labels))
+	for n := range labels {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "%s=%q,", n, labels[n])
+	}
+	return b.String()
 }
 
 // Poll looks once and returns the new events.
@@ -230,7 +245,7 @@ func (w *Watcher) Poll(ctx context.Context) ([]Event, error) {
 	seen := map[string]bool{}
 	for _, a := range alerts {
 		idx := a.Labels["indexrelname"]
-		key := a.Labels["alertname"] + "/" + idx + "/" + a.Labels["severity"]
+		key := labelKey(a.Labels)
 		seen[key] = true
 		prev, had := w.alerts[key]
 		if !had || prev.State != a.State {

@@ -21,3 +21,17 @@ func TestStepDetail(t *testing.T) {
 		}
 	}
 }
+
+// TestLabelKey: two rules of one alert that differ only in a label other than severity (as
+// PgvectorCacheHitDrop's do in vectorheal_severity) are two alerts, as Prometheus has them.
+func TestLabelKey(t *testing.T) {
+	a := map[string]string{"alertname": "PgvectorCacheHitDrop", "severity": "warning", "vectorheal_severity": "medium"}
+	b := map[string]string{"alertname": "PgvectorCacheHitDrop", "severity": "warning", "vectorheal_severity": "high"}
+	if labelKey(a) == labelKey(b) {
+		t.Errorf("alerts differing in vectorheal_severity share the key %q", labelKey(a))
+	}
+	c := map[string]string{"vectorheal_severity": "medium", "severity": "warning", "alertname": "PgvectorCacheHitDrop"}
+	if labelKey(a) != labelKey(c) {
+		t.Errorf("the same labels give %q and %q", labelKey(a), labelKey(c))
+	}
+}
