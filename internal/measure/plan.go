@@ -11,6 +11,7 @@ import (
 
 // Querier is what the measurements that query need of a connection, pool or transaction.
 type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
