@@ -231,11 +231,7 @@ func topK(ctx context.Context, tx pgx.Tx, search, q string) ([]measure.Row, erro
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (measure.Row, error) {
-		var n measure.Row
-		err := r.Scan(&n.ID, &n.Dist)
-		return n, err
-	})
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[measure.Row])
 }
 
 // usesIndexForAll reports whether the planner chooses ix for the probe's top-k search with

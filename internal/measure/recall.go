@@ -3,7 +3,8 @@ package measure
 import "math"
 
 // Row is one result of a nearest-neighbour search: what identifies it and its distance to the
-// query.
+// query. Its fields are in the order of a search's columns (ctid::text, distance::float8), so
+// pgx.RowToStructByPos[Row] scans them.
 type Row struct {
 	// ID identifies the row: its ctid, or the bytes of its values when the search returns
 	// rows of its own shape. Equal IDs are the same row (or, by value, an equal one).

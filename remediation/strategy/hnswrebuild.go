@@ -527,11 +527,7 @@ func (p probeSet) search(ctx context.Context, tx pgx.Tx, ix catalog.Index, q str
 	if err != nil {
 		return nil, fmt.Errorf("probe search: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (measure.Row, error) {
-		var n measure.Row
-		err := r.Scan(&n.ID, &n.Dist)
-		return n, err
-	})
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[measure.Row])
 }
 
 // run searches every query through the index called name (checking the planner uses it)
