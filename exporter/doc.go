@@ -241,10 +241,13 @@ const definitions = `
   orders by the index's own key, the column or the indexed expression as the server prints it
   (` + "`pg_get_indexdef`" + `), and repeats a partial index's predicate (` + "`pg_get_expr`" + ` of ` + "`indpred`" + `), so
   the planner can use the index and exact search compares on the same rows. Recall is the share
-  of exact neighbours found, a result at a distance not beyond the exact k-th counting as found
-  (ties). ` + "`pgvector_probe_index_used`" + ` is 1 when ` + "`EXPLAIN`" + ` of the query shows a scan of the index
-  for every query vector. Only then are ` + "`pgvector_recall_ratio`" + ` and the latencies published: when
-  the planner chooses a sequential scan or another index on the same key, the probe would
+  of exact neighbours found: a returned row counts when it is one of the exact rows or its
+  distance is not beyond the exact k-th within 1e-6·(1+|k-th|) (ties; pgvector's distances
+  carry single-precision rounding), each row once; the same definition judges
+  ` + "`hnsw_rebuild`" + `'s new index before it is swapped in. ` + "`pgvector_probe_index_used`" + ` is 1
+  when ` + "`EXPLAIN`" + ` of the query shows a scan of the index for every query vector.
+  Only then are ` + "`pgvector_recall_ratio`" + ` and the latencies published: when the planner chooses
+  a sequential scan or another index on the same key, the probe would
   measure that and not the index, so the index gets no recall figure (and a repair's validation
   of it fails, saying so). The probe orders by the operator class's own ordering operator as
   the catalog names it, schema-qualified (` + "`OPERATOR(public.<->)`" + ` for ` + "`vector_l2_ops`" + `;

@@ -10,6 +10,7 @@ import (
 	"github.com/vectorheal/vectorheal/exporter/hnsw"
 	"github.com/vectorheal/vectorheal/exporter/ivfflat"
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 	"github.com/vectorheal/vectorheal/internal/metricdoc"
 )
 
@@ -365,8 +366,8 @@ func indexFigures() []figure {
 			help:   "Number of IVFFlat lists (centers) in the index.",
 			values: withIVF(func(s *structure) []sample { return one(float64(s.ivf.Lists)) })},
 		{name: "pgvector_ivfflat_recommended_lists", typ: g, methods: ivfflatOnly, source: fromStructure, estimated: true, measured: []string{""},
-			help:   "Recommended number of lists for the table's rows at the last page scan (the estimate the retrain strategy uses): rows/1000 up to 1M rows, sqrt(rows) above (at least 1).",
-			values: withIVF(func(s *structure) []sample { return one(recommendedLists(s.rows)) })},
+			help:   "Recommended number of lists for the table's rows at the last page scan (the estimate the retrain strategy uses): rows/1000 up to 1M rows, sqrt(rows) above, at least 1 and at most pgvector's limit of 32768.",
+			values: withIVF(func(s *structure) []sample { return one(float64(measure.RecommendedLists(s.rows))) })},
 		{name: "pgvector_ivfflat_list_size_cv", typ: g, unit: "ratio", methods: ivfflatOnly, source: fromStructure, measured: []string{""},
 			help:   "Coefficient of variation (stddev/mean) of the entries per IVFFlat list: 0 = perfectly balanced.",
 			values: withIVF(func(s *structure) []sample { return one(s.ivf.ListSizeCV) })},

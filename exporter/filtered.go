@@ -3,7 +3,6 @@ package exporter
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // kindFiltered is the check of a declared filtered query, followed by its name.
@@ -103,7 +103,7 @@ func runFiltered(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, q co
 			}
 			args[i] = append(a, q.K)
 		}
-		if res.indexUsed, err = planUses(ctx, tx, ix, search, args[0]); err != nil {
+		if res.indexUsed, err = measure.UsesIndex(ctx, tx, ix.Name, search, args[0]...); err != nil {
 			return err
 		}
 		approx := make([][]string, len(args))
@@ -139,7 +139,9 @@ func runFiltered(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, q co
 	return res, nil
 }
 
-// add counts one sample: rows are compared by their values, as a multiset.
+// add counts one sample with measure.Hits. Rows are the query's own, without a distance, so
+// they are found by their values only, as a multiset: a row counts as often as exact search
+// returned an equal one.
 func (r *filteredResult) add(approx, exact []string) {
 	r.samples++
 	r.rows += len(approx)
@@ -147,17 +149,18 @@ func (r *filteredResult) add(approx, exact []string) {
 	if len(approx) < len(exact) {
 		r.short++
 	}
-	left := map[string]int{}
-	for _, row := range exact {
-		left[row]++
+	hits, want := measure.Hits(byValue(approx), byValue(exact))
+	r.hits += hits
+	r.want += want
+}
+
+// byValue returns the rows of resultRows as rows found by their values alone.
+func byValue(rows []string) []measure.Row {
+	out := make([]measure.Row, len(rows))
+	for i, row := range rows {
+		out[i] = measure.Row{ID: row, Dist: math.NaN()}
 	}
-	for _, row := range approx {
-		if left[row] > 0 {
-			left[row]--
-			r.hits++
-		}
-	}
-	r.want += len(exact)
+	return out
 }
 
 // filterColumns returns the filter columns of ix's table, quoted from the catalog, in order.
@@ -231,15 +234,6 @@ func resultRows(ctx context.Context, tx pgx.Tx, sql string, args []any) ([]strin
 		out = append(out, b.String())
 	}
 	return out, rows.Err()
-}
-
-// planUses reports whether the plan of the query with args scans ix.
-func planUses(ctx context.Context, tx pgx.Tx, ix catalog.Index, sql string, args []any) (bool, error) {
-	var raw []byte
-	if err := tx.QueryRow(ctx, `EXPLAIN (FORMAT JSON) `+sql, args...).Scan(&raw); err != nil {
-		return false, fmt.Errorf("explain: %w", err)
-	}
-	return planNamesIndex(raw, ix.Name)
 }
 
 // filteredQueriesOf returns the declared query sets of ix on the target called target ("" for
@@ -407,33 +401,4 @@ func filteredFigures() []figure {
 			help:       "Filtered queries the last run of the query set issued (exporter.filtered_queries[].samples when the table has rows).",
 			values:     withFiltered(func(r *filteredResult) float64 { return float64(r.samples) })},
 	}
-}
-
-// filteredPlan is the part of EXPLAIN (FORMAT JSON) output planUses reads.
-type filteredPlan struct {
-	IndexName string         `json:"Index Name"`
-	Plans     []filteredPlan `json:"Plans"`
-}
-
-// planNamesIndex reports whether a plan in EXPLAIN (FORMAT JSON) output raw scans the index name.
-func planNamesIndex(raw []byte, name string) (bool, error) {
-	var plans []struct {
-		Plan filteredPlan `json:"Plan"`
-	}
-	if err := json.Unmarshal(raw, &plans); err != nil {
-		return false, fmt.Errorf("explain: decode plan: %w", err)
-	}
-	var walk func(n filteredPlan) bool
-	walk = func(n filteredPlan) bool {
-		if n.IndexName == name {
-			return true
-		}
-		return slices.ContainsFunc(n.Plans, walk)
-	}
-	for _, p := range plans {
-		if walk(p.Plan) {
-			return true, nil
-		}
-	}
-	return false, nil
 }

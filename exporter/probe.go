@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // probeMarker starts every probe statement so the pg_stat_statements figures can leave the
@@ -64,10 +64,10 @@ func statementsFor(ix catalog.Index, op string, k int) probeStatements {
 // probe measures recall@k of ix: it samples up to queries values of the index's key from the
 // rows the index holds, searches their k nearest neighbours through the index with the
 // session's current hnsw.ef_search / ivfflat.probes, then exactly with index scans off, and
-// compares. Ties at the k-th distance count as hits, so recall is not understated when several
-// rows are equally near. Recall is measured only when EXPLAIN shows the planner choosing ix
-// for every query: with another index on the same key (an HNSW and an IVFFlat during a
-// migration) the searches would measure the other one. It returns nil without error when
+// compares with measure.Hits: ties at the k-th distance count as hits, so recall is not
+// understated when several rows are equally near. Recall is measured only when EXPLAIN shows
+// the planner choosing ix for every query: with another index on the same key (an HNSW and an
+// IVFFlat during a migration) the searches would measure the other one. It returns nil without error when
 // there is nothing to probe: no row to take a query from, or a partitioned table's parent
 // index, which has no storage (each partition's index is probed on its own).
 func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k int, timeout time.Duration) (*recallResult, error) {
@@ -103,7 +103,7 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 			res.ratio = math.NaN()
 			return nil
 		}
-		approx := make([][]neighbour, len(qs))
+		approx := make([][]measure.Row, len(qs))
 		for i, q := range qs {
 			start := time.Now()
 			approx[i], err = topK(ctx, tx, stmts.search, q)
@@ -121,7 +121,7 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 			if err != nil {
 				return fmt.Errorf("exact search: %w", err)
 			}
-			h, w := recallHits(approx[i], exact)
+			h, w := measure.Hits(approx[i], exact)
 			hits += h
 			want += w
 		}
@@ -225,92 +225,23 @@ func (r *recallResult) histogram() *histogram {
 	return h
 }
 
-type neighbour struct {
-	ctid string
-	dist float64
-}
-
-func topK(ctx context.Context, tx pgx.Tx, search, q string) ([]neighbour, error) {
+// topK runs the top-k search with the query vector q and returns its rows, nearest first.
+func topK(ctx context.Context, tx pgx.Tx, search, q string) ([]measure.Row, error) {
 	rows, err := tx.Query(ctx, search, q)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (neighbour, error) {
-		var n neighbour
-		err := r.Scan(&n.ctid, &n.dist)
-		return n, err
-	})
-}
-
-// recallHits counts the approximate results that belong to the exact top-k (by row, or by a
-// distance not beyond the exact k-th one) and returns it with the number expected.
-func recallHits(approx, exact []neighbour) (hits, want int) {
-	if len(exact) == 0 {
-		return 0, 0
-	}
-	in := make(map[string]bool, len(exact))
-	for _, n := range exact {
-		in[n.ctid] = true
-	}
-	kth := exact[len(exact)-1].dist
-	tol := 1e-6 * (1 + math.Abs(kth))
-	for i, n := range approx {
-		if i >= len(exact) {
-			break
-		}
-		if in[n.ctid] || n.dist <= kth+tol {
-			hits++
-		}
-	}
-	return hits, len(exact)
-}
-
-// planNode is the part of EXPLAIN (FORMAT JSON) output the probe reads.
-type planNode struct {
-	IndexName string     `json:"Index Name"`
-	Plans     []planNode `json:"Plans"`
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[measure.Row])
 }
 
 // usesIndexForAll reports whether the planner chooses ix for the probe's top-k search with
 // each of the query vectors qs. Plans are custom, so each query is planned for its vector.
 func usesIndexForAll(ctx context.Context, tx pgx.Tx, ix catalog.Index, search string, qs []string) (bool, error) {
 	for _, q := range qs {
-		used, err := usesIndex(ctx, tx, ix, search, q)
+		used, err := measure.UsesIndex(ctx, tx, ix.Name, search, q)
 		if err != nil || !used {
 			return false, err
 		}
 	}
 	return true, nil
-}
-
-// usesIndex reports whether the planner chooses ix for the probe's top-k search.
-func usesIndex(ctx context.Context, tx pgx.Tx, ix catalog.Index, search, q string) (bool, error) {
-	var raw []byte
-	if err := tx.QueryRow(ctx, `EXPLAIN (FORMAT JSON) `+search, q).Scan(&raw); err != nil {
-		return false, fmt.Errorf("explain: %w", err)
-	}
-	var plans []struct {
-		Plan planNode `json:"Plan"`
-	}
-	if err := json.Unmarshal(raw, &plans); err != nil {
-		return false, fmt.Errorf("explain: decode plan: %w", err)
-	}
-	var walk func(n planNode) bool
-	walk = func(n planNode) bool {
-		if n.IndexName == ix.Name {
-			return true
-		}
-		for _, c := range n.Plans {
-			if walk(c) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, p := range plans {
-		if walk(p.Plan) {
-			return true, nil
-		}
-	}
-	return false, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vectorheal/vectorheal/internal/horizon"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // indexStats are the cheap per-index statistics read on every scrape.
@@ -36,7 +37,6 @@ type targetStats struct {
 
 const indexStatsSQL = `
 SELECT s.indexrelid, s.idx_scan, s.idx_tup_read, coalesce(io.idx_blks_hit, 0), coalesce(io.idx_blks_read, 0),
-       pg_relation_size(s.indexrelid),
        coalesce(t.n_dead_tup, 0), coalesce(t.n_live_tup, 0),
        coalesce(t.n_tup_ins + t.n_tup_upd + t.n_tup_del, 0),
        coalesce(t.n_tup_del, 0), coalesce(t.n_tup_upd, 0), coalesce(t.n_tup_hot_upd, 0),
@@ -66,32 +66,48 @@ FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND query ~ '<->|<=>|<#>|<\+>|<~>|<%>' AND query NOT LIKE '%/* vectorheal probe */%'`
 
-// readStats reads the cheap statistics of the given indexes and tables.
-func readStats(ctx context.Context, tx pgx.Tx, indexOIDs, tableOIDs []uint32) (*targetStats, error) {
-	ts := &targetStats{indexes: map[uint32]*indexStats{}, vacuum: map[uint32]float64{}}
+// readIndexStats reads the statistics and the size of each of the indexes.
+func readIndexStats(ctx context.Context, tx pgx.Tx, indexOIDs []uint32) (map[uint32]*indexStats, error) {
 	rows, err := tx.Query(ctx, indexStatsSQL, indexOIDs)
 	if err != nil {
 		return nil, fmt.Errorf("index statistics: %w", err)
 	}
+	out := map[uint32]*indexStats{}
 	for rows.Next() {
 		var oid uint32
 		s := &indexStats{}
-		var scans, tupRead, hit, read, size, dead, live, writes, del, upd, hot int64
-		if err := rows.Scan(&oid, &scans, &tupRead, &hit, &read, &size, &dead, &live, &writes, &del, &upd, &hot, &s.vacuumAge, &s.analyzeAge); err != nil {
+		var scans, tupRead, hit, read, dead, live, writes, del, upd, hot int64
+		if err := rows.Scan(&oid, &scans, &tupRead, &hit, &read, &dead, &live, &writes, &del, &upd, &hot, &s.vacuumAge, &s.analyzeAge); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("index statistics: %w", err)
 		}
 		s.scans, s.tupRead, s.blksHit, s.blksRead = float64(scans), float64(tupRead), float64(hit), float64(read)
-		s.sizeBytes, s.deadTup, s.liveTup, s.writes = float64(size), float64(dead), float64(live), float64(writes)
+		s.deadTup, s.liveTup, s.writes = float64(dead), float64(live), float64(writes)
 		s.deletes, s.updates, s.hotUpdates = float64(del), float64(upd), float64(hot)
-		ts.indexes[oid] = s
+		out[oid] = s
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("index statistics: %w", err)
 	}
+	sizes, err := measure.Sizes(ctx, tx, indexOIDs)
+	if err != nil {
+		return nil, fmt.Errorf("index statistics: %w", err)
+	}
+	for oid, s := range out {
+		s.sizeBytes = float64(sizes[oid].Bytes)
+	}
+	return out, nil
+}
 
-	rows, err = tx.Query(ctx, buildProgressSQL, indexOIDs)
+// readStats reads the cheap statistics of the given indexes and tables.
+func readStats(ctx context.Context, tx pgx.Tx, indexOIDs, tableOIDs []uint32) (*targetStats, error) {
+	ts := &targetStats{vacuum: map[uint32]float64{}}
+	var err error
+	if ts.indexes, err = readIndexStats(ctx, tx, indexOIDs); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, buildProgressSQL, indexOIDs)
 	if err != nil {
 		return nil, fmt.Errorf("create index progress: %w", err)
 	}

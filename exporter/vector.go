@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 
@@ -67,18 +66,4 @@ func parseVector(s string) ([]float32, error) {
 		out[i] = float32(f)
 	}
 	return out, nil
-}
-
-// recommendedLists is pgvector's advice for the lists of an IVFFlat index over rows rows.
-func recommendedLists(rows float64) float64 {
-	var n float64
-	if rows <= 1e6 {
-		n = rows / 1000
-	} else {
-		n = math.Sqrt(rows)
-	}
-	if n < 1 {
-		n = 1
-	}
-	return float64(int64(n))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -132,11 +133,11 @@ func (b *bench) dataset(ctx context.Context) error {
 		return err
 	}
 	b.ix = ix
-	var pages int64
-	if err := b.pool.QueryRow(ctx, `SELECT pg_relation_size($1::oid::regclass) / 8192`, ix.OID).Scan(&pages); err != nil {
+	size, err := measure.SizeOf(ctx, b.pool, ix.OID)
+	if err != nil {
 		return err
 	}
-	b.printf("index %s: %d pages (%.0f MiB)\n\n", ix, pages, float64(pages)*8192/(1<<20))
+	b.printf("index %s: %d pages (%.0f MiB)\n\n", ix, size.Blocks, float64(size.Bytes)/(1<<20))
 	return nil
 }
 

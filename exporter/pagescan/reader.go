@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // Reader reads the raw pages of one relation.
@@ -55,11 +56,11 @@ func NewSQLReader(q catalog.Querier, relOID uint32, batch int, fn string) Reader
 }
 
 func (r *sqlReader) Blocks(ctx context.Context) (uint32, error) {
-	var n int64
-	if err := r.q.QueryRow(ctx, `SELECT pg_relation_size($1::oid::regclass) / 8192`, r.rel).Scan(&n); err != nil {
-		return 0, fmt.Errorf("relation size of %d: %w", r.rel, err)
+	s, err := measure.SizeOf(ctx, r.q, r.rel)
+	if err != nil {
+		return 0, err
 	}
-	return uint32(n), nil
+	return uint32(s.Blocks), nil
 }
 
 func (r *sqlReader) Read(ctx context.Context, start, count uint32) ([][]byte, error) {

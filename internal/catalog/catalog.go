@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // Querier is what catalog needs of a connection or pool.
@@ -121,7 +123,7 @@ SELECT c.oid, current_database(), n.nspname, t.relname, c.relname, t.oid, am.amn
        format_type(ka.atttypid, ka.atttypmod), ka.atttypmod,
        coalesce(pg_get_expr(i.indpred, i.indrelid), ''),
        c.relkind = 'I', coalesce(pn.nspname, ''), coalesce(pc.relname, ''), coalesce(pt.relname, ''),
-       i.indisvalid, c.relfilenode, pg_relation_size(c.oid), coalesce(c.reloptions, '{}'),
+       i.indisvalid, c.relfilenode, coalesce(c.reloptions, '{}'),
        coalesce((SELECT format('OPERATOR(%I.%s)', opn.nspname, op.oprname)
                  FROM pg_amop ao
                  JOIN pg_operator op ON op.oid = ao.amopopr
@@ -162,7 +164,28 @@ func List(ctx context.Context, q Querier) ([]Index, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list vector indexes: %w", err)
 	}
+	rows.Close()
+	if err := withSizes(ctx, q, out); err != nil {
+		return nil, fmt.Errorf("list vector indexes: %w", err)
+	}
 	return out, nil
+}
+
+// withSizes sets the SizeBytes of each index (measure.Sizes); the listing query's rows must be
+// closed, as a connection runs one query at a time.
+func withSizes(ctx context.Context, q Querier, ixs []Index) error {
+	oids := make([]uint32, len(ixs))
+	for i, ix := range ixs {
+		oids[i] = ix.OID
+	}
+	sizes, err := measure.Sizes(ctx, q, oids)
+	if err != nil {
+		return err
+	}
+	for i := range ixs {
+		ixs[i].SizeBytes = sizes[ixs[i].OID].Bytes
+	}
+	return nil
 }
 
 // Resolve finds the index schema.name. It returns ErrNotFound when there is no relation of
@@ -174,7 +197,16 @@ func Resolve(ctx context.Context, q Querier, schema, name string) (Index, error)
 	}
 	defer rows.Close()
 	if rows.Next() {
-		return scan(rows)
+		ix, err := scan(rows)
+		if err != nil {
+			return Index{}, err
+		}
+		rows.Close()
+		one := []Index{ix}
+		if err := withSizes(ctx, q, one); err != nil {
+			return Index{}, fmt.Errorf("resolve index: %w", err)
+		}
+		return one[0], nil
 	}
 	if err := rows.Err(); err != nil {
 		return Index{}, fmt.Errorf("resolve index: %w", err)
@@ -210,6 +242,10 @@ func Partitions(ctx context.Context, q Querier, parent Index) ([]Index, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("partitions of %s: %w", parent, err)
 	}
+	rows.Close()
+	if err := withSizes(ctx, q, out); err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", parent, err)
+	}
 	return out, nil
 }
 
@@ -220,7 +256,7 @@ func scan(rows pgx.Rows) (Index, error) {
 	if err := rows.Scan(&ix.OID, &ix.Datname, &ix.Schema, &ix.Table, &ix.Name, &ix.TableOID, &ix.Method,
 		&ix.Opclass, &ix.Column, &ix.ColumnType, &ix.Expression, &ix.KeyType, &typmod, &ix.Predicate,
 		&ix.Partitioned, &ix.ParentSchema, &ix.ParentIndex, &ix.ParentTable,
-		&ix.Valid, &ix.Relfilenode, &ix.SizeBytes, &opts, &ix.Operator); err != nil {
+		&ix.Valid, &ix.Relfilenode, &opts, &ix.Operator); err != nil {
 		return Index{}, fmt.Errorf("scan vector index: %w", err)
 	}
 	if typmod > 0 {
@@ -251,29 +287,33 @@ func scan(rows pgx.Rows) (Index, error) {
 	return ix, nil
 }
 
-// rowEstimateSQL estimates a table's rows now as the planner does: the density of the last
-// ANALYZE scaled to the table's current size, so a table that grew since then is not mistaken
-// for its old size. The statistics collector's live rows count only where ANALYZE has not
-// measured the table (never analysed, or analysed empty): right after a bulk load that
-// counter may still add the load's inserts on top of what ANALYZE counted, doubling it.
+// rowEstimateSQL reads what RowEstimate scales: the rows and pages of the table's last
+// ANALYZE (NULL where it has not measured the table: never analysed, or analysed empty) and the
+// statistics collector's live rows.
 const rowEstimateSQL = `
-SELECT CASE WHEN c.reltuples > 0 AND c.relpages > 0
-            THEN c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::float8)
-            ELSE NULL END,
+SELECT CASE WHEN c.reltuples > 0 AND c.relpages > 0 THEN c.reltuples::float8 / c.relpages ELSE NULL END,
        coalesce(s.n_live_tup, 0)::float8
 FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 WHERE c.oid = $1`
 
-// RowEstimate returns the estimated rows of the table with OID table (see rowEstimateSQL),
-// and false when neither ANALYZE nor the statistics collector knows them.
+// RowEstimate returns the estimated rows of the table with OID table now, as the planner
+// estimates them: the density of the last ANALYZE (rows per page) scaled to the table's
+// current size (measure.SizeOf), so a table that grew since then is not mistaken for its old
+// size. The statistics collector's live rows count only where ANALYZE has not measured the
+// table: right after a bulk load that counter may still add the load's inserts on top of what
+// ANALYZE counted, doubling it. It returns false when neither knows the rows.
 func RowEstimate(ctx context.Context, q Querier, table uint32) (float64, bool, error) {
-	var scaled *float64
+	var density *float64
 	var live float64
-	if err := q.QueryRow(ctx, rowEstimateSQL, table).Scan(&scaled, &live); err != nil {
+	if err := q.QueryRow(ctx, rowEstimateSQL, table).Scan(&density, &live); err != nil {
 		return 0, false, fmt.Errorf("row estimate: %w", err)
 	}
-	if scaled != nil {
-		return *scaled, true, nil
+	if density == nil {
+		return live, live > 0, nil
 	}
-	return live, live > 0, nil
+	size, err := measure.SizeOf(ctx, q, table)
+	if err != nil {
+		return 0, false, fmt.Errorf("row estimate: %w", err)
+	}
+	return *density * float64(size.Blocks), true, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // HNSWRebuild builds an HNSW index again with larger build parameters (m, ef_construction),
@@ -437,7 +438,7 @@ func (g *recallGate) checkAndSwap(ctx context.Context, env Env, ix catalog.Index
 			}
 			if g.target > 0 || g.budget > 0 {
 				var err error
-				if res, err = g.probe.measure(ctx, tx, ix, newName); err != nil {
+				if res, err = g.probe.run(ctx, tx, ix, newName); err != nil {
 					return err
 				}
 				if res.recall < g.target {
@@ -464,13 +465,12 @@ func (g *recallGate) checkAndSwap(ctx context.Context, env Env, ix catalog.Index
 	return stmts, res, err
 }
 
-// probeSet is a sample of query vectors with the distance of each one's k-th exact neighbour.
+// probeSet is a sample of query vectors with the exact neighbours of each.
 type probeSet struct {
 	k       int
 	op      string
 	queries []string
-	kth     []float64 // the k-th nearest distance, or the farthest when fewer rows
-	want    []int     // exact neighbours found (k, or fewer rows)
+	exact   [][]measure.Row // each query's k nearest rows, or every row when fewer
 }
 
 // sampleProbe samples up to n query vectors of ix's column and computes their exact
@@ -502,7 +502,7 @@ func sampleProbe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, n, k
 			if len(d) == 0 {
 				return fmt.Errorf("no neighbours found")
 			}
-			p.kth, p.want = append(p.kth, d[len(d)-1]), append(p.want, len(d))
+			p.exact = append(p.exact, d)
 		}
 		return nil
 	})
@@ -515,56 +515,47 @@ func sampleProbe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, n, k
 	return p, nil
 }
 
-func (p probeSet) search(ctx context.Context, tx pgx.Tx, ix catalog.Index, q string) ([]float64, error) {
-	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
-	rows, err := tx.Query(ctx, "SELECT ("+col+" "+p.op+" $1)::float8 FROM "+tbl+" ORDER BY "+col+" "+p.op+" $1 LIMIT "+strconv.Itoa(p.k), q)
+// searchSQL is the top-k search of the probe, with the query vector as $1.
+func (p probeSet) searchSQL(ix catalog.Index) string {
+	col := ix.QuotedColumn()
+	return "SELECT ctid::text, (" + col + " " + p.op + " $1)::float8 FROM " + ix.QuotedTable() +
+		" ORDER BY " + col + " " + p.op + " $1 LIMIT " + strconv.Itoa(p.k)
+}
+
+func (p probeSet) search(ctx context.Context, tx pgx.Tx, ix catalog.Index, q string) ([]measure.Row, error) {
+	rows, err := tx.Query(ctx, p.searchSQL(ix), q)
 	if err != nil {
 		return nil, fmt.Errorf("probe search: %w", err)
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[float64])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[measure.Row])
 }
 
-// measure searches every query through the index called name (checking the planner uses it)
-// and returns recall@k, counting a result as a hit when it is no farther than the k-th exact
-// neighbour (ties are hits), and the mean search time.
-func (p probeSet) measure(ctx context.Context, tx pgx.Tx, ix catalog.Index, name string) (gateResult, error) {
+// run searches every query through the index called name (checking the planner uses it)
+// and returns recall@k as measure.Hits counts it (ties at the k-th exact distance are hits),
+// and the mean search time.
+func (p probeSet) run(ctx context.Context, tx pgx.Tx, ix catalog.Index, name string) (gateResult, error) {
 	if _, err := tx.Exec(ctx, "SET LOCAL plan_cache_mode = force_custom_plan"); err != nil {
 		return gateResult{}, err
 	}
-	col, tbl := ix.QuotedColumn(), ix.QuotedTable()
-	plan, err := tx.Query(ctx, "EXPLAIN (COSTS OFF) SELECT 1 FROM "+tbl+" ORDER BY "+col+" "+p.op+" $1 LIMIT "+strconv.Itoa(p.k), p.queries[0])
+	used, err := measure.UsesIndex(ctx, tx, name, p.searchSQL(ix), p.queries[0])
 	if err != nil {
-		return gateResult{}, fmt.Errorf("explain probe search: %w", err)
+		return gateResult{}, fmt.Errorf("probe search: %w", err)
 	}
-	lines, err := pgx.CollectRows(plan, pgx.RowTo[string])
-	if err != nil {
-		return gateResult{}, fmt.Errorf("explain probe search: %w", err)
-	}
-	var quoted string
-	if err := tx.QueryRow(ctx, "SELECT quote_ident($1)", name).Scan(&quoted); err != nil {
-		return gateResult{}, err
-	}
-	if !strings.Contains(strings.Join(lines, "\n"), "using "+quoted) {
-		return gateResult{}, fmt.Errorf("new index: the planner does not use %s for the probe search, so its recall cannot be measured:\n%s",
-			name, strings.Join(lines, "\n"))
+	if !used {
+		return gateResult{}, fmt.Errorf("new index: the planner does not use %s for the probe search, so its recall cannot be measured", name)
 	}
 	var hits, want int
 	var total time.Duration
 	for i, q := range p.queries {
 		start := time.Now()
-		d, err := p.search(ctx, tx, ix, q)
+		got, err := p.search(ctx, tx, ix, q)
 		total += time.Since(start)
 		if err != nil {
 			return gateResult{}, err
 		}
-		got := 0
-		for _, x := range d {
-			if x <= p.kth[i]+1e-9*math.Max(1, math.Abs(p.kth[i])) {
-				got++
-			}
-		}
-		hits += min(got, p.want[i])
-		want += p.want[i]
+		h, w := measure.Hits(got, p.exact[i])
+		hits += h
+		want += w
 	}
 	return gateResult{measured: true, recall: float64(hits) / float64(want), latency: total / time.Duration(len(p.queries))}, nil
 }

@@ -3,7 +3,6 @@ package strategy_test
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -13,11 +12,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // sqlMeasurer computes the figures the tests need with SQL of its own, independent of the
 // strategies it checks: recall as exact top-k against index top-k, dead tuples from the
-// statistics, IVFFlat list sizes by walking the list pages, index use from EXPLAIN.
+// statistics, IVFFlat list sizes by walking the list pages, index use from EXPLAIN. Recall and
+// index use are counted and read by the measure package, as the exporter counts them.
 type sqlMeasurer struct {
 	k       int // recall@k
 	queries int // probe vectors, taken from evenly spaced rows
@@ -97,9 +98,10 @@ func (m sqlMeasurer) recall(ctx context.Context, pool *pgxpool.Pool, ix catalog.
 	if err != nil {
 		return 0, 0, err
 	}
-	q := fmt.Sprintf(`SELECT ctid::text FROM %s ORDER BY %s %s $1::text::vector LIMIT %d`,
-		ix.QuotedTable(), ix.QuotedColumn(), distanceOp(ix.Opclass), m.k)
-	topk := func(force string, v string) ([]string, time.Duration, error) {
+	op := distanceOp(ix.Opclass)
+	q := fmt.Sprintf(`SELECT ctid::text, (%[2]s %[3]s $1::text::vector)::float8 FROM %[1]s ORDER BY %[2]s %[3]s $1::text::vector LIMIT %[4]d`,
+		ix.QuotedTable(), ix.QuotedColumn(), op, m.k)
+	topk := func(force string, v string) ([]measure.Row, time.Duration, error) {
 		tx, err := conn.Begin(ctx)
 		if err != nil {
 			return nil, 0, err
@@ -113,7 +115,7 @@ func (m sqlMeasurer) recall(ctx context.Context, pool *pgxpool.Pool, ix catalog.
 		if err != nil {
 			return nil, 0, err
 		}
-		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[measure.Row])
 		return out, time.Since(start), err
 	}
 	var sum float64
@@ -128,16 +130,8 @@ func (m sqlMeasurer) recall(ctx context.Context, pool *pgxpool.Pool, ix catalog.
 			return 0, 0, err
 		}
 		lat += d
-		hit := 0
-		for _, g := range got {
-			for _, e := range exact {
-				if g == e {
-					hit++
-					break
-				}
-			}
-		}
-		sum += float64(hit) / float64(len(exact))
+		hit, want := measure.Hits(got, exact)
+		sum += float64(hit) / float64(want)
 	}
 	if len(probes) == 0 {
 		return 0, 0, fmt.Errorf("no probe vectors in %s", ix.QuotedTable())
@@ -152,41 +146,13 @@ func indexUsed(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index) (float
 	if err := pool.QueryRow(ctx, fmt.Sprintf(`SELECT %s::text FROM %s LIMIT 1`, ix.QuotedColumn(), ix.QuotedTable())).Scan(&v); err != nil {
 		return 0, err
 	}
-	var plan []byte
-	err := pool.QueryRow(ctx, fmt.Sprintf(`EXPLAIN (FORMAT JSON) SELECT 1 FROM %s ORDER BY %s %s '%s' LIMIT 10`,
-		ix.QuotedTable(), ix.QuotedColumn(), distanceOp(ix.Opclass), v)).Scan(&plan)
-	if err != nil {
+	// The vector is a literal so that the plan is a custom one on every call.
+	used, err := measure.UsesIndex(ctx, pool, ix.Name, fmt.Sprintf(`SELECT 1 FROM %s ORDER BY %s %s '%s' LIMIT 10`,
+		ix.QuotedTable(), ix.QuotedColumn(), distanceOp(ix.Opclass), v))
+	if err != nil || !used {
 		return 0, err
 	}
-	var doc any
-	if err := json.Unmarshal(plan, &doc); err != nil {
-		return 0, err
-	}
-	if usesIndex(doc, ix.Name) {
-		return 1, nil
-	}
-	return 0, nil
-}
-
-func usesIndex(node any, name string) bool {
-	switch n := node.(type) {
-	case map[string]any:
-		if n["Index Name"] == name {
-			return true
-		}
-		for _, v := range n {
-			if usesIndex(v, name) {
-				return true
-			}
-		}
-	case []any:
-		for _, v := range n {
-			if usesIndex(v, name) {
-				return true
-			}
-		}
-	}
-	return false
+	return 1, nil
 }
 
 // ivfListSizes walks an IVFFlat index's pages: the list pages from block 1, then each list's

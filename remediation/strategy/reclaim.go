@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // Reclaim removes the entries of deleted rows from an index by whichever repair that heals
@@ -115,7 +116,7 @@ func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 		if err != nil {
 			return reclaimPlan{}, err
 		}
-		pl.lists = RecommendedLists(rows, 1, maxIVFLists)
+		pl.lists = measure.RecommendedLists(rows)
 		what = fmt.Sprintf("retrain of %s (lists = %d)", ix.QuotedIndex(), pl.lists)
 	}
 	memory, err := buildMemory(ctx, env, ix, max(pl.lists, ix.Lists))

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // Retrain rebuilds an IVFFlat index with lists recomputed for today's row count, so k-means
@@ -27,8 +27,6 @@ import (
 // only drops <name>_vhnew. Dropping the old index before the new one is in place, as the naive
 // sequence does, would leave the table without an index in between.
 type Retrain struct{ opts Options }
-
-const maxIVFLists = 32768 // pgvector's IVFFLAT_MAX_LISTS
 
 // RetrainConfig are the parameters of an ivfflat_retrain step.
 type RetrainConfig struct {
@@ -45,8 +43,8 @@ func (*Retrain) Spec() Spec {
 		Methods:      []string{"ivfflat"},
 		Capabilities: []Capability{RecordsReadingAfter, CopiesVisibleRows},
 		Params: []Param{
-			{Name: "min_lists", Type: TypeInt, Default: "1", Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Lower bound of the recomputed lists."},
-			{Name: "max_lists", Type: TypeInt, Default: strconv.Itoa(maxIVFLists), Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Upper bound of the recomputed lists (pgvector's limit is 32768)."},
+			{Name: "min_lists", Type: TypeInt, Default: "1", Min: "1", Max: strconv.Itoa(measure.MaxLists), Doc: "Lower bound of the recomputed lists."},
+			{Name: "max_lists", Type: TypeInt, Default: strconv.Itoa(measure.MaxLists), Min: "1", Max: strconv.Itoa(measure.MaxLists), Doc: "Upper bound of the recomputed lists (pgvector's limit is 32768)."},
 			maxMaintenanceWorkMemParam,
 			figuresParam,
 		},
@@ -71,16 +69,10 @@ func (*Retrain) Decode(v Values) (RetrainConfig, error) {
 	return c, nil
 }
 
-// RecommendedLists is pgvector's advice for lists: rows/1000 up to 1M rows, √rows above,
-// clamped to [lo, hi].
-func RecommendedLists(rows float64, lo, hi int) int {
-	var n int
-	if rows <= 1e6 {
-		n = int(rows / 1000)
-	} else {
-		n = int(math.Sqrt(rows))
-	}
-	return min(max(n, lo), hi)
+// lists returns pgvector's advice for the lists of an index over rows rows
+// (measure.RecommendedLists), within [c.MinLists, c.MaxLists].
+func (c RetrainConfig) lists(rows float64) int {
+	return min(max(measure.RecommendedLists(rows), c.MinLists), c.MaxLists)
 }
 
 type retrainUndo struct {
@@ -99,7 +91,7 @@ func (r *Retrain) Plan(ctx context.Context, env Env, ix catalog.Index, c Retrain
 	if err != nil {
 		return Impact{}, err
 	}
-	lists := RecommendedLists(rows, c.MinLists, c.MaxLists)
+	lists := c.lists(rows)
 	def, err := indexDefinition(ctx, env.Pool, ix)
 	if err != nil {
 		return Impact{}, err
@@ -150,7 +142,7 @@ func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, c RetrainC
 	if err != nil {
 		return Outcome{}, err
 	}
-	lists := RecommendedLists(rows, c.MinLists, c.MaxLists)
+	lists := c.lists(rows)
 	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(cur.Method))
 	out := Outcome{Before: measureFigures(ctx, env, env.Pool, cur, figures)}
 	out.Undo, _ = json.Marshal(retrainUndo{PreviousLists: cur.Lists})

@@ -11,25 +11,6 @@ import (
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
 
-func TestRecommendedLists(t *testing.T) {
-	for _, c := range []struct {
-		rows   float64
-		lo, hi int
-		want   int
-	}{
-		{0, 1, 32768, 1},
-		{50_000, 1, 32768, 50},
-		{1_000_000, 1, 32768, 1000},
-		{4_000_000, 1, 32768, 2000},
-		{50_000, 100, 32768, 100},
-		{50_000, 1, 20, 20},
-	} {
-		if got := strategy.RecommendedLists(c.rows, c.lo, c.hi); got != c.want {
-			t.Errorf("RecommendedLists(%v, %d, %d) = %d, want %d", c.rows, c.lo, c.hi, got, c.want)
-		}
-	}
-}
-
 func (b *bundle) indexNames(t *testing.T, table string) []string {
 	t.Helper()
 	rows, err := b.pool.Query(context.Background(), `SELECT c.relname || CASE WHEN i.indisvalid THEN '' ELSE ' (invalid)' END
@@ -86,7 +67,8 @@ func TestRetrainRebalancesDriftedIVFFlat(t *testing.T) {
 	}
 	t.Logf("before %v after %v", out.Before, out.After)
 	after := b.resolve(t, "public", "items_ivf")
-	if after.Lists != strategy.RecommendedLists(10000, 4, 1000) || !after.Valid || after.OID == ix.OID {
+	// 10 000 rows / 1000, within [min_lists, max_lists] = [4, 1000].
+	if after.Lists != 10 || !after.Valid || after.OID == ix.OID {
 		t.Errorf("retrained index %+v", after)
 	}
 	cvAfter := b.measure(t, after, "pgvector_ivfflat_list_size_cv")

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // TuneSearch raises the search-time parameter of an index — hnsw.ef_search for HNSW,
@@ -71,7 +72,7 @@ func (*TuneSearch) Spec() Spec {
 			{Name: "scope", Type: TypeEnum, Enum: []string{"database", "role"}, Default: "database", Doc: "Where the setting is stored."},
 			{Name: "role", Type: TypeString, Doc: "The role whose setting changes; required with scope role."},
 			{Name: "step", Type: TypeInt, Min: "1", Max: "1000", Doc: "Increment per try (default 20 for ef_search, 2 for probes)."},
-			{Name: "max", Type: TypeInt, Min: "1", Max: strconv.Itoa(maxIVFLists), Doc: "Highest value tried (default 400 for ef_search, lists for probes)."},
+			{Name: "max", Type: TypeInt, Min: "1", Max: strconv.Itoa(measure.MaxLists), Doc: "Highest value tried (default 400 for ef_search, lists for probes)."},
 			{Name: "latency_budget", Type: TypeDuration, Default: "0s", Min: "0s", Max: "1h", Doc: "Stop raising when probe latency (or, with iterative_scan, filtered query latency) exceeds this, and restore the previous settings; 0 = none (required with iterative_scan)."},
 			{Name: "iterative_scan", Type: TypeEnum, Enum: []string{"strict_order", "relaxed_order"}, Doc: "For short filtered queries (pgvector 0.8): the most permissive hnsw.iterative_scan / ivfflat.iterative_scan tried, strict_order first (IVFFlat: relaxed_order only); unset leaves iterative scans alone."},
 			{Name: "max_scan_tuples", Type: TypeInt, Min: "1", Max: "100000000", Doc: "Highest hnsw.max_scan_tuples tried with iterative_scan, doubling from the current value (default: the current value, pgvector's 20000 unless set)."},
