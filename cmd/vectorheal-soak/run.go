@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -224,7 +223,7 @@ func (s *soak) follow(ctx context.Context) {
 				if a.State != "firing" {
 					continue
 				}
-				fp := fingerprint(a.Labels)
+				fp := e2e.LabelKey(a.Labels)
 				now[fp] = true
 				if !firing[fp] {
 					s.mu.Lock()
@@ -240,18 +239,4 @@ func (s *soak) follow(ctx context.Context) {
 		case <-time.After(5 * time.Second):
 		}
 	}
-}
-
-// fingerprint is a label set as one string, the same for the same labels in any order.
-func fingerprint(labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k + "=" + labels[k] + "\x00")
-	}
-	return b.String()
 }

@@ -224,15 +224,3 @@ func TestCommandLine(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
-
-func TestFingerprintTellsRulesOfOneAlertApart(t *testing.T) {
-	a := map[string]string{"alertname": "PgvectorCacheHitDrop", "severity": "warning", "vectorheal_severity": "medium"}
-	b := map[string]string{"alertname": "PgvectorCacheHitDrop", "severity": "warning", "vectorheal_severity": "high"}
-	if fingerprint(a) == fingerprint(b) {
-		t.Error("two rules of one alert with the same severity share a fingerprint")
-	}
-	c := map[string]string{"vectorheal_severity": "medium", "severity": "warning", "alertname": "PgvectorCacheHitDrop"}
-	if fingerprint(a) != fingerprint(c) {
-		t.Error("the same labels give different fingerprints")
-	}
-}

@@ -188,8 +188,9 @@ func NewWatcher(s *Stack, state *pgxpool.Pool) *Watcher {
 		repairs: map[int64]string{}, steps: map[string]string{}}
 }
 
-// labelKey identifies an alert by its whole label set, as Prometheus does.
-func labelKey(labels map[string]string) string {
+// LabelKey identifies an alert by its whole label set, as Prometheus does: the same string
+// for the same labels in any order.
+func LabelKey(labels map[string]string) string {
 	names := make([]string, 0, len(labels))
 	for n := range labels {
 		names = append(names, n)
@@ -245,7 +246,7 @@ func (w *Watcher) Poll(ctx context.Context) ([]Event, error) {
 	seen := map[string]bool{}
 	for _, a := range alerts {
 		idx := a.Labels["indexrelname"]
-		key := labelKey(a.Labels)
+		key := LabelKey(a.Labels)
 		seen[key] = true
 		prev, had := w.alerts[key]
 		if !had || prev.State != a.State {

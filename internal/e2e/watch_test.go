@@ -27,11 +27,11 @@ func TestStepDetail(t *testing.T) {
 func TestLabelKey(t *testing.T) {
 	a := map[string]string{"alertname": "PgvectorCacheHitDrop", "severity": "warning", "vectorheal_severity": "medium"}
 	b := map[string]string{"alertname": "PgvectorCacheHitDrop", "severity": "warning", "vectorheal_severity": "high"}
-	if labelKey(a) == labelKey(b) {
-		t.Errorf("alerts differing in vectorheal_severity share the key %q", labelKey(a))
+	if LabelKey(a) == LabelKey(b) {
+		t.Errorf("alerts differing in vectorheal_severity share the key %q", LabelKey(a))
 	}
 	c := map[string]string{"vectorheal_severity": "medium", "severity": "warning", "alertname": "PgvectorCacheHitDrop"}
-	if labelKey(a) != labelKey(c) {
-		t.Errorf("the same labels give %q and %q", labelKey(a), labelKey(c))
+	if LabelKey(a) != LabelKey(c) {
+		t.Errorf("the same labels give %q and %q", LabelKey(a), LabelKey(c))
 	}
 }
