@@ -68,13 +68,13 @@ func (a *analyzer) danglingFaults(edges []edge) {
 // in the next round; what is left after the last round is counted unconfirmed. Without
 // Options.Refence nothing can be read again and every suspect is unconfirmed.
 func (a *analyzer) confirm(ctx context.Context, r pagescan.Reader) error {
-	todo := a.suspects
+	pending := a.suspects
 	a.suspects = nil
 	if a.opts.Refence == nil {
-		a.rep.Unconfirmed += int64(len(todo))
+		a.rep.Unconfirmed += int64(len(pending))
 		return nil
 	}
-	for round := 0; round < confirmRounds && len(todo) > 0; round++ {
+	for round := 0; round < confirmRounds && len(pending) > 0; round++ {
 		f, err := a.opts.Refence(ctx)
 		if err != nil {
 			return fmt.Errorf("hnsw: fence for a re-read: %w", err)
@@ -85,7 +85,7 @@ func (a *analyzer) confirm(ctx context.Context, r pagescan.Reader) error {
 		}
 		pr := &rereader{ctx: ctx, r: r, fence: f, nblocks: n, pages: map[uint32][]byte{}}
 		var again []suspect
-		for _, s := range todo {
+		for _, s := range pending {
 			holds, err := pr.recheck(s)
 			if err != nil {
 				return err
@@ -98,9 +98,9 @@ func (a *analyzer) confirm(ctx context.Context, r pagescan.Reader) error {
 			}
 			pr.moved = false
 		}
-		todo = again
+		pending = again
 	}
-	a.rep.Unconfirmed += int64(len(todo))
+	a.rep.Unconfirmed += int64(len(pending))
 	return nil
 }
 

@@ -138,12 +138,7 @@ func TestFencedFaults(t *testing.T) {
 // elements list many neighbours on two layers, counts none.
 func TestDuplicateNeighbors(t *testing.T) {
 	b := setup(t)
-	ix := b.build(t, 2000, 16, `WITH (m = 8, ef_construction = 32)`)
-	pages := b.memPages(t, ix)
-	clean, err := hnsw.Analyze(b.ctx, pages, hnsw.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pages, clean := b.builtPages(t)
 	if clean.DuplicateNeighborElements != 0 || len(clean.LayerElements) < 2 {
 		t.Fatalf("as built: %d duplicate-neighbour elements over %v elements per layer, want 0 over two layers or more",
 			clean.DuplicateNeighborElements, clean.LayerElements)

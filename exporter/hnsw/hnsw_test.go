@@ -177,6 +177,18 @@ func (b *bundle) memPages(t *testing.T, ix catalog.Index) pagescan.MemReader {
 	return pages
 }
 
+// builtPages builds a 2000-element index (m = 8) and returns its pages in memory with their
+// analysis, for tests that patch a real graph.
+func (b *bundle) builtPages(t *testing.T) (pagescan.MemReader, *hnsw.Report) {
+	t.Helper()
+	pages := b.memPages(t, b.build(t, 2000, 16, `WITH (m = 8, ef_construction = 32)`))
+	rep, err := hnsw.Analyze(b.ctx, pages, hnsw.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pages, rep
+}
+
 func noFaults(t *testing.T, rep *hnsw.Report) {
 	t.Helper()
 	if len(rep.Faults) != 0 {
@@ -462,12 +474,7 @@ func items(t *testing.T, p []byte) (elems, neighbors []int) {
 // (forward, unknown while the list is read).
 func TestDanglingNeighbors(t *testing.T) {
 	b := setup(t)
-	ix := b.build(t, 2000, 16, `WITH (m = 8, ef_construction = 32)`)
-	pages := b.memPages(t, ix)
-	clean, err := hnsw.Analyze(b.ctx, pages, hnsw.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pages, clean := b.builtPages(t)
 	noFaults(t, clean)
 	first, last := uint32(1), uint32(len(pages)-1)
 	_, firstNeighbors := items(t, pages[first])

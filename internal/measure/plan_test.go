@@ -17,6 +17,20 @@ var update = flag.Bool("update", false, "rewrite testdata/plan_*.json from the s
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
+// testPool is a pool on a database of its own where schema has run, closed at the end.
+func testPool(t *testing.T, schema string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), testenv.SharedPostgres(t).CreateDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(context.Background(), schema); err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
 // planCases are queries over the schema of planSchema, each with the index its plan scans ("":
 // none) and the fixture that holds its EXPLAIN (FORMAT JSON) output.
 var planCases = []struct {
@@ -47,16 +61,8 @@ ANALYZE items, other;`
 // TestUsesIndex asks a real server whether each query's plan scans each index; with -update it
 // also writes the plans to the fixtures TestPlanScans reads.
 func TestUsesIndex(t *testing.T) {
-	pg := testenv.SharedPostgres(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, pg.CreateDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, planSchema); err != nil {
-		t.Fatal(err)
-	}
+	pool := testPool(t, planSchema)
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -6,26 +6,16 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/measure"
-	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
 func TestSizes(t *testing.T) {
-	pg := testenv.SharedPostgres(t)
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, pg.CreateDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, `CREATE TABLE t (id int PRIMARY KEY, v vector(3));
+	pool := testPool(t, `CREATE TABLE t (id int PRIMARY KEY, v vector(3));
 		INSERT INTO t SELECT g, '[1,2,3]' FROM generate_series(1, 2000) g;
 		CREATE INDEX t_v_idx ON t USING hnsw (v vector_l2_ops);
-		CREATE TABLE empty (id int)`); err != nil {
-		t.Fatal(err)
-	}
+		CREATE TABLE empty (id int)`)
 	var table, index, empty uint32
 	if err := pool.QueryRow(ctx, `SELECT 't'::regclass::oid, 't_v_idx'::regclass::oid, 'empty'::regclass::oid`).Scan(&table, &index, &empty); err != nil {
 		t.Fatal(err)
