@@ -59,10 +59,12 @@ What a run does:
   1. Starts a private PostgreSQL with pgvector and creates the databases "tended",
      "untended" and "vectorheal_state" (vectorheal's state store, kept apart so the twins
      carry the same load).
-  2. Loads the same seeded data into both twins: table docs (-rows clustered vectors of
+  2. Loads seeded data into the tended twin: table docs (-rows clustered vectors of
      -dims dimensions, an HNSW index with cosine distance, rows grouped into documents of 20
      chunks and 4 categories for filtered queries) and table events (-rows/5 vectors, an
-     IVFFlat index with L2 distance, lists = rows/1000). hnsw.ef_search and ivfflat.probes
+     IVFFlat index with L2 distance, lists = rows/1000), builds both indexes and copies the
+     database to the untended twin (CREATE DATABASE ... TEMPLATE), so both twins start from
+     the same index, byte for byte. hnsw.ef_search and ivfflat.probes
      are set per database to the smallest value giving recall@10 >= -recall-at-build on the
      fresh index, as an operator would, identically in both twins.
   3. Throttles autovacuum on both tables of both twins (-av-cost-delay, -av-cost-limit), so

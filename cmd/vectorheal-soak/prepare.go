@@ -12,8 +12,8 @@ import (
 	"github.com/vectorheal/vectorheal/internal/workload"
 )
 
-// prepare loads the same data into both twins, builds their indexes, tunes the search
-// settings on the fresh indexes and throttles autovacuum.
+// prepare loads the data into the tended twin, builds its indexes, copies it to the untended
+// twin, tunes the search settings on the fresh indexes and throttles autovacuum in both.
 func (s *soak) prepare(ctx context.Context) error {
 	o := s.o
 	s.docsGen = workload.NewGenerator(workload.Dataset{Table: docsTable, Dim: o.dims, Clusters: 16, Rows: o.rows, Seed: o.seed})
@@ -44,13 +44,16 @@ func (s *soak) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	s.printf("loaded %d docs and %d events rows of %d dimensions into both twins (%.0fs)\n", o.rows, o.rows/5, o.dims, time.Since(start).Seconds())
+	s.printf("loaded %d docs and %d events rows of %d dimensions into the tended twin (%.0fs)\n", o.rows, o.rows/5, o.dims, time.Since(start).Seconds())
 	start = time.Now()
 	lists := ivfLists(o.rows / 5)
 	if err := s.both(func(tw *twin) error { return buildIndexes(ctx, tw.pool, lists) }); err != nil {
 		return err
 	}
-	s.printf("built %s (hnsw, cosine, m 16, ef_construction 64) and %s (ivfflat, L2, lists %d) in both twins (%.0fs)\n",
+	if err := s.cloneTwin(ctx); err != nil {
+		return err
+	}
+	s.printf("built %s (hnsw, cosine, m 16, ef_construction 64) and %s (ivfflat, L2, lists %d) and copied them to the untended twin (%.0fs)\n",
 		docsIndex, eventsIndex, lists, time.Since(start).Seconds())
 	for _, spec := range soakIndexes() {
 		if err := s.tune(ctx, spec, lists); err != nil {

@@ -276,8 +276,6 @@ func indexCriteria(index string, t, u stats, constantRows bool) []criterion {
 	if constantRows {
 		add("tended max size <= 1.3x as-built", ratio(t.SizeMax, t.SizeBuilt) <= 1.3, "max %s = %.2fx of %s (final %.2fx)",
 			figure.Value("_bytes", float64(t.SizeMax)), ratio(t.SizeMax, t.SizeBuilt), figure.Value("_bytes", float64(t.SizeBuilt)), ratio(t.SizeFinal, t.SizeBuilt))
-		add("untended max size above 2.5x as-built (the decay of the trial by hand)", uGrowth > 2.5, "max %.2fx, final %.2fx",
-			uGrowth, ratio(u.SizeFinal, u.SizeBuilt))
 	}
 	return out
 }

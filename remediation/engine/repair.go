@@ -524,7 +524,7 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		if st.Spec().Has(strategy.RecordsReadingAfter) {
 			after = out.After
 		}
-		vrec = validation.AwaitAfter(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate, after)
+		vrec = validation.AwaitAfter(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate, out.Before, after)
 		failure = vrec.Failure()
 		if vrec.Measured != nil {
 			if out.After == nil {

@@ -70,6 +70,7 @@ type validateYAML struct {
 	Op            string         `yaml:"op"`
 	Value         *float64       `yaml:"value"`
 	AsBuiltFactor *float64       `yaml:"as_built_factor"`
+	BeforeFactor  *float64       `yaml:"before_factor"`
 	Wait          *time.Duration `yaml:"wait"`
 	Attempts      *int           `yaml:"attempts"`
 }
@@ -324,6 +325,19 @@ func (c *checker) validation(path string, rv validateYAML, d Defaults) *validati
 			c.fail(path+".as_built_factor", "%v must be greater than 0", *rv.AsBuiltFactor)
 		}
 		v.AsBuiltFactor = *rv.AsBuiltFactor
+	}
+	if rv.BeforeFactor != nil {
+		switch {
+		case *rv.BeforeFactor <= 0:
+			c.fail(path+".before_factor", "%v must be greater than 0", *rv.BeforeFactor)
+		case rv.AsBuiltFactor != nil:
+			c.fail(path+".before_factor", "cannot be combined with as_built_factor")
+		case rv.Value == nil:
+			c.fail(path+".value", "missing; before_factor needs it as the bound where the figure before the step is unknown")
+		case rv.Op == "==" || rv.Op == "!=":
+			c.fail(path+".before_factor", "needs an ordering op (< <= > >=), not %q", rv.Op)
+		}
+		v.BeforeFactor = *rv.BeforeFactor
 	}
 	if rv.Value == nil && rv.AsBuiltFactor == nil {
 		c.fail(path+".value", "missing; the bound the figure is compared with (or as_built_factor, relative to the index's as-built figure)")

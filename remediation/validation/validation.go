@@ -25,6 +25,12 @@ var Ops = []string{"<", "<=", ">", ">=", "==", "!="}
 // set and the Measurer knows the index's as-built figure, that figure times AsBuiltFactor;
 // without an as-built figure it falls back to Value when HasValue, and is otherwise unmet.
 //
+// BeforeFactor, when set, also accepts a step that took the figure to its value before the
+// step times BeforeFactor: a step that removed three quarters of an index's dead rows has done
+// its work even when the application's writes leave more than Value by the time it is judged.
+// It needs Value too, the bound where no before-step value is known (the engine's "already
+// healthy" check, a figure that could not be read before).
+//
 // Fallback, when set, is the figure judged instead where Figure cannot be known on the target
 // (the Measurer returns NaN: structure and dead heap TIDs for a role that may not read pages and
 // heap, as on managed PostgreSQL), against the same bound. Where Figure can be measured it is
@@ -39,6 +45,7 @@ type Validation struct {
 	Value         float64
 	HasValue      bool // Value was given
 	AsBuiltFactor float64
+	BeforeFactor  float64
 	Wait          time.Duration
 	Attempts      int
 }
@@ -49,13 +56,14 @@ type wire struct {
 	Op            string        `json:"op"`
 	Value         *float64      `json:"value,omitempty"`
 	AsBuiltFactor float64       `json:"as_built_factor,omitempty"`
+	BeforeFactor  float64       `json:"before_factor,omitempty"`
 	Wait          time.Duration `json:"wait"`
 	Attempts      int           `json:"attempts"`
 }
 
 // MarshalJSON implements json.Marshaler.
 func (v Validation) MarshalJSON() ([]byte, error) {
-	w := wire{Figure: v.Figure, Fallback: v.Fallback, Op: v.Op, AsBuiltFactor: v.AsBuiltFactor, Wait: v.Wait, Attempts: v.Attempts}
+	w := wire{Figure: v.Figure, Fallback: v.Fallback, Op: v.Op, AsBuiltFactor: v.AsBuiltFactor, BeforeFactor: v.BeforeFactor, Wait: v.Wait, Attempts: v.Attempts}
 	if v.HasValue {
 		w.Value = &v.Value
 	}
@@ -68,7 +76,7 @@ func (v *Validation) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*v = Validation{Figure: w.Figure, Fallback: w.Fallback, Op: w.Op, AsBuiltFactor: w.AsBuiltFactor, Wait: w.Wait, Attempts: w.Attempts}
+	*v = Validation{Figure: w.Figure, Fallback: w.Fallback, Op: w.Op, AsBuiltFactor: w.AsBuiltFactor, BeforeFactor: w.BeforeFactor, Wait: w.Wait, Attempts: w.Attempts}
 	if w.Value != nil {
 		v.Value, v.HasValue = *w.Value, true
 	}
@@ -88,6 +96,14 @@ func (v Validation) Check() error {
 		return fmt.Errorf("as_built_factor: %v must be a positive number", v.AsBuiltFactor)
 	case v.AsBuiltFactor == 0 && !v.HasValue:
 		return fmt.Errorf("value: missing; the bound the figure is compared with (or as_built_factor)")
+	case v.BeforeFactor < 0 || math.IsNaN(v.BeforeFactor) || math.IsInf(v.BeforeFactor, 0):
+		return fmt.Errorf("before_factor: %v must be a positive number", v.BeforeFactor)
+	case v.BeforeFactor > 0 && !v.HasValue:
+		return fmt.Errorf("value: missing; before_factor needs it as the bound where no value before the step is known")
+	case v.BeforeFactor > 0 && v.AsBuiltFactor > 0:
+		return fmt.Errorf("before_factor: cannot be combined with as_built_factor")
+	case v.BeforeFactor > 0 && (v.Op == "==" || v.Op == "!="):
+		return fmt.Errorf("before_factor: needs an ordering op (< <= > >=), not %q", v.Op)
 	case v.Attempts < 0:
 		return fmt.Errorf("attempts: %d must not be negative", v.Attempts)
 	}
@@ -142,6 +158,9 @@ func (v Validation) String() string {
 		}
 		return strings.Join(parts, " ")
 	}
+	if v.BeforeFactor > 0 {
+		return fmt.Sprintf("%s %s %g or %s before × %g", fig, v.Op, v.Value, v.Op, v.BeforeFactor)
+	}
 	return fmt.Sprintf("%s %s %g", fig, v.Op, v.Value)
 }
 
@@ -151,7 +170,7 @@ type Judge struct {
 	MeasuredFigure string   `json:"measured_figure,omitempty"`
 	Measured       *float64 `json:"measured,omitempty"`
 	Bound          *float64 `json:"bound,omitempty"`
-	// BoundFrom is "as_built" or "value": where the bound came from.
+	// BoundFrom is "as_built", "value" or "before": where the bound came from.
 	BoundFrom string `json:"bound_from,omitempty"`
 	Tries     int    `json:"tries"`
 	Passed    bool   `json:"passed"`
@@ -166,7 +185,7 @@ type Record struct {
 
 // MarshalJSON writes the validation and what was found side by side, one flat object.
 func (r Record) MarshalJSON() ([]byte, error) {
-	w := wire{Figure: r.Figure, Fallback: r.Fallback, Op: r.Op, AsBuiltFactor: r.AsBuiltFactor, Wait: r.Wait, Attempts: r.Attempts}
+	w := wire{Figure: r.Figure, Fallback: r.Fallback, Op: r.Op, AsBuiltFactor: r.AsBuiltFactor, BeforeFactor: r.BeforeFactor, Wait: r.Wait, Attempts: r.Attempts}
 	if r.HasValue {
 		w.Value = &r.Value
 	}
@@ -217,13 +236,19 @@ func Measure(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix ca
 // Once measures v's figure on ix once and judges it, without waiting: the engine's check
 // that an index is already healthy, and one round of Await.
 func Once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) *Record {
+	return once(ctx, m, pool, ix, v, nil)
+}
+
+// once is Once with the figures as they were before the step (nil when unknown).
+func once(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, before map[string]float64) *Record {
 	fig, got, err := Measure(ctx, m, pool, ix, v)
-	return judge(ctx, m, pool, ix, v, fig, got, err)
+	return judge(ctx, m, pool, ix, v, fig, got, err, before)
 }
 
 // judge is the record of v on a value got of figure fig (v's figure or its fallback), or on
-// the error measuring it.
-func judge(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, fig string, got float64, err error) *Record {
+// the error measuring it; before holds the figures as they were before the step (nil when
+// unknown), for a BeforeFactor.
+func judge(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, fig string, got float64, err error, before map[string]float64) *Record {
 	rec := &Record{Validation: v}
 	rec.Tries = 1
 	if fig != v.Figure {
@@ -260,6 +285,11 @@ func judge(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix cata
 	}
 	rec.Bound, rec.BoundFrom = &bound, from
 	rec.Passed = Compare(got, v.Op, bound)
+	if b, ok := before[fig]; ok && v.BeforeFactor > 0 && !rec.Passed && !math.IsNaN(b) {
+		relative := b * v.BeforeFactor
+		rec.Bound, rec.BoundFrom = &relative, "before"
+		rec.Passed = Compare(got, v.Op, relative)
+	}
 	return rec
 }
 
@@ -268,31 +298,32 @@ func judge(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix cata
 // rebuild gives it a new relfilenode, and REINDEX CONCURRENTLY even a new OID (a nil pool,
 // for measurers that need none, skips the lookup).
 func Await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) *Record {
-	return await(ctx, m, pool, ix, v, 1, &Record{Validation: v})
+	return await(ctx, m, pool, ix, v, nil, 1, &Record{Validation: v})
 }
 
 // AwaitAfter is Await after a step whose own reading of the repaired index when its work was
 // done is after (nil when the step took none). Where after holds v's figure and the figure
 // needs no wait (v has none, or the Measurer says it is settled: read from the index itself),
 // the first try judges that value rather than read the index again (on a large index the
-// pages take seconds to minutes to read); the tries after it measure, as Await's do.
-func AwaitAfter(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, after map[string]float64) *Record {
+// pages take seconds to minutes to read); the tries after it measure, as Await's do. before
+// holds the figures as they were before the step (nil when unknown), for v's BeforeFactor.
+func AwaitAfter(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, before, after map[string]float64) *Record {
 	got, ok := after[v.Figure]
 	if !ok || math.IsNaN(got) {
-		return Await(ctx, m, pool, ix, v)
+		return await(ctx, m, pool, ix, v, before, 1, &Record{Validation: v})
 	}
 	if sm, settled := m.(strategy.SettledMeasurer); v.Wait > 0 && !(settled && sm.Settled(v.Figure)) {
-		return Await(ctx, m, pool, ix, v)
+		return await(ctx, m, pool, ix, v, before, 1, &Record{Validation: v})
 	}
-	rec := judge(ctx, m, pool, ix, v, v.Figure, got, nil)
+	rec := judge(ctx, m, pool, ix, v, v.Figure, got, nil, before)
 	if rec.Passed || ctx.Err() != nil || max(v.Attempts, 1) == 1 {
 		return rec
 	}
-	return await(ctx, m, pool, ix, v, 2, rec)
+	return await(ctx, m, pool, ix, v, before, 2, rec)
 }
 
 // await makes tries first..Attempts of Await, last being the record of the try before.
-func await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, first int, last *Record) *Record {
+func await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation, before map[string]float64, first int, last *Record) *Record {
 	attempts := max(v.Attempts, 1)
 	for try := first; try <= attempts; try++ {
 		if v.Wait > 0 {
@@ -308,7 +339,7 @@ func await(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix cata
 				ix = fresh
 			}
 		}
-		rec := Once(ctx, m, pool, ix, v)
+		rec := once(ctx, m, pool, ix, v, before)
 		rec.Tries = try
 		if rec.Measured == nil && last.Measured != nil {
 			// Keep the last value measured; say why this round measured none.

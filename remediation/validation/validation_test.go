@@ -276,7 +276,7 @@ func TestAwaitAfterJudgesTheStepsReading(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tc.m.(measurer)
-			rec := validation.AwaitAfter(ctx, m, nil, catalog.Index{}, tc.v, tc.after)
+			rec := validation.AwaitAfter(ctx, m, nil, catalog.Index{}, tc.v, nil, tc.after)
 			if rec.Passed != tc.passed || rec.Tries != tc.tries || rec.Measured == nil || *rec.Measured != tc.wantValue {
 				t.Errorf("record %+v (%s), want passed %t after %d tries at %v", rec.Judge, rec.Failure(), tc.passed, tc.tries, tc.wantValue)
 			}
@@ -288,7 +288,7 @@ func TestAwaitAfterJudgesTheStepsReading(t *testing.T) {
 	// A figure that waits for statistics is measured after the wait, not taken from the record.
 	ctxDone, cancel := context.WithCancel(ctx)
 	cancel()
-	rec := validation.AwaitAfter(ctxDone, &sequence{values: []float64{0}}, nil, catalog.Index{}, waits, map[string]float64{"f": 0})
+	rec := validation.AwaitAfter(ctxDone, &sequence{values: []float64{0}}, nil, catalog.Index{}, waits, nil, map[string]float64{"f": 0})
 	if rec.Passed || !strings.Contains(rec.Error, "context canceled") {
 		t.Errorf("unsettled figure with a wait: %+v, want the wait (cancelled here) before a measurement", rec.Judge)
 	}
@@ -315,4 +315,54 @@ func (c *counting) Measured() int {
 func (c *counting) Settled(figure string) bool {
 	s, ok := c.measurer.(interface{ Settled(string) bool })
 	return ok && s.Settled(figure)
+}
+
+// TestBeforeFactor: a step that took its figure below the value before it times the factor
+// passes though the absolute bound is missed (rows keep dying on a busy table); without a
+// value before, the absolute bound alone judges; a step that did too little fails.
+func TestBeforeFactor(t *testing.T) {
+	ctx := context.Background()
+	v := validation.Validation{Figure: "f", Op: "<", Value: 1000, HasValue: true, BeforeFactor: 0.5, Attempts: 1}
+	if err := v.Check(); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		got    float64
+		before map[string]float64
+		passed bool
+		from   string
+		bound  float64
+	}{
+		{"absolute bound met", 900, map[string]float64{"f": 15000}, true, "value", 1000},
+		{"halved, absolute missed", 3949, map[string]float64{"f": 15842}, true, "before", 7921},
+		{"too little removed", 9000, map[string]float64{"f": 15842}, false, "before", 7921},
+		{"nothing known before", 3949, nil, false, "value", 1000},
+		{"before unknowable", 3949, map[string]float64{"f": math.NaN()}, false, "value", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := validation.AwaitAfter(ctx, &sequence{values: []float64{tc.got}}, nil, catalog.Index{}, v, tc.before, nil)
+			if rec.Passed != tc.passed || rec.BoundFrom != tc.from || rec.Bound == nil || *rec.Bound != tc.bound {
+				t.Errorf("record %+v (%s), want passed %t against %s bound %g", rec.Judge, rec.Failure(), tc.passed, tc.from, tc.bound)
+			}
+		})
+	}
+	if rec := validation.Once(ctx, &sequence{values: []float64{3949}}, nil, catalog.Index{}, v); rec.Passed {
+		t.Errorf("the already-healthy check judged %+v as met; it has no value before and must hold to value", rec.Judge)
+	}
+	for _, bad := range []validation.Validation{
+		{Figure: "f", Op: "<", BeforeFactor: 0.5},
+		{Figure: "f", Op: "==", Value: 1, HasValue: true, BeforeFactor: 0.5},
+		{Figure: "f", Op: "<", Value: 1, HasValue: true, BeforeFactor: 0.5, AsBuiltFactor: 1},
+		{Figure: "f", Op: "<", Value: 1, HasValue: true, BeforeFactor: math.Inf(1)},
+	} {
+		if err := bad.Check(); err == nil || !strings.Contains(err.Error(), "before_factor") && !strings.Contains(err.Error(), "value") {
+			t.Errorf("Check(%+v) = %v, want an error naming before_factor or value", bad, err)
+		}
+	}
+	b, err := json.Marshal(v)
+	var back validation.Validation
+	if err != nil || json.Unmarshal(b, &back) != nil || back.BeforeFactor != 0.5 {
+		t.Errorf("round trip %s -> %+v (%v)", b, back, err)
+	}
 }
