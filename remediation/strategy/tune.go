@@ -71,7 +71,7 @@ func (*TuneSearch) Spec() Spec {
 			{Name: "target_recall", Type: TypeNumber, Default: "0.95", Min: "0.01", Max: "1", Doc: "Recall the step must reach."},
 			{Name: "scope", Type: TypeEnum, Enum: []string{"database", "role"}, Default: "database", Doc: "Where the setting is stored."},
 			{Name: "role", Type: TypeString, Doc: "The role whose setting changes; required with scope role."},
-			{Name: "step", Type: TypeInt, Min: "1", Max: "1000", Doc: "Increment per try (default 20 for ef_search, 2 for probes)."},
+			{Name: "step", Type: TypeInt, Min: "1", Max: "1000", Doc: "Increment per try (default 20 for ef_search, 2 for probes). The first value tried is at least pgvector's default (ef_search 40, probes 1), so a setting left below it is not tuned to a value still below it; only a max below the default sets lower."},
 			{Name: "max", Type: TypeInt, Min: "1", Max: strconv.Itoa(measure.MaxLists), Doc: "Highest value tried (default 400 for ef_search, lists for probes)."},
 			{Name: "latency_budget", Type: TypeDuration, Default: "0s", Min: "0s", Max: "1h", Doc: "Stop raising when probe latency (or, with iterative_scan, filtered query latency) exceeds this, and restore the previous settings; 0 = none (required with iterative_scan)."},
 			{Name: "iterative_scan", Type: TypeEnum, Enum: []string{"strict_order", "relaxed_order"}, Doc: "For short filtered queries (pgvector 0.8): the most permissive hnsw.iterative_scan / ivfflat.iterative_scan tried, strict_order first (IVFFlat: relaxed_order only); unset leaves iterative scans alone."},
@@ -114,6 +114,18 @@ type tuneValues struct {
 	TuneConfig
 	setting  string
 	limitMax int
+	// floor is pgvector's default of the setting: the first value tried is at least that, so
+	// a database left below the default (ef_search 1 for a benchmark, say) is never "tuned"
+	// to a value still below it. Only a max below it (asked for) caps the values lower.
+	floor int
+}
+
+// pgvectorDefault is pgvector's default of a search setting tune_search changes.
+func pgvectorDefault(setting string) int {
+	if setting == "hnsw.ef_search" {
+		return 40
+	}
+	return 1 // ivfflat.probes
 }
 
 // forIndex fills in the setting and the defaults that depend on the index's method.
@@ -142,6 +154,7 @@ func (c TuneConfig) forIndex(ix catalog.Index) (tuneValues, error) {
 	if v.Max > v.limitMax {
 		return v, fmt.Errorf("parameter %q: %d is above the limit %d of %s for %s", "max", v.Max, v.limitMax, v.setting, ix)
 	}
+	v.floor = pgvectorDefault(v.setting)
 	return v, nil
 }
 
@@ -329,7 +342,7 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, c TuneC
 			return out, errors.Join(fmt.Errorf("%s reached max %d with recall %.4f below target %g; previous setting restored",
 				v.setting, v.Max, out.After[recallFigure], v.Target), t.Rollback(ctx, env, ix, c, out.Undo))
 		}
-		value = min(value+v.Step, v.Max)
+		value = min(max(value+v.Step, v.floor), v.Max)
 		stmt := u.setStatement(value)
 		if err := alterSetting(ctx, env, stmt); err != nil {
 			return out, errors.Join(err, t.Rollback(ctx, env, ix, c, out.Undo))
@@ -442,10 +455,7 @@ func (t *TuneSearch) effective(ctx context.Context, env Env, u tuneUndo) (int, e
 			return n, nil
 		}
 	}
-	if u.Setting == "hnsw.ef_search" {
-		return 40, nil
-	}
-	return 1, nil
+	return pgvectorDefault(u.Setting), nil
 }
 
 // alterSetting runs an ALTER DATABASE/ROLE ... SET or RESET. The session loads pgvector first:

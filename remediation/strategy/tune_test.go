@@ -84,6 +84,14 @@ func testTuneSearchRaisesRecallBack(t *testing.T, m strategy.Measurer, build fun
 	if out.Before["hnsw.ef_search"] != float64(degraded) || out.Before["pgvector_recall_ratio"] >= 0.95 {
 		t.Errorf("before = %v", out.Before)
 	}
+	// Never a value below pgvector's default (40), though the database was left at degraded
+	// and degraded+step would be one.
+	for _, stmt := range out.Statements {
+		f := strings.Fields(stmt)
+		if n, err := strconv.Atoi(strings.Trim(f[len(f)-1], "'")); err != nil || n < 40 {
+			t.Errorf("statement %q: want ef_search set to 40 or more", stmt)
+		}
+	}
 	set := b.dbSetting(t, "", "hnsw.ef_search")
 	if set == strconv.Itoa(degraded) || set == "" || out.After["hnsw.ef_search"] > 400 {
 		t.Errorf("ef_search now %q (after %v)", set, out.After)
