@@ -24,6 +24,8 @@ type Plan struct {
 	// Manual repairs were asked for by a person through the API: they skip the alert and
 	// budget checks (cooldown, backoff, flap, circuit), but still take the index lock.
 	Manual bool `json:"manual,omitempty"`
+	// ApproveBuildsOver is the entry's limit above which a build waits for approval.
+	ApproveBuildsOver runbook.BuildApproval `json:"approve_builds_over,omitzero"`
 }
 
 // PlanStep is one step of a plan.
@@ -105,7 +107,7 @@ func riverPriority(score int) int {
 // planFromEntry copies a runbook entry into a plan.
 func planFromEntry(e *runbook.Entry) Plan {
 	p := Plan{Entry: e.Name, Priority: e.Priority, Cooldown: e.Cooldown, Timeout: e.Timeout,
-		Approval: e.Approval == runbook.ApprovalRequired, DryRun: e.DryRun}
+		Approval: e.Approval == runbook.ApprovalRequired, DryRun: e.DryRun, ApproveBuildsOver: e.ApproveBuildsOver}
 	for _, s := range e.Steps {
 		ps := PlanStep{Strategy: s.Strategy, Params: s.Params, OnFailure: s.OnFailure, OnSuccess: s.OnSuccess,
 			// The entry's own approval, given before anything ran, covers every step.

@@ -98,15 +98,18 @@ func (rec *recorder) awaitStepApproval(ctx context.Context, pos int, strat strin
 }
 
 // approvedStep is the step a repair goes on with after the approval of a step: the one left
-// planned when it stopped; 0 for a repair that has not stopped for one.
-func (rec *recorder) approvedStep(ctx context.Context) (int, error) {
-	var pos int
-	err := rec.e.o.State.QueryRow(ctx, `SELECT coalesce(min(position), 0) FROM repair_steps
-		WHERE repair_id = $1 AND state = 'planned'`, rec.r.ID).Scan(&pos)
+// planned when it stopped (resumed true); 0 for a repair that has not stopped for one.
+func (rec *recorder) approvedStep(ctx context.Context) (pos int, resumed bool, err error) {
+	var p *int
+	err = rec.e.o.State.QueryRow(ctx, `SELECT min(position) FROM repair_steps
+		WHERE repair_id = $1 AND state = 'planned'`, rec.r.ID).Scan(&p)
 	if err != nil {
-		return 0, fmt.Errorf("read approved step of repair %d: %w", rec.r.ID, err)
+		return 0, false, fmt.Errorf("read approved step of repair %d: %w", rec.r.ID, err)
 	}
-	return pos, nil
+	if p == nil {
+		return 0, false, nil
+	}
+	return *p, true, nil
 }
 
 // stepBegins inserts or replaces a step's row with its plan, impact and state.

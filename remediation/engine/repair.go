@@ -379,7 +379,7 @@ func (e *Engine) execute(ctx context.Context, rec *recorder, steps []strategy.St
 	}
 	// A repair that waited for the approval of a step goes on with that step; the steps
 	// before it have run and are recorded.
-	first, err := rec.approvedStep(ctx)
+	first, resumed, err := rec.approvedStep(ctx)
 	if err != nil {
 		return result{outcome: "failed", reason: "state_store", err: err.Error()}
 	}
@@ -394,6 +394,9 @@ func (e *Engine) execute(ctx context.Context, rec *recorder, steps []strategy.St
 		// index method, nothing left to raise): then it fails as it would when run, and no
 		// one is asked to approve what cannot run.
 		if step.Approval && i != first && e.awaitApproval(runCtx, rec, i, step, steps[i], ix, env) {
+			return result{outcome: "awaiting_approval", pausedAt: i}
+		}
+		if !(resumed && i == first) && e.awaitBuildApproval(runCtx, rec, i, step, steps[i], ix, env) {
 			return result{outcome: "awaiting_approval", pausedAt: i}
 		}
 		last = e.runStep(ctx, runCtx, rec, i, step, steps[i], ix, env)
@@ -457,6 +460,36 @@ func (e *Engine) awaitApproval(ctx context.Context, rec *recorder, pos int, step
 	}
 	rec.stepBegins(ctx, pos, step, "planned", &impact, "awaiting approval")
 	e.log.Info("step needs approval, repair waits", "repair", rec.r.ID, "step", pos, "strategy", step.Strategy, "statements", impact.Statements)
+	return true
+}
+
+// awaitBuildApproval stops an automatic repair before a step that writes a new copy of the
+// index (its plan needs disk for one) when the index or the build's estimated duration is over
+// the entry's approve_builds_over: the step stays planned with its impact and the reason, as
+// awaitApproval leaves it. A repair a person asked for or already approved as a whole runs,
+// and so does a step whose plan fails (it fails as it would when run).
+func (e *Engine) awaitBuildApproval(ctx context.Context, rec *recorder, pos int, step PlanStep, st strategy.Step, ix catalog.Index, env strategy.Env) bool {
+	r := rec.r
+	if r.Plan.Manual || r.Plan.Approval || r.Plan.DryRun {
+		return false
+	}
+	limit := r.Plan.ApproveBuildsOver
+	if limit == (runbook.BuildApproval{}) {
+		return false
+	}
+	impact, err := st.Plan(ctx, env, ix)
+	if err != nil || impact.DiskBytesNeeded == 0 {
+		return false
+	}
+	if impact.EstimatedDuration == 0 {
+		impact.EstimatedDuration = e.historyEstimate(ctx, r, step.Strategy)
+	}
+	why := limit.Exceeds(max(impact.IndexBytes, ix.SizeBytes), impact.EstimatedDuration)
+	if why == "" {
+		return false
+	}
+	rec.stepBegins(ctx, pos, step, "planned", &impact, "awaiting approval: "+why)
+	e.log.Info("build needs approval, repair waits", "repair", r.ID, "step", pos, "strategy", step.Strategy, "why", why)
 	return true
 }
 

@@ -35,6 +35,13 @@ type defaultsYAML struct {
 	OnSuccess *string          `yaml:"on_success"`
 	Validate  validateDefaults `yaml:"validate"`
 	Windows   []windowYAML     `yaml:"windows"`
+	// ApproveBuildsOver: see BuildApproval.
+	ApproveBuildsOver *buildApprovalYAML `yaml:"approve_builds_over"`
+}
+
+type buildApprovalYAML struct {
+	Size     *string        `yaml:"size"`
+	Duration *time.Duration `yaml:"duration"`
 }
 
 type validateDefaults struct {
@@ -53,6 +60,8 @@ type entryYAML struct {
 	DryRun   *bool          `yaml:"dry_run"`
 	Continue bool           `yaml:"continue"`
 	Windows  *[]windowYAML  `yaml:"windows"`
+	// ApproveBuildsOver overrides the defaults' fields it sets.
+	ApproveBuildsOver *buildApprovalYAML `yaml:"approve_builds_over"`
 }
 
 type stepYAML struct {
@@ -166,12 +175,32 @@ func (c *checker) defaults(d defaultsYAML) Defaults {
 		out.ValidateAttempts = c.attempts("defaults.validate.attempts", *d.Validate.Attempts)
 	}
 	out.Windows = c.windows("defaults.windows", d.Windows)
+	out.ApproveBuildsOver = c.buildApproval("defaults.approve_builds_over", d.ApproveBuildsOver, out.ApproveBuildsOver)
 	return out
+}
+
+// buildApproval is over with the fields ra sets (nil: none) replaced, each checked.
+func (c *checker) buildApproval(path string, ra *buildApprovalYAML, over BuildApproval) BuildApproval {
+	if ra == nil {
+		return over
+	}
+	if ra.Size != nil {
+		n, err := strategy.ParseSize(*ra.Size)
+		if err != nil {
+			c.fail(path+".size", "%v (0 for no size limit)", err)
+		}
+		over.Size = n
+	}
+	if ra.Duration != nil {
+		over.Duration = c.nonNegative(path+".duration", *ra.Duration)
+	}
+	return over
 }
 
 func (c *checker) entry(path string, re entryYAML, d Defaults) *Entry {
 	e := &Entry{Name: re.Name, Priority: d.Priority, Cooldown: d.Cooldown, Timeout: d.Timeout,
 		Approval: d.Approval, DryRun: d.DryRun, Continue: re.Continue, Windows: d.Windows, Line: c.pos.Line(path)}
+	e.ApproveBuildsOver = c.buildApproval(path+".approve_builds_over", re.ApproveBuildsOver, d.ApproveBuildsOver)
 	if strings.TrimSpace(re.Name) == "" {
 		c.fail(path+".name", "missing; every entry needs a name (it keys cooldowns and history)")
 	}

@@ -8,6 +8,8 @@ package runbook
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,12 +59,54 @@ type Defaults struct {
 	ValidateWait     time.Duration // default 10s
 	ValidateAttempts int           // default 3
 	Windows          []Window      // default none: any time
+	// ApproveBuildsOver: default 10 GiB or 1h (DefaultBuildApproval).
+	ApproveBuildsOver BuildApproval
+}
+
+// BuildApproval is when a step that writes a new copy of an index (a rebuild, a retrain with
+// new lists, a reclaim that chooses REINDEX) waits for a person's approval, whatever its
+// entry's approval says: a rebuild of a 5 MB index heals on its own, one of 500 GB does not
+// start without someone agreeing to its disk space, I/O and time. A zero field is no limit.
+type BuildApproval struct {
+	Size     int64         `json:"size_bytes"` // the index's size now, in bytes
+	Duration time.Duration `json:"duration"`   // the build's estimated duration
+}
+
+// DefaultBuildApproval is the shipped limit: builds of indexes over 10 GiB, or estimated to
+// take over an hour, wait for approval.
+var DefaultBuildApproval = BuildApproval{Size: 10 << 30, Duration: time.Hour}
+
+// Exceeds says why a build of an index of size bytes, estimated to take est (0: unknown),
+// needs approval under a; "" when it does not.
+func (a BuildApproval) Exceeds(size int64, est time.Duration) string {
+	var why []string
+	if a.Size > 0 && size > a.Size {
+		why = append(why, fmt.Sprintf("index size %s over approve_builds_over.size %s", bytesText(size), bytesText(a.Size)))
+	}
+	if a.Duration > 0 && est > a.Duration {
+		why = append(why, fmt.Sprintf("estimated duration %s over approve_builds_over.duration %s", est.Round(time.Second), a.Duration))
+	}
+	return strings.Join(why, "; ")
+}
+
+// bytesText writes n bytes in the units ParseSize reads.
+func bytesText(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}} {
+		if n >= u.mult {
+			return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/float64(u.mult)), ".0") + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
 }
 
 // builtinDefaults are the defaults when the file's defaults block leaves a field out.
 func builtinDefaults() Defaults {
 	return Defaults{Priority: 50, Cooldown: time.Hour, Timeout: time.Hour, Approval: ApprovalNone,
-		OnFailure: OnFailureEscalate, OnSuccess: OnSuccessDone, ValidateWait: 10 * time.Second, ValidateAttempts: 3}
+		OnFailure: OnFailureEscalate, OnSuccess: OnSuccessDone, ValidateWait: 10 * time.Second, ValidateAttempts: 3,
+		ApproveBuildsOver: DefaultBuildApproval}
 }
 
 // Runbook is a parsed, checked runbook file.
@@ -84,7 +128,10 @@ type Entry struct {
 	DryRun   bool            // record the plan, run nothing
 	Continue bool            // keep matching later entries after this one
 	Windows  []Window        // when the repair may run; none means any time
-	Line     int             // where the entry starts in File
+	// ApproveBuildsOver is when one of its steps that builds a new copy of the index waits
+	// for approval; the defaults' unless the entry sets it.
+	ApproveBuildsOver BuildApproval
+	Line              int // where the entry starts in File
 }
 
 // Step is one repair step.

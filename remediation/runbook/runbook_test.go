@@ -191,7 +191,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", ``, "rb.yml: file is empty"},
 		{"no entries", "defaults: {priority: 1}\n", "rb.yml: entries: no entries; a runbook needs at least one"},
 		{"unknown top key", base + "extra: 1\n", `rb.yml:6: extra: unknown key "extra" (known keys: defaults, entries)`},
-		{"unknown entry key", base + "    retries: 3\n", `rb.yml:6: entries[0].retries: unknown key "retries" (known keys: approval, continue, cooldown, dry_run, matchers, name, priority, steps, timeout, windows)`},
+		{"unknown entry key", base + "    retries: 3\n", `rb.yml:6: entries[0].retries: unknown key "retries" (known keys: approval, approve_builds_over, continue, cooldown, dry_run, matchers, name, priority, steps, timeout, windows)`},
 		{"bad duration", strings.Replace(base, "name: a", "name: a\n    cooldown: soon", 1), `rb.yml:3: entries[0].cooldown: cannot use "soon" as a duration (examples: 30s, 5m, 1h30m, 7d)`},
 		{"missing name", strings.Replace(base, "name: a", "priority: 3", 1), "rb.yml:2: entries[0].name: missing; every entry needs a name (it keys cooldowns and history)"},
 		{"duplicate name", base + strings.TrimPrefix(base, "entries:\n"), `rb.yml:6: entries[1].name: "a" is already the name of entries[0]`},

@@ -179,7 +179,7 @@ func sizeParam(p Params, name string, def, lo, hi int64) (int64, error) {
 	case float64:
 		n = int64(x)
 	case string:
-		b, err := parseSize(x)
+		b, err := ParseSize(x)
 		if err != nil {
 			return 0, fmt.Errorf("parameter %q: %w", name, err)
 		}
@@ -193,7 +193,9 @@ func sizeParam(p Params, name string, def, lo, hi int64) (int64, error) {
 	return n, nil
 }
 
-func parseSize(s string) (int64, error) {
+// ParseSize reads a size as PostgreSQL writes memory settings: a whole number of B, kB, MB, GB
+// or TB (powers of 1024), or of bytes without a unit.
+func ParseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	units := []struct {
 		suffix string

@@ -231,7 +231,7 @@ func boundDuration(s string, def time.Duration) time.Duration {
 }
 
 func boundSize(s string, def int64) int64 {
-	if n, err := parseSize(s); err == nil && s != "" {
+	if n, err := ParseSize(s); err == nil && s != "" {
 		return n
 	}
 	return def
