@@ -1,0 +1,76 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+// TestStandbyScansEqualThePrimarys: once a hot standby has replayed the primary's WAL, a page
+// scan of an HNSW and an IVFFlat index there gives the same report as on the primary, after
+// deletes, updates and a VACUUM that reached the standby by streaming only. The standby's fence
+// is its replay position.
+func TestStandbyScansEqualThePrimarys(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	const rows = 3000
+	clustered(t, dsn, rows, 16, 10)
+	runSQL(t, dsn,
+		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
+		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`)
+	ctx := context.Background()
+	sb, err := testenv.StartStandby(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Destroy)
+	runSQL(t, dsn,
+		`DELETE FROM items WHERE id % 5 = 0`,
+		`UPDATE items SET embedding = embedding + embedding WHERE id % 11 = 0`,
+		`VACUUM items`,
+		`DELETE FROM items WHERE id % 13 = 0`)
+	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
+	wait, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := testenv.WaitReplayed(wait, dsn, sb.DSN(db)); err != nil {
+		t.Fatal(err)
+	}
+	primary, standby := superPool(t, dsn), superPool(t, sb.DSN(db))
+	cfg := testConfig()
+	cfg.Structure.Timeout = time.Minute
+	for _, name := range []string{"items_hnsw", "items_ivf"} {
+		ix, sbIx := resolve(t, primary, name), resolve(t, standby, name)
+		if ix.OID != sbIx.OID || ix.SizeBytes != sbIx.SizeBytes {
+			t.Fatalf("%s: primary oid %d size %d, standby oid %d size %d", name, ix.OID, ix.SizeBytes, sbIx.OID, sbIx.SizeBytes)
+		}
+		p, err := scanStructure(ctx, primary, ix, pagescan.RawPageFunc, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := scanStructure(ctx, standby, sbIx, pagescan.RawPageFunc, cfg)
+		if err != nil {
+			t.Fatalf("scan on the standby: %v", err)
+		}
+		var pr, sr any = p.hnsw, s.hnsw
+		if p.hnsw == nil {
+			pr, sr = p.ivf, s.ivf
+		}
+		if !reflect.DeepEqual(pr, sr) || p.rows != s.rows {
+			t.Errorf("%s: the standby's report differs from the primary's:\nprimary %s\nstandby %s", name, dump(pr), dump(sr))
+		}
+		if p.hnsw != nil && (p.hnsw.HeapTIDsDead == 0 || p.hnsw.HeapTIDsLive == 0) {
+			t.Errorf("%s: %d live and %d dead heap TIDs on the primary; the test needs both", name, p.hnsw.HeapTIDsLive, p.hnsw.HeapTIDsDead)
+		}
+		if faults := faultKindsOf(s); len(faults) > 0 {
+			t.Errorf("%s on the standby: faults %v", name, faults)
+		}
+	}
+}
+
+func dump(v any) string { return fmt.Sprintf("%+v", v) }
