@@ -25,7 +25,7 @@ func TestStandbyScansEqualThePrimarys(t *testing.T) {
 		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
 		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`)
 	ctx := context.Background()
-	sb, err := testenv.StartStandby(ctx, pg)
+	sb, err := testenv.StartStandby(ctx, pg, "")
 	if err != nil {
 		t.Fatal(err)
 	}

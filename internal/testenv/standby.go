@@ -13,8 +13,9 @@ import (
 // StartStandby makes a hot standby of primary, as an operator makes a streaming replica:
 // pg_basebackup -R (the WAL of the copy streamed with it, primary_conninfo and standby.signal
 // written) into a new temporary directory, then the server started there on a free port. Its
-// databases are the primary's, read-only, as of its replay position. Destroy removes it.
-func StartStandby(ctx context.Context, primary *Postgres) (*Postgres, error) {
+// databases are the primary's, read-only, as of its replay position. extraConf is appended to
+// its postgresql.conf (e.g. max_standby_streaming_delay). Destroy removes it.
+func StartStandby(ctx context.Context, primary *Postgres, extraConf string) (*Postgres, error) {
 	dir, err := os.MkdirTemp("", "vectorheal-standby-")
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
@@ -34,7 +35,7 @@ func StartStandby(ctx context.Context, primary *Postgres) (*Postgres, error) {
 	}
 	// The copy carries the primary's postgresql.conf: its own socket directory, and a hot
 	// standby that answers queries.
-	if err := sb.appendConf("unix_socket_directories = '" + dir + "'\nhot_standby = on\n"); err != nil {
+	if err := sb.appendConf("unix_socket_directories = '" + dir + "'\nhot_standby = on\n" + extraConf); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}

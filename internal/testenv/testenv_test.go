@@ -106,7 +106,7 @@ func TestStandbyServesThePrimarysIndexPages(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	sb, err := testenv.StartStandby(ctx, pg)
+	sb, err := testenv.StartStandby(ctx, pg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
