@@ -36,7 +36,11 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 				return // vectorheal_page_reader_available says why; not a failure of the check
 			}
 			var s *structure
-			s, err = scanStructure(ctx, t.Pool, ix, reader, e.cfg)
+			pool, on := e.readsOn(ctx, t)
+			err = e.retryConflicts(ctx, t, on, func() (err error) {
+				s, err = scanStructure(ctx, pool, ix, reader, e.cfg)
+				return err
+			})
 			var base *asBuilt
 			if err == nil {
 				base = e.noteStructureBaseline(ctx, t, ix, build, have, s)
@@ -55,7 +59,11 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 			}
 		case kindRecall:
 			var r *recallResult
-			r, err = probe(ctx, t.Pool, ix, e.cfg.Recall.Queries, e.cfg.Recall.K, c.Timeout)
+			pool, on := e.readsOn(ctx, t)
+			err = e.retryConflicts(ctx, t, on, func() (err error) {
+				r, err = probe(ctx, pool, ix, e.cfg.Recall.Queries, e.cfg.Recall.K, c.Timeout)
+				return err
+			})
 			var base *asBuilt
 			if err == nil {
 				base = e.noteRecallBaseline(ctx, t, ix, build, have, r)

@@ -96,6 +96,7 @@ func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats,
 	if t.readerSeen {
 		m.gauge("vectorheal_page_reader_available", b2f(t.reader != ""), t.Name)
 	}
+	t.replica.emit(m, t.Name)
 	if !up {
 		return // figures of an unreachable database would be stale
 	}

@@ -138,12 +138,18 @@ func start(t *testing.T, cfg config.Exporter, dsns map[string]string, opts ...Op
 // startLogged is start with the exporter's log lines also kept in keep.
 func startLogged(t *testing.T, keep *logLines, cfg config.Exporter, dsns map[string]string, opts ...Option) *started {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	var cts []config.Target
 	for name, dsn := range dsns {
 		cts = append(cts, config.Target{Name: name, DSN: config.Secret{Value: dsn}, MaxConnections: 4, MaxConcurrentChecks: 2})
 	}
 	sort.Slice(cts, func(i, j int) bool { return cts[i].Name < cts[j].Name })
+	return startTargets(t, keep, cfg, cts, opts...)
+}
+
+// startTargets is startLogged with the targets as configured.
+func startTargets(t *testing.T, keep *logLines, cfg config.Exporter, cts []config.Target, opts ...Option) *started {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	ts, err := targets.Open(ctx, cts)
 	if err != nil {
 		t.Fatal(err)

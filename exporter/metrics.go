@@ -41,6 +41,11 @@ func Metrics() []metricdoc.Metric {
 		{Name: "vectorheal_collector_success", Type: g, Help: "Whether the collector's last run on the target succeeded for every index (1) or not (0).", Labels: []string{"target", "collector"}},
 		{Name: "vectorheal_collector_duration_seconds", Type: g, Help: "Duration of the collector's last run on the target (one index for per-index checks).", Labels: []string{"target", "collector"}},
 		{Name: "vectorheal_collector_last_success_timestamp_seconds", Type: g, Help: "Unix time of the collector's last successful run on the target.", Labels: []string{"target", "collector"}},
+		{Name: "vectorheal_index_reads_server", Type: g, Help: "Where the checks that read an index itself (page scans, recall and filtered probes) read on the target: 1 for the server they read on now, standby (targets[].standby) or primary. Present once a check ran on a target with a standby.", Labels: []string{"target", "server"}},
+		{Name: "vectorheal_standby_replay_lag_seconds", Type: g, Help: "How far the target's standby's replay is behind the primary, in time since the last transaction it replayed (0 when it has replayed everything the primary wrote). Over targets[].standby.max_lag, checks read on the primary.", Labels: []string{"target"}},
+		{Name: "vectorheal_standby_replay_lag_bytes", Type: g, Help: "WAL the target's primary wrote that its standby has not replayed.", Labels: []string{"target"}},
+		{Name: "vectorheal_standby_replay_paused", Type: g, Help: "Whether the target's standby's replay is paused (pg_wal_replay_pause()): checks then read on the primary.", Labels: []string{"target"}},
+		{Name: "vectorheal_standby_replay_conflicts_total", Type: c, Help: "Reads on the target's standby it cancelled for a replay conflict (a VACUUM replayed that removed rows the read's snapshot needed, a lock); each is retried, up to 3 tries. See docs/operations.md for the standby settings that avoid them.", Labels: []string{"target"}},
 		{Name: "vectorheal_page_reader_available", Type: g, Help: "Whether index pages can be read on the target (1: superuser get_raw_page or the vectorheal.index_page wrapper) or not (0: structure metrics are absent).", Labels: []string{"target"}},
 	}...)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -74,3 +75,50 @@ func TestStandbyScansEqualThePrimarys(t *testing.T) {
 }
 
 func dump(v any) string { return fmt.Sprintf("%+v", v) }
+
+// TestChecksReadOnTheStandby: with a standby configured, the checks that read the index read
+// there and publish the primary's figures once replayed; with replay paused they read on the
+// primary, saying so, and go back to the standby when it resumes.
+func TestChecksReadOnTheStandby(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	const rows = 1000
+	clustered(t, dsn, rows, 8, 8)
+	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
+	ctx := context.Background()
+	sb, err := testenv.StartStandby(ctx, pg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Destroy)
+	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
+	var keep logLines
+	s := startTargets(t, &keep, testConfig(), []config.Target{{Name: "main", DSN: config.Secret{Value: dsn}, MaxConnections: 4, MaxConcurrentChecks: 2,
+		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSN(db)}, MaxLag: time.Minute, ReplayWait: 10 * time.Second, MaxConnections: 2}}})
+	tgt := map[string]string{"target": "main"}
+	h := map[string]string{"target": "main", "indexrelname": "items_hnsw"}
+	with := func(m map[string]string, k, v string) map[string]string {
+		out := map[string]string{k: v}
+		for a, b := range m {
+			out[a] = b
+		}
+		return out
+	}
+	s.waitSample(t, "vectorheal_index_reads_server", with(tgt, "server", "standby"), "1", eq(1))
+	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "live"), "= rows", eq(rows))
+	runSQL(t, dsn, `DELETE FROM items WHERE id <= 100`)
+	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "100 deleted, replayed", eq(100))
+	s.waitSample(t, "vectorheal_standby_replay_lag_bytes", tgt, "present", exists)
+
+	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_pause()`)
+	s.waitSample(t, "vectorheal_standby_replay_paused", tgt, "1", eq(1))
+	s.waitSample(t, "vectorheal_index_reads_server", with(tgt, "server", "primary"), "1 while replay is paused", eq(1))
+	runSQL(t, dsn, `DELETE FROM items WHERE id > 100 AND id <= 150`)
+	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "150, read on the primary", eq(150))
+	if keep.count("read on the primary", "standby replay is paused") == 0 {
+		t.Error("no log line says the checks read on the primary because replay is paused")
+	}
+	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_resume()`)
+	s.waitSample(t, "vectorheal_index_reads_server", with(tgt, "server", "standby"), "1 after resume", eq(1))
+	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "150 on the standby", eq(150))
+}

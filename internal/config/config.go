@@ -101,6 +101,9 @@ type Target struct {
 	MaxConcurrentChecks int `yaml:"max_concurrent_checks"`
 	// Builds are the resource guards of index builds on this target (builds.go).
 	Builds Builds `yaml:"builds"`
+	// Standby, when set, is a hot standby of this database that figures read from the index
+	// itself are read on (standby.go); statistics and repairs stay on DSN.
+	Standby *Standby `yaml:"standby"`
 }
 
 // Watches reports whether the index schema.name is selected by the include/exclude patterns.

@@ -46,6 +46,7 @@ func (c *Config) setDefaults() {
 	for i := range c.Targets {
 		defInt(&c.Targets[i].MaxConnections, 4)
 		defInt(&c.Targets[i].MaxConcurrentChecks, 2)
+		c.Targets[i].Standby.setDefaults()
 	}
 	defDur(&c.Alertmanager.Timeout, 10*time.Second)
 	if c.Webhook.MaxBodyBytes == 0 {
@@ -90,6 +91,7 @@ func (c *Config) validate(v *validator) {
 		v.positive(p+".max_connections", t.MaxConnections)
 		v.positive(p+".max_concurrent_checks", t.MaxConcurrentChecks)
 		t.Builds.validate(v, p+".builds")
+		t.Standby.validate(v, p+".standby")
 	}
 	if c.Alertmanager.URL != "" {
 		u, err := url.Parse(c.Alertmanager.URL)

@@ -16,6 +16,8 @@ import (
 type Target struct {
 	config.Target
 	Pool *pgxpool.Pool
+	// Standby is the pool on the target's hot standby (config.Target.Standby), nil without one.
+	Standby *pgxpool.Pool
 }
 
 // Set is every configured target by name.
@@ -24,36 +26,46 @@ type Set struct {
 	names  []string
 }
 
-// Open builds a pool for each target without connecting. Only a DSN that cannot be read or
-// parsed is an error, naming the target.
+// Open builds a pool for each target (and its standby) without connecting. Only a DSN that
+// cannot be read or parsed is an error, naming the target.
 func Open(ctx context.Context, cfgs []config.Target) (*Set, error) {
 	s := &Set{byName: map[string]*Target{}}
 	for _, c := range cfgs {
-		dsn, err := c.DSN.Resolve()
-		if err != nil {
+		t := &Target{Target: c}
+		s.byName[c.Name] = t // before the pools, so Close closes what was opened
+		s.names = append(s.names, c.Name)
+		var err error
+		if t.Pool, err = openPool(ctx, c.DSN, c.MaxConnections); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("target %q: dsn: %w", c.Name, err)
 		}
-		pc, err := pgxpool.ParseConfig(dsn)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("target %q: parse dsn: %w", c.Name, err)
+		if c.Standby != nil {
+			if t.Standby, err = openPool(ctx, c.Standby.DSN, c.Standby.MaxConnections); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("target %q: standby.dsn: %w", c.Name, err)
+			}
 		}
-		pc.MaxConns = int32(c.MaxConnections)
-		pc.ConnConfig.RuntimeParams["application_name"] = "vectorheal"
-		// A repair's statement (a build, a VACUUM) must not outlive a vectorheal process that
-		// died: PostgreSQL then checks the client socket while the statement runs.
-		pc.ConnConfig.RuntimeParams["client_connection_check_interval"] = "5s"
-		pool, err := pgxpool.NewWithConfig(ctx, pc)
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("target %q: %w", c.Name, err)
-		}
-		s.byName[c.Name] = &Target{Target: c, Pool: pool}
-		s.names = append(s.names, c.Name)
 	}
 	sort.Strings(s.names)
 	return s, nil
+}
+
+// openPool builds a pool on the DSN in secret, of at most maxConns connections.
+func openPool(ctx context.Context, secret config.Secret, maxConns int) (*pgxpool.Pool, error) {
+	dsn, err := secret.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	pc.MaxConns = int32(maxConns)
+	pc.ConnConfig.RuntimeParams["application_name"] = "vectorheal"
+	// A repair's statement (a build, a VACUUM) must not outlive a vectorheal process that
+	// died: PostgreSQL then checks the client socket while the statement runs.
+	pc.ConnConfig.RuntimeParams["client_connection_check_interval"] = "5s"
+	return pgxpool.NewWithConfig(ctx, pc)
 }
 
 // Get returns the target called name.
@@ -74,6 +86,10 @@ func (s *Set) All() []*Target {
 // Close closes every pool.
 func (s *Set) Close() {
 	for _, t := range s.byName {
-		t.Pool.Close()
+		for _, p := range []*pgxpool.Pool{t.Pool, t.Standby} {
+			if p != nil {
+				p.Close()
+			}
+		}
 	}
 }
