@@ -89,11 +89,13 @@ func (s *webServer) serve(srv *http.Server) error {
 		}
 		return err
 	}
+	// Decided once: serving plain HTTP sets up HTTP/2, which gives srv a TLSConfig of its own.
+	useTLS := srv.TLSConfig != nil
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() {
-			s.logger.Info("listening", "address", l.Addr().String(), "tls", srv.TLSConfig != nil)
-			if srv.TLSConfig != nil {
+			s.logger.Info("listening", "address", l.Addr().String(), "tls", useTLS)
+			if useTLS {
 				errc <- srv.ServeTLS(l, "", "")
 				return
 			}
