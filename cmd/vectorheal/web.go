@@ -106,9 +106,11 @@ func (s *webServer) serve(srv *http.Server) error {
 	for range ls {
 		if err := <-errc; first == nil {
 			first = err
-			// One listener failing stops the others too, as exporter-toolkit's does not:
-			// a server half listening is worse than one that exits.
-			_ = srv.Close()
+			// One listener failing stops the others too: a server half listening is worse
+			// than one that exits. After Shutdown, Close would cut the requests it waits for.
+			if !errors.Is(err, http.ErrServerClosed) {
+				_ = srv.Close()
+			}
 		}
 	}
 	return first

@@ -153,7 +153,7 @@ func (a *api) trigger(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("manual repair queued", "repair", id, "by", user(r), "strategy", b.Strategy, "target", b.Target, "index", b.Schema+"."+b.Index)
+	a.log.Info("manual repair queued", "repair", id, "by", user(r), "strategy", b.Strategy, "target", b.Target, "index", schemaOf(IndexBody{Schema: b.Schema})+"."+b.Index)
 	writeJSON(w, http.StatusAccepted, Created{ID: id})
 }
 
@@ -227,7 +227,7 @@ func (a *api) resetCircuit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("circuit reset", "by", user(r), "target", b.Target, "index", b.Schema+"."+b.Index)
+	a.log.Info("circuit reset", "by", user(r), "scope", scopeText(b))
 	writeJSON(w, http.StatusOK, Done{OK: true, Message: fmt.Sprintf("%d circuit(s) reset; auto-healing resumes", n)})
 }
 
