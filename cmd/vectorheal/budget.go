@@ -86,7 +86,8 @@ func checkBudgets(ctx context.Context, o *checkOptions, rep *exporter.DatabaseRe
 	if o.url == "" {
 		return checkNext{err: "not known: check reads the database only; the budget state is in vectorheal's state store (give --url of vectorheal serve, or run vectorheal repairs)"}
 	}
-	c := &clientOptions{url: o.url, output: "text", timeout: 15 * time.Second, stdout: io.Discard}
+	c := o.server
+	c.url, c.output, c.timeout, c.stdout = o.url, "text", 15*time.Second, io.Discard
 	bs, err := c.budgets(ctx)
 	if err != nil {
 		return checkNext{url: o.url, err: "not known: " + err.Error()}

@@ -27,6 +27,7 @@ type checkOptions struct {
 	// database, so when the next automatic repair may run comes from the server.
 	url    string
 	target string
+	server clientOptions // how to authenticate to the server at url
 }
 
 func registerCheck(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
@@ -49,6 +50,7 @@ Exits 1 when the database cannot be reached.`)
 	c.Flag("page-batch", "Index pages fetched per query.").Default("64").IntVar(&o.pageBatch)
 	c.Flag("url", "Base URL of a running vectorheal server, asked when the next automatic repair of each index may run.").Envar("VECTORHEAL_URL").StringVar(&o.url)
 	c.Flag("target", "Name of this database among the server's targets (default: matched by database name).").StringVar(&o.target)
+	credentialFlags(c, &o.server)
 	return c.FullCommand(), func(ctx context.Context, logger *slog.Logger) int {
 		return runCheck(ctx, o, stdout, stderr)
 	}

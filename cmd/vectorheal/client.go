@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	promconfig "github.com/prometheus/common/config"
 
 	"github.com/vectorheal/vectorheal/internal/amclient"
 	"github.com/vectorheal/vectorheal/internal/api"
@@ -27,31 +28,49 @@ import (
 
 // clientOptions are the flags every API subcommand shares.
 type clientOptions struct {
-	url       string
-	token     string
-	tokenFile string
-	user      string
-	output    string
-	timeout   time.Duration
-	stdout    io.Writer
+	url        string
+	token      string
+	tokenFile  string
+	basicUser  string
+	basicFile  string
+	httpConfig string
+	user       string
+	output     string
+	timeout    time.Duration
+	stdout     io.Writer
 }
 
 const clientHelpTail = `
 
-Talks to a running 'vectorheal serve' over HTTP (--url, or VECTORHEAL_URL). Calls that change
-something need the API token (--token, VECTORHEAL_API_TOKEN or --token-file): remediation.api_token
-of the server's config, or webhook.bearer_token when that is unset.`
+Talks to a running 'vectorheal serve' over HTTP(S) (--url, or VECTORHEAL_URL). Reads need
+the read token (remediation.api_read_token) or the admin token, or basic auth as a user of
+the server's --web.config.file; calls that change something need the admin token
+(remediation.api_token). Give a token with --token, VECTORHEAL_API_TOKEN or --token-file;
+basic auth with --basic-auth.username and --basic-auth.password-file; TLS settings (CA,
+client certificate) and credentials with --http.config.file, the client file of amtool and
+promtool. A token given by flag is sent rather than basic auth: one request carries one.`
 
 func clientCommand(app *kingpin.Application, name, help string, stdout io.Writer) (*kingpin.CmdClause, *clientOptions) {
 	c := app.Command(name, help+clientHelpTail)
 	o := &clientOptions{stdout: stdout}
 	c.Flag("url", "Base URL of the vectorheal server.").Envar("VECTORHEAL_URL").Default("http://localhost:9877").StringVar(&o.url)
-	c.Flag("token", "API token for calls that change something.").Envar("VECTORHEAL_API_TOKEN").StringVar(&o.token)
-	c.Flag("token-file", "Read the API token from this file.").StringVar(&o.tokenFile)
+	credentialFlags(c, o)
 	c.Flag("user", "Who you are, recorded as approver, canceller or silence author.").Default(os.Getenv("USER")).StringVar(&o.user)
 	c.Flag("output", "Output format: text or json.").Short('o').Default("text").EnumVar(&o.output, "text", "json")
 	c.Flag("timeout", "Timeout of the HTTP call.").Default("30s").DurationVar(&o.timeout)
 	return c, o
+}
+
+// credentialFlags adds the flags that say how to authenticate to the server.
+func credentialFlags(c *kingpin.CmdClause, o *clientOptions) {
+	c.Flag("token", "API token: the read token, or the admin token for calls that change something.").Envar("VECTORHEAL_API_TOKEN").StringVar(&o.token)
+	c.Flag("token-file", "Read the API token from this file.").Envar("VECTORHEAL_API_TOKEN_FILE").StringVar(&o.tokenFile)
+	c.Flag("basic-auth.username", "Basic auth user (a basic_auth_users entry of the server's --web.config.file: reads only).").
+		Envar("VECTORHEAL_BASIC_AUTH_USERNAME").StringVar(&o.basicUser)
+	c.Flag("basic-auth.password-file", "Read the basic auth password from this file.").
+		Envar("VECTORHEAL_BASIC_AUTH_PASSWORD_FILE").StringVar(&o.basicFile)
+	c.Flag("http.config.file", "HTTP client configuration file (tls_config, basic_auth, authorization), as amtool's.").
+		Envar("VECTORHEAL_HTTP_CONFIG_FILE").StringVar(&o.httpConfig)
 }
 
 // apiError is an answer other than 2xx.
@@ -62,15 +81,57 @@ type apiError struct {
 
 func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.msg, e.code) }
 
-// call sends one API request; out receives the decoded JSON answer.
-func (o *clientOptions) call(ctx context.Context, method, path string, body, out any) error {
+// credentials sets req's Authorization from the flags: a token, else basic auth; neither
+// leaves it to --http.config.file.
+func (o *clientOptions) credentials(req *http.Request) error {
 	tok := o.token
 	if o.tokenFile != "" {
 		b, err := os.ReadFile(o.tokenFile)
 		if err != nil {
-			return fmt.Errorf("token file: %w", err)
+			return fmt.Errorf("--token-file: %w", err)
 		}
 		tok = strings.TrimSpace(string(b))
+	}
+	switch {
+	case tok != "":
+		req.Header.Set("Authorization", "Bearer "+tok)
+	case o.basicUser != "":
+		var pw string
+		if o.basicFile != "" {
+			b, err := os.ReadFile(o.basicFile)
+			if err != nil {
+				return fmt.Errorf("--basic-auth.password-file: %w", err)
+			}
+			pw = strings.TrimRight(string(b), "\r\n")
+		}
+		req.SetBasicAuth(o.basicUser, pw)
+	case o.basicFile != "":
+		return errors.New("--basic-auth.password-file needs --basic-auth.username")
+	}
+	return nil
+}
+
+// httpClient is the client of --http.config.file, or Go's default one.
+func (o *clientOptions) httpClient() (*http.Client, error) {
+	if o.httpConfig == "" {
+		return http.DefaultClient, nil
+	}
+	cfg, _, err := promconfig.LoadHTTPConfigFile(o.httpConfig)
+	if err != nil {
+		return nil, fmt.Errorf("--http.config.file: %w", err)
+	}
+	c, err := promconfig.NewClientFromConfig(*cfg, "vectorheal")
+	if err != nil {
+		return nil, fmt.Errorf("--http.config.file: %w", err)
+	}
+	return c, nil
+}
+
+// call sends one API request; out receives the decoded JSON answer.
+func (o *clientOptions) call(ctx context.Context, method, path string, body, out any) error {
+	hc, err := o.httpClient()
+	if err != nil {
+		return err
 	}
 	var rd io.Reader
 	if body != nil {
@@ -89,13 +150,13 @@ func (o *clientOptions) call(ctx context.Context, method, path string, body, out
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+	if err := o.credentials(req); err != nil {
+		return err
 	}
 	if o.user != "" {
 		req.Header.Set(api.UserHeader, o.user)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach vectorheal at %s: %w", o.url, err)
 	}
@@ -475,21 +536,42 @@ picks it up on its next round. For a one-shot report without a server use 'vecto
 }
 
 func registerPause(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
-	c, o := clientCommand(app, "pause", `Pause healing with an Alertmanager silence: of everything (no flags), of a target
-(--target) or of one index (--target --index). Silenced alerts neither notify nor repair; a
-repair already queued is skipped as silenced when its turn comes.`, stdout)
+	c, o := clientCommand(app, "pause", `Pause healing with an Alertmanager silence: of one index (--target --index), of a
+target (--target) or of every target (--all). The silence matches only the alerts the
+server's runbook acts on (their alertname) in that scope, never vectorheal's own health
+alerts (Vectorheal*) and never alerts no runbook entry acts on, so people are still notified
+of those. Silenced alerts neither notify nor repair; a repair already queued is skipped as
+silenced when its turn comes. A pause covers the runbook's alerts of the moment it was made:
+pause again after a runbook gains entries. Prints what the pause covers.`, stdout)
 	var b api.PauseBody
 	indexFlags(c, &b.IndexBody, false)
+	c.Flag("all", "Pause healing on every target.").BoolVar(&b.All)
 	c.Flag("duration", "How long the pause lasts.").Default("1h").StringVar(&b.Duration)
 	c.Flag("comment", "Why, shown in Alertmanager.").StringVar(&b.Comment)
 	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
-		var res api.Created
+		if !b.All && b.Target == "" {
+			return errors.New("give --target (and --index), or --all to pause every target")
+		}
+		var res api.PauseResult
 		if err := o.call(ctx, "POST", "/pause", b, &res); err != nil || !o.text() {
 			return err
 		}
-		fmt.Fprintf(stdout, "paused: silence %v; undo with: vectorheal resume %v\n", res.ID, res.ID)
+		printPause(stdout, res)
 		return nil
 	})
+}
+
+// printPause says what a pause covers.
+func printPause(w io.Writer, res api.PauseResult) {
+	fmt.Fprintf(w, "paused %s: silence %v; undo with: vectorheal resume %v\n", res.Scope, res.ID, res.ID)
+	if len(res.Uncovered) > 0 {
+		fmt.Fprintf(w, "covers: every alert of %s, as runbook entries %s select alerts by other labels than alertname\n",
+			res.Scope, strings.Join(res.Uncovered, ", "))
+	} else {
+		fmt.Fprintf(w, "covers: the runbook's alerts %s\n", strings.Join(res.Alerts, ", "))
+	}
+	fmt.Fprintf(w, "never silenced: vectorheal's own alerts (alertname=~%q), and alerts no runbook entry acts on\n", res.Excluded)
+	fmt.Fprintf(w, "silence matchers: %s\n", matchersText(res.Matchers))
 }
 
 func registerResume(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,13 +86,19 @@ webhook:
 remediation:
   runbook: %s
   api_token: {value: api-token}
+  api_read_token: {value: read-token}
 `, dsn, dsn, am.URL, rbFile))
 	v := startVectorheal(t, "serve", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
 	waitReady(t, v, url)
 
+	// Reads take the read token unless a call gives its own.
 	cli := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
-		code := run(append(args, "--url", url, "--user", "tester"), &out, &errOut)
+		args = append(args, "--url", url, "--user", "tester")
+		if !slices.Contains(args, "--token") {
+			args = append(args, "--token", "read-token")
+		}
+		code := run(args, &out, &errOut)
 		return code, out.String(), errOut.String()
 	}
 	// A firing alert in Alertmanager reaches the webhook and is repaired.
@@ -132,7 +139,7 @@ remediation:
 	}
 	// check asks the server when each index of the database may next be repaired.
 	var chk, chkErr bytes.Buffer
-	if code := run([]string{"check", "--dsn", dsn, "--no-probe", "--url", url}, &chk, &chkErr); code != 0 ||
+	if code := run([]string{"check", "--dsn", dsn, "--no-probe", "--url", url, "--token", "read-token"}, &chk, &chkErr); code != 0 ||
 		!regexp.MustCompile(`public\.t_v_idx +now; budget used 0\.0% of 10\.0% over 24h0m0s`).MatchString(chk.String()) {
 		t.Fatalf("check --url: %d %s\n%s", code, chkErr.String(), chk.String())
 	}
@@ -140,14 +147,23 @@ remediation:
 		t.Fatalf("repairs 1: %d\n%s", code, out)
 	}
 
-	// Pause and resume as silences.
-	if code, out, errOut := cli("pause", "--token", "api-token", "--duration", "10m", "--comment", "deploy"); code != 0 || !strings.Contains(out, "paused") {
+	// Pause and resume as silences: the read token may not pause; a pause needs a scope or
+	// --all, and says what it covers.
+	if code, _, errOut := cli("pause", "--all"); code != 1 || !strings.Contains(errOut, "HTTP 403") {
+		t.Fatalf("pause with the read token: %d %s", code, errOut)
+	}
+	if code, _, errOut := cli("pause", "--token", "api-token"); code != 1 || !strings.Contains(errOut, "--all") {
+		t.Fatalf("pause without a scope: %d %s", code, errOut)
+	}
+	if code, out, errOut := cli("pause", "--token", "api-token", "--all", "--duration", "10m", "--comment", "deploy"); code != 0 ||
+		!strings.Contains(out, "paused every target") || !strings.Contains(out, "covers: the runbook's alerts VecE2E") ||
+		!strings.Contains(out, `never silenced: vectorheal's own alerts (alertname=~"Vectorheal.*")`) {
 		t.Fatalf("pause: %d %s %s", code, out, errOut)
 	}
 	if code, out, _ := cli("status"); code != 0 || !strings.Contains(out, "PAUSED") {
 		t.Fatalf("status while paused: %d\n%s", code, out)
 	}
-	if code, out, _ := cli("pauses"); code != 0 || !strings.Contains(out, `{target=~".+"}`) {
+	if code, out, _ := cli("pauses"); code != 0 || !strings.Contains(out, `{alertname=~"VecE2E", alertname!~"Vectorheal.*"}`) {
 		t.Fatalf("pauses: %d\n%s", code, out)
 	}
 	if code, _, errOut := cli("resume", "--token", "api-token"); code != 0 {
@@ -176,6 +192,11 @@ remediation:
 	}
 	if code := reload(""); code != 401 {
 		t.Fatalf("reload without the API token: %d, want 401", code)
+	}
+	for _, tok := range []string{"read-token", "hook-token"} {
+		if code := reload(tok); code != 403 {
+			t.Fatalf("reload with %s: %d, want 403", tok, code)
+		}
 	}
 	if code := reload("api-token"); code != 400 {
 		t.Fatalf("reload of an invalid runbook: %d", code)

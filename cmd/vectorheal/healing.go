@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -12,11 +11,9 @@ import (
 	"time"
 
 	"github.com/vectorheal/vectorheal/exporter"
-	"github.com/vectorheal/vectorheal/internal/amclient"
 	"github.com/vectorheal/vectorheal/internal/api"
 	"github.com/vectorheal/vectorheal/remediation/engine"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
-	"github.com/vectorheal/vectorheal/remediation/strategy"
 	"github.com/vectorheal/vectorheal/webhook"
 )
 
@@ -28,82 +25,48 @@ type healing struct {
 	reload  func() error
 	webhook http.Handler
 	api     http.Handler
-	token   string // guards mutating endpoints outside the API too (POST /-/reload)
+	access  api.Access // guards POST /-/reload too
 	logger  *slog.Logger
 }
 
 // startHealing builds the engine, the webhook receiver and the API on the state store and
-// starts the repair workers (unless remediation.disabled). The returned stop waits for
-// running repairs up to ctx's end, then cancels them (the next start rolls them back).
+// starts the repair workers (unless remediation.disabled). What it needs of the configuration
+// was resolved and checked by prepare. The returned stop waits for running repairs up to
+// ctx's end, then cancels them (the next start rolls them back).
 func (s *server) startHealing(ctx context.Context) (*healing, func(context.Context), error) {
-	cfg := s.cfg
+	cfg, st := s.cfg, s.start
 	h := &healing{logger: s.logger.With("component", "healing")}
-	reg, err := strategy.Default(strategy.Options{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("strategies: %w", err)
-	}
 	measurer := exporter.NewMeasurer(cfg.Exporter, exporter.MeasureWithStateStore(s.state))
-	load := func() (*runbook.Runbook, error) {
-		if cfg.Remediation.Runbook == "" {
-			return &runbook.Runbook{}, nil
-		}
-		return runbook.Load(cfg.Remediation.Runbook, reg, measurer.Figures())
-	}
-	rb, err := load()
-	if err != nil {
-		return nil, nil, fmt.Errorf("remediation.runbook: %w", err)
-	}
-	h.runbook = runbook.NewHolder(rb)
-	h.reload = func() error { return h.runbook.Reload(load) }
+	h.runbook = runbook.NewHolder(st.runbook)
+	h.reload = func() error { return h.runbook.Reload(st.loadRunbook) }
 
 	o := engine.Options{
-		State: s.state, Schema: cfg.StateStore.Schema, Targets: s.targets, Strategies: reg, Measurer: measurer,
+		State: s.state, Schema: cfg.StateStore.Schema, Targets: s.targets, Strategies: st.strategies, Measurer: measurer,
 		Runbook: h.runbook.Get, Config: cfg.Remediation, Workers: !cfg.Remediation.Disabled,
 		Logger: s.logger, Registerer: s.registry,
 	}
 	var silences api.Silences
-	if cfg.Alertmanager.URL != "" {
-		ac, err := amclient.New(cfg.Alertmanager)
-		if err != nil {
-			return nil, nil, err
-		}
-		o.Alertmanager, silences = ac, ac
-	} else {
-		s.logger.Warn("no alertmanager.url: repairs run without checking silences and inhibitions first, and pause/resume are unavailable")
+	if st.alertmanager != nil {
+		o.Alertmanager, silences = st.alertmanager, st.alertmanager
 	}
+	var err error
 	if h.engine, err = engine.New(o); err != nil {
 		return nil, nil, err
 	}
 
-	wo := webhook.Options{Pool: s.state, Hook: h.engine.Hook, AllowUnauthenticated: cfg.Webhook.AllowUnauthenticated,
-		MaxBodyBytes: cfg.Webhook.MaxBodyBytes, Logger: s.logger, Registerer: s.registry}
-	if wo.BearerToken, err = cfg.Webhook.BearerToken.Resolve(); err != nil {
-		return nil, nil, fmt.Errorf("webhook.bearer_token: %w", err)
-	}
-	if ba := cfg.Webhook.BasicAuth; ba != nil {
-		wo.BasicUser = ba.Username
-		if wo.BasicPassword, err = ba.Password.Resolve(); err != nil {
-			return nil, nil, fmt.Errorf("webhook.basic_auth.password: %w", err)
+	if st.webhook.any() {
+		wo := webhook.Options{Pool: s.state, Hook: h.engine.Hook, AllowUnauthenticated: st.webhook.open,
+			BearerToken: st.webhook.token, BasicUser: st.webhook.user, BasicPassword: st.webhook.password,
+			MaxBodyBytes: cfg.Webhook.MaxBodyBytes, Logger: s.logger, Registerer: s.registry}
+		if h.webhook, err = webhook.NewHandler(wo); err != nil {
+			return nil, nil, err
 		}
 	}
-	if wo.BearerToken == "" && wo.BasicUser == "" && !wo.AllowUnauthenticated {
-		// An open receiver would let anyone trigger repairs: without credentials it stays off.
-		s.logger.Error("webhook receiver disabled: set webhook.bearer_token or webhook.basic_auth (or webhook.allow_unauthenticated behind mTLS)")
-	} else if h.webhook, err = webhook.NewHandler(wo); err != nil {
-		return nil, nil, err
-	}
-	token, err := cfg.Remediation.APIToken.Resolve()
-	if err != nil {
-		return nil, nil, fmt.Errorf("remediation.api_token: %w", err)
-	}
-	if token == "" {
-		token = wo.BearerToken
-	}
-	if token == "" {
-		s.logger.Warn("no remediation.api_token nor webhook.bearer_token: the API is read-only")
-	}
-	h.token = token
-	if h.api, err = api.New(api.Options{Engine: h.engine, Silences: silences, Token: token, Logger: s.logger}); err != nil {
+	// An open receiver would let anyone trigger repairs: without credentials it stays off and
+	// /-/ready says why (prepare's notReady).
+	h.access = api.Access{AdminToken: st.adminToken, ReadToken: st.readToken, BasicUser: s.web.basicUser}
+	if h.api, err = api.New(api.Options{Engine: h.engine, Silences: silences, Access: h.access,
+		Runbook: h.runbook.Get, Logger: s.logger}); err != nil {
 		return nil, nil, err
 	}
 

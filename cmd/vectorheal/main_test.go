@@ -98,6 +98,8 @@ targets:
     dsn: {value: %q}
   - name: gone
     dsn: {value: "postgres://nobody@127.0.0.1:%d/none?connect_timeout=2"}
+webhook:
+  bearer_token: {value: hook-token}
 `, dsn, dsn, deadPort))
 	// Two listen addresses (exporter-toolkit's repeatable --web.listen-address): both serve.
 	port2, err := testenv.FreePort()
@@ -178,6 +180,113 @@ func TestConfigCheck(t *testing.T) {
 	if want := bad + `:4: targets[0].pool: unknown key "pool"`; !strings.Contains(errOut.String(), want) {
 		t.Errorf("bad config message %q lacks %q", errOut.String(), want)
 	}
+}
+
+// TestConfigCheckRunsServesChecks: config check refuses what serve refuses (secrets that
+// cannot be read, a missing or invalid runbook, a token serving two roles) and what would
+// keep serve from ever being ready (a receiver without credentials), each problem named; and
+// serve refuses the same file with the same message.
+func TestConfigCheckRunsServesChecks(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "runbook.yml", "entries:\n  - name: a\n    matchers: ['alertname=\"X\"']\n    steps:\n      - strategy: analyze\n")
+	unknown := writeFile(t, dir, "unknown.yml", "entries:\n  - name: a\n    matchers: ['alertname=\"X\"']\n    steps:\n      - strategy: defragment\n")
+	base := `state_store:
+  dsn: {value: 'postgres://state'}
+targets:
+  - name: a
+    dsn: {value: 'postgres://x'}
+alertmanager:
+  url: http://am:9093
+`
+	for _, tc := range []struct {
+		name, yml string
+		code      int
+		want      []string
+	}{
+		{"complete", base + "webhook: {bearer_token: {value: h}}\nremediation: {runbook: " + good + ", api_token: {value: a}, api_read_token: {value: r}}\n", 0, []string{"OK"}},
+		{"admin token unset", base + "webhook: {bearer_token: {value: h}}\nremediation: {runbook: " + good + "}\n", 0,
+			[]string{"warning: no remediation.api_token", "OK"}},
+		{"unset environment secret", base + "webhook: {bearer_token: {env: VECTORHEAL_TEST_UNSET_TOKEN}}\nremediation: {runbook: " + good + "}\n", 1,
+			[]string{"webhook.bearer_token: environment variable VECTORHEAL_TEST_UNSET_TOKEN is not set"}},
+		{"unreadable token file", base + "webhook: {bearer_token: {value: h}}\nremediation: {runbook: " + good + ", api_token: {file: " + filepath.Join(dir, "none") + "}}\n", 1,
+			[]string{"remediation.api_token: read secret file"}},
+		{"unset target DSN", "targets:\n  - name: a\n    dsn: {env: VECTORHEAL_TEST_UNSET_DSN}\n", 1,
+			[]string{"dsn: environment variable VECTORHEAL_TEST_UNSET_DSN is not set", `target "a"`}},
+		{"missing runbook", base + "webhook: {bearer_token: {value: h}}\nremediation: {runbook: " + filepath.Join(dir, "none.yml") + "}\n", 1,
+			[]string{"remediation.runbook: read runbook"}},
+		{"runbook with an unknown strategy", base + "webhook: {bearer_token: {value: h}}\nremediation: {runbook: " + unknown + "}\n", 1,
+			[]string{"remediation.runbook:", "defragment"}},
+		{"webhook token as admin token", base + "webhook: {bearer_token: {value: h}}\nremediation: {runbook: " + good + ", api_token: {value: h}}\n", 1,
+			[]string{"remediation.api_token: is the webhook's bearer_token"}},
+		{"no receiver credentials", base + "remediation: {runbook: " + good + ", api_token: {value: a}}\n", 1,
+			[]string{"serve would never be ready: the webhook receiver has no credentials"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := writeFile(t, dir, "vectorheal.yml", tc.yml)
+			var out, errOut bytes.Buffer
+			code := run([]string{"config", "check", file}, &out, &errOut)
+			all := out.String() + errOut.String()
+			if code != tc.code {
+				t.Errorf("exit %d, want %d:\n%s", code, tc.code, all)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q:\n%s", w, all)
+				}
+			}
+			if tc.code == 0 || strings.Contains(tc.name, "receiver") {
+				return
+			}
+			// serve stops on the same problem before it opens anything.
+			out.Reset()
+			errOut.Reset()
+			if code := run([]string{"serve", "--config.file", file, "--web.listen-address", "127.0.0.1:0"}, &out, &errOut); code != 1 ||
+				!strings.Contains(errOut.String(), tc.want[0]) {
+				t.Errorf("serve: exit %d, want 1 naming %q:\n%s", code, tc.want[0], errOut.String())
+			}
+		})
+	}
+}
+
+// TestReadyNeedsTheReceiver: /-/ready answers 503 with the reason while the receiver cannot
+// accept alerts: without credentials, and while the state store does not answer.
+func TestReadyNeedsTheReceiver(t *testing.T) {
+	pg, err := testenv.StartPostgres(t.Context())
+	if err != nil {
+		testenv.Unavailable(t, err)
+	}
+	t.Cleanup(pg.Destroy)
+	dsn := pg.DSN("postgres")
+	dir := t.TempDir()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	noCreds := writeFile(t, dir, "nocreds.yml", fmt.Sprintf("state_store: {dsn: {value: %q}}\ntargets: [{name: a, dsn: {value: %q}}]\n", dsn, dsn))
+	v := startVectorheal(t, "serve", "--config.file", noCreds, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
+	body := waitStatus(t, v, http.DefaultClient, url+"/-/ready", 503)
+	if !strings.Contains(body, "the webhook receiver has no credentials") {
+		t.Errorf("/-/ready without receiver credentials: %q", body)
+	}
+	if code, _ := httpGet(t, url+"/-/healthy"); code != 200 {
+		t.Errorf("/-/healthy: %d", code)
+	}
+	_ = v.cmd.Process.Kill()
+	<-v.exited
+
+	withCreds := writeFile(t, dir, "creds.yml", fmt.Sprintf("state_store: {dsn: {value: %q}}\ntargets: [{name: a, dsn: {value: %q}}]\nwebhook: {bearer_token: {value: h}}\n", dsn, dsn))
+	v = startVectorheal(t, "serve", "--config.file", withCreds, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port))
+	waitStatus(t, v, http.DefaultClient, url+"/-/ready", 200)
+	pg.Stop()
+	body = waitStatus(t, v, http.DefaultClient, url+"/-/ready", 503)
+	if !strings.Contains(body, "the state store does not answer") {
+		t.Errorf("/-/ready with the state store down: %q", body)
+	}
+	if err := pg.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, v, http.DefaultClient, url+"/-/ready", 200)
 }
 
 func TestUsageErrorExit2(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +44,11 @@ func registerServe(app *kingpin.Application) (string, action) {
 	c := app.Command("serve", `Run vectorheal: the exporter (/metrics), the Alertmanager receiver
 (/webhook/alertmanager), the JSON API (/api/v1/) and the repair workers, in one process.
 
-Endpoints: /metrics, /-/healthy (the process runs), /-/ready (state store migrated, components
-started). SIGTERM or SIGINT shuts down cleanly and exits 0.`)
+Endpoints: /metrics, /-/healthy (the process runs), /-/ready (started, and the receiver can
+accept alerts: it has credentials and the state store answers; 503 with the reason otherwise).
+The probes need no credentials whatever --web.config.file says; its basic_auth_users guard
+/metrics and may read the API; the receiver and the API check vectorheal's own tokens
+(docs/operations.md, "Authentication"). SIGTERM or SIGINT shuts down cleanly and exits 0.`)
 	o := &serveOptions{configFile: configFlag(c)}
 	// The default shown is listen_address's default; a config file that sets listen_address
 	// is followed unless the flag is given.
@@ -71,6 +75,8 @@ type server struct {
 	cfg      *config.Config
 	logger   *slog.Logger
 	registry *prometheus.Registry
+	start    *startup
+	web      *webServer
 	targets  *targets.Set
 	state    *pgxpool.Pool // nil when no state store is configured
 	healing  *healing      // nil when no state store is configured
@@ -79,26 +85,35 @@ type server struct {
 
 // serve runs until ctx ends, then shuts down within a grace period.
 func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slog.Logger) error {
-	s := &server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	flags := *o.web
+	if !o.listenSet {
+		flags.WebListenAddresses = &[]string{cfg.ListenAddress}
+	}
+	ws, err := newWebServer(flags, logger)
+	if err != nil {
+		return err
+	}
+	// The checks 'config check' makes, made by the same function.
+	st, err := prepare(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	for _, w := range st.warnings {
+		logger.Warn(w)
+	}
+	for _, r := range st.notReady {
+		logger.Error("not ready: "+r, "endpoint", "/-/ready")
+	}
+	s := &server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), start: st, web: ws, targets: st.targets}
 	s.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("vectorheal"),
 	)
 
-	ts, err := targets.Open(ctx, cfg.Targets)
-	if err != nil {
-		return err
-	}
-	defer ts.Close()
-	s.targets = ts
-
-	if cfg.StateStore.DSN.IsSet() {
-		dsn, err := cfg.StateStore.DSN.Resolve()
-		if err != nil {
-			return errors.Join(errors.New("state_store.dsn"), err)
-		}
-		pool, err := store.Open(ctx, dsn, cfg.StateStore.Schema, 10)
+	if st.stateDSN != "" {
+		pool, err := store.Open(ctx, st.stateDSN, cfg.StateStore.Schema, 10)
 		if err != nil {
 			return err
 		}
@@ -109,11 +124,9 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 				return err
 			}
 		}
-	} else {
-		logger.Warn("no state_store configured: alerts are not received and nothing is repaired")
 	}
 
-	exp := exporter.New(ts, cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state))
+	exp := exporter.New(s.targets, cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state))
 	s.registry.MustRegister(exp)
 
 	var wg sync.WaitGroup
@@ -137,13 +150,9 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 		}()
 	}
 
-	flags := *o.web
-	if !o.listenSet {
-		flags.WebListenAddresses = &[]string{cfg.ListenAddress}
-	}
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- web.ListenAndServe(srv, &flags, logger) }()
+	go func() { errc <- ws.serve(srv) }()
 	s.ready.Store(true)
 	logger.Info("vectorheal started", "addresses", *flags.WebListenAddresses, "systemd_socket", *flags.WebSystemdSocket,
 		"targets", len(cfg.Targets))
@@ -165,31 +174,70 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 	return nil
 }
 
-// routes returns the HTTP handler of every endpoint.
+// Probe paths: unauthenticated whatever the web configuration, as a kubelet or a load
+// balancer sends no credentials.
+const (
+	healthyPath = "/-/healthy"
+	readyPath   = "/-/ready"
+	reloadPath  = "/-/reload"
+)
+
+// routes returns the HTTP handler of every endpoint, behind the web configuration's checks.
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelError),
 		EnableOpenMetrics: true,
 	}))
-	r.Get("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+	r.Get(healthyPath, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("Healthy.\n"))
 	})
-	r.Get("/-/ready", func(w http.ResponseWriter, _ *http.Request) {
-		if !s.ready.Load() {
-			http.Error(w, "Not ready.", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("Ready.\n"))
-	})
+	r.Get(readyPath, s.serveReady)
 	if s.healing != nil {
 		// Both handlers route on the full path, so they are handed it unchanged.
 		if s.healing.webhook != nil {
 			r.Handle(webhook.Path, s.healing.webhook)
 		}
 		r.Handle(api.Prefix+"/*", s.healing.api)
-		// Reloading changes what gets repaired, so it takes the API token like every change.
-		r.With(api.RequireToken(s.healing.token)).Post("/-/reload", s.healing.serveReload)
+		// Reloading changes what gets repaired, so it takes the admin token like every change.
+		r.With(api.RequireAdmin(s.healing.access)).Post(reloadPath, s.healing.serveReload)
 	}
-	return r
+	return s.web.handler(r, ownAuth)
+}
+
+// ownAuth says which paths the web configuration's basic auth leaves alone: the probes, and
+// the paths that check vectorheal's own credentials (the receiver's, the API's tokens).
+func ownAuth(path string) bool {
+	switch {
+	case path == healthyPath, path == readyPath, path == reloadPath, path == webhook.Path:
+		return true
+	}
+	return strings.HasPrefix(path, api.Prefix+"/")
+}
+
+// serveReady answers 200 once serve has started and while the receiver can accept alerts;
+// 503 with the reasons otherwise (no receiver credentials, the state store unreachable). A
+// process without a state store (the exporter alone) is ready once started.
+func (s *server) serveReady(w http.ResponseWriter, r *http.Request) {
+	reasons := s.notReady(r.Context())
+	if len(reasons) > 0 {
+		http.Error(w, "Not ready: "+strings.Join(reasons, "; "), http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("Ready.\n"))
+}
+
+func (s *server) notReady(ctx context.Context) []string {
+	if !s.ready.Load() {
+		return []string{"starting"}
+	}
+	reasons := append([]string(nil), s.start.notReady...)
+	if s.state != nil {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := s.state.Ping(ctx); err != nil {
+			reasons = append(reasons, "the state store does not answer, so alerts cannot be recorded: "+err.Error())
+		}
+	}
+	return reasons
 }

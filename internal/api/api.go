@@ -1,9 +1,10 @@
 // Package api serves vectorheal's JSON API under /api/v1/: healing status, issues (alerts and
 // what became of them), repairs and their history, manual repairs, approval and cancel,
-// circuit reset, forced health checks, and pause/resume as Alertmanager silences. Reads are
-// open like /metrics; every call that changes something needs the API token
-// (Authorization: Bearer), compared in constant time. X-Vectorheal-User names the caller for
-// the history (approved_by, requested_by, a silence's createdBy).
+// circuit reset, forced health checks, and pause/resume as Alertmanager silences. Reads need
+// the read token, the admin token or a user of the web configuration (basic auth); every call
+// that changes something needs the admin token (Authorization: Bearer). The webhook's token
+// is neither. X-Vectorheal-User names the caller for the history (approved_by, requested_by,
+// a silence's createdBy).
 //
 //	GET  /api/v1/status                 StatusBody: paused?, running, queued, awaiting approval, last 24h, open circuits, pauses
 //	GET  /api/v1/issues?firing=true&limit=N
@@ -15,13 +16,14 @@
 //	GET  /api/v1/circuits
 //	POST /api/v1/circuits/reset         IndexBody
 //	POST /api/v1/checks                 IndexBody -> 202; recorded in check_requests for the exporter
-//	POST /api/v1/pause                  PauseBody -> 201 {"id": silence id}
+//	POST /api/v1/pause                  PauseBody -> 201 PauseResult: the silence and the alerts it covers
 //	POST /api/v1/resume                 ResumeBody (id, or the target/index the pause was made with)
 //	GET  /api/v1/pauses                 vectorheal's silences, active or pending
 //
-// Errors are {"error": "..."}: 400 names the field, 401/403 for the token, 404 for an unknown
-// repair, target or index, 409 for a repair in the wrong state, 502 when Alertmanager fails,
-// 503 for pause calls without Alertmanager configured.
+// Errors are {"error": "..."}: 400 names the field, 401 without credentials, 403 for
+// credentials that do not allow the call (or no token configured for it), 404 for an unknown
+// repair, target or index, 409 for a repair in the wrong state (or a pause with an empty
+// runbook), 502 when Alertmanager fails, 503 for pause calls without Alertmanager configured.
 package api
 
 import (
@@ -42,6 +44,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/amclient"
 	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
 )
 
 // Prefix is where the API lives when the handler is mounted at /.
@@ -66,8 +69,11 @@ type Options struct {
 	Engine *engine.Engine
 	// Silences, when set, backs pause, resume and pauses; nil answers them 503.
 	Silences Silences
-	// Token guards mutating calls (Authorization: Bearer). Empty refuses every mutating call.
-	Token string
+	// Access says who may read and who may change; see Access.
+	Access Access
+	// Runbook returns the runbook in force; a pause silences the alerts its entries act on.
+	// Nil: a pause covers every alert of its scope but vectorheal's own.
+	Runbook func() *runbook.Runbook
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -75,6 +81,7 @@ type Options struct {
 type api struct {
 	e        *engine.Engine
 	silences Silences
+	runbook  func() *runbook.Runbook
 	log      *slog.Logger
 }
 
@@ -86,18 +93,21 @@ func New(o Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &api{e: o.Engine, silences: o.Silences, log: o.Logger.With("component", "api")}
+	a := &api{e: o.Engine, silences: o.Silences, runbook: o.Runbook, log: o.Logger.With("component", "api")}
 	r := chi.NewRouter()
 	r.Route(Prefix, func(r chi.Router) {
-		r.Get("/status", a.status)
-		r.Get("/issues", a.issues)
-		r.Get("/repairs", a.listRepairs)
-		r.Get("/repairs/{id}", a.getRepair)
-		r.Get("/circuits", a.circuits)
-		r.Get("/budgets", a.budgets)
-		r.Get("/pauses", a.pauses)
 		r.Group(func(r chi.Router) {
-			r.Use(RequireToken(o.Token))
+			r.Use(RequireRead(o.Access))
+			r.Get("/status", a.status)
+			r.Get("/issues", a.issues)
+			r.Get("/repairs", a.listRepairs)
+			r.Get("/repairs/{id}", a.getRepair)
+			r.Get("/circuits", a.circuits)
+			r.Get("/budgets", a.budgets)
+			r.Get("/pauses", a.pauses)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(RequireAdmin(o.Access))
 			r.Post("/repairs", a.trigger)
 			r.Post("/repairs/{id}/approve", a.approve)
 			r.Post("/repairs/{id}/cancel", a.cancel)
@@ -116,34 +126,121 @@ func New(o Options) (http.Handler, error) {
 	return r, nil
 }
 
-// RequireToken returns middleware that lets a request through only when it carries token as
-// a bearer token (an empty token refuses every request). The comparison is of digests in
-// constant time, so neither the token nor its length leaks through timing. The API guards its
-// mutating calls with it; serve guards POST /-/reload with it too.
-func RequireToken(token string) func(http.Handler) http.Handler {
-	var want []byte // sha256 of the token, nil when none
-	if token != "" {
-		sum := sha256.Sum256([]byte(token))
-		want = sum[:]
+// Access says who may call the API. Each token is compared as a digest in constant time, so
+// neither a token nor its length leaks through timing.
+type Access struct {
+	// AdminToken (remediation.api_token) may read and change. Empty: no call that changes
+	// something is allowed.
+	AdminToken string
+	// ReadToken (remediation.api_read_token) may only read.
+	ReadToken string
+	// BasicUser, when set, says whether HTTP basic credentials are a user of the server's web
+	// configuration (basic_auth_users of --web.config.file); such a user may read, as they may
+	// read /metrics.
+	BasicUser func(user, password string) bool
+}
+
+// credential is what a request's Authorization header proves.
+type credential int
+
+const (
+	credNone  credential = iota // no Authorization header, or a scheme the API does not take
+	credWrong                   // a token or basic credentials that are none of Access's
+	credBasic                   // a user of the web configuration
+	credRead                    // the read token
+	credAdmin                   // the admin token
+)
+
+// guard checks requests against an Access.
+type guard struct {
+	admin, read []byte // sha256 of the tokens; nil when unset
+	basic       func(user, password string) bool
+}
+
+func newGuard(a Access) guard {
+	return guard{admin: digest(a.AdminToken), read: digest(a.ReadToken), basic: a.BasicUser}
+}
+
+// digest hashes a token so comparisons take the same time whatever its length; nil for "".
+func digest(tok string) []byte {
+	if tok == "" {
+		return nil
 	}
+	sum := sha256.Sum256([]byte(tok))
+	return sum[:]
+}
+
+func (g guard) identify(r *http.Request) credential {
+	h := r.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(h, " ")
+	switch {
+	case strings.EqualFold(scheme, "Bearer"):
+		sum := digest(strings.TrimSpace(cred))
+		// Both compares always run, so timing does not tell which token came close.
+		admin := g.admin != nil && sum != nil && subtle.ConstantTimeCompare(sum, g.admin) == 1
+		read := g.read != nil && sum != nil && subtle.ConstantTimeCompare(sum, g.read) == 1
+		switch {
+		case admin:
+			return credAdmin
+		case read:
+			return credRead
+		}
+		return credWrong
+	case strings.EqualFold(scheme, "Basic"):
+		u, p, ok := r.BasicAuth()
+		if ok && g.basic != nil && g.basic(u, p) {
+			return credBasic
+		}
+		return credWrong
+	}
+	return credNone
+}
+
+// RequireRead returns middleware that lets a request through when it carries the read or the
+// admin token (Authorization: Bearer) or the basic credentials of a web configuration user.
+func RequireRead(a Access) func(http.Handler) http.Handler {
+	g := newGuard(a)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if want == nil {
-				writeError(w, http.StatusForbidden, "this call changes state and no API token is configured (remediation.api_token)")
+			if g.admin == nil && g.read == nil && g.basic == nil {
+				writeError(w, http.StatusForbidden, "reading the API needs a token and none is configured (remediation.api_read_token or remediation.api_token)")
 				return
 			}
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok {
+			switch g.identify(r) {
+			case credAdmin, credRead, credBasic:
+				next.ServeHTTP(w, r)
+			case credWrong:
+				writeError(w, http.StatusForbidden, "wrong credentials for the API (the webhook's token is not an API token)")
+			default:
 				w.Header().Set("WWW-Authenticate", `Bearer realm="vectorheal"`)
-				writeError(w, http.StatusUnauthorized, "this call needs Authorization: Bearer <api token>")
+				writeError(w, http.StatusUnauthorized, "this call needs Authorization: Bearer <api read or admin token>")
+			}
+		})
+	}
+}
+
+// RequireAdmin returns middleware that lets a request through only when it carries the admin
+// token (an unset admin token refuses every request). The API guards the calls that change
+// something with it; serve guards POST /-/reload with it too.
+func RequireAdmin(a Access) func(http.Handler) http.Handler {
+	g := newGuard(a)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if g.admin == nil {
+				writeError(w, http.StatusForbidden, "this call changes state and no API admin token is configured (remediation.api_token)")
 				return
 			}
-			sum := sha256.Sum256([]byte(tok))
-			if subtle.ConstantTimeCompare(sum[:], want) != 1 {
-				writeError(w, http.StatusForbidden, "wrong API token")
-				return
+			switch g.identify(r) {
+			case credAdmin:
+				next.ServeHTTP(w, r)
+			case credRead, credBasic:
+				writeError(w, http.StatusForbidden, "this call changes state: it needs the admin token (remediation.api_token); these credentials may only read")
+			case credWrong:
+				writeError(w, http.StatusForbidden, "wrong API token (the webhook's token is not an API token)")
+			default:
+				w.Header().Set("WWW-Authenticate", `Bearer realm="vectorheal"`)
+				writeError(w, http.StatusUnauthorized, "this call needs Authorization: Bearer <api admin token>")
 			}
-			next.ServeHTTP(w, r)
 		})
 	}
 }

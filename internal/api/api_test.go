@@ -3,19 +3,23 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/alertmanager/pkg/labels"
 
 	"github.com/vectorheal/vectorheal/internal/amclient"
 	"github.com/vectorheal/vectorheal/internal/api"
@@ -31,7 +35,10 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 
-const token = "s3cret-token"
+const (
+	token     = "s3cret-token" // the admin token
+	readToken = "read-only-token"
+)
 
 // noop runs SELECT 1 on the target. It is a strategy.Definition of its own, so it words its
 // refusal of an unknown parameter itself.
@@ -157,7 +164,8 @@ func setup(t *testing.T) (client, *amclient.Client, *pgxpool.Pool, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.StopAndCancel(context.Background()) })
-	h, err := api.New(api.Options{Engine: e, Silences: ac, Token: token, Logger: logger})
+	h, err := api.New(api.Options{Engine: e, Silences: ac, Access: api.Access{AdminToken: token, ReadToken: readToken},
+		Runbook: func() *runbook.Runbook { return healingRunbook(t) }, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +230,7 @@ func TestRepairsThroughAPI(t *testing.T) {
 			t.Fatalf("repair %+v did not succeed", rep)
 		}
 		time.Sleep(100 * time.Millisecond)
-		if code := c.call("GET", "/repairs/"+itoa(created.ID), "", nil, &rep); code != 200 {
+		if code := c.call("GET", "/repairs/"+itoa(created.ID), readToken, nil, &rep); code != 200 {
 			t.Fatalf("get repair: %d", code)
 		}
 	}
@@ -230,19 +238,19 @@ func TestRepairsThroughAPI(t *testing.T) {
 		t.Fatalf("repair %+v", rep)
 	}
 	var list []engine.Repair
-	if code := c.call("GET", "/repairs?target=db1&index=t_v_idx&outcome=succeeded", "", nil, &list); code != 200 || len(list) != 1 {
+	if code := c.call("GET", "/repairs?target=db1&index=t_v_idx&outcome=succeeded", readToken, nil, &list); code != 200 || len(list) != 1 {
 		t.Fatalf("list: %d %+v", code, list)
 	}
-	if code := c.call("GET", "/repairs?outcome=exploded", "", nil, &e); code != 400 {
+	if code := c.call("GET", "/repairs?outcome=exploded", readToken, nil, &e); code != 400 {
 		t.Fatalf("bad outcome: %d", code)
 	}
-	if code := c.call("GET", "/repairs?colour=red", "", nil, &e); code != 400 || !strings.Contains(e.Error, "colour") {
+	if code := c.call("GET", "/repairs?colour=red", readToken, nil, &e); code != 400 || !strings.Contains(e.Error, "colour") {
 		t.Fatalf("unknown filter: %d %q", code, e.Error)
 	}
-	if code := c.call("GET", "/repairs/abc", "", nil, &e); code != 400 {
+	if code := c.call("GET", "/repairs/abc", readToken, nil, &e); code != 400 {
 		t.Fatalf("bad id: %d", code)
 	}
-	if code := c.call("GET", "/repairs/99999", "", nil, &e); code != 404 {
+	if code := c.call("GET", "/repairs/99999", readToken, nil, &e); code != 404 {
 		t.Fatalf("missing repair: %d", code)
 	}
 	if code := c.call("POST", "/repairs/"+itoa(created.ID)+"/approve", token, nil, &e); code != 409 {
@@ -256,7 +264,7 @@ func TestRepairsThroughAPI(t *testing.T) {
 	}
 	// The manual repair counts in the index's budget; it holds nothing back.
 	var budgets []engine.IndexBudget
-	if code := c.call("GET", "/budgets", "", nil, &budgets); code != 200 || len(budgets) != 1 {
+	if code := c.call("GET", "/budgets", readToken, nil, &budgets); code != 200 || len(budgets) != 1 {
 		t.Fatalf("budgets: %d %+v", code, budgets)
 	}
 	if b := budgets[0]; b.Target != "db1" || b.Index != "t_v_idx" || !b.Allowed || b.HeldBy != "" ||
@@ -264,7 +272,7 @@ func TestRepairsThroughAPI(t *testing.T) {
 		t.Fatalf("budget %+v", b)
 	}
 	var st api.StatusBody
-	if code := c.call("GET", "/status", "", nil, &st); code != 200 || st.Last24h["succeeded"] != 1 || !st.Workers {
+	if code := c.call("GET", "/status", readToken, nil, &st); code != 200 || st.Last24h["succeeded"] != 1 || !st.Workers {
 		t.Fatalf("status: %d %+v", code, st)
 	}
 	var chk struct{ ID int64 }
@@ -277,55 +285,168 @@ func TestRepairsThroughAPI(t *testing.T) {
 	}
 }
 
-// TestPauseResume: pause and resume are Alertmanager silences that really silence the
-// index's alerts.
+// healingRunbook is the runbook the API's pauses are scoped to: one entry by name, one by a
+// regular expression, one whose name holds a regular expression's metacharacter.
+func healingRunbook(t *testing.T) *runbook.Runbook {
+	t.Helper()
+	m := func(typ labels.MatchType, v string) labels.Matchers {
+		x, err := labels.NewMatcher(typ, "alertname", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return labels.Matchers{x}
+	}
+	return &runbook.Runbook{Entries: []*runbook.Entry{
+		{Name: "fragmented", Matchers: m(labels.MatchEqual, "PgvectorHNSWFragmented")},
+		{Name: "lists", Matchers: m(labels.MatchRegexp, "PgvectorIVFFlatEmptyLists|PgvectorIVFFlatImbalanced")},
+		{Name: "dotted", Matchers: m(labels.MatchEqual, "Pg.vector")},
+	}}
+}
+
+// TestPauseResume: a pause is an Alertmanager silence of the alerts vectorheal acts on (the
+// runbook's) in its scope, which really silences them there and nothing else: not
+// vectorheal's own health alerts, not alerts only people act on, not other targets.
 func TestPauseResume(t *testing.T) {
 	c, ac, _, amURL := setup(t)
 	var e api.ErrorBody
 	if code := c.call("POST", "/pause", "", map[string]string{}, &e); code != 401 {
 		t.Fatalf("pause without token: %d", code)
 	}
-	if code := c.call("POST", "/pause", token, map[string]string{"index": "t_v_idx"}, &e); code != 400 || !strings.Contains(e.Error, "needs target") {
+	if code := c.call("POST", "/pause", readToken, map[string]any{"all": true}, &e); code != 403 {
+		t.Fatalf("pause with the read token: %d", code)
+	}
+	if code := c.call("POST", "/pause", token, map[string]string{"index": "t_v_idx"}, &e); code != 400 || !strings.Contains(e.Error, "give a target") {
 		t.Fatalf("pause without target: %d %q", code, e.Error)
 	}
-	var created struct{ ID string }
-	if code := c.call("POST", "/pause", token, map[string]string{"target": "db1", "index": "t_v_idx", "duration": "2h", "comment": "rebuild by hand"}, &created); code != 201 {
+	if code := c.call("POST", "/pause", token, map[string]string{}, &e); code != 400 || !strings.Contains(e.Error, "all") {
+		t.Fatalf("pause without target nor all: %d %q", code, e.Error)
+	}
+	var idx, all api.PauseResult
+	if code := c.call("POST", "/pause", token, map[string]string{"target": "db1", "index": "t_v_idx", "duration": "2h", "comment": "rebuild by hand"}, &idx); code != 201 {
 		t.Fatalf("pause: %d", code)
 	}
-	if code := c.call("POST", "/pause", token, map[string]string{"duration": "30m"}, nil); code != 201 {
-		t.Fatalf("pause all: %d", code)
+	wantAlerts := []string{`(?:PgvectorIVFFlatEmptyLists|PgvectorIVFFlatImbalanced)`, `Pg\.vector`, `PgvectorHNSWFragmented`}
+	if fmt.Sprint(idx.Alerts) != fmt.Sprint(wantAlerts) || idx.Scope != "index db1 public.t_v_idx" || idx.Excluded != api.OwnAlerts || len(idx.Uncovered) != 0 {
+		t.Fatalf("index pause covers %+v", idx)
+	}
+	if code := c.call("POST", "/pause", token, map[string]any{"duration": "30m", "all": true}, &all); code != 201 || all.Scope != "every target" {
+		t.Fatalf("pause all: %d %+v", code, all)
 	}
 	var ps []amclient.Silence
-	if code := c.call("GET", "/pauses", "", nil, &ps); code != 200 || len(ps) != 2 {
+	if code := c.call("GET", "/pauses", readToken, nil, &ps); code != 200 || len(ps) != 2 {
 		t.Fatalf("pauses: %d %+v", code, ps)
 	}
 	var st api.StatusBody
-	if c.call("GET", "/status", "", nil, &st); !st.Paused || len(st.Pauses) != 2 {
+	if c.call("GET", "/status", readToken, nil, &st); !st.Paused || len(st.Pauses) != 2 {
 		t.Fatalf("status while paused: %+v", st)
 	}
-	// An alert of that index is silenced in Alertmanager.
-	labels := map[string]string{"alertname": "X", "target": "db1", "schemaname": "public", "indexrelname": "t_v_idx"}
-	postToAM(t, amURL, labels)
-	silenced := false
-	for deadline := time.Now().Add(10 * time.Second); !silenced && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		s, err := ac.Alert(t.Context(), labels, "")
-		silenced = err == nil && len(s.SilencedBy) == 2
+
+	index := map[string]string{"target": "db1", "datname": "db1", "schemaname": "public", "indexrelname": "t_v_idx"}
+	with := func(name string, over ...string) map[string]string {
+		ls := map[string]string{"alertname": name}
+		for k, v := range index {
+			ls[k] = v
+		}
+		for i := 0; i+1 < len(over); i += 2 {
+			ls[over[i]] = over[i+1]
+		}
+		return ls
 	}
-	if !silenced {
-		t.Fatal("alert of the paused index is not silenced by both pauses")
+	for _, tc := range []struct {
+		what   string
+		labels map[string]string
+		want   []string // the pauses that silence it
+	}{
+		{"a runbook alert of the index", with("PgvectorHNSWFragmented"), []string{idx.ID, all.ID}},
+		{"a runbook alert by regular expression", with("PgvectorIVFFlatImbalanced"), []string{idx.ID, all.ID}},
+		{"a runbook alert of another target", with("PgvectorHNSWFragmented", "target", "db2"), []string{all.ID}},
+		{"a runbook alert of another index", with("PgvectorHNSWFragmented", "indexrelname", "other_idx"), []string{all.ID}},
+		{"vectorheal's own health alert", with("VectorhealRepairsFailing"), nil},
+		{"an alert no runbook entry acts on", with("PgvectorLatencySpike"), nil},
+		{"a name the escaped dot does not match", with("PgXvector"), nil},
+		{"a name longer than the runbook's", with("PgvectorHNSWFragmentedX"), nil},
+	} {
+		postToAM(t, amURL, tc.labels)
+		var got []string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			s, err := ac.Alert(t.Context(), tc.labels, "")
+			if err == nil && s.Found {
+				got = s.SilencedBy
+				if len(got) == len(tc.want) {
+					break
+				}
+			}
+		}
+		sort.Strings(got)
+		sort.Strings(tc.want)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: silenced by %v, want %v", tc.what, got, tc.want)
+		}
 	}
+
 	if code := c.call("POST", "/resume", token, map[string]string{"target": "db1", "index": "t_v_idx"}, &e); code != 200 {
 		t.Fatalf("resume: %d %q", code, e.Error)
 	}
 	if code := c.call("POST", "/resume", token, map[string]string{}, &e); code != 200 {
 		t.Fatalf("resume all: %d %q", code, e.Error)
 	}
-	if code := c.call("POST", "/resume", token, map[string]string{"id": created.ID}, &e); code != 404 {
+	if code := c.call("POST", "/resume", token, map[string]string{"id": idx.ID}, &e); code != 404 {
 		t.Fatalf("resume twice: %d", code)
 	}
-	if code := c.call("GET", "/pauses", "", nil, &ps); code != 200 || len(ps) != 0 {
+	if code := c.call("GET", "/pauses", readToken, nil, &ps); code != 200 || len(ps) != 0 {
 		t.Fatalf("pauses after resume: %+v", ps)
 	}
+}
+
+// TestAPICredentials: reads take the read token, the admin token or a web configuration user;
+// changes take the admin token only; the webhook's token is neither.
+func TestAPICredentials(t *testing.T) {
+	basic := func(u, p string) bool { return u == "web" && p == "pw" }
+	h := api.RequireRead(api.Access{AdminToken: "admin", ReadToken: "read", BasicUser: basic})(okHandler())
+	hw := api.RequireAdmin(api.Access{AdminToken: "admin", ReadToken: "read", BasicUser: basic})(okHandler())
+	for _, tc := range []struct {
+		auth        string
+		read, write int
+	}{
+		{"", 401, 401},
+		{"Bearer admin", 200, 200},
+		{"bearer admin", 200, 200},
+		{"Bearer read", 200, 403},
+		{"Bearer hook-token", 403, 403},
+		{"Bearer ", 403, 403},
+		{"Basic " + base64.StdEncoding.EncodeToString([]byte("web:pw")), 200, 403},
+		{"Basic " + base64.StdEncoding.EncodeToString([]byte("web:nope")), 403, 403},
+		{"Token admin", 401, 401},
+	} {
+		for _, x := range []struct {
+			h    http.Handler
+			want int
+		}{{h, tc.read}, {hw, tc.write}} {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/", nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			x.h.ServeHTTP(rec, req)
+			if rec.Code != x.want {
+				t.Errorf("%q: %d, want %d (%s)", tc.auth, rec.Code, x.want, rec.Body.String())
+			}
+		}
+	}
+	// Without tokens: reads and changes are refused with the key to set.
+	for _, h := range []http.Handler{api.RequireRead(api.Access{})(okHandler()), api.RequireAdmin(api.Access{ReadToken: "read"})(okHandler())} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("Authorization", "Bearer read")
+		h.ServeHTTP(rec, req)
+		if rec.Code != 403 || !strings.Contains(rec.Body.String(), "remediation.api_") {
+			t.Errorf("no token configured: %d %s", rec.Code, rec.Body.String())
+		}
+	}
+}
+
+func okHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(200) })
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -341,7 +462,7 @@ func TestIssuesShowNotificationReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	var is []engine.Issue
-	if code := c.call("GET", "/issues", "", nil, &is); code != 200 || len(is) != 2 {
+	if code := c.call("GET", "/issues", readToken, nil, &is); code != 200 || len(is) != 2 {
 		t.Fatalf("issues: %d %+v", code, is)
 	}
 	got := map[string]engine.Issue{}

@@ -3,11 +3,16 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"regexp"
+	"sort"
 	"strings"
 	"time"
 
+	"github.com/prometheus/alertmanager/pkg/labels"
+
 	"github.com/vectorheal/vectorheal/internal/amclient"
 	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
@@ -148,7 +153,7 @@ func (a *api) trigger(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("manual repair queued", "repair", id, "by", user(r), "strategy", b.Strategy, "target", b.Target, "index", b.Schema+"."+b.Index)
+	a.log.Info("manual repair queued", "repair", id, "by", user(r), "strategy", b.Strategy, "target", b.Target, "index", schemaOf(IndexBody{Schema: b.Schema})+"."+b.Index)
 	writeJSON(w, http.StatusAccepted, Created{ID: id})
 }
 
@@ -222,7 +227,7 @@ func (a *api) resetCircuit(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	a.log.Info("circuit reset", "by", user(r), "target", b.Target, "index", b.Schema+"."+b.Index)
+	a.log.Info("circuit reset", "by", user(r), "scope", scopeText(b))
 	writeJSON(w, http.StatusOK, Done{OK: true, Message: fmt.Sprintf("%d circuit(s) reset; auto-healing resumes", n)})
 }
 
@@ -247,13 +252,36 @@ func (a *api) check(w http.ResponseWriter, r *http.Request) {
 // can be told from the silences operators create for notifications.
 const pauseMarker = "[vectorheal pause]"
 
-// PauseBody is POST /pause: with no target, all healing pauses; with a target and no index,
-// the target's; with an index, that index's.
+// PauseBody is POST /pause: with All, healing pauses on every target; with a target and no
+// index, the target's; with an index, that index's. One of All and Target is needed.
 type PauseBody struct {
 	IndexBody
+	All      bool   `json:"all"`
 	Duration string `json:"duration"` // default 1h
 	Comment  string `json:"comment"`
 }
+
+// PauseResult is POST /pause's answer: the silence and what it covers.
+type PauseResult struct {
+	ID       string             `json:"id"`
+	Matchers []amclient.Matcher `json:"matchers"`
+	// Scope is what the pause applies to: "every target", "target main", or an index.
+	Scope string `json:"scope"`
+	// Alerts are the alert names (regular expressions where an entry selects by one) of the
+	// runbook's entries, the alerts vectorheal acts on; empty when the pause covers every
+	// alert of the scope but vectorheal's own (Uncovered says why).
+	Alerts []string `json:"alerts,omitempty"`
+	// Uncovered names the runbook entries that select alerts by other labels than alertname:
+	// for their sake the pause covers every alert of its scope but vectorheal's own.
+	Uncovered []string `json:"uncovered,omitempty"`
+	// Excluded is the alert names a pause never silences: vectorheal's own health alerts.
+	Excluded string `json:"excluded"`
+}
+
+// OwnAlerts matches the names of vectorheal's own health alerts (rules/vectorheal.yml,
+// rules/versions.yml: the exporter down, repairs failing, the webhook refusing...). A pause
+// never silences them: pausing healing must not hide that healing is broken.
+const OwnAlerts = "Vectorheal.*"
 
 func (a *api) pause(w http.ResponseWriter, r *http.Request) {
 	if a.silences == nil {
@@ -269,51 +297,153 @@ func (a *api) pause(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("duration %q is not a positive duration such as 30m or 2h", b.Duration))
 		return
 	}
-	ms, err := pauseMatchers(b.IndexBody)
+	scope, err := pauseScope(b)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	res := PauseResult{Scope: scopeText(b.IndexBody), Excluded: OwnAlerts}
+	alertRE := ".+"
+	if a.runbook != nil {
+		rb := a.runbook()
+		if len(rb.Entries) == 0 {
+			writeError(w, http.StatusConflict, "the runbook has no entries: vectorheal repairs nothing, so there is nothing to pause")
+			return
+		}
+		res.Alerts, res.Uncovered = healingAlerts(rb)
+		if len(res.Uncovered) == 0 {
+			alertRE = strings.Join(res.Alerts, "|")
+		} else {
+			res.Alerts = nil
+		}
+	} else {
+		res.Uncovered = []string{"(no runbook)"}
+	}
+	res.Matchers = append([]amclient.Matcher{
+		{Name: "alertname", Value: alertRE, IsRegex: true, IsEqual: true},
+		{Name: "alertname", Value: OwnAlerts, IsRegex: true, IsEqual: false},
+	}, scope...)
 	comment := pauseMarker
 	if c := strings.TrimSpace(b.Comment); c != "" {
 		comment += " " + c
 	}
-	id, err := a.silences.CreateSilence(r.Context(), amclient.Silence{Matchers: ms, EndsAt: time.Now().Add(d),
+	res.ID, err = a.silences.CreateSilence(r.Context(), amclient.Silence{Matchers: res.Matchers, EndsAt: time.Now().Add(d),
 		CreatedBy: user(r), Comment: comment})
 	if err != nil {
 		writeError(w, http.StatusBadGateway, err.Error())
 		return
 	}
-	a.log.Info("healing paused", "silence", id, "by", user(r), "target", b.Target, "index", b.Schema+"."+b.Index, "for", d)
-	writeJSON(w, http.StatusCreated, Created{ID: id})
+	log := a.log.With("silence", res.ID, "by", user(r), "scope", res.Scope, "for", d)
+	if len(res.Uncovered) > 0 {
+		log = log.With("uncovered_entries", res.Uncovered)
+	}
+	log.Info("healing paused")
+	writeJSON(w, http.StatusCreated, res)
 }
 
-// pauseMatchers selects the alerts a pause silences: every index alert carries target.
-func pauseMatchers(b IndexBody) ([]amclient.Matcher, error) {
-	eq := func(n, v string) amclient.Matcher { return amclient.Matcher{Name: n, Value: v, IsEqual: true} }
-	switch {
-	case b.Target == "" && (b.Index != "" || b.Schema != "" || b.Datname != ""):
-		return nil, fmt.Errorf("%w: an index pause needs target", engine.ErrInvalid)
-	case b.Target == "":
-		return []amclient.Matcher{{Name: "target", Value: ".+", IsRegex: true, IsEqual: true}}, nil
+// healingAlerts lists the alert names the runbook's entries select, each escaped as a
+// regular expression (an entry selecting by a regular expression gives it grouped), sorted,
+// and the entries that select by no positive alertname matcher.
+func healingAlerts(rb *runbook.Runbook) (alerts, uncovered []string) {
+	seen := map[string]bool{}
+	for _, e := range rb.Entries {
+		re, ok := entryAlerts(e.Matchers)
+		if !ok {
+			uncovered = append(uncovered, e.Name)
+			continue
+		}
+		if !seen[re] {
+			seen[re] = true
+			alerts = append(alerts, re)
+		}
 	}
+	sort.Strings(alerts)
+	return alerts, uncovered
+}
+
+// entryAlerts is the regular expression of the alert names an entry's matchers accept; false
+// when they do not narrow alertname.
+func entryAlerts(ms labels.Matchers) (string, bool) {
+	for _, m := range ms {
+		if m.Name != "alertname" {
+			continue
+		}
+		switch m.Type {
+		case labels.MatchEqual:
+			return regexp.QuoteMeta(m.Value), true
+		case labels.MatchRegexp:
+			return "(?:" + m.Value + ")", true
+		}
+	}
+	return "", false
+}
+
+// pauseScope is the matchers of the scope a pause applies to: every index alert carries target.
+func pauseScope(b PauseBody) ([]amclient.Matcher, error) {
+	switch {
+	case b.All && (b.Target != "" || b.Index != "" || b.Schema != "" || b.Datname != ""):
+		return nil, fmt.Errorf("%w: all pauses every target; give it without target, datname, schema or index", engine.ErrInvalid)
+	case b.All:
+		return nil, nil
+	case b.Target == "":
+		return nil, fmt.Errorf("%w: give a target (and an index), or all to pause every target", engine.ErrInvalid)
+	}
+	return scopeMatchers(b.IndexBody), nil
+}
+
+// scopeMatchers are the label matchers of a target or index scope; none for every target.
+func scopeMatchers(b IndexBody) []amclient.Matcher {
+	if b.Target == "" {
+		return nil
+	}
+	eq := func(n, v string) amclient.Matcher { return amclient.Matcher{Name: n, Value: v, IsEqual: true} }
 	ms := []amclient.Matcher{eq("target", b.Target)}
 	if b.Datname != "" {
 		ms = append(ms, eq("datname", b.Datname))
 	}
 	if b.Index != "" {
-		schema := b.Schema
-		if schema == "" {
-			schema = "public"
-		}
-		ms = append(ms, eq("schemaname", schema), eq("indexrelname", b.Index))
+		ms = append(ms, eq("schemaname", schemaOf(b)), eq("indexrelname", b.Index))
 	}
-	return ms, nil
+	return ms
 }
 
-func isGlobal(s amclient.Silence) bool {
-	return len(s.Matchers) == 1 && s.Matchers[0].Name == "target" && s.Matchers[0].IsRegex && s.Matchers[0].Value == ".+"
+func schemaOf(b IndexBody) string {
+	if b.Schema == "" {
+		return "public"
+	}
+	return b.Schema
 }
+
+// scopeText names a pause's scope for people: "every target", "target main",
+// "index main public.items_idx".
+func scopeText(b IndexBody) string {
+	switch {
+	case b.Target == "":
+		return "every target"
+	case b.Index == "":
+		s := "target " + b.Target
+		if b.Datname != "" {
+			s += " database " + b.Datname
+		}
+		return s
+	}
+	return "index " + b.Target + " " + schemaOf(b) + "." + b.Index
+}
+
+// scopeOf drops the alertname matchers of a pause, and the target=~".+" of pauses made before
+// pauses were scoped to healing: what remains is its scope.
+func scopeOf(ms []amclient.Matcher) []amclient.Matcher {
+	var out []amclient.Matcher
+	for _, m := range ms {
+		if m.Name == "alertname" || (m.Name == "target" && m.IsRegex && m.Value == ".+") {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func isGlobal(s amclient.Silence) bool { return len(scopeOf(s.Matchers)) == 0 }
 
 // activePauses lists vectorheal's pauses that are active or pending.
 func (a *api) activePauses(r *http.Request) ([]amclient.Silence, error) {
@@ -363,16 +493,14 @@ func (a *api) resume(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadGateway, err.Error())
 		return
 	}
-	var want []amclient.Matcher
-	if b.ID == "" {
-		if want, err = pauseMatchers(b.IndexBody); err != nil {
-			a.fail(w, r, err)
-			return
-		}
+	if b.ID == "" && b.Target == "" && (b.Index != "" || b.Schema != "" || b.Datname != "") {
+		writeError(w, http.StatusBadRequest, "an index's pause is resumed with its target")
+		return
 	}
+	want := scopeMatchers(b.IndexBody)
 	var expired []string
 	for _, p := range ps {
-		if (b.ID != "" && p.ID == b.ID) || (b.ID == "" && sameMatchers(p.Matchers, want)) {
+		if (b.ID != "" && p.ID == b.ID) || (b.ID == "" && sameMatchers(scopeOf(p.Matchers), want)) {
 			if err := a.silences.ExpireSilence(r.Context(), p.ID); err != nil {
 				writeError(w, http.StatusBadGateway, err.Error())
 				return

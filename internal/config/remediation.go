@@ -38,9 +38,14 @@ type Remediation struct {
 	// HorizonMinXIDs is the same for replication slots and standby feedback, whose start
 	// PostgreSQL does not record: transactions behind (age(xmin)). Default 1000000.
 	HorizonMinXIDs int `yaml:"horizon_min_xids"`
-	// APIToken guards the mutating API calls (trigger, approve, cancel, reset, pause).
-	// Falls back to webhook.bearer_token when unset.
+	// APIToken is the admin token: it guards the calls that change something (trigger,
+	// approve, cancel, reset, checks, pause, resume, POST /-/reload) and may read too. Unset:
+	// those calls answer 403. It never falls back to the webhook's token: a sender of alerts
+	// must not be able to approve repairs.
 	APIToken Secret `yaml:"api_token"`
+	// APIReadToken may only read the API (status, issues, repairs, circuits, budgets, pauses).
+	// Unset: only the admin token (or a basic_auth_users entry of --web.config.file) reads.
+	APIReadToken Secret `yaml:"api_read_token"`
 }
 
 // DefaultRemediation returns the remediation settings as Load fills them in when the file
@@ -93,6 +98,7 @@ func (r *Remediation) validate(v *validator) {
 	}
 	r.Budget.validate(v, "remediation.budget")
 	r.APIToken.validate(v, "remediation.api_token")
+	r.APIReadToken.validate(v, "remediation.api_read_token")
 }
 
 // Budget is the maintenance budget of one index: the main brake on automatic repairs. It

@@ -760,7 +760,7 @@ func (b *bundle) api(t *testing.T, method, url string) *http.Response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+b.stack.Token)
+	req.Header.Set("Authorization", "Bearer "+b.stack.APIToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -58,10 +58,12 @@ type Stack struct {
 	Prometheus    *testenv.Service
 	Alertmanagers []*testenv.Service
 	Vectorheals   []*Vectorheal
-	// Token is the webhook and API bearer token.
+	// Token is the webhook's bearer token.
 	Token string
 	// TokenFile holds Token.
 	TokenFile string
+	// APIToken is the API's admin token: never the webhook's.
+	APIToken string
 }
 
 // Start assembles and starts the stack: vectorheal replicas first (so the receivers exist),
@@ -97,6 +99,7 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	s.Token = hex.EncodeToString(tok)
+	s.APIToken = "api-" + s.Token
 	s.TokenFile = filepath.Join(c.Dir, "webhook-token")
 	// Alertmanager reads it too, and may run as another user than the test.
 	if err := os.WriteFile(s.TokenFile, []byte(s.Token+"\n"), 0o644); err != nil {
@@ -183,7 +186,7 @@ func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, 
 		"webhook":      map[string]any{"bearer_token": map[string]string{"file": s.TokenFile}},
 		// The backoff after a repair that did not help is compressed like the cooldowns: a
 		// scenario lasts minutes, not the hours the defaults are made for.
-		"remediation": map[string]any{"runbook": runbookFile, "budget": map[string]any{
+		"remediation": map[string]any{"runbook": runbookFile, "api_token": map[string]string{"value": s.APIToken}, "budget": map[string]any{
 			"backoff_base": t.MaxCooldown.String(), "backoff_max": t.MaxCooldown.String()}},
 	}
 	out, err := yaml.Marshal(cfg)
