@@ -41,7 +41,8 @@ func Metrics() []metricdoc.Metric {
 		{Name: "vectorheal_collector_success", Type: g, Help: "Whether the collector's last run on the target succeeded for every index (1) or not (0).", Labels: []string{"target", "collector"}},
 		{Name: "vectorheal_collector_duration_seconds", Type: g, Help: "Duration of the collector's last run on the target (one index for per-index checks).", Labels: []string{"target", "collector"}},
 		{Name: "vectorheal_collector_last_success_timestamp_seconds", Type: g, Help: "Unix time of the collector's last successful run on the target.", Labels: []string{"target", "collector"}},
-		{Name: "vectorheal_page_reader_available", Type: g, Help: "Whether index pages can be read on the target (1: superuser get_raw_page or the vectorheal.index_page wrapper) or not (0: structure metrics are absent).", Labels: []string{"target"}},
+		{Name: "vectorheal_page_reader_available", Type: g, Help: "Whether index pages can be read on the target (1: superuser get_raw_page or the index_page wrapper of exporter.page_reader_schema) or not (0: structure metrics are absent).", Labels: []string{"target"}},
+		{Name: "vectorheal_heap_reader_available", Type: g, Help: "Whether the heap pages of indexed tables can be read to follow HOT chains (1: superuser get_raw_page or the heap_page wrapper of exporter.page_reader_schema) or not (0: pgvector_hnsw_heap_tids is absent while a TID needs its chain followed, and pgvector_index_dead_entries_estimated stands in).", Labels: []string{"target"}},
 	}...)
 }
 

@@ -113,7 +113,8 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 		logger.Warn("no state_store configured: alerts are not received and nothing is repaired")
 	}
 
-	exp := exporter.New(ts, cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state))
+	// The exporter reads with each target's read_dsn, the repair workers use its repair_dsn.
+	exp := exporter.New(ts.Reading(), cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state))
 	s.registry.MustRegister(exp)
 
 	var wg sync.WaitGroup
