@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -31,22 +32,43 @@ type rolesSetup struct {
 	cfgPath                                       string
 }
 
-// docRoleSQL are the grants of docs/operations.md ("Database role and grants"), for the
-// database db, the tables' owner owner, the exporter role exp and the repair role rep.
-func docRoleSQL(db, owner, exp, rep string) []string {
-	return []string{
-		// Exporter: pg_monitor (statistics and, after migrate, the page readers) and SELECT on
-		// the tables of the watched indexes.
-		`CREATE ROLE ` + exp + ` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`,
-		`GRANT CONNECT ON DATABASE ` + db + ` TO ` + exp,
-		`GRANT pg_monitor TO ` + exp,
-		`GRANT SELECT ON items TO ` + exp,
-		// Repair: member of the tables' owner, pg_read_all_stats.
-		`CREATE ROLE ` + rep + ` LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`,
-		`GRANT CONNECT ON DATABASE ` + db + ` TO ` + rep,
-		`GRANT ` + owner + ` TO ` + rep,
-		`GRANT pg_read_all_stats TO ` + rep,
+// docRoleSQL are the SQL blocks of docs/operations.md's "Database role and grants" (the
+// repair role's, then the exporter's), with the names replaced for database db, the tables'
+// owner owner, the exporter role exp and the repair role rep: the test grants exactly what
+// operators are told to grant.
+func docRoleSQL(t *testing.T, db, owner, exp, rep string) []string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
 	}
+	_, sec, ok := strings.Cut(string(doc), "## Database role and grants")
+	if !ok {
+		t.Fatal(`docs/operations.md has no section "Database role and grants"`)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	r := strings.NewReplacer("vectorheal_repair", rep, "vectorheal_exporter", exp, "app_owner", owner,
+		"DATABASE app ", "DATABASE "+db+" ")
+	var stmts []string
+	for range 2 {
+		_, block, ok := strings.Cut(sec, "```sql\n")
+		if !ok {
+			t.Fatal("the section has fewer than two sql blocks (repair role, exporter role)")
+		}
+		block, sec, _ = strings.Cut(block, "```")
+		var lines []string
+		for _, l := range strings.Split(block, "\n") {
+			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
+				lines = append(lines, l)
+			}
+		}
+		for _, st := range strings.Split(r.Replace(strings.Join(lines, "\n")), ";") {
+			if st = strings.TrimSpace(st); st != "" {
+				stmts = append(stmts, st)
+			}
+		}
+	}
+	return stmts
 }
 
 func setupRoles(t *testing.T) rolesSetup {
@@ -75,7 +97,7 @@ func setupRoles(t *testing.T) rolesSetup {
 		// migrate must create pageinspect itself, and only when asked to.
 		`DROP EXTENSION pageinspect`,
 	}
-	execAll(t, dsn, append(stmts, docRoleSQL(pc.Database, owner, exp, rep)...)...)
+	execAll(t, dsn, append(stmts, docRoleSQL(t, pc.Database, owner, exp, rep)...)...)
 	t.Cleanup(func() {
 		for _, r := range []string{exp, rep, nosel, owner} {
 			execAll(t, dsn, `DROP OWNED BY `+r)
