@@ -32,7 +32,7 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 		var err error
 		switch kind {
 		case kindStructure:
-			if reader == "" {
+			if reader.index == "" {
 				return // vectorheal_page_reader_available says why; not a failure of the check
 			}
 			var s *structure
@@ -83,7 +83,7 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 			if build.relfilenode == 0 {
 				return // build not tracked yet
 			}
-			if ix.Method == "ivfflat" && reader != "" && !e.cfg.Structure.Disabled && centers == nil {
+			if ix.Method == "ivfflat" && reader.index != "" && !e.cfg.Structure.Disabled && centers == nil {
 				// Wait for the centers of a page scan rather than switch definitions between runs.
 				return
 			}

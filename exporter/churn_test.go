@@ -119,7 +119,7 @@ func TestFencedScansOfABusyIndex(t *testing.T) {
 	const scans = 100
 	for i := 0; i < scans; i++ {
 		for _, ix := range indexes {
-			s, err := scanStructure(ctx, pool, ix, pagescan.RawPageFunc, cfg)
+			s, err := scanStructure(ctx, pool, ix, rawPages(), cfg)
 			if err != nil {
 				t.Fatalf("scan %d of %s: %v", i, ix.Name, err)
 			}
@@ -156,7 +156,7 @@ func TestFencedScansOfABusyIndex(t *testing.T) {
 	w.paused.Unlock()
 	pool.Reset()
 	for i := 0; i < 5; i++ {
-		s, err := scanStructure(ctx, pool, indexes[0], pagescan.RawPageFunc, cfg)
+		s, err := scanStructure(ctx, pool, indexes[0], rawPages(), cfg)
 		if err != nil {
 			t.Fatalf("scan %d after the damage: %v", i, err)
 		}

@@ -94,7 +94,8 @@ func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats,
 		}
 	}
 	if t.readerSeen {
-		m.gauge("vectorheal_page_reader_available", b2f(t.reader != ""), t.Name)
+		m.gauge("vectorheal_page_reader_available", b2f(t.reader.index != ""), t.Name)
+		m.gauge("vectorheal_heap_reader_available", b2f(t.reader.heap != ""), t.Name)
 	}
 	t.replica.emit(m, t.Name)
 	if !up {

@@ -26,7 +26,7 @@ WHERE c.oid = ANY($1)`
 func (e *Exporter) discover(ctx context.Context, t *target) error {
 	start := time.Now()
 	var list []catalog.Index
-	var fn, why string
+	var reader pageReader
 	cur := map[uint32]buildInfo{}
 	err := readOnly(ctx, t.Pool, e.cfg.StatisticsTimeout, func(tx pgx.Tx) error {
 		all, err := catalog.List(ctx, tx)
@@ -40,7 +40,7 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 				oids = append(oids, ix.OID)
 			}
 		}
-		if fn, why, err = detectPageReader(ctx, tx); err != nil {
+		if reader, err = detectPageReader(ctx, tx, pageReaderSchema(e.cfg)); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, buildSQL, oids)
@@ -92,7 +92,7 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 		t.discErr = ""
 	}
 	t.record(kindDiscovery, 0, start, nil)
-	t.setReader(fn, why)
+	t.setReader(reader)
 	seen := map[uint32]bool{}
 	for _, ix := range list {
 		seen[ix.OID] = true
@@ -134,18 +134,21 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 }
 
 // setReader records how pages are read, logging only changes. t.mu must be held.
-func (t *target) setReader(fn, why string) {
-	if t.readerSeen && fn == t.reader && why == t.readerWhy {
+func (t *target) setReader(r pageReader) {
+	if t.readerSeen && r == t.reader {
 		return
 	}
 	switch {
-	case fn != "":
-		t.logger.Info("index pages readable", "function", fn)
-	default:
-		t.logger.Warn("index pages cannot be read: structure metrics are absent", "reason", why)
+	case r.index == "":
+		t.logger.Warn("index pages cannot be read: structure metrics are absent", "reason", r.why)
 		for _, ix := range t.indexes {
 			ix.structure = nil
 		}
+	case r.heap == "":
+		t.logger.Warn("index pages readable, heap pages not: dead heap TIDs are published only where no HOT chain needs following; pgvector_index_dead_entries_estimated stands in",
+			"function", r.index, "reason", r.heapWhy)
+	default:
+		t.logger.Info("index pages readable", "function", r.index, "heap_function", r.heap)
 	}
-	t.reader, t.readerWhy, t.readerSeen = fn, why, true
+	t.reader, t.readerSeen = r, true
 }

@@ -164,15 +164,24 @@ const definitions = `
   ` + "`exporter.discovery_interval`" + `. INVALID indexes are published with ` + "`pgvector_index_valid 0`" + ` and
   are not probed or scanned.
 - **Page reading.** Structure figures come from the index pages. As superuser the exporter uses
-  pageinspect's ` + "`get_raw_page`" + `; otherwise it uses ` + "`vectorheal.index_page(regclass, integer)`" + `, a
-  SECURITY DEFINER wrapper that ` + "`vectorheal migrate`" + ` installs in each target database when the
-  target's role is superuser. The wrapper refuses every relation that is not an hnsw or
-  ivfflat index; EXECUTE is revoked from PUBLIC and granted to the predefined role
-  ` + "`pg_monitor`" + `, so a monitoring login needs ` + "`GRANT pg_monitor TO <role>`" + ` (and SELECT on the indexed
-  tables for dead heap TIDs, the probe and drift). Index pages hold the indexed vectors, so
-  members of ` + "`pg_monitor`" + ` can read those vectors through the wrapper: grant it only to roles
-  trusted with the data. Without either, structure metrics are absent and
-  ` + "`vectorheal_page_reader_available`" + ` is 0; the reason is logged once.
+  pageinspect's ` + "`get_raw_page`" + `; otherwise it uses ` + "`index_page(regclass, integer)`" + ` in the schema
+  ` + "`exporter.page_reader_schema`" + ` (default ` + "`vectorheal_pages`" + `), a SECURITY DEFINER wrapper that
+  ` + "`vectorheal migrate`" + ` installs in each target database with a superuser ` + "`migrate_dsn`" + `. The
+  wrapper refuses every relation that is not an hnsw or ivfflat index; EXECUTE is revoked from
+  PUBLIC and granted to the predefined role ` + "`pg_monitor`" + `, so a monitoring login needs
+  ` + "`GRANT pg_monitor TO <role>`" + ` (and SELECT on the indexed tables for dead heap TIDs, the probe and
+  drift). Index pages hold the indexed vectors, so members of ` + "`pg_monitor`" + ` can read those
+  vectors through the wrapper: grant it only to roles trusted with the data. Dead heap TIDs are
+  exact only when the HOT chain of a TID whose row moved is followed on its heap page: the
+  second wrapper, ` + "`heap_page(regclass, integer)`" + `, returns a heap page of a table that has an
+  hnsw or ivfflat index, to a session user who may SELECT from that table, with every byte but
+  the page header, the line pointers and each tuple's fixed 23-byte header zeroed. Without it
+  ` + "`vectorheal_heap_reader_available`" + ` is 0 and ` + "`pgvector_hnsw_heap_tids`" + ` is absent whenever a
+  scan meets such a TID (its upper bound would raise alerts and repairs);
+  ` + "`pgvector_index_dead_entries_estimated`" + ` stands in, in the rules and in validations. Without
+  either wrapper, structure metrics are absent and ` + "`vectorheal_page_reader_available`" + ` is 0; the
+  reason is logged once. The role's access is found from the catalog only, so a role without
+  USAGE on the schema gets the reason, never an error.
 - **Entry point quality** is 0 when the metapage's entry point is missing, not live or its
   neighbour tuple is unusable, and 1 for an empty graph; otherwise
   (min(level, top)+1)/(top+1), halved when the level differs from the metapage's entry level,

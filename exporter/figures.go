@@ -43,6 +43,11 @@ type figure struct {
 	// re-measured on the spot; unmeasured then says why.
 	measured   []string
 	unmeasured string
+	// estimates name, by entry of measured, the documented estimate the Measurer offers
+	// where that figure cannot be known on a target (it measures NaN): a validation without a
+	// fallback of its own is judged on it, so a role without page or heap access degrades to
+	// the estimate rather than to an error.
+	estimates map[string]string
 	// worst, when set, makes the Measurer's value of "" the worst of the figure's values
 	// (math.Min or math.Max) rather than their sum: a ratio every labelled value must meet.
 	worst func(a, b float64) float64
@@ -319,8 +324,9 @@ func indexFigures() []figure {
 				return byLabel([]string{"live", "being_deleted", "deleted"}, float64(h.ElementsLive), float64(h.ElementsBeingDeleted), float64(h.ElementsDeleted))
 			})},
 		{name: "pgvector_hnsw_heap_tids", typ: g, labels: []string{"state"}, methods: hnswOnly, source: fromStructure,
-			measured: []string{"live", "dead"},
-			help:     "Heap TIDs held by HNSW elements: live rows, and dead rows deleted from the table but still in the graph until VACUUM.",
+			measured:  []string{"live", "dead"},
+			estimates: map[string]string{"dead": "pgvector_index_dead_entries_estimated"},
+			help:      "Heap TIDs held by HNSW elements: live rows, and dead rows deleted from the table but still in the graph until VACUUM. Absent while a TID needs its HOT chain followed and the role cannot read heap pages (vectorheal_heap_reader_available 0): pgvector_index_dead_entries_estimated stands in.",
 			values: withHNSW(func(h *hnsw.Report) []sample {
 				return byLabel([]string{"live", "dead"}, exactHeap(h, h.HeapTIDsLive), exactHeap(h, h.HeapTIDsDead))
 			})},
@@ -555,6 +561,17 @@ func FigureNames() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// EstimateOf returns the documented estimate that stands in for figure where figure cannot be
+// known on a target (Measure returns NaN), or "" when it has none. remediation/validation
+// judges a validation without a fallback of its own on it.
+func (m *Measurer) EstimateOf(figure string) string {
+	f, key, ok := lookupFigure(figure)
+	if !ok {
+		return ""
+	}
+	return f.estimates[key]
 }
 
 // lookupFigure returns the figure a Measurer name refers to and the label value it selects.

@@ -62,7 +62,7 @@ func newFixture(t *testing.T) *fixture {
 	cfg := config.Exporter{Recall: config.RecallCheck{K: 10, LatencyBuckets: config.DefaultLatencyBuckets()}}
 	e := &Exporter{cfg: cfg, d: newDescs()}
 	tg := &target{Target: &targets.Target{Target: config.Target{Name: "prod"}}, indexes: map[uint32]*index{},
-		collectors: map[string]*collectorStat{}, reader: rawPageFunc, readerSeen: true}
+		collectors: map[string]*collectorStat{}, reader: rawPages(), readerSeen: true}
 	for _, c := range []string{kindDiscovery, kindStatistics, kindStructure, kindRecall, kindDrift} {
 		tg.collectors[c] = &collectorStat{ok: map[uint32]bool{0: true}, duration: 25 * time.Millisecond, lastSuccess: fixtureNow.Add(-time.Minute)}
 	}
@@ -174,7 +174,7 @@ func TestGoldenMetrics(t *testing.T) {
 // readings (as Report reads them: no build tracking, one probe's latencies).
 func TestGoldenCheckJSON(t *testing.T) {
 	f := newFixture(t)
-	rep := &DatabaseReport{Datname: "app", PageReaderAvailable: 1, QueryCallsTotal: f.stats.queryCalls, QueryExecSeconds: f.stats.queryExecSeconds,
+	rep := &DatabaseReport{Datname: "app", PageReaderAvailable: 1, HeapReaderAvailable: 1, QueryCallsTotal: f.stats.queryCalls, QueryExecSeconds: f.stats.queryExecSeconds,
 		XminHorizon: xminHorizonReport(f.stats.horizon)}
 	for _, oid := range []uint32{16401, 16402, 16403, 16404} {
 		st := f.t.indexes[oid]

@@ -41,7 +41,7 @@ func TestSkewRaisesListCVAndDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	before, err := scanStructure(ctx, pool, ivf, rawPageFunc, config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
+	before, err := scanStructure(ctx, pool, ivf, rawPages(), config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestSkewRaisesListCVAndDrift(t *testing.T) {
 	// 1500 rows around (30, 30, ...), outside the [0, 10] box the clusters live in.
 	runSQL(t, dsn, `INSERT INTO items (embedding)
 		SELECT (SELECT array_agg(30 + random()) FROM generate_series(1, 8))::vector FROM generate_series(1, 1500)`)
-	after, err := scanStructure(ctx, pool, ivf, rawPageFunc, config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
+	after, err := scanStructure(ctx, pool, ivf, rawPages(), config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,8 @@ func TestPageReaderPrivileges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if err := InstallPageReader(ctx, conn, testLogger(t)); !errors.Is(err, ErrNotSuperuser) {
+	opts := InstallOptions{Schema: config.DefaultPageReaderSchema}
+	if _, err := InstallPageReader(ctx, conn, opts); !errors.Is(err, ErrNotSuperuser) {
 		t.Fatalf("install as %s: %v, want ErrNotSuperuser", role, err)
 	}
 
@@ -238,13 +239,18 @@ func TestPageReaderPrivileges(t *testing.T) {
 		t.Fatal("structure metrics published without page access")
 	}
 
-	// As migrate does: install in each target whose role is superuser.
-	if err := InstallPageReaders(ctx, []config.Target{{Name: "super", DSN: config.Secret{Value: dsn}}}, testLogger(t)); err != nil {
+	// As migrate does, with a superuser connection.
+	superConn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer superConn.Close(ctx)
+	if _, err := InstallPageReader(ctx, superConn, opts); err != nil {
 		t.Fatal(err)
 	}
 	s.waitSample(t, "vectorheal_page_reader_available", tgt, "0 without pg_monitor", eq(0))
 	var page []byte
-	err = conn.QueryRow(ctx, `SELECT vectorheal.index_page('items_hnsw'::regclass, 0)`).Scan(&page)
+	err = conn.QueryRow(ctx, `SELECT vectorheal_pages.index_page('items_hnsw'::regclass, 0)`).Scan(&page)
 	if err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("wrapper without pg_monitor: %v", err)
 	}
@@ -257,11 +263,11 @@ func TestPageReaderPrivileges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn2.Close(ctx)
-	if err := conn2.QueryRow(ctx, `SELECT vectorheal.index_page('items_hnsw'::regclass, 0)`).Scan(&page); err != nil || len(page) != 8192 {
+	if err := conn2.QueryRow(ctx, `SELECT vectorheal_pages.index_page('items_hnsw'::regclass, 0)`).Scan(&page); err != nil || len(page) != 8192 {
 		t.Fatalf("wrapper on an index: %d bytes, %v", len(page), err)
 	}
 	for _, rel := range []string{"items", "items_pkey"} {
-		err := conn2.QueryRow(ctx, `SELECT vectorheal.index_page($1::regclass, 0)`, rel).Scan(&page)
+		err := conn2.QueryRow(ctx, `SELECT vectorheal_pages.index_page($1::regclass, 0)`, rel).Scan(&page)
 		if err == nil || !strings.Contains(err.Error(), "is not an hnsw or ivfflat index") {
 			t.Errorf("wrapper on %s: %v, want a refusal", rel, err)
 		}

@@ -132,14 +132,14 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 	case fromCatalog:
 		return r, nil
 	case fromStructure:
-		fn, why, err := detectPageReader(ctx, pool)
+		reader, err := detectPageReader(ctx, pool, pageReaderSchema(m.cfg))
 		if err != nil {
 			return nil, err
 		}
-		if fn == "" {
-			return nil, fmt.Errorf("%w: %s", errNoPageAccess, why)
+		if reader.index == "" {
+			return nil, fmt.Errorf("%w: %s", errNoPageAccess, reader.why)
 		}
-		r.structure, err = scanStructure(ctx, pool, ix, fn, m.cfg)
+		r.structure, err = scanStructure(ctx, pool, ix, reader, m.cfg)
 		if err == nil && r.structure == nil {
 			return nil, fmt.Errorf("%s is a partitioned table's index, without pages of its own: measure its partitions' indexes", ix)
 		}

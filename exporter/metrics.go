@@ -46,7 +46,8 @@ func Metrics() []metricdoc.Metric {
 		{Name: "vectorheal_standby_replay_lag_bytes", Type: g, Help: "WAL the target's primary wrote that its standby has not replayed.", Labels: []string{"target"}},
 		{Name: "vectorheal_standby_replay_paused", Type: g, Help: "Whether the target's standby's replay is paused (pg_wal_replay_pause()): checks then read on the primary.", Labels: []string{"target"}},
 		{Name: "vectorheal_standby_replay_conflicts_total", Type: c, Help: "Reads on the target's standby it cancelled for a replay conflict (a VACUUM replayed that removed rows the read's snapshot needed, a lock); each is retried, up to 3 tries. See docs/operations.md for the standby settings that avoid them.", Labels: []string{"target"}},
-		{Name: "vectorheal_page_reader_available", Type: g, Help: "Whether index pages can be read on the target (1: superuser get_raw_page or the vectorheal.index_page wrapper) or not (0: structure metrics are absent).", Labels: []string{"target"}},
+		{Name: "vectorheal_page_reader_available", Type: g, Help: "Whether index pages can be read on the target (1: superuser get_raw_page or the index_page wrapper of exporter.page_reader_schema) or not (0: structure metrics are absent).", Labels: []string{"target"}},
+		{Name: "vectorheal_heap_reader_available", Type: g, Help: "Whether the heap pages of indexed tables can be read to follow HOT chains (1: superuser get_raw_page or the heap_page wrapper of exporter.page_reader_schema) or not (0: pgvector_hnsw_heap_tids is absent while a TID needs its chain followed, and pgvector_index_dead_entries_estimated stands in).", Labels: []string{"target"}},
 	}...)
 }
 

@@ -331,7 +331,7 @@ func TestPartitionedIndex(t *testing.T) {
 		if ix.ParentIndex != "docs_hnsw" || ix.ParentTable != "docs" {
 			t.Errorf("%s: parent %q on %q, want docs_hnsw on docs", ix, ix.ParentIndex, ix.ParentTable)
 		}
-		s, err := scanStructure(ctx, pool, ix, rawPageFunc, config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
+		s, err := scanStructure(ctx, pool, ix, rawPages(), config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
 		if err != nil || s == nil || s.hnsw.ElementsLive != rows[ix.Table] {
 			t.Fatalf("%s: structure %+v, %v; want %d live elements", ix, s, err, rows[ix.Table])
 		}
@@ -342,7 +342,7 @@ func TestPartitionedIndex(t *testing.T) {
 	if parts != 2 || parent.Name != "docs_hnsw" {
 		t.Fatalf("%d partition indexes, parent %q", parts, parent.Name)
 	}
-	if s, err := scanStructure(ctx, pool, parent, rawPageFunc, testConfig()); s != nil || err != nil {
+	if s, err := scanStructure(ctx, pool, parent, rawPages(), testConfig()); s != nil || err != nil {
 		t.Errorf("structure of the parent: %+v, %v; want nothing and no error", s, err)
 	}
 	if r, err := probe(ctx, pool, parent, 10, 10, time.Minute); r != nil || err != nil {

@@ -24,9 +24,14 @@ import (
 // exporter's figures. JSON field names are the metric names without the pgvector_ prefix;
 // a figure with a state, layer, kind or k label is an object keyed by that label's value.
 type DatabaseReport struct {
-	Datname             string        `json:"datname"`
-	PageReaderAvailable int           `json:"page_reader_available"`
-	PageReaderReason    string        `json:"page_reader_reason,omitempty"`
+	Datname             string `json:"datname"`
+	PageReaderAvailable int    `json:"page_reader_available"`
+	PageReaderReason    string `json:"page_reader_reason,omitempty"`
+	// HeapReaderAvailable says whether dead heap TIDs can be counted exactly (HOT chains
+	// followed on the heap pages); without it hnsw_heap_tids is absent where a chain needs
+	// following and index_dead_entries_estimated stands in.
+	HeapReaderAvailable int           `json:"heap_reader_available"`
+	HeapReaderReason    string        `json:"heap_reader_reason,omitempty"`
 	QueryCallsTotal     *float64      `json:"query_calls_total,omitempty"`
 	QueryExecSeconds    *float64      `json:"query_exec_seconds_total,omitempty"`
 	Indexes             []IndexReport `json:"indexes"`
@@ -186,7 +191,7 @@ type IndexInfo struct {
 func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*DatabaseReport, error) {
 	var list []catalog.Index
 	rep := &DatabaseReport{}
-	var fn string
+	var reader pageReader
 	err := readOnly(ctx, pool, cfg.StatisticsTimeout, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT current_database()`).Scan(&rep.Datname); err != nil {
 			return err
@@ -195,14 +200,18 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 		if list, err = catalog.List(ctx, tx); err != nil {
 			return err
 		}
-		fn, rep.PageReaderReason, err = detectPageReader(ctx, tx)
+		reader, err = detectPageReader(ctx, tx, pageReaderSchema(cfg))
+		rep.PageReaderReason, rep.HeapReaderReason = reader.why, reader.heapWhy
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	if fn != "" {
+	if reader.index != "" {
 		rep.PageReaderAvailable = 1
+	}
+	if reader.heap != "" {
+		rep.HeapReaderAvailable = 1
 	}
 	var ioids, toids []uint32
 	for _, ix := range list {
@@ -228,8 +237,8 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 		} else {
 			r.stats = ts.indexes[ix.OID]
 		}
-		if ix.Valid && fn != "" {
-			if r.structure, err = scanStructure(ctx, pool, ix, fn, cfg); err != nil {
+		if ix.Valid && reader.index != "" {
+			if r.structure, err = scanStructure(ctx, pool, ix, reader, cfg); err != nil {
 				errs = append(errs, err.Error())
 			}
 		}
@@ -306,6 +315,8 @@ func (r *DatabaseReport) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "database %s: %d vector index(es)\n", r.Datname, len(r.Indexes))
 	if r.PageReaderAvailable == 0 {
 		fmt.Fprintf(&b, "index pages cannot be read, structure figures are missing: %s\n", r.PageReaderReason)
+	} else if r.HeapReaderAvailable == 0 {
+		fmt.Fprintf(&b, "heap pages cannot be read, dead heap TIDs are estimated (index_dead_entries_estimated): %s\n", r.HeapReaderReason)
 	}
 	if r.QueryCallsTotal != nil {
 		fmt.Fprintf(&b, "statements with distance operators: %g calls, %.3f s executing\n", *r.QueryCallsTotal, *r.QueryExecSeconds)

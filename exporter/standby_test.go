@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vectorheal/vectorheal/exporter/pagescan"
 	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
@@ -50,11 +49,11 @@ func TestStandbyScansEqualThePrimarys(t *testing.T) {
 		if ix.OID != sbIx.OID || ix.SizeBytes != sbIx.SizeBytes {
 			t.Fatalf("%s: primary oid %d size %d, standby oid %d size %d", name, ix.OID, ix.SizeBytes, sbIx.OID, sbIx.SizeBytes)
 		}
-		p, err := scanStructure(ctx, primary, ix, pagescan.RawPageFunc, cfg)
+		p, err := scanStructure(ctx, primary, ix, rawPages(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := scanStructure(ctx, standby, sbIx, pagescan.RawPageFunc, cfg)
+		s, err := scanStructure(ctx, standby, sbIx, rawPages(), cfg)
 		if err != nil {
 			t.Fatalf("scan on the standby: %v", err)
 		}

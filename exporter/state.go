@@ -24,9 +24,8 @@ type target struct {
 	mu         sync.Mutex
 	indexes    map[uint32]*index // by index OID
 	discovered bool
-	up         *bool  // nil until the first scrape
-	reader     string // page reading function, "" when pages cannot be read
-	readerWhy  string // why pages cannot be read
+	up         *bool      // nil until the first scrape
+	reader     pageReader // how pages are read (detectPageReader)
 	readerSeen bool
 	collectors map[string]*collectorStat
 	custom     map[string]*customResult // by metric name

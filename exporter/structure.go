@@ -32,8 +32,7 @@ const qualitySample = 1000
 // VACUUM FULL, TRUNCATE): the pages read belong to two relations.
 var errRewritten = errors.New("index rewritten during the scan")
 
-// scanStructure reads the pages of ix with fn (a page reading function chosen by
-// detectPageReader), cfg.PageBatch per query and, with the heap pages an HNSW scan checks, at
+// scanStructure reads the pages of ix with reader (chosen by detectPageReader), cfg.PageBatch per query and, with the heap pages an HNSW scan checks, at
 // most cfg.Structure.MaxPagesPerSecond, in one read-only transaction bounded by
 // cfg.Structure.Timeout, and analyses them. It returns nil without error for a partitioned
 // table's parent index: it has no pages, and each partition's index is scanned on its own.
@@ -41,16 +40,16 @@ var errRewritten = errors.New("index rewritten during the scan")
 // The scan is fenced (pagescan.Fence): a fault counts only when the pages that show it are
 // one state of the index; the analysis reads the others again in the same transaction. An
 // index rewritten while it was scanned is scanned once more.
-func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, cfg config.Exporter) (*structure, error) {
+func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, reader pageReader, cfg config.Exporter) (*structure, error) {
 	if ix.Partitioned {
 		return nil, nil
 	}
-	if fn == "" {
+	if reader.index == "" {
 		return nil, fmt.Errorf("%s: index pages cannot be read on this target", ix)
 	}
-	out, err := scanOnce(ctx, pool, ix, fn, cfg)
+	out, err := scanOnce(ctx, pool, ix, reader, cfg)
 	if errors.Is(err, errRewritten) {
-		out, err = scanOnce(ctx, pool, ix, fn, cfg)
+		out, err = scanOnce(ctx, pool, ix, reader, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: structure scan: %w", ix, err)
@@ -59,7 +58,7 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn
 }
 
 // scanOnce is one fenced scan of scanStructure.
-func scanOnce(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn string, cfg config.Exporter) (*structure, error) {
+func scanOnce(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, reader pageReader, cfg config.Exporter) (*structure, error) {
 	var out structure
 	batch := cfg.PageBatch
 	err := readOnly(ctx, pool, cfg.Structure.Timeout, func(tx pgx.Tx) error {
@@ -77,11 +76,11 @@ func scanOnce(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn stri
 		}
 		// One budget for the index pages and the heap pages the HNSW heap check reads.
 		pacer := pagescan.NewPacer(cfg.Structure.MaxPagesPerSecond)
-		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, fn), pacer)
+		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, reader.index), pacer)
 		if out.rows, _, err = catalog.RowEstimate(ctx, tx, ix.TableOID); err != nil {
 			return fmt.Errorf("table rows: %w", err)
 		}
-		src := pageSource{tx: tx, r: r, pacer: pacer, batch: batch, fence: &fence, refence: refence}
+		src := pageSource{tx: tx, r: r, heapFn: reader.heap, pacer: pacer, batch: batch, fence: &fence, refence: refence}
 		if err := analyzeStructure(ctx, src, ix, &out); err != nil {
 			return err
 		}
@@ -97,8 +96,10 @@ func scanOnce(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, fn stri
 // pageSource is what one fenced scan reads through: its transaction, the index's pages
 // within the page budget, and the fences.
 type pageSource struct {
-	tx      pgx.Tx
-	r       pagescan.Reader
+	tx pgx.Tx
+	r  pagescan.Reader
+	// heapFn reads the heap pages HOT chains are followed on; "" when the role cannot.
+	heapFn  string
 	pacer   *pagescan.Pacer
 	batch   int
 	fence   *pagescan.Fence
@@ -109,7 +110,13 @@ type pageSource struct {
 func analyzeStructure(ctx context.Context, src pageSource, ix catalog.Index, out *structure) error {
 	switch ix.Method {
 	case "hnsw":
-		rep, err := hnsw.Analyze(ctx, src.r, hnsw.Options{Heap: hnsw.PacedHeap(hnsw.SQLHeap(src.tx, ix), src.pacer),
+		// Without a heap reader, get_raw_page's checker finds the role is not superuser and
+		// reports an upper bound (hnsw.ErrHeapInexact) without reading a heap page.
+		heapFn := src.heapFn
+		if heapFn == "" {
+			heapFn = pagescan.RawPageFunc
+		}
+		rep, err := hnsw.Analyze(ctx, src.r, hnsw.Options{Heap: hnsw.PacedHeap(hnsw.SQLHeapFunc(src.tx, ix, heapFn), src.pacer),
 			Batch: src.batch, Fence: src.fence, Refence: src.refence})
 		if err != nil {
 			return err

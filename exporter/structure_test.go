@@ -21,7 +21,7 @@ func TestStructureScanKeepsPageBudget(t *testing.T) {
 	pool := superPool(t, dsn)
 	ix := resolve(t, pool, "items_hnsw")
 	cfg := config.Exporter{PageBatch: 4, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}}
-	free, err := scanStructure(ctx, pool, ix, rawPageFunc, cfg)
+	free, err := scanStructure(ctx, pool, ix, rawPages(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestStructureScanKeepsPageBudget(t *testing.T) {
 	}
 	cfg.Structure.MaxPagesPerSecond = 100
 	start := time.Now()
-	paced, err := scanStructure(ctx, pool, ix, rawPageFunc, cfg)
+	paced, err := scanStructure(ctx, pool, ix, rawPages(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

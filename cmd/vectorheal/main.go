@@ -42,7 +42,7 @@ Start with: vectorheal serve --config.file vectorheal.yml`)
 	actions := map[string]action{}
 	add := func(name string, a action) { actions[name] = a }
 	add(registerServe(app))
-	add(registerMigrate(app))
+	add(registerMigrate(app, stdout))
 	add(registerConfigCheck(app, stdout, stderr))
 	add(registerCheck(app, stdout, stderr))
 	add(registerRunbookValidate(app, stdout, stderr))

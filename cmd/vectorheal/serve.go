@@ -126,7 +126,8 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 		}
 	}
 
-	exp := exporter.New(s.targets, cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state))
+	// The exporter reads with each target's read_dsn, the repair workers use its repair_dsn.
+	exp := exporter.New(s.targets.Reading(), cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state))
 	s.registry.MustRegister(exp)
 
 	var wg sync.WaitGroup

@@ -89,8 +89,17 @@ type StateStore struct {
 type Target struct {
 	// Name identifies the target in metrics (label target) and alerts. Required, unique.
 	Name string `yaml:"name"`
-	// DSN of the database. Required.
+	// DSN of the database: the connection of every role below that has no DSN of its own.
+	// Required unless both read_dsn and repair_dsn are given.
 	DSN Secret `yaml:"dsn"`
+	// ReadDSN is the exporter's connection (a read-only role with pg_monitor). Default DSN.
+	ReadDSN Secret `yaml:"read_dsn"`
+	// RepairDSN is the repair workers' connection (the role that owns the vector tables, or
+	// holds MAINTAIN on them). Default DSN.
+	RepairDSN Secret `yaml:"repair_dsn"`
+	// MigrateDSN is what "vectorheal migrate" connects with to install the page-reading
+	// functions (a superuser; serve never uses it). Default DSN.
+	MigrateDSN Secret `yaml:"migrate_dsn"`
 	// Include lists glob patterns (path.Match) over "schema.index"; empty means every index.
 	Include []string `yaml:"include"`
 	// Exclude lists glob patterns over "schema.index" that are never watched nor repaired.
@@ -104,6 +113,41 @@ type Target struct {
 	// Standby, when set, is a hot standby of this database that figures read from the index
 	// itself are read on (standby.go); statistics and repairs stay on DSN.
 	Standby *Standby `yaml:"standby"`
+}
+
+// Use is what a connection to a target is for; each may have a DSN of its own.
+type Use string
+
+// The uses of a target's connections.
+const (
+	UseRead    Use = "read"    // the exporter: statistics, pages, probes
+	UseRepair  Use = "repair"  // the repair workers and their validations
+	UseMigrate Use = "migrate" // vectorheal migrate: the page-reading functions
+)
+
+// DSNFor returns the DSN configured for use: its own key when set, else dsn.
+func (t Target) DSNFor(use Use) Secret {
+	var own Secret
+	switch use {
+	case UseRead:
+		own = t.ReadDSN
+	case UseRepair:
+		own = t.RepairDSN
+	case UseMigrate:
+		own = t.MigrateDSN
+	}
+	if own.IsSet() {
+		return own
+	}
+	return t.DSN
+}
+
+// DSNKey is the configuration key DSNFor(use) reads, for messages.
+func (t Target) DSNKey(use Use) string {
+	if t.DSNFor(use) == t.DSN {
+		return "dsn"
+	}
+	return string(use) + "_dsn"
 }
 
 // Watches reports whether the index schema.name is selected by the include/exclude patterns.

@@ -32,7 +32,15 @@ type Exporter struct {
 	// FilteredQueries are representative filtered searches, measured for short results,
 	// recall and latency (filtered.go).
 	FilteredQueries []FilteredQuery `yaml:"filtered_queries"`
+	// PageReaderSchema is the schema of each target database where "vectorheal migrate"
+	// installs the page-reading functions and where the exporter looks for them. It must differ
+	// from state_store.schema: the state store's owner and the page readers' grants are not the
+	// same roles. Default DefaultPageReaderSchema.
+	PageReaderSchema string `yaml:"page_reader_schema"`
 }
+
+// DefaultPageReaderSchema is the default of exporter.page_reader_schema.
+const DefaultPageReaderSchema = "vectorheal_pages"
 
 // StructureCheck reads the pages of each vector index and analyses its structure.
 type StructureCheck struct {
@@ -113,6 +121,9 @@ func (e *Exporter) setDefaults() {
 	defDur(&e.StatisticsTimeout, 5*time.Second)
 	defInt(&e.MaxConcurrentChecks, 4)
 	defInt(&e.PageBatch, 64)
+	if e.PageReaderSchema == "" {
+		e.PageReaderSchema = DefaultPageReaderSchema
+	}
 	defDur(&e.DiscoveryInterval, time.Minute)
 	defDur(&e.XminHorizonMinAge, time.Minute)
 	for i := range e.CustomMetrics {

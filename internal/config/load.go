@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/vectorheal/vectorheal/internal/strictyaml"
@@ -74,10 +75,13 @@ func (c *Config) validate(v *validator) {
 			v.errorf(p+".name", "target %q is defined twice", t.Name)
 		}
 		names[t.Name] = true
-		if !t.DSN.IsSet() {
-			v.errorf(p+".dsn", "must be set (value, file or env)")
+		if !t.DSN.IsSet() && !(t.ReadDSN.IsSet() && t.RepairDSN.IsSet()) {
+			v.errorf(p+".dsn", "must be set (value, file or env), unless both read_dsn and repair_dsn are")
 		}
 		t.DSN.validate(v, p+".dsn")
+		t.ReadDSN.validate(v, p+".read_dsn")
+		t.RepairDSN.validate(v, p+".repair_dsn")
+		t.MigrateDSN.validate(v, p+".migrate_dsn")
 		for j, pat := range append(append([]string{}, t.Include...), t.Exclude...) {
 			if _, err := pathMatchCheck(pat); err != nil {
 				key := ".include"
@@ -115,6 +119,14 @@ func (c *Config) validate(v *validator) {
 		v.errorf("webhook.max_body_bytes", "must be at least 1024")
 	}
 	c.Exporter.validate(v, names)
+	switch s := c.Exporter.PageReaderSchema; {
+	case !labelNameRE.MatchString(s):
+		v.errorf("exporter.page_reader_schema", "%q is not a plain identifier", s)
+	case s == c.StateStore.Schema:
+		v.errorf("exporter.page_reader_schema", "%q is also state_store.schema: the page readers' schema is granted to pg_monitor and must be a schema of its own", s)
+	case strings.HasPrefix(s, "pg_"):
+		v.errorf("exporter.page_reader_schema", "%q: names starting with pg_ are reserved by PostgreSQL", s)
+	}
 	c.Remediation.validate(v)
 }
 

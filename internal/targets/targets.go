@@ -12,7 +12,7 @@ import (
 	"github.com/vectorheal/vectorheal/internal/config"
 )
 
-// Target is one configured database with its pool.
+// Target is one configured database with the pool of one use (Set.Reading, Set.Repairing).
 type Target struct {
 	config.Target
 	Pool *pgxpool.Pool
@@ -20,52 +20,90 @@ type Target struct {
 	Standby *pgxpool.Pool
 }
 
-// Set is every configured target by name.
+// Set is every configured target by name, with the pools of one use.
 type Set struct {
 	byName map[string]*Target
 	names  []string
+	// pools are the pools this set closes; nil for a view of another set's pools.
+	pools []*pgxpool.Pool
+	// reading is the view of the same targets with the exporter's pools.
+	reading *Set
 }
 
-// Open builds a pool for each target (and its standby) without connecting. Only a DSN that
-// cannot be read or parsed is an error, naming the target.
+// Open builds, without connecting, a pool for each target's repair connection (repair_dsn,
+// else dsn) and one for its reading connection (read_dsn, else dsn): the returned set holds
+// the repair pools, its Reading view the read pools. Where both uses resolve to the same DSN
+// they share one pool, so a target with a single dsn keeps one pool of max_connections. Only
+// a DSN that cannot be read or parsed is an error, naming the target and the key.
 func Open(ctx context.Context, cfgs []config.Target) (*Set, error) {
 	s := &Set{byName: map[string]*Target{}}
+	r := &Set{byName: map[string]*Target{}}
+	s.reading = r
 	for _, c := range cfgs {
-		t := &Target{Target: c}
-		s.byName[c.Name] = t // before the pools, so Close closes what was opened
-		s.names = append(s.names, c.Name)
-		var err error
-		if t.Pool, err = openPool(ctx, c.DSN, c.MaxConnections); err != nil {
+		repair, err := s.open(ctx, c, config.UseRepair)
+		if err != nil {
 			s.Close()
-			return nil, fmt.Errorf("target %q: dsn: %w", c.Name, err)
+			return nil, err
 		}
-		if c.Standby != nil {
-			if t.Standby, err = openPool(ctx, c.Standby.DSN, c.Standby.MaxConnections); err != nil {
+		read := repair
+		if c.DSNFor(config.UseRead) != c.DSNFor(config.UseRepair) {
+			if read, err = s.open(ctx, c, config.UseRead); err != nil {
 				s.Close()
-				return nil, fmt.Errorf("target %q: standby.dsn: %w", c.Name, err)
+				return nil, err
 			}
 		}
+		var standby *pgxpool.Pool
+		if c.Standby != nil {
+			if standby, err = s.openDSN(ctx, c.Name, "standby.dsn", c.Standby.DSN, c.Standby.MaxConnections); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+		s.byName[c.Name] = &Target{Target: c, Pool: repair, Standby: standby}
+		r.byName[c.Name] = &Target{Target: c, Pool: read, Standby: standby}
+		s.names = append(s.names, c.Name)
 	}
 	sort.Strings(s.names)
+	r.names = s.names
 	return s, nil
 }
 
-// openPool builds a pool on the DSN in secret, of at most maxConns connections.
-func openPool(ctx context.Context, secret config.Secret, maxConns int) (*pgxpool.Pool, error) {
+// open builds the pool of target c's connection for use, kept in s.pools.
+func (s *Set) open(ctx context.Context, c config.Target, use config.Use) (*pgxpool.Pool, error) {
+	return s.openDSN(ctx, c.Name, c.DSNKey(use), c.DSNFor(use), c.MaxConnections)
+}
+
+// openDSN builds the pool of target's connection on secret (its key, for messages), of at most
+// maxConns connections, kept in s.pools.
+func (s *Set) openDSN(ctx context.Context, target, key string, secret config.Secret, maxConns int) (*pgxpool.Pool, error) {
 	dsn, err := secret.Resolve()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("target %q: %s: %w", target, key, err)
 	}
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse: %w", err)
+		return nil, fmt.Errorf("target %q: parse %s: %w", target, key, err)
 	}
 	pc.MaxConns = int32(maxConns)
 	pc.ConnConfig.RuntimeParams["application_name"] = "vectorheal"
 	// A repair's statement (a build, a VACUUM) must not outlive a vectorheal process that
 	// died: PostgreSQL then checks the client socket while the statement runs.
 	pc.ConnConfig.RuntimeParams["client_connection_check_interval"] = "5s"
-	return pgxpool.NewWithConfig(ctx, pc)
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %s: %w", target, key, err)
+	}
+	s.pools = append(s.pools, pool)
+	return pool, nil
+}
+
+// Reading returns the same targets with the exporter's pools (read_dsn, else dsn). The view
+// shares s's pools: close s, not the view (its Close does nothing). A view's Reading is itself.
+func (s *Set) Reading() *Set {
+	if s.reading == nil {
+		return s
+	}
+	return s.reading
 }
 
 // Get returns the target called name.
@@ -83,13 +121,10 @@ func (s *Set) All() []*Target {
 	return out
 }
 
-// Close closes every pool.
+// Close closes every pool Open made (both uses).
 func (s *Set) Close() {
-	for _, t := range s.byName {
-		for _, p := range []*pgxpool.Pool{t.Pool, t.Standby} {
-			if p != nil {
-				p.Close()
-			}
-		}
+	for _, p := range s.pools {
+		p.Close()
 	}
+	s.pools = nil
 }

@@ -217,20 +217,41 @@ func (r *Record) Failure() string {
 	return "validation: not met"
 }
 
+// Estimator is a Measurer that names, for a figure it cannot know on a target (NaN), the
+// documented estimate that stands in for it (exporter.Measurer.EstimateOf), "" for none.
+type Estimator interface {
+	EstimateOf(figure string) string
+}
+
+// fallbackOf is the figure judged where v's figure cannot be known: v's own fallback, else
+// the Measurer's documented estimate of the figure, else "".
+func fallbackOf(m strategy.Measurer, v Validation) string {
+	if v.Fallback != "" {
+		return v.Fallback
+	}
+	if e, ok := m.(Estimator); ok {
+		return e.EstimateOf(v.Figure)
+	}
+	return ""
+}
+
 // Measure measures v's figure on ix, or its fallback where the figure cannot be known on the
-// target (NaN), and returns which of the two it measured. Everything that reads a
+// target (NaN), and returns which of the two it measured. The fallback is v's own, else the
+// Measurer's documented estimate of the figure (Estimator), so a role that may not read pages
+// or heap is judged on the estimate rather than failing the step. Everything that reads a
 // validation's figure (before a step, after it, the engine's checks) measures through it, so
 // all of them read the same figure.
 func Measure(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix catalog.Index, v Validation) (string, float64, error) {
 	got, err := m.Measure(ctx, pool, ix, v.Figure)
-	if err != nil || !math.IsNaN(got) || v.Fallback == "" {
+	fallback := fallbackOf(m, v)
+	if err != nil || !math.IsNaN(got) || fallback == "" {
 		return v.Figure, got, err
 	}
-	got, err = m.Measure(ctx, pool, ix, v.Fallback)
+	got, err = m.Measure(ctx, pool, ix, fallback)
 	if err != nil {
-		return v.Fallback, got, fmt.Errorf("%s cannot be known on this target; fallback %s: %w", v.Figure, v.Fallback, err)
+		return fallback, got, fmt.Errorf("%s cannot be known on this target; fallback %s: %w", v.Figure, fallback, err)
 	}
-	return v.Fallback, got, nil
+	return fallback, got, nil
 }
 
 // Once measures v's figure on ix once and judges it, without waiting: the engine's check
@@ -259,10 +280,10 @@ func judge(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix cata
 		return rec
 	}
 	if math.IsNaN(got) { // not kept as the value: NaN has no JSON form
-		if v.Fallback == "" {
-			rec.Error = fmt.Sprintf("validation: %s cannot be known on this target (no page or heap access) and the validation names no fallback figure", v.Figure)
+		if fig == v.Figure {
+			rec.Error = fmt.Sprintf("validation: %s cannot be known on this target (no page or heap access) and the validation names no fallback figure (it has no documented estimate)", v.Figure)
 		} else {
-			rec.Error = fmt.Sprintf("validation: neither %s nor its fallback %s can be known on this target", v.Figure, v.Fallback)
+			rec.Error = fmt.Sprintf("validation: neither %s nor its fallback %s can be known on this target", v.Figure, fig)
 		}
 		return rec
 	}
