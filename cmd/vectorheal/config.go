@@ -104,6 +104,15 @@ func prepare(ctx context.Context, cfg *config.Config) (*startup, error) {
 		errs = append(errs, err)
 	}
 	st.targets = ts
+	// targets.Open resolved the read, repair and standby DSNs; migrate's is read by migrate
+	// alone, but a config that names one it cannot resolve is wrong all the same.
+	for _, t := range cfg.Targets {
+		if t.MigrateDSN.IsSet() {
+			if _, err := t.MigrateDSN.Resolve(); err != nil {
+				errs = append(errs, fmt.Errorf("target %q: migrate_dsn: %w", t.Name, err))
+			}
+		}
+	}
 	if cfg.StateStore.DSN.IsSet() {
 		st.prepareHealing(cfg, fail)
 	} else {
