@@ -80,6 +80,14 @@ const (
 	fromFiltered  source = "filtered"  // the declared filtered queries of the index (filtered.go)
 )
 
+// readsIndex says whether figures of src are read from the index itself (its pages, searches
+// through it): those are read on a target's standby when it has one (reads.go), since its
+// pages and rows are the primary's once replayed. Statistics are not maintained on a standby,
+// and catalog rows and history are read where the exporter keeps them.
+func (s source) readsIndex() bool {
+	return s == fromStructure || s == fromProbe || s == fromFiltered
+}
+
 // readings are the results one index's figures are computed from. Each reader fills what it
 // has: the exporter its latest background results, the Measurer one fresh source, the report
 // one of each source without history.

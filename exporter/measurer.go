@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strings"
 	"time"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/standby"
+	"github.com/vectorheal/vectorheal/internal/targets"
 )
 
 // Measurer re-measures one figure of one index directly in its database, for the repair
@@ -21,6 +24,56 @@ import (
 type Measurer struct {
 	cfg   config.Exporter
 	state *pgxpool.Pool // where as-built baselines are read; nil without a state store
+	// standbys are the targets' standbys by the pools the engine measures with (repair and
+	// read pools alike); empty without MeasureOnStandbys.
+	standbys map[*pgxpool.Pool]standbyOf
+	log      *slog.Logger
+}
+
+// standbyOf is a target's standby as the Measurer uses it.
+type standbyOf struct {
+	target string
+	pool   *pgxpool.Pool
+	wait   time.Duration // standby.replay_wait
+}
+
+// MeasureOnStandbys reads the figures read from the index itself (source.readsIndex) of each
+// target of ts that has a standby on that standby, once it has replayed the primary's WAL
+// position at the time of the measurement: after a repair step, that is past the step's end,
+// so the standby shows the repaired index. A standby that has not replayed it within
+// standby.replay_wait, or cannot be asked, is passed over for the primary, and log says why.
+func MeasureOnStandbys(ts *targets.Set, log *slog.Logger) MeasurerOption {
+	return func(m *Measurer) {
+		m.log = log
+		for _, set := range []*targets.Set{ts, ts.Reading()} {
+			for _, t := range set.All() {
+				if t.Standby != nil {
+					if m.standbys == nil {
+						m.standbys = map[*pgxpool.Pool]standbyOf{}
+					}
+					m.standbys[t.Pool] = standbyOf{target: t.Name, pool: t.Standby, wait: t.Target.Standby.ReplayWait}
+				}
+			}
+		}
+	}
+}
+
+// readPool is where the figures read from the index itself are measured for a measurement on
+// pool: its target's standby once replayed (MeasureOnStandbys), else pool.
+func (m *Measurer) readPool(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index) *pgxpool.Pool {
+	sb, ok := m.standbys[pool]
+	if !ok {
+		return pool
+	}
+	lsn, err := standby.PrimaryPosition(ctx, pool)
+	if err == nil {
+		err = standby.AwaitReplay(ctx, sb.pool, lsn, sb.wait, 100*time.Millisecond)
+	}
+	if err != nil {
+		m.log.Warn("measuring on the primary: the standby cannot show the index as it is now", "target", sb.target, "index", ix.String(), "err", err)
+		return pool
+	}
+	return sb.pool
 }
 
 // MeasurerOption changes how NewMeasurer builds the Measurer.
@@ -93,9 +146,17 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 		return vals, errs
 	}
 	cur, err := catalog.Resolve(ctx, pool, ix.Schema, ix.Name)
+	var indexPool *pgxpool.Pool // where sources that read the index itself read; chosen once
 	for _, src := range bySource {
 		var r *readings
 		var rerr error
+		on := pool
+		if src.readsIndex() && err == nil {
+			if indexPool == nil {
+				indexPool = m.readPool(ctx, pool, cur)
+			}
+			on = indexPool
+		}
 		for _, w := range want[src] {
 			switch {
 			case err != nil:
@@ -106,7 +167,7 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 				continue
 			}
 			if r == nil && rerr == nil {
-				r, rerr = m.read(ctx, pool, cur, src)
+				r, rerr = m.read(ctx, on, cur, src)
 			}
 			switch {
 			case errors.Is(rerr, errNoPageAccess):

@@ -3,12 +3,14 @@ package exporter
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/targets"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -120,4 +122,59 @@ func TestChecksReadOnTheStandby(t *testing.T) {
 	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_resume()`)
 	s.waitSample(t, "vectorheal_index_reads_server", with(tgt, "server", "standby"), "1 after resume", eq(1))
 	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "150 on the standby", eq(150))
+}
+
+// TestMeasurerValidatesOnTheStandby: the Measurer the engine validates with reads the index's
+// pages on the target's standby once it has replayed the primary's position (the standby's
+// own statement statistics show the page reads there), and on the primary, saying why, when
+// the standby's replay is paused past standby.replay_wait.
+func TestMeasurerValidatesOnTheStandby(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 1000, 8, 8)
+	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
+	ctx := context.Background()
+	sb, err := testenv.StartStandby(ctx, pg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Destroy)
+	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
+	ts, err := targets.Open(ctx, []config.Target{{Name: "main", DSN: config.Secret{Value: dsn}, MaxConnections: 4,
+		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSN(db)}, MaxLag: time.Minute, ReplayWait: time.Second, MaxConnections: 2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ts.Close)
+	var keep logLines
+	m := NewMeasurer(testConfig(), MeasureOnStandbys(ts, slog.New(slog.NewTextHandler(tlogWriter{t, &keep}, nil))))
+	tgt, _ := ts.Get("main")
+	ix := resolve(t, tgt.Pool, "items_hnsw")
+	pageReads := func() int64 {
+		var n int64
+		err := tgt.Standby.QueryRow(ctx, `SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements WHERE query LIKE '%get_raw_page%'`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	runSQL(t, dsn, `DELETE FROM items WHERE id <= 100`)
+	before := pageReads()
+	if got, err := m.Measure(ctx, tgt.Pool, ix, "pgvector_hnsw_heap_tids:dead"); err != nil || got != 100 {
+		t.Fatalf("dead heap TIDs after the delete: %v (%v), want 100 as replayed on the standby", got, err)
+	}
+	if after := pageReads(); after <= before {
+		t.Errorf("page reads on the standby %d -> %d: the measurement did not read there", before, after)
+	}
+
+	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_pause()`)
+	runSQL(t, dsn, `DELETE FROM items WHERE id > 100 AND id <= 150`)
+	if got, err := m.Measure(ctx, tgt.Pool, ix, "pgvector_hnsw_heap_tids:dead"); err != nil || got != 150 {
+		t.Fatalf("dead heap TIDs with replay paused: %v (%v), want 150 read on the primary", got, err)
+	}
+	if keep.count("measuring on the primary", "has not replayed") == 0 {
+		t.Error("no log line says the measurement fell back to the primary and why")
+	}
+	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_resume()`)
 }

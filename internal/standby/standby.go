@@ -31,10 +31,12 @@ func InRecovery(ctx context.Context, q Querier) (bool, error) {
 }
 
 // PrimaryPosition is the primary's WAL position now, as text ("0/3000148"): what a standby
-// must have replayed to show everything committed before this call.
+// must have replayed to show everything committed before this call. It is the insert position,
+// not the write position: with synchronous_commit off a commit's record may still be in the
+// WAL buffers, and a standby that replayed only what was written would not show it yet.
 func PrimaryPosition(ctx context.Context, primary Querier) (string, error) {
 	var lsn string
-	if err := primary.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+	if err := primary.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
 		return "", fmt.Errorf("primary WAL position: %w", err)
 	}
 	return lsn, nil

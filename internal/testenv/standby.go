@@ -55,7 +55,7 @@ func WaitReplayed(ctx context.Context, primaryDSN, standbyDSN string) error {
 	}
 	defer p.Close(ctx)
 	var lsn string
-	if err := p.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+	if err := p.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn); err != nil {
 		return fmt.Errorf("primary WAL position: %w", err)
 	}
 	s, err := pgx.Connect(ctx, standbyDSN)
