@@ -8,12 +8,34 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # a time keeps a 2-core machine responsive.
 TEST_FLAGS  ?= -count=1 -p 2 -timeout 60m
 
-.PHONY: all build test test-current-stack lint install-deps demo bench bench-scale soak clean
+.PHONY: all build image test test-current-stack lint install-deps demo bench bench-scale soak clean
 
 all: build
 
+# Build information stamped into the binary (vectorheal --version, vectorheal_build_info on
+# /metrics). VERSION is the release, read from the file of that name; the image tag in
+# deploy/kubernetes and the Helm chart's appVersion equal it (a test in ./deploy checks).
+# Each can be overridden, e.g. by deploy/Dockerfile, which builds outside the git checkout.
+VERSION     ?= $(shell cat VERSION)
+REVISION    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH      ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_USER  ?= $(shell id -un 2>/dev/null || echo unknown)@$(shell hostname 2>/dev/null || echo unknown)
+BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/prometheus/common/version
+# EXTRA_LDFLAGS adds linker flags, e.g. -s -w for a smaller image.
+EXTRA_LDFLAGS ?=
+LDFLAGS     := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
+	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE) $(EXTRA_LDFLAGS)
+IMAGE       ?= ghcr.io/vectorheal/vectorheal
+
 build:
-	$(GO) build -o $(BIN) ./cmd/vectorheal
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vectorheal
+
+# The container image, tagged with VERSION (the tag deploy/kubernetes and the chart pin).
+image:
+	docker build -f deploy/Dockerfile --build-arg REVISION=$(REVISION) --build-arg BRANCH=$(BRANCH) \
+		-t $(IMAGE):$(VERSION) .
 
 install-deps:
 	./scripts/install-deps.sh
