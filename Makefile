@@ -75,11 +75,15 @@ lint:
 clean:
 	rm -rf bin
 
-# deploy/kubernetes/prometheusrule.yaml is generated from rules/*.yml; a test in ./deploy fails
-# when the checked-in file is stale.
+# deploy/kubernetes/prometheusrule.yaml and the Helm chart's files/rule-groups.yaml are generated
+# from rules/*.yml (the chart's files/runbook.yml is deploy/runbook.yml); a test in ./deploy
+# fails when a checked-in file is stale. GRAFANA_URL is the Grafana the alerts' dashboard links
+# point at in prometheusrule.yaml (default: the one it was last generated for, at first
+# http://grafana:3000); the chart takes it as the value grafana.url.
+GRAFANA_URL ?=
 .PHONY: deploy-rules
 deploy-rules:
-	$(GO) test -count=1 -run 'TestPrometheusRuleIsCurrent$$' ./deploy -update
+	$(GO) test -count=1 -run 'TestPrometheusRuleIsCurrent$$' ./deploy -update $(if $(GRAFANA_URL),-grafana-url=$(GRAFANA_URL))
 
 # A private PostgreSQL + pgvector, Prometheus, Alertmanager and vectorheal in a temporary
 # directory; faults are injected and healed live. VECTORHEAL_DEMO_DSN uses your database instead.
