@@ -218,22 +218,7 @@ func registerIssues(app *kingpin.Application, stdout, stderr io.Writer) (string,
 		if err != nil {
 			return err
 		}
-		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ALERT\tSTATUS\tTARGET\tINDEX\tSINCE\tSEEN\tREASON\tREPAIRS\tNEXT REPAIR")
-		for _, i := range is {
-			var rs []string
-			for _, r := range i.Repairs {
-				rs = append(rs, fmt.Sprintf("#%d %s", r.ID, r.State))
-			}
-			reason := i.NotificationReason
-			if reason == "" {
-				reason = "-" // Alertmanager before 0.32 does not say
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s.%s\t%s\t%d\t%s\t%s\t%s\n", i.Alertname, i.Status, i.Labels["target"], i.Labels["schemaname"],
-				i.Labels["indexrelname"], i.StartsAt.Format(time.RFC3339), i.TimesReceived, reason, strings.Join(rs, ", "),
-				next.of(i.Labels["target"], i.Labels["schemaname"], i.Labels["indexrelname"]))
-		}
-		return w.Flush()
+		return printIssues(stdout, is, next.of)
 	})
 }
 
@@ -305,6 +290,7 @@ func printRepair(w io.Writer, r engine.Repair) error {
 		for _, q := range s.Statements {
 			fmt.Fprintf(w, "  sql: %s\n", q)
 		}
+		plannedSQL(w, s.Statements, s.Impact)
 		if len(s.Before) > 0 || len(s.After) > 0 {
 			fmt.Fprintf(w, "  before: %s\n  after:  %s\n", figure.Pairs(s.Before), figure.Pairs(s.After))
 		}
