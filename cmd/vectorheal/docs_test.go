@@ -152,6 +152,7 @@ var otherTools = map[string]string{
 	"--keep":      "vectorheal-demo (make demo)",
 	"--build-arg": "docker build",
 	"--namespace": "helm install",
+	"--detect":    "scripts/install-deps.sh",
 }
 
 var flagRE = regexp.MustCompile(`(?:^|\s)(--[a-z][a-z0-9.-]*[a-z0-9])`)

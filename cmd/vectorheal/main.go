@@ -30,7 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vectorheal: %v (see vectorheal --help)\n", err)
 		return 2
 	}
-	logger := promslog.New(logCfg)
+	logger := slog.New(logOnce(promslog.New(logCfg).Handler()))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return actions[cmd](ctx, logger)
