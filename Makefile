@@ -8,12 +8,34 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # a time keeps a 2-core machine responsive.
 TEST_FLAGS  ?= -count=1 -p 2 -timeout 60m
 
-.PHONY: all build test test-current-stack lint install-deps demo bench bench-scale soak clean
+.PHONY: all build image test test-current-stack lint install-deps demo bench bench-scale soak clean
 
 all: build
 
+# Build information stamped into the binary (vectorheal --version, vectorheal_build_info on
+# /metrics). VERSION is the release, read from the file of that name; the image tag in
+# deploy/kubernetes and the Helm chart's appVersion equal it (a test in ./deploy checks).
+# Each can be overridden, e.g. by deploy/Dockerfile, which builds outside the git checkout.
+VERSION     ?= $(shell cat VERSION)
+REVISION    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BRANCH      ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILD_USER  ?= $(shell id -un 2>/dev/null || echo unknown)@$(shell hostname 2>/dev/null || echo unknown)
+BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VERSION_PKG := github.com/prometheus/common/version
+# EXTRA_LDFLAGS adds linker flags, e.g. -s -w for a smaller image.
+EXTRA_LDFLAGS ?=
+LDFLAGS     := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
+	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE) $(EXTRA_LDFLAGS)
+IMAGE       ?= ghcr.io/vectorheal/vectorheal
+
 build:
-	$(GO) build -o $(BIN) ./cmd/vectorheal
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vectorheal
+
+# The container image, tagged with VERSION (the tag deploy/kubernetes and the chart pin).
+image:
+	docker build -f deploy/Dockerfile --build-arg REVISION=$(REVISION) --build-arg BRANCH=$(BRANCH) \
+		-t $(IMAGE):$(VERSION) .
 
 install-deps:
 	./scripts/install-deps.sh
@@ -53,11 +75,15 @@ lint:
 clean:
 	rm -rf bin
 
-# deploy/kubernetes/prometheusrule.yaml is generated from rules/*.yml; a test in ./deploy fails
-# when the checked-in file is stale.
+# deploy/kubernetes/prometheusrule.yaml and the Helm chart's files/rule-groups.yaml are generated
+# from rules/*.yml (the chart's files/runbook.yml is deploy/runbook.yml); a test in ./deploy
+# fails when a checked-in file is stale. GRAFANA_URL is the Grafana the alerts' dashboard links
+# point at in prometheusrule.yaml (default: the one it was last generated for, at first
+# http://grafana:3000); the chart takes it as the value grafana.url.
+GRAFANA_URL ?=
 .PHONY: deploy-rules
 deploy-rules:
-	$(GO) test -count=1 -run 'TestPrometheusRuleIsCurrent$$' ./deploy -update
+	$(GO) test -count=1 -run 'TestPrometheusRuleIsCurrent$$' ./deploy -update $(if $(GRAFANA_URL),-grafana-url=$(GRAFANA_URL))
 
 # A private PostgreSQL + pgvector, Prometheus, Alertmanager and vectorheal in a temporary
 # directory; faults are injected and healed live. VECTORHEAL_DEMO_DSN uses your database instead.

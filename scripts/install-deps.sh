@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# install-deps.sh installs what vectorheal's tests and demo need on Debian 12 / Ubuntu:
-# PostgreSQL 15 with contrib and server headers, a current pgvector (built from the newest
+# install-deps.sh installs what vectorheal's tests and demo need on Debian 12 or Ubuntu 24.04
+# (`install-deps.sh --detect` prints what this system would get and installs nothing):
+# PostgreSQL (15 on Debian 12, 16 on Ubuntu 24.04) with contrib and server headers, a current pgvector (built from the newest
 # source package Debian ships), and two Prometheus stacks:
 #   - the distribution's Prometheus + promtool and Alertmanager + amtool (Debian 12: 2.42 / 0.25);
 #   - a current Prometheus 3 + promtool and Alertmanager + amtool, built with `go install` from
@@ -12,29 +13,52 @@
 # through a private apt configuration under $VECTORHEAL_APT_DIR (default /var/cache/vectorheal-apt).
 set -euo pipefail
 
-PG_MAJOR=15
-# pgvector: Debian sid carries the newest release (0.8.7); its source package builds against
-# PostgreSQL 15. An installed pgvector older than PGVECTOR_MIN is upgraded. The suite, the
-# minimum and the mirror can be overridden, e.g. for a local mirror or an older release.
-# A mirror or cache may list a suite's newest source while its pool lacks the files; then the
-# pinned fallback below is fetched from the pool instead, checked against its SHA-256.
-. /etc/os-release 2>/dev/null || true
-case "${ID:-debian}" in
-ubuntu)
-	# Ubuntu's packaged pgvector lags Debian's; this path is not exercised in CI.
-	SRC_SUITE=${VECTORHEAL_PGVECTOR_SUITE:-plucky}
-	PGVECTOR_MIN=${VECTORHEAL_PGVECTOR_MIN:-0.8.0}
-	KEYRING=/usr/share/keyrings/ubuntu-archive-keyring.gpg
+# detect_platform sets what differs between the supported systems from /etc/os-release
+# ($VECTORHEAL_OS_RELEASE reads another file, for a dry check with --detect):
+#   PG_MAJOR     the PostgreSQL the distribution packages (postgresql-N, postgresql-server-dev-N);
+#   SRC_SUITE    the suite whose pgvector source package is built (the packaged pgvector is too
+#                old on both: Debian 12 has none, Ubuntu 24.04's postgresql-16-pgvector is 0.6);
+#   PGVECTOR_MIN an installed pgvector older than this is rebuilt.
+# The suite, the minimum and the mirror can be overridden, e.g. for a local mirror or an older
+# release. A mirror or cache may list a suite's newest source while its pool lacks the files;
+# then the pinned fallback is fetched from the pool instead, checked against its SHA-256.
+# Anything else stops here with an error that names what is unsupported.
+detect_platform() {
+	local release=${VECTORHEAL_OS_RELEASE:-/etc/os-release}
+	[ -r "$release" ] || die "cannot read $release: unsupported system (supported: Debian 12, Ubuntu 24.04)"
+	local ID="" VERSION_ID="" PRETTY_NAME=""
+	# shellcheck disable=SC1090
+	. "$release"
 	FALLBACK_DSC=""
-	;;
-*)
-	SRC_SUITE=${VECTORHEAL_PGVECTOR_SUITE:-sid}
-	PGVECTOR_MIN=${VECTORHEAL_PGVECTOR_MIN:-0.8.6}
-	KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-	FALLBACK_DSC=pgvector_0.8.6-1.dsc
-	FALLBACK_SHA256=d08de2aa48b7cb70319cc896aa3d95514690d1009f96579dbe6b23c59634f4e6
-	;;
-esac
+	FALLBACK_SHA256=""
+	case "$ID:$VERSION_ID" in
+	debian:12)
+		# Debian sid carries the newest pgvector (0.8.7); its source builds against PostgreSQL 15.
+		PG_MAJOR=15
+		SRC_SUITE=${VECTORHEAL_PGVECTOR_SUITE:-sid}
+		PGVECTOR_MIN=${VECTORHEAL_PGVECTOR_MIN:-0.8.6}
+		KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+		FALLBACK_DSC=pgvector_0.8.6-1.dsc
+		FALLBACK_SHA256=d08de2aa48b7cb70319cc896aa3d95514690d1009f96579dbe6b23c59634f4e6
+		;;
+	ubuntu:24.04)
+		# Ubuntu 24.04: postgresql-16, prometheus 2.45 and prometheus-alertmanager 0.26 from the
+		# archive; pgvector from the source package of Ubuntu 26.04 (an LTS: its files stay on the
+		# archive), built against PostgreSQL 16. Not exercised in CI (CI runs on Debian 12).
+		PG_MAJOR=16
+		SRC_SUITE=${VECTORHEAL_PGVECTOR_SUITE:-resolute}
+		PGVECTOR_MIN=${VECTORHEAL_PGVECTOR_MIN:-0.8.0}
+		KEYRING=/usr/share/keyrings/ubuntu-archive-keyring.gpg
+		;;
+	*)
+		die "unsupported system: ${PRETTY_NAME:-${ID:-unknown} ${VERSION_ID:-}} (ID=${ID:-?} VERSION_ID=${VERSION_ID:-?}); supported: Debian 12 (PostgreSQL 15) and Ubuntu 24.04 (PostgreSQL 16). Elsewhere install PostgreSQL 15-17 with contrib and server headers, pgvector 0.8 or newer, Prometheus and Alertmanager yourself, and point the tests at them with VECTORHEAL_PG_BIN, VECTORHEAL_PROMETHEUS, VECTORHEAL_PROMTOOL, VECTORHEAL_ALERTMANAGER and VECTORHEAL_AMTOOL"
+		;;
+	esac
+	OS_NAME="${PRETTY_NAME:-$ID $VERSION_ID}"
+	pg_bin=/usr/lib/postgresql/$PG_MAJOR/bin
+	pg_sharedir=/usr/share/postgresql/$PG_MAJOR
+	PACKAGES=(postgresql-$PG_MAJOR postgresql-contrib postgresql-server-dev-$PG_MAJOR prometheus prometheus-alertmanager)
+}
 APT_DIR=${VECTORHEAL_APT_DIR:-/var/cache/vectorheal-apt}
 
 # The current stack. Prometheus's Go module version v0.3MM.P is release 3.MM.P. Alertmanager
@@ -53,9 +77,6 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
 
-pg_bin=/usr/lib/postgresql/$PG_MAJOR/bin
-pg_sharedir=/usr/share/postgresql/$PG_MAJOR
-
 # version_ge A B: A >= B in dpkg's version order.
 version_ge() { dpkg --compare-versions "$1" ge "$2"; }
 
@@ -66,9 +87,8 @@ installed_pgvector() {
 }
 
 missing_packages() {
-	local pkgs=(postgresql-$PG_MAJOR postgresql-contrib postgresql-server-dev-$PG_MAJOR prometheus prometheus-alertmanager)
 	local p
-	for p in "${pkgs[@]}"; do
+	for p in "${PACKAGES[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
 	done
 }
@@ -276,6 +296,14 @@ install_stack() {
 
 main() {
 	local missing stale
+	detect_platform
+	if [ "${1:-}" = "--detect" ]; then
+		# A dry check: what this system would get, nothing installed.
+		echo "system: $OS_NAME"
+		echo "packages: ${PACKAGES[*]}"
+		echo "pgvector: built from the $SRC_SUITE source package, at least $PGVECTOR_MIN"
+		exit 0
+	fi
 	check_go
 	missing=$(missing_packages | tr -d '\n')
 	stale=$(stale_stack | tr -d '\n')

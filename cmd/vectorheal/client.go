@@ -279,22 +279,7 @@ func registerIssues(app *kingpin.Application, stdout, stderr io.Writer) (string,
 		if err != nil {
 			return err
 		}
-		w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "ALERT\tSTATUS\tTARGET\tINDEX\tSINCE\tSEEN\tREASON\tREPAIRS\tNEXT REPAIR")
-		for _, i := range is {
-			var rs []string
-			for _, r := range i.Repairs {
-				rs = append(rs, fmt.Sprintf("#%d %s", r.ID, r.State))
-			}
-			reason := i.NotificationReason
-			if reason == "" {
-				reason = "-" // Alertmanager before 0.32 does not say
-			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s.%s\t%s\t%d\t%s\t%s\t%s\n", i.Alertname, i.Status, i.Labels["target"], i.Labels["schemaname"],
-				i.Labels["indexrelname"], i.StartsAt.Format(time.RFC3339), i.TimesReceived, reason, strings.Join(rs, ", "),
-				next.of(i.Labels["target"], i.Labels["schemaname"], i.Labels["indexrelname"]))
-		}
-		return w.Flush()
+		return printIssues(stdout, is, next.of)
 	})
 }
 
@@ -366,6 +351,7 @@ func printRepair(w io.Writer, r engine.Repair) error {
 		for _, q := range s.Statements {
 			fmt.Fprintf(w, "  sql: %s\n", q)
 		}
+		plannedSQL(w, s.Statements, s.Impact)
 		if len(s.Before) > 0 || len(s.After) > 0 {
 			fmt.Fprintf(w, "  before: %s\n  after:  %s\n", figure.Pairs(s.Before), figure.Pairs(s.After))
 		}
@@ -434,7 +420,7 @@ in the index's budget.`, stdout)
 	c.Flag("target", "Target (configured database name).").Required().StringVar(&b.Target)
 	c.Flag("schema", "Schema of the index.").Default("public").StringVar(&b.Schema)
 	c.Flag("index", "Index name.").Required().StringVar(&b.Index)
-	c.Flag("strategy", "Strategy: reindex, vacuum, ivfflat_retrain, tune_search, analyze or sql.").Required().StringVar(&b.Strategy)
+	c.Flag("strategy", "Strategy: "+manualStrategies()+" (sql runs only from a runbook).").Required().StringVar(&b.Strategy)
 	params := c.Flag("param", "Strategy parameter name=value (value read as JSON when it parses, else as a string); repeatable.").Strings()
 	c.Flag("dry-run", "Record the plan and impact estimate, run nothing.").BoolVar(&b.DryRun)
 	c.Flag("repair-timeout", "Timeout of the repair, e.g. 30m (default: remediation.default_timeout).").StringVar(&b.Timeout)

@@ -24,6 +24,20 @@ type action func(ctx context.Context, logger *slog.Logger) int
 
 // run parses args, sets up logging and signals, and runs the chosen subcommand.
 func run(args []string, stdout, stderr io.Writer) int {
+	app, actions, logCfg := newApp(stdout, stderr)
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "vectorheal: %v (see vectorheal --help)\n", err)
+		return 2
+	}
+	logger := slog.New(logOnce(promslog.New(logCfg).Handler()))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return actions[cmd](ctx, logger)
+}
+
+// newApp declares every subcommand and flag; the actions are keyed by full command name.
+func newApp(stdout, stderr io.Writer) (*kingpin.Application, map[string]action, *promslog.Config) {
 	app := kingpin.New("vectorheal", `Self-healing for pgvector indexes on PostgreSQL, the Prometheus way.
 
 vectorheal exports the health of HNSW and IVFFlat indexes (read from the index pages), drift,
@@ -59,16 +73,7 @@ Start with: vectorheal serve --config.file vectorheal.yml`)
 	add(registerResume(app, stdout, stderr))
 	add(registerPauses(app, stdout, stderr))
 	add(registerVersion(app, stdout))
-
-	cmd, err := app.Parse(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "vectorheal: %v (see vectorheal --help)\n", err)
-		return 2
-	}
-	logger := promslog.New(logCfg)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return actions[cmd](ctx, logger)
+	return app, actions, logCfg
 }
 
 func registerVersion(app *kingpin.Application, stdout io.Writer) (string, action) {

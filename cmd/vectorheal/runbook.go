@@ -32,6 +32,23 @@ func runbookChecks() (*strategy.Registry, []string, error) {
 	return reg, exporter.NewMeasurer(config.Exporter{}).Figures(), nil
 }
 
+// manualStrategies names the strategies a manual repair may ask for, from the registry so
+// `repair --help` never falls behind it: every one but those that run SQL written in a
+// runbook, which the API refuses.
+func manualStrategies() string {
+	reg, err := strategy.Default(strategy.Options{})
+	if err != nil {
+		return "see docs/runbook.md"
+	}
+	var names []string
+	for _, s := range reg.Specs() {
+		if !s.Has(strategy.RunsUserSQL) {
+			names = append(names, s.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
 func registerRunbookValidate(app *kingpin.Application, stdout, stderr io.Writer) (string, action) {
 	c := runbookCommand(app).Command("validate",
 		"Check runbook files: keys and types (with file:line), matchers, strategies and their parameters, validation figures, windows. Exit 1 listing every problem.")

@@ -139,7 +139,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, logger *slo
 		logger.Info("applied migration", "version", m.Version, "name", m.Name)
 		done = append(done, m.Version)
 	}
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: schema, Logger: logger})
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Schema: schema, Logger: quiet(logger.With("component", "river"))})
 	if err != nil {
 		return done, fmt.Errorf("river migrator: %w", err)
 	}
@@ -147,8 +147,12 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, logger *slo
 	if err != nil {
 		return done, fmt.Errorf("river migrations: %w", err)
 	}
-	for _, v := range res.Versions {
-		logger.Info("applied queue migration", "version", v.Version)
+	if len(res.Versions) > 0 {
+		versions := make([]int, len(res.Versions))
+		for i, v := range res.Versions {
+			versions[i] = v.Version
+		}
+		logger.Info("applied queue migrations", "versions", versions)
 	}
 	return done, nil
 }

@@ -1,10 +1,12 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -69,5 +71,45 @@ func TestMigrateConcurrently(t *testing.T) {
 	again, err := store.Migrate(ctx, pool, "vh_state", logger)
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second migrate applied %v, %v", again, err)
+	}
+}
+
+// TestRiverMigrationsAtDebug: at the default level a first migration logs vectorheal's own
+// migrations and one line for the queue's, none of River's own messages; at debug River's
+// messages are there.
+func TestRiverMigrationsAtDebug(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		level     slog.Level
+		wantRiver bool
+	}{{slog.LevelInfo, false}, {slog.LevelDebug, true}} {
+		dsn := pg.CreateDatabase(t)
+		var buf bytes.Buffer
+		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: c.level}))
+		pool, err := store.Open(ctx, dsn, "vh_state", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Migrate(ctx, pool, "vh_state", logger); err != nil {
+			t.Fatal(err)
+		}
+		pool.Close()
+		out := buf.String()
+		river := 0
+		for l := range strings.Lines(out) {
+			if strings.Contains(l, "component=river") {
+				river++
+				if !strings.Contains(l, "level=DEBUG") {
+					t.Errorf("River logs above debug: %s", l)
+				}
+			}
+		}
+		if (river > 0) != c.wantRiver {
+			t.Errorf("level %v: %d lines of River's, want some: %v\n%s", c.level, river, c.wantRiver, out)
+		}
+		if strings.Count(out, "applied queue migrations") != 1 || !strings.Contains(out, "applied migration") {
+			t.Errorf("level %v: vectorheal's own migration lines missing:\n%s", c.level, out)
+		}
 	}
 }

@@ -59,6 +59,31 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// KeyErrors returns the problems in err, an error from Decode, when each is tied to a key of a
+// document that was read (an unknown key, a wrong type): the rest of the document decoded, so
+// a caller may go on checking it and report everything at once. ok is false when err holds a
+// problem of the document as a whole (syntax, emptiness, a second document, a wrong root),
+// after which nothing was decoded.
+func KeyErrors(err error) (errs []*Error, ok bool) {
+	if err == nil {
+		return nil, true
+	}
+	var list []error
+	if j, isJoin := err.(interface{ Unwrap() []error }); isJoin {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	for _, e := range list {
+		var se *Error
+		if !errors.As(e, &se) || se.Path == "" {
+			return nil, false
+		}
+		errs = append(errs, se)
+	}
+	return errs, true
+}
+
 // Errorf builds an Error for path, taking its line from pos.
 func Errorf(file string, pos Positions, path, format string, args ...any) *Error {
 	return &Error{File: file, Line: pos.Line(path), Path: path, Msg: fmt.Sprintf(format, args...)}

@@ -97,11 +97,32 @@ type checker struct {
 	pos     strictyaml.Positions
 	reg     *strategy.Registry
 	figures map[string]bool // nil: figures are not checked
-	errs    []error
+	errs    []*strictyaml.Error
+	// decoded holds the paths whose value could not be decoded: a check of such a value
+	// would only repeat the problem with the zero value it was left at.
+	decoded []string
 }
 
 func (c *checker) fail(path, format string, args ...any) {
+	for _, p := range c.decoded {
+		if path == p || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") {
+			return
+		}
+	}
 	c.errs = append(c.errs, strictyaml.Errorf(c.file, c.pos, path, format, args...))
+}
+
+// err joins every problem found, in the order of their lines.
+func (c *checker) err() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(c.errs, func(a, b *strictyaml.Error) int { return a.Line - b.Line })
+	errs := make([]error, len(c.errs))
+	for i, e := range c.errs {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
 }
 
 // Parse decodes a runbook strictly (unknown keys and wrong types are errors with file:line)
@@ -113,10 +134,16 @@ func (c *checker) fail(path, format string, args ...any) {
 func Parse(file string, data []byte, reg *strategy.Registry, figures []string) (*Runbook, error) {
 	var raw fileYAML
 	pos, err := strictyaml.Decode(file, data, &raw)
-	if err != nil {
+	keyErrs, ok := strictyaml.KeyErrors(err)
+	if !ok {
 		return nil, err
 	}
-	c := &checker{file: file, pos: pos, reg: reg}
+	// An unknown key or a wrong type leaves the rest of the file decoded: check it too, so
+	// one mistake does not hide the others.
+	c := &checker{file: file, pos: pos, reg: reg, errs: keyErrs}
+	for _, e := range keyErrs {
+		c.decoded = append(c.decoded, e.Path)
+	}
 	if figures != nil {
 		c.figures = make(map[string]bool, len(figures))
 		for _, f := range figures {
@@ -139,8 +166,8 @@ func Parse(file string, data []byte, reg *strategy.Registry, figures []string) (
 		}
 		rb.Entries = append(rb.Entries, e)
 	}
-	if len(c.errs) > 0 {
-		return nil, errors.Join(c.errs...)
+	if err := c.err(); err != nil {
+		return nil, err
 	}
 	return rb, nil
 }

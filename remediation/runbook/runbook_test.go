@@ -265,6 +265,47 @@ func TestParseReportsEveryError(t *testing.T) {
 	}
 }
 
+// TestUnknownKeyHidesNoOtherError: a file with an unknown key, a wrong type and an unknown
+// strategy reports all three, in line order, with file:line and key path; the wrong type is
+// reported once, not again by the range check of the zero value it was left at.
+func TestUnknownKeyHidesNoOtherError(t *testing.T) {
+	_, err := Parse("rb.yml", []byte(`entries:
+  - name: a
+    matchers: ['alertname="A"']
+    retries: 3
+    steps: [{strategy: vacuum}]
+  - name: b
+    priority: high
+    matchers: ['alertname="B"']
+    steps: [{strategy: vaccum}]
+`), fakeRegistry(t), figures)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{
+		`rb.yml:4: entries[0].retries: unknown key "retries"`,
+		`rb.yml:7: entries[1].priority: cannot use "high" as an integer`,
+		`rb.yml:9: entries[1].steps[0].strategy: unknown strategy "vaccum"`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("want %d errors, got %d:\n%s", len(want), len(lines), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("error %d:\n got: %s\nwant: %s...", i, lines[i], w)
+		}
+	}
+}
+
+// TestSyntaxErrorStops: a file that is not YAML has nothing to check further.
+func TestSyntaxErrorStops(t *testing.T) {
+	_, err := Parse("rb.yml", []byte("entries: [\n"), fakeRegistry(t), figures)
+	if err == nil || strings.Count(err.Error(), "\n") != 0 || !strings.Contains(err.Error(), "invalid YAML") {
+		t.Errorf("error %v, want one invalid YAML error", err)
+	}
+}
+
 func TestNilRegistryAndFiguresSkipChecks(t *testing.T) {
 	in := []byte(`entries:
   - name: a
