@@ -24,56 +24,75 @@ import (
 type Measurer struct {
 	cfg   config.Exporter
 	state *pgxpool.Pool // where as-built baselines are read; nil without a state store
-	// standbys are the targets' standbys by the pools the engine measures with (repair and
-	// read pools alike); empty without MeasureOnStandbys.
-	standbys map[*pgxpool.Pool]standbyOf
-	log      *slog.Logger
+	// targets are how the engine's pools (repair and read pools alike) map to the pools a
+	// figure is read with; empty without MeasureOnTargets.
+	targets map[*pgxpool.Pool]readsOf
+	log     *slog.Logger
 }
 
-// standbyOf is a target's standby as the Measurer uses it.
-type standbyOf struct {
-	target string
-	pool   *pgxpool.Pool
-	wait   time.Duration // standby.replay_wait
+// readsOf is where the Measurer reads a target's figures.
+type readsOf struct {
+	target  string
+	read    *pgxpool.Pool // the exporter's connection (read_dsn, else dsn)
+	standby *pgxpool.Pool // nil without a standby
+	wait    time.Duration // standby.replay_wait
 }
 
-// MeasureOnStandbys reads the figures read from the index itself (source.readsIndex) of each
-// target of ts that has a standby on that standby, once it has replayed the primary's WAL
-// position at the time of the measurement: after a repair step, that is past the step's end,
-// so the standby shows the repaired index. A standby that has not replayed it within
-// standby.replay_wait, or cannot be asked, is passed over for the primary, and log says why.
-func MeasureOnStandbys(ts *targets.Set, log *slog.Logger) MeasurerOption {
+// MeasureOnTargets reads the figures of each target of ts as the exporter reads them, whatever
+// pool a measurement is asked on (the engine asks on the repair connection):
+//   - with the target's reading connection (read_dsn), whose role holds pg_monitor and the
+//     page readers: a repair role that may not read pages still gets its steps judged on the
+//     exact figure the alert fired on, not on an estimate that lags behind it;
+//   - figures read from the index itself (source.readsIndex) on the target's standby, when it
+//     has one, once the standby has replayed the primary's WAL position at the time of the
+//     measurement: after a repair step, that is past the step's end, so the standby shows the
+//     repaired index. A standby that has not replayed it within standby.replay_wait, or cannot
+//     be asked, is passed over for the primary, and log says why.
+func MeasureOnTargets(ts *targets.Set, log *slog.Logger) MeasurerOption {
 	return func(m *Measurer) {
 		m.log = log
-		for _, set := range []*targets.Set{ts, ts.Reading()} {
-			for _, t := range set.All() {
-				if t.Standby != nil {
-					if m.standbys == nil {
-						m.standbys = map[*pgxpool.Pool]standbyOf{}
-					}
-					m.standbys[t.Pool] = standbyOf{target: t.Name, pool: t.Standby, wait: t.Target.Standby.ReplayWait}
-				}
+		m.targets = map[*pgxpool.Pool]readsOf{}
+		for _, t := range ts.Reading().All() {
+			r := readsOf{target: t.Name, read: t.Pool, standby: t.Standby}
+			if t.Standby != nil {
+				r.wait = t.Target.Standby.ReplayWait
+			}
+			m.targets[t.Pool] = r
+			if rep, ok := ts.Get(t.Name); ok {
+				m.targets[rep.Pool] = r
 			}
 		}
 	}
 }
 
-// readPool is where the figures read from the index itself are measured for a measurement on
-// pool: its target's standby once replayed (MeasureOnStandbys), else pool.
-func (m *Measurer) readPool(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index) *pgxpool.Pool {
-	sb, ok := m.standbys[pool]
+// readPool is the pool a measurement asked on pool reads with (MeasureOnTargets): its target's
+// reading connection, else pool.
+func (m *Measurer) readPool(pool *pgxpool.Pool) *pgxpool.Pool {
+	if r, ok := m.targets[pool]; ok {
+		return r.read
+	}
+	return pool
+}
+
+// indexPool is where the figures read from the index itself are measured for a measurement
+// asked on pool: its target's standby once replayed, else its reading connection.
+func (m *Measurer) indexPool(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index) *pgxpool.Pool {
+	r, ok := m.targets[pool]
 	if !ok {
 		return pool
 	}
-	lsn, err := standby.PrimaryPosition(ctx, pool)
+	if r.standby == nil {
+		return r.read
+	}
+	lsn, err := standby.PrimaryPosition(ctx, r.read)
 	if err == nil {
-		err = standby.AwaitReplay(ctx, sb.pool, lsn, sb.wait, 100*time.Millisecond)
+		err = standby.AwaitReplay(ctx, r.standby, lsn, r.wait, 100*time.Millisecond)
 	}
 	if err != nil {
-		m.log.Warn("measuring on the primary: the standby cannot show the index as it is now", "target", sb.target, "index", ix.String(), "err", err)
-		return pool
+		m.log.Warn("measuring on the primary: the standby cannot show the index as it is now", "target", r.target, "index", ix.String(), "err", err)
+		return r.read
 	}
-	return sb.pool
+	return r.standby
 }
 
 // MeasurerOption changes how NewMeasurer builds the Measurer.
@@ -145,6 +164,8 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 	if len(bySource) == 0 {
 		return vals, errs
 	}
+	asked := pool
+	pool = m.readPool(asked)
 	cur, err := catalog.Resolve(ctx, pool, ix.Schema, ix.Name)
 	var indexPool *pgxpool.Pool // where sources that read the index itself read; chosen once
 	for _, src := range bySource {
@@ -153,7 +174,7 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 		on := pool
 		if src.readsIndex() && err == nil {
 			if indexPool == nil {
-				indexPool = m.readPool(ctx, pool, cur)
+				indexPool = m.indexPool(ctx, asked, cur)
 			}
 			on = indexPool
 		}

@@ -147,7 +147,7 @@ func TestMeasurerValidatesOnTheStandby(t *testing.T) {
 	}
 	t.Cleanup(ts.Close)
 	var keep logLines
-	m := NewMeasurer(testConfig(), MeasureOnStandbys(ts, slog.New(slog.NewTextHandler(tlogWriter{t, &keep}, nil))))
+	m := NewMeasurer(testConfig(), MeasureOnTargets(ts, slog.New(slog.NewTextHandler(tlogWriter{t, &keep}, nil))))
 	tgt, _ := ts.Get("main")
 	ix := resolve(t, tgt.Pool, "items_hnsw")
 	pageReads := func() int64 {

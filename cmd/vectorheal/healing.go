@@ -36,7 +36,7 @@ type healing struct {
 func (s *server) startHealing(ctx context.Context) (*healing, func(context.Context), error) {
 	cfg, st := s.cfg, s.start
 	h := &healing{logger: s.logger.With("component", "healing")}
-	measurer := exporter.NewMeasurer(cfg.Exporter, exporter.MeasureWithStateStore(s.state), exporter.MeasureOnStandbys(s.targets, h.logger))
+	measurer := exporter.NewMeasurer(cfg.Exporter, exporter.MeasureWithStateStore(s.state), exporter.MeasureOnTargets(s.targets, h.logger))
 	h.runbook = runbook.NewHolder(st.runbook)
 	h.reload = func() error { return h.runbook.Reload(st.loadRunbook) }
 

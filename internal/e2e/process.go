@@ -24,6 +24,7 @@ type Vectorheal struct {
 
 	bin  string
 	addr string
+	args []string // more flags of serve
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -59,7 +60,7 @@ func (v *Vectorheal) Start(ctx context.Context) error {
 		v.logs = &lockedBuffer{}
 	}
 	fmt.Fprintf(v.logs, "--- start %s\n", time.Now().Format(time.RFC3339))
-	cmd := exec.Command(v.bin, "serve", "--config.file", v.Config, "--web.listen-address", v.addr, "--log.level", "debug")
+	cmd := exec.Command(v.bin, append([]string{"serve", "--config.file", v.Config, "--web.listen-address", v.addr, "--log.level", "debug"}, v.args...)...)
 	var out io.Writer = v.logs
 	var logFile *os.File
 	if v.LogFile != "" {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 
 	"github.com/vectorheal/vectorheal/internal/testenv"
@@ -44,12 +45,20 @@ type Config struct {
 	// AlertmanagerConfig overrides deploy/alertmanager/alertmanager.yml.
 	AlertmanagerConfig string
 	Timing             Timing
+	// WebUser and WebPassword, when set, put vectorheal behind basic auth with
+	// --web.config.file (basic_auth_users), as docs/operations.md sets it up for production;
+	// Prometheus scrapes with them. The probes and the webhook keep their own rules.
+	WebUser, WebPassword string
 }
 
 // Target is one database of vectorheal.yml.
 type Target struct {
 	Name string // label target
-	DSN  string
+	DSN  string // dsn; may be empty when ReadDSN and RepairDSN are both set
+	// ReadDSN and RepairDSN are read_dsn and repair_dsn, left out when empty.
+	ReadDSN, RepairDSN string
+	// StandbyDSN is standby.dsn, left out when empty.
+	StandbyDSN string
 }
 
 // Stack is a started loop.
@@ -74,6 +83,9 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 	}
 	if c.StateDSN == "" {
 		c.StateDSN = c.Targets[0].DSN
+	}
+	if c.StateDSN == "" {
+		return nil, errors.New("e2e: StateDSN is required when the first target has no dsn")
 	}
 	if c.StateSchema == "" {
 		c.StateSchema = "vectorheal"
@@ -114,6 +126,10 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 		return nil, err
 	}
 
+	webArgs, err := s.writeWebConfig()
+	if err != nil {
+		return nil, fmt.Errorf("web config: %w", err)
+	}
 	// Ports first: each Alertmanager must know its replica's URL and each replica its
 	// Alertmanager's, and Alertmanager picks its port when it starts. So vectorheal's ports
 	// are chosen ahead and the replicas start after the Alertmanagers.
@@ -124,7 +140,7 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 		}
 		name := fmt.Sprintf("vectorheal-%d", i+1)
 		s.Vectorheals = append(s.Vectorheals, &Vectorheal{
-			Name: name, bin: c.Vectorheal,
+			Name: name, bin: c.Vectorheal, args: webArgs,
 			addr: fmt.Sprintf("127.0.0.1:%d", port), URL: fmt.Sprintf("http://127.0.0.1:%d", port),
 			Config: filepath.Join(c.Dir, name+".yml"), LogFile: filepath.Join(c.Dir, name+".log"),
 		})
@@ -172,7 +188,16 @@ func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, 
 	}
 	var targets []any
 	for _, tg := range s.Config.Targets {
-		targets = append(targets, map[string]any{"name": tg.Name, "dsn": map[string]string{"value": tg.DSN}})
+		m := map[string]any{"name": tg.Name}
+		for key, dsn := range map[string]string{"dsn": tg.DSN, "read_dsn": tg.ReadDSN, "repair_dsn": tg.RepairDSN} {
+			if dsn != "" {
+				m[key] = map[string]string{"value": dsn}
+			}
+		}
+		if tg.StandbyDSN != "" {
+			m["standby"] = map[string]any{"dsn": map[string]string{"value": tg.StandbyDSN}}
+		}
+		targets = append(targets, m)
 	}
 	cfg := map[string]any{
 		"listen_address": v.addr,
@@ -196,6 +221,27 @@ func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, 
 	return os.WriteFile(v.Config, out, 0o600)
 }
 
+// writeWebConfig writes vectorheal's --web.config.file when the stack has a web user, and
+// returns the flags that give it to serve.
+func (s *Stack) writeWebConfig() ([]string, error) {
+	if s.Config.WebUser == "" {
+		return nil, nil
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(s.Config.WebPassword), bcrypt.MinCost)
+	if err != nil {
+		return nil, err
+	}
+	out, err := yaml.Marshal(map[string]any{"basic_auth_users": map[string]string{s.Config.WebUser: string(hash)}})
+	if err != nil {
+		return nil, err
+	}
+	file := filepath.Join(s.Config.Dir, "web-config.yml")
+	if err := os.WriteFile(file, out, 0o600); err != nil {
+		return nil, err
+	}
+	return []string{"--web.config.file", file}, nil
+}
+
 func (s *Stack) prometheusConfig() (string, error) {
 	t := s.Config.Timing
 	rulesDir := filepath.Join(s.Config.Dir, "rules")
@@ -210,6 +256,15 @@ func (s *Stack) prometheusConfig() (string, error) {
 	for _, am := range s.Alertmanagers {
 		ams = append(ams, strings.TrimPrefix(am.URL, "http://"))
 	}
+	scrape := map[string]any{
+		"job_name":        "vectorheal",
+		"scrape_interval": promDuration(t.ScrapeInterval),
+		"scrape_timeout":  promDuration(t.ScrapeInterval),
+		"static_configs":  []any{map[string]any{"targets": []string{strings.TrimPrefix(s.Vectorheals[0].URL, "http://")}}},
+	}
+	if s.Config.WebUser != "" {
+		scrape["basic_auth"] = map[string]string{"username": s.Config.WebUser, "password": s.Config.WebPassword}
+	}
 	cfg := map[string]any{
 		"global": map[string]any{
 			"scrape_interval":     promDuration(t.ScrapeInterval),
@@ -219,12 +274,7 @@ func (s *Stack) prometheusConfig() (string, error) {
 		"alerting": map[string]any{"alertmanagers": []any{
 			map[string]any{"static_configs": []any{map[string]any{"targets": ams}}},
 		}},
-		"scrape_configs": []any{map[string]any{
-			"job_name":        "vectorheal",
-			"scrape_interval": promDuration(t.ScrapeInterval),
-			"scrape_timeout":  promDuration(t.ScrapeInterval),
-			"static_configs":  []any{map[string]any{"targets": []string{strings.TrimPrefix(s.Vectorheals[0].URL, "http://")}}},
-		}},
+		"scrape_configs": []any{scrape},
 	}
 	out, err := yaml.Marshal(cfg)
 	return string(out), err
