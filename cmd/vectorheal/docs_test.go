@@ -17,6 +17,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 	"github.com/vectorheal/vectorheal/rules"
 	"github.com/vectorheal/vectorheal/webhook"
@@ -353,7 +354,7 @@ var sqlRE = regexp.MustCompile(`\b(GRANT|REVOKE|CREATE|ALTER|SELECT|INSERT|UPDAT
 // the _bucket/_sum/_count series of histograms and summaries.
 func TestDocsNameRealMetrics(t *testing.T) {
 	known := map[string]bool{"vectorheal_build_info": true} // the version collector's
-	for _, m := range append(append(exporter.Metrics(), webhook.Metrics()...), engine.Metrics()...) {
+	for _, m := range append(append(append(exporter.Metrics(), webhook.Metrics()...), engine.Metrics()...), runbook.Metrics()...) {
 		known[m.Name] = true
 		for _, suf := range []string{"_bucket", "_sum", "_count", "_total", "_created"} {
 			known[m.Name+suf] = true

@@ -38,6 +38,7 @@ func (s *server) startHealing(ctx context.Context) (*healing, func(context.Conte
 	h := &healing{logger: s.logger.With("component", "healing")}
 	measurer := exporter.NewMeasurer(cfg.Exporter, exporter.MeasureWithStateStore(s.state), exporter.MeasureOnTargets(s.targets, h.logger))
 	h.runbook = runbook.NewHolder(st.runbook)
+	s.registry.MustRegister(h.runbook)
 	h.reload = func() error { return h.runbook.Reload(st.loadRunbook) }
 
 	o := engine.Options{

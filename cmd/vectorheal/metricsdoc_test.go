@@ -9,6 +9,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/webhook"
 )
 
@@ -18,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite docs/metrics.md from the Metric
 // publishes metrics generate; this binary wires all of them, so the check lives here.
 func TestMetricsDoc(t *testing.T) {
 	path := filepath.Join("..", "..", "docs", "metrics.md")
-	want := exporter.MetricsMarkdown(append(webhook.Metrics(), engine.Metrics()...))
+	want := exporter.MetricsMarkdown(append(append(webhook.Metrics(), engine.Metrics()...), runbook.Metrics()...))
 	if *update {
 		if err := os.WriteFile(path, want, 0o644); err != nil {
 			t.Fatal(err)

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 
+	"github.com/vectorheal/vectorheal/internal/metricdoc"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 	"github.com/vectorheal/vectorheal/remediation/validation"
 )
@@ -250,17 +252,57 @@ func Load(path string, reg *strategy.Registry, figures []string) (*Runbook, erro
 	return Parse(path, data, reg, figures)
 }
 
-// Holder keeps the current runbook; readers never see a half-loaded one.
+// Holder keeps the current runbook; readers never see a half-loaded one. As a
+// prometheus.Collector it publishes whether the last reload succeeded (Metrics).
 type Holder struct {
 	cur atomic.Pointer[Runbook]
-	mu  sync.Mutex // one reload at a time
+	mu  sync.Mutex // one reload at a time; guards the fields below
+
+	lastOK      bool
+	lastSuccess time.Time
+
+	descOK, descTime *prometheus.Desc
 }
 
-// NewHolder returns a holder of rb.
+// NewHolder returns a holder of rb, loaded now.
 func NewHolder(rb *Runbook) *Holder {
-	h := &Holder{}
+	m := Metrics()
+	h := &Holder{lastOK: true, lastSuccess: time.Now(),
+		descOK: prometheus.NewDesc(m[0].Name, m[0].Help, nil, nil), descTime: prometheus.NewDesc(m[1].Name, m[1].Help, nil, nil)}
 	h.cur.Store(rb)
 	return h
+}
+
+const (
+	nameReloadOK   = "vectorheal_runbook_last_reload_successful"
+	nameReloadTime = "vectorheal_runbook_last_reload_success_timestamp_seconds"
+)
+
+// Metrics are the runbook's series, as docs/metrics.md lists them.
+func Metrics() []metricdoc.Metric {
+	return []metricdoc.Metric{
+		{Name: nameReloadOK, Type: "gauge", Help: "Whether the last runbook reload (SIGHUP or POST /-/reload) succeeded (1) or was refused, the previous runbook staying in force (0)."},
+		{Name: nameReloadTime, Type: "gauge", Help: "Unix time of the last runbook load that succeeded (the start counts as one)."},
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (h *Holder) Describe(ch chan<- *prometheus.Desc) {
+	ch <- h.descOK
+	ch <- h.descTime
+}
+
+// Collect implements prometheus.Collector.
+func (h *Holder) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	ok, at := h.lastOK, h.lastSuccess
+	h.mu.Unlock()
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	ch <- prometheus.MustNewConstMetric(h.descOK, prometheus.GaugeValue, v)
+	ch <- prometheus.MustNewConstMetric(h.descTime, prometheus.GaugeValue, float64(at.UnixNano())/1e9)
 }
 
 // Get returns the current runbook.
@@ -272,12 +314,14 @@ func (h *Holder) Reload(load func() (*Runbook, error)) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	rb, err := load()
+	if err == nil && rb == nil {
+		err = fmt.Errorf("runbook reload: loader returned no runbook")
+	}
+	h.lastOK = err == nil
 	if err != nil {
 		return err
 	}
-	if rb == nil {
-		return fmt.Errorf("runbook reload: loader returned no runbook")
-	}
 	h.cur.Store(rb)
+	h.lastSuccess = time.Now()
 	return nil
 }

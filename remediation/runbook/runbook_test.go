@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 	"github.com/vectorheal/vectorheal/remediation/validation"
@@ -338,6 +341,9 @@ func TestHolderKeepsOldOnInvalidReload(t *testing.T) {
 	if h.Get() != first {
 		t.Fatal("invalid reload replaced the runbook")
 	}
+	if got := testutil.ToFloat64(reloadGauge(h, "vectorheal_runbook_last_reload_successful")); got != 0 {
+		t.Errorf("last reload successful = %v after a refused reload, want 0", got)
+	}
 	if err := os.WriteFile(path, []byte("entries: [{name: x, matchers: ['a=\"b\"'], steps: [{strategy: reindex}]}]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +353,32 @@ func TestHolderKeepsOldOnInvalidReload(t *testing.T) {
 	if got := h.Get(); got == first || got.Entries[0].Name != "x" {
 		t.Errorf("valid reload not taken: %+v", got)
 	}
+	if got := testutil.ToFloat64(reloadGauge(h, "vectorheal_runbook_last_reload_successful")); got != 1 {
+		t.Errorf("last reload successful = %v after a reload, want 1", got)
+	}
+	if n := testutil.CollectAndCount(h); n != 2 {
+		t.Errorf("holder publishes %d series, want 2", n)
+	}
 }
+
+// reloadGauge is the one series called name of h.
+func reloadGauge(h *Holder, name string) prometheus.Collector {
+	return collectorFunc(func(ch chan<- prometheus.Metric) {
+		all := make(chan prometheus.Metric, 2)
+		h.Collect(all)
+		close(all)
+		for m := range all {
+			if strings.Contains(m.Desc().String(), `"`+name+`"`) {
+				ch <- m
+			}
+		}
+	})
+}
+
+type collectorFunc func(chan<- prometheus.Metric)
+
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 // FuzzParse checks that no input makes the parser panic, and that an accepted runbook is
 // complete: every entry has a name, matchers and steps with known settings.
