@@ -91,6 +91,9 @@ spec:
     - name: secrets
       secret:
         secretName: {{ $root.Values.existingSecret }}
-        items: [{key: {{ $root.Values.webhookTokenKey }}, path: webhook-token}]
+        items:
+          - {key: {{ $root.Values.webhookTokenKey }}, path: webhook-token}
+          - {key: {{ $root.Values.apiTokenKey }}, path: api-token}
+          - {key: {{ $root.Values.apiReadTokenKey }}, path: api-read-token}
         defaultMode: 0440
 {{- end -}}
