@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"unicode/utf8"
 
@@ -31,6 +32,7 @@ type Retrain struct{ opts Options }
 // RetrainConfig are the parameters of an ivfflat_retrain step.
 type RetrainConfig struct {
 	MinLists, MaxLists    int
+	KeepProbeShare        bool
 	MaxMaintenanceWorkMem int64 // bytes
 	Figures               []string
 }
@@ -45,6 +47,7 @@ func (*Retrain) Spec() Spec {
 		Params: []Param{
 			{Name: "min_lists", Type: TypeInt, Default: "1", Min: "1", Max: strconv.Itoa(measure.MaxLists), Doc: "Lower bound of the recomputed lists."},
 			{Name: "max_lists", Type: TypeInt, Default: strconv.Itoa(measure.MaxLists), Min: "1", Max: strconv.Itoa(measure.MaxLists), Doc: "Upper bound of the recomputed lists (pgvector's limit is 32768)."},
+			{Name: "keep_probe_share", Type: TypeBool, Default: "true", Doc: "When the lists grow, raise the database's ivfflat.probes in proportion (never lower it), so searches probe the same share of the index as before and keep its recall; rollback restores the setting. false leaves ivfflat.probes alone: more lists at the same probes search a smaller share, faster and with lower recall."},
 			maxMaintenanceWorkMemParam,
 			figuresParam,
 		},
@@ -61,7 +64,7 @@ func ivfflatFigures() map[string][]string {
 
 // Decode implements Strategy.
 func (*Retrain) Decode(v Values) (RetrainConfig, error) {
-	c := RetrainConfig{MinLists: v.Int("min_lists"), MaxLists: v.Int("max_lists"),
+	c := RetrainConfig{MinLists: v.Int("min_lists"), MaxLists: v.Int("max_lists"), KeepProbeShare: v.Bool("keep_probe_share"),
 		MaxMaintenanceWorkMem: v.Size(maxMaintenanceWorkMemParam.Name), Figures: v.Figures()}
 	if c.MinLists > c.MaxLists {
 		return c, fmt.Errorf("parameter %q: %d is above max_lists %d", "min_lists", c.MinLists, c.MaxLists)
@@ -77,6 +80,9 @@ func (c RetrainConfig) lists(rows float64) int {
 
 type retrainUndo struct {
 	PreviousLists int `json:"previous_lists"`
+	// Probes is the database's ivfflat.probes as it was before keepProbeShare raised it; nil
+	// when the step did not change it.
+	Probes *tuneUndo `json:"probes,omitempty"`
 }
 
 // Plan implements Strategy.
@@ -154,17 +160,67 @@ func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, c RetrainC
 	if err != nil {
 		return out, err
 	}
-	stmts, after, err := r.rebuild(ctx, env, cur, lists, bp)
-	out.Statements = stmts
+	// The probes are raised before the swap, so no session opened after it searches the new
+	// lists at the old probes; sessions already open keep their setting until they reconnect.
+	probes := -1 // the database's ivfflat.probes after the step; -1 when not looked at
+	var stmts []string
+	if c.KeepProbeShare {
+		from, to, stmt, undo, err := keepProbeShare(ctx, env, cur, cur.Lists, lists)
+		if err != nil {
+			return out, err
+		}
+		out.Before["ivfflat.probes"], probes = float64(from), to
+		if stmt != "" {
+			out.Undo, _ = json.Marshal(retrainUndo{PreviousLists: cur.Lists, Probes: undo})
+			stmts = append(stmts, stmt)
+		}
+	}
+	built, after, err := r.rebuild(ctx, env, cur, lists, bp)
+	out.Statements = append(stmts, built...)
 	if err != nil {
 		return out, err
 	}
-	out.After = measureFigures(ctx, env, env.Pool, after, figures)
+	// Measured on new sessions, which have the database's settings as they are now.
+	fresh, err := freshPool(ctx, env.Pool, nil)
+	if err != nil {
+		return out, err
+	}
+	defer fresh.Close()
+	out.After = measureFigures(ctx, env, fresh, after, figures)
 	if out.After == nil {
 		out.After = map[string]float64{}
 	}
 	out.After["lists"] = float64(after.Lists)
+	if probes >= 0 {
+		out.After["ivfflat.probes"] = float64(probes)
+	}
 	return out, nil
+}
+
+// keepProbeShare raises the database's ivfflat.probes after ix's lists went from before to
+// after, so that a search probes the same share of the index as it did: probes × after /
+// before, rounded up, at most after. It never lowers the setting. It returns the setting
+// before and after, the statement it ran ("" when none) and what restores the setting.
+func keepProbeShare(ctx context.Context, env Env, ix catalog.Index, before, after int) (from, to int, stmt string, undo *tuneUndo, err error) {
+	u := tuneUndo{Scope: "database", Database: ix.Datname, Setting: "ivfflat.probes"}
+	if u.Previous, err = readRoleSetting(ctx, env, u); err != nil {
+		return 0, 0, "", nil, err
+	}
+	if from, err = effectiveSetting(ctx, env, u); err != nil {
+		return 0, 0, "", nil, err
+	}
+	if before <= 0 || after <= before {
+		return from, from, "", nil, nil
+	}
+	to = min(int(math.Ceil(float64(from)*float64(after)/float64(before))), after)
+	if to <= from {
+		return from, from, "", nil, nil
+	}
+	stmt = u.setStatement(to)
+	if err := alterSetting(ctx, env, stmt); err != nil {
+		return from, from, "", nil, fmt.Errorf("keep the probed share (keep_probe_share): %w", err)
+	}
+	return from, to, stmt, &u, nil
 }
 
 // Rollback implements Strategy: it rebuilds the index with the lists it had before. The old
@@ -176,6 +232,15 @@ func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, c Ret
 	var u retrainUndo
 	if err := json.Unmarshal(undo, &u); err != nil {
 		return fmt.Errorf("ivfflat_retrain rollback: decode undo: %w", err)
+	}
+	if u.Probes != nil {
+		stmt, err := u.Probes.restoreStatement()
+		if err == nil {
+			err = alterSetting(ctx, env, stmt)
+		}
+		if err != nil {
+			return fmt.Errorf("ivfflat_retrain rollback: restore ivfflat.probes: %w", err)
+		}
 	}
 	if u.PreviousLists <= 0 {
 		return nil

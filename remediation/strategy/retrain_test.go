@@ -185,3 +185,48 @@ func TestRetrainSizesListsForRowsWrittenSinceAnalyze(t *testing.T) {
 		t.Errorf("planned %q: lists %d, want about 10 for 10,000 rows (2 would be the stale statistics)", im.Statements, lists)
 	}
 }
+
+// TestRetrainKeepsTheProbedShare: a retrain that quadruples the lists raises the database's
+// ivfflat.probes fourfold, so searches probe the same share of the index, and the measured
+// recall does not fall; rollback restores both. With keep_probe_share false the setting stays.
+func TestRetrainKeepsTheProbedShare(t *testing.T) {
+	b := setup(t, strategy.Options{})
+	ctx := context.Background()
+	b.loadVectors(t, "items", 8, 3000, 0.5)
+	b.exec(t, "CREATE INDEX items_ivf ON items USING ivfflat (emb vector_l2_ops) WITH (lists = 4)", "ANALYZE items")
+	ix := b.resolve(t, "public", "items_ivf")
+	b.exec(t, `ALTER DATABASE "`+ix.Datname+`" SET ivfflat.probes = 2`)
+	re := b.strategy(t, "ivfflat_retrain")
+	p := strategy.Params{"min_lists": 16, "max_lists": 16}
+	if err := re.CheckParams(p); err != nil {
+		t.Fatal(err)
+	}
+	out, err := re.Run(ctx, b.env, ix, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("statements %q before %v after %v", out.Statements, out.Before, out.After)
+	if got := b.dbSetting(t, "", "ivfflat.probes"); got != "8" {
+		t.Errorf("ivfflat.probes after lists 4 -> 16 at probes 2: %q, want 8", got)
+	}
+	if out.Before["ivfflat.probes"] != 2 || out.After["ivfflat.probes"] != 8 || out.After["lists"] != 16 {
+		t.Errorf("recorded before %v after %v", out.Before, out.After)
+	}
+	if rb, ra := out.Before["pgvector_recall_ratio"], out.After["pgvector_recall_ratio"]; ra < rb-0.02 {
+		t.Errorf("recall %v before, %v after the retrain: the probed share was kept, recall should be too", rb, ra)
+	}
+	if err := re.Rollback(ctx, b.env, ix, p, out.Undo); err != nil {
+		t.Fatal(err)
+	}
+	if got, now := b.dbSetting(t, "", "ivfflat.probes"), b.resolve(t, "public", "items_ivf"); got != "2" || now.Lists != 4 {
+		t.Errorf("after rollback: ivfflat.probes %q, lists %d; want 2 and 4", got, now.Lists)
+	}
+
+	p["keep_probe_share"] = false
+	if _, err := re.Run(ctx, b.env, b.resolve(t, "public", "items_ivf"), p); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.dbSetting(t, "", "ivfflat.probes"); got != "2" {
+		t.Errorf("ivfflat.probes with keep_probe_share false: %q, want 2 as it was", got)
+	}
+}

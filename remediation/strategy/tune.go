@@ -434,6 +434,12 @@ func probeLatency(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, n i
 // effective returns the value a new session gets now: the setting where it is set, else
 // pgvector's default.
 func (t *TuneSearch) effective(ctx context.Context, env Env, u tuneUndo) (int, error) {
+	return effectiveSetting(ctx, env, u)
+}
+
+// effectiveSetting is the value of u's setting a new session of u's scope gets: the stored
+// one, else the server's, else pgvector's default.
+func effectiveSetting(ctx context.Context, env Env, u tuneUndo) (int, error) {
 	if u.Previous != nil {
 		if n, err := strconv.Atoi(*u.Previous); err == nil {
 			return n, nil
