@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -77,7 +76,10 @@ func (s *soak) tune(ctx context.Context, spec indexSpec, lists int) error {
 	if spec.method == "hnsw" {
 		candidates = []int{40, 60, 80, 100, 150, 200}
 	} else {
-		for p := max(int(math.Sqrt(float64(lists))), 1); p <= lists; p++ {
+		// From 1, not from pgvector's starting point sqrt(lists): the smallest probes that
+		// reach the target on the data the index was built on is what an operator keeps, and
+		// what new data that does not look like it then undoes.
+		for p := 1; p <= lists; p++ {
 			candidates = append(candidates, p)
 		}
 	}
