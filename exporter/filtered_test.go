@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -81,5 +82,32 @@ func TestFilteredQueriesShortThenIterative(t *testing.T) {
 	}
 	if _, err := NewMeasurer(testConfig()).Measure(context.Background(), pool, ix, "pgvector_filtered_short_ratio"); err == nil {
 		t.Error("Measurer measured a filtered figure for an index without a declared query")
+	}
+}
+
+// TestReportShowsFilteredQuerySets: `vectorheal check` (Report) runs the filtered query sets
+// declared for an index and shows their figures, labelled by the set's name.
+func TestReportShowsFilteredQuerySets(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	categorised(t, dsn, 3000, 10)
+	cfg := testConfig()
+	cfg.Recall.Disabled = true
+	cfg.FilteredQueries = []config.FilteredQuery{byCategory("by_category")}
+	rep, err := Report(context.Background(), superPool(t, dsn), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Indexes) != 1 || len(rep.Indexes[0].Errors) > 0 {
+		t.Fatalf("report %+v", rep.Indexes)
+	}
+	f, ok := rep.Indexes[0].Figure("filtered_samples")
+	if !ok || f.Values["by_category"] != 20 {
+		var b bytes.Buffer
+		_ = rep.WriteText(&b)
+		t.Fatalf("filtered_samples of by_category: %+v (found %v), want the 20 samples run; report:\n%s", f, ok, b.String())
+	}
+	if s, ok := rep.Indexes[0].Figure("filtered_short_ratio"); !ok || s.Values["by_category"] < 0 || s.Values["by_category"] > 1 {
+		t.Errorf("filtered_short_ratio of by_category: %+v (found %v)", s, ok)
 	}
 }

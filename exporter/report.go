@@ -249,6 +249,11 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 				r.latency = r.recall.histogram()
 			}
 		}
+		if ix.Valid && len(filteredQueriesOf(cfg.FilteredQueries, "", ix)) > 0 {
+			if r.filtered, err = readFiltered(ctx, pool, ix, cfg.FilteredQueries); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
 		ir := indexReport(r)
 		ir.Errors = errs
 		rep.Indexes = append(rep.Indexes, ir)
