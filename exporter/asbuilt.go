@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"sync"
 	"time"
 
@@ -38,6 +39,8 @@ const (
 	asBuiltLive         = "pgvector_hnsw_elements:live"
 	asBuiltEntryQuality = "pgvector_hnsw_entry_point_quality_ratio"
 	asBuiltFill0        = "pgvector_hnsw_neighbor_fill_ratio:0"
+	asBuiltListCV       = "pgvector_ivfflat_list_size_cv"
+	asBuiltEmptyLists   = "pgvector_ivfflat_empty_lists"
 	asBuiltLayers       = "pgvector_hnsw_layers"
 	asBuiltRecall       = "pgvector_recall_ratio"
 	asBuiltRecallK      = "recall_k"
@@ -55,8 +58,9 @@ func (a *asBuilt) hasStructure() bool {
 	if a == nil {
 		return false
 	}
-	_, ok := a.Figures[asBuiltConnectivity]
-	return ok
+	_, hnsw := a.Figures[asBuiltConnectivity]
+	_, ivf := a.Figures[asBuiltListCV]
+	return hnsw || ivf
 }
 
 // hasRecall reports whether the baseline holds a recall figure.
@@ -90,6 +94,21 @@ func hnswBaseline(s *structure) (map[string]float64, string) {
 	}
 	basis := basisFirstSeen
 	if r.ElementsDeleted == 0 && r.ElementsBeingDeleted == 0 && r.HeapTIDsExact && r.HeapTIDsDead == 0 {
+		basis = basisBuild
+	}
+	return f, basis
+}
+
+// ivfBaseline returns the as-built figures of an IVFFlat structure report: the balance of its
+// lists as k-means left them, which later inserts can only skew. The basis is "build" when
+// the lists hold as many entries as the table is estimated to have rows (within 0.1 %, the
+// estimate being the catalog's density times the table's blocks): no dead entry and nothing
+// inserted since; else "first_seen".
+func ivfBaseline(s *structure) (map[string]float64, string) {
+	r := s.ivf
+	f := map[string]float64{asBuiltListCV: r.ListSizeCV, asBuiltEmptyLists: float64(r.EmptyLists)}
+	basis := basisFirstSeen
+	if s.rows > 0 && math.Abs(float64(r.Entries)-s.rows) <= 1+s.rows/1000 {
 		basis = basisBuild
 	}
 	return f, basis
@@ -211,18 +230,26 @@ func lookupAsBuilt(ctx context.Context, pool *pgxpool.Pool, target, datname, sch
 // noteStructureBaseline records the as-built structure of st's current build from scan s
 // when none is recorded yet, and returns the baseline to keep (nil when there is nothing new).
 func (e *Exporter) noteStructureBaseline(ctx context.Context, t *target, ix catalog.Index, build buildInfo, have *asBuilt, s *structure) *asBuilt {
-	if s == nil || s.hnsw == nil || build.relfilenode == 0 || have.hasStructure() {
+	if s == nil || build.relfilenode == 0 || have.hasStructure() {
 		return nil
 	}
-	figures, basis := hnswBaseline(s)
+	var figures map[string]float64
+	var basis string
+	switch {
+	case s.hnsw != nil:
+		figures, basis = hnswBaseline(s)
+	case s.ivf != nil:
+		figures, basis = ivfBaseline(s)
+	default:
+		return nil
+	}
 	got, err := e.baselines.record(ctx, buildKey{t.Name, ix.Datname, ix.OID}, ix, build.relfilenode, basis, figures)
 	if err != nil {
 		t.logger.Warn("as-built baseline", "index", ix.String(), "err", err)
 		return nil
 	}
 	if have == nil {
-		t.logger.Info("as-built baseline recorded", "index", ix.String(), "basis", got.Basis,
-			"connectivity", got.Figures[asBuiltConnectivity], "orphan_ratio", got.Figures[asBuiltOrphanRatio])
+		t.logger.Info("as-built baseline recorded", "index", ix.String(), "basis", got.Basis, "figures", got.Figures)
 	}
 	return got
 }

@@ -114,3 +114,37 @@ func TestAsBuiltFirstSeenAfterChurn(t *testing.T) {
 		t.Fatal("a churned index was given a build baseline")
 	}
 }
+
+// TestAsBuiltIVFFlatListBalance: an IVFFlat build's list balance is recorded as its baseline
+// (basis build on a fresh index), published, read back by the Measurer's AsBuilt for
+// pgvector_ivfflat_list_size_cv, and kept when later inserts skew the lists.
+func TestAsBuiltIVFFlatListBalance(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	ctx := context.Background()
+	state := stateStore(t, pg)
+	clustered(t, dsn, 3000, 8, 6)
+	runSQL(t, dsn, `CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 6)`, `ANALYZE items`)
+	iv := map[string]string{"target": "main", "indexrelname": "items_ivf"}
+
+	s := start(t, testConfig(), map[string]string{"main": dsn}, WithStateStore(state))
+	built := s.waitSample(t, "pgvector_ivfflat_as_built_list_size_cv", iv, "recorded", exists)
+	if now := s.waitSample(t, "pgvector_ivfflat_list_size_cv", iv, "measured", exists); now != built {
+		t.Fatalf("as-built list size CV %v, the same build measures %v", built, now)
+	}
+	if _, basis := s.asBuiltAt(t, "items_ivf"); basis != basisBuild {
+		t.Errorf("basis of a fresh IVFFlat build = %q, want %q", basis, basisBuild)
+	}
+	m := NewMeasurer(testConfig(), MeasureWithStateStore(state))
+	ix := resolve(t, superPool(t, dsn), "items_ivf")
+	if v, ok, err := m.AsBuilt(ctx, nil, ix, "pgvector_ivfflat_list_size_cv"); err != nil || !ok || v != built {
+		t.Errorf("Measurer.AsBuilt = %v, %v, %v; want %v", v, ok, err, built)
+	}
+
+	// Far-off inserts all land in one list: the CV grows, the baseline stays.
+	runSQL(t, dsn, `INSERT INTO items (embedding) SELECT (SELECT array_agg(9 + random()::real) FROM generate_series(1, 8) WHERE g > 0)::vector FROM generate_series(1, 3000) g`)
+	s.waitSample(t, "pgvector_ivfflat_list_size_cv", iv, "skewed", func(v float64) bool { return v > built+0.5 })
+	if v, _ := s.sample(t, "pgvector_ivfflat_as_built_list_size_cv", iv); v != built {
+		t.Errorf("as-built list size CV moved with inserts: %v, want %v", v, built)
+	}
+}

@@ -101,7 +101,7 @@ vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are ab
 type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency, perFiltered, partition int }
 
 func seriesPerIndex() seriesCounts {
-	return seriesCounts{hnswBase: 35, perLayer: 2, ivfflat: 27, latency: len(config.DefaultLatencyBuckets()) + 3,
+	return seriesCounts{hnswBase: 35, perLayer: 2, ivfflat: 28, latency: len(config.DefaultLatencyBuckets()) + 3,
 		perFiltered: len(filteredFigures()), partition: 1}
 }
 

@@ -81,8 +81,15 @@ func newFixture(t *testing.T) *fixture {
 		// Every check ran once on a fresh build: its baseline is recorded.
 		st.asBuilt = &asBuilt{Basis: basisBuild, At: fixtureNow.Add(-26 * time.Hour), Figures: map[string]float64{
 			asBuiltRecall: st.recall.ratio, asBuiltRecallK: float64(st.recall.k)}}
-		if s.hnsw != nil {
-			figures, basis := hnswBaseline(s)
+		var figures map[string]float64
+		var basis string
+		switch {
+		case s.hnsw != nil:
+			figures, basis = hnswBaseline(s)
+		case s.ivf != nil:
+			figures, basis = ivfBaseline(s)
+		}
+		if figures != nil {
 			maps.Copy(st.asBuilt.Figures, figures)
 			st.asBuilt.Basis = basis
 		}
