@@ -396,10 +396,10 @@ func (e *Engine) execute(ctx context.Context, rec *recorder, steps []strategy.St
 		if step.Approval && i != first && e.awaitApproval(runCtx, rec, i, step, steps[i], ix, env) {
 			return result{outcome: "awaiting_approval", pausedAt: i}
 		}
-		if !(resumed && i == first) && e.awaitBuildApproval(runCtx, rec, i, step, steps[i], ix, env) {
+		last = e.runStep(ctx, runCtx, rec, i, step, steps[i], ix, env, resumed && i == first)
+		if last.state == "awaiting_approval" {
 			return result{outcome: "awaiting_approval", pausedAt: i}
 		}
-		last = e.runStep(ctx, runCtx, rec, i, step, steps[i], ix, env)
 		if last.state == "deferred" {
 			return result{outcome: "deferred", reason: "retry_later", err: last.err}
 		}
@@ -463,34 +463,15 @@ func (e *Engine) awaitApproval(ctx context.Context, rec *recorder, pos int, step
 	return true
 }
 
-// awaitBuildApproval stops an automatic repair before a step that writes a new copy of the
-// index (its plan needs disk for one) when the index or the build's estimated duration is over
-// the entry's approve_builds_over: the step stays planned with its impact and the reason, as
-// awaitApproval leaves it. A repair a person asked for or already approved as a whole runs,
-// and so does a step whose plan fails (it fails as it would when run).
-func (e *Engine) awaitBuildApproval(ctx context.Context, rec *recorder, pos int, step PlanStep, st strategy.Step, ix catalog.Index, env strategy.Env) bool {
-	r := rec.r
-	if r.Plan.Manual || r.Plan.Approval || r.Plan.DryRun {
-		return false
+// buildNeedsApproval says why a step whose impact is impact must wait for approval before it
+// runs: it writes a new copy of the index (its plan needs disk for one) and the index or the
+// build's estimated duration is over the entry's approve_builds_over; "" when it may run. A
+// repair a person asked for, or approved as a whole, is not held again.
+func buildNeedsApproval(r repairRow, impact strategy.Impact, ix catalog.Index) string {
+	if r.Plan.Manual || r.Plan.Approval || impact.DiskBytesNeeded == 0 {
+		return ""
 	}
-	limit := r.Plan.ApproveBuildsOver
-	if limit == (runbook.BuildApproval{}) {
-		return false
-	}
-	impact, err := st.Plan(ctx, env, ix)
-	if err != nil || impact.DiskBytesNeeded == 0 {
-		return false
-	}
-	if impact.EstimatedDuration == 0 {
-		impact.EstimatedDuration = e.historyEstimate(ctx, r, step.Strategy)
-	}
-	why := limit.Exceeds(max(impact.IndexBytes, ix.SizeBytes), impact.EstimatedDuration)
-	if why == "" {
-		return false
-	}
-	rec.stepBegins(ctx, pos, step, "planned", &impact, "awaiting approval: "+why)
-	e.log.Info("build needs approval, repair waits", "repair", r.ID, "step", pos, "strategy", step.Strategy, "why", why)
-	return true
+	return r.Plan.ApproveBuildsOver.Exceeds(max(impact.IndexBytes, ix.SizeBytes), impact.EstimatedDuration)
 }
 
 // planOnly records a step's impact estimate for a dry run.
@@ -510,8 +491,12 @@ func (e *Engine) planOnly(ctx context.Context, rec *recorder, pos int, step Plan
 // runStep is one step: impact, run, validate, then keep, roll back or defer. ctx is the
 // job's context (cancelled on shutdown or by a cancel request), runCtx adds the repair's
 // timeout.
+//
+// approved says a person approved this very step (the repair stopped before it): then a build
+// over the entry's approve_builds_over runs; otherwise it stops the repair as awaiting
+// approval, its impact and the reason recorded, the step left planned.
 func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, step PlanStep, st strategy.Step,
-	ix catalog.Index, env strategy.Env) stepResult {
+	ix catalog.Index, env strategy.Env, approved bool) stepResult {
 	r := rec.r
 	log := e.log.With("repair", r.ID, "step", pos, "strategy", step.Strategy)
 
@@ -524,6 +509,11 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		msg := "plan: " + err.Error()
 		rec.stepBegins(ctx, pos, step, "failed", &impact, msg)
 		return stepResult{state: "failed", err: msg, stopped: stopCause(ctx, runCtx, e, r)}
+	}
+	if why := buildNeedsApproval(r, impact, ix); why != "" && !approved {
+		rec.stepBegins(ctx, pos, step, "planned", &impact, "awaiting approval: "+why)
+		log.Info("build needs approval, repair waits", "why", why)
+		return stepResult{state: "awaiting_approval"}
 	}
 	if h := e.horizonHolder(runCtx, log, r, step, st, ix, env); h != nil {
 		return e.heldBack(ctx, rec, pos, step, &impact, h) // horizon.go
