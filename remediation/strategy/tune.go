@@ -154,7 +154,10 @@ func (c TuneConfig) forIndex(ix catalog.Index) (tuneValues, error) {
 	if v.Max > v.limitMax {
 		return v, fmt.Errorf("parameter %q: %d is above the limit %d of %s for %s", "max", v.Max, v.limitMax, v.setting, ix)
 	}
-	v.floor = pgvectorDefault(v.setting)
+	// A max below pgvector's default asks for values below it: then no floor.
+	if def := pgvectorDefault(v.setting); v.Max >= def {
+		v.floor = def
+	}
 	return v, nil
 }
 
