@@ -114,6 +114,18 @@ func ivfBaseline(s *structure) (map[string]float64, string) {
 	return f, basis
 }
 
+// structureBaseline returns the as-built figures of a page scan of either method and their
+// basis; nil for a scan without a report.
+func structureBaseline(s *structure) (map[string]float64, string) {
+	switch {
+	case s.hnsw != nil:
+		return hnswBaseline(s)
+	case s.ivf != nil:
+		return ivfBaseline(s)
+	}
+	return nil, ""
+}
+
 // baselines records and reads as-built baselines.
 type baselines interface {
 	// record adds figures to the baseline of build relfilenode of k (creating it with basis
@@ -233,14 +245,8 @@ func (e *Exporter) noteStructureBaseline(ctx context.Context, t *target, ix cata
 	if s == nil || build.relfilenode == 0 || have.hasStructure() {
 		return nil
 	}
-	var figures map[string]float64
-	var basis string
-	switch {
-	case s.hnsw != nil:
-		figures, basis = hnswBaseline(s)
-	case s.ivf != nil:
-		figures, basis = ivfBaseline(s)
-	default:
+	figures, basis := structureBaseline(s)
+	if figures == nil {
 		return nil
 	}
 	got, err := e.baselines.record(ctx, buildKey{t.Name, ix.Datname, ix.OID}, ix, build.relfilenode, basis, figures)

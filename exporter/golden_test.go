@@ -81,15 +81,7 @@ func newFixture(t *testing.T) *fixture {
 		// Every check ran once on a fresh build: its baseline is recorded.
 		st.asBuilt = &asBuilt{Basis: basisBuild, At: fixtureNow.Add(-26 * time.Hour), Figures: map[string]float64{
 			asBuiltRecall: st.recall.ratio, asBuiltRecallK: float64(st.recall.k)}}
-		var figures map[string]float64
-		var basis string
-		switch {
-		case s.hnsw != nil:
-			figures, basis = hnswBaseline(s)
-		case s.ivf != nil:
-			figures, basis = ivfBaseline(s)
-		}
-		if figures != nil {
+		if figures, basis := structureBaseline(s); figures != nil {
 			maps.Copy(st.asBuilt.Figures, figures)
 			st.asBuilt.Basis = basis
 		}

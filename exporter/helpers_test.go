@@ -281,3 +281,12 @@ func stateStore(t *testing.T, pg *testenv.Postgres) *pgxpool.Pool {
 	}
 	return state
 }
+
+// withLabel returns the labels of m with k set to v.
+func withLabel(m map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for a, b := range m {
+		out[a] = b
+	}
+	return out
+}

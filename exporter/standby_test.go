@@ -98,30 +98,23 @@ func TestChecksReadOnTheStandby(t *testing.T) {
 		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSN(db)}, MaxLag: time.Minute, ReplayWait: 10 * time.Second, MaxConnections: 2}}})
 	tgt := map[string]string{"target": "main"}
 	h := map[string]string{"target": "main", "indexrelname": "items_hnsw"}
-	with := func(m map[string]string, k, v string) map[string]string {
-		out := map[string]string{k: v}
-		for a, b := range m {
-			out[a] = b
-		}
-		return out
-	}
-	s.waitSample(t, "vectorheal_index_reads_server", with(tgt, "server", "standby"), "1", eq(1))
-	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "live"), "= rows", eq(rows))
+	s.waitSample(t, "vectorheal_index_reads_server", withLabel(tgt, "server", "standby"), "1", eq(1))
+	s.waitSample(t, "pgvector_hnsw_heap_tids", withLabel(h, "state", "live"), "= rows", eq(rows))
 	runSQL(t, dsn, `DELETE FROM items WHERE id <= 100`)
-	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "100 deleted, replayed", eq(100))
+	s.waitSample(t, "pgvector_hnsw_heap_tids", withLabel(h, "state", "dead"), "100 deleted, replayed", eq(100))
 	s.waitSample(t, "vectorheal_standby_replay_lag_bytes", tgt, "present", exists)
 
 	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_pause()`)
 	s.waitSample(t, "vectorheal_standby_replay_paused", tgt, "1", eq(1))
-	s.waitSample(t, "vectorheal_index_reads_server", with(tgt, "server", "primary"), "1 while replay is paused", eq(1))
+	s.waitSample(t, "vectorheal_index_reads_server", withLabel(tgt, "server", "primary"), "1 while replay is paused", eq(1))
 	runSQL(t, dsn, `DELETE FROM items WHERE id > 100 AND id <= 150`)
-	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "150, read on the primary", eq(150))
+	s.waitSample(t, "pgvector_hnsw_heap_tids", withLabel(h, "state", "dead"), "150, read on the primary", eq(150))
 	if keep.count("read on the primary", "standby replay is paused") == 0 {
 		t.Error("no log line says the checks read on the primary because replay is paused")
 	}
 	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_resume()`)
-	s.waitSample(t, "vectorheal_index_reads_server", with(tgt, "server", "standby"), "1 after resume", eq(1))
-	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "150 on the standby", eq(150))
+	s.waitSample(t, "vectorheal_index_reads_server", withLabel(tgt, "server", "standby"), "1 after resume", eq(1))
+	s.waitSample(t, "pgvector_hnsw_heap_tids", withLabel(h, "state", "dead"), "150 on the standby", eq(150))
 }
 
 // TestMeasurerValidatesOnTheStandby: the Measurer the engine validates with reads the index's

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -38,35 +37,10 @@ type rolesSetup struct {
 // operators are told to grant.
 func docRoleSQL(t *testing.T, db, owner, exp, rep string) []string {
 	t.Helper()
-	doc, err := os.ReadFile("../../docs/operations.md")
+	stmts, err := testenv.DocSQL("../../docs/operations.md", "Database role and grants", 2, strings.NewReplacer(
+		"vectorheal_repair", rep, "vectorheal_exporter", exp, "app_owner", owner, "DATABASE app ", "DATABASE "+db+" "))
 	if err != nil {
 		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(doc), "## Database role and grants")
-	if !ok {
-		t.Fatal(`docs/operations.md has no section "Database role and grants"`)
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	r := strings.NewReplacer("vectorheal_repair", rep, "vectorheal_exporter", exp, "app_owner", owner,
-		"DATABASE app ", "DATABASE "+db+" ")
-	var stmts []string
-	for range 2 {
-		_, block, ok := strings.Cut(sec, "```sql\n")
-		if !ok {
-			t.Fatal("the section has fewer than two sql blocks (repair role, exporter role)")
-		}
-		block, sec, _ = strings.Cut(block, "```")
-		var lines []string
-		for _, l := range strings.Split(block, "\n") {
-			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-				lines = append(lines, l)
-			}
-		}
-		for _, st := range strings.Split(r.Replace(strings.Join(lines, "\n")), ";") {
-			if st = strings.TrimSpace(st); st != "" {
-				stmts = append(stmts, st)
-			}
-		}
 	}
 	return stmts
 }

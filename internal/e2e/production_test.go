@@ -18,42 +18,6 @@ import (
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
-// roleGrants returns the two SQL blocks of docs/operations.md's "Database role and grants" (the
-// repair role's, then the exporter's) as statements, names replaced for this database, so the
-// test grants exactly what operators are told to grant.
-func roleGrants(t *testing.T, root string, r *strings.Replacer) []string {
-	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(root, "docs", "operations.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(doc), "\n## Database role and grants\n")
-	if !ok {
-		t.Fatal(`docs/operations.md has no section "Database role and grants"`)
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	var stmts []string
-	for range 2 {
-		_, block, ok := strings.Cut(sec, "```sql\n")
-		if !ok {
-			t.Fatal("the section has fewer than two sql blocks (repair role, exporter role)")
-		}
-		block, sec, _ = strings.Cut(block, "```")
-		var lines []string
-		for _, l := range strings.Split(block, "\n") {
-			if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-				lines = append(lines, l)
-			}
-		}
-		for _, st := range strings.Split(r.Replace(strings.Join(lines, "\n")), ";") {
-			if st = strings.TrimSpace(st); st != "" {
-				stmts = append(stmts, st)
-			}
-		}
-	}
-	return stmts
-}
-
 // TestProductionSetupHeals walks the production setup of docs/operations.md as written: the
 // exporter and repair roles created with the documented grants, `vectorheal migrate` run once
 // with a superuser migrate_dsn (and --create-extensions, pageinspect being absent), then
@@ -101,8 +65,13 @@ func TestProductionSetupHeals(t *testing.T) {
 		`ALTER DATABASE ` + db + ` OWNER TO ` + owner,
 		`DROP EXTENSION pageinspect`, // migrate creates it, when asked to
 	}
-	setup = append(setup, roleGrants(t, root, strings.NewReplacer("vectorheal_repair", rep, "vectorheal_exporter", exp,
-		"app_owner", owner, "DATABASE app ", "DATABASE "+db+" "))...)
+	// The repair role's block, then the exporter role's, as operators are told to run them.
+	grants, err := testenv.DocSQL(filepath.Join(root, "docs", "operations.md"), "Database role and grants", 2,
+		strings.NewReplacer("vectorheal_repair", rep, "vectorheal_exporter", exp, "app_owner", owner, "DATABASE app ", "DATABASE "+db+" "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup = append(setup, grants...)
 	for _, q := range setup {
 		if _, err := admin.Exec(ctx, q); err != nil {
 			t.Fatalf("%s: %v", q, err)
