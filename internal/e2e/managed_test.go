@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,27 +16,6 @@ import (
 	"github.com/vectorheal/vectorheal/internal/testenv"
 	"github.com/vectorheal/vectorheal/internal/workload"
 )
-
-// managedGrants returns the SQL block of the section "Managed PostgreSQL" of
-// docs/operations.md, so the test grants exactly what operators are told to grant.
-func managedGrants(t *testing.T, root string) string {
-	t.Helper()
-	doc, err := os.ReadFile(filepath.Join(root, "docs", "operations.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(doc), "\n## Managed PostgreSQL\n")
-	if !ok {
-		t.Fatal("docs/operations.md has no section \"Managed PostgreSQL\"")
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	_, block, ok := strings.Cut(sec, "```sql\n")
-	if !ok {
-		t.Fatal("the section has no sql block")
-	}
-	block, _, _ = strings.Cut(block, "```")
-	return block
-}
 
 // execAll runs statements separated by semicolons, leaving out comment lines.
 func execAll(t *testing.T, pool *pgxpool.Pool, sql string) {
@@ -105,8 +83,12 @@ func TestManagedTargetHealsFromEstimates(t *testing.T) {
 	gManaged, gSuper := load(admin), load(openPool(t, superDSN))
 	// The application's role owns the table; vectorheal's role gets the documented grants.
 	execAll(t, admin, fmt.Sprintf("CREATE ROLE %s NOLOGIN; ALTER TABLE managed_items OWNER TO %s", owner, owner))
-	execAll(t, admin, strings.NewReplacer("ROLE vectorheal ", "ROLE "+role+" ", "TO vectorheal;", "TO "+role+";",
-		"DATABASE app ", "DATABASE "+db+" ", "app_owner", owner).Replace(managedGrants(t, root)))
+	grants, err := testenv.DocSQL(filepath.Join(root, "docs", "operations.md"), "Managed PostgreSQL", 1, strings.NewReplacer(
+		"ROLE vectorheal ", "ROLE "+role+" ", "TO vectorheal;", "TO "+role+";", "DATABASE app ", "DATABASE "+db+" ", "app_owner", owner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	execAll(t, admin, strings.Join(grants, ";\n"))
 	managedDSN := strings.Replace(managedSuperDSN, "://"+pg.User+"@", "://"+role+":change-me@", 1)
 	managed := openPool(t, managedDSN)
 	var super bool

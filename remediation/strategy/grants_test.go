@@ -4,36 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/vectorheal/vectorheal/internal/testenv"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
-
-// documentedGrants returns the SQL block of the section "Database role and grants" in
-// docs/operations.md, so the test runs exactly what operators are told to run.
-func documentedGrants(t *testing.T) string {
-	t.Helper()
-	doc, err := os.ReadFile("../../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(doc), "## Database role and grants")
-	if !ok {
-		t.Fatal("docs/operations.md has no section \"Database role and grants\"")
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	_, block, ok := strings.Cut(sec, "```sql\n")
-	if !ok {
-		t.Fatal("the section has no sql block")
-	}
-	block, _, _ = strings.Cut(block, "```")
-	return block
-}
 
 func TestDocumentedGrantsAreEnough(t *testing.T) {
 	b := setup(t, strategy.Options{})
@@ -74,19 +53,12 @@ func TestDocumentedGrantsAreEnough(t *testing.T) {
 		"ALTER DATABASE "+db+" SET hnsw.ef_search = 10",
 	)
 	// The documented grants, with this test's names.
-	grants := strings.NewReplacer("vectorheal_repair", repair, "app_owner", owner, "DATABASE app ", "DATABASE "+db+" ").Replace(documentedGrants(t))
-	// Comments first: a comment may hold a semicolon.
-	var lines []string
-	for _, l := range strings.Split(grants, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "--") {
-			lines = append(lines, l)
-		}
+	grants, err := testenv.DocSQL("../../docs/operations.md", "Database role and grants", 1,
+		strings.NewReplacer("vectorheal_repair", repair, "app_owner", owner, "DATABASE app ", "DATABASE "+db+" "))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, stmt := range strings.Split(strings.Join(lines, "\n"), ";") {
-		if s := strings.TrimSpace(stmt); s != "" {
-			b.exec(t, s)
-		}
-	}
+	b.exec(t, grants...)
 
 	cfg, err := pgxpool.ParseConfig(b.dsn)
 	if err != nil {
