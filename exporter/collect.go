@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +25,10 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector. Targets are scraped in parallel; each answers
 // whether it is up, its cheap statistics, and the latest results of the background checks.
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
+	if e.shard.Total > 1 {
+		ch <- prometheus.MustNewConstMetric(e.d.get("vectorheal_shard_info"), prometheus.GaugeValue, 1,
+			strconv.Itoa(e.shard.Index), strconv.Itoa(e.shard.Total))
+	}
 	var wg sync.WaitGroup
 	for _, t := range e.targets {
 		wg.Go(func() { e.collectTarget(ch, t) })
@@ -101,7 +106,10 @@ func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats,
 	if !up {
 		return // figures of an unreachable database would be stale
 	}
-	ext.emit(m, t.Name)
+	whole := e.ownsTarget(t) // the database's own figures: from one shard only
+	if whole {
+		ext.emit(m, t.Name)
+	}
 	tables := map[uint32]bool{}
 	for _, st := range t.indexes {
 		var is *indexStats
@@ -115,6 +123,9 @@ func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats,
 				m.gauge("pgvector_vacuum_progress_ratio", p, t.Name, st.ix.Datname, st.ix.Schema, st.ix.Table)
 			}
 		}
+	}
+	if !whole {
+		return
 	}
 	if stats != nil && stats.queryCalls != nil {
 		m.counter("pgvector_query_calls_total", *stats.queryCalls, t.Name, stats.datname)

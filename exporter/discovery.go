@@ -35,7 +35,7 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 		}
 		var oids []uint32
 		for _, ix := range all {
-			if t.Watches(ix.Schema, ix.Name) {
+			if t.Watches(ix.Schema, ix.Name) && e.ownsIndex(t, ix) {
 				list = append(list, ix)
 				oids = append(oids, ix.OID)
 			}

@@ -14,7 +14,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/shard"
 	"github.com/vectorheal/vectorheal/internal/targets"
 )
 
@@ -31,7 +33,29 @@ type Exporter struct {
 	baselines baselines
 	state     *pgxpool.Pool // nil without a state store
 	tick      time.Duration
+	// shard is this replica's part of the indexes (WithShard); the zero value owns all.
+	shard shard.Shard
 }
+
+// WithShard makes the exporter measure only the indexes s owns, and the figures of a target
+// as a whole (its database's statistics, pgvector version, custom metrics) only when s owns
+// the target: replicas started with each shard of the same total measure everything once.
+func WithShard(s shard.Shard) Option {
+	return func(e *Exporter) { e.shard = s }
+}
+
+// ownsIndex says whether this replica measures ix of t. A partition's index goes with its
+// parent index, so a partitioned index's figures and its partitions' are read by one replica.
+func (e *Exporter) ownsIndex(t *target, ix catalog.Index) bool {
+	schema, name := ix.Schema, ix.Name
+	if ix.ParentIndex != "" {
+		schema, name = ix.ParentSchema, ix.ParentIndex
+	}
+	return e.shard.Owns(t.Name, ix.Datname, schema, name)
+}
+
+// ownsTarget says whether this replica publishes the figures of t as a whole.
+func (e *Exporter) ownsTarget(t *target) bool { return e.shard.Owns(t.Name) }
 
 // Option changes how New builds the exporter.
 type Option func(*Exporter)
@@ -180,7 +204,7 @@ func (e *Exporter) dueJobs(t *target, now time.Time) []func(context.Context) {
 	}
 	for i := range e.cfg.CustomMetrics {
 		m := e.cfg.CustomMetrics[i]
-		if !appliesTo(m, t.Name) {
+		if !appliesTo(m, t.Name) || !e.ownsTarget(t) {
 			continue
 		}
 		j := t.customJob(m.Name, now, m.Interval)

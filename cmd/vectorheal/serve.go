@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +25,7 @@ import (
 	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/internal/api"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/shard"
 	"github.com/vectorheal/vectorheal/internal/store"
 	"github.com/vectorheal/vectorheal/internal/targets"
 	"github.com/vectorheal/vectorheal/webhook"
@@ -38,6 +41,9 @@ type serveOptions struct {
 	// file applies.
 	listenSet bool
 	noMigrate bool
+	// shard and totalShards split measuring among replicas (internal/shard).
+	shard       string
+	totalShards int
 }
 
 func registerServe(app *kingpin.Application) (string, action) {
@@ -57,6 +63,10 @@ The probes need no credentials whatever --web.config.file says; its basic_auth_u
 		Help("Address to listen on; repeat the flag for several (e.g. :9877, [::1]:9877, vsock://:9877). Without it, listen_address of the configuration file (default :9877).")
 	c.Flag("no-migrate", "Do not apply state store migrations at start (run 'vectorheal migrate' yourself).").
 		BoolVar(&o.noMigrate)
+	c.Flag("exporter.shard", "This replica's shard of the indexes to measure, from 0, or auto: the ordinal at the end of the hostname, as a StatefulSet names its pods (vectorheal-0, vectorheal-1, ...). Each index is measured by the one shard its (target, database, index) hashes to.").
+		Default("0").Envar("VECTORHEAL_SHARD").StringVar(&o.shard)
+	c.Flag("exporter.total-shards", "How many shards share the measuring (1: this replica measures every index). Every replica must be given the same number.").
+		Default("1").Envar("VECTORHEAL_TOTAL_SHARDS").IntVar(&o.totalShards)
 	return c.FullCommand(), func(ctx context.Context, logger *slog.Logger) int {
 		cfg, ok := loadConfig(*o.configFile, logger)
 		if !ok {
@@ -93,6 +103,11 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 	if err != nil {
 		return err
 	}
+	host, _ := os.Hostname()
+	sh, err := shard.Parse(o.shard, o.totalShards, host)
+	if err != nil {
+		return fmt.Errorf("--exporter.shard: %w", err)
+	}
 	// The checks 'config check' makes, made by the same function.
 	st, err := prepare(ctx, cfg)
 	if err != nil {
@@ -127,7 +142,10 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 	}
 
 	// The exporter reads with each target's read_dsn, the repair workers use its repair_dsn.
-	exp := exporter.New(s.targets.Reading(), cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state))
+	exp := exporter.New(s.targets.Reading(), cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state), exporter.WithShard(sh))
+	if sh.Total > 1 {
+		logger.Info("measuring one shard of the indexes", "shard", sh.Index, "total_shards", sh.Total)
+	}
 	s.registry.MustRegister(exp)
 
 	var wg sync.WaitGroup

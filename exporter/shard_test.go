@@ -1,0 +1,80 @@
+package exporter
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vectorheal/vectorheal/internal/shard"
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+// TestShardsMeasureEachIndexOnce: two exporters on the same target, shards 0 and 1 of 2,
+// publish disjoint sets of indexes whose union is every index, say which shard they are, and
+// only one of them publishes the database's own figures.
+func TestShardsMeasureEachIndexOnce(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 300, 4, 3)
+	const n = 12
+	var stmts []string
+	for i := range n {
+		stmts = append(stmts, fmt.Sprintf(`CREATE INDEX items_hnsw_%d ON items USING hnsw (embedding vector_l2_ops) WITH (m = 4, ef_construction = 8)`, i))
+	}
+	runSQL(t, dsn, stmts...)
+	runSQL(t, dsn, `SELECT id FROM items ORDER BY embedding <-> (SELECT embedding FROM items LIMIT 1) LIMIT 1`)
+	cfg := testConfig()
+	cfg.Recall.Disabled, cfg.Drift.Disabled = true, true
+
+	var shards []*started
+	for i := range 2 {
+		shards = append(shards, start(t, cfg, map[string]string{"main": dsn}, WithShard(shard.Shard{Index: i, Total: 2})))
+	}
+	info := regexp.MustCompile(`(?m)^pgvector_index_info\{[^}]*indexrelname="([^"]+)"`)
+	indexesOf := func(s *started) map[string]bool {
+		out := map[string]bool{}
+		for _, m := range info.FindAllStringSubmatch(s.scrape(t), -1) {
+			out[m[1]] = true
+		}
+		return out
+	}
+	var sets []map[string]bool
+	deadline := time.Now().Add(time.Minute)
+	for {
+		sets = []map[string]bool{indexesOf(shards[0]), indexesOf(shards[1])}
+		if len(sets[0])+len(sets[1]) >= n || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for name := range sets[0] {
+		if sets[1][name] {
+			t.Errorf("%s is measured by both shards", name)
+		}
+	}
+	for i := range n {
+		name := fmt.Sprintf("items_hnsw_%d", i)
+		if !sets[0][name] && !sets[1][name] {
+			t.Errorf("%s is measured by no shard", name)
+		}
+	}
+	t.Logf("shard 0: %d indexes, shard 1: %d", len(sets[0]), len(sets[1]))
+	if len(sets[0]) == 0 || len(sets[1]) == 0 {
+		t.Errorf("one shard measures nothing: %d and %d of %d", len(sets[0]), len(sets[1]), n)
+	}
+	for i, s := range shards {
+		s.waitSample(t, "vectorheal_shard_info", map[string]string{"shard": fmt.Sprint(i), "total_shards": "2"}, "1", eq(1))
+	}
+	whole := 0
+	for _, s := range shards {
+		s.waitSample(t, "vectorheal_up", map[string]string{"target": "main"}, "1", eq(1))
+		if strings.Contains(s.scrape(t), "\npgvector_query_calls_total{") {
+			whole++
+		}
+	}
+	if whole != 1 {
+		t.Errorf("%d shards publish the database's own figures (pgvector_query_calls_total), want 1", whole)
+	}
+}
