@@ -170,9 +170,17 @@ func TestProductionSetupHeals(t *testing.T) {
 	if err != nil || refused != 0 {
 		t.Errorf("notifications refused by the receiver: %v (%v), want 0", refused, err)
 	}
-	recorded, err := e2e.QueryValue(ctx, s.Prometheus.URL, `sum(vectorheal_webhook_notifications_total{outcome="recorded"})`)
-	if err != nil || recorded == 0 {
-		t.Errorf("notifications recorded by the receiver: %v (%v), want some", recorded, err)
+	// The repair proves a notification was recorded; Prometheus sees the counter at its next
+	// scrape.
+	for deadline := time.Now().Add(detectTimeout); ; time.Sleep(500 * time.Millisecond) {
+		recorded, err := e2e.QueryValue(ctx, s.Prometheus.URL, `sum(vectorheal_webhook_notifications_total{outcome="recorded"})`)
+		if err == nil && recorded > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("notifications recorded by the receiver: %v (%v), want some", recorded, err)
+			break
+		}
 	}
 	// The step was judged on the exact count, read as the exporter reads it, though the repair
 	// role itself may not read pages: the deleted rows before, none after.
