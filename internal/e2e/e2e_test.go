@@ -795,3 +795,20 @@ func (b *bundle) checkAPIRepair(t *testing.T, url string, r e2e.Repair) {
 		}
 	}
 }
+
+// waitQuery waits until Prometheus at promURL answers query with one sample equal to want,
+// for at most detectTimeout, and fails the test otherwise.
+func waitQuery(t *testing.T, promURL, query string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(detectTimeout)
+	for {
+		v, err := e2e.QueryValue(context.Background(), promURL, query)
+		if err == nil && v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v (%v), want %v within %s", query, v, err, want, detectTimeout)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}

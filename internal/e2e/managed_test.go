@@ -111,18 +111,7 @@ func TestManagedTargetHealsFromEstimates(t *testing.T) {
 
 	// Page access as the roles have it.
 	for target, want := range map[string]float64{"managed": 0, "super": 1} {
-		q := fmt.Sprintf(`vectorheal_page_reader_available{target=%q}`, target)
-		deadline := time.Now().Add(detectTimeout)
-		for {
-			v, err := e2e.QueryValue(ctx, s.Prometheus.URL, q)
-			if err == nil && v == want {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s = %v (%v), want %v", q, v, err, want)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
+		waitQuery(t, s.Prometheus.URL, fmt.Sprintf(`vectorheal_page_reader_available{target=%q}`, target), want)
 	}
 
 	// The exact count of the superuser's index is published before the fault, so its alert can

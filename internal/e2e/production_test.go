@@ -117,26 +117,9 @@ func TestProductionSetupHeals(t *testing.T) {
 	b.watchUntilCleanup(t)
 
 	// Prometheus scrapes through basic auth, and the exporter role reads the pages.
-	for _, c := range []struct {
-		query string
-		want  float64
-	}{
-		{`up{job="vectorheal"}`, 1},
-		{`vectorheal_page_reader_available{target="prod"}`, 1},
-		{`pgvector_hnsw_heap_tids{target="prod",indexrelname="items_hnsw",state="live"}`, 6000},
-	} {
-		deadline := time.Now().Add(detectTimeout)
-		for {
-			v, err := e2e.QueryValue(ctx, s.Prometheus.URL, c.query)
-			if err == nil && v == c.want {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s = %v (%v), want %v", c.query, v, err, c.want)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
+	waitQuery(t, s.Prometheus.URL, `up{job="vectorheal"}`, 1)
+	waitQuery(t, s.Prometheus.URL, `vectorheal_page_reader_available{target="prod"}`, 1)
+	waitQuery(t, s.Prometheus.URL, `pgvector_hnsw_heap_tids{target="prod",indexrelname="items_hnsw",state="live"}`, 6000)
 	// The web config's basic auth guards /metrics; the probes stay open.
 	v := s.Vectorheals[0]
 	for path, want := range map[string]int{"/-/healthy": 200, "/-/ready": 200, "/metrics": 401} {

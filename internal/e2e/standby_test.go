@@ -50,25 +50,8 @@ func TestHealsWithReadsOnTheStandby(t *testing.T) {
 	}
 	b := &bundle{stack: s, pg: pg, state: openPool(t, stateDSN), timing: s.Config.Timing}
 	b.watchUntilCleanup(t)
-	for _, c := range []struct {
-		query string
-		want  float64
-	}{
-		{`vectorheal_index_reads_server{target="main",server="standby"}`, 1},
-		{`pgvector_hnsw_heap_tids{target="main",indexrelname="items_hnsw",state="live"}`, 6000},
-	} {
-		deadline := time.Now().Add(detectTimeout)
-		for {
-			v, err := e2e.QueryValue(ctx, s.Prometheus.URL, c.query)
-			if err == nil && v == c.want {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s = %v (%v), want %v", c.query, v, err, c.want)
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
+	waitQuery(t, s.Prometheus.URL, `vectorheal_index_reads_server{target="main",server="standby"}`, 1)
+	waitQuery(t, s.Prometheus.URL, `pgvector_hnsw_heap_tids{target="main",indexrelname="items_hnsw",state="live"}`, 6000)
 
 	if n, err := g.DeleteFraction(ctx, primary, 1.0/3); err != nil || n < 1900 {
 		t.Fatalf("deleted %d rows: %v", n, err)
