@@ -7,7 +7,7 @@
 // runbook reload never changes a waiting repair) and inserts a River job of kind "repair" with
 // InsertTx, so an accepted alert and its repair are durable together. The same alert
 // (fingerprint, startsAt) and entry make one repair however often Alertmanager sends it. A
-// resolved alert cancels its repairs that have not started. Entries that need approval wait
+// resolved alert cancels its repairs that have not started, but for one a person approved. Entries that need approval wait
 // as awaiting_approval, without a job, until Approve queues them. River priorities 1-4 come
 // from the seed's 0-100 priority score (entry priority, else the alert's severity); each
 // process runs at most remediation.max_concurrent_repairs at once.

@@ -219,11 +219,15 @@ func (e *Engine) insertJob(ctx context.Context, tx pgx.Tx, id int64, score int) 
 }
 
 // cancelForResolved cancels the repairs of a resolved alert that have not started: those of
-// this firing of the alert and of any earlier one still waiting.
+// this firing of the alert and of any earlier one still waiting. A repair a person approved
+// and that waits only for its turn stays: the alert resolving (a figure near its threshold
+// can flap) does not take back a person's decision; the repair's own check that the index is
+// already healthy still skips it when it is.
 func (e *Engine) cancelForResolved(ctx context.Context, tx pgx.Tx, a webhook.Alert) error {
 	rows, err := tx.Query(ctx, `
 UPDATE repairs SET state = 'cancelled', reason = 'resolved', finished_at = now()
- WHERE fingerprint = $1 AND alert_starts_at <= $2 AND state IN ('queued', 'awaiting_approval')
+ WHERE fingerprint = $1 AND alert_starts_at <= $2
+   AND (state = 'awaiting_approval' OR state = 'queued' AND approved_by = '')
 RETURNING id, job_id, plan->'steps'->0->>'strategy'`, a.Fingerprint, a.StartsAt)
 	if err != nil {
 		return fmt.Errorf("cancel repairs of resolved alert: %w", err)

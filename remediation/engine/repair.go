@@ -171,18 +171,21 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 // precheck decides whether an automatic repair the budget lets run (budgetHold: circuit,
 // window, cooldown, backoff, budget, flap guard) may run now. retry means the answer is not
 // known yet (Alertmanager down): the repair waits and asks again, so nothing runs on a
-// silence that could not be read.
+// silence that could not be read. A repair a person approved runs though its alert has
+// resolved since (a figure near its threshold flaps; the approval stands, and the check that
+// the index is already healthy still skips it when it is); a silence still holds it.
 func (e *Engine) precheck(ctx context.Context, r repairRow) (reason string, retry bool, err error) {
 	if r.Fingerprint == "" {
 		return "", false, nil
 	}
+	approved := r.ApprovedBy != ""
 	var resolved bool
 	err = e.o.State.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM alerts
 		WHERE fingerprint = $1 AND starts_at = $2 AND status = 'resolved')`, r.Fingerprint, r.StartsAt).Scan(&resolved)
 	if err != nil {
 		return "", false, fmt.Errorf("read alert state: %w", err)
 	}
-	if resolved {
+	if resolved && !approved {
 		return "resolved", false, nil
 	}
 	if e.o.Alertmanager == nil {
@@ -194,7 +197,7 @@ func (e *Engine) precheck(ctx context.Context, r repairRow) (reason string, retr
 		return "alertmanager_unreachable", true, nil
 	}
 	switch {
-	case !st.Firing(time.Now()):
+	case !st.Firing(time.Now()) && !approved:
 		return "resolved", false, nil
 	case len(st.SilencedBy) > 0:
 		return "silenced", false, nil

@@ -41,7 +41,8 @@ type repairRow struct {
 	Index             string
 	State, Reason     string
 	CancelRequestedBy string
-	Deferrals         int // times a step said "retry later"
+	ApprovedBy        string // "" until a person approves the repair (or a step of it)
+	Deferrals         int    // times a step said "retry later"
 	CreatedAt         time.Time
 }
 
@@ -69,9 +70,9 @@ func (e *Engine) load(ctx context.Context, q querier, id int64) (repairRow, erro
 	)
 	err := q.QueryRow(ctx, `
 SELECT id, job_id, fingerprint, alert_starts_at, labels, entry, plan, priority, target, datname,
-       schemaname, relname, indexrelname, state, reason, cancel_requested_by, deferrals, created_at
+       schemaname, relname, indexrelname, state, reason, cancel_requested_by, approved_by, deferrals, created_at
   FROM repairs WHERE id = $1`, id).Scan(&r.ID, &r.JobID, &r.Fingerprint, &r.StartsAt, &labels, &r.Entry, &plan,
-		&r.Priority, &r.Target, &r.Datname, &r.Schema, &r.Table, &r.Index, &r.State, &r.Reason, &r.CancelRequestedBy,
+		&r.Priority, &r.Target, &r.Datname, &r.Schema, &r.Table, &r.Index, &r.State, &r.Reason, &r.CancelRequestedBy, &r.ApprovedBy,
 		&r.Deferrals, &r.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, errNoRepair
