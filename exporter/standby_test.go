@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +22,7 @@ func TestStandbyScansEqualThePrimarys(t *testing.T) {
 	dsn := pg.CreateDatabase(t)
 	const rows = 3000
 	clustered(t, dsn, rows, 16, 10)
-	runSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
 		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`)
 	ctx := context.Background()
@@ -32,18 +31,17 @@ func TestStandbyScansEqualThePrimarys(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Destroy)
-	runSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`DELETE FROM items WHERE id % 5 = 0`,
 		`UPDATE items SET embedding = embedding + embedding WHERE id % 11 = 0`,
 		`VACUUM items`,
 		`DELETE FROM items WHERE id % 13 = 0`)
-	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
 	wait, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := testenv.WaitReplayed(wait, dsn, sb.DSN(db)); err != nil {
+	if err := testenv.WaitReplayed(wait, dsn, sb.DSNFor(t, dsn)); err != nil {
 		t.Fatal(err)
 	}
-	primary, standby := superPool(t, dsn), superPool(t, sb.DSN(db))
+	primary, standby := superPool(t, dsn), superPool(t, sb.DSNFor(t, dsn))
 	cfg := testConfig()
 	cfg.Structure.Timeout = time.Minute
 	for _, name := range []string{"items_hnsw", "items_ivf"} {
@@ -85,34 +83,33 @@ func TestChecksReadOnTheStandby(t *testing.T) {
 	dsn := pg.CreateDatabase(t)
 	const rows = 1000
 	clustered(t, dsn, rows, 8, 8)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
 	ctx := context.Background()
 	sb, err := testenv.StartStandby(ctx, pg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Destroy)
-	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
 	var keep logLines
 	s := startTargets(t, &keep, testConfig(), []config.Target{{Name: "main", DSN: config.Secret{Value: dsn}, MaxConnections: 4, MaxConcurrentChecks: 2,
-		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSN(db)}, MaxLag: time.Minute, ReplayWait: 10 * time.Second, MaxConnections: 2}}})
+		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSNFor(t, dsn)}, MaxLag: time.Minute, ReplayWait: 10 * time.Second, MaxConnections: 2}}})
 	tgt := map[string]string{"target": "main"}
 	h := map[string]string{"target": "main", "indexrelname": "items_hnsw"}
 	s.waitSample(t, "vectorheal_index_reads_server", withLabel(tgt, "server", "standby"), "1", eq(1))
 	s.waitSample(t, "pgvector_hnsw_heap_tids", withLabel(h, "state", "live"), "= rows", eq(rows))
-	runSQL(t, dsn, `DELETE FROM items WHERE id <= 100`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id <= 100`)
 	s.waitSample(t, "pgvector_hnsw_heap_tids", withLabel(h, "state", "dead"), "100 deleted, replayed", eq(100))
 	s.waitSample(t, "vectorheal_standby_replay_lag_bytes", tgt, "present", exists)
 
-	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_pause()`)
+	testenv.Exec(t, sb.DSNFor(t, dsn), `SELECT pg_wal_replay_pause()`)
 	s.waitSample(t, "vectorheal_standby_replay_paused", tgt, "1", eq(1))
 	s.waitSample(t, "vectorheal_index_reads_server", withLabel(tgt, "server", "primary"), "1 while replay is paused", eq(1))
-	runSQL(t, dsn, `DELETE FROM items WHERE id > 100 AND id <= 150`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id > 100 AND id <= 150`)
 	s.waitSample(t, "pgvector_hnsw_heap_tids", withLabel(h, "state", "dead"), "150, read on the primary", eq(150))
 	if keep.count("read on the primary", "standby replay is paused") == 0 {
 		t.Error("no log line says the checks read on the primary because replay is paused")
 	}
-	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_resume()`)
+	testenv.Exec(t, sb.DSNFor(t, dsn), `SELECT pg_wal_replay_resume()`)
 	s.waitSample(t, "vectorheal_index_reads_server", withLabel(tgt, "server", "standby"), "1 after resume", eq(1))
 	s.waitSample(t, "pgvector_hnsw_heap_tids", withLabel(h, "state", "dead"), "150 on the standby", eq(150))
 }
@@ -125,16 +122,15 @@ func TestMeasurerValidatesOnTheStandby(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	clustered(t, dsn, 1000, 8, 8)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
 	ctx := context.Background()
 	sb, err := testenv.StartStandby(ctx, pg, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Destroy)
-	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
 	ts, err := targets.Open(ctx, []config.Target{{Name: "main", DSN: config.Secret{Value: dsn}, MaxConnections: 4,
-		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSN(db)}, MaxLag: time.Minute, ReplayWait: time.Second, MaxConnections: 2}}})
+		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSNFor(t, dsn)}, MaxLag: time.Minute, ReplayWait: time.Second, MaxConnections: 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +148,7 @@ func TestMeasurerValidatesOnTheStandby(t *testing.T) {
 		return n
 	}
 
-	runSQL(t, dsn, `DELETE FROM items WHERE id <= 100`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id <= 100`)
 	before := pageReads()
 	if got, err := m.Measure(ctx, tgt.Pool, ix, "pgvector_hnsw_heap_tids:dead"); err != nil || got != 100 {
 		t.Fatalf("dead heap TIDs after the delete: %v (%v), want 100 as replayed on the standby", got, err)
@@ -161,13 +157,63 @@ func TestMeasurerValidatesOnTheStandby(t *testing.T) {
 		t.Errorf("page reads on the standby %d -> %d: the measurement did not read there", before, after)
 	}
 
-	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_pause()`)
-	runSQL(t, dsn, `DELETE FROM items WHERE id > 100 AND id <= 150`)
+	testenv.Exec(t, sb.DSNFor(t, dsn), `SELECT pg_wal_replay_pause()`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id > 100 AND id <= 150`)
 	if got, err := m.Measure(ctx, tgt.Pool, ix, "pgvector_hnsw_heap_tids:dead"); err != nil || got != 150 {
 		t.Fatalf("dead heap TIDs with replay paused: %v (%v), want 150 read on the primary", got, err)
 	}
 	if keep.count("measuring on the primary", "has not replayed") == 0 {
 		t.Error("no log line says the measurement fell back to the primary and why")
 	}
-	runSQL(t, sb.DSN(db), `SELECT pg_wal_replay_resume()`)
+	testenv.Exec(t, sb.DSNFor(t, dsn), `SELECT pg_wal_replay_resume()`)
+}
+
+// TestStandbyScansOfABusyIndex: while a writer on the primary updates, deletes, inserts and
+// VACUUMs, page scans of a healthy HNSW and IVFFlat index on a hot standby report no
+// structural fault: the standby's fence is its replay position, and pages replayed during a
+// scan are read again before a fault involving them counts, as on a primary.
+func TestStandbyScansOfABusyIndex(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	const rows = 4000
+	clustered(t, dsn, rows, 16, 20)
+	testenv.Exec(t, dsn,
+		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
+		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 20)`)
+	ctx := context.Background()
+	sb, err := testenv.StartStandby(ctx, pg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Destroy)
+	standby := superPool(t, sb.DSNFor(t, dsn))
+	cfg := testConfig()
+	cfg.Structure.Timeout = time.Minute
+	cfg.Structure.MaxPagesPerSecond = 2000 // spread each scan over more of the writer's changes
+	w := startChurn(t, dsn, rows, 20)
+	var changed, unconfirmed int64
+	const scans = 30
+	for i := range scans {
+		for _, name := range []string{"items_hnsw", "items_ivf"} {
+			ix := resolve(t, standby, name)
+			s, err := scanStructure(ctx, standby, ix, rawPages(), cfg)
+			if err != nil {
+				t.Fatalf("scan %d of %s on the standby: %v", i, name, err)
+			}
+			if kinds := faultKindsOf(s); len(kinds) > 0 {
+				t.Errorf("scan %d of healthy busy %s on the standby: faults %v", i, name, kinds)
+			}
+			if s.hnsw != nil {
+				changed, unconfirmed = changed+s.hnsw.PagesChanged, unconfirmed+s.hnsw.Unconfirmed
+			} else {
+				changed, unconfirmed = changed+s.ivf.PagesChanged, unconfirmed+s.ivf.Unconfirmed
+			}
+		}
+	}
+	n := w.changes.Load()
+	t.Logf("%d scans of each index on the standby under %d row changes on the primary (%d statement errors); pages replayed during the scans: %d; unconfirmed: %d",
+		scans, n, w.errs.Load(), changed, unconfirmed)
+	if n == 0 || changed == 0 {
+		t.Fatalf("the writer changed %d rows and %d pages were replayed during scans: the scans were not raced", n, changed)
+	}
 }

@@ -310,3 +310,31 @@ func (pg *Postgres) Chown(path string) error {
 	}
 	return os.Chown(path, pg.uid, pg.gid)
 }
+
+// DSNFor returns the connection string, on pg, of the database dsn names: the same database on
+// a standby of dsn's server, for instance.
+func (pg *Postgres) DSNFor(t testing.TB, dsn string) string {
+	t.Helper()
+	c, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatalf("parse %q: %v", dsn, err)
+	}
+	return pg.DSN(c.Database)
+}
+
+// Exec runs each statement on a connection to dsn, in order, and fails t on the first error,
+// naming the statement.
+func Exec(t testing.TB, dsn string, stmts ...string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}

@@ -121,11 +121,10 @@ func TestStandbyServesThePrimarysIndexPages(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
-	if err := testenv.WaitReplayed(ctx, dsn, sb.DSN(db)); err != nil {
+	if err := testenv.WaitReplayed(ctx, dsn, sb.DSNFor(t, dsn)); err != nil {
 		t.Fatal(err)
 	}
-	standby, err := pgx.Connect(ctx, sb.DSN(db))
+	standby, err := pgx.Connect(ctx, sb.DSNFor(t, dsn))
 	if err != nil {
 		t.Fatal(err)
 	}
