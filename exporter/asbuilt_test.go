@@ -29,7 +29,7 @@ func TestAsBuiltBaseline(t *testing.T) {
 	ctx := context.Background()
 	state := stateStore(t, pg)
 	clustered(t, dsn, 3000, 8, 6)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 16)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 16)`)
 	h := map[string]string{"target": "main", "indexrelname": "items_hnsw"}
 
 	s := start(t, testConfig(), map[string]string{"main": dsn}, WithStateStore(state))
@@ -57,9 +57,9 @@ func TestAsBuiltBaseline(t *testing.T) {
 	s.waitSample(t, "pgvector_recall_as_built_ratio", h, "recorded", exists)
 
 	// Churn: a third of the rows deleted, then vacuumed. The baseline stays the build's.
-	runSQL(t, dsn, `DELETE FROM items WHERE id % 3 = 0`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id % 3 = 0`)
 	s.waitSample(t, "pgvector_hnsw_heap_tids", map[string]string{"indexrelname": "items_hnsw", "state": "dead"}, "dead TIDs seen", func(v float64) bool { return v > 0 })
-	runSQL(t, dsn, `VACUUM items`)
+	testenv.Exec(t, dsn, `VACUUM items`)
 	s.waitSample(t, "pgvector_hnsw_elements", map[string]string{"indexrelname": "items_hnsw", "state": "deleted"}, "deleted elements seen", func(v float64) bool { return v > 0 })
 	if v, _ := s.sample(t, "pgvector_hnsw_as_built_connectivity_ratio", h); v != built {
 		t.Fatalf("as-built connectivity moved with churn: %v, want %v", v, built)
@@ -91,7 +91,7 @@ func TestAsBuiltBaseline(t *testing.T) {
 	}
 
 	// A rebuild is a new build with a baseline of its own.
-	runSQL(t, dsn, `REINDEX INDEX items_hnsw`)
+	testenv.Exec(t, dsn, `REINDEX INDEX items_hnsw`)
 	s2.waitSample(t, "pgvector_index_as_built_timestamp_seconds", map[string]string{"indexrelname": "items_hnsw", "basis": basisBuild},
 		"a new baseline", func(v float64) bool { return v > at })
 	var rows int
@@ -106,7 +106,7 @@ func TestAsBuiltFirstSeenAfterChurn(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	clustered(t, dsn, 1500, 8, 4)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
 		`DELETE FROM items WHERE id % 4 = 0`)
 	s := start(t, testConfig(), map[string]string{"main": dsn})
 	s.waitSample(t, "pgvector_index_as_built_timestamp_seconds", map[string]string{"indexrelname": "items_hnsw", "basis": basisFirstSeen}, "first_seen", exists)
@@ -124,7 +124,7 @@ func TestAsBuiltIVFFlatListBalance(t *testing.T) {
 	ctx := context.Background()
 	state := stateStore(t, pg)
 	clustered(t, dsn, 3000, 8, 6)
-	runSQL(t, dsn, `CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 6)`, `ANALYZE items`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 6)`, `ANALYZE items`)
 	iv := map[string]string{"target": "main", "indexrelname": "items_ivf"}
 	// Only the pages can say a baseline is the build's; a recall probe recorded first would
 	// make it first_seen (noteRecallBaseline), so the structure check runs alone here.
@@ -146,7 +146,7 @@ func TestAsBuiltIVFFlatListBalance(t *testing.T) {
 	}
 
 	// Far-off inserts all land in one list: the CV grows, the baseline stays.
-	runSQL(t, dsn, `INSERT INTO items (embedding) SELECT (SELECT array_agg(9 + random()::real) FROM generate_series(1, 8) WHERE g > 0)::vector FROM generate_series(1, 3000) g`)
+	testenv.Exec(t, dsn, `INSERT INTO items (embedding) SELECT (SELECT array_agg(9 + random()::real) FROM generate_series(1, 8) WHERE g > 0)::vector FROM generate_series(1, 3000) g`)
 	s.waitSample(t, "pgvector_ivfflat_list_size_cv", iv, "skewed", func(v float64) bool { return v > built+0.5 })
 	if v, _ := s.sample(t, "pgvector_ivfflat_as_built_list_size_cv", iv); v != built {
 		t.Errorf("as-built list size CV moved with inserts: %v, want %v", v, built)

@@ -17,7 +17,7 @@ func TestBuildTrackingInStateStore(t *testing.T) {
 	ctx := context.Background()
 	state := stateStore(t, pg)
 	clustered(t, dsn, 400, 4, 4)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
 	target := superPool(t, dsn)
 	relfilenode := func() uint32 {
 		var n uint32
@@ -48,7 +48,7 @@ func TestBuildTrackingInStateStore(t *testing.T) {
 	addClustered(t, dsn, 100)
 	s.waitSample(t, "pgvector_index_rows_changed_since_build_ratio", h, "100/400", eq(0.25))
 
-	runSQL(t, dsn, `REINDEX INDEX items_hnsw`)
+	testenv.Exec(t, dsn, `REINDEX INDEX items_hnsw`)
 	s.waitSample(t, "pgvector_index_training_staleness_seconds", h, "restarted", func(v float64) bool { return v < 1.5 })
 	s.waitSample(t, "pgvector_index_rows_changed_since_build_ratio", h, "0 after the rebuild", eq(0))
 	if n, rows := recorded(); n != relfilenode() || rows != 500 {

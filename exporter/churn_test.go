@@ -101,7 +101,7 @@ func TestFencedScansOfABusyIndex(t *testing.T) {
 	dsn := pg.CreateDatabase(t)
 	const rows = 8000
 	clustered(t, dsn, rows, 16, 20)
-	runSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
 		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 20)`)
 	pool := superPool(t, dsn)

@@ -20,25 +20,25 @@ func TestDeadEntriesEstimate(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	// fillfactor leaves room on each page, so updates of a column no index covers are HOT.
-	runSQL(t, dsn, `CREATE TABLE items (id bigserial PRIMARY KEY, note int NOT NULL DEFAULT 0, embedding vector(8)) WITH (fillfactor = 50)`,
+	testenv.Exec(t, dsn, `CREATE TABLE items (id bigserial PRIMARY KEY, note int NOT NULL DEFAULT 0, embedding vector(8)) WITH (fillfactor = 50)`,
 		`SELECT setseed(0.3)`,
 		`INSERT INTO items (embedding) SELECT (SELECT array_agg(random()) FROM generate_series(1, 8) WHERE g > 0)::vector FROM generate_series(1, 3000) g`,
 		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
 		`VACUUM ANALYZE items`)
 	role := fmt.Sprintf("monitor_%d", time.Now().UnixNano()%1e9)
-	runSQL(t, dsn, `CREATE ROLE `+role+` LOGIN`, `GRANT pg_monitor TO `+role, `GRANT SELECT ON items TO `+role)
+	testenv.Exec(t, dsn, `CREATE ROLE `+role+` LOGIN`, `GRANT pg_monitor TO `+role, `GRANT SELECT ON items TO `+role)
 	t.Cleanup(func() {
-		runSQL(t, dsn, `DROP OWNED BY `+role)
-		runSQL(t, pg.DSN("postgres"), `DROP ROLE IF EXISTS `+role)
+		testenv.Exec(t, dsn, `DROP OWNED BY `+role)
+		testenv.Exec(t, pg.DSN("postgres"), `DROP ROLE IF EXISTS `+role)
 	})
 	monitorDSN := strings.Replace(dsn, "://"+pg.User+"@", "://"+role+"@", 1)
 
 	// Each statement on a connection of its own, closed after it: a backend reports its
 	// statistics at the latest when it exits.
-	runSQL(t, dsn, `DELETE FROM items WHERE id % 3 = 0`)
-	runSQL(t, dsn, `UPDATE items SET note = 1 WHERE id % 3 = 1 AND id <= 1500`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id % 3 = 0`)
+	testenv.Exec(t, dsn, `UPDATE items SET note = 1 WHERE id % 3 = 1 AND id <= 1500`)
 	// An update of the vector itself is never HOT: the index gets a new entry, the old one dies.
-	runSQL(t, dsn, `UPDATE items SET embedding = embedding + embedding WHERE id % 3 = 2 AND id <= 600`)
+	testenv.Exec(t, dsn, `UPDATE items SET embedding = embedding + embedding WHERE id % 3 = 2 AND id <= 600`)
 	ctx := context.Background()
 	super, monitor := superPool(t, dsn), superPool(t, monitorDSN)
 	var dead, del, upd, hot int64
@@ -91,7 +91,7 @@ func TestDeadEntriesEstimate(t *testing.T) {
 	}
 
 	// VACUUM removes the dead entries; the estimate follows.
-	runSQL(t, dsn, `VACUUM (INDEX_CLEANUP ON, ANALYZE) items`)
+	testenv.Exec(t, dsn, `VACUUM (INDEX_CLEANUP ON, ANALYZE) items`)
 	if got, err := m.Measure(ctx, monitor, ix, "pgvector_index_dead_entries_estimated"); err != nil || got != 0 {
 		t.Errorf("estimate after VACUUM = %v, %v; want 0", got, err)
 	}
@@ -101,7 +101,7 @@ func TestDeadEntriesEstimate(t *testing.T) {
 
 	// After a VACUUM the counters since the reset no longer bound the HOT versions: the
 	// estimate is then an upper bound, never below the exact count nor above n_dead_tup.
-	runSQL(t, dsn, `UPDATE items SET note = 2 WHERE id % 3 = 1 AND id > 1500`)
+	testenv.Exec(t, dsn, `UPDATE items SET note = 2 WHERE id % 3 = 1 AND id > 1500`)
 	exact, _ = m.Measure(ctx, super, ix, "pgvector_hnsw_heap_tids:dead")
 	est, _ = m.Measure(ctx, monitor, ix, "pgvector_index_dead_entries_estimated")
 	if err := super.QueryRow(ctx, `SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'items'`).Scan(&dead); err != nil {

@@ -21,7 +21,7 @@ func TestScrapeMeasuresIndexes(t *testing.T) {
 	dsn := pg.CreateDatabase(t)
 	const rows = 1500
 	clustered(t, dsn, rows, 8, 12)
-	runSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
 		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_cosine_ops) WITH (lists = 10)`)
 
@@ -61,7 +61,7 @@ func TestScrapeMeasuresIndexes(t *testing.T) {
 	// own are not.
 	calls0, _ := s.sample(t, "pgvector_query_calls_total", map[string]string{"target": "main"})
 	for range 3 {
-		runSQL(t, dsn, `SELECT id FROM items ORDER BY embedding <-> (SELECT embedding FROM items LIMIT 1) LIMIT 5`)
+		testenv.Exec(t, dsn, `SELECT id FROM items ORDER BY embedding <-> (SELECT embedding FROM items LIMIT 1) LIMIT 5`)
 	}
 	s.waitSample(t, "pgvector_query_calls_total", map[string]string{"target": "main"}, "+3", eq(calls0+3))
 	s.waitSample(t, "pgvector_query_exec_seconds_total", map[string]string{"target": "main"}, "> 0", func(v float64) bool { return v > 0 })
@@ -70,13 +70,13 @@ func TestScrapeMeasuresIndexes(t *testing.T) {
 
 	// Deleted rows stay in the graph as dead heap TIDs until VACUUM.
 	const deleted = 200
-	runSQL(t, dsn, `DELETE FROM items WHERE id <= 200`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id <= 200`)
 	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "= deleted rows", eq(deleted))
 	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "live"), "= remaining rows", eq(rows-deleted))
 	s.waitSample(t, "pgvector_index_rows_changed_since_build_ratio", h, "deleted/rows", func(v float64) bool {
 		return v > 0.1 && v < 0.2
 	})
-	runSQL(t, dsn, `VACUUM items`)
+	testenv.Exec(t, dsn, `VACUUM items`)
 	s.waitSample(t, "pgvector_hnsw_heap_tids", with(h, "state", "dead"), "0 after VACUUM", eq(0))
 	s.waitSample(t, "pgvector_hnsw_elements", with(h, "state", "live"), "= remaining rows", eq(rows-deleted))
 }
@@ -104,7 +104,7 @@ func TestUnreachableTarget(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	clustered(t, dsn, 300, 4, 3)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
 	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -150,11 +150,11 @@ func TestDiscoveryFollowsCatalog(t *testing.T) {
 	if _, ok := s.sample(t, "pgvector_index_info", map[string]string{"indexrelname": "later"}); ok {
 		t.Fatal("index published before it exists")
 	}
-	runSQL(t, dsn, `CREATE INDEX later ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 4)`)
+	testenv.Exec(t, dsn, `CREATE INDEX later ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 4)`)
 	s.waitSample(t, "pgvector_index_info", map[string]string{"indexrelname": "later", "method": "ivfflat", "lists": "4"}, "1", eq(1))
-	runSQL(t, dsn, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'later'::regclass`)
+	testenv.Exec(t, dsn, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'later'::regclass`)
 	s.waitSample(t, "pgvector_index_valid", map[string]string{"indexrelname": "later"}, "0", eq(0))
-	runSQL(t, dsn, `DROP INDEX later`)
+	testenv.Exec(t, dsn, `DROP INDEX later`)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, ok := s.sample(t, "pgvector_index_info", map[string]string{"indexrelname": "later"}); !ok {
@@ -171,7 +171,7 @@ func TestDiscoveryFollowsCatalog(t *testing.T) {
 func TestCustomMetrics(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
-	runSQL(t, dsn, `CREATE TABLE tasks (kind text, n int)`, `INSERT INTO tasks VALUES ('train', 3), ('eval', 5)`)
+	testenv.Exec(t, dsn, `CREATE TABLE tasks (kind text, n int)`, `INSERT INTO tasks VALUES ('train', 3), ('eval', 5)`)
 	cfg := testConfig()
 	cfg.CustomMetrics = []config.CustomMetric{
 		{Name: "learning_tasks", Help: "Tasks by kind.", Type: "gauge", SQL: `SELECT kind, sum(n) AS value FROM tasks GROUP BY kind`,
@@ -209,7 +209,7 @@ func TestFailingIndexDoesNotHideOthers(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	clustered(t, dsn, 1500, 8, 6)
-	runSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`CREATE FUNCTION writable_only(v vector) RETURNS vector IMMUTABLE LANGUAGE plpgsql AS $$
 		BEGIN
 			IF current_setting('transaction_read_only') = 'on' THEN

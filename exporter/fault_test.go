@@ -15,7 +15,7 @@ func TestFaultInjectionThroughScrape(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	clustered(t, dsn, 2000, 16, 20)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 16, ef_construction = 64)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 16, ef_construction = 64)`)
 
 	// pgvector's build may leave a natural orphan; count those first.
 	ctx := context.Background()
@@ -42,7 +42,7 @@ func TestFaultInjectionThroughScrape(t *testing.T) {
 	s.waitSample(t, "pgvector_hnsw_unreachable_elements", h, "natural + cut", eq(unreachable0+cut))
 	s.waitSample(t, "pgvector_hnsw_connectivity_ratio", h, "below 1", func(v float64) bool { return v < 1 })
 
-	runSQL(t, dsn, `REINDEX INDEX items_hnsw`)
+	testenv.Exec(t, dsn, `REINDEX INDEX items_hnsw`)
 	s.waitSample(t, "pgvector_hnsw_orphan_elements", h, "at most a natural one", func(v float64) bool { return v <= 1 })
 	s.waitSample(t, "pgvector_hnsw_unreachable_elements", h, "at most a natural one", func(v float64) bool { return v <= 1 })
 }

@@ -15,7 +15,7 @@ import (
 // an HNSW index items_hnsw at pgvector's default build options.
 func categorised(t *testing.T, dsn string, n, cats int) {
 	t.Helper()
-	runSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`CREATE TABLE items (id bigserial PRIMARY KEY, category int NOT NULL, embedding vector(16))`,
 		`SELECT setseed(0.17)`,
 		fmt.Sprintf(`INSERT INTO items (category, embedding)
@@ -66,7 +66,7 @@ func TestFilteredQueriesShortThenIterative(t *testing.T) {
 		t.Error("a query set that fails publishes figures")
 	}
 
-	runSQL(t, dsn, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET hnsw.iterative_scan = strict_order', current_database()); END $$`)
+	testenv.Exec(t, dsn, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET hnsw.iterative_scan = strict_order', current_database()); END $$`)
 	s.waitSample(t, "pgvector_filtered_short_ratio", q, "0 with iterative scans", eq(0))
 	s.waitSample(t, "pgvector_filtered_rows_ratio", q, "1 with iterative scans", eq(1))
 	recall = s.waitSample(t, "pgvector_filtered_recall_ratio", q, "≥ 0.8 with iterative scans", func(v float64) bool { return v >= 0.8 })

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -86,39 +85,23 @@ func testConfig() config.Exporter {
 	}
 }
 
-// runSQL runs each statement on dsn.
-func runSQL(t *testing.T, dsn string, stmts ...string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
 // clustered creates table items with n rows of dim-dimensional vectors around clusters
 // random centers (kept in table centers, see addClustered).
 func clustered(t *testing.T, dsn string, n, dim, clusters int) {
 	t.Helper()
-	runSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		fmt.Sprintf(`CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(%d))`, dim),
 		`SELECT setseed(0.42)`,
 		fmt.Sprintf(`CREATE TABLE centers AS SELECT c, array_agg(random() * 10 ORDER BY d) AS v
 			FROM generate_series(1, %d) c, generate_series(1, %d) d GROUP BY c`, clusters, dim))
 	addClustered(t, dsn, n)
-	runSQL(t, dsn, `ANALYZE items`)
+	testenv.Exec(t, dsn, `ANALYZE items`)
 }
 
 // addClustered inserts n more rows drawn like clustered's.
 func addClustered(t *testing.T, dsn string, n int) {
 	t.Helper()
-	runSQL(t, dsn, fmt.Sprintf(`INSERT INTO items (embedding)
+	testenv.Exec(t, dsn, fmt.Sprintf(`INSERT INTO items (embedding)
 		SELECT (SELECT array_agg(x + (random() - 0.5) ORDER BY o) FROM unnest(v) WITH ORDINALITY AS u(x, o))::vector
 		FROM generate_series(1, %d) i JOIN centers ON c = 1 + i %% (SELECT count(*) FROM centers)`, n))
 }

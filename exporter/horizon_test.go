@@ -19,7 +19,7 @@ import (
 func TestXminHorizonHolderIsNamed(t *testing.T) {
 	dsn := testenv.SharedPostgres(t).CreateDatabase(t)
 	clustered(t, dsn, 300, 4, 3)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
 	cfg := testConfig()
 	s := start(t, cfg, map[string]string{"main": dsn})
 	target := map[string]string{"target": "main"}
@@ -42,9 +42,9 @@ func TestXminHorizonHolderIsNamed(t *testing.T) {
 	}
 	// Apart: a session's own counts reach the statistics when it ends, after its VACUUM's.
 	index := map[string]string{"target": "main", "indexrelname": "items_hnsw"}
-	runSQL(t, dsn, `DELETE FROM items WHERE id <= 100`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id <= 100`)
 	s.waitSample(t, "pgvector_table_dead_tuples", index, "the deleted rows", eq(100))
-	runSQL(t, dsn, `VACUUM items`)
+	testenv.Exec(t, dsn, `VACUUM items`)
 	time.Sleep(cfg.XminHorizonMinAge + 100*time.Millisecond)
 
 	holder := map[string]string{"target": "main", "kind": "idle_in_transaction", "holder": strconv.Itoa(pid)}

@@ -30,7 +30,7 @@ func TestSkewRaisesListCVAndDrift(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	clustered(t, dsn, 2000, 8, 10)
-	runSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`,
 		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
 	ctx := context.Background()
@@ -66,7 +66,7 @@ func TestSkewRaisesListCVAndDrift(t *testing.T) {
 	}
 
 	// 1500 rows around (30, 30, ...), outside the [0, 10] box the clusters live in.
-	runSQL(t, dsn, `INSERT INTO items (embedding)
+	testenv.Exec(t, dsn, `INSERT INTO items (embedding)
 		SELECT (SELECT array_agg(30 + random()) FROM generate_series(1, 8))::vector FROM generate_series(1, 1500)`)
 	after, err := scanStructure(ctx, pool, ivf, rawPages(), config.Exporter{PageBatch: 16, Structure: config.StructureCheck{Check: config.Check{Timeout: time.Minute}}})
 	if err != nil {
@@ -97,7 +97,7 @@ func TestRecallFallsWithEfSearch(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	clustered(t, dsn, 3000, 16, 30)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`)
 	ctx := context.Background()
 	pool := superPool(t, dsn)
 	ix := resolve(t, pool, "items_hnsw")
@@ -108,7 +108,7 @@ func TestRecallFallsWithEfSearch(t *testing.T) {
 	if !high.indexUsed || len(high.latencies) != 20 {
 		t.Fatalf("probe: index used %v, %d latencies", high.indexUsed, len(high.latencies))
 	}
-	runSQL(t, dsn, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET hnsw.ef_search = 1', current_database()); END $$`)
+	testenv.Exec(t, dsn, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET hnsw.ef_search = 1', current_database()); END $$`)
 	fresh := superPool(t, dsn) // sessions started after ALTER DATABASE see the setting
 	low, err := probe(ctx, fresh, ix, 20, 10, time.Minute)
 	if err != nil {
@@ -139,7 +139,7 @@ func TestMeasurer(t *testing.T) {
 	clustered(t, dsn, 2000, 8, 5)
 	// The IVFFlat index is on a table of its own, so the planner has one index to choose for
 	// each probe.
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
 		`CREATE TABLE docs AS SELECT * FROM items`,
 		`CREATE INDEX docs_ivf ON docs USING ivfflat (embedding vector_l2_ops) WITH (lists = 5)`)
 	ctx := context.Background()
@@ -165,11 +165,11 @@ func TestMeasurer(t *testing.T) {
 			t.Errorf("%s: probe index used = %v, want 1", ix, v)
 		}
 	}
-	runSQL(t, dsn, `DELETE FROM items WHERE id <= 50`)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id <= 50`)
 	if v := measure(hn, "pgvector_hnsw_heap_tids:dead"); v != 50 {
 		t.Errorf("dead heap TIDs = %v, want 50", v)
 	}
-	runSQL(t, dsn, `VACUUM items`, `REINDEX INDEX CONCURRENTLY items_hnsw`)
+	testenv.Exec(t, dsn, `VACUUM items`, `REINDEX INDEX CONCURRENTLY items_hnsw`)
 	if v := measure(hn, "pgvector_hnsw_heap_tids:dead"); v != 0 {
 		t.Errorf("dead heap TIDs after VACUUM and REINDEX = %v, want 0", v)
 	}
@@ -209,11 +209,11 @@ func TestPageReaderPrivileges(t *testing.T) {
 	const rows = 1500
 	clustered(t, dsn, rows, 4, 3)
 	role := fmt.Sprintf("monitor_%d", time.Now().UnixNano()%1e9)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`,
 		`CREATE ROLE `+role+` LOGIN`, `GRANT SELECT ON items TO `+role)
 	t.Cleanup(func() {
-		runSQL(t, dsn, `DROP OWNED BY `+role)
-		runSQL(t, pg.DSN("postgres"), `DROP ROLE IF EXISTS `+role)
+		testenv.Exec(t, dsn, `DROP OWNED BY `+role)
+		testenv.Exec(t, pg.DSN("postgres"), `DROP ROLE IF EXISTS `+role)
 	})
 	monitorDSN := strings.Replace(dsn, "://"+pg.User+"@", "://"+role+"@", 1)
 
@@ -254,7 +254,7 @@ func TestPageReaderPrivileges(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("wrapper without pg_monitor: %v", err)
 	}
-	runSQL(t, dsn, `GRANT pg_monitor TO `+role)
+	testenv.Exec(t, dsn, `GRANT pg_monitor TO `+role)
 	s.waitSample(t, "vectorheal_page_reader_available", tgt, "1", eq(1))
 	s.waitSample(t, "pgvector_hnsw_elements", hl, "= rows", eq(rows))
 
@@ -278,7 +278,7 @@ func TestPageReaderPrivileges(t *testing.T) {
 func TestProbeSamplesLargeTables(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
-	runSQL(t, dsn, `CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(2))`,
+	testenv.Exec(t, dsn, `CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(2))`,
 		`INSERT INTO items (embedding) SELECT ARRAY[random(), random()]::vector FROM generate_series(1, 20000)`,
 		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`, `ANALYZE items`)
 	ctx := context.Background()

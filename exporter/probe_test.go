@@ -19,7 +19,7 @@ import (
 // on its next run (see currentSearchSettings), e.g. setSearch(t, dsn, "hnsw.ef_search", 1).
 func setSearch(t *testing.T, dsn, name string, value int) {
 	t.Helper()
-	runSQL(t, dsn, fmt.Sprintf(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET %s = %d', current_database()); END $$`, name, value))
+	testenv.Exec(t, dsn, fmt.Sprintf(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET %s = %d', current_database()); END $$`, name, value))
 }
 
 func mustProbe(t *testing.T, pool *pgxpool.Pool, ix catalog.Index) *recallResult {
@@ -110,7 +110,7 @@ func TestProbeEveryOpclass(t *testing.T) {
 		if c.method == "ivfflat" {
 			with = " WITH (lists = 20)"
 		}
-		runSQL(t, dsn, `SELECT setseed(0.7)`,
+		testenv.Exec(t, dsn, `SELECT setseed(0.7)`,
 			fmt.Sprintf(`CREATE TABLE %s (id int, v %s)`, tbl, c.typ),
 			fmt.Sprintf(`INSERT INTO %s SELECT i, %s FROM generate_series(1, %d) i`, tbl, c.values, c.rows),
 			fmt.Sprintf(`CREATE INDEX %s_idx ON %s USING %s (v %s)%s`, tbl, tbl, c.method, c.opclass, with),
@@ -190,7 +190,7 @@ func TestProbeEveryOpclass(t *testing.T) {
 func TestProbeExpressionAndPartialIndexes(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
-	runSQL(t, dsn, `SELECT setseed(0.3)`,
+	testenv.Exec(t, dsn, `SELECT setseed(0.3)`,
 		`CREATE TABLE items (id int, e vector(8))`,
 		`INSERT INTO items SELECT i, `+randomDense("vector(8)", 8, false)+` FROM generate_series(1, 1500) i`,
 		`CREATE INDEX items_half ON items USING hnsw ((e::halfvec(8)) halfvec_l2_ops)`,
@@ -244,7 +244,7 @@ func TestProbeExpressionAndPartialIndexes(t *testing.T) {
 func TestProbeTwoIndexesOnOneColumn(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
-	runSQL(t, dsn, `SELECT setseed(0.9)`,
+	testenv.Exec(t, dsn, `SELECT setseed(0.9)`,
 		`CREATE TABLE items (id int, e vector(16))`,
 		`INSERT INTO items SELECT i, `+randomDense("vector(16)", 16, false)+` FROM generate_series(1, 5000) i`,
 		`CREATE INDEX items_hnsw ON items USING hnsw (e vector_l2_ops)`,
@@ -306,7 +306,7 @@ func TestProbeTwoIndexesOnOneColumn(t *testing.T) {
 func TestPartitionedIndex(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
-	runSQL(t, dsn, `SELECT setseed(0.1)`,
+	testenv.Exec(t, dsn, `SELECT setseed(0.1)`,
 		`CREATE TABLE docs (id int, e vector(8)) PARTITION BY RANGE (id)`,
 		`CREATE TABLE docs_a PARTITION OF docs FOR VALUES FROM (0) TO (1500)`,
 		`CREATE TABLE docs_b PARTITION OF docs FOR VALUES FROM (1500) TO (5000)`,
@@ -424,7 +424,7 @@ func TestPartitionedIndex(t *testing.T) {
 func TestDriftOfLayouts(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
-	runSQL(t, dsn, `SELECT setseed(0.4)`,
+	testenv.Exec(t, dsn, `SELECT setseed(0.4)`,
 		`CREATE TABLE docs (id int, cat int, e vector(8), b bit(64))`,
 		`INSERT INTO docs SELECT i, i % 3, (SELECT array_agg(random() * 10) FROM generate_series(1, 8) WHERE i > 0)::vector, `+randomBits+
 			` FROM generate_series(1, 1500) i`,
@@ -451,14 +451,14 @@ func TestDriftOfLayouts(t *testing.T) {
 	}
 	// Rows far from the others, but outside the partial index.
 	far := `(SELECT array_agg(50 + random()) FROM generate_series(1, 8) WHERE i > 0)::vector`
-	runSQL(t, dsn, `INSERT INTO docs (id, cat, e) SELECT i, 2, `+far+` FROM generate_series(1, 400) i`)
+	testenv.Exec(t, dsn, `INSERT INTO docs (id, cat, e) SELECT i, 2, `+far+` FROM generate_series(1, 400) i`)
 	dc, ok := drift(cat1)
 	dh, okh := drift(half)
 	t.Logf("far rows outside the partial index: drift %.2f of the partial index, %.2f of the expression index", dc, dh)
 	if !ok || dc > 1.5 || !okh || dh < 2 {
 		t.Errorf("drift %.2f (%v) of the partial index, want about 1; %.2f (%v) of the expression index, want >= 2", dc, ok, dh, okh)
 	}
-	runSQL(t, dsn, `INSERT INTO docs (id, cat, e) SELECT i, 1, `+far+` FROM generate_series(1, 400) i`)
+	testenv.Exec(t, dsn, `INSERT INTO docs (id, cat, e) SELECT i, 1, `+far+` FROM generate_series(1, 400) i`)
 	if dc, ok = drift(cat1); !ok || dc < 2 {
 		t.Errorf("drift of the partial index after far rows in it = %.2f, %v; want >= 2", dc, ok)
 	}

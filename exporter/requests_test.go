@@ -17,7 +17,7 @@ func TestCheckRequestRunsChecksEarly(t *testing.T) {
 	ctx := context.Background()
 	state := stateStore(t, pg)
 	clustered(t, dsn, 1500, 4, 4) // enough rows that the planner uses the index, so recall is published
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
 
 	cfg := testConfig()
 	cfg.Recall.Interval, cfg.Recall.Timeout = 400*time.Hour, time.Minute

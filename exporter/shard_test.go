@@ -23,8 +23,8 @@ func TestShardsMeasureEachIndexOnce(t *testing.T) {
 	for i := range n {
 		stmts = append(stmts, fmt.Sprintf(`CREATE INDEX items_hnsw_%d ON items USING hnsw (embedding vector_l2_ops) WITH (m = 4, ef_construction = 8)`, i))
 	}
-	runSQL(t, dsn, stmts...)
-	runSQL(t, dsn, `SELECT id FROM items ORDER BY embedding <-> (SELECT embedding FROM items LIMIT 1) LIMIT 1`)
+	testenv.Exec(t, dsn, stmts...)
+	testenv.Exec(t, dsn, `SELECT id FROM items ORDER BY embedding <-> (SELECT embedding FROM items LIMIT 1) LIMIT 1`)
 	cfg := testConfig()
 	cfg.Recall.Disabled, cfg.Drift.Disabled = true, true
 

@@ -16,7 +16,7 @@ func TestStructureScanKeepsPageBudget(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
 	clustered(t, dsn, 3000, 8, 10)
-	runSQL(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
 	ctx := context.Background()
 	pool := superPool(t, dsn)
 	ix := resolve(t, pool, "items_hnsw")

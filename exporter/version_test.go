@@ -124,7 +124,7 @@ func TestExtensionVersionAndKnownIssues(t *testing.T) {
 		// A version string pgvector never wrote: published as it is, with no issue claimed.
 		{"weird", map[string]string{}},
 	} {
-		runSQL(t, dsn, `UPDATE pg_extension SET extversion = '`+tc.version+`' WHERE extname = 'vector'`)
+		testenv.Exec(t, dsn, `UPDATE pg_extension SET extversion = '`+tc.version+`' WHERE extname = 'vector'`)
 		s.waitSample(t, "pgvector_extension_info", map[string]string{"target": "main", "datname": datname, "version": tc.version}, "1", eq(1))
 		s.waitIssues(t, tc.version, tc.want)
 		if n := len(s.series(t, "pgvector_extension_info", map[string]string{"target": "main"})); n != 1 {
@@ -134,7 +134,7 @@ func TestExtensionVersionAndKnownIssues(t *testing.T) {
 	s.waitSample(t, "vectorheal_collector_success", map[string]string{"target": "main", "collector": kindExtension}, "1", eq(1))
 
 	// Without the extension there is nothing to publish, and that is not a failure.
-	runSQL(t, dsn, `UPDATE pg_extension SET extversion = '`+installed+`' WHERE extname = 'vector'`, `DROP EXTENSION vector CASCADE`)
+	testenv.Exec(t, dsn, `UPDATE pg_extension SET extversion = '`+installed+`' WHERE extname = 'vector'`, `DROP EXTENSION vector CASCADE`)
 	deadline := time.Now().Add(90 * time.Second)
 	for len(s.series(t, "pgvector_extension_info", map[string]string{"target": "main"})) > 0 {
 		if time.Now().After(deadline) {

@@ -26,7 +26,7 @@ import (
 func TestEndToEndFilteredQueriesShortAlert(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
-	execSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`CREATE TABLE items (id bigserial PRIMARY KEY, category int NOT NULL, embedding vector(16))`,
 		`INSERT INTO items (category, embedding) SELECT i % 10, (SELECT array_agg(random()) FROM generate_series(1, 16) WHERE i > 0)::vector
 		 FROM generate_series(1, 10000) i`,

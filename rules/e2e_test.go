@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"gopkg.in/yaml.v3"
@@ -63,21 +62,6 @@ func writeShortRules(t *testing.T, dir string) {
 	}
 }
 
-func execSQL(t *testing.T, dsn string, stmts ...string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
 // promAlert is one alert of Prometheus's /api/v1/alerts.
 type promAlert struct {
 	Labels      map[string]string `json:"labels"`
@@ -117,7 +101,7 @@ func TestEndToEndDeadTuplesAlert(t *testing.T) {
 	}
 	datname := strings.TrimPrefix(u.Path, "/")
 	// Autovacuum off on the degraded table, so nothing cleans it during the test.
-	execSQL(t, dsn,
+	testenv.Exec(t, dsn,
 		`CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(8)) WITH (autovacuum_enabled = false)`,
 		`INSERT INTO items (embedding) SELECT (SELECT array_agg(random()) FROM generate_series(1, 8) WHERE i > 0)::vector FROM generate_series(1, 4000) i`,
 		`CREATE INDEX items_embedding_idx ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,

@@ -71,11 +71,11 @@ func setupRoles(t *testing.T) rolesSetup {
 		// migrate must create pageinspect itself, and only when asked to.
 		`DROP EXTENSION pageinspect`,
 	}
-	execAll(t, dsn, append(stmts, docRoleSQL(t, pc.Database, owner, exp, rep)...)...)
+	testenv.Exec(t, dsn, append(stmts, docRoleSQL(t, pc.Database, owner, exp, rep)...)...)
 	t.Cleanup(func() {
 		for _, r := range []string{exp, rep, nosel, owner} {
-			execAll(t, dsn, `DROP OWNED BY `+r)
-			execAll(t, pg.DSN("postgres"), `DROP ROLE IF EXISTS `+r)
+			testenv.Exec(t, dsn, `DROP OWNED BY `+r)
+			testenv.Exec(t, pg.DSN("postgres"), `DROP ROLE IF EXISTS `+r)
 		}
 	})
 	as := func(role string) string { return strings.Replace(dsn, "://"+pg.User+"@", "://"+role+"@", 1) }
@@ -96,21 +96,6 @@ exporter:
   drift: {disabled: true}
 `, dsn, s.exporterDSN, s.repairDSN, dsn))
 	return s
-}
-
-func execAll(t *testing.T, dsn string, stmts ...string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
 }
 
 // TestDocumentedRolesAfterMigrate: with exactly the documented roles and grants, and no
@@ -155,7 +140,7 @@ func TestDocumentedRolesAfterMigrate(t *testing.T) {
 
 	// Churn: deletes leave dead TIDs in the graph, HOT updates leave TIDs whose row lives
 	// further down a HOT chain (exact only when the chain is followed on the heap page).
-	execAll(t, s.superDSN, `DELETE FROM items WHERE id % 7 = 0`, `UPDATE items SET note = note || '-x' WHERE id % 7 = 1`)
+	testenv.Exec(t, s.superDSN, `DELETE FROM items WHERE id % 7 = 0`, `UPDATE items SET note = note || '-x' WHERE id % 7 = 1`)
 	var hot int64
 	if err := super.QueryRow(ctx, `SELECT count(*) FROM heap_page_items(get_raw_page('items', 0)) WHERE t_infomask2 & 16384 <> 0`).Scan(&hot); err != nil || hot == 0 {
 		t.Fatalf("no HOT update (%v): the test would not exercise HOT chains", err)
@@ -281,7 +266,7 @@ func TestDocumentedRolesAfterMigrate(t *testing.T) {
 	// Without the heap reader (an install of an earlier release, or EXECUTE revoked), the
 	// exact count gives way to the estimate, and the report and the metric say so.
 	t.Run("without_heap_reader", func(t *testing.T) {
-		execAll(t, s.superDSN, `REVOKE EXECUTE ON FUNCTION vectorheal_pages.heap_page(regclass, integer) FROM pg_monitor`)
+		testenv.Exec(t, s.superDSN, `REVOKE EXECUTE ON FUNCTION vectorheal_pages.heap_page(regclass, integer) FROM pg_monitor`)
 		got, err := m.Measure(ctx, expPool, ix, deadFig)
 		if err != nil || !math.IsNaN(got) {
 			t.Errorf("dead heap TIDs without the heap reader: %v, %v; want NaN", got, err)

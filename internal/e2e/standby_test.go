@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,13 +35,12 @@ func TestHealsWithReadsOnTheStandby(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Destroy)
-	db := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
 
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	s, err := e2e.Start(sctx, e2e.Config{
 		Root: root, Dir: t.TempDir(), Vectorheal: vectorhealBin,
-		Targets:  []e2e.Target{{Name: "main", DSN: dsn, StandbyDSN: sb.DSN(db)}},
+		Targets:  []e2e.Target{{Name: "main", DSN: dsn, StandbyDSN: sb.DSNFor(t, dsn)}},
 		StateDSN: stateDSN,
 	})
 	if err != nil {

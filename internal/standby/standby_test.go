@@ -49,7 +49,7 @@ func TestReplayAndLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Destroy)
-	replica := connect(t, sb.DSN(dsnDB(dsn)))
+	replica := connect(t, sb.DSNFor(t, dsn))
 
 	if rec, err := standby.InRecovery(ctx, primary); err != nil || rec {
 		t.Fatalf("primary in recovery: %v (%v)", rec, err)
@@ -111,7 +111,7 @@ func TestReplayConflictIsRecognised(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Destroy)
-	replica := connect(t, sb.DSN(dsnDB(dsn)))
+	replica := connect(t, sb.DSNFor(t, dsn))
 	lsn, _ := standby.PrimaryPosition(ctx, primary)
 	if err := standby.AwaitReplay(ctx, replica, lsn, 30*time.Second, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -141,5 +141,3 @@ func TestReplayConflictIsRecognised(t *testing.T) {
 		t.Errorf("%v counted as a replay conflict", err)
 	}
 }
-
-func dsnDB(dsn string) string { return dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")] }
