@@ -35,21 +35,28 @@ func exec(t *testing.T, c *pgx.Conn, stmts ...string) {
 	}
 }
 
-// TestReplayAndLag against a real streaming standby: the primary is not in recovery and the
-// standby is; a position the primary wrote is replayed; with replay paused the wait gives up
-// with ErrBehind and the lag says paused and how far behind; resumed, it catches up.
-func TestReplayAndLag(t *testing.T) {
+// pair is a new database on the shared cluster, set up with stmts, and a connection to it on
+// the primary and on a new streaming standby made with conf.
+func pair(t *testing.T, conf string, stmts ...string) (primary, replica *pgx.Conn) {
+	t.Helper()
 	pg := testenv.SharedPostgres(t)
-	ctx := context.Background()
 	dsn := pg.CreateDatabase(t)
-	primary := connect(t, dsn)
-	exec(t, primary, `CREATE TABLE items (id bigserial PRIMARY KEY, v int)`)
-	sb, err := testenv.StartStandby(ctx, pg, "")
+	primary = connect(t, dsn)
+	exec(t, primary, stmts...)
+	sb, err := testenv.StartStandby(context.Background(), pg, conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Destroy)
-	replica := connect(t, sb.DSNFor(t, dsn))
+	return primary, connect(t, sb.DSNFor(t, dsn))
+}
+
+// TestReplayAndLag against a real streaming standby: the primary is not in recovery and the
+// standby is; a position the primary wrote is replayed; with replay paused the wait gives up
+// with ErrBehind and the lag says paused and how far behind; resumed, it catches up.
+func TestReplayAndLag(t *testing.T) {
+	ctx := context.Background()
+	primary, replica := pair(t, "", `CREATE TABLE items (id bigserial PRIMARY KEY, v int)`)
 
 	if rec, err := standby.InRecovery(ctx, primary); err != nil || rec {
 		t.Fatalf("primary in recovery: %v (%v)", rec, err)
@@ -100,18 +107,9 @@ func TestReplayAndLag(t *testing.T) {
 // the primary removed is cancelled when that VACUUM is replayed (max_standby_streaming_delay 0),
 // and IsReplayConflict tells it from other errors.
 func TestReplayConflictIsRecognised(t *testing.T) {
-	pg := testenv.SharedPostgres(t)
 	ctx := context.Background()
-	dsn := pg.CreateDatabase(t)
-	primary := connect(t, dsn)
-	exec(t, primary, `CREATE TABLE items (id bigserial PRIMARY KEY, v int)`,
+	primary, replica := pair(t, "max_standby_streaming_delay = 0\n", `CREATE TABLE items (id bigserial PRIMARY KEY, v int)`,
 		`INSERT INTO items (v) SELECT g FROM generate_series(1, 10000) g`)
-	sb, err := testenv.StartStandby(ctx, pg, "max_standby_streaming_delay = 0\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sb.Destroy)
-	replica := connect(t, sb.DSNFor(t, dsn))
 	lsn, _ := standby.PrimaryPosition(ctx, primary)
 	if err := standby.AwaitReplay(ctx, replica, lsn, 30*time.Second, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -136,7 +134,7 @@ func TestReplayConflictIsRecognised(t *testing.T) {
 	if standby.IsReplayConflict(errors.New("canceling statement due to conflict with recovery")) {
 		t.Error("a plain error counted as a replay conflict")
 	}
-	_, err = primary.Exec(ctx, `SELECT 1/0`)
+	_, err := primary.Exec(ctx, `SELECT 1/0`)
 	if standby.IsReplayConflict(err) {
 		t.Errorf("%v counted as a replay conflict", err)
 	}
