@@ -8,7 +8,6 @@ package runbook
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,25 +82,12 @@ var DefaultBuildApproval = BuildApproval{Size: 10 << 30, Duration: time.Hour}
 func (a BuildApproval) Exceeds(size int64, est time.Duration) string {
 	var why []string
 	if a.Size > 0 && size > a.Size {
-		why = append(why, fmt.Sprintf("index size %s over approve_builds_over.size %s", bytesText(size), bytesText(a.Size)))
+		why = append(why, fmt.Sprintf("index size %s over approve_builds_over.size %s", strategy.SizeText(size), strategy.SizeText(a.Size)))
 	}
 	if a.Duration > 0 && est > a.Duration {
 		why = append(why, fmt.Sprintf("estimated duration %s over approve_builds_over.duration %s", est.Round(time.Second), a.Duration))
 	}
 	return strings.Join(why, "; ")
-}
-
-// bytesText writes n bytes in the units ParseSize reads.
-func bytesText(n int64) string {
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}} {
-		if n >= u.mult {
-			return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/float64(u.mult)), ".0") + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10) + "B"
 }
 
 // builtinDefaults are the defaults when the file's defaults block leaves a field out.

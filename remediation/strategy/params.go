@@ -193,6 +193,19 @@ func sizeParam(p Params, name string, def, lo, hi int64) (int64, error) {
 	return n, nil
 }
 
+// SizeText writes n bytes in the units ParseSize reads, to one decimal (10GB, 1.5MB).
+func SizeText(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}} {
+		if n >= u.mult {
+			return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/float64(u.mult)), ".0") + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
+}
+
 // ParseSize reads a size as PostgreSQL writes memory settings: a whole number of B, kB, MB, GB
 // or TB (powers of 1024), or of bytes without a unit.
 func ParseSize(s string) (int64, error) {
