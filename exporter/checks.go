@@ -61,7 +61,7 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 			var r *recallResult
 			pool, on := e.readsOn(ctx, t)
 			err = e.retryConflicts(ctx, t, on, func() (err error) {
-				r, err = probe(ctx, pool, ix, e.cfg.Recall.Queries, e.cfg.Recall.K, c.Timeout)
+				r, err = probe(ctx, pool, ix, e.cfg.Recall.Queries, e.cfg.Recall.Newest(), e.cfg.Recall.K, c.Timeout)
 				return err
 			})
 			var base *asBuilt

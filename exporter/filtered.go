@@ -82,8 +82,10 @@ func runFiltered(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, q co
 		if err != nil {
 			return err
 		}
-		// The probe's own sampling: query vectors come from the rows the index holds.
-		vecs, err := sampleVectors(ctx, tx, ix, statementsFor(ix, op, q.K), q.Samples)
+		// The probe's own sampling: query vectors come from the rows the index holds, all at
+		// random: a filtered query's measure is short results, which depend on the filter's
+		// selectivity, not on where new data lies.
+		vecs, err := sampleVectors(ctx, tx, ix, statementsFor(ix, op, q.K), q.Samples, 0)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,7 +102,7 @@ func TestRecallFallsWithEfSearch(t *testing.T) {
 	ctx := context.Background()
 	pool := superPool(t, dsn)
 	ix := resolve(t, pool, "items_hnsw")
-	high, err := probe(ctx, pool, ix, 20, 10, time.Minute)
+	high, err := probe(ctx, pool, ix, 20, 10, 10, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func TestRecallFallsWithEfSearch(t *testing.T) {
 	}
 	testenv.Exec(t, dsn, `DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET hnsw.ef_search = 1', current_database()); END $$`)
 	fresh := superPool(t, dsn) // sessions started after ALTER DATABASE see the setting
-	low, err := probe(ctx, fresh, ix, 20, 10, time.Minute)
+	low, err := probe(ctx, fresh, ix, 20, 10, 10, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestRecallFallsWithEfSearch(t *testing.T) {
 	}
 	// Sessions that started before the change see it too: the probe applies the settings a
 	// new session would have.
-	old, err := probe(ctx, pool, ix, 20, 10, time.Minute)
+	old, err := probe(ctx, pool, ix, 20, 10, 10, time.Minute)
 	if err != nil || old.ratio >= high.ratio-0.3 {
 		t.Errorf("recall@10 on a session from before ALTER DATABASE = %+v, %v; want below %.3f", old, err, high.ratio-0.3)
 	}
@@ -274,6 +275,55 @@ func TestPageReaderPrivileges(t *testing.T) {
 	}
 }
 
+// TestProbeSamplesNewestRows: the probe takes its share of query vectors from the rows
+// written last, on a small table (every row a candidate) and a large one (a block sample and
+// the table's tail), so recall is measured where new data lands even while that data is a
+// small share of the table.
+func TestProbeSamplesNewestRows(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	for _, rows := range []int{3000, 20000} {
+		t.Run(fmt.Sprint(rows), func(t *testing.T) {
+			dsn := pg.CreateDatabase(t)
+			testenv.Exec(t, dsn, `CREATE TABLE items (id bigserial PRIMARY KEY, embedding vector(2))`,
+				fmt.Sprintf(`INSERT INTO items (embedding) SELECT ARRAY[random(), random()]::vector FROM generate_series(1, %d)`, rows),
+				`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`, `ANALYZE items`,
+				// New data in a region the lists were not built for: 1 % of the rows.
+				fmt.Sprintf(`INSERT INTO items (embedding) SELECT ARRAY[10 + random(), 10 + random()]::vector FROM generate_series(1, %d)`, rows/100))
+			ctx := context.Background()
+			pool := superPool(t, dsn)
+			ix := resolve(t, pool, "items_ivf")
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback(ctx) }()
+			newRegion := func(qs []string) (n int) {
+				for _, q := range qs {
+					x, err := strconv.ParseFloat(strings.SplitN(strings.TrimPrefix(q, "["), ",", 2)[0], 64)
+					if err != nil {
+						t.Fatalf("query vector %q: %v", q, err)
+					}
+					if x >= 10 {
+						n++
+					}
+				}
+				return n
+			}
+			stmts := statementsFor(ix, "<->", 10)
+			qs, err := sampleVectors(ctx, tx, ix, stmts, 20, 10)
+			if err != nil || len(qs) != 20 {
+				t.Fatalf("sampled %d vectors, %v; want 20", len(qs), err)
+			}
+			if got := newRegion(qs); got < 10 {
+				t.Errorf("%d of 20 query vectors from the 1 %% of rows written last, want at least the newest share of 10: %v", got, qs)
+			}
+			if uniform, err := sampleVectors(ctx, tx, ix, stmts, 20, 0); err != nil || len(uniform) != 20 || newRegion(uniform) > 5 {
+				t.Errorf("uniform sample: %d vectors, %d from the newest 1 %% of rows, %v; want 20, at most 5", len(uniform), newRegion(uniform), err)
+			}
+		})
+	}
+}
+
 // TestProbeSamplesLargeTables: above 10 000 rows query vectors come from a block sample.
 func TestProbeSamplesLargeTables(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
@@ -289,7 +339,7 @@ func TestProbeSamplesLargeTables(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	qs, err := sampleVectors(ctx, tx, ix, statementsFor(ix, "<->", 10), 10)
+	qs, err := sampleVectors(ctx, tx, ix, statementsFor(ix, "<->", 10), 10, 5)
 	if err != nil || len(qs) != 10 {
 		t.Fatalf("sampled %d vectors, %v; want 10", len(qs), err)
 	}
@@ -300,7 +350,7 @@ func TestProbeSamplesLargeTables(t *testing.T) {
 	if len(seen) < 9 {
 		t.Errorf("sample has %d distinct vectors of 10", len(seen))
 	}
-	r, err := probe(ctx, pool, ix, 10, 10, time.Minute)
+	r, err := probe(ctx, pool, ix, 10, 5, 10, time.Minute)
 	if err != nil || r.ratio < 0.8 || !r.indexUsed {
 		t.Fatalf("probe: %+v, %v", r, err)
 	}

@@ -227,7 +227,7 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 		}
 		return r, err
 	case fromProbe:
-		p, err := probe(ctx, pool, ix, m.cfg.Recall.Queries, m.cfg.Recall.K, m.cfg.Recall.Timeout)
+		p, err := probe(ctx, pool, ix, m.cfg.Recall.Queries, m.cfg.Recall.Newest(), m.cfg.Recall.K, m.cfg.Recall.Timeout)
 		if err != nil {
 			return nil, err
 		}

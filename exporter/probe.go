@@ -38,7 +38,8 @@ type probeStatements struct {
 	// use the index and exact search compares on the same rows.
 	search string
 	// sample and sampleBlocks select $1 query vectors among the rows the index holds, the
-	// latter from a block sample of $2 percent of the table.
+	// latter from a block sample of $3 percent of the table and its tail from block $4 on:
+	// the $2 most recently written rows of these (youngest xmin), the rest at random.
 	sample, sampleBlocks string
 }
 
@@ -56,13 +57,40 @@ func statementsFor(ix catalog.Index, op string, k int) probeStatements {
 	return probeStatements{
 		search: probeMarker + `SELECT ctid::text, (` + key + ` ` + op + ` $1)::float8 FROM ` + tbl + filter +
 			` ORDER BY ` + key + ` ` + op + ` $1 LIMIT ` + strconv.Itoa(k),
-		sample:       probeMarker + `SELECT ` + key + `::text FROM ` + tbl + rows + ` ORDER BY random() LIMIT $1`,
-		sampleBlocks: probeMarker + `SELECT ` + key + `::text FROM ` + tbl + ` TABLESAMPLE SYSTEM ($2)` + rows + ` ORDER BY random() LIMIT $1`,
+		sample:       sampleSQL(key, tbl, rows, false),
+		sampleBlocks: sampleSQL(key, tbl, rows, true),
 	}
 }
 
+// sampleSQL selects $1 query vectors among the rows of tbl that match rows (a WHERE clause):
+// the $2 with the youngest xmin, then the rest at random. With blocks, the candidates are a
+// block sample of $3 percent of the table and every row from block $4 on (the table's tail,
+// where appended rows land: newly written rows are too few in a small block sample to be
+// found there); without, every row. The choice is made on row positions, so the vectors of
+// rows that are not chosen are never read; the chosen rows are fetched by ctid in the same
+// statement, that is the same snapshot. age() of a frozen xmin is the largest integer:
+// frozen rows are the oldest.
+func sampleSQL(key, tbl, rows string, blocks bool) string {
+	candidates := `SELECT ctid AS t, age(xmin) AS age FROM ` + tbl + rows
+	if blocks {
+		candidates = `SELECT DISTINCT ON (t) t, age FROM (
+    SELECT ctid AS t, age(xmin) AS age FROM ` + tbl + ` TABLESAMPLE SYSTEM ($3)` + rows + `
+    UNION ALL
+    SELECT ctid, age(xmin) FROM ` + tbl + rows + ` AND ctid >= format('(%s,0)', $4::bigint)::tid
+  ) s`
+	}
+	return probeMarker + `WITH candidates AS (
+  ` + candidates + `
+), picked AS (
+  SELECT t FROM (SELECT t, random() AS r, row_number() OVER (ORDER BY age, random()) AS newest FROM candidates) c
+  ORDER BY newest <= $2 DESC, r LIMIT $1
+)
+SELECT ` + key + `::text FROM ` + tbl + ` WHERE ctid = ANY (ARRAY(SELECT t FROM picked))`
+}
+
 // probe measures recall@k of ix: it samples up to queries values of the index's key from the
-// rows the index holds, searches their k nearest neighbours through the index with the
+// rows the index holds (newest of them from the most recently written rows, the rest at
+// random; see config.RecallCheck.NewestShare), searches their k nearest neighbours through the index with the
 // session's current hnsw.ef_search / ivfflat.probes, then exactly with index scans off, and
 // compares with measure.Hits: ties at the k-th distance count as hits, so recall is not
 // understated when several rows are equally near. Recall is measured only when EXPLAIN shows
@@ -70,7 +98,7 @@ func statementsFor(ix catalog.Index, op string, k int) probeStatements {
 // IVFFlat during a migration) the searches would measure the other one. It returns nil without error when
 // there is nothing to probe: no row to take a query from, or a partitioned table's parent
 // index, which has no storage (each partition's index is probed on its own).
-func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k int, timeout time.Duration) (*recallResult, error) {
+func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, newest, k int, timeout time.Duration) (*recallResult, error) {
 	if ix.Partitioned {
 		return nil, nil
 	}
@@ -88,7 +116,7 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, k
 		if err := currentSearchSettings(ctx, tx); err != nil {
 			return err
 		}
-		qs, err := sampleVectors(ctx, tx, ix, stmts, queries)
+		qs, err := sampleVectors(ctx, tx, ix, stmts, queries, newest)
 		if err != nil {
 			return err
 		}
@@ -183,21 +211,28 @@ func currentSearchSettings(ctx context.Context, tx pgx.Tx) error {
 }
 
 // sampleVectors returns up to n values of the index's key, in text form, from rows the index
-// holds. Large tables are sampled by block (TABLESAMPLE SYSTEM) so the probe reads a bounded
-// number of pages.
-func sampleVectors(ctx context.Context, tx pgx.Tx, ix catalog.Index, stmts probeStatements, n int) ([]string, error) {
-	var rows float64
-	if err := tx.QueryRow(ctx, `SELECT reltuples::float8 FROM pg_class WHERE oid = $1`, ix.TableOID).Scan(&rows); err != nil {
+// holds: newest of them the most recently written of the candidates, the rest at random.
+// Large tables are sampled by block (TABLESAMPLE SYSTEM) plus the pages at the table's end, so
+// the probe reads a bounded number of pages.
+func sampleVectors(ctx context.Context, tx pgx.Tx, ix catalog.Index, stmts probeStatements, n, newest int) ([]string, error) {
+	var rows, pages float64
+	if err := tx.QueryRow(ctx, `SELECT reltuples::float8, relpages::float8 FROM pg_class WHERE oid = $1`, ix.TableOID).Scan(&rows, &pages); err != nil {
 		return nil, fmt.Errorf("table rows: %w", err)
 	}
-	if rows < 10000 {
-		return collectVectors(ctx, tx, stmts.sample, n)
+	if rows < 10000 || pages < 1 {
+		return collectVectors(ctx, tx, stmts.sample, n, newest)
+	}
+	// The tail holds about 10 candidate rows per wanted newest vector (at least one page);
+	// relpages may be behind the table's end, which only widens the tail.
+	tail := int64(pages) - int64(math.Max(1, math.Ceil(float64(10*newest)*pages/rows)))
+	if newest == 0 {
+		tail = math.MaxUint32 // past any block: no tail
 	}
 	// About 20 candidate rows per wanted vector; SYSTEM picks whole pages, so a small
 	// percentage can hit too few of them (or of a partial index's rows): widen it tenfold
 	// until enough rows come back.
 	for pct := math.Min(100, 100*float64(n*20)/rows); ; pct = math.Min(100, pct*10) {
-		out, err := collectVectors(ctx, tx, stmts.sampleBlocks, n, pct)
+		out, err := collectVectors(ctx, tx, stmts.sampleBlocks, n, newest, pct, max(tail, 0))
 		if err != nil || len(out) >= n || pct >= 100 {
 			return out, err
 		}

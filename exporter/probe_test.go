@@ -24,7 +24,7 @@ func setSearch(t *testing.T, dsn, name string, value int) {
 
 func mustProbe(t *testing.T, pool *pgxpool.Pool, ix catalog.Index) *recallResult {
 	t.Helper()
-	r, err := probe(context.Background(), pool, ix, 20, 10, 2*time.Minute)
+	r, err := probe(context.Background(), pool, ix, 20, 10, 10, 2*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestProbeExpressionAndPartialIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qs, err := sampleVectors(ctx, tx, cat1, statementsFor(cat1, "<=>", 10), 20)
+	qs, err := sampleVectors(ctx, tx, cat1, statementsFor(cat1, "<=>", 10), 20, 10)
 	_ = tx.Rollback(ctx)
 	if err != nil || len(qs) != 20 {
 		t.Fatalf("sampled %d query vectors, %v", len(qs), err)
@@ -345,7 +345,7 @@ func TestPartitionedIndex(t *testing.T) {
 	if s, err := scanStructure(ctx, pool, parent, rawPages(), testConfig()); s != nil || err != nil {
 		t.Errorf("structure of the parent: %+v, %v; want nothing and no error", s, err)
 	}
-	if r, err := probe(ctx, pool, parent, 10, 10, time.Minute); r != nil || err != nil {
+	if r, err := probe(ctx, pool, parent, 10, 5, 10, time.Minute); r != nil || err != nil {
 		t.Errorf("probe of the parent: %+v, %v; want nothing and no error", r, err)
 	}
 	if _, err := NewMeasurer(testConfig()).Measure(ctx, pool, parent, "pgvector_hnsw_elements:live"); err == nil || !strings.Contains(err.Error(), "partitioned") {

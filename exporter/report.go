@@ -243,7 +243,7 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 			}
 		}
 		if ix.Valid && !cfg.Recall.Disabled {
-			if r.recall, err = probe(ctx, pool, ix, cfg.Recall.Queries, cfg.Recall.K, cfg.Recall.Timeout); err != nil {
+			if r.recall, err = probe(ctx, pool, ix, cfg.Recall.Queries, cfg.Recall.Newest(), cfg.Recall.K, cfg.Recall.Timeout); err != nil {
 				errs = append(errs, err.Error())
 			} else if r.recall != nil {
 				r.latency = r.recall.histogram()

@@ -58,11 +58,30 @@ type RecallCheck struct {
 	Queries int `yaml:"queries"`
 	// K is the number of neighbours compared. Default 10.
 	K int `yaml:"k"`
+	// NewestShare is the share of the query vectors taken from the most recently written rows
+	// among the sampled ones; the rest are drawn uniformly. Applications mostly ask about
+	// recent data, and data that drifts into a region the index was not built for is recent
+	// and, at first, a small share of the table: drawn uniformly, its queries would be too few
+	// to move the measured recall until the region is large. Default 0.5 (nil); 0 samples
+	// uniformly.
+	NewestShare *float64 `yaml:"newest_share"`
 	// LatencyBuckets are the upper bounds, in seconds, of the classic buckets of
 	// pgvector_probe_latency_seconds; each is one series per index. Native buckets are always
 	// offered besides them. Default DefaultLatencyBuckets; an empty list ([]) publishes no
 	// classic buckets, for Prometheus that ingests native histograms.
 	LatencyBuckets []float64 `yaml:"latency_buckets"`
+}
+
+// DefaultNewestShare is the default of exporter.recall.newest_share.
+const DefaultNewestShare = 0.5
+
+// Newest is how many of the Queries query vectors come from the most recently written rows.
+func (r RecallCheck) Newest() int {
+	share := DefaultNewestShare
+	if r.NewestShare != nil {
+		share = *r.NewestShare
+	}
+	return int(math.Round(share * float64(r.Queries)))
 }
 
 // DefaultLatencyBuckets are the default classic buckets of the probe latency: 0.5ms to 5s.
@@ -151,6 +170,9 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 	e.Drift.validate(v, "exporter.drift")
 	v.positive("exporter.recall.queries", e.Recall.Queries)
 	v.positive("exporter.recall.k", e.Recall.K)
+	if s := e.Recall.NewestShare; s != nil && (math.IsNaN(*s) || *s < 0 || *s > 1) {
+		v.errorf("exporter.recall.newest_share", "%g is not a share between 0 and 1", *s)
+	}
 	if e.Recall.K > 1000 {
 		v.errorf("exporter.recall.k", "%d is above the limit of 1000", e.Recall.K)
 	}
