@@ -242,8 +242,12 @@ const definitions = `
   repair by the figures the index had when it was built.
 - **Recall probe.** Up to ` + "`exporter.recall.queries`" + ` query vectors are sampled from the rows the
   index holds: the indexed value is not NULL and, for a partial index, its predicate holds
-  (` + "`ORDER BY random()`" + ` below 10 000 rows, ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per query above,
-  widened tenfold while too few rows come back). Each is searched top-k through the index with
+  (every row is a candidate below 10 000 rows; above, a ` + "`TABLESAMPLE SYSTEM`" + ` of about 20 rows per
+  query, widened tenfold while too few rows come back, and the table's last pages, where
+  appended rows land). ` + "`exporter.recall.newest_share`" + ` of them (default half) are the candidates
+  written last (youngest ` + "`xmin`" + `), the rest are drawn at random: applications mostly ask about
+  recent data, and data drifting where the index was not built for is recent and at first a
+  small share of the table, too small for uniform queries to see it. Each is searched top-k through the index with
   the current ` + "`hnsw.*`" + ` / ` + "`ivfflat.*`" + ` settings (those a new session of the role gets, so an
   ` + "`ALTER DATABASE/ROLE ... SET hnsw.ef_search`" + ` counts at once, though pooled sessions keep their
   start values), then exactly with ` + "`enable_indexscan`" + ` and ` + "`enable_bitmapscan`" + ` off. The query
@@ -256,7 +260,8 @@ const definitions = `
   ` + "`hnsw_rebuild`" + `'s new index before it is swapped in. ` + "`pgvector_probe_index_used`" + ` is 1
   when ` + "`EXPLAIN`" + ` of the query shows a scan of the index for every query vector.
   Only then are ` + "`pgvector_recall_ratio`" + ` and the latencies published: when the planner chooses
-  a sequential scan or another index on the same key, the probe would
+  a sequential scan or another index on the same key (despite the other method's setting
+  raised to its largest value; see "Several indexes on one key"), the probe would
   measure that and not the index, so the index gets no recall figure (and a repair's validation
   of it fails, saying so). The probe orders by the operator class's own ordering operator as
   the catalog names it, schema-qualified (` + "`OPERATOR(public.<->)`" + ` for ` + "`vector_l2_ops`" + `;

@@ -46,17 +46,17 @@ const layouts = `
   recall by live rows; ` + "`vectorheal check`" + ` shows the same rollup under the parent. Alerts and
   repairs stay per partition index (docs/operations.md).
 - **Several indexes on one key** (an HNSW and an IVFFlat index on one column while moving from
-  one to the other, or two HNSW builds). The planner picks one of them for a top-k search; the
-  probe publishes recall only for the index the planner used (` + "`pgvector_probe_index_used`" + ` 1),
-  and none for the others, whose ` + "`pgvector_probe_index_used`" + ` is 0. So lowering ` + "`ivfflat.probes`" + `,
-  which makes the IVFFlat index cheaper and the planner's choice, shows as a low recall of the
-  IVFFlat index and never of the HNSW index. The other way, measuring each index through itself,
-  would need the planner to skip the other indexes of the table inside the probe's read-only
-  transaction, and PostgreSQL has no such switch: ` + "`enable_indexscan`" + ` turns off every index scan;
-  pgvector's own settings change what is measured and do not reliably flip the choice (and two
-  HNSW indexes on one column have none to tell them apart); marking an index invalid in
-  ` + "`pg_index`" + ` or dropping it in a rolled-back transaction writes the catalog, needs ownership and
-  takes locks that block the application's queries. Measuring what the planner does also
-  measures what queries see: an index the planner does not use serves no query, and once it
-  does, the probe measures it.
+  one to the other, or two HNSW builds). The planner picks one of them for the application's
+  top-k search, but the probe measures each through itself, so the index a team is about to
+  switch to has its recall too: inside the probe's read-only transaction it raises the other
+  method's search setting to its largest value (` + "`ivfflat.probes`" + ` 32768 when measuring an HNSW
+  index, ` + "`hnsw.ef_search`" + ` 1000 when measuring an IVFFlat index), which makes pgvector cost that
+  index as a search of all of it; the measured index keeps the settings a new session gets, so
+  its figure is unchanged. ` + "`EXPLAIN`" + ` still judges every query: where the planner keeps another
+  index (two indexes of one method on one key have no setting to tell them apart; a very large
+  HNSW index can stay the cheaper one) or a sequential scan, ` + "`pgvector_probe_index_used`" + ` is 0
+  and the index has no recall or latency figure, rather than another index's. PostgreSQL has no
+  switch to skip one index: ` + "`enable_indexscan`" + ` turns off every index scan, and marking an index
+  invalid or dropping it in a rolled-back transaction writes the catalog, needs ownership and
+  takes locks that block the application's queries.
 `

@@ -116,6 +116,9 @@ func probe(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, queries, n
 		if err := currentSearchSettings(ctx, tx); err != nil {
 			return err
 		}
+		if err := costOutOtherMethod(ctx, tx, ix); err != nil {
+			return err
+		}
 		qs, err := sampleVectors(ctx, tx, ix, stmts, queries, newest)
 		if err != nil {
 			return err
@@ -205,6 +208,48 @@ func currentSearchSettings(ctx context.Context, tx pgx.Tx) error {
 	for _, s := range settings {
 		if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, s.name, s.value); err != nil {
 			return fmt.Errorf("apply %s = %s: %w", s.name, s.value, err)
+		}
+	}
+	return nil
+}
+
+// costOut is the setting that makes an index of method am the planner's dearest choice for a
+// top-k search, and the value that does it (ok false for other methods): pgvector estimates
+// the cost of returning the first rows as the index's whole cost times the share it expects
+// to search, probes/lists for IVFFlat (1 at the largest probes) and, for HNSW, a share that
+// grows with ef_search (1 at the largest ef_search on all but very large indexes).
+func costOut(am string) (setting, value string, ok bool) {
+	switch am {
+	case "ivfflat":
+		return "ivfflat.probes", "32768", true
+	case "hnsw":
+		return "hnsw.ef_search", "1000", true
+	}
+	return "", "", false
+}
+
+// costOutOtherMethod makes the planner pass over the table's vector indexes of the other
+// method for the rest of the transaction, so that with an HNSW and an IVFFlat index on one
+// key (a move from one to the other) each is measured through itself: the setting raised is
+// the other method's only, so what is measured of ix is unchanged. EXPLAIN still judges each
+// query (usesIndexForAll): two indexes of one method on one key have no setting to tell them
+// apart, and a very large HNSW index may stay cheaper than the IVFFlat index even so.
+func costOutOtherMethod(ctx context.Context, tx pgx.Tx, ix catalog.Index) error {
+	var others []string
+	rows, err := tx.Query(ctx, `SELECT DISTINCT am.amname FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+		WHERE i.indrelid = $1 AND i.indexrelid <> $2 AND i.indisvalid AND am.amname <> $3`, ix.TableOID, ix.OID, ix.Method)
+	if err == nil {
+		others, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		return fmt.Errorf("list the table's other indexes: %w", err)
+	}
+	for _, am := range others {
+		if setting, value, ok := costOut(am); ok {
+			if _, err := tx.Exec(ctx, `SELECT set_config($1, $2, true)`, setting, value); err != nil {
+				return fmt.Errorf("pass over the table's %s indexes (%s = %s): %w", am, setting, value, err)
+			}
 		}
 	}
 	return nil
