@@ -13,7 +13,7 @@ import (
 func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check, j *job) func(context.Context) {
 	return func(ctx context.Context) {
 		defer t.finish(j, c.Interval)
-		release, ok := e.acquire(ctx, t)
+		release, ok := e.acquire(ctx, t, t.dueAt(j))
 		if !ok {
 			return
 		}
@@ -128,7 +128,7 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 func (e *Exporter) customCheck(t *target, m config.CustomMetric, j *job) func(context.Context) {
 	return func(ctx context.Context) {
 		defer t.finish(j, m.Interval)
-		release, ok := e.acquire(ctx, t)
+		release, ok := e.acquire(ctx, t, t.dueAt(j))
 		if !ok {
 			return
 		}

@@ -151,8 +151,10 @@ const definitions = `
   background, each on its interval (` + "`exporter.structure`, `exporter.recall`, `exporter.drift`" + `,
   per custom metric), in a read-only transaction with ` + "`SET LOCAL statement_timeout`" + ` set to the
   check's timeout. At most ` + "`targets[].max_concurrent_checks`" + ` run at once per target and
-  ` + "`exporter.max_concurrent_checks`" + ` overall; first runs are spread over a quarter of the interval and
-  later runs by ±10 %. A scrape reads their latest results and the cheap statistics
+  ` + "`exporter.max_concurrent_checks`" + ` overall; when more are due than may run, a freed slot goes
+  to the check that has been due the longest, so a slow scan of a big index, or a fleet larger
+  than the slots, delays the most recently refreshed figures and never the same index round
+  after round. First runs are spread over a quarter of the interval and later runs by ±10 %. A scrape reads their latest results and the cheap statistics
   (` + "`pg_stat_user_indexes`, `pg_statio_user_indexes`, `pg_stat_user_tables`, `pg_stat_statements`" + `,
   ` + "`pg_stat_progress_create_index`, `pg_stat_progress_vacuum`" + `), bounded by ` + "`exporter.statistics_timeout`" + `.
   A failed check removes that index's figures of the check until it succeeds again and sets

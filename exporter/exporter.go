@@ -27,7 +27,7 @@ type Exporter struct {
 	logger  *slog.Logger
 	d       descs
 	targets []*target
-	global  chan struct{} // bounds background checks over all targets
+	global  *slots // bounds background checks over all targets
 	builds  buildTracker
 	// baselines holds the as-built figures of each build (asbuilt.go).
 	baselines baselines
@@ -80,7 +80,7 @@ func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger, opts ...Opti
 		cfg:    cfg,
 		logger: logger,
 		d:      newDescs(),
-		global: make(chan struct{}, max(cfg.MaxConcurrentChecks, 1)),
+		global: newSlots(cfg.MaxConcurrentChecks),
 		builds: newMemoryBuilds(),
 		tick:   200 * time.Millisecond,
 
@@ -94,7 +94,7 @@ func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger, opts ...Opti
 		e.targets = append(e.targets, &target{
 			Target:     t,
 			logger:     logger.With("target", t.Name),
-			sem:        make(chan struct{}, max(t.MaxConcurrentChecks, 1)),
+			slots:      newSlots(t.MaxConcurrentChecks),
 			indexes:    map[uint32]*index{},
 			collectors: map[string]*collectorStat{},
 			custom:     map[string]*customResult{},
@@ -130,7 +130,7 @@ type job struct {
 }
 
 // runTarget is the scheduler of one target: discovery, then each due check in its own
-// goroutine, bounded by the target's and the global semaphore.
+// goroutine, bounded by the target's and the process's slots (longest due first).
 func (e *Exporter) runTarget(ctx context.Context, t *target) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -217,20 +217,24 @@ func (e *Exporter) dueJobs(t *target, now time.Time) []func(context.Context) {
 	return append(out, e.filteredJobs(t, now)...)
 }
 
-// acquire takes a slot of the target and of the global semaphore; release gives them back.
-func (e *Exporter) acquire(ctx context.Context, t *target) (release func(), ok bool) {
-	select {
-	case t.sem <- struct{}{}:
-	case <-ctx.Done():
+// acquire takes a slot of the target and one of the whole process for a check due at due,
+// each handed to the longest-due waiting check first; release gives them back.
+func (e *Exporter) acquire(ctx context.Context, t *target, due time.Time) (release func(), ok bool) {
+	if !t.slots.acquire(ctx, due) {
 		return nil, false
 	}
-	select {
-	case e.global <- struct{}{}:
-	case <-ctx.Done():
-		<-t.sem
+	if !e.global.acquire(ctx, due) {
+		t.slots.release()
 		return nil, false
 	}
-	return func() { <-e.global; <-t.sem }, true
+	return func() { e.global.release(); t.slots.release() }, true
+}
+
+// dueAt is when j became due: the next run it was scheduled for.
+func (t *target) dueAt(j *job) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return j.next
 }
 
 // finish schedules j's next run about interval from now (±10 %, so checks that started

@@ -261,7 +261,7 @@ func containsString(list []string, s string) bool { return slices.Contains(list,
 func (e *Exporter) filteredCheck(t *target, q config.FilteredQuery, j *job) func(context.Context) {
 	return func(ctx context.Context) {
 		defer t.finish(j, q.Interval)
-		release, ok := e.acquire(ctx, t)
+		release, ok := e.acquire(ctx, t, t.dueAt(j))
 		if !ok {
 			return
 		}

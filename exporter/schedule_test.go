@@ -9,18 +9,19 @@ import (
 	"github.com/vectorheal/vectorheal/internal/config"
 )
 
-// TestAcquireBoundsConcurrency: a check needs a slot of its target and one of the global
-// semaphore; a waiting check gives up when its context ends.
+// TestAcquireBoundsConcurrency: a check needs a slot of its target and one of the process;
+// a waiting check gives up when its context ends, and keeps no slot.
 func TestAcquireBoundsConcurrency(t *testing.T) {
-	e := &Exporter{global: make(chan struct{}, 2)}
-	a := &target{sem: make(chan struct{}, 1)}
-	b := &target{sem: make(chan struct{}, 2)}
-	c := &target{sem: make(chan struct{}, 2)}
+	e := &Exporter{global: newSlots(2)}
+	a := &target{slots: newSlots(1)}
+	b := &target{slots: newSlots(2)}
+	c := &target{slots: newSlots(2)}
 	ctx := context.Background()
+	now := time.Now()
 	tryAcquire := func(tg *target) (func(), bool) {
 		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
-		return e.acquire(ctx, tg)
+		return e.acquire(ctx, tg, now)
 	}
 
 	relA, ok := tryAcquire(a)
@@ -37,8 +38,8 @@ func TestAcquireBoundsConcurrency(t *testing.T) {
 	if _, ok := tryAcquire(c); ok {
 		t.Fatal("a third check started beyond the global limit of 2")
 	}
-	if len(c.sem) != 0 {
-		t.Fatal("a check that gave up kept its target slot")
+	if c.slots.free != 2 || len(c.slots.waiting) != 0 {
+		t.Fatalf("a check that gave up kept its target slot or its place: %d free, %d waiting", c.slots.free, len(c.slots.waiting))
 	}
 	relA()
 	relC, ok := tryAcquire(c)
@@ -47,8 +48,78 @@ func TestAcquireBoundsConcurrency(t *testing.T) {
 	}
 	relB()
 	relC()
-	if len(e.global) != 0 || len(a.sem)+len(b.sem)+len(c.sem) != 0 {
+	if e.global.free != 2 || a.slots.free != 1 || b.slots.free != 2 || c.slots.free != 2 {
 		t.Fatal("slots leaked")
+	}
+}
+
+// TestSlotsServeLongestDueFirst: with every slot taken, freed slots go to the waiting checks
+// in the order they became due, whatever order they started waiting in; one that gives up
+// is passed over.
+func TestSlotsServeLongestDueFirst(t *testing.T) {
+	s := newSlots(1)
+	ctx := context.Background()
+	if !s.acquire(ctx, time.Now()) {
+		t.Fatal("first acquire failed")
+	}
+	base := time.Now()
+	dues := []time.Duration{5, 1, 4, 2, 3} // minutes before base; arrival order
+	order := make(chan time.Duration, len(dues))
+	gaveUp, cancel := context.WithCancel(ctx)
+	for _, d := range dues {
+		wctx := ctx
+		if d == 4 {
+			wctx = gaveUp
+		}
+		go func() {
+			if s.acquire(wctx, base.Add(-d*time.Minute)) {
+				order <- d
+				s.release()
+			}
+		}()
+	}
+	for { // all five waiting
+		s.mu.Lock()
+		n := len(s.waiting)
+		s.mu.Unlock()
+		if n == len(dues) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	for { // the one that gave up has left the queue
+		s.mu.Lock()
+		n := len(s.waiting)
+		s.mu.Unlock()
+		if n == len(dues)-1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.release()
+	var got []time.Duration
+	for range len(dues) - 1 {
+		got = append(got, <-order)
+	}
+	want := []time.Duration{5, 3, 2, 1}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("slots granted to checks due %v minutes ago, in that order; want %v", got, want)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for { // the last one gives its slot back after it reported
+		s.mu.Lock()
+		free, waiting := s.free, len(s.waiting)
+		s.mu.Unlock()
+		if free == 1 && waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after all: %d free, %d waiting; want 1 and 0", free, waiting)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 type target struct {
 	*targets.Target
 	logger *slog.Logger
-	sem    chan struct{} // bounds background checks on this target
+	slots  *slots // bounds background checks on this target
 
 	mu         sync.Mutex
 	indexes    map[uint32]*index // by index OID
