@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -18,6 +19,7 @@ import (
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/horizon"
+	"github.com/vectorheal/vectorheal/internal/standby"
 )
 
 // DatabaseReport is a one-shot health report of every vector index of a database, with the
@@ -30,11 +32,17 @@ type DatabaseReport struct {
 	// HeapReaderAvailable says whether dead heap TIDs can be counted exactly (HOT chains
 	// followed on the heap pages); without it hnsw_heap_tids is absent where a chain needs
 	// following and index_dead_entries_estimated stands in.
-	HeapReaderAvailable int           `json:"heap_reader_available"`
-	HeapReaderReason    string        `json:"heap_reader_reason,omitempty"`
-	QueryCallsTotal     *float64      `json:"query_calls_total,omitempty"`
-	QueryExecSeconds    *float64      `json:"query_exec_seconds_total,omitempty"`
-	Indexes             []IndexReport `json:"indexes"`
+	HeapReaderAvailable int    `json:"heap_reader_available"`
+	HeapReaderReason    string `json:"heap_reader_reason,omitempty"`
+	// IndexReadsOn is the server the figures read from the index itself (pages, recall and
+	// filtered probes) were read on: "primary", or "standby" once it had replayed the
+	// primary's position at the start; statistics always come from the primary.
+	// IndexReadsReason says why a standby that was given was not used.
+	IndexReadsOn     string        `json:"index_reads"`
+	IndexReadsReason string        `json:"index_reads_reason,omitempty"`
+	QueryCallsTotal  *float64      `json:"query_calls_total,omitempty"`
+	QueryExecSeconds *float64      `json:"query_exec_seconds_total,omitempty"`
+	Indexes          []IndexReport `json:"indexes"`
 
 	// XminHorizon is the oldest holder of the database's xmin horizon
 	// (pgvector_xmin_horizon_age_*); absent when none holds.
@@ -184,22 +192,57 @@ type IndexInfo struct {
 	Lists          int    `json:"lists"`
 }
 
+// ReportOption changes where Report reads.
+type ReportOption func(*reportSources)
+
+// reportSources are the servers Report reads.
+type reportSources struct {
+	standby    *pgxpool.Pool
+	replayWait time.Duration
+}
+
+// ReadIndexesOnStandby reads the figures that come from the index itself (pages, probes) on
+// standby, a hot standby of the primary Report is given, once it has replayed the primary's
+// WAL position at the start (waiting at most replayWait); a standby further behind, or not in
+// recovery, is passed over for the primary and the report says why.
+func ReadIndexesOnStandby(standby *pgxpool.Pool, replayWait time.Duration) ReportOption {
+	return func(s *reportSources) { s.standby, s.replayWait = standby, replayWait }
+}
+
 // Report measures every vector index of the database behind pool once: structure (when pages
 // can be read), recall probe and statistics, within cfg's budgets. A failing figure is listed
 // in the index's Errors; only a database that cannot be queried at all is an error.
 // Staleness and drift need build tracking over time and are not part of it.
-func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*DatabaseReport, error) {
+func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter, opts ...ReportOption) (*DatabaseReport, error) {
+	var src reportSources
+	for _, o := range opts {
+		o(&src)
+	}
 	var list []catalog.Index
 	rep := &DatabaseReport{}
-	var reader pageReader
 	err := readOnly(ctx, pool, cfg.StatisticsTimeout, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT current_database()`).Scan(&rep.Datname); err != nil {
 			return err
 		}
 		var err error
-		if list, err = catalog.List(ctx, tx); err != nil {
-			return err
+		list, err = catalog.List(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	indexPool := pool
+	rep.IndexReadsOn = onPrimary
+	if src.standby != nil {
+		if err := replayedStandby(ctx, pool, src.standby, src.replayWait); err != nil {
+			rep.IndexReadsReason = err.Error()
+		} else {
+			indexPool, rep.IndexReadsOn = src.standby, onStandby
 		}
+	}
+	var reader pageReader
+	err = readOnly(ctx, indexPool, cfg.StatisticsTimeout, func(tx pgx.Tx) error {
+		var err error
 		reader, err = detectPageReader(ctx, tx, pageReaderSchema(cfg))
 		rep.PageReaderReason, rep.HeapReaderReason = reader.why, reader.heapWhy
 		return err
@@ -238,19 +281,19 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 			r.stats = ts.indexes[ix.OID]
 		}
 		if ix.Valid && reader.index != "" {
-			if r.structure, err = scanStructure(ctx, pool, ix, reader, cfg); err != nil {
+			if r.structure, err = scanStructure(ctx, indexPool, ix, reader, cfg); err != nil {
 				errs = append(errs, err.Error())
 			}
 		}
 		if ix.Valid && !cfg.Recall.Disabled {
-			if r.recall, err = probe(ctx, pool, ix, cfg.Recall.Queries, cfg.Recall.Newest(), cfg.Recall.K, cfg.Recall.Timeout); err != nil {
+			if r.recall, err = probe(ctx, indexPool, ix, cfg.Recall.Queries, cfg.Recall.Newest(), cfg.Recall.K, cfg.Recall.Timeout); err != nil {
 				errs = append(errs, err.Error())
 			} else if r.recall != nil {
 				r.latency = r.recall.histogram()
 			}
 		}
 		if ix.Valid && len(filteredQueriesOf(cfg.FilteredQueries, "", ix)) > 0 {
-			if r.filtered, err = readFiltered(ctx, pool, ix, cfg.FilteredQueries); err != nil {
+			if r.filtered, err = readFiltered(ctx, indexPool, ix, cfg.FilteredQueries); err != nil {
 				errs = append(errs, err.Error())
 			}
 		}
@@ -260,6 +303,26 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter) (*Data
 	}
 	rollUpPartitions(rep.Indexes)
 	return rep, nil
+}
+
+// replayedStandby checks that replica is in recovery and has replayed the primary's WAL
+// position now, waiting at most wait; the error says why the standby is not used.
+func replayedStandby(ctx context.Context, primary, replica *pgxpool.Pool, wait time.Duration) error {
+	rec, err := standby.InRecovery(ctx, replica)
+	switch {
+	case err != nil:
+		return fmt.Errorf("standby not used, index figures read on the primary: %w", err)
+	case !rec:
+		return errors.New("standby not used, index figures read on the primary: the server is not in recovery (not a standby)")
+	}
+	lsn, err := standby.PrimaryPosition(ctx, primary)
+	if err == nil {
+		err = standby.AwaitReplay(ctx, replica, lsn, wait, 100*time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("standby not used, index figures read on the primary: %w", err)
+	}
+	return nil
 }
 
 // indexReport returns the report of one index from what was read of it.
@@ -318,6 +381,12 @@ func (r *DatabaseReport) WriteJSON(w io.Writer) error {
 func (r *DatabaseReport) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "database %s: %d vector index(es)\n", r.Datname, len(r.Indexes))
+	switch {
+	case r.IndexReadsReason != "":
+		fmt.Fprintln(&b, r.IndexReadsReason)
+	case r.IndexReadsOn == onStandby:
+		fmt.Fprintln(&b, "index figures (pages, probes) read on the standby, replayed to the primary's position; statistics on the primary")
+	}
 	if r.PageReaderAvailable == 0 {
 		fmt.Fprintf(&b, "index pages cannot be read, structure figures are missing: %s\n", r.PageReaderReason)
 	} else if r.HeapReaderAvailable == 0 {

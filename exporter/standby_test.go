@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,6 +75,79 @@ func TestStandbyScansEqualThePrimarys(t *testing.T) {
 }
 
 func dump(v any) string { return fmt.Sprintf("%+v", v) }
+
+// TestReportReadsOnTheStandby: vectorheal check's report with a standby reads the index
+// figures there, equal to the primary's once replayed, and says so; a standby whose replay is
+// paused behind the primary, or a server that is not a standby, is passed over for the
+// primary with the reason in the report.
+func TestReportReadsOnTheStandby(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 2000, 16, 10)
+	testenv.Exec(t, dsn,
+		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
+		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`)
+	ctx := context.Background()
+	sb, err := testenv.StartStandby(ctx, pg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Destroy)
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id % 7 = 0`, `VACUUM items`)
+	primary, standby := superPool(t, dsn), superPool(t, sb.DSNFor(t, dsn))
+	cfg := testConfig()
+	cfg.Structure.Timeout = time.Minute
+
+	atPrimary, err := Report(ctx, primary, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onReplica, err := Report(ctx, primary, cfg, ReadIndexesOnStandby(standby, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if atPrimary.IndexReadsOn != onPrimary || onReplica.IndexReadsOn != onStandby || onReplica.IndexReadsReason != "" {
+		t.Fatalf("index reads on %q and %q (%s); want primary, then standby", atPrimary.IndexReadsOn, onReplica.IndexReadsOn, onReplica.IndexReadsReason)
+	}
+	compared := 0
+	for i, ir := range atPrimary.Indexes {
+		for _, f := range ir.Figures {
+			if !strings.HasPrefix(f.Key, "hnsw_") && !strings.HasPrefix(f.Key, "ivfflat_") {
+				continue // probes sample at random, statistics are the primary's in both
+			}
+			g, ok := onReplica.Indexes[i].Figure(f.Key)
+			if !ok || !reflect.DeepEqual(f, g) {
+				t.Errorf("%s %s: primary %s, standby %s (found %v)", ir.Indexrelname, f.Key, dump(f), dump(g), ok)
+			}
+			compared++
+		}
+	}
+	if compared < 10 {
+		t.Fatalf("compared %d page figures; the test shows nothing", compared)
+	}
+	var b strings.Builder
+	if err := onReplica.WriteText(&b); err != nil || !strings.Contains(b.String(), "read on the standby") {
+		t.Errorf("text report does not say the standby was read (%v):\n%s", err, b.String())
+	}
+
+	testenv.Exec(t, sb.DSNFor(t, dsn), `SELECT pg_wal_replay_pause()`)
+	t.Cleanup(func() { testenv.Exec(t, sb.DSNFor(t, dsn), `SELECT pg_wal_replay_resume()`) })
+	testenv.Exec(t, dsn, `DELETE FROM items WHERE id % 11 = 0`)
+	behind, err := Report(ctx, primary, cfg, ReadIndexesOnStandby(standby, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if behind.IndexReadsOn != onPrimary || !strings.Contains(behind.IndexReadsReason, "has not replayed") {
+		t.Errorf("paused standby: index reads on %q, reason %q; want the primary and the standby's lag", behind.IndexReadsOn, behind.IndexReadsReason)
+	}
+	notStandby, err := Report(ctx, primary, cfg, ReadIndexesOnStandby(primary, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notStandby.IndexReadsOn != onPrimary || !strings.Contains(notStandby.IndexReadsReason, "not in recovery") {
+		t.Errorf("a primary given as standby: index reads on %q, reason %q", notStandby.IndexReadsOn, notStandby.IndexReadsReason)
+	}
+}
 
 // TestChecksReadOnTheStandby: with a standby configured, the checks that read the index read
 // there and publish the primary's figures once replayed; with replay paused they read on the

@@ -16,13 +16,17 @@ import (
 
 // checkOptions are check's flags.
 type checkOptions struct {
-	dsn       string
-	output    string
-	timeout   time.Duration
-	queries   int
-	k         int
-	noProbe   bool
-	pageBatch int
+	dsn string
+	// standbyDSN is a hot standby of dsn where the figures read from the index itself are
+	// read, as the exporter reads them with targets[].standby.
+	standbyDSN string
+	replayWait time.Duration
+	output     string
+	timeout    time.Duration
+	queries    int
+	k          int
+	noProbe    bool
+	pageBatch  int
 	// url of vectorheal serve's API and the target name there: check itself reads only the
 	// database, so when the next automatic repair may run comes from the server.
 	url    string
@@ -41,6 +45,8 @@ flapping) holds it back; that state lives in the server's state store, which che
 Exits 1 when the database cannot be reached.`)
 	o := &checkOptions{}
 	c.Flag("dsn", "Database to check (libpq URL or key=value).").Required().StringVar(&o.dsn)
+	c.Flag("standby-dsn", "A hot standby of --dsn's server: index pages and probes are read there once it has replayed the primary's position (statistics stay on --dsn), as 'serve' does with targets[].standby.").StringVar(&o.standbyDSN)
+	c.Flag("standby.replay-wait", "How long to wait for --standby-dsn to replay the primary's position before reading the primary instead.").Default("30s").DurationVar(&o.replayWait)
 	c.Flag("output", "Output format: text or json.").Short('o').Default("text").EnumVar(&o.output, "text", "json")
 	c.Flag("format", "Alias of --output.").Hidden().EnumVar(&o.output, "text", "json")
 	c.Flag("timeout", "Time budget of each measurement of one index (statement_timeout).").Default("1m").DurationVar(&o.timeout)
@@ -61,25 +67,19 @@ func runCheck(ctx context.Context, o *checkOptions, stdout, stderr io.Writer) in
 		fmt.Fprintln(stderr, "vectorheal check: --probe.queries, --probe.k, --page-batch and --timeout must be positive")
 		return 2
 	}
-	pc, err := pgxpool.ParseConfig(o.dsn)
-	if err != nil {
-		fmt.Fprintf(stderr, "vectorheal check: --dsn: %v\n", err)
-		return 2
-	}
-	pc.MaxConns = 2
-	pc.ConnConfig.RuntimeParams["application_name"] = "vectorheal"
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		fmt.Fprintf(stderr, "vectorheal check: %v\n", err)
-		return 1
+	pool, code := checkPool(ctx, "--dsn", o.dsn, stderr)
+	if pool == nil {
+		return code
 	}
 	defer pool.Close()
-	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
-		fmt.Fprintf(stderr, "vectorheal check: cannot reach database %s:%d/%s: %v\n",
-			pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database, err)
-		return 1
+	var opts []exporter.ReportOption
+	if o.standbyDSN != "" {
+		standby, code := checkPool(ctx, "--standby-dsn", o.standbyDSN, stderr)
+		if standby == nil {
+			return code
+		}
+		defer standby.Close()
+		opts = append(opts, exporter.ReadIndexesOnStandby(standby, o.replayWait))
 	}
 	chk := config.Check{Interval: o.timeout, Timeout: o.timeout}
 	cfg := config.Exporter{
@@ -88,7 +88,7 @@ func runCheck(ctx context.Context, o *checkOptions, stdout, stderr io.Writer) in
 		StatisticsTimeout: min(o.timeout, 30*time.Second),
 		PageBatch:         o.pageBatch,
 	}
-	rep, err := exporter.Report(ctx, pool, cfg)
+	rep, err := exporter.Report(ctx, pool, cfg, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "vectorheal check: %v\n", err)
 		return 1
@@ -104,4 +104,30 @@ func runCheck(ctx context.Context, o *checkOptions, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// checkPool connects to the database of dsn (given as flag) and pings it; on failure it says
+// why on stderr and returns the exit code (2 for a malformed DSN, 1 for an unreachable server).
+func checkPool(ctx context.Context, flag, dsn string, stderr io.Writer) (*pgxpool.Pool, int) {
+	pc, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		fmt.Fprintf(stderr, "vectorheal check: %s: %v\n", flag, err)
+		return nil, 2
+	}
+	pc.MaxConns = 2
+	pc.ConnConfig.RuntimeParams["application_name"] = "vectorheal"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		fmt.Fprintf(stderr, "vectorheal check: %s: %v\n", flag, err)
+		return nil, 1
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		fmt.Fprintf(stderr, "vectorheal check: cannot reach database %s:%d/%s (%s): %v\n",
+			pc.ConnConfig.Host, pc.ConnConfig.Port, pc.ConnConfig.Database, flag, err)
+		return nil, 1
+	}
+	return pool, 0
 }
