@@ -256,18 +256,7 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter, opts .
 	if reader.heap != "" {
 		rep.HeapReaderAvailable = 1
 	}
-	var ioids, toids []uint32
-	for _, ix := range list {
-		ioids, toids = append(ioids, ix.OID), append(toids, ix.TableOID)
-	}
-	var ts *targetStats
-	statsErr := readOnly(ctx, pool, cfg.StatisticsTimeout, func(tx pgx.Tx) error {
-		var err error
-		if ts, err = readStats(ctx, tx, ioids, toids); err != nil {
-			return err
-		}
-		return ts.readHorizon(ctx, tx, cfg.XminHorizonMinAge)
-	})
+	ts, statsErr := reportStats(ctx, pool, list, cfg)
 	if statsErr == nil {
 		rep.QueryCallsTotal, rep.QueryExecSeconds = ts.queryCalls, ts.queryExecSeconds
 		rep.XminHorizon = xminHorizonReport(ts.horizon)
@@ -280,22 +269,8 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter, opts .
 		} else {
 			r.stats = ts.indexes[ix.OID]
 		}
-		if ix.Valid && reader.index != "" {
-			if r.structure, err = scanStructure(ctx, indexPool, ix, reader, cfg); err != nil {
-				errs = append(errs, err.Error())
-			}
-		}
-		if ix.Valid && !cfg.Recall.Disabled {
-			if r.recall, err = probe(ctx, indexPool, ix, cfg.Recall.Queries, cfg.Recall.Newest(), cfg.Recall.K, cfg.Recall.Timeout); err != nil {
-				errs = append(errs, err.Error())
-			} else if r.recall != nil {
-				r.latency = r.recall.histogram()
-			}
-		}
-		if ix.Valid && len(filteredQueriesOf(cfg.FilteredQueries, "", ix)) > 0 {
-			if r.filtered, err = readFiltered(ctx, indexPool, ix, cfg.FilteredQueries); err != nil {
-				errs = append(errs, err.Error())
-			}
+		if ix.Valid {
+			errs = append(errs, readIndex(ctx, indexPool, r, reader, cfg)...)
 		}
 		ir := indexReport(r)
 		ir.Errors = errs
@@ -303,6 +278,51 @@ func Report(ctx context.Context, pool *pgxpool.Pool, cfg config.Exporter, opts .
 	}
 	rollUpPartitions(rep.Indexes)
 	return rep, nil
+}
+
+// reportStats reads the statistics of the indexes of list and their tables, and the
+// database's xmin horizon, on the primary.
+func reportStats(ctx context.Context, pool *pgxpool.Pool, list []catalog.Index, cfg config.Exporter) (*targetStats, error) {
+	var ioids, toids []uint32
+	for _, ix := range list {
+		ioids, toids = append(ioids, ix.OID), append(toids, ix.TableOID)
+	}
+	var ts *targetStats
+	err := readOnly(ctx, pool, cfg.StatisticsTimeout, func(tx pgx.Tx) error {
+		var err error
+		if ts, err = readStats(ctx, tx, ioids, toids); err != nil {
+			return err
+		}
+		return ts.readHorizon(ctx, tx, cfg.XminHorizonMinAge)
+	})
+	return ts, err
+}
+
+// readIndex reads into r the figures that come from a valid index itself, on pool: its
+// structure (when reader can read pages), the recall probe and the filtered query sets. It
+// returns the errors of those that failed.
+func readIndex(ctx context.Context, pool *pgxpool.Pool, r *readings, reader pageReader, cfg config.Exporter) []string {
+	var errs []string
+	var err error
+	ix := r.ix
+	if reader.index != "" {
+		if r.structure, err = scanStructure(ctx, pool, ix, reader, cfg); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if !cfg.Recall.Disabled {
+		if r.recall, err = probe(ctx, pool, ix, cfg.Recall.Queries, cfg.Recall.Newest(), cfg.Recall.K, cfg.Recall.Timeout); err != nil {
+			errs = append(errs, err.Error())
+		} else if r.recall != nil {
+			r.latency = r.recall.histogram()
+		}
+	}
+	if len(filteredQueriesOf(cfg.FilteredQueries, "", ix)) > 0 {
+		if r.filtered, err = readFiltered(ctx, pool, ix, cfg.FilteredQueries); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	return errs
 }
 
 // replayedStandby checks that replica is in recovery and has replayed the primary's WAL
