@@ -126,99 +126,30 @@ func CheckFilteredSQL(sql string, params int) error {
 	statementEnded := false
 	s := sql
 	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '-' && strings.HasPrefix(s[i:], "--"):
-			end := strings.IndexByte(s[i:], '\n')
-			if end < 0 {
-				i = len(s)
-			} else {
-				i += end + 1
-			}
-			continue
-		case c == '/' && strings.HasPrefix(s[i:], "/*"):
-			depth, j := 1, i+2
-			for j < len(s) && depth > 0 {
-				switch {
-				case strings.HasPrefix(s[j:], "/*"):
-					depth, j = depth+1, j+2
-				case strings.HasPrefix(s[j:], "*/"):
-					depth, j = depth-1, j+2
-				default:
-					j++
-				}
-			}
-			if depth > 0 {
-				return fmt.Errorf("unterminated /* comment")
-			}
+		j, err := skipBlank(s, i)
+		if err != nil {
+			return err
+		}
+		if j > i || j >= len(s) {
 			i = j
-			continue
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
-			i++
 			continue
 		}
 		if statementEnded {
 			return fmt.Errorf("must be a single statement: text follows the ';' at offset %d", strings.LastIndexByte(s[:i], ';'))
 		}
-		switch {
-		case c == ';':
-			statementEnded = true
-			i++
-		case c == '\'':
-			j, err := skipQuoted(s, i, '\'', false)
-			if err != nil {
-				return err
-			}
-			i = j
-		case (c == 'E' || c == 'e') && i+1 < len(s) && s[i+1] == '\'' && !identByte(prev(s, i)):
-			j, err := skipQuoted(s, i+1, '\'', true)
-			if err != nil {
-				return err
-			}
-			i = j
-		case c == '"':
-			j, err := skipQuoted(s, i, '"', false)
-			if err != nil {
-				return err
-			}
-			i = j
-		case c == '$' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' && !identByte(prev(s, i)):
-			j := i + 1
-			n := 0
-			for j < len(s) && s[j] >= '0' && s[j] <= '9' {
-				n = min(n*10+int(s[j]-'0'), 1<<20)
-				j++
-			}
-			used[n] = true
-			i = j
-		case c == '$' && !identByte(prev(s, i)):
-			// A dollar-quoted string: $tag$ … $tag$, the tag an identifier or empty.
-			j := i + 1
-			for j < len(s) && identByte(s[j]) && !(j == i+1 && s[j] >= '0' && s[j] <= '9') {
-				j++
-			}
-			if j >= len(s) || s[j] != '$' {
-				i = j
-				continue
-			}
-			tag := s[i : j+1]
-			end := strings.Index(s[j+1:], tag)
-			if end < 0 {
-				return fmt.Errorf("unterminated dollar-quoted string %s", tag)
-			}
-			i = j + 1 + end + len(tag)
-		case identByte(c):
-			j := i
-			for j < len(s) && identByte(s[j]) {
-				j++
-			}
-			if first == "" {
-				first = strings.ToUpper(s[i:j])
-			}
-			i = j
-		default:
-			i++
+		tok, err := nextToken(s, i)
+		if err != nil {
+			return err
 		}
+		switch {
+		case s[i] == ';':
+			statementEnded = true
+		case tok.isParam:
+			used[tok.param] = true
+		case tok.word != "" && first == "":
+			first = strings.ToUpper(tok.word)
+		}
+		i = tok.end
 	}
 	if first != "SELECT" && first != "WITH" {
 		if first == "" {
@@ -226,6 +157,97 @@ func CheckFilteredSQL(sql string, params int) error {
 		}
 		return fmt.Errorf("must be a SELECT (or WITH … SELECT) query, not %s", first)
 	}
+	return checkParams(used, params)
+}
+
+// skipBlank returns the offset after the whitespace and comments (-- to the end of the line,
+// nested /* */) at offset i of s; i when there are none.
+func skipBlank(s string, i int) (int, error) {
+	switch c := s[i]; {
+	case c == '-' && strings.HasPrefix(s[i:], "--"):
+		end := strings.IndexByte(s[i:], '\n')
+		if end < 0 {
+			return len(s), nil
+		}
+		return i + end + 1, nil
+	case c == '/' && strings.HasPrefix(s[i:], "/*"):
+		depth, j := 1, i+2
+		for j < len(s) && depth > 0 {
+			switch {
+			case strings.HasPrefix(s[j:], "/*"):
+				depth, j = depth+1, j+2
+			case strings.HasPrefix(s[j:], "*/"):
+				depth, j = depth-1, j+2
+			default:
+				j++
+			}
+		}
+		if depth > 0 {
+			return 0, fmt.Errorf("unterminated /* comment")
+		}
+		return j, nil
+	case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+		return i + 1, nil
+	}
+	return i, nil
+}
+
+// sqlToken is one token of a statement's text as far as CheckFilteredSQL cares: a word
+// (keyword or identifier), a parameter $n, or anything else (a quoted string, a symbol).
+type sqlToken struct {
+	end     int    // offset after the token
+	word    string // the word, for a word
+	isParam bool
+	param   int // n of $n (at most 1<<20)
+}
+
+// nextToken reads the token at offset i of s, which is not blank.
+func nextToken(s string, i int) (sqlToken, error) {
+	c := s[i]
+	switch {
+	case c == '\'':
+		j, err := skipQuoted(s, i, '\'', false)
+		return sqlToken{end: j}, err
+	case (c == 'E' || c == 'e') && i+1 < len(s) && s[i+1] == '\'' && !identByte(prev(s, i)):
+		j, err := skipQuoted(s, i+1, '\'', true)
+		return sqlToken{end: j}, err
+	case c == '"':
+		j, err := skipQuoted(s, i, '"', false)
+		return sqlToken{end: j}, err
+	case c == '$' && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' && !identByte(prev(s, i)):
+		j, n := i+1, 0
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			n = min(n*10+int(s[j]-'0'), 1<<20)
+			j++
+		}
+		return sqlToken{end: j, isParam: true, param: n}, nil
+	case c == '$' && !identByte(prev(s, i)):
+		// A dollar-quoted string: $tag$ … $tag$, the tag an identifier or empty.
+		j := i + 1
+		for j < len(s) && identByte(s[j]) && !(j == i+1 && s[j] >= '0' && s[j] <= '9') {
+			j++
+		}
+		if j >= len(s) || s[j] != '$' {
+			return sqlToken{end: j}, nil
+		}
+		tag := s[i : j+1]
+		end := strings.Index(s[j+1:], tag)
+		if end < 0 {
+			return sqlToken{}, fmt.Errorf("unterminated dollar-quoted string %s", tag)
+		}
+		return sqlToken{end: j + 1 + end + len(tag)}, nil
+	case identByte(c):
+		j := i
+		for j < len(s) && identByte(s[j]) {
+			j++
+		}
+		return sqlToken{end: j, word: s[i:j]}, nil
+	}
+	return sqlToken{end: i + 1}, nil
+}
+
+// checkParams says which of $1 … $params the query does not use, or which it uses beyond them.
+func checkParams(used map[int]bool, params int) error {
 	var missing, extra []string
 	for n := 1; n <= params; n++ {
 		if !used[n] {
