@@ -82,53 +82,77 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int6
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	n := len(rs)
-	cols := struct {
-		alertID                                              []*int64
-		fp, alertname, labels, entry, plan                   []string
-		startsAt                                             []*time.Time
-		prio                                                 []int32
-		target, datname, schema, table, index, state, by, re []string
-	}{}
-	keys := make(map[string]int, n)
+	ids, err := recordRepairs(ctx, tx, rs)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.queueJobs(ctx, tx, rs, ids); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// repairRows are the columns of new repairs rows, one slice per parameter of insertRepairs.
+type repairRows struct {
+	alertID                                              []*int64
+	fp, alertname, labels, entry, plan                   []string
+	startsAt                                             []*time.Time
+	prio                                                 []int32
+	target, datname, schema, table, index, state, by, re []string
+}
+
+// add appends the row of r and returns its key (repairKey; i is r's position).
+func (c *repairRows) add(r newRepair, i int) (string, error) {
+	plan, err := json.Marshal(r.plan)
+	if err != nil {
+		return "", fmt.Errorf("encode plan: %w", err)
+	}
+	labels, err := json.Marshal(r.labels)
+	if err != nil {
+		return "", fmt.Errorf("encode labels: %w", err)
+	}
+	state, reason := "queued", ""
+	if r.plan.Approval {
+		state, reason = "awaiting_approval", "approval_pending"
+	}
+	var (
+		alertID  *int64
+		fp       string
+		startsAt *time.Time
+	)
+	if r.alert != nil {
+		alertID, fp, startsAt = &r.alert.ID, r.alert.Fingerprint, &r.alert.StartsAt
+	}
+	c.alertID = append(c.alertID, alertID)
+	c.fp = append(c.fp, fp)
+	c.startsAt = append(c.startsAt, startsAt)
+	c.alertname = append(c.alertname, r.labels["alertname"])
+	c.labels = append(c.labels, string(labels))
+	c.entry = append(c.entry, r.plan.Entry)
+	c.plan = append(c.plan, string(plan))
+	c.prio = append(c.prio, int32(r.plan.Priority))
+	c.target = append(c.target, r.labels["target"])
+	c.datname = append(c.datname, r.labels["datname"])
+	c.schema = append(c.schema, r.labels["schemaname"])
+	c.table = append(c.table, r.labels["relname"])
+	c.index = append(c.index, r.labels["indexrelname"])
+	c.state = append(c.state, state)
+	c.by = append(c.by, r.by)
+	c.re = append(c.re, reason)
+	return repairKey(fp, startsAt, r.plan.Entry, i), nil
+}
+
+// recordRepairs inserts the rows of rs and returns their ids in the order given, 0 for one
+// that already existed.
+func recordRepairs(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int64, error) {
+	var cols repairRows
+	keys := make(map[string]int, len(rs))
 	for i, r := range rs {
-		plan, err := json.Marshal(r.plan)
+		k, err := cols.add(r, i)
 		if err != nil {
-			return nil, fmt.Errorf("encode plan: %w", err)
+			return nil, err
 		}
-		labels, err := json.Marshal(r.labels)
-		if err != nil {
-			return nil, fmt.Errorf("encode labels: %w", err)
-		}
-		state, reason := "queued", ""
-		if r.plan.Approval {
-			state, reason = "awaiting_approval", "approval_pending"
-		}
-		var (
-			alertID  *int64
-			fp       string
-			startsAt *time.Time
-		)
-		if r.alert != nil {
-			alertID, fp, startsAt = &r.alert.ID, r.alert.Fingerprint, &r.alert.StartsAt
-		}
-		cols.alertID = append(cols.alertID, alertID)
-		cols.fp = append(cols.fp, fp)
-		cols.startsAt = append(cols.startsAt, startsAt)
-		cols.alertname = append(cols.alertname, r.labels["alertname"])
-		cols.labels = append(cols.labels, string(labels))
-		cols.entry = append(cols.entry, r.plan.Entry)
-		cols.plan = append(cols.plan, string(plan))
-		cols.prio = append(cols.prio, int32(r.plan.Priority))
-		cols.target = append(cols.target, r.labels["target"])
-		cols.datname = append(cols.datname, r.labels["datname"])
-		cols.schema = append(cols.schema, r.labels["schemaname"])
-		cols.table = append(cols.table, r.labels["relname"])
-		cols.index = append(cols.index, r.labels["indexrelname"])
-		cols.state = append(cols.state, state)
-		cols.by = append(cols.by, r.by)
-		cols.re = append(cols.re, reason)
-		keys[repairKey(fp, startsAt, r.plan.Entry, i)] = i
+		keys[k] = i
 	}
 	rows, err := tx.Query(ctx, insertRepairs, cols.alertID, cols.fp, cols.startsAt, cols.alertname, cols.labels,
 		cols.entry, cols.plan, cols.prio, cols.target, cols.datname, cols.schema, cols.table, cols.index,
@@ -136,7 +160,8 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int6
 	if err != nil {
 		return nil, fmt.Errorf("record repairs: %w", err)
 	}
-	ids := make([]int64, n)
+	defer rows.Close()
+	ids := make([]int64, len(rs))
 	manual := 0
 	for rows.Next() {
 		var (
@@ -145,7 +170,6 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int6
 			startsAt *time.Time
 		)
 		if err := rows.Scan(&id, &fp, &startsAt, &ent); err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("record repairs: %w", err)
 		}
 		k := repairKey(fp, startsAt, ent, manual)
@@ -154,7 +178,6 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int6
 		}
 		i, ok := keys[k]
 		if !ok {
-			rows.Close()
 			return nil, fmt.Errorf("record repairs: row %d matches no repair asked for", id)
 		}
 		ids[i] = id
@@ -162,6 +185,12 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int6
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("record repairs: %w", err)
 	}
+	return ids, nil
+}
+
+// queueJobs inserts the River jobs of the repairs of rs recorded now (ids[i] not 0) that need
+// no approval, and links each repair to its job.
+func (e *Engine) queueJobs(ctx context.Context, tx pgx.Tx, rs []newRepair, ids []int64) error {
 	var (
 		jobs    []river.InsertManyParams
 		jobRepo []int64
@@ -177,11 +206,11 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int6
 			"target", r.labels["target"], "index", r.labels["schemaname"]+"."+r.labels["indexrelname"])
 	}
 	if len(jobs) == 0 {
-		return ids, nil
+		return nil
 	}
 	res, err := e.river.InsertManyTx(ctx, tx, jobs)
 	if err != nil {
-		return nil, fmt.Errorf("queue repairs: %w", err)
+		return fmt.Errorf("queue repairs: %w", err)
 	}
 	jobIDs := make([]int64, len(res))
 	for i, r := range res {
@@ -189,9 +218,9 @@ func (e *Engine) enqueue(ctx context.Context, tx pgx.Tx, rs []newRepair) ([]int6
 	}
 	if _, err := tx.Exec(ctx, `UPDATE repairs r SET job_id = u.job FROM unnest($1::bigint[], $2::bigint[]) AS u(id, job)
 		WHERE r.id = u.id`, jobRepo, jobIDs); err != nil {
-		return nil, fmt.Errorf("link repairs to their jobs: %w", err)
+		return fmt.Errorf("link repairs to their jobs: %w", err)
 	}
-	return ids, nil
+	return nil
 }
 
 // repairKey tells the repairs of one batch apart: alert, start and entry for alert repairs;

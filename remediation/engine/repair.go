@@ -94,23 +94,9 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 	}
 	rec := e.recorder(r)
 
-	// Prechecks: may an automatic repair run now? The budget first (budget.go), then the alert.
 	if !r.Plan.Manual {
-		if done, err := e.budgetHold(ctx, rec); done {
+		if done, err := e.mayNotRunNow(ctx, rec); done {
 			return err
-		}
-		reason, retry, err := e.precheck(ctx, r)
-		if err != nil {
-			return err
-		}
-		if retry && time.Since(r.CreatedAt) < giveUpAfter {
-			if err := rec.waiting(ctx, reason); err != nil {
-				return err
-			}
-			return river.JobSnooze(e.o.LockRetry)
-		}
-		if reason != "" {
-			return rec.skip(ctx, reason, "")
 		}
 	}
 
@@ -144,18 +130,44 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 		return rec.skip(ctx, "already_healthy", detail)
 	}
 
-	// Start and run the steps.
+	return e.run(ctx, rec, steps, ix, env)
+}
+
+// mayNotRunNow answers the prechecks of an automatic repair: may it run now? The budget first
+// (budget.go), then the alert. done is true when the repair does not run now: it was skipped,
+// is snoozed to wait, or err says why it could not be decided.
+func (e *Engine) mayNotRunNow(ctx context.Context, rec *recorder) (done bool, err error) {
+	if done, err := e.budgetHold(ctx, rec); done {
+		return true, err
+	}
+	r := rec.r
+	reason, retry, err := e.precheck(ctx, r)
+	if err != nil {
+		return true, err
+	}
+	if retry && time.Since(r.CreatedAt) < giveUpAfter {
+		if err := rec.waiting(ctx, reason); err != nil {
+			return true, err
+		}
+		return true, river.JobSnooze(e.o.LockRetry)
+	}
+	if reason != "" {
+		return true, rec.skip(ctx, reason, "")
+	}
+	return false, nil
+}
+
+// run starts the repair, runs its steps and records how it ended: finished, back in the queue
+// (deferred), or waiting for the approval of a step.
+func (e *Engine) run(ctx context.Context, rec *recorder, steps []strategy.Step, ix catalog.Index, env strategy.Env) error {
 	if ok, err := rec.start(ctx, ix.Datname, ix.Table); err != nil || !ok {
 		return err // !ok: cancelled meanwhile
 	}
-	r = rec.r
+	r := rec.r
 	e.metrics.active.Inc()
 	defer e.metrics.active.Dec()
 	e.log.Info("repair started", "repair", r.ID, "entry", r.Entry, "target", r.Target, "index", ix.String(), "dry_run", r.Plan.DryRun)
 	res := e.execute(ctx, rec, steps, ix, env)
-
-	// Finish: record the outcome, or put the repair back in the queue, or let it wait for
-	// the approval of a step.
 	if res.outcome == "awaiting_approval" {
 		return rec.awaitStepApproval(ctx, res.pausedAt, r.Plan.Steps[res.pausedAt].Strategy)
 	}
@@ -491,6 +503,32 @@ func (e *Engine) planOnly(ctx context.Context, rec *recorder, pos int, step Plan
 	e.log.Info("dry run: step planned, nothing run", "repair", rec.r.ID, "step", pos, "statements", impact.Statements)
 }
 
+// validateStep judges a step that ran by its validation, with the figure measured after it
+// (added to out.After). failure is empty when it passed; futile is set when it failed and left
+// the figure measured before (before, of beforeFigure) where it was.
+func (e *Engine) validateStep(ctx context.Context, step PlanStep, st strategy.Step, ix catalog.Index, env strategy.Env,
+	out *strategy.Outcome, before *float64, beforeFigure string) (failure string, vrec *validation.Record, futile *futileFigure) {
+	var after map[string]float64 // the step's reading after, where it is one
+	if st.Spec().Has(strategy.RecordsReadingAfter) {
+		after = out.After
+	}
+	vrec = validation.AwaitAfter(ctx, e.o.Measurer, env.Pool, ix, *step.Validate, out.Before, after)
+	failure = vrec.Failure()
+	if vrec.Measured == nil {
+		return failure, vrec, nil
+	}
+	if out.After == nil {
+		out.After = map[string]float64{}
+	}
+	fig := vrec.Figured()
+	out.After[fig] = *vrec.Measured
+	if failure != "" && vrec.Error == "" && before != nil && beforeFigure == fig && !validation.Moved(*before, *vrec.Measured) {
+		futile = &futileFigure{Figure: fig, Value: *vrec.Measured}
+		failure += fmt.Sprintf("; futile: the step left %s at %g", fig, *vrec.Measured)
+	}
+	return failure, vrec, futile
+}
+
 // runStep is one step: impact, run, validate, then keep, roll back or defer. ctx is the
 // job's context (cancelled on shutdown or by a cancel request), runCtx adds the repair's
 // timeout.
@@ -539,30 +577,13 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		return stepResult{state: "deferred", err: msg}
 	}
 
-	// Validate.
 	var failure string
 	var vrec *validation.Record
 	var futile *futileFigure
 	if runErr != nil {
 		failure = "run: " + runErr.Error()
 	} else if step.Validate != nil {
-		var after map[string]float64 // the step's reading after, where it is one
-		if st.Spec().Has(strategy.RecordsReadingAfter) {
-			after = out.After
-		}
-		vrec = validation.AwaitAfter(runCtx, e.o.Measurer, env.Pool, ix, *step.Validate, out.Before, after)
-		failure = vrec.Failure()
-		if vrec.Measured != nil {
-			if out.After == nil {
-				out.After = map[string]float64{}
-			}
-			fig := vrec.Figured()
-			out.After[fig] = *vrec.Measured
-			if failure != "" && vrec.Error == "" && before != nil && beforeFigure == fig && !validation.Moved(*before, *vrec.Measured) {
-				futile = &futileFigure{Figure: fig, Value: *vrec.Measured}
-				failure += fmt.Sprintf("; futile: the step left %s at %g", fig, *vrec.Measured)
-			}
-		}
+		failure, vrec, futile = e.validateStep(runCtx, step, st, ix, env, &out, before, beforeFigure)
 	}
 	e.metrics.duration.WithLabelValues(step.Strategy).Observe(time.Since(started).Seconds())
 	if failure == "" {
