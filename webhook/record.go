@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -57,12 +58,45 @@ func alertKey(fp, status string, startsAt time.Time) string {
 // record stores every alert of n and calls hook with the new ones, all in one transaction.
 func record(ctx context.Context, pool *pgxpool.Pool, hook Hook, alerts []Alert) (recordResult, error) {
 	var res recordResult
-	// PostgreSQL keeps microseconds; two alerts that differ below that are one row, and one
-	// INSERT may not touch a row twice, so the batch is made unique first. It is also sorted,
-	// so that concurrent notifications with overlapping alerts lock rows in the same order
-	// and never deadlock.
+	uniq, dup := uniqueAlerts(alerts)
+	res.Duplicate = dup
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return res, &storeError{err}
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The 200 promises the alerts are on disk: a server running with synchronous_commit off
+	// would acknowledge a commit it can still lose, so this transaction asks for the flush.
+	// Stronger settings (remote_write, remote_apply) are left as they are.
+	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', true)
+		WHERE current_setting('synchronous_commit') = 'off'`); err != nil {
+		return res, &storeError{err}
+	}
+	newAlerts, dup, err := insertNew(ctx, tx, uniq)
+	if err != nil {
+		return res, &storeError{err}
+	}
+	res.New, res.Duplicate = newAlerts, res.Duplicate+dup
+	if hook != nil && len(res.New) > 0 {
+		if err := hook(ctx, tx, res.New); err != nil {
+			return res, &hookError{err}
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, &storeError{err}
+	}
+	return res, nil
+}
+
+// uniqueAlerts returns alerts without repeats, sorted, and how many repeats it left out.
+// PostgreSQL keeps microseconds; two alerts that differ below that are one row, and one
+// INSERT may not touch a row twice, so the batch is made unique first. It is also sorted, so
+// that concurrent notifications with overlapping alerts lock rows in the same order and never
+// deadlock.
+func uniqueAlerts(alerts []Alert) ([]Alert, int) {
 	uniq := make([]Alert, 0, len(alerts))
 	seen := make(map[string]bool, len(alerts))
+	dup := 0
 	for _, a := range alerts {
 		a.StartsAt = a.StartsAt.Truncate(time.Microsecond)
 		if !a.EndsAt.IsZero() {
@@ -70,7 +104,7 @@ func record(ctx context.Context, pool *pgxpool.Pool, hook Hook, alerts []Alert) 
 		}
 		k := alertKey(a.Fingerprint, a.Status, a.StartsAt)
 		if seen[k] {
-			res.Duplicate++
+			dup++
 			continue
 		}
 		seen[k] = true
@@ -86,23 +120,17 @@ func record(ctx context.Context, pool *pgxpool.Pool, hook Hook, alerts []Alert) 
 		}
 		return a.Status < b.Status
 	})
-	cols := columns(uniq)
-	tx, err := pool.Begin(ctx)
+	return uniq, dup
+}
+
+// insertNew inserts the alerts of uniq (unique, sorted) in tx and returns those that were not
+// recorded before, with their IDs, and how many were.
+func insertNew(ctx context.Context, tx pgx.Tx, uniq []Alert) (newAlerts []Alert, dup int, err error) {
+	rows, err := tx.Query(ctx, insertAlerts, columns(uniq)...)
 	if err != nil {
-		return res, &storeError{err}
+		return nil, 0, err
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	// The 200 promises the alerts are on disk: a server running with synchronous_commit off
-	// would acknowledge a commit it can still lose, so this transaction asks for the flush.
-	// Stronger settings (remote_write, remote_apply) are left as they are.
-	if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', true)
-		WHERE current_setting('synchronous_commit') = 'off'`); err != nil {
-		return res, &storeError{err}
-	}
-	rows, err := tx.Query(ctx, insertAlerts, cols...)
-	if err != nil {
-		return res, &storeError{err}
-	}
+	defer rows.Close()
 	byKey := make(map[string]int, len(uniq))
 	for i, a := range uniq {
 		byKey[alertKey(a.Fingerprint, a.Status, a.StartsAt)] = i
@@ -115,34 +143,21 @@ func record(ctx context.Context, pool *pgxpool.Pool, hook Hook, alerts []Alert) 
 			wasInserted bool
 		)
 		if err := rows.Scan(&id, &fp, &status, &startsAt, &wasInserted); err != nil {
-			rows.Close()
-			return res, &storeError{err}
+			return nil, 0, err
 		}
 		if !wasInserted {
-			res.Duplicate++
+			dup++
 			continue
 		}
 		i, ok := byKey[alertKey(fp, status, startsAt)]
 		if !ok {
-			rows.Close()
-			return res, &storeError{fmt.Errorf("inserted row %d matches no alert of the notification", id)}
+			return nil, 0, fmt.Errorf("inserted row %d matches no alert of the notification", id)
 		}
 		a := uniq[i]
 		a.ID = id
-		res.New = append(res.New, a)
+		newAlerts = append(newAlerts, a)
 	}
-	if err := rows.Err(); err != nil {
-		return res, &storeError{err}
-	}
-	if hook != nil && len(res.New) > 0 {
-		if err := hook(ctx, tx, res.New); err != nil {
-			return res, &hookError{err}
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return res, &storeError{err}
-	}
-	return res, nil
+	return newAlerts, dup, rows.Err()
 }
 
 // columns turns alerts into the arrays insertAlerts unnests.

@@ -260,6 +260,25 @@ func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, c Ret
 	return err
 }
 
+// swapNames renames ix to oldName and newIx to ix's name in one transaction, waiting at most
+// 5 s for the lock (a queued ACCESS EXCLUSIVE lock would stall the application's queries
+// behind it), and returns the statements.
+func swapNames(ctx context.Context, conn *pgx.Conn, ix catalog.Index, newIx relIndex, oldName string) ([]string, error) {
+	swap := []string{
+		"SET LOCAL lock_timeout = '5s'",
+		"ALTER INDEX " + ix.QuotedIndex() + " RENAME TO " + pgx.Identifier{oldName}.Sanitize(),
+		"ALTER INDEX " + newIx.quoted() + " RENAME TO " + pgx.Identifier{ix.Name}.Sanitize(),
+	}
+	return swap, pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		for _, s := range swap {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+		}
+		return nil
+	})
+}
+
 // rebuild builds ix again with lists and the settings of b, and swaps it in; see Retrain for
 // the sequence.
 func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists int, b buildPlan) ([]string, catalog.Index, error) {
@@ -312,19 +331,7 @@ func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists 
 		return append(stmts, drop...), ix, errors.Join(fmt.Errorf("build %s: %w", newIx.quoted(), err), cerr)
 	}
 
-	swap := []string{
-		"SET LOCAL lock_timeout = '5s'",
-		"ALTER INDEX " + ix.QuotedIndex() + " RENAME TO " + pgx.Identifier{oldName}.Sanitize(),
-		"ALTER INDEX " + newIx.quoted() + " RENAME TO " + pgx.Identifier{ix.Name}.Sanitize(),
-	}
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		for _, s := range swap {
-			if _, err := tx.Exec(ctx, s); err != nil {
-				return fmt.Errorf("%s: %w", s, err)
-			}
-		}
-		return nil
-	})
+	swap, err := swapNames(ctx, conn, ix, newIx, oldName)
 	stmts = append(stmts, swap...)
 	if err != nil {
 		cctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())

@@ -287,38 +287,15 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, c TuneC
 		return Outcome{}, fmt.Errorf("tune_search needs the %s figure from the measurer", recallFigure)
 	}
 	log := logger(env).With(slog.String("strategy", "tune_search"), slog.String("index", ix.String()), slog.String("setting", v.setting))
-	u := tuneUndo{Scope: v.Scope, Database: ix.Datname, Role: v.Role, Setting: v.setting}
-	if u.Previous, err = readRoleSetting(ctx, env, u); err != nil {
+	u, err := previousSettings(ctx, env, tuneUndo{Scope: v.Scope, Database: ix.Datname, Role: v.Role, Setting: v.setting}, iter)
+	if err != nil {
 		return Outcome{}, err
-	}
-	if iter != nil {
-		for _, s := range []string{iter.mode, iter.limit} {
-			prev, err := readRoleSetting(ctx, env, tuneUndo{Scope: u.Scope, Database: u.Database, Role: u.Role, Setting: s})
-			if err != nil {
-				return Outcome{}, err
-			}
-			u.Also = append(u.Also, settingUndo{Setting: s, Previous: prev})
-		}
 	}
 	var out Outcome
 	out.Undo, _ = json.Marshal(u)
-
-	figures := chooseFigures(env, c.Figures, t.Spec().DefaultFigures(ix.Method))
-	if slices.Contains(env.Measure.Figures(), latencyFigure) && !slices.Contains(figures, latencyFigure) {
-		figures = append(figures, latencyFigure)
-	}
-	if !slices.Contains(figures, recallFigure) {
-		figures = append(figures, recallFigure) // the step is driven by it, whatever else is recorded
-	}
-	if iter != nil {
-		for _, f := range []string{filteredShortFigure, filteredRecallFigure, filteredLatencyFigure} {
-			if !slices.Contains(env.Measure.Figures(), f) {
-				return out, fmt.Errorf("tune_search with iterative_scan needs the %s figure from the measurer", f)
-			}
-			if !slices.Contains(figures, f) {
-				figures = append(figures, f)
-			}
-		}
+	figures, err := t.figures(env, ix, c, iter)
+	if err != nil {
+		return out, err
 	}
 	value, err := t.effective(ctx, env, u)
 	if err != nil {
@@ -368,6 +345,50 @@ func (t *TuneSearch) Run(ctx context.Context, env Env, ix catalog.Index, c TuneC
 		return out, nil
 	}
 	return out, t.iterate(ctx, env, ix, c, v, iter, u, value, figures, &out)
+}
+
+// previousSettings reads, into u, the values the step may change as they are before it (the
+// setting, and the iterative scan settings with iter), for its undo.
+func previousSettings(ctx context.Context, env Env, u tuneUndo, iter *iterativePlan) (tuneUndo, error) {
+	var err error
+	if u.Previous, err = readRoleSetting(ctx, env, u); err != nil {
+		return u, err
+	}
+	if iter == nil {
+		return u, nil
+	}
+	for _, s := range []string{iter.mode, iter.limit} {
+		prev, err := readRoleSetting(ctx, env, tuneUndo{Scope: u.Scope, Database: u.Database, Role: u.Role, Setting: s})
+		if err != nil {
+			return u, err
+		}
+		u.Also = append(u.Also, settingUndo{Setting: s, Previous: prev})
+	}
+	return u, nil
+}
+
+// figures are what the step measures at each value: the configured (or default) figures, the
+// probe latency where known, recall, which drives it, and with iter the filtered figures.
+func (t *TuneSearch) figures(env Env, ix catalog.Index, c TuneConfig, iter *iterativePlan) ([]string, error) {
+	figures := chooseFigures(env, c.Figures, t.Spec().DefaultFigures(ix.Method))
+	if slices.Contains(env.Measure.Figures(), latencyFigure) && !slices.Contains(figures, latencyFigure) {
+		figures = append(figures, latencyFigure)
+	}
+	if !slices.Contains(figures, recallFigure) {
+		figures = append(figures, recallFigure) // the step is driven by it, whatever else is recorded
+	}
+	if iter == nil {
+		return figures, nil
+	}
+	for _, f := range []string{filteredShortFigure, filteredRecallFigure, filteredLatencyFigure} {
+		if !slices.Contains(env.Measure.Figures(), f) {
+			return nil, fmt.Errorf("tune_search with iterative_scan needs the %s figure from the measurer", f)
+		}
+		if !slices.Contains(figures, f) {
+			figures = append(figures, f)
+		}
+	}
+	return figures, nil
 }
 
 // measure measures figures on a new session, so the session sees the setting as a new
