@@ -128,17 +128,10 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 	)
 
 	if st.stateDSN != "" {
-		pool, err := store.Open(ctx, st.stateDSN, cfg.StateStore.Schema, 10)
-		if err != nil {
+		if s.state, err = openStateStore(ctx, st.stateDSN, cfg.StateStore.Schema, !o.noMigrate, logger); err != nil {
 			return err
 		}
-		defer pool.Close()
-		s.state = pool
-		if !o.noMigrate {
-			if _, err := store.Migrate(ctx, pool, cfg.StateStore.Schema, logger); err != nil {
-				return err
-			}
-		}
+		defer s.state.Close()
 	}
 
 	// The exporter reads with each target's read_dsn, the repair workers use its repair_dsn.
@@ -169,19 +162,40 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 		}()
 	}
 
+	return s.serveHTTP(ctx, flags)
+}
+
+// openStateStore connects to the state store and, with migrate, brings its schema up to date.
+func openStateStore(ctx context.Context, dsn, schema string, migrate bool, logger *slog.Logger) (*pgxpool.Pool, error) {
+	pool, err := store.Open(ctx, dsn, schema, 10)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if _, err := store.Migrate(ctx, pool, schema, logger); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return pool, nil
+}
+
+// serveHTTP serves the routes until ctx ends, then shuts the server down, giving requests in
+// flight 30 s.
+func (s *server) serveHTTP(ctx context.Context, flags web.FlagConfig) error {
 	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- ws.serve(srv) }()
+	go func() { errc <- s.web.serve(srv) }()
 	s.ready.Store(true)
-	logger.Info("vectorheal started", "addresses", *flags.WebListenAddresses, "systemd_socket", *flags.WebSystemdSocket,
-		"targets", len(cfg.Targets))
+	s.logger.Info("vectorheal started", "addresses", *flags.WebListenAddresses, "systemd_socket", *flags.WebSystemdSocket,
+		"targets", len(s.cfg.Targets))
 
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down")
+	s.logger.Info("shutting down")
 	shutdownCtx, done := context.WithTimeout(context.Background(), 30*time.Second)
 	defer done()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
