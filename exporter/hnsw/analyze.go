@@ -106,6 +106,8 @@ func (a *analyzer) validKey(t TID) bool {
 	return t.Block >= 1 && t.Block < a.nblocks && t.Offset >= 1 && t.Offset <= maxItems
 }
 
+// analyze reads the index's pages once and computes its report: meta page, data pages in
+// batches (with the fence), heap chains, graph, figures, confirmation of suspected faults.
 func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, error) {
 	rep := &Report{Faults: map[string]int64{}, EntryPoint: pagescan.InvalidTID, EntryLevel: -1}
 	n, err := r.Blocks(ctx)
@@ -139,30 +141,7 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 	if opts.HeapBatch <= 0 {
 		opts.HeapBatch = 4096
 	}
-	a := &analyzer{
-		opts: opts, meta: meta, nblocks: n, rep: rep,
-		isElem:    newBitset(uint64(n) * maxItems),
-		changed:   newBitset(uint64(n)),
-		hasLiveIn: newBitset(uint64(n) * maxItems),
-		next:      make([]uint32, n),
-		pending:   map[uint32]pendingElem{},
-		unclaimed: map[uint32][]byte{},
-		epIdx:     -1,
-		sort:      newSorter(uint64(n) * maxItems),
-	}
-	a.next[0] = pagescan.InvalidBlock
-	if !opts.Fence.Holds(meta0[0]) {
-		a.changed.set(0)
-		rep.PagesChanged++
-	}
-	if meta.EntryPoint.Valid() {
-		if a.validKey(meta.EntryPoint) {
-			a.epKey = key(meta.EntryPoint)
-		} else {
-			// Past the blocks the scan knew of: an element added since may be the new entry.
-			a.faultIf(meta.EntryPoint.Block >= n, suspect{kind: FaultBadEntryPoint})
-		}
-	}
+	a := newAnalyzer(opts, meta, n, rep, meta0[0])
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // stops the fetcher when decoding ends early
 	a.fetch = startFetcher(ctx, r, n, opts.Batch, opts.Heap)
@@ -197,7 +176,39 @@ func analyze(ctx context.Context, r pagescan.Reader, opts Options) (*Report, err
 	return rep, nil
 }
 
-// page decodes one data page. A page that cannot be decoded is a fault and is skipped.
+// newAnalyzer returns the analyzer of an index of n blocks whose meta page, metaPage, reads
+// as meta; rep receives the report.
+func newAnalyzer(opts Options, meta Meta, n uint32, rep *Report, metaPage []byte) *analyzer {
+	a := &analyzer{
+		opts: opts, meta: meta, nblocks: n, rep: rep,
+		isElem:    newBitset(uint64(n) * maxItems),
+		changed:   newBitset(uint64(n)),
+		hasLiveIn: newBitset(uint64(n) * maxItems),
+		next:      make([]uint32, n),
+		pending:   map[uint32]pendingElem{},
+		unclaimed: map[uint32][]byte{},
+		epIdx:     -1,
+		sort:      newSorter(uint64(n) * maxItems),
+	}
+	a.next[0] = pagescan.InvalidBlock
+	if !opts.Fence.Holds(metaPage) {
+		a.changed.set(0)
+		rep.PagesChanged++
+	}
+	if meta.EntryPoint.Valid() {
+		if a.validKey(meta.EntryPoint) {
+			a.epKey = key(meta.EntryPoint)
+		} else {
+			// Past the blocks the scan knew of: an element added since may be the new entry.
+			a.faultIf(meta.EntryPoint.Block >= n, suspect{kind: FaultBadEntryPoint})
+		}
+	}
+	return a
+}
+
+// page decodes one data page. A page that cannot be decoded is a fault and is skipped. It
+// stays one function: one pass over the page's line pointers, each item checked against the
+// page's bounds before it is decoded, with the checks beside the reads they guard.
 func (a *analyzer) page(block uint32, p []byte) {
 	a.next[block] = pagescan.InvalidBlock
 	if !a.opts.Fence.Holds(p) {
@@ -332,7 +343,9 @@ func (a *analyzer) addElement(e Element, k uint32, size int) {
 }
 
 // neighbors decodes the neighbour tuple b of element pe, read on block ntBlock, and stores its
-// neighbour list.
+// neighbour list. It stays one function: each neighbour TID is judged (empty, beyond the
+// index, on a page changed during the scan, a duplicate) where it is read, in the order the
+// layers are laid out.
 func (a *analyzer) neighbors(pe pendingElem, b []byte, deleted bool, ntBlock uint32) {
 	if a.changed.has(ntBlock) {
 		a.flags[pe.idx] |= flagChanged
