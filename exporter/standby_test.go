@@ -19,19 +19,8 @@ import (
 // deletes, updates and a VACUUM that reached the standby by streaming only. The standby's fence
 // is its replay position.
 func TestStandbyScansEqualThePrimarys(t *testing.T) {
-	pg := testenv.SharedPostgres(t)
-	dsn := pg.CreateDatabase(t)
-	const rows = 3000
-	clustered(t, dsn, rows, 16, 10)
-	testenv.Exec(t, dsn,
-		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
-		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`)
+	dsn, sb := indexesWithStandby(t, 3000)
 	ctx := context.Background()
-	sb, err := testenv.StartStandby(ctx, pg, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sb.Destroy)
 	testenv.Exec(t, dsn,
 		`DELETE FROM items WHERE id % 5 = 0`,
 		`UPDATE items SET embedding = embedding + embedding WHERE id % 11 = 0`,
@@ -76,23 +65,31 @@ func TestStandbyScansEqualThePrimarys(t *testing.T) {
 
 func dump(v any) string { return fmt.Sprintf("%+v", v) }
 
+// indexesWithStandby makes a database with rows clustered vectors in table items, an HNSW
+// (items_hnsw) and an IVFFlat (items_ivf) index on them, and a hot standby of its server.
+func indexesWithStandby(t *testing.T, rows int) (dsn string, sb *testenv.Postgres) {
+	t.Helper()
+	pg := testenv.SharedPostgres(t)
+	dsn = pg.CreateDatabase(t)
+	clustered(t, dsn, rows, 16, 10)
+	testenv.Exec(t, dsn,
+		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
+		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`)
+	sb, err := testenv.StartStandby(context.Background(), pg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sb.Destroy)
+	return dsn, sb
+}
+
 // TestReportReadsOnTheStandby: vectorheal check's report with a standby reads the index
 // figures there, equal to the primary's once replayed, and says so; a standby whose replay is
 // paused behind the primary, or a server that is not a standby, is passed over for the
 // primary with the reason in the report.
 func TestReportReadsOnTheStandby(t *testing.T) {
-	pg := testenv.SharedPostgres(t)
-	dsn := pg.CreateDatabase(t)
-	clustered(t, dsn, 2000, 16, 10)
-	testenv.Exec(t, dsn,
-		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
-		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`)
+	dsn, sb := indexesWithStandby(t, 2000)
 	ctx := context.Background()
-	sb, err := testenv.StartStandby(ctx, pg, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sb.Destroy)
 	testenv.Exec(t, dsn, `DELETE FROM items WHERE id % 7 = 0`, `VACUUM items`)
 	primary, standby := superPool(t, dsn), superPool(t, sb.DSNFor(t, dsn))
 	cfg := testConfig()
