@@ -10,12 +10,13 @@ import (
 
 	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/record"
 )
 
 // indexBudgets is the budget state of the indexes the API knows, to look up by index.
 type indexBudgets struct {
-	list []engine.IndexBudget
-	by   map[[3]string]engine.BudgetState
+	list []record.IndexBudget
+	by   map[[3]string]record.BudgetState
 }
 
 // budgets reads GET /budgets.
@@ -24,7 +25,7 @@ func (o *clientOptions) budgets(ctx context.Context) (indexBudgets, error) {
 	if err := o.call(ctx, "GET", "/budgets", nil, &bs.list); err != nil {
 		return bs, fmt.Errorf("budgets: %w", err)
 	}
-	bs.by = make(map[[3]string]engine.BudgetState, len(bs.list))
+	bs.by = make(map[[3]string]record.BudgetState, len(bs.list))
 	for _, b := range bs.list {
 		bs.by[[3]string{b.Target, b.Schema, b.Index}] = b.BudgetState
 	}
@@ -42,7 +43,7 @@ func (bs indexBudgets) of(target, schema, index string) string {
 }
 
 // nextText says when the next automatic repair may run and, when not now, what holds it back.
-func nextText(b engine.BudgetState, now time.Time) string {
+func nextText(b record.BudgetState, now time.Time) string {
 	switch {
 	case b.Allowed:
 		return "now"
@@ -56,7 +57,7 @@ func nextText(b engine.BudgetState, now time.Time) string {
 }
 
 // printBudgets writes the budget state of every index repaired lately.
-func printBudgets(w io.Writer, bs []engine.IndexBudget, now time.Time) error {
+func printBudgets(w io.Writer, bs []record.IndexBudget, now time.Time) error {
 	if len(bs) == 0 {
 		return nil
 	}
@@ -77,7 +78,7 @@ func printBudgets(w io.Writer, bs []engine.IndexBudget, now time.Time) error {
 // checkNext is what check says about the next automatic repair of the indexes it reports.
 type checkNext struct {
 	url     string
-	budgets []engine.IndexBudget // of the database checked
+	budgets []record.IndexBudget // of the database checked
 	err     string               // why it is not known
 }
 
@@ -92,7 +93,7 @@ func checkBudgets(ctx context.Context, o *checkOptions, rep *exporter.DatabaseRe
 	if err != nil {
 		return checkNext{url: o.url, err: "not known: " + err.Error()}
 	}
-	next := checkNext{url: o.url, budgets: []engine.IndexBudget{}}
+	next := checkNext{url: o.url, budgets: []record.IndexBudget{}}
 	for _, b := range bs.list {
 		if o.target != "" && b.Target == o.target || o.target == "" && b.Datname == rep.Datname {
 			next.budgets = append(next.budgets, b)
@@ -102,13 +103,13 @@ func checkBudgets(ctx context.Context, o *checkOptions, rep *exporter.DatabaseRe
 }
 
 // of is the budget state of one index; an index without recent repairs is held by nothing.
-func (n checkNext) of(schema, index string) (engine.IndexBudget, bool) {
+func (n checkNext) of(schema, index string) (record.IndexBudget, bool) {
 	for _, b := range n.budgets {
 		if b.Schema == schema && b.Index == index {
 			return b, true
 		}
 	}
-	return engine.IndexBudget{}, false
+	return record.IndexBudget{}, false
 }
 
 // writeText adds one line per index to check's text report.
@@ -135,7 +136,7 @@ func (n checkNext) writeText(w io.Writer, rep *exporter.DatabaseReport) error {
 func (n checkNext) writeJSON(w io.Writer, rep *exporter.DatabaseReport) error {
 	out := struct {
 		*exporter.DatabaseReport
-		RepairBudgets      []engine.IndexBudget `json:"repair_budgets,omitempty"`
+		RepairBudgets      []record.IndexBudget `json:"repair_budgets,omitempty"`
 		RepairBudgetsError string               `json:"repair_budgets_error,omitempty"`
 	}{rep, n.budgets, n.err}
 	enc := json.NewEncoder(w)

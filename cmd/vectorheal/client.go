@@ -23,7 +23,7 @@ import (
 	"github.com/vectorheal/vectorheal/internal/amclient"
 	"github.com/vectorheal/vectorheal/internal/api"
 	"github.com/vectorheal/vectorheal/internal/figure"
-	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/record"
 )
 
 // clientOptions are the flags every API subcommand shares.
@@ -267,7 +267,7 @@ func registerIssues(app *kingpin.Application, stdout, stderr io.Writer) (string,
 	firing := c.Flag("firing", "Only alerts still firing.").Bool()
 	limit := c.Flag("limit", "At most this many alerts.").Default("50").Int()
 	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
-		var is []engine.Issue
+		var is []record.Issue
 		q := fmt.Sprintf("/issues?limit=%d", *limit)
 		if *firing {
 			q += "&firing=true"
@@ -295,7 +295,7 @@ repair in full: plan, impact estimates, SQL run, figures before and after, valid
 	limit := c.Flag("limit", "At most this many repairs.").Default("50").Int()
 	return c.FullCommand(), o.run(stderr, func(ctx context.Context) error {
 		if *id != 0 {
-			var r engine.Repair
+			var r record.Repair
 			if err := o.call(ctx, "GET", fmt.Sprintf("/repairs/%d", *id), nil, &r); err != nil || !o.text() {
 				return err
 			}
@@ -307,7 +307,7 @@ repair in full: plan, impact estimates, SQL run, figures before and after, valid
 				q += "&" + k + "=" + url.QueryEscape(v)
 			}
 		}
-		var rs []engine.Repair
+		var rs []record.Repair
 		if err := o.call(ctx, "GET", q, nil, &rs); err != nil || !o.text() {
 			return err
 		}
@@ -328,7 +328,7 @@ repair in full: plan, impact estimates, SQL run, figures before and after, valid
 	})
 }
 
-func printRepair(w io.Writer, r engine.Repair) error {
+func printRepair(w io.Writer, r record.Repair) error {
 	fmt.Fprintf(w, "repair %d: %s", r.ID, r.State)
 	if r.Reason != "" {
 		fmt.Fprintf(w, " (%s)", r.Reason)

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/record"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
 
@@ -25,7 +25,7 @@ func severityOf(labels map[string]string) string {
 
 // printIssues writes the alerts received as a table, newest first as the API lists them; next
 // says when the next automatic repair of an index may run.
-func printIssues(w io.Writer, is []engine.Issue, next func(target, schema, index string) string) error {
+func printIssues(w io.Writer, is []record.Issue, next func(target, schema, index string) string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ALERT\tSEVERITY\tSTATUS\tTARGET\tINDEX\tSINCE\tSEEN\tREASON\tREPAIRS\tNEXT REPAIR")
 	for _, i := range is {

@@ -43,7 +43,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/vectorheal/vectorheal/internal/amclient"
-	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/record"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 )
 
@@ -63,10 +63,26 @@ type Silences interface {
 	ExpireSilence(ctx context.Context, id string) error
 }
 
+// Healing is what the API needs of the repair engine; *engine.Engine implements it. The API
+// depends on this and on the records' shapes (package record), not on the engine.
+type Healing interface {
+	Status(ctx context.Context) (record.Status, error)
+	Issues(ctx context.Context, firingOnly bool, limit int) ([]record.Issue, error)
+	Repairs(ctx context.Context, f record.Filter) ([]record.Repair, error)
+	Repair(ctx context.Context, id int64) (record.Repair, error)
+	Trigger(ctx context.Context, req record.TriggerRequest, by string) (int64, error)
+	Approve(ctx context.Context, id int64, by string) error
+	Cancel(ctx context.Context, id int64, by string) error
+	Circuits(ctx context.Context) ([]record.Circuit, error)
+	ResetCircuit(ctx context.Context, target, datname, schema, index, by string) (int64, error)
+	RequestCheck(ctx context.Context, target, schema, index, by string) (int64, error)
+	Budgets(ctx context.Context) ([]record.IndexBudget, error)
+}
+
 // Options configure the API.
 type Options struct {
 	// Engine answers status, issues and repairs. Required.
-	Engine *engine.Engine
+	Engine Healing
 	// Silences, when set, backs pause, resume and pauses; nil answers them 503.
 	Silences Silences
 	// Access says who may read and who may change; see Access.
@@ -79,7 +95,7 @@ type Options struct {
 }
 
 type api struct {
-	e        *engine.Engine
+	e        Healing
 	silences Silences
 	runbook  func() *runbook.Runbook
 	log      *slog.Logger
@@ -273,11 +289,11 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // fail answers err with the status its kind calls for.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.Is(err, engine.ErrNotFound):
+	case errors.Is(err, record.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, engine.ErrConflict):
+	case errors.Is(err, record.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, engine.ErrInvalid):
+	case errors.Is(err, record.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
 	default:
 		a.log.Error("api call failed", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -348,7 +364,7 @@ func duration(field, s string, def time.Duration) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("%w: %s %q is not a duration such as 30m or 2h", engine.ErrInvalid, field, s)
+		return 0, fmt.Errorf("%w: %s %q is not a duration such as 30m or 2h", record.ErrInvalid, field, s)
 	}
 	return d, nil
 }

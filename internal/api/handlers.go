@@ -11,14 +11,14 @@ import (
 	"github.com/prometheus/alertmanager/pkg/labels"
 
 	"github.com/vectorheal/vectorheal/internal/amclient"
-	"github.com/vectorheal/vectorheal/remediation/engine"
+	"github.com/vectorheal/vectorheal/remediation/record"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
 // StatusBody is GET /status: the engine's status and the pauses in force.
 type StatusBody struct {
-	engine.Status
+	record.Status
 	Paused bool `json:"paused"` // a pause of all healing is active
 	// Pauses in force (all, per target or per index); absent when Alertmanager is not
 	// configured or did not answer (PausesError says why).
@@ -74,7 +74,7 @@ func (a *api) listRepairs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	rs, err := a.e.Repairs(r.Context(), engine.Filter{Target: q.Get("target"), Schema: q.Get("schema"),
+	rs, err := a.e.Repairs(r.Context(), record.Filter{Target: q.Get("target"), Schema: q.Get("schema"),
 		Index: q.Get("index"), State: q.Get("outcome"), Limit: limit})
 	if err != nil {
 		a.fail(w, r, err)
@@ -134,7 +134,7 @@ func (a *api) trigger(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	req := engine.TriggerRequest{Target: b.Target, Schema: b.Schema, Index: b.Index, Strategy: b.Strategy,
+	req := record.TriggerRequest{Target: b.Target, Schema: b.Schema, Index: b.Index, Strategy: b.Strategy,
 		Params: b.Params, DryRun: b.DryRun, Timeout: timeout}
 	if b.Validate != nil {
 		wait, err := duration("validate.wait", b.Validate.Wait, 0)
@@ -199,7 +199,7 @@ func (a *api) circuits(w http.ResponseWriter, r *http.Request) {
 }
 
 // budgets is GET /budgets: per index, whether an automatic repair may run now, the rule that
-// holds it back and when the next one may run (engine.Budgets).
+// holds it back and when the next one may run (Healing.Budgets).
 func (a *api) budgets(w http.ResponseWriter, r *http.Request) {
 	bs, err := a.e.Budgets(r.Context())
 	if err != nil {
@@ -382,11 +382,11 @@ func entryAlerts(ms labels.Matchers) (string, bool) {
 func pauseScope(b PauseBody) ([]amclient.Matcher, error) {
 	switch {
 	case b.All && (b.Target != "" || b.Index != "" || b.Schema != "" || b.Datname != ""):
-		return nil, fmt.Errorf("%w: all pauses every target; give it without target, datname, schema or index", engine.ErrInvalid)
+		return nil, fmt.Errorf("%w: all pauses every target; give it without target, datname, schema or index", record.ErrInvalid)
 	case b.All:
 		return nil, nil
 	case b.Target == "":
-		return nil, fmt.Errorf("%w: give a target (and an index), or all to pause every target", engine.ErrInvalid)
+		return nil, fmt.Errorf("%w: give a target (and an index), or all to pause every target", record.ErrInvalid)
 	}
 	return scopeMatchers(b.IndexBody), nil
 }

@@ -58,34 +58,6 @@ type budgetInput struct {
 	WindowOpens   time.Time
 }
 
-// Hold is one rule holding a repair back, until a time (zero: not known in advance — a human
-// must reset the circuit, or a repair running on the target must end).
-type Hold struct {
-	Rule  string     `json:"rule"`
-	Until *time.Time `json:"until,omitempty"`
-}
-
-// BudgetState is the answer of the budget rules for an index: may a repair run now, and if
-// not, which rule holds it back and when the next one may run.
-type BudgetState struct {
-	Allowed bool `json:"allowed"`
-	// HeldBy is the rule that holds the repair back longest: the one to look at.
-	HeldBy string `json:"held_by,omitempty"`
-	// NextAllowed is when every hold with a known end has ended; nil when the circuit is
-	// open or only the running limit holds (it ends with a running repair).
-	NextAllowed *time.Time `json:"next_allowed,omitempty"`
-	Holds       []Hold     `json:"holds"`
-	// UsedRatio is the share of the budget window that repairs of the index took.
-	UsedRatio float64       `json:"used_ratio"`
-	Share     float64       `json:"share"`
-	Window    time.Duration `json:"window"`
-	// Unhelpful counts the last repairs of the index in a row that did not help; Backoff is the
-	// wait they impose after the last of them.
-	Unhelpful       int           `json:"unhelpful"`
-	Backoff         time.Duration `json:"backoff,omitempty"`
-	RunningOnTarget int           `json:"running_on_target"`
-}
-
 // decideBudget applies the budget rules to an index's recent repairs. It is pure: the engine's
 // precheck, the API, the CLI and the metrics all ask it, so they never disagree.
 func decideBudget(in budgetInput) BudgetState {
@@ -289,11 +261,11 @@ func flapUntil(in budgetInput) (time.Time, bool) {
 	return starts[in.FlapMax-1].Add(in.FlapWindow), true
 }
 
-// waits reports whether a repair held back at now waits for its next chance instead of being
+// budgetWaits reports whether a repair held back at now waits for its next chance instead of being
 // skipped: when that chance comes within maxWait of its queueing, or is not known in advance
 // but transient (the running limit) and maxWait has not passed yet. An open circuit waits for
 // a human, so the repair is skipped.
-func (s BudgetState) waits(now, created time.Time, maxWait time.Duration) bool {
+func budgetWaits(s BudgetState, now, created time.Time, maxWait time.Duration) bool {
 	switch {
 	case s.Allowed || s.HeldBy == HeldByCircuit:
 		return false
@@ -303,8 +275,8 @@ func (s BudgetState) waits(now, created time.Time, maxWait time.Duration) bool {
 	return !s.NextAllowed.After(created.Add(maxWait))
 }
 
-// detail says in words why a repair is held back, for the repair's record.
-func (s BudgetState) detail() string {
+// budgetDetail says in words why a repair is held back, for the repair's record.
+func budgetDetail(s BudgetState) string {
 	msg := "held by " + s.HeldBy
 	switch s.HeldBy {
 	case HeldByBudget:

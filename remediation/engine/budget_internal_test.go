@@ -147,7 +147,7 @@ func TestBudgetWaits(t *testing.T) {
 		{BudgetState{HeldBy: HeldByBudget, NextAllowed: at(time.Hour)}, 0, true},
 		{BudgetState{HeldBy: HeldByBackoff, NextAllowed: at(time.Hour + time.Second)}, 0, false},
 	} {
-		if got := tc.s.waits(created.Add(tc.now), created, time.Hour); got != tc.want {
+		if got := budgetWaits(tc.s, created.Add(tc.now), created, time.Hour); got != tc.want {
 			t.Errorf("%+v waits = %t, want %t", tc.s, got, tc.want)
 		}
 	}

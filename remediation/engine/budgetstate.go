@@ -134,8 +134,8 @@ func (e *Engine) budgetOf(ctx context.Context, r repairRow) (BudgetState, error)
 	}
 	in := e.budgetInput(time.Now(), h, k)
 	in.Entry, in.Cooldown = r.Entry, r.Plan.Cooldown
-	if !r.Plan.inWindow(in.Now) {
-		in.OutsideWindow, in.WindowOpens = true, r.Plan.windowOpens(in.Now)
+	if !inWindow(r.Plan, in.Now) {
+		in.OutsideWindow, in.WindowOpens = true, windowOpens(r.Plan, in.Now)
 	}
 	return decideBudget(in), nil
 }
@@ -151,10 +151,10 @@ func (e *Engine) budgetHold(ctx context.Context, rec *recorder) (done bool, err 
 	if s.Allowed {
 		return false, nil
 	}
-	if !s.waits(time.Now(), rec.r.CreatedAt, e.o.Config.Budget.Window) {
-		return true, rec.skip(ctx, s.HeldBy, s.detail())
+	if !budgetWaits(s, time.Now(), rec.r.CreatedAt, e.o.Config.Budget.Window) {
+		return true, rec.skip(ctx, s.HeldBy, budgetDetail(s))
 	}
-	if err := rec.held(ctx, s.HeldBy, s.detail()); err != nil {
+	if err := rec.held(ctx, s.HeldBy, budgetDetail(s)); err != nil {
 		return true, err
 	}
 	// Asked again at least every LockRetry: a reset circuit, a repair ending on the target or
@@ -164,16 +164,6 @@ func (e *Engine) budgetHold(ctx context.Context, rec *recorder) (done bool, err 
 		wait = max(min(time.Until(*s.NextAllowed), wait), 10*time.Millisecond)
 	}
 	return true, river.JobSnooze(wait)
-}
-
-// IndexBudget is the budget state of one index as the API shows it.
-type IndexBudget struct {
-	Target  string `json:"target"`
-	Datname string `json:"datname"`
-	Schema  string `json:"schemaname"`
-	Table   string `json:"relname"`
-	Index   string `json:"indexrelname"`
-	BudgetState
 }
 
 // Budgets reports the budget state of every index repaired within the lookback (the longest of
@@ -197,9 +187,9 @@ func (e *Engine) Budgets(ctx context.Context) ([]IndexBudget, error) {
 	return out, nil
 }
 
-// windowOpens is when the plan's maintenance windows next let a repair start after t, to the
+// windowOpens is when plan p's maintenance windows next let a repair start after t, to the
 // minute within a week and a day; zero when none does.
-func (p Plan) windowOpens(t time.Time) time.Time {
+func windowOpens(p Plan, t time.Time) time.Time {
 	ws := make([]runbook.Window, len(p.Windows))
 	for i, w := range p.Windows {
 		loc, err := time.LoadLocation(w.Location)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -15,47 +14,7 @@ import (
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
-	"github.com/vectorheal/vectorheal/remediation/validation"
 )
-
-// Errors the API turns into status codes.
-var (
-	// ErrNotFound: no repair, target or index of that name.
-	ErrNotFound = errors.New("not found")
-	// ErrConflict: the repair is not in a state that allows the call.
-	ErrConflict = errors.New("conflict")
-	// ErrInvalid: the request is malformed; the message says which field.
-	ErrInvalid = errors.New("invalid request")
-)
-
-// Repair is a repair as the API shows it.
-type Repair struct {
-	ID                int64             `json:"id"`
-	State             string            `json:"state"`
-	Reason            string            `json:"reason,omitempty"`
-	Error             string            `json:"error,omitempty"`
-	Entry             string            `json:"entry"`
-	Alertname         string            `json:"alertname,omitempty"`
-	Fingerprint       string            `json:"fingerprint,omitempty"`
-	Labels            map[string]string `json:"labels,omitempty"`
-	Priority          int               `json:"priority"`
-	Target            string            `json:"target"`
-	Datname           string            `json:"datname"`
-	Schema            string            `json:"schemaname"`
-	Table             string            `json:"relname"`
-	Index             string            `json:"indexrelname"`
-	DryRun            bool              `json:"dry_run"`
-	RequestedBy       string            `json:"requested_by,omitempty"`
-	ApprovedBy        string            `json:"approved_by,omitempty"`
-	ApprovedAt        *time.Time        `json:"approved_at,omitempty"`
-	CancelRequestedBy string            `json:"cancel_requested_by,omitempty"`
-	Runner            string            `json:"runner,omitempty"`
-	CreatedAt         time.Time         `json:"created_at"`
-	StartedAt         *time.Time        `json:"started_at,omitempty"`
-	FinishedAt        *time.Time        `json:"finished_at,omitempty"`
-	Plan              *Plan             `json:"plan,omitempty"`
-	Steps             []Step            `json:"steps,omitempty"`
-}
 
 const repairColumns = `id, state, reason, error, entry, alertname, fingerprint, labels, priority, target, datname,
 	schemaname, relname, indexrelname, (plan->>'dry_run')::bool, requested_by, approved_by, approved_at,
@@ -79,16 +38,6 @@ func scanRepair(row pgx.CollectableRow) (Repair, error) {
 	}
 	r.Plan = &Plan{}
 	return r, json.Unmarshal(plan, r.Plan)
-}
-
-// Filter selects repairs to list.
-type Filter struct {
-	Target string
-	Schema string
-	Index  string
-	// State is a repair state, or "active" (queued, awaiting approval or running).
-	State string
-	Limit int // default 50, at most 1000
 }
 
 // Repairs lists repairs, newest first.
@@ -160,19 +109,6 @@ func (e *Engine) Repair(ctx context.Context, id int64) (Repair, error) {
 		return Repair{}, err
 	}
 	return r, nil
-}
-
-// TriggerRequest asks for a manual repair of one index.
-type TriggerRequest struct {
-	Target   string         `json:"target"`
-	Schema   string         `json:"schema"`
-	Index    string         `json:"index"`
-	Strategy string         `json:"strategy"`
-	Params   map[string]any `json:"params,omitempty"`
-	// Validate, when set, is checked after the step like a runbook step's validation.
-	Validate *validation.Validation `json:"validate,omitempty"`
-	DryRun   bool                   `json:"dry_run,omitempty"`
-	Timeout  time.Duration          `json:"timeout,omitempty"`
 }
 
 // Trigger queues a manual repair and returns its id. The index is resolved now, so a name
@@ -305,20 +241,6 @@ func (e *Engine) Cancel(ctx context.Context, id int64, by string) error {
 	return nil
 }
 
-// Circuit is the breaker state of one index.
-type Circuit struct {
-	Target   string     `json:"target"`
-	Datname  string     `json:"datname"`
-	Schema   string     `json:"schemaname"`
-	Table    string     `json:"relname"`
-	Index    string     `json:"indexrelname"`
-	Failures int        `json:"failures"`
-	Open     bool       `json:"open"`
-	OpenedAt *time.Time `json:"opened_at,omitempty"`
-	ResetBy  string     `json:"reset_by,omitempty"`
-	ResetAt  *time.Time `json:"reset_at,omitempty"`
-}
-
 // Circuits lists the circuits of every index that has failed at least once.
 func (e *Engine) Circuits(ctx context.Context) ([]Circuit, error) {
 	rows, err := e.o.State.Query(ctx, `SELECT target, datname, schemaname, relname, indexrelname, failures, open,
@@ -377,21 +299,6 @@ func (e *Engine) RequestCheck(ctx context.Context, target, schema, index, by str
 	return id, nil
 }
 
-// Status is the healing status.
-type Status struct {
-	Workers          bool           `json:"workers"` // this process runs repairs
-	Runner           string         `json:"runner"`
-	Active           int            `json:"active"`
-	Queued           int            `json:"queued"`
-	AwaitingApproval int            `json:"awaiting_approval"`
-	Last24h          map[string]int `json:"last_24h"` // finished repairs by state
-	OpenCircuits     []Circuit      `json:"open_circuits"`
-	// Futile lists runbook entries held back on an index because their last repair there did
-	// not move its figure.
-	Futile         []FutileMark `json:"futile"`
-	RunbookEntries int          `json:"runbook_entries"`
-}
-
 // Status reports what the engine is doing.
 func (e *Engine) Status(ctx context.Context) (Status, error) {
 	s := Status{Workers: e.o.Workers, Runner: e.o.ID, Last24h: map[string]int{}, OpenCircuits: []Circuit{}, Futile: []FutileMark{}}
@@ -438,33 +345,6 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 		s.RunbookEntries = len(rb.Entries)
 	}
 	return s, nil
-}
-
-// Issue is an alert received and what became of it.
-type Issue struct {
-	AlertID       int64             `json:"alert_id"`
-	Fingerprint   string            `json:"fingerprint"`
-	Alertname     string            `json:"alertname"`
-	Status        string            `json:"status"`
-	Labels        map[string]string `json:"labels"`
-	StartsAt      time.Time         `json:"starts_at"`
-	EndsAt        *time.Time        `json:"ends_at,omitempty"`
-	ReceivedAt    time.Time         `json:"received_at"`
-	LastSeenAt    time.Time         `json:"last_seen_at"`
-	TimesReceived int               `json:"times_received"`
-	// NotificationReason is why Alertmanager (0.32 and later) sent the first notification of
-	// the alert; RouteLabels the labels of the route it came through (0.34 and later).
-	NotificationReason string            `json:"notification_reason,omitempty"`
-	RouteLabels        map[string]string `json:"route_labels,omitempty"`
-	Repairs            []IssueRepair     `json:"repairs"`
-}
-
-// IssueRepair is a repair an alert caused.
-type IssueRepair struct {
-	ID     int64  `json:"id"`
-	Entry  string `json:"entry"`
-	State  string `json:"state"`
-	Reason string `json:"reason,omitempty"`
 }
 
 // Issues lists the latest state of each alert received (one row per fingerprint and start),

@@ -11,26 +11,6 @@ import (
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
 
-// Step is one recorded step of a repair.
-type Step struct {
-	Position   int                `json:"position"`
-	Strategy   string             `json:"strategy"`
-	Params     strategy.Params    `json:"params,omitempty"`
-	State      string             `json:"state"`
-	Impact     *strategy.Impact   `json:"impact,omitempty"`
-	Statements []string           `json:"statements"`
-	Before     map[string]float64 `json:"before,omitempty"`
-	After      map[string]float64 `json:"after,omitempty"`
-	Validation json.RawMessage    `json:"validation,omitempty"`
-	Undo       json.RawMessage    `json:"undo,omitempty"`
-	Error      string             `json:"error,omitempty"`
-	// Futile is true when the step's validation failed with its figure where it was before:
-	// the step could not help this index.
-	Futile     bool       `json:"futile"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-}
-
 // steps reads the recorded steps of repair id in order.
 func (e *Engine) steps(ctx context.Context, id int64) ([]Step, error) {
 	rows, err := e.o.State.Query(ctx, `
@@ -93,20 +73,6 @@ SELECT coalesce(
 		return 0
 	}
 	return time.Duration(*secs * float64(time.Second))
-}
-
-// FutileMark says that a runbook entry was futile on an index: every step it ran left its
-// figure at Value, so the entry does not run there again until the figure changes.
-type FutileMark struct {
-	Target     string    `json:"target"`
-	Datname    string    `json:"datname"`
-	Schema     string    `json:"schemaname"`
-	Index      string    `json:"indexrelname"`
-	Entry      string    `json:"entry"`
-	Figure     string    `json:"figure"`
-	Value      float64   `json:"value"`
-	RepairID   int64     `json:"repair_id"`
-	RecordedAt time.Time `json:"recorded_at"`
 }
 
 // FutileMarks lists the entries held back as futile, newest first.

@@ -7,50 +7,10 @@ import (
 
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
-	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
-// Plan is the runbook entry a repair follows, copied into the repair when it is queued, so a
-// runbook reload never changes a repair already waiting.
-type Plan struct {
-	Entry    string        `json:"entry"`
-	Priority int           `json:"priority"` // the seed's 0-100 score
-	Steps    []PlanStep    `json:"steps"`
-	Cooldown time.Duration `json:"cooldown"`
-	Timeout  time.Duration `json:"timeout"`
-	Approval bool          `json:"approval_required"`
-	DryRun   bool          `json:"dry_run"`
-	Windows  []Window      `json:"windows,omitempty"`
-	// Manual repairs were asked for by a person through the API: they skip the alert and
-	// budget checks (cooldown, backoff, flap, circuit), but still take the index lock.
-	Manual bool `json:"manual,omitempty"`
-	// ApproveBuildsOver is the entry's limit above which a build waits for approval.
-	ApproveBuildsOver runbook.BuildApproval `json:"approve_builds_over,omitzero"`
-}
-
-// PlanStep is one step of a plan.
-type PlanStep struct {
-	Strategy  string                 `json:"strategy"`
-	Params    strategy.Params        `json:"params,omitempty"`
-	Validate  *validation.Validation `json:"validate,omitempty"`
-	OnFailure string                 `json:"on_failure,omitempty"` // runbook.OnFailureEscalate, OnFailureRollback or OnFailureStop
-	OnSuccess string                 `json:"on_success,omitempty"` // runbook.OnSuccessDone or OnSuccessNext
-	// Approval: the repair stops as awaiting_approval when it reaches this step, and goes on
-	// with it once approved (runbook.Step.Approval).
-	Approval bool `json:"approval_required,omitempty"`
-}
-
-// Window is a runbook maintenance window in a form that survives JSON (runbook.Window holds a
-// *time.Location).
-type Window struct {
-	Days     []time.Weekday `json:"days,omitempty"`
-	Start    time.Duration  `json:"start"`
-	End      time.Duration  `json:"end"`
-	Location string         `json:"location,omitempty"`
-}
-
-// contains reports whether t falls in w, by the runbook's own rule.
-func (w Window) contains(t time.Time) bool {
+// windowContains reports whether t falls in w, by the runbook's own rule.
+func windowContains(w Window, t time.Time) bool {
 	loc, err := time.LoadLocation(w.Location)
 	if err != nil {
 		loc = time.UTC
@@ -58,13 +18,13 @@ func (w Window) contains(t time.Time) bool {
 	return runbook.Window{Days: w.Days, Start: w.Start, End: w.End, Location: loc}.Contains(t)
 }
 
-// inWindow reports whether a plan may start at t.
-func (p Plan) inWindow(t time.Time) bool {
+// inWindow reports whether plan p may start at t.
+func inWindow(p Plan, t time.Time) bool {
 	if len(p.Windows) == 0 {
 		return true
 	}
 	for _, w := range p.Windows {
-		if w.contains(t) {
+		if windowContains(w, t) {
 			return true
 		}
 	}
