@@ -190,9 +190,17 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 			if r == nil && rerr == nil {
 				r, rerr = m.read(ctx, on, cur, src)
 			}
+			v, known := 0.0, false
+			if errors.Is(rerr, errIndexNotUsed) {
+				// The probe ran through another index: whether the index is used is known,
+				// its recall and latency are not.
+				v, known = w.f.value(r, w.key)
+			}
 			switch {
 			case errors.Is(rerr, errNoPageAccess):
 				vals[w.name] = math.NaN()
+			case rerr != nil && known:
+				vals[w.name] = v
 			case rerr != nil:
 				errs[w.name] = fmt.Errorf("measure %s: %w", w.name, rerr)
 			default:
@@ -235,8 +243,10 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 			return nil, fmt.Errorf("table %s has no vector to probe with", ix.QuotedTable())
 		}
 		if !p.indexUsed {
-			// The probe's searches ran through another index or none: no figure is this index's.
-			return nil, fmt.Errorf("the planner does not use %s for the probe's search, so no recall or latency is its own", ix)
+			// The probe's searches ran through another index or none: no figure is this
+			// index's but that it is not used.
+			r.recall = p
+			return r, fmt.Errorf("%w: the planner does not use %s for the probe's search, so no recall or latency is its own", errIndexNotUsed, ix)
 		}
 		r.recall, r.latency = p, p.histogram()
 		return r, nil
@@ -251,6 +261,9 @@ func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 	}
 	return nil, fmt.Errorf("figures from %s need history kept by the exporter and cannot be re-measured", src)
 }
+
+// errIndexNotUsed is a probe whose searches the planner ran through another index, or none.
+var errIndexNotUsed = errors.New("index not used")
 
 // errNoPageAccess is the role's lack of a page reader: not a failure to measure, but a
 // figure that cannot be known on the target.

@@ -58,7 +58,7 @@ func setupDSN(t *testing.T, pg *testenv.Postgres, dsn string, opts strategy.Opti
 		Target:  "test",
 		Pool:    pool,
 		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Measure: sqlMeasurer{k: 10, queries: 20},
+		Measure: exporterMeasurer(),
 	}}
 }
 
