@@ -36,6 +36,9 @@ type target struct {
 	lastErr      map[string]string // last error per check and index, for logging changes only
 	extension    *extension        // installed pgvector, last read (version.go)
 	replica      replica           // the standby's lag and where checks read (reads.go); own lock
+	// requestsSeen are the check requests for the whole target this shard has acted on
+	// (requests.go); runTarget's goroutine alone uses it.
+	requestsSeen map[int64]bool
 }
 
 // index is one watched index with its latest check results.
