@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/deploy/rulegen"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/shard"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -406,4 +408,204 @@ func checkDeployment(t *testing.T, path string, data []byte, configs map[string]
 	if vols["config"] != name+"-config" || vols["runbook"] != name+"-runbook" || vols["secrets"] != "vectorheal-secrets" {
 		t.Errorf("volumes %v", vols)
 	}
+}
+
+// TestKubernetesShardedComponent checks the component that splits the measuring among shards
+// (kubernetes/sharded): it deletes the exporting Deployment of the base and adds a StatefulSet
+// that runs the exporting configuration with --exporter.shard auto and
+// --exporter.total-shards, which kustomize copies from spec.replicas — the one value of the
+// shard count — and its headless Service.
+func TestKubernetesShardedComponent(t *testing.T) {
+	var k struct {
+		Kind      string   `yaml:"kind"`
+		Resources []string `yaml:"resources"`
+		Patches   []struct {
+			Target struct{ Kind, Name string } `yaml:"target"`
+			Patch  string                      `yaml:"patch"`
+		} `yaml:"patches"`
+		Replacements []struct {
+			Source struct {
+				Kind      string `yaml:"kind"`
+				Name      string `yaml:"name"`
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"source"`
+			Targets []struct {
+				Select     struct{ Kind, Name string } `yaml:"select"`
+				FieldPaths []string                    `yaml:"fieldPaths"`
+				Options    struct {
+					Delimiter string `yaml:"delimiter"`
+					Index     int    `yaml:"index"`
+				} `yaml:"options"`
+			} `yaml:"targets"`
+		} `yaml:"replacements"`
+	}
+	readYAML(t, "kubernetes/sharded/kustomization.yaml", &k)
+	if k.Kind != "Component" {
+		t.Fatalf("kubernetes/sharded is a %s, want a kustomize Component", k.Kind)
+	}
+	base, err := os.ReadFile("kubernetes/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(base), "#   - sharded\n") {
+		t.Error("kubernetes/kustomization.yaml does not say how to enable the component sharded")
+	}
+	var docs []map[string]any
+	for _, r := range k.Resources {
+		docs = append(docs, readDocs(t, filepath.Join("kubernetes/sharded", r))...)
+	}
+	var sts, headless map[string]any
+	for _, d := range docs {
+		switch d["kind"] {
+		case "StatefulSet":
+			sts = d
+		case "Service":
+			headless = d
+		}
+	}
+	if sts == nil || headless == nil {
+		t.Fatalf("the component adds %d objects, want a StatefulSet and its Service", len(docs))
+	}
+
+	// The Deployment it replaces is the base's exporting one.
+	if len(k.Patches) != 1 || k.Patches[0].Target.Kind != "Deployment" || k.Patches[0].Target.Name != "vectorheal" ||
+		!strings.Contains(k.Patches[0].Patch, "$patch: delete") {
+		t.Errorf("patches %+v, want one that deletes the Deployment vectorheal", k.Patches)
+	}
+	var dep struct {
+		Kind     string
+		Metadata struct{ Name string }
+	}
+	readYAML(t, "kubernetes/deployment.yaml", &dep)
+	if dep.Kind != "Deployment" || dep.Metadata.Name != "vectorheal" {
+		t.Errorf("kubernetes/deployment.yaml is %s %s, not the Deployment the component deletes", dep.Kind, dep.Metadata.Name)
+	}
+
+	// spec.replicas is copied into the argument that holds --exporter.total-shards.
+	if len(k.Replacements) != 1 || len(k.Replacements[0].Targets) != 1 || len(k.Replacements[0].Targets[0].FieldPaths) != 1 {
+		t.Fatalf("replacements %+v, want one from spec.replicas to the flag", k.Replacements)
+	}
+	rp := k.Replacements[0]
+	tg := rp.Targets[0]
+	if rp.Source.Kind != "StatefulSet" || rp.Source.Name != "vectorheal" || rp.Source.FieldPath != "spec.replicas" ||
+		tg.Select.Kind != "StatefulSet" || tg.Select.Name != "vectorheal" || tg.Options.Delimiter != "=" || tg.Options.Index != 1 {
+		t.Errorf("replacement %+v, want spec.replicas of the StatefulSet vectorheal into the value after = of its flag", rp)
+	}
+	prefix := "spec.template.spec.containers.[name=vectorheal].args."
+	at, err := strconv.Atoi(strings.TrimPrefix(tg.FieldPaths[0], prefix))
+	if !strings.HasPrefix(tg.FieldPaths[0], prefix) || err != nil {
+		t.Fatalf("replacement target %s, want %s<n>", tg.FieldPaths[0], prefix)
+	}
+	args := containerArgs(t, sts)
+	if at >= len(args) || !strings.HasPrefix(args[at], "--exporter.total-shards=") {
+		t.Errorf("the replacement rewrites args[%d] of %q, not --exporter.total-shards=", at, args)
+	}
+
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	readYAML(t, "kubernetes/configmap.yaml", &cm)
+	var metrics map[string]any
+	for _, svc := range readDocs(t, "kubernetes/service.yaml") {
+		if mapAt(svc, "metadata")["name"] == "vectorheal-metrics" {
+			metrics = svc
+		}
+	}
+	var sm map[string]any
+	readYAML(t, "kubernetes/servicemonitor.yaml", &sm)
+	checkShards(t, "kubernetes/sharded/statefulset.yaml", sts, headless, cm.Data, shardedObjects{
+		name: "vectorheal", configs: "vectorheal", metrics: metrics, monitor: sm})
+}
+
+// shardedObjects are what a StatefulSet of shards is checked against.
+type shardedObjects struct {
+	name    string         // the StatefulSet's name, which its pods' names start with
+	configs string         // the name the ConfigMaps are named after
+	metrics map[string]any // the Service the ServiceMonitor scrapes
+	monitor map[string]any // the ServiceMonitor
+}
+
+// checkShards checks a StatefulSet of shards and its headless Service: the pod is an exporting
+// one as checkDeployment sees it, with --exporter.shard auto and --exporter.total-shards equal to
+// spec.replicas; every pod's name gives a shard of them; the pods are behind the scraped Service,
+// and the headless one is not scraped.
+func checkShards(t *testing.T, path string, sts, headless map[string]any, configs map[string]string, o shardedObjects) {
+	t.Helper()
+	data, err := yaml.Marshal(sts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDeployment(t, path, data, configs, o.configs)
+	args := containerArgs(t, sts)
+	cfg, err := config.Parse(args[len(args)-1], []byte(configs[filepath.Base(args[len(args)-1])]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := cfg.Exporter; e.Structure.Disabled || e.Recall.Disabled || e.Drift.Disabled {
+		t.Errorf("%s: the shards run %s, which does not measure", path, args[len(args)-1])
+	}
+	replicas, _ := mapAt(sts, "spec")["replicas"].(int)
+	flags := shardFlags(args)
+	if flags["--exporter.shard"] != "auto" || flags["--exporter.total-shards"] != strconv.Itoa(replicas) || replicas < 1 {
+		t.Errorf("%s: %d replicas run %q, want --exporter.shard auto and --exporter.total-shards %d", path, replicas, args, replicas)
+	}
+	for i := range replicas {
+		pod := fmt.Sprintf("%s-%d", o.name, i)
+		if s, err := shard.Parse("auto", replicas, pod); err != nil || s.Index != i {
+			t.Errorf("pod %s measures shard %+v (%v), want %d of %d", pod, s, err, i, replicas)
+		}
+	}
+	if mapAt(sts, "metadata")["name"] != o.name {
+		t.Errorf("%s: the StatefulSet is named %v, want %s", path, mapAt(sts, "metadata")["name"], o.name)
+	}
+	podLabels := mapAt(sts, "spec", "template", "metadata", "labels")
+	if !matches(stringMap(mapAt(sts, "spec", "selector", "matchLabels")), podLabels) {
+		t.Errorf("%s: selector does not select its pods %v", path, podLabels)
+	}
+	// Scraped through the metrics Service, each pod once: the headless Service is not scraped.
+	if !matches(stringMap(mapAt(o.metrics, "spec", "selector")), podLabels) {
+		t.Errorf("%s: pods %v are not behind the scraped Service %v", path, podLabels, mapAt(o.metrics, "metadata")["name"])
+	}
+	monitored := stringMap(mapAt(o.monitor, "spec", "selector", "matchLabels"))
+	if !matches(monitored, mapAt(o.metrics, "metadata", "labels")) || matches(monitored, mapAt(headless, "metadata", "labels")) {
+		t.Errorf("the ServiceMonitor %v should select %v and not the headless %v", monitored, mapAt(o.metrics, "metadata")["name"], mapAt(headless, "metadata")["name"])
+	}
+	if mapAt(sts, "spec")["serviceName"] != mapAt(headless, "metadata")["name"] || mapAt(headless, "spec")["clusterIP"] != "None" ||
+		!matches(stringMap(mapAt(headless, "spec", "selector")), podLabels) {
+		t.Errorf("%s: serviceName %v, want the headless Service %v that selects the pods", path, mapAt(sts, "spec")["serviceName"], mapAt(headless, "metadata")["name"])
+	}
+}
+
+// containerArgs returns the args of the first container of a workload's pod template.
+func containerArgs(t *testing.T, workload map[string]any) []string {
+	t.Helper()
+	cs, _ := mapAt(workload, "spec", "template", "spec")["containers"].([]any)
+	if len(cs) == 0 {
+		t.Fatal("no container")
+	}
+	raw, _ := cs[0].(map[string]any)["args"].([]any)
+	var args []string
+	for _, a := range raw {
+		args = append(args, fmt.Sprint(a))
+	}
+	if len(args) == 0 {
+		t.Fatal("the container has no args")
+	}
+	return args
+}
+
+// shardFlags reads --flag=value and --flag value arguments into a map.
+func shardFlags(args []string) map[string]string {
+	out := map[string]string{}
+	for i, a := range args {
+		if !strings.HasPrefix(a, "--") {
+			continue
+		}
+		if name, value, ok := strings.Cut(a, "="); ok {
+			out[name] = value
+		} else if i+1 < len(args) {
+			out[a] = args[i+1]
+		}
+	}
+	return out
 }

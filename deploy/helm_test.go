@@ -313,6 +313,7 @@ func TestHelmChartRefuses(t *testing.T) {
 		"latest":    {"image": map[string]any{"tag": "latest"}},
 		"bad url":   {"grafana": map[string]any{"url": "grafana:3000"}},
 		"query url": {"grafana": map[string]any{"url": "http://grafana/?orgId=1"}},
+		"no shards": {"shards": 0},
 	} {
 		if _, err := renderChart(t, "vectorheal", "vectorheal", vals); err == nil {
 			t.Errorf("%s: rendered", name)
@@ -338,5 +339,54 @@ func TestHelmChartRefuses(t *testing.T) {
 		if m.kind == "AlertmanagerConfig" || m.name == "prod-vectorheal-replica" {
 			t.Errorf("rendered %s %s although disabled", m.kind, m.name)
 		}
+	}
+}
+
+// TestHelmChartShards: with shards above 1 the chart replaces the exporting Deployment by a
+// StatefulSet of that many pods, each given --exporter.shard auto and --exporter.total-shards
+// equal to shards, scraped through the -metrics Service, with its headless Service; the
+// receiving replicas stay. Helm's linter accepts it.
+func TestHelmChartShards(t *testing.T) {
+	vals := map[string]any{"shards": 3}
+	res := lint.RunAll(chartDir, vals, "vectorheal")
+	for _, m := range res.Messages {
+		t.Log(m)
+	}
+	if res.HighestSeverity >= support.WarningSev {
+		t.Errorf("helm lint with shards 3: highest severity %d (warning or error)", res.HighestSeverity)
+	}
+	ms, err := renderChart(t, "vectorheal", "db-ops", vals)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	var kinds []string
+	for _, m := range ms {
+		if m.kind == "Deployment" || m.kind == "StatefulSet" || m.kind == "Service" {
+			kinds = append(kinds, m.kind+" "+m.name)
+		}
+	}
+	want := []string{"Deployment vectorheal-replica", "Service vectorheal", "Service vectorheal-metrics",
+		"Service vectorheal-shards", "StatefulSet vectorheal"}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("rendered workloads and services:\n%v\nwant\n%v", kinds, want)
+	}
+	var cm struct {
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(only(t, ms, "ConfigMap", "vectorheal-config").data, &cm); err != nil {
+		t.Fatal(err)
+	}
+	sts := only(t, ms, "StatefulSet", "vectorheal")
+	if r := mapAt(sts.doc, "spec")["replicas"]; r != 3 {
+		t.Errorf("StatefulSet replicas %v, want shards 3", r)
+	}
+	checkShards(t, sts.source, sts.doc, only(t, ms, "Service", "vectorheal-shards").doc, cm.Data, shardedObjects{
+		name: "vectorheal", configs: "vectorheal",
+		metrics: only(t, ms, "Service", "vectorheal-metrics").doc, monitor: only(t, ms, "ServiceMonitor", "vectorheal").doc})
+	// The receiving replicas do not measure and are not sharded.
+	rep := only(t, ms, "Deployment", "vectorheal-replica")
+	checkDeployment(t, rep.source, rep.data, cm.Data, "vectorheal")
+	if f := shardFlags(containerArgs(t, rep.doc)); f["--exporter.shard"] != "" || f["--exporter.total-shards"] != "" {
+		t.Errorf("the receiving replicas are given shard flags %v", f)
 	}
 }

@@ -26,6 +26,7 @@ WHERE c.oid = ANY($1)`
 func (e *Exporter) discover(ctx context.Context, t *target) error {
 	start := time.Now()
 	var list []catalog.Index
+	elsewhere := map[string]bool{}
 	var reader pageReader
 	cur := map[uint32]buildInfo{}
 	err := readOnly(ctx, t.Pool, e.cfg.StatisticsTimeout, func(tx pgx.Tx) error {
@@ -35,9 +36,13 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 		}
 		var oids []uint32
 		for _, ix := range all {
-			if t.Watches(ix.Schema, ix.Name) && e.ownsIndex(t, ix) {
+			switch {
+			case !t.Watches(ix.Schema, ix.Name):
+			case e.ownsIndex(t, ix):
 				list = append(list, ix)
 				oids = append(oids, ix.OID)
+			default:
+				elsewhere[ix.String()] = true
 			}
 		}
 		if reader, err = detectPageReader(ctx, tx, pageReaderSchema(e.cfg)); err != nil {
@@ -93,6 +98,7 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 	}
 	t.record(kindDiscovery, 0, start, nil)
 	t.setReader(reader)
+	t.elsewhere = elsewhere
 	seen := map[uint32]bool{}
 	for _, ix := range list {
 		seen[ix.OID] = true

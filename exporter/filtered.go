@@ -318,6 +318,12 @@ func (e *Exporter) filteredJobs(t *target, now time.Time) []func(context.Context
 		if len(q.Targets) > 0 && !containsString(q.Targets, t.Name) {
 			continue
 		}
+		if t.elsewhere[q.Schema+"."+q.Index] {
+			// Another shard measures the index and runs its queries; run here, the query would
+			// only report the index missing. An outcome from before discovery said so goes too.
+			delete(t.collectors, kindFiltered+q.Name)
+			continue
+		}
 		if t.filteredJobs == nil {
 			t.filteredJobs = map[string]*job{}
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/shard"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
@@ -76,5 +77,46 @@ func TestShardsMeasureEachIndexOnce(t *testing.T) {
 	}
 	if whole != 1 {
 		t.Errorf("%d shards publish the database's own figures (pgvector_query_calls_total), want 1", whole)
+	}
+}
+
+// TestShardsRunFilteredQueriesOfTheirIndexes: a filtered query set declared for one index is
+// run by the shard that measures the index; the other shard does not run it, so it reports no
+// failing collector for an index it was never meant to read (with three shards or more,
+// VectorhealCollectorFailing averages the shards' collector success and would fire).
+func TestShardsRunFilteredQueriesOfTheirIndexes(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	categorised(t, dsn, 3000, 4)
+	cfg := testConfig()
+	cfg.Recall.Disabled, cfg.Drift.Disabled = true, true
+	cfg.FilteredQueries = []config.FilteredQuery{byCategory("by_category")}
+	var shards []*started
+	for i := range 2 {
+		shards = append(shards, start(t, cfg, map[string]string{"main": dsn}, WithShard(shard.Shard{Index: i, Total: 2})))
+	}
+	var owner, other *started
+	deadline := time.Now().Add(time.Minute)
+	for owner == nil {
+		for i, s := range shards {
+			if _, ok := s.sample(t, "pgvector_index_size_bytes", map[string]string{"indexrelname": "items_hnsw"}); ok {
+				owner, other = s, shards[1-i]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no shard measures items_hnsw after a minute")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	q := map[string]string{"target": "main", "indexrelname": "items_hnsw", "query": "by_category"}
+	owner.waitSample(t, "pgvector_filtered_short_ratio", q, "published by the shard of the index", exists)
+	owner.waitSample(t, "vectorheal_collector_success", map[string]string{"target": "main", "collector": "filtered:by_category"}, "1", eq(1))
+	// Several of the query's intervals: the other shard would have run it by now.
+	time.Sleep(3 * time.Second)
+	if v, ok := other.sample(t, "vectorheal_collector_success", map[string]string{"target": "main", "collector": "filtered:by_category"}); ok {
+		t.Errorf("the shard that does not measure items_hnsw reports its filtered query's collector (success %v)", v)
+	}
+	if _, ok := other.sample(t, "pgvector_filtered_short_ratio", q); ok {
+		t.Error("the shard that does not measure items_hnsw publishes its filtered figures")
 	}
 }

@@ -36,6 +36,12 @@ type target struct {
 	lastErr      map[string]string // last error per check and index, for logging changes only
 	extension    *extension        // installed pgvector, last read (version.go)
 	replica      replica           // the standby's lag and where checks read (reads.go); own lock
+	// elsewhere are the watched indexes (schema.name) another shard measures, from the last
+	// discovery: their filtered queries are that shard's to run.
+	elsewhere map[string]bool
+	// requestsSeen are the check requests for the whole target this shard has acted on
+	// (requests.go); runTarget's goroutine alone uses it.
+	requestsSeen map[int64]bool
 }
 
 // index is one watched index with its latest check results.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vectorheal/vectorheal/internal/shard"
 )
 
 // Vectorheal is one `vectorheal serve` process of the stack.
@@ -21,6 +23,11 @@ type Vectorheal struct {
 	URL     string // http://127.0.0.1:PORT
 	Config  string // path of its vectorheal.yml
 	LogFile string // its output is appended there too
+	// Measures says whether it runs the background checks and is scraped.
+	Measures bool
+	// Shard is the part of the indexes it measures when Config.Shards > 1; the zero value
+	// otherwise.
+	Shard shard.Shard
 
 	bin  string
 	addr string

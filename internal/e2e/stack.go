@@ -13,11 +13,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 
+	"github.com/vectorheal/vectorheal/internal/shard"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -37,9 +40,14 @@ type Config struct {
 	// StateSchema is the state store's schema. Default "vectorheal".
 	StateSchema string
 	// Replicas is the number of vectorheal processes sharing the state store, each behind
-	// an Alertmanager of its own that Prometheus sends every alert to. Only the first one
-	// is scraped. Default 1.
+	// an Alertmanager of its own that Prometheus sends every alert to. Only the measuring
+	// ones are scraped: the first, or the first Shards. Default 1, at least Shards.
 	Replicas int
+	// Shards, when more than 1, splits the measuring as docs/operations.md describes it:
+	// replica i of the first Shards runs the background checks with --exporter.shard i and
+	// --exporter.total-shards Shards, and Prometheus scrapes every one of them. Default 1:
+	// the first replica measures every index.
+	Shards int
 	// Runbook overrides deploy/runbook.yml.
 	Runbook string
 	// AlertmanagerConfig overrides deploy/alertmanager/alertmanager.yml.
@@ -90,9 +98,10 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 	if c.StateSchema == "" {
 		c.StateSchema = "vectorheal"
 	}
-	if c.Replicas <= 0 {
-		c.Replicas = 1
+	if c.Shards <= 0 {
+		c.Shards = 1
 	}
+	c.Replicas = max(c.Replicas, c.Shards, 1)
 	if c.Runbook == "" {
 		c.Runbook = filepath.Join(c.Root, "deploy", "runbook.yml")
 	}
@@ -139,11 +148,16 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 			return nil, err
 		}
 		name := fmt.Sprintf("vectorheal-%d", i+1)
-		s.Vectorheals = append(s.Vectorheals, &Vectorheal{
-			Name: name, bin: c.Vectorheal, args: webArgs,
+		v := &Vectorheal{
+			Name: name, bin: c.Vectorheal, args: webArgs, Measures: i < c.Shards,
 			addr: fmt.Sprintf("127.0.0.1:%d", port), URL: fmt.Sprintf("http://127.0.0.1:%d", port),
 			Config: filepath.Join(c.Dir, name+".yml"), LogFile: filepath.Join(c.Dir, name+".log"),
-		})
+		}
+		if c.Shards > 1 && v.Measures {
+			v.Shard = shard.Shard{Index: i, Total: c.Shards}
+			v.args = append(slices.Clone(webArgs), "--exporter.shard", strconv.Itoa(i), "--exporter.total-shards", strconv.Itoa(c.Shards))
+		}
+		s.Vectorheals = append(s.Vectorheals, v)
 	}
 	amSrc := c.AlertmanagerConfig
 	if amSrc == "" {
@@ -161,7 +175,7 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 		s.Alertmanagers = append(s.Alertmanagers, am)
 	}
 	for i, v := range s.Vectorheals {
-		if err := s.writeVectorhealConfig(v, s.Alertmanagers[i].URL, runbookFile, i == 0); err != nil {
+		if err := s.writeVectorhealConfig(v, s.Alertmanagers[i].URL, runbookFile, v.Measures); err != nil {
 			return nil, err
 		}
 		if err := v.Start(ctx); err != nil {
@@ -178,7 +192,7 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 	return s, nil
 }
 
-// writeVectorhealConfig writes replica v's vectorheal.yml. Only the scraped replica runs the
+// writeVectorhealConfig writes replica v's vectorheal.yml. Only the scraped replicas run the
 // background checks; the others would measure the same indexes again for nobody.
 func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, exporter bool) error {
 	t := s.Config.Timing
@@ -256,11 +270,17 @@ func (s *Stack) prometheusConfig() (string, error) {
 	for _, am := range s.Alertmanagers {
 		ams = append(ams, strings.TrimPrefix(am.URL, "http://"))
 	}
+	var scraped []string
+	for _, v := range s.Vectorheals {
+		if v.Measures {
+			scraped = append(scraped, strings.TrimPrefix(v.URL, "http://"))
+		}
+	}
 	scrape := map[string]any{
 		"job_name":        "vectorheal",
 		"scrape_interval": promDuration(t.ScrapeInterval),
 		"scrape_timeout":  promDuration(t.ScrapeInterval),
-		"static_configs":  []any{map[string]any{"targets": []string{strings.TrimPrefix(s.Vectorheals[0].URL, "http://")}}},
+		"static_configs":  []any{map[string]any{"targets": scraped}},
 	}
 	if s.Config.WebUser != "" {
 		scrape["basic_auth"] = map[string]string{"username": s.Config.WebUser, "password": s.Config.WebPassword}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -343,21 +344,30 @@ func (w *Watcher) First(index, kind string, since time.Time) (Event, bool) {
 	return Event{}, false
 }
 
-// ScrapeSum fetches a /metrics page and sums every sample of the metric family name.
-func ScrapeSum(ctx context.Context, url, name string) (float64, error) {
+// Scrape fetches a /metrics page and returns its metric families by name.
+func Scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("scrape %s: %w", url, err)
+		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return 0, fmt.Errorf("parse %s: %w", url, err)
+		return nil, fmt.Errorf("parse %s: %w", url, err)
+	}
+	return fams, nil
+}
+
+// ScrapeSum fetches a /metrics page and sums every sample of the metric family name.
+func ScrapeSum(ctx context.Context, url, name string) (float64, error) {
+	fams, err := Scrape(ctx, url)
+	if err != nil {
+		return 0, err
 	}
 	var sum float64
 	if f, ok := fams[name]; ok {
@@ -375,30 +385,59 @@ func ScrapeSum(ctx context.Context, url, name string) (float64, error) {
 	return sum, nil
 }
 
-// QueryValue runs an instant PromQL query and returns the value of its single sample.
-func QueryValue(ctx context.Context, promURL, query string) (float64, error) {
+// Sample is one element of an instant vector that Prometheus answered.
+type Sample struct {
+	Labels map[string]string
+	Value  float64
+}
+
+// Query runs an instant PromQL query and returns its samples.
+func Query(ctx context.Context, promURL, query string) ([]Sample, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, promURL+"/api/v1/query?query="+url.QueryEscape(query), nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Data struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
 			Result []struct {
-				Value [2]any `json:"value"`
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
 			} `json:"result"`
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return 0, fmt.Errorf("query %s: %w", query, err)
+		return nil, fmt.Errorf("query %s: %w", query, err)
 	}
-	if len(body.Data.Result) != 1 {
-		return 0, fmt.Errorf("query %s: %d samples, want 1", query, len(body.Data.Result))
+	if body.Status != "success" {
+		return nil, fmt.Errorf("query %s: %s", query, body.Error)
 	}
-	s, _ := body.Data.Result[0].Value[1].(string)
-	return strconv.ParseFloat(s, 64)
+	out := make([]Sample, 0, len(body.Data.Result))
+	for _, r := range body.Data.Result {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: value %q: %w", query, s, err)
+		}
+		out = append(out, Sample{Labels: r.Metric, Value: v})
+	}
+	return out, nil
+}
+
+// QueryValue runs an instant PromQL query and returns the value of its single sample.
+func QueryValue(ctx context.Context, promURL, query string) (float64, error) {
+	samples, err := Query(ctx, promURL, query)
+	if err != nil {
+		return 0, err
+	}
+	if len(samples) != 1 {
+		return 0, fmt.Errorf("query %s: %d samples, want 1", query, len(samples))
+	}
+	return samples[0].Value, nil
 }

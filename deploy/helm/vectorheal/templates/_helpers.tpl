@@ -32,7 +32,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- .Values.runbook.existingConfigMap | default (printf "%s-runbook" (include "vectorheal.fullname" .)) -}}
 {{- end -}}
 
-{{/* The pod of either Deployment; .component is exporter or replica. */}}
+{{/* The pod of the Deployments and the StatefulSet; .component is exporter or replica, .shards
+     the shard count of an exporter that is one of several shards (its StatefulSet's replicas). */}}
 {{- define "vectorheal.pod" -}}
 {{- $root := .root -}}
 metadata:
@@ -57,7 +58,12 @@ spec:
     - name: vectorheal
       image: {{ include "vectorheal.image" $root }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      {{- if gt (int (.shards | default 1)) 1 }}
+      # The shard is the pod's ordinal (<name>-0, <name>-1, ...), one of the StatefulSet's replicas.
+      args: ["serve", "--exporter.shard=auto", "--exporter.total-shards={{ .shards }}", "--config.file", "/etc/vectorheal/config/{{ .configKey }}"]
+      {{- else }}
       args: ["serve", "--config.file", "/etc/vectorheal/config/{{ .configKey }}"]
+      {{- end }}
       ports:
         - {name: http, containerPort: 9877, protocol: TCP}
       env:
