@@ -83,7 +83,7 @@ func (e *Exporter) collectTarget(ch chan<- prometheus.Metric, t *target) {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e.emitTarget(emitter{ch: ch, d: e.d}, t, up, stats, ext, time.Now())
+	e.emitTarget(emitter{ch: ch, d: e.d, detail: e.cfg.DetailSeries}, t, up, stats, ext, time.Now())
 }
 
 // emitTarget sends everything known of one target: the self-metrics, and when it is up the
@@ -167,7 +167,8 @@ func (st *index) readings(is *indexStats, now time.Time) *readings {
 	return r
 }
 
-// index sends every figure of figureTable known for one index.
+// index sends every figure of figureTable known for one index, as far as the figure publishes
+// it (figure.byDefault).
 func (m emitter) index(targetName string, r *readings) {
 	ix := r.ix
 	l := []string{targetName, ix.Datname, ix.Schema, ix.Table, ix.Name}
@@ -189,6 +190,9 @@ func (m emitter) index(targetName string, r *readings) {
 			if math.IsNaN(s.v) {
 				continue // known to be unknowable here, see figure.values
 			}
+			if !f.publishes(r, s, m.detail) {
+				continue
+			}
 			m.ch <- prometheus.MustNewConstMetric(m.d.get(f.name), vt, s.v, append(slices.Clone(l), s.labels...)...)
 		}
 	}
@@ -198,6 +202,8 @@ func (m emitter) index(targetName string, r *readings) {
 type emitter struct {
 	ch chan<- prometheus.Metric
 	d  descs
+	// detail publishes every sample of every figure (exporter.detail_series).
+	detail bool
 }
 
 func (m emitter) gauge(name string, v float64, labels ...string) {

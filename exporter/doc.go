@@ -32,10 +32,12 @@ Every figure below carries the index labels, then the labels listed. **Measurer*
 runbook validation or a strategy's ` + "`figures`" + ` parameter uses to re-measure the figure on the spot
 (` + "`vectorheal runbook validate`" + ` accepts only these); figures that need the exporter's history cannot
 be re-measured. **Value** is exact, or estimated when it rests on a sample or on PostgreSQL's
-statistics estimates.
+statistics estimates. **Default** says what ` + "`/metrics`" + ` publishes of the figure without
+` + "`exporter.detail_series`" + ` (see [Series per index](#series-per-index)); with it, every figure is
+published whenever it is known.
 
-| Metric | Type | Unit | Index | Labels | Measurer | Value | Help |
-|---|---|---|---|---|---|---|---|
+| Metric | Type | Unit | Index | Labels | Measurer | Value | Default | Help |
+|---|---|---|---|---|---|---|---|---|
 `)
 	figs := map[string]bool{}
 	for _, f := range figureTable() {
@@ -68,40 +70,61 @@ statistics estimates.
 	fmt.Fprintf(&b, `
 ## Series per index
 
-With the default configuration a healthy index, once every check ran, publishes:
+With the default configuration a healthy index, once every check ran, publishes (counted in
+the text format, where each classic bucket of a histogram is a series):
 
-- **HNSW**: %d series plus %d per graph layer (a million elements at m = 16 have about 5 layers),
-  plus the probe latency;
-- **IVFFlat**: %d series plus the probe latency;
-- **probe latency**: %d series with the default classic buckets (%d bounds, +Inf, `+"`_sum`"+`,
-  `+"`_count`"+`). The histogram also carries native buckets: a Prometheus that scrapes native
-  histograms (the `+"`native-histograms`"+` feature of 2.40 and later, a scrape setting in newer 3.x
-  releases) stores it as one series and drops the classic buckets unless told to keep them
-  (`+"`scrape_classic_histograms`"+`, `+"`always_scrape_classic_histograms`"+` in 3.x). `+"`exporter.recall.latency_buckets: []`"+`
-  publishes no classic buckets (3 series in the text format: +Inf, `+"`_sum`"+`, `+"`_count`"+`); the
-  recording rule `+"`index:pgvector_probe_latency_seconds:p99_15m`"+` reads the classic buckets;
+- **HNSW**: %d series plus the probe latency, %d in all, whatever its number of graph layers;
+- **IVFFlat**: %d series plus the probe latency, %d in all;
+- **probe latency**: %d series in the text format (`+"`_bucket{le=\"+Inf\"}`"+`, `+"`_sum`"+`, `+"`_count`"+`). The
+  histogram carries native buckets and, by default, no classic bucket: a Prometheus that scrapes
+  native histograms (the `+"`native-histograms`"+` feature of 2.40 and later, a scrape setting in newer
+  3.x releases) stores it as one series, and the recording rules read its native buckets. For a
+  Prometheus that does not, `+"`exporter.recall.latency_buckets: [0.001, 0.01, 0.1, 1]`"+` is the small
+  classic set (%d more series per index) from which `+"`index:pgvector_probe_latency_seconds:p99_15m`"+`
+  is computed; the mean latency and its anomaly alert need no bucket;
 - **filtered queries**: %d series per query set declared for the index in
   `+"`exporter.filtered_queries`"+` (label `+"`query`"+`; none by default), whatever its number of samples;
 - **the index of a partition**: %d more, `+"`pgvector_index_partition_info`"+`; a partitioned table's
-  parent index publishes only its catalog figures (`+"`pgvector_index_info`"+`, `+"`pgvector_index_valid`"+`,
-  `+"`pgvector_index_size_bytes`"+` 0).
+  parent index publishes only its catalog figures (`+"`pgvector_index_info`"+`, `+"`pgvector_index_size_bytes`"+` 0).
+
+What a healthy index does not publish by default (column **Default** above) is still measured:
+`+"`vectorheal check`"+`, the Measurer of repairs and runbook validations read every figure. Left out are
+the per-layer series, scan diagnostics, the baselines only the Measurer reads, and statistics no
+rule reads; `+"`pgvector_hnsw_unreachable_elements`"+` is
+`+"`pgvector_hnsw_elements{state=\"live\"} * (1 - pgvector_hnsw_connectivity_ratio)`"+`, which the rules
+and dashboards compute; `+"`pgvector_index_valid`"+` and `+"`pgvector_probe_index_used`"+` are published when
+0 (an index is valid unless it says otherwise, and `+"`pgvector_recall_ratio`"+` is published exactly
+when the probe used the index); elements being deleted or deleted appear when there are some.
+
+`+"`exporter.detail_series: true`"+` publishes every series, as before it was bounded: an HNSW index
+then publishes %d series plus %d per graph layer (a million elements at m = 16 have about 5
+layers), an IVFFlat index %d, each plus the probe latency, which with
+`+"`exporter.recall.latency_buckets`"+` unset gets %d classic buckets (0.5ms to 5s; %d series in the
+text format).
 
 Structural fault kinds appear only once a scan of the current build found them (and then stay,
 at 0 when a later scan finds none, until the index is rebuilt), so a healthy index has none.
 Figures of a check that has not run or failed, build and vacuum progress outside a build or
 vacuum, and vacuum and analyze ages of a table never vacuumed or analyzed are absent.
-`, c.hnswBase, c.perLayer, c.ivfflat, c.latency, c.latency-3, c.perFiltered, c.partition)
+`, c.hnsw, c.hnsw+c.latency, c.ivfflat, c.ivfflat+c.latency, c.latency, len(config.SmallLatencyBuckets()),
+		c.perFiltered, c.partition, c.detailHNSW, c.detailPerLayer, c.detailIVFFlat,
+		len(config.DetailLatencyBuckets()), len(config.DetailLatencyBuckets())+3)
 	b.WriteString(definitions)
 	b.WriteString(layouts)
 	return b.Bytes()
 }
 
-// seriesCounts are the series a healthy index publishes by default, as docs/metrics.md
-// states them; TestSeriesPerHealthyIndex holds the exporter to them.
-type seriesCounts struct{ hnswBase, perLayer, ivfflat, latency, perFiltered, partition int }
+// seriesCounts are the series a healthy index publishes, by default and with
+// exporter.detail_series, as docs/metrics.md states them; TestSeriesPerHealthyIndex holds the
+// exporter to them, and TestSeriesPerIndexOnPostgres measures them on real indexes.
+type seriesCounts struct {
+	hnsw, ivfflat, latency                    int // by default; latency in the text format
+	detailHNSW, detailPerLayer, detailIVFFlat int // with exporter.detail_series, without latency
+	perFiltered, partition                    int
+}
 
 func seriesPerIndex() seriesCounts {
-	return seriesCounts{hnswBase: 35, perLayer: 2, ivfflat: 28, latency: len(config.DefaultLatencyBuckets()) + 3,
+	return seriesCounts{hnsw: 22, ivfflat: 17, latency: 3, detailHNSW: 35, detailPerLayer: 2, detailIVFFlat: 28,
 		perFiltered: len(filteredFigures()), partition: 1}
 }
 
@@ -132,8 +155,12 @@ func writeFigureRow(b *bytes.Buffer, f figure) {
 	if f.typ == counterType && strings.HasSuffix(f.name, "_seconds_total") {
 		unit = "seconds"
 	}
-	fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s | %s | %s |\n", f.name, f.typ, unit, methods, code(f.labels), measured, value,
-		strings.ReplaceAll(f.help, "|", `\|`))
+	published := "yes"
+	if f.byDefault != nil {
+		published = f.byDefault.when
+	}
+	fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s | %s | %s | %s | %s |\n", f.name, f.typ, unit, methods, code(f.labels), measured, value,
+		published, strings.ReplaceAll(f.help, "|", `\|`))
 }
 
 func writeRow(b *bytes.Buffer, m metricdoc.Metric) {
@@ -307,9 +334,11 @@ const definitions = `
   exact while no VACUUM ran since the reset (measured: 1,000 deletes, 500 HOT and 200 non-HOT
   updates, 208 HOT versions pruned — ` + "`n_dead_tup`" + ` 1,492, estimate 1,200, exact 1,200), and otherwise
   an over-count by at most the HOT versions not yet pruned; a table only ever HOT-updated gives
-  0, however many dead versions it holds. It is published for every index, also where the exact count
-  (` + "`pgvector_hnsw_heap_tids{state=\"dead\"}`" + `) exists, so the two can be compared; the rules use the
-  exact count where it is published and the estimate otherwise. It is the table's figure, not
+  0, however many dead versions it holds. The rules use the exact count
+  (` + "`pgvector_hnsw_heap_tids{state=\"dead\"}`" + `) where it is published and the estimate otherwise, so by
+  default the estimate is published for the HNSW indexes without the exact count; with
+  ` + "`exporter.detail_series`" + ` it is published for every index, also where the exact count exists, so
+  the two can be compared. It is the table's figure, not
   the index's: a partial index holds entries only for the rows its predicate selects, and an
   index rebuilt since the rows died holds none of them, yet the estimate counts them until the
   table's next VACUUM (which then has little to do in that index).

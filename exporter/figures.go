@@ -57,6 +57,43 @@ type figure struct {
 	values func(r *readings) []sample
 	// hist returns the observations of a histogram figure (typ histogram; values is nil).
 	hist func(r *readings) *histogram
+	// byDefault, when set, is what /metrics publishes of the figure without
+	// exporter.detail_series; nil publishes every sample. A healthy index must cost a bounded
+	// number of series (docs/metrics.md, "Series per index"), so a sample no rule, dashboard
+	// or repair needs by default is left out; it is still measured, and the Measurer and
+	// vectorheal check read it.
+	byDefault *publication
+}
+
+// publication says which samples of a figure /metrics publishes by default.
+type publication struct {
+	// when says it for docs/metrics.md.
+	when string
+	// keep reports whether sample s of the index of r is published.
+	keep func(r *readings, s sample) bool
+}
+
+// detailOnly publishes the figure only with exporter.detail_series: per-layer series, scan
+// diagnostics, baselines kept for the Measurer, statistics for troubleshooting.
+func detailOnly() *publication {
+	return &publication{when: "with `exporter.detail_series`", keep: func(*readings, sample) bool { return false }}
+}
+
+// onlyFor publishes the figure by default for indexes of method, whose rules read it.
+func onlyFor(method string) *publication {
+	return &publication{when: method + " only", keep: func(r *readings, _ sample) bool { return r.ix.Method == method }}
+}
+
+// atFault publishes a 0-or-1 flag by default only at fault (0): the healthy value is implied
+// by another series (see where it is used), and a flag of 1 on every healthy index would be a
+// series that says nothing.
+func atFault(implied string) *publication {
+	return &publication{when: "when 0 (" + implied + ")", keep: func(_ *readings, s sample) bool { return s.v == 0 }}
+}
+
+// publishes reports whether /metrics publishes sample s of the figure for the index of r.
+func (f figure) publishes(r *readings, s sample, detail bool) bool {
+	return detail || f.byDefault == nil || f.byDefault.keep(r, s)
 }
 
 // metricType is how a figure is exposed.
@@ -213,6 +250,11 @@ func exactHeap(r *hnsw.Report, n int64) float64 {
 	return float64(n)
 }
 
+// exactDeadTIDs reports whether the index's exact count of dead heap TIDs is known.
+func exactDeadTIDs(r *readings) bool {
+	return r.structure != nil && r.structure.hnsw != nil && r.structure.hnsw.HeapTIDsExact
+}
+
 // deadEntriesEstimate estimates the entries of an index that point at dead rows of its table.
 // A delete and an update that is not HOT leave, in every index of the table, an entry
 // pointing at the dead row version until VACUUM removes it (pruning a page keeps the line
@@ -321,13 +363,19 @@ func indexFigures() []figure {
 				return one(float64(r.ix.SizeBytes)) // as discovery saw it
 			}},
 		{name: "pgvector_index_valid", typ: g, source: fromCatalog, measured: []string{""},
-			help:   "Whether the index is valid (1) or INVALID (0), e.g. a leftover of a failed REINDEX CONCURRENTLY.",
-			values: func(r *readings) []sample { return one(b2f(r.ix.Valid)) }},
+			help:      "Whether the index is valid (1) or INVALID (0), e.g. a leftover of a failed REINDEX CONCURRENTLY.",
+			byDefault: atFault("a listed index without it is valid"),
+			values:    func(r *readings) []sample { return one(b2f(r.ix.Valid)) }},
 
 		// HNSW structure, from the pages.
 		{name: "pgvector_hnsw_elements", typ: g, labels: []string{"state"}, methods: hnswOnly, source: fromStructure,
 			measured: []string{"live", "being_deleted", "deleted"},
 			help:     "HNSW graph elements by state: live (has a heap TID), being_deleted (no heap TID, not yet marked deleted), deleted (marked deleted, slot reusable).",
+			// Deleted elements are what fragmentation and dead heap TIDs already measure: a
+			// healthy graph has none, so their states cost a series only once there are some.
+			byDefault: &publication{when: "live; the other states when not 0", keep: func(_ *readings, s sample) bool {
+				return s.labels[0] == "live" || s.v != 0
+			}},
 			values: withHNSW(func(h *hnsw.Report) []sample {
 				return byLabel([]string{"live", "being_deleted", "deleted"}, float64(h.ElementsLive), float64(h.ElementsBeingDeleted), float64(h.ElementsDeleted))
 			})},
@@ -341,10 +389,14 @@ func indexFigures() []figure {
 		{name: "pgvector_hnsw_layer_elements", typ: g, labels: []string{"layer"}, methods: hnswOnly, source: fromStructure,
 			unmeasured: "per layer, for dashboards; layer 0 is pgvector_hnsw_elements:live",
 			help:       "Live HNSW elements present on each layer (level >= layer; every element is on layer 0).",
+			byDefault:  detailOnly(),
 			values:     withHNSW(func(h *hnsw.Report) []sample { return perLayer(h.LayerElements) })},
 		{name: "pgvector_hnsw_unreachable_elements", typ: g, methods: hnswOnly, source: fromStructure, measured: []string{""},
-			help:   "Live HNSW elements not reachable from the entry point by following neighbour lists.",
-			values: withHNSW(func(h *hnsw.Report) []sample { return one(float64(h.Unreachable)) })},
+			help: "Live HNSW elements not reachable from the entry point by following neighbour lists.",
+			// pgvector_hnsw_elements{state="live"} * (1 - pgvector_hnsw_connectivity_ratio) is
+			// the same number (the ratio is defined from it), which the rules use.
+			byDefault: detailOnly(),
+			values:    withHNSW(func(h *hnsw.Report) []sample { return one(float64(h.Unreachable)) })},
 		{name: "pgvector_hnsw_connectivity_ratio", typ: g, unit: "ratio", methods: hnswOnly, source: fromStructure, measured: []string{""},
 			help:   "Share of live HNSW elements reachable from the entry point (1 = fully connected).",
 			values: withHNSW(func(h *hnsw.Report) []sample { return one(h.ConnectivityRatio) })},
@@ -352,11 +404,13 @@ func indexFigures() []figure {
 			help:   "Live HNSW elements that no live element lists as a neighbour (no live in-neighbour).",
 			values: withHNSW(func(h *hnsw.Report) []sample { return one(float64(h.Orphans)) })},
 		{name: "pgvector_hnsw_entry_point_quality_ratio", typ: g, unit: "ratio", methods: hnswOnly, source: fromStructure, measured: []string{""},
-			help:   "Quality of the HNSW entry point from 0 to 1: 0 when missing, not live or without usable neighbours; 1 for a live entry point on the top layer with full neighbour lists (see docs/metrics.md).",
-			values: withHNSW(func(h *hnsw.Report) []sample { return one(h.EntryPointQuality) })},
+			help:      "Quality of the HNSW entry point from 0 to 1: 0 when missing, not live or without usable neighbours; 1 for a live entry point on the top layer with full neighbour lists (see docs/metrics.md).",
+			byDefault: detailOnly(),
+			values:    withHNSW(func(h *hnsw.Report) []sample { return one(h.EntryPointQuality) })},
 		{name: "pgvector_hnsw_neighbor_fill_ratio", typ: g, unit: "ratio", labels: []string{"layer"}, methods: hnswOnly, source: fromStructure,
 			unmeasured: "per layer, for dashboards",
 			help:       "Share of neighbour slots holding a valid TID, per layer, over live HNSW elements.",
+			byDefault:  detailOnly(),
 			values:     withHNSW(func(h *hnsw.Report) []sample { return perLayer(h.NeighborFill) })},
 		{name: "pgvector_index_fragmentation_ratio", typ: g, unit: "ratio", methods: hnswOnly, source: fromStructure, measured: []string{""},
 			help:   "Share of the HNSW element and neighbour tuple space no live row needs: deleted and being-deleted elements, and the dead heap TIDs' share of live ones.",
@@ -365,10 +419,12 @@ func indexFigures() []figure {
 			help:   "Structural faults found in the last page scan, by kind (e.g. bad_page, version_mismatch, dangling_neighbor). A kind appears once a scan of the current build found it; a healthy index has none.",
 			values: structuralFaults},
 		{name: "pgvector_index_structural_faults_unconfirmed", typ: g, source: fromStructure, measured: []string{""},
-			help:   "Faults the last page scan saw only on pages written while it ran and that reading those pages again did not confirm: states a concurrent write passes through. Never counted in pgvector_index_structural_faults; a busy healthy index may show a few.",
-			values: ofScan(func(h *hnsw.Report) int64 { return h.Unconfirmed }, func(v *ivfflat.Report) int64 { return v.Unconfirmed })},
+			help:      "Faults the last page scan saw only on pages written while it ran and that reading those pages again did not confirm: states a concurrent write passes through. Never counted in pgvector_index_structural_faults; a busy healthy index may show a few.",
+			byDefault: detailOnly(),
+			values:    ofScan(func(h *hnsw.Report) int64 { return h.Unconfirmed }, func(v *ivfflat.Report) int64 { return v.Unconfirmed })},
 		{name: "pgvector_index_scan_pages_changed", typ: g, source: fromStructure,
 			unmeasured: "describes the last scan, not the index",
+			byDefault:  detailOnly(),
 			help:       "Pages of the index written while the last page scan ran (their LSN passed the WAL position read before the scan). Figures read from pages are of one state of the index except on these (docs/metrics.md).",
 			values:     ofScan(func(h *hnsw.Report) int64 { return h.PagesChanged }, func(v *ivfflat.Report) int64 { return v.PagesChanged })},
 		{name: "pgvector_hnsw_duplicate_neighbor_elements", typ: g, methods: hnswOnly, source: fromStructure, measured: []string{""},
@@ -389,8 +445,9 @@ func indexFigures() []figure {
 			help:   "IVFFlat lists holding no entry.",
 			values: withIVF(func(s *structure) []sample { return one(float64(s.ivf.EmptyLists)) })},
 		{name: "pgvector_ivfflat_centroid_quality_ratio", typ: g, unit: "ratio", methods: ivfflatOnly, source: fromStructure, estimated: true, measured: []string{""},
-			help:   "On a bounded sample of entries, mean distance to their own center over mean distance to the nearest other center (lower is better; near 1 means centers do not separate the data; absent with fewer than two centers).",
-			values: withIVF(func(s *structure) []sample { return one(s.ivf.CentroidQuality) })},
+			help:      "On a bounded sample of entries, mean distance to their own center over mean distance to the nearest other center (lower is better; near 1 means centers do not separate the data; absent with fewer than two centers).",
+			byDefault: detailOnly(),
+			values:    withIVF(func(s *structure) []sample { return one(s.ivf.CentroidQuality) })},
 
 		// Training staleness.
 		{name: "pgvector_index_training_staleness_seconds", typ: g, unit: "seconds", source: fromHistory, estimated: true,
@@ -405,6 +462,9 @@ func indexFigures() []figure {
 		{name: "pgvector_index_rows_changed_since_build_ratio", typ: g, unit: "ratio", source: fromHistory, estimated: true,
 			unmeasured: "needs the build tracked over time",
 			help:       "Rows inserted, updated or deleted in the table since the build, over the index's rows at build.",
+			// IVFFlat's centers are trained on the rows at build (PgvectorIVFFlatTrainingStale);
+			// HNSW has no training, and its drift score says what changed.
+			byDefault: onlyFor("ivfflat"),
 			values: func(r *readings) []sample {
 				b, is := r.build, r.stats
 				if b == nil || is == nil || is.writes < float64(b.writesAtBuild) {
@@ -419,6 +479,9 @@ func indexFigures() []figure {
 		{name: "pgvector_index_as_built_timestamp_seconds", typ: g, unit: "seconds", labels: []string{"basis"}, source: fromHistory,
 			unmeasured: "a record kept by the exporter",
 			help:       "Unix time the as-built baseline of the index's current build was recorded; basis is build (no deleted element or dead heap TID since the build) or first_seen (first measured after churn).",
+			// Its basis tells the HNSW rules whether a baseline is a build's own
+			// (PgvectorHNSWBornPoorlyConnected); no IVFFlat rule reads it.
+			byDefault: onlyFor("hnsw"),
 			values: withAsBuilt("", func(a *asBuilt) []sample {
 				return []sample{{labels: []string{a.Basis}, v: float64(a.At.UnixNano()) / 1e9}}
 			})},
@@ -432,10 +495,12 @@ func indexFigures() []figure {
 			values:     withAsBuilt(asBuiltOrphanRatio, nil)},
 		{name: "pgvector_ivfflat_as_built_list_size_cv", typ: g, unit: "ratio", methods: ivfflatOnly, source: fromHistory,
 			unmeasured: "a baseline; the Measurer's AsBuilt reads it for pgvector_ivfflat_list_size_cv",
+			byDefault:  detailOnly(),
 			help:       "Coefficient of variation of the IVFFlat list sizes when the current build was first measured: the balance k-means left, against which later skew is judged.",
 			values:     withAsBuilt(asBuiltListCV, nil)},
 		{name: "pgvector_recall_as_built_ratio", typ: g, unit: "ratio", labels: []string{"k"}, source: fromHistory, estimated: true,
 			unmeasured: "a baseline; the Measurer's AsBuilt reads it for pgvector_recall_ratio",
+			byDefault:  detailOnly(),
 			help:       "Recall@k first measured on the current build, at the search settings a new session gets.",
 			values: withAsBuilt(asBuiltRecall, func(a *asBuilt) []sample {
 				return []sample{{labels: []string{strconv.Itoa(int(a.Figures[asBuiltRecallK]))}, v: a.Figures[asBuiltRecall]}}
@@ -454,8 +519,9 @@ func indexFigures() []figure {
 			help: "Duration of the probe's top-k searches through the index (classic buckets as configured, and native buckets for Prometheus with native histograms). Re-measured as the mean of one probe's searches.",
 			hist: func(r *readings) *histogram { return r.latency }},
 		{name: "pgvector_probe_index_used", typ: g, source: fromProbe, measured: []string{""},
-			help:   "Whether the planner uses the index for a top-k search (1) or not (0), from EXPLAIN of the probe query.",
-			values: withRecall(func(p *recallResult) []sample { return one(b2f(p.indexUsed)) })},
+			help:      "Whether the planner uses the index for a top-k search (1) or not (0), from EXPLAIN of the probe query.",
+			byDefault: atFault("pgvector_recall_ratio is published exactly when it is 1"),
+			values:    withRecall(func(p *recallResult) []sample { return one(b2f(p.indexUsed)) })},
 		{name: "pgvector_probe_errors_total", typ: c, source: fromHistory,
 			unmeasured: "a count kept by the exporter",
 			help:       "Recall probes that failed.",
@@ -477,8 +543,9 @@ func indexFigures() []figure {
 			help:   "Index scans started on the index (pg_stat_user_indexes.idx_scan).",
 			values: withStats(func(s *indexStats) []sample { return one(s.scans) })},
 		{name: "pgvector_index_tuples_read_total", typ: c, source: fromStats, measured: []string{""},
-			help:   "Index entries returned by scans of the index (pg_stat_user_indexes.idx_tup_read).",
-			values: withStats(func(s *indexStats) []sample { return one(s.tupRead) })},
+			help:      "Index entries returned by scans of the index (pg_stat_user_indexes.idx_tup_read).",
+			byDefault: detailOnly(),
+			values:    withStats(func(s *indexStats) []sample { return one(s.tupRead) })},
 		{name: "pgvector_index_blocks_hit_total", typ: c, source: fromStats, measured: []string{""},
 			help:   "Index blocks found in shared buffers (pg_statio_user_indexes.idx_blks_hit).",
 			values: withStats(func(s *indexStats) []sample { return one(s.blksHit) })},
@@ -492,14 +559,20 @@ func indexFigures() []figure {
 			help:   "Estimated live rows of the indexed table (pg_stat_user_tables.n_live_tup).",
 			values: withStats(func(s *indexStats) []sample { return one(s.liveTup) })},
 		{name: "pgvector_index_dead_entries_estimated", typ: g, source: fromStats, estimated: true, measured: []string{""},
-			help:   "Estimated index entries pointing at dead rows, waiting for VACUUM, from the statistics views: the table's dead rows (n_dead_tup), at most its deletes and non-HOT updates (n_tup_del + n_tup_upd - n_tup_hot_upd), as HOT updates leave no index entry. Needs no page access, so managed PostgreSQL gets it; pgvector_hnsw_heap_tids{state=\"dead\"} is the exact count where pages and heap can be read.",
+			help: "Estimated index entries pointing at dead rows, waiting for VACUUM, from the statistics views: the table's dead rows (n_dead_tup), at most its deletes and non-HOT updates (n_tup_del + n_tup_upd - n_tup_hot_upd), as HOT updates leave no index entry. Needs no page access, so managed PostgreSQL gets it; pgvector_hnsw_heap_tids{state=\"dead\"} is the exact count where pages and heap can be read.",
+			// The rules read it for an HNSW index whose exact count is not published; where
+			// it is, and for IVFFlat (no rule counts its dead entries), it is a detail.
+			byDefault: &publication{when: "hnsw without an exact `pgvector_hnsw_heap_tids{state=\"dead\"}`", keep: func(r *readings, _ sample) bool {
+				return r.ix.Method == "hnsw" && !exactDeadTIDs(r)
+			}},
 			values: withStats(func(s *indexStats) []sample { return one(deadEntriesEstimate(s)) })},
 		{name: "pgvector_table_last_vacuum_age_seconds", typ: g, unit: "seconds", source: fromStats, measured: []string{""},
 			help:   "Seconds since the indexed table was last vacuumed, manually or by autovacuum (absent when never).",
 			values: withStats(func(s *indexStats) []sample { return optional(s.vacuumAge) })},
 		{name: "pgvector_table_last_analyze_age_seconds", typ: g, unit: "seconds", source: fromStats, measured: []string{""},
-			help:   "Seconds since the indexed table was last analyzed, manually or by autovacuum (absent when never).",
-			values: withStats(func(s *indexStats) []sample { return optional(s.analyzeAge) })},
+			help:      "Seconds since the indexed table was last analyzed, manually or by autovacuum (absent when never).",
+			byDefault: detailOnly(),
+			values:    withStats(func(s *indexStats) []sample { return optional(s.analyzeAge) })},
 		{name: "pgvector_index_build_progress_ratio", typ: g, unit: "ratio", source: fromStats, measured: []string{""},
 			help:   "Progress of a running CREATE INDEX / REINDEX of the index (blocks or tuples done over total; present only while one runs).",
 			values: withStats(func(s *indexStats) []sample { return optional(s.buildProgress) })},

@@ -31,6 +31,8 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 // fixture is a target with one healthy HNSW and one healthy IVFFlat index whose structure is
 // analysed from real stored pages (the fuzz seeds), with fixed probe results, statistics and
 // build tracking: everything a scrape would publish after every check ran once, no database.
+// newFixture publishes what the default configuration does, newDetailFixture what
+// exporter.detail_series does.
 type fixture struct {
 	e     *Exporter
 	t     *target
@@ -48,6 +50,16 @@ func (noDeadTIDs) DeadTIDs(context.Context, []hnsw.TID) (int64, error) { return 
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return fixtureOf(t, config.Exporter{Recall: config.RecallCheck{K: 10, LatencyBuckets: []float64{}}})
+}
+
+func newDetailFixture(t *testing.T) *fixture {
+	t.Helper()
+	return fixtureOf(t, config.Exporter{DetailSeries: true, Recall: config.RecallCheck{K: 10, LatencyBuckets: config.DetailLatencyBuckets()}})
+}
+
+func fixtureOf(t *testing.T, cfg config.Exporter) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	hnswPages := pagescantest.ReadSeed(t, "hnsw", "FuzzHNSWPages", "fresh")
 	hrep, err := hnsw.Analyze(ctx, pagescan.SplitPages(hnswPages), hnsw.Options{Heap: noDeadTIDs{}})
@@ -59,7 +71,6 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Exporter{Recall: config.RecallCheck{K: 10, LatencyBuckets: config.DefaultLatencyBuckets()}}
 	e := &Exporter{cfg: cfg, d: newDescs()}
 	tg := &target{Target: &targets.Target{Target: config.Target{Name: "prod"}}, indexes: map[uint32]*index{},
 		collectors: map[string]*collectorStat{}, reader: rawPages(), readerSeen: true}
@@ -120,7 +131,7 @@ func (c fixtureCollector) Describe(ch chan<- *prometheus.Desc) { c.e.Describe(ch
 func (c fixtureCollector) Collect(ch chan<- prometheus.Metric) {
 	c.t.mu.Lock()
 	defer c.t.mu.Unlock()
-	c.e.emitTarget(emitter{ch: ch, d: c.e.d}, c.t, true, c.stats, nil, c.now)
+	c.e.emitTarget(emitter{ch: ch, d: c.e.d, detail: c.e.cfg.DetailSeries}, c.t, true, c.stats, nil, c.now)
 }
 
 func (f *fixture) gather(t *testing.T) []*dto.MetricFamily {
@@ -222,15 +233,14 @@ func seriesOf(fams []*dto.MetricFamily) map[string]int {
 }
 
 // TestSeriesPerHealthyIndex holds a healthy index's series to the numbers docs/metrics.md
-// states (seriesPerIndex).
+// states (seriesPerIndex), by default and with exporter.detail_series.
 func TestSeriesPerHealthyIndex(t *testing.T) {
+	want := seriesPerIndex()
 	f := newFixture(t)
 	got := seriesOf(f.gather(t))
-	layers := len(f.t.indexes[16401].structure.hnsw.LayerElements)
-	want := seriesPerIndex()
 	filtered := want.perFiltered * len(f.t.indexes[16401].filtered)
-	if n := want.hnswBase + want.perLayer*layers + want.latency + filtered; got["items_embedding_hnsw"] != n {
-		t.Errorf("healthy HNSW index with %d layers: %d series, docs/metrics.md says %d", layers, got["items_embedding_hnsw"], n)
+	if n := want.hnsw + want.latency + filtered; got["items_embedding_hnsw"] != n {
+		t.Errorf("healthy HNSW index: %d series, docs/metrics.md says %d", got["items_embedding_hnsw"], n)
 	}
 	if n := want.ivfflat + want.latency; got["docs_embedding_ivfflat"] != n {
 		t.Errorf("healthy IVFFlat index: %d series, docs/metrics.md says %d", got["docs_embedding_ivfflat"], n)
@@ -238,20 +248,34 @@ func TestSeriesPerHealthyIndex(t *testing.T) {
 	if n := want.ivfflat + want.latency + want.partition; got["events_2024_embedding_idx"] != n {
 		t.Errorf("healthy IVFFlat index of a partition: %d series, docs/metrics.md says %d", got["events_2024_embedding_idx"], n)
 	}
-	// Without classic buckets the latency is _sum, _count and +Inf in the text format.
-	f.t.indexes[16402].latency = newHistogram(nil)
-	for _, l := range f.t.indexes[16402].recall.latencies {
-		f.t.indexes[16402].latency.observe(l)
+	if got["items_embedding_hnsw"]-filtered > 25 || got["docs_embedding_ivfflat"] > 20 {
+		t.Errorf("healthy HNSW %d and IVFFlat %d series, over the bound of 25 and 20", got["items_embedding_hnsw"]-filtered, got["docs_embedding_ivfflat"])
 	}
-	if n := seriesOf(f.gather(t))["docs_embedding_ivfflat"]; n != want.ivfflat+3 {
-		t.Errorf("IVFFlat without classic latency buckets: %d series, want %d", n, want.ivfflat+3)
+
+	d := newDetailFixture(t)
+	got = seriesOf(d.gather(t))
+	layers := len(d.t.indexes[16401].structure.hnsw.LayerElements)
+	latency := len(config.DetailLatencyBuckets()) + 3
+	if n := want.detailHNSW + want.detailPerLayer*layers + latency + filtered; got["items_embedding_hnsw"] != n {
+		t.Errorf("detail: healthy HNSW index with %d layers: %d series, docs/metrics.md says %d", layers, got["items_embedding_hnsw"], n)
+	}
+	if n := want.detailIVFFlat + latency; got["docs_embedding_ivfflat"] != n {
+		t.Errorf("detail: healthy IVFFlat index: %d series, docs/metrics.md says %d", got["docs_embedding_ivfflat"], n)
+	}
+	// Without classic buckets the latency is _sum, _count and +Inf in the text format.
+	d.t.indexes[16402].latency = newHistogram(nil)
+	for _, l := range d.t.indexes[16402].recall.latencies {
+		d.t.indexes[16402].latency.observe(l)
+	}
+	if n := seriesOf(d.gather(t))["docs_embedding_ivfflat"]; n != want.detailIVFFlat+3 {
+		t.Errorf("detail: IVFFlat without classic latency buckets: %d series, want %d", n, want.detailIVFFlat+3)
 	}
 }
 
 // TestEveryFigureIsMeasuredOrSaysWhyNot: a figure published on /metrics is either known to
 // the Measurer, under each label value it names, or says why it cannot be re-measured.
 func TestEveryFigureIsMeasuredOrSaysWhyNot(t *testing.T) {
-	f := newFixture(t)
+	f := newDetailFixture(t)
 	published := map[string]map[string]bool{} // metric -> label values seen (of a one-label figure)
 	for _, mf := range f.gather(t) {
 		for _, m := range mf.GetMetric() {
@@ -320,7 +344,7 @@ func TestEveryFigureIsMeasuredOrSaysWhyNot(t *testing.T) {
 // TestProbeLatencyIsAlsoNative: the latency histogram carries native buckets beside the
 // classic ones, holding every observation.
 func TestProbeLatencyIsAlsoNative(t *testing.T) {
-	for _, mf := range newFixture(t).gather(t) {
+	for _, mf := range newDetailFixture(t).gather(t) {
 		if mf.GetName() != "pgvector_probe_latency_seconds" {
 			continue
 		}
@@ -332,7 +356,7 @@ func TestProbeLatencyIsAlsoNative(t *testing.T) {
 				total += count
 			}
 			if h.GetSchema() != nativeSchema || len(h.GetPositiveSpan()) == 0 || uint64(total)+h.GetZeroCount() != h.GetSampleCount() ||
-				h.GetSampleCount() != 10 || len(h.GetBucket()) != len(config.DefaultLatencyBuckets()) {
+				h.GetSampleCount() != 10 || len(h.GetBucket()) != len(config.DetailLatencyBuckets()) {
 				t.Errorf("latency histogram: schema %d, %d spans, %d in native buckets of %d, %d classic buckets",
 					h.GetSchema(), len(h.GetPositiveSpan()), total, h.GetSampleCount(), len(h.GetBucket()))
 			}

@@ -70,7 +70,9 @@ func (l *logLines) count(subs ...string) int {
 	return n
 }
 
-// testConfig is an exporter configuration with short intervals, as Load would default it.
+// testConfig is an exporter configuration with short intervals, as Load would default it,
+// except that every series is published (detail_series): tests read figures a healthy index
+// leaves out by default. TestSeriesPerIndexOnPostgres measures what the default publishes.
 func testConfig() config.Exporter {
 	chk := func(every time.Duration) config.Check { return config.Check{Interval: every, Timeout: every} }
 	return config.Exporter{
@@ -82,6 +84,7 @@ func testConfig() config.Exporter {
 		PageBatch:           16,
 		DiscoveryInterval:   time.Second,
 		XminHorizonMinAge:   time.Second,
+		DetailSeries:        true,
 	}
 }
 

@@ -24,7 +24,7 @@ const layouts = `
   satisfy the predicate, so the planner uses the index and exact search sees the same rows.
 - **Partitioned tables.** ` + "`CREATE INDEX ... ON parent`" + ` makes one index per partition and a
   parent index without storage. Each partition's index is measured as an index of its own (its
-  ` + "`relname`" + ` is the partition); the parent is listed (` + "`pgvector_index_info`" + `, ` + "`pgvector_index_valid`" + `)
+  ` + "`relname`" + ` is the partition); the parent is listed (` + "`pgvector_index_info`" + `, and ` + "`pgvector_index_valid`" + ` when 0 or with ` + "`exporter.detail_series`" + `)
   but has no pages to scan and no rows of its own to probe, so it has no structure, recall or
   drift figures and no failing collector. Each partition's index also publishes
   ` + "`pgvector_index_partition_info{parent_schemaname, parent_relname, parent_indexrelname} 1`" + `.

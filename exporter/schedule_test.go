@@ -154,7 +154,7 @@ func TestScheduleSpread(t *testing.T) {
 // TestHistogram accumulates probe latencies into cumulative classic buckets and into native
 // buckets.
 func TestHistogram(t *testing.T) {
-	h := newHistogram(config.DefaultLatencyBuckets())
+	h := newHistogram(config.DetailLatencyBuckets())
 	for b, n := range h.cumulative() {
 		if n != 0 {
 			t.Fatalf("empty histogram has %d observations at or below %g", n, b)

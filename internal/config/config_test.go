@@ -88,6 +88,8 @@ func TestErrors(t *testing.T) {
 			`bad.yml:6: exporter.recall.latency_buckets[1]: -1 is not a positive number of seconds`},
 		{"latency buckets not increasing", base + "exporter:\n  recall:\n    latency_buckets: [0.1, 0.5, 0.5]\n",
 			`bad.yml:6: exporter.recall.latency_buckets[2]: 0.5 is not above the previous bound 0.5 (bounds must increase)`},
+		{"detail series not a bool", base + "exporter:\n  detail_series: sometimes\n",
+			`bad.yml:5: exporter.detail_series: cannot use "sometimes" as a boolean (true or false)`},
 		{"budget share above 1", base + "remediation:\n  budget:\n    share: 1.5\n",
 			`bad.yml:6: remediation.budget.share: must be in (0, 1], got 1.5`},
 		{"budget share not a number", base + "remediation:\n  budget:\n    share: .nan\n",
@@ -128,15 +130,19 @@ func TestSeveralErrorsAreAllReported(t *testing.T) {
 	}
 }
 
-// TestLatencyBuckets: unset means the default classic buckets, [] means none (native only).
+// TestLatencyBuckets: unset means none (native only) or, with exporter.detail_series, the
+// detail buckets; a list given, [] included, is kept either way.
 func TestLatencyBuckets(t *testing.T) {
 	const base = "targets:\n  - name: a\n    dsn: {value: 'postgres://x'}\n"
 	for _, tc := range []struct {
 		yaml string
 		want []float64
 	}{
-		{base, DefaultLatencyBuckets()},
+		{base, []float64{}},
+		{base + "exporter:\n  detail_series: true\n", DetailLatencyBuckets()},
+		{base + "exporter:\n  detail_series: true\n  recall:\n    latency_buckets: []\n", []float64{}},
 		{base + "exporter:\n  recall:\n    latency_buckets: []\n", []float64{}},
+		{base + "exporter:\n  recall:\n    latency_buckets: [0.001, 0.01, 0.1, 1]\n", SmallLatencyBuckets()},
 		{base + "exporter:\n  recall:\n    latency_buckets: [0.01, 0.1, 1]\n", []float64{0.01, 0.1, 1}},
 	} {
 		c, err := Parse("c.yml", []byte(tc.yaml))

@@ -37,6 +37,14 @@ type Exporter struct {
 	// from state_store.schema: the state store's owner and the page readers' grants are not the
 	// same roles. Default DefaultPageReaderSchema.
 	PageReaderSchema string `yaml:"page_reader_schema"`
+	// DetailSeries publishes every series of every figure: the per-layer HNSW series, the
+	// figures no rule, dashboard or repair reads by default (scan diagnostics, baselines the
+	// Measurer reads from the state store, statistics kept for troubleshooting), the flags
+	// that are also published while healthy, and, when recall.latency_buckets is unset,
+	// DetailLatencyBuckets. Off by default, so that a healthy index costs a bounded number of
+	// series (docs/metrics.md, "Series per index"); the Measurer and vectorheal check read
+	// every figure either way.
+	DetailSeries bool `yaml:"detail_series"`
 }
 
 // DefaultPageReaderSchema is the default of exporter.page_reader_schema.
@@ -67,8 +75,9 @@ type RecallCheck struct {
 	NewestShare *float64 `yaml:"newest_share"`
 	// LatencyBuckets are the upper bounds, in seconds, of the classic buckets of
 	// pgvector_probe_latency_seconds; each is one series per index. Native buckets are always
-	// offered besides them. Default DefaultLatencyBuckets; an empty list ([]) publishes no
-	// classic buckets, for Prometheus that ingests native histograms.
+	// offered besides them, and a Prometheus that ingests native histograms needs no classic
+	// bucket. Default none (an empty list), or DetailLatencyBuckets with detail_series; for a
+	// Prometheus without native histograms SmallLatencyBuckets is the documented small set.
 	LatencyBuckets []float64 `yaml:"latency_buckets"`
 }
 
@@ -84,9 +93,18 @@ func (r RecallCheck) Newest() int {
 	return int(math.Round(share * float64(r.Queries)))
 }
 
-// DefaultLatencyBuckets are the default classic buckets of the probe latency: 0.5ms to 5s.
-func DefaultLatencyBuckets() []float64 {
+// DetailLatencyBuckets are the classic buckets of the probe latency with detail_series and
+// recall.latency_buckets unset: 0.5ms to 5s, 13 bounds.
+func DetailLatencyBuckets() []float64 {
 	return []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+}
+
+// SmallLatencyBuckets are the classic buckets docs/configuration.md suggests for a Prometheus
+// that does not ingest native histograms: a decade each from 1ms to 1s, four series per
+// index, enough for index:pgvector_probe_latency_seconds:p99_15m to tell milliseconds from
+// seconds.
+func SmallLatencyBuckets() []float64 {
+	return []float64{0.001, 0.01, 0.1, 1}
 }
 
 // DriftCheck compares vectors written since the build with the build-time data.
@@ -133,8 +151,11 @@ func (e *Exporter) setDefaults() {
 	defCheck(&e.Drift.Check, 10*time.Minute, time.Minute)
 	defInt(&e.Recall.Queries, 10)
 	defInt(&e.Recall.K, 10)
-	if e.Recall.LatencyBuckets == nil { // unset; [] keeps no classic buckets
-		e.Recall.LatencyBuckets = DefaultLatencyBuckets()
+	if e.Recall.LatencyBuckets == nil { // unset; [] keeps no classic buckets either way
+		e.Recall.LatencyBuckets = []float64{}
+		if e.DetailSeries {
+			e.Recall.LatencyBuckets = DetailLatencyBuckets()
+		}
 	}
 	defInt(&e.Drift.SampleSize, 200)
 	defDur(&e.StatisticsTimeout, 5*time.Second)

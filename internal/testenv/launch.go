@@ -13,19 +13,19 @@ import (
 
 // LaunchPrometheus starts Prometheus like StartPrometheus but without a test: its files go to
 // dir, and the caller stops it with Stop. For programs such as the demo.
-func LaunchPrometheus(ctx context.Context, dir, configYAML string) (*Service, error) {
+func LaunchPrometheus(ctx context.Context, dir, configYAML string, flags ...string) (*Service, error) {
 	bin, err := PrometheusBinary()
 	if err != nil {
 		return nil, fmt.Errorf("prometheus: %w", err)
 	}
 	return launchService(ctx, "prometheus", dir, configYAML, func(cfg string, port int) *exec.Cmd {
-		return exec.Command(bin,
-			"--config.file="+cfg,
-			"--storage.tsdb.path="+filepath.Join(dir, "data"),
-			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+		return exec.Command(bin, append([]string{
+			"--config.file=" + cfg,
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=127.0.0.1:" + strconv.Itoa(port),
 			"--web.enable-lifecycle",
 			"--log.level=warn",
-		)
+		}, flags...)...)
 	})
 }
 

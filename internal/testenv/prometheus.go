@@ -52,13 +52,14 @@ func binary(env string, names ...string) (string, error) {
 }
 
 // StartPrometheus starts Prometheus with configYAML (rule_files paths should be absolute)
-// and waits for /-/ready. It is stopped when the test ends; its log is shown if the test fails.
-func StartPrometheus(t testing.TB, configYAML string) *Service {
+// and flags added to its command line (e.g. --enable-feature=native-histograms), and waits
+// for /-/ready. It is stopped when the test ends; its log is shown if the test fails.
+func StartPrometheus(t testing.TB, configYAML string, flags ...string) *Service {
 	t.Helper()
 	if _, err := PrometheusBinary(); err != nil {
 		Unavailable(t, fmt.Errorf("prometheus: %w", err))
 	}
-	return started(t, "prometheus")(LaunchPrometheus(context.Background(), t.TempDir(), configYAML))
+	return started(t, "prometheus")(LaunchPrometheus(context.Background(), t.TempDir(), configYAML, flags...))
 }
 
 // StartAlertmanager starts Alertmanager with configYAML, clustering off, and waits for /-/ready.
