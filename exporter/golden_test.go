@@ -184,7 +184,7 @@ func TestGoldenMetrics(t *testing.T) {
 // readings (as Report reads them: no build tracking, one probe's latencies).
 func TestGoldenCheckJSON(t *testing.T) {
 	f := newFixture(t)
-	rep := &DatabaseReport{Datname: "app", PageReaderAvailable: 1, HeapReaderAvailable: 1, QueryCallsTotal: f.stats.queryCalls, QueryExecSeconds: f.stats.queryExecSeconds,
+	rep := &DatabaseReport{Datname: "app", IndexReadsOn: onPrimary, PageReaderAvailable: 1, HeapReaderAvailable: 1, QueryCallsTotal: f.stats.queryCalls, QueryExecSeconds: f.stats.queryExecSeconds,
 		XminHorizon: xminHorizonReport(f.stats.horizon)}
 	for _, oid := range []uint32{16401, 16402, 16403, 16404} {
 		st := f.t.indexes[oid]
