@@ -281,6 +281,32 @@ func TestKubernetesManifestsAgree(t *testing.T) {
 	if len(scraped) != 1 || scraped[0] != "vectorheal-metrics" {
 		t.Errorf("ServiceMonitor selects services %v, want [vectorheal-metrics]", scraped)
 	}
+	checkInstanceIsPodName(t, readDocs(t, "kubernetes/servicemonitor.yaml")[0])
+}
+
+// checkInstanceIsPodName: the ServiceMonitor sets instance to the pod's name, so that an
+// alert keeps its labels, and its identity in the repairs' record, when a pod comes back with
+// a new address.
+func checkInstanceIsPodName(t *testing.T, monitor map[string]any) {
+	t.Helper()
+	eps, _ := mapAt(monitor, "spec")["endpoints"].([]any)
+	for i, ep := range eps {
+		rels, _ := ep.(map[string]any)["relabelings"].([]any)
+		found := false
+		for _, r := range rels {
+			rm, _ := r.(map[string]any)
+			src, _ := rm["sourceLabels"].([]any)
+			if rm["targetLabel"] == "instance" && len(src) == 1 && src[0] == "__meta_kubernetes_pod_name" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("ServiceMonitor endpoint %d does not set instance from __meta_kubernetes_pod_name: %v", i, rels)
+		}
+	}
+	if len(eps) == 0 {
+		t.Error("ServiceMonitor has no endpoints")
+	}
 }
 
 func readDocs(t *testing.T, path string) []map[string]any {

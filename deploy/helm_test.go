@@ -176,6 +176,7 @@ func TestHelmChartRenders(t *testing.T) {
 	if !slices.Equal(scraped, []string{"vectorheal-metrics"}) {
 		t.Errorf("ServiceMonitor selects %v, want [vectorheal-metrics]", scraped)
 	}
+	checkInstanceIsPodName(t, only(t, ms, "ServiceMonitor", "vectorheal").doc)
 
 	// The PrometheusRule holds rules/*.yml's groups, linked to the Grafana of the values.
 	var pr struct {
