@@ -94,26 +94,34 @@ func (f *fleet) late(t *track) (int, time.Duration) {
 }
 
 // writeSummary writes the generated part of the docs: the run, the command, the table and
-// the restart.
+// the notes below it.
 func (f *fleet) writeSummary(w *bytes.Buffer) {
 	o := f.o
 	var hnsw, ivf int
-	var expected []indexKey
 	for _, s := range f.specs {
 		if s.method == "hnsw" {
 			hnsw++
 		} else {
 			ivf++
 		}
-		expected = append(expected, s.key())
 	}
 	fmt.Fprintf(w, "Run of %s (UTC) on %d CPUs, %s: %d indexes (%d HNSW, %d IVFFlat; %d of %d to %d rows, the others %d to %d) "+
 		"over %d databases (one target each), %d-d, built in %s. Structure and recall checks and discovery every %s, drift off, "+
-		"every other setting at its default; a poll every %s; observed for %s, the figures below from +%s (one interval) on.\n\n",
+		"every other setting at its default; a poll every %s; observed for %s; ages, scrapes, RSS and CPU from +%s (one interval) on.\n\n",
 		f.started.UTC().Format("2006-01-02 15:04"), runtime.NumCPU(), f.versions, len(f.specs), hnsw, ivf, o.large, o.largeMin, o.largeMax,
 		o.smallMin, o.smallMax, o.databases, o.dims, f.buildTime.Round(time.Second), o.interval, o.poll, o.duration, o.interval)
 	fmt.Fprintf(w, "```sh\n%s\n```\n\n", o.commandForDocs)
+	f.writeTable(w)
+	f.writeNotes(w)
+}
 
+// writeTable writes one row per shard, one for the shards together (coverage of the fleet)
+// and one for the unsharded process, with each shard's ratios to it.
+func (f *fleet) writeTable(w *bytes.Buffer) {
+	var expected []indexKey
+	for _, s := range f.specs {
+		expected = append(expected, s.key())
+	}
 	shards := f.procs[:len(f.procs)-1]
 	unsharded := f.procs[len(f.procs)-1]
 	base := f.rowOf(unsharded.name, f.obs[unsharded])
@@ -134,11 +142,11 @@ func (f *fleet) writeSummary(w *bytes.Buffer) {
 		together.rss += r.rss
 		together.cpu += r.cpu
 	}
-	cov := computeCoverage(expected, tracks, o.interval)
+	cov := computeCoverage(expected, tracks, f.o.interval)
 	together.indexes = fmt.Sprintf("%d of %d by exactly one shard, %d by none, %d by more than one, %d not in the fleet",
 		cov.byOne, cov.expected, len(cov.missing), len(cov.duplicates), len(cov.unexpected))
 	together.within = fmt.Sprint(cov.withinInterval)
-	ucov := computeCoverage(expected, []*track{f.obs[unsharded].track}, o.interval)
+	ucov := computeCoverage(expected, []*track{f.obs[unsharded].track}, f.o.interval)
 	base.indexes = fmt.Sprintf("%d of %d", ucov.byOne, ucov.expected)
 
 	fmt.Fprintln(w, "| process | indexes published | measured within one interval of its start | slowest first measurement | age of last recall probe p50 / p99 / max | indexes probed late (gap > 1.1 × interval + 2 polls), longest gap | scrape time p50 / max | scrape size | series | RSS (max) | CPU (share of one core) | RSS / unsharded | scrape p50 / unsharded |")
@@ -149,17 +157,21 @@ func (f *fleet) writeSummary(w *bytes.Buffer) {
 	}
 	writeRow(w, together, fmt.Sprintf("%.2f (sum)", ratio(float64(together.rss), float64(base.rss))), "—")
 	writeRow(w, base, "1", "1")
-
 	fmt.Fprintln(w)
 	if len(cov.missing)+len(cov.duplicates) > 0 {
 		fmt.Fprintf(w, "Not published by exactly one shard: %s.\n\n", keyList(append(cov.missing, cov.duplicates...)))
 	}
+}
+
+// writeNotes writes what the table does not hold: the slowest checks, the server's CPU, the
+// series per index, the restart and failed scrapes.
+func (f *fleet) writeNotes(w *bytes.Buffer) {
 	f.writeSlowest(w)
 	if a, b := f.serverCPU[0], f.serverCPU[1]; !a.at.IsZero() && b.at.After(a.at) {
 		fmt.Fprintf(w, "PostgreSQL (every backend of the %d processes' checks and scrapes) used %.2f of a core in the steady period.\n\n",
 			len(f.procs), (b.cpu-a.cpu).Seconds()/b.at.Sub(a.at).Seconds())
 	}
-	series := seriesByMethod([]*track{f.obs[unsharded].track})
+	series := seriesByMethod([]*track{f.obs[f.procs[len(f.procs)-1]].track})
 	fmt.Fprintf(w, "Series per healthy index (both checks run; text format, unsharded process): HNSW %s, IVFFlat %s.\n\n",
 		spread(series["hnsw"]), spread(series["ivfflat"]))
 	if r := f.restart; r != nil {
