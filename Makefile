@@ -114,7 +114,7 @@ soak: install-deps build
 	$(GO) run ./cmd/vectorheal-soak -vectorheal $(BIN) $(SOAK_FLAGS)
 
 # The fleet benchmark (docs/BENCHMARKS.md): 1,000 vector indexes over 50 databases of one
-# private PostgreSQL (built in a few minutes on 2 cores), measured for 12 minutes by 3 shards
+# private PostgreSQL (built in about a minute on 2 cores), measured for 12 minutes by 3 shards
 # of vectorheal serve and, at the same time, by one unsharded process (checks every 2
 # minutes); then one shard is killed and restarted. FLEET_FLAGS passes flags, e.g.
 # FLEET_FLAGS='-databases 5 -indexes 60 -large 2 -large-min 5000 -large-max 10000 -interval 20s
