@@ -8,7 +8,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # a time keeps a 2-core machine responsive.
 TEST_FLAGS  ?= -count=1 -p 2 -timeout 60m
 
-.PHONY: all build image test test-current-stack lint install-deps demo bench bench-scale soak clean
+.PHONY: all build image test test-current-stack lint install-deps demo bench bench-scale soak bench-fleet clean
 
 all: build
 
@@ -112,3 +112,14 @@ bench-scale: install-deps
 SOAK_FLAGS ?=
 soak: install-deps build
 	$(GO) run ./cmd/vectorheal-soak -vectorheal $(BIN) $(SOAK_FLAGS)
+
+# The fleet benchmark (docs/BENCHMARKS.md): 1,000 vector indexes over 50 databases of one
+# private PostgreSQL (built in about a minute on 2 cores), measured for 12 minutes by 3 shards
+# of vectorheal serve and, at the same time, by one unsharded process (checks every 2
+# minutes); then one shard is killed and restarted. FLEET_FLAGS passes flags, e.g.
+# FLEET_FLAGS='-databases 5 -indexes 60 -large 2 -large-min 5000 -large-max 10000 -interval 20s
+# -poll 2s -duration 1m' for a short run or FLEET_FLAGS=-write-docs to update docs/BENCHMARKS.md
+# (see go run ./cmd/vectorheal-fleet -h). Not part of `make test`.
+FLEET_FLAGS ?=
+bench-fleet: install-deps build
+	$(GO) run ./cmd/vectorheal-fleet -vectorheal $(BIN) $(FLEET_FLAGS)

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vectorheal/vectorheal/internal/testenv"
+)
+
+// process is one `vectorheal serve` of the run: a shard, or the unsharded one.
+type process struct {
+	name  string // shard-0 … or unsharded
+	shard int    // -1 for the unsharded process
+	url   string
+	args  []string
+	log   string // its output goes there
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	started time.Time
+}
+
+// writeConfig writes the configuration every process shares: one target per database, the
+// exporter only (no state store: alerts are not received and nothing is repaired), checks
+// and discovery every interval, drift off. The webhook gets a token only so that /-/ready
+// answers 200; nothing sends to it.
+func writeConfig(path string, dbs []string, dsn func(db string) string, interval time.Duration) error {
+	var targets []any
+	for _, db := range dbs {
+		targets = append(targets, map[string]any{"name": db, "dsn": map[string]string{"value": dsn(db)}})
+	}
+	check := map[string]any{"interval": interval.String(), "timeout": interval.String()}
+	cfg := map[string]any{
+		"targets": targets,
+		"exporter": map[string]any{
+			"structure": check, "recall": check, "drift": map[string]any{"disabled": true},
+			"discovery_interval": interval.String(),
+		},
+		"webhook": map[string]any{"bearer_token": map[string]string{"value": "fleet-benchmark-unused"}},
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, out, 0o600)
+}
+
+// newProcess prepares a process of bin on config, listening on a free port; shard -1 is the
+// unsharded one.
+func newProcess(bin, config, dir string, shard, total int) (*process, error) {
+	port, err := testenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &process{name: "unsharded", shard: shard, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	p.args = []string{"serve", "--config.file", config, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--log.level", "info"}
+	if shard >= 0 {
+		p.name = fmt.Sprintf("shard-%d", shard)
+		p.args = append(p.args, "--exporter.shard", strconv.Itoa(shard), "--exporter.total-shards", strconv.Itoa(total))
+	}
+	p.args = append([]string{bin}, p.args...)
+	p.log = filepath.Join(dir, p.name+".log")
+	return p, nil
+}
+
+// start starts the process; ready waits for it.
+func (p *process) start() error {
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f, "--- start %s\n", time.Now().UTC().Format(time.RFC3339))
+	cmd := exec.Command(p.args[0], p.args[1:]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	// Its own process group: a Ctrl-C meant for the benchmark reaches it only through stop.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(exited)
+	}()
+	p.cmd, p.exited, p.started = cmd, exited, time.Now()
+	return nil
+}
+
+// ready waits until the process answers /-/ready, and returns when it did.
+func (p *process) ready(ctx context.Context) (time.Time, error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := client.Get(p.url + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Now(), nil
+			}
+		}
+		select {
+		case <-p.exited:
+			return time.Time{}, fmt.Errorf("%s exited before it was ready (log: %s):\n%s", p.name, p.log, tailFile(p.log, 20))
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%s not ready after 90s (log: %s)", p.name, p.log)
+		}
+	}
+}
+
+// pid is the process id, 0 when it was never started.
+func (p *process) pid() int {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// signal sends sig and waits for the exit, killing after grace.
+func (p *process) signal(sig syscall.Signal, grace time.Duration) error {
+	if p.cmd == nil {
+		return nil
+	}
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return fmt.Errorf("%s did not exit within %s of %s", p.name, grace, sig)
+	}
+}
+
+// kill ends the process as a crash would.
+func (p *process) kill() error { return p.signal(syscall.SIGKILL, 10*time.Second) }
+
+// stop ends the process cleanly.
+func (p *process) stop() error { return p.signal(syscall.SIGTERM, 30*time.Second) }
+
+// resources is what /proc says of a process at one moment.
+type resources struct {
+	at       time.Time
+	rssBytes int64
+	cpu      time.Duration // user and system time since the process started
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on every Linux
+// architecture Go builds for.
+const clockTicks = 100
+
+// readResources reads the RSS and CPU time of pid from /proc.
+func readResources(pid int) (resources, error) {
+	u := resources{at: time.Now()}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return u, err
+	}
+	if u.rssBytes, err = parseRSS(status); err != nil {
+		return u, err
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return u, err
+	}
+	u.cpu, err = parseCPU(stat)
+	return u, err
+}
+
+// parseRSS reads VmRSS (kB) of a /proc/<pid>/status.
+func parseRSS(status []byte) (int64, error) {
+	for _, line := range bytes.Split(status, []byte("\n")) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := strings.Fields(string(rest))
+		if len(f) == 0 {
+			break
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("VmRSS: %w", err)
+		}
+		return kb * 1024, nil
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// parseCPU reads utime + stime of a /proc/<pid>/stat.
+func parseCPU(stat []byte) (time.Duration, error) {
+	f, err := statFields(stat)
+	if err != nil {
+		return 0, err
+	}
+	return ticks(f[11:13]), nil
+}
+
+// statFields returns the fields of a /proc/<pid>/stat after the command name, which is in
+// parentheses and may itself hold spaces: f[0] is field 3 of proc(5) (state), f[1] ppid,
+// f[11] and f[12] utime and stime, f[13] and f[14] cutime and cstime.
+func statFields(stat []byte) ([]string, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return nil, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 15 {
+		return nil, errors.New("short /proc stat")
+	}
+	return f, nil
+}
+
+// ticks sums clock ticks given as decimal strings; a field that is not a number counts 0.
+func ticks(fields []string) time.Duration {
+	var n int64
+	for _, s := range fields {
+		v, _ := strconv.ParseInt(s, 10, 64)
+		n += v
+	}
+	return time.Duration(n) * time.Second / clockTicks
+}
+
+// serverCPU returns the CPU time of a PostgreSQL server so far: the postmaster's, its
+// exited children's (which it reaps) and its live children's (backends, workers).
+func serverCPU(dataDir string) (resources, error) {
+	r := resources{at: time.Now()}
+	data, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return r, err
+	}
+	pm, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(data), "\n", 2)[0]))
+	if err != nil {
+		return r, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pm))
+	if err != nil {
+		return r, err
+	}
+	f, err := statFields(stat)
+	if err != nil {
+		return r, err
+	}
+	r.cpu = ticks(f[11:15]) // utime, stime, cutime, cstime
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return r, err
+	}
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		f, err := statFields(stat)
+		if err != nil || f[1] != strconv.Itoa(pm) {
+			continue
+		}
+		r.cpu += ticks(f[11:13])
+	}
+	return r, nil
+}
+
+// tailFile returns the last n lines of a file, for error messages.
+func tailFile(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	data, _ := io.ReadAll(f)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
