@@ -17,8 +17,8 @@ vectorheal_collector_duration_seconds{collector="structure",target="fleet_01"} 1
 # TYPE pgvector_index_info gauge
 pgvector_index_info{datname="fleet_00",indexrelname="items_000_hnsw",method="hnsw",relname="items_000",schemaname="public",target="fleet_00"} 1
 pgvector_index_info{datname="fleet_01",indexrelname="items_001_ivfflat",method="ivfflat",relname="items_001",schemaname="public",target="fleet_01"} 1
-# TYPE pgvector_index_structural_faults_unconfirmed gauge
-pgvector_index_structural_faults_unconfirmed{datname="fleet_00",indexrelname="items_000_hnsw",relname="items_000",schemaname="public",target="fleet_00"} 0
+# TYPE pgvector_hnsw_connectivity_ratio gauge
+pgvector_hnsw_connectivity_ratio{datname="fleet_00",indexrelname="items_000_hnsw",relname="items_000",schemaname="public",target="fleet_00"} 0
 # TYPE pgvector_probe_latency_seconds histogram
 pgvector_probe_latency_seconds_bucket{datname="fleet_00",indexrelname="items_000_hnsw",relname="items_000",schemaname="public",target="fleet_00",le="0.001"} 4
 pgvector_probe_latency_seconds_bucket{datname="fleet_00",indexrelname="items_000_hnsw",relname="items_000",schemaname="public",target="fleet_00",le="0.01"} 10
@@ -36,7 +36,7 @@ func TestParseScrape(t *testing.T) {
 	}
 	hnsw := indexKey{"fleet_00", "fleet_00", "public", "items_000_hnsw"}
 	ivf := indexKey{"fleet_01", "fleet_01", "public", "items_001_ivfflat"}
-	// info + unconfirmed + 3 buckets, _sum, _count.
+	// info + connectivity + 3 buckets, _sum, _count.
 	want := map[indexKey]indexObs{
 		hnsw: {method: "hnsw", series: 7, probes: 10, structure: true},
 		ivf:  {method: "ivfflat", series: 1},
@@ -52,7 +52,7 @@ func TestParseScrape(t *testing.T) {
 	if s.shard != "1" {
 		t.Errorf("shard %q, want 1", s.shard)
 	}
-	// 1 shard info, 2 durations, 2 infos, 1 unconfirmed, 5 histogram lines, 1 vacuum progress.
+	// 1 shard info, 2 durations, 2 infos, 1 connectivity, 5 histogram lines, 1 vacuum progress.
 	if s.series != 12 {
 		t.Errorf("series %d, want 12", s.series)
 	}

@@ -48,11 +48,13 @@ type scrape struct {
 // Metric names the benchmark reads.
 const (
 	probeCountFamily = "pgvector_probe_latency_seconds"
-	// Published by both methods once a page scan of the current build has completed.
-	structureFamily = "pgvector_index_structural_faults_unconfirmed"
-	infoFamily      = "pgvector_index_info"
-	shardFamily     = "vectorheal_shard_info"
-	durationFamily  = "vectorheal_collector_duration_seconds"
+	// Published by default once a page scan of the current build has completed: one for
+	// HNSW indexes, one for IVFFlat indexes.
+	hnswStructureFamily    = "pgvector_hnsw_connectivity_ratio"
+	ivfflatStructureFamily = "pgvector_ivfflat_lists"
+	infoFamily             = "pgvector_index_info"
+	shardFamily            = "vectorheal_shard_info"
+	durationFamily         = "vectorheal_collector_duration_seconds"
 )
 
 // fetch reads url's /metrics and parses it.
@@ -120,7 +122,7 @@ func parseScrape(r io.Reader) (scrape, error) {
 				o.method = labels["method"]
 			case probeCountFamily:
 				o.probes = float64(m.GetHistogram().GetSampleCount())
-			case structureFamily:
+			case hnswStructureFamily, ivfflatStructureFamily:
 				o.structure = true
 			}
 			s.indexes[k] = o
