@@ -36,6 +36,7 @@ type target struct {
 	lastErr      map[string]string // last error per check and index, for logging changes only
 	extension    *extension        // installed pgvector, last read (version.go)
 	replica      replica           // the standby's lag and where checks read (reads.go); own lock
+	budget       scanBudget        // the page budget of structure scans (budget.go); own lock
 }
 
 // index is one watched index with its latest check results.

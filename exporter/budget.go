@@ -1,0 +1,206 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/config"
+)
+
+// The adaptive page budget (exporter.structure.adaptive) follows the application's latency as
+// the database itself records it: the mean execution time of the statements that use a vector
+// distance operator, from pg_stat_statements, with vectorheal's probes (probeMarker) left out
+// (statementsSQL, the statements of pgvector_query_*). Why this signal:
+//   - it is the latency of the queries that compete with the scan for the same index's
+//     buffers, I/O and CPU, and of no others: a batch job's long statements elsewhere in the
+//     database would move a mean over every statement without the scan being the cause;
+//   - it costs one read of a shared-memory view per window, adds no query load, and counts
+//     every application statement, where timing a search of vectorheal's own would add load to
+//     measure load and judge on a handful of searches;
+//   - vectorheal's own statements cannot move it: the page and heap reads use no distance
+//     operator and every probe starts with the marker.
+// It is execution time on the server, so a client's network or pool waits are not in it; they
+// are not what a page scan changes either.
+//
+// Without the signal (pg_stat_statements not installed, a role without pg_read_all_stats that
+// sees only its own statements, or fewer than minWindowCalls statements before the scan) the
+// scan keeps exporter.structure.max_pages_per_second: the fixed budget of old.
+
+// minWindowCalls is the fewest statements a window's mean is judged on: with fewer, one slow
+// statement decides. A window with fewer is extended until it has them.
+const minWindowCalls = 20
+
+// baselineWindows is how many adjust intervals the latency before a scan is measured over at
+// most, waiting for minWindowCalls statements.
+const baselineWindows = 3
+
+// meanSince returns the mean execution time in seconds per statement of the statements that
+// ended between prev and st; ok is false with fewer than minWindowCalls of them, or when the
+// totals went back (pg_stat_statements_reset, entries evicted).
+func (st statementTotals) meanSince(prev statementTotals) (mean float64, ok bool) {
+	calls, secs := st.calls-prev.calls, st.seconds-prev.seconds
+	if calls < minWindowCalls || secs < 0 {
+		return 0, false
+	}
+	return secs / calls, true
+}
+
+// scanBudget is what the structure scans of one target report of their page budget
+// (vectorheal_structure_scan_budget_pages_per_second, _backoffs_total). With several scans
+// of a target at once, the gauge is the latest rate any of them set. It has its own lock: a
+// scan writes it while the target's state is read.
+type scanBudget struct {
+	mu       sync.Mutex
+	logger   *slog.Logger
+	rate     float64 // pages per second; 0 before the first paced scan
+	backoffs float64
+	noSignal string // why the last adaptive scan kept the fixed budget, "" when it adapted
+	judged   bool   // whether an adaptive scan has looked for its signal yet
+}
+
+// set notes the rate a scan reads at now. A nil b notes nothing.
+func (b *scanBudget) set(rate float64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rate = rate
+}
+
+// decided notes a decision of an adaptive budget.
+func (b *scanBudget) decided(ix catalog.Index, d pagescan.Decision, latency, baseline, rate float64) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rate = rate
+	if d == pagescan.BackOff {
+		b.backoffs++
+	}
+	if d != pagescan.Hold && b.logger != nil {
+		b.logger.Debug("structure scan page budget", "index", ix.String(), "decision", d.String(),
+			"pages_per_second", rate, "latency_seconds", latency, "baseline_seconds", baseline)
+	}
+}
+
+// signal notes whether an adaptive scan found its signal (why == "") or kept the fixed budget,
+// and logs when that changes.
+func (b *scanBudget) signal(why string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if (why != b.noSignal || !b.judged) && b.logger != nil {
+		if why == "" {
+			b.logger.Info("structure scans adapt their page budget to the application's latency")
+		} else {
+			b.logger.Info("structure scans keep the fixed page budget", "why", why)
+		}
+	}
+	b.noSignal, b.judged = why, true
+}
+
+// emit sends the target's page budget once a paced scan has run; back-offs with an adaptive
+// budget only.
+func (b *scanBudget) emit(m emitter, target string, adaptive bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rate <= 0 {
+		return
+	}
+	m.gauge("vectorheal_structure_scan_budget_pages_per_second", b.rate, target)
+	if adaptive {
+		m.counter("vectorheal_structure_scan_backoffs_total", b.backoffs, target)
+	}
+}
+
+// measureBaseline measures the application's latency before a scan on q (the server the scan
+// reads on): windows of every until one holds minWindowCalls statements, baselineWindows at
+// most. why says, when ok is false, why there is none.
+func measureBaseline(ctx context.Context, q catalog.Querier, every time.Duration) (latency float64, why string, err error) {
+	start, has, err := readStatements(ctx, q)
+	if err != nil {
+		// Not fatal to the scan: the budget falls back to the fixed rate.
+		return 0, fmt.Sprintf("application latency unreadable: %v", err), nil
+	}
+	if !has {
+		return 0, "pg_stat_statements is not installed in the database", nil
+	}
+	for range baselineWindows {
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, "", ctx.Err()
+		case <-t.C:
+		}
+		cur, _, err := readStatements(ctx, q)
+		if err != nil {
+			return 0, fmt.Sprintf("application latency unreadable: %v", err), nil
+		}
+		if mean, ok := cur.meanSince(start); ok {
+			return mean, "", nil
+		}
+	}
+	return 0, fmt.Sprintf("fewer than %d application statements with a vector operator in %s (or a role without pg_read_all_stats)",
+		minWindowCalls, baselineWindows*every), nil
+}
+
+// latencyTuner is the pagescan.Tuner of an adaptive scan: each window it reads the
+// application's latency on the scan's own transaction and lets a pagescan.Budget decide the
+// rate. It runs between the scan's reads, on the scan's goroutine.
+type latencyTuner struct {
+	q      catalog.Querier
+	ix     catalog.Index
+	budget *pagescan.Budget
+	last   statementTotals // the start of the current window
+	report *scanBudget
+}
+
+func (l *latencyTuner) Tune(ctx context.Context, rate float64) (float64, error) {
+	cur, _, err := readStatements(ctx, l.q)
+	if err != nil {
+		return 0, err // the transaction is aborted: the scan cannot go on
+	}
+	mean, ok := cur.meanSince(l.last)
+	if !ok {
+		if cur.calls < l.last.calls || cur.seconds < l.last.seconds {
+			l.last = cur // the totals went back: start the window again
+		}
+		return rate, nil // too few statements: the window grows until it holds enough
+	}
+	l.last = cur
+	d := l.budget.Observe(mean)
+	l.report.decided(l.ix, d, mean, l.budget.Baseline(), l.budget.Rate())
+	return l.budget.Rate(), nil
+}
+
+// newScanPacer returns the pacer of one scan of ix on q, the scan's transaction: nil without a
+// budget, a fixed one, or with exporter.structure.adaptive and a baseline (the application's
+// latency before the scan, 0 when none could be measured) one the application's latency tunes.
+func newScanPacer(ctx context.Context, q catalog.Querier, ix catalog.Index, sc config.StructureCheck, baseline float64, report *scanBudget) (*pagescan.Pacer, error) {
+	if !(sc.MaxPagesPerSecond > 0) {
+		return nil, nil
+	}
+	report.set(sc.MaxPagesPerSecond)
+	if !sc.Adaptive || baseline <= 0 {
+		return pagescan.NewPacer(sc.MaxPagesPerSecond), nil
+	}
+	// The first window starts with the scan, on its transaction.
+	start, _, err := readStatements(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	b := pagescan.NewBudget(sc.Floor(), sc.MaxPagesPerSecond, sc.LatencyFactor)
+	b.SetBaseline(baseline)
+	tu := &latencyTuner{q: q, ix: ix, budget: b, last: start, report: report}
+	return pagescan.NewTunedPacer(sc.MaxPagesPerSecond, tu, sc.AdjustInterval), nil
+}
