@@ -124,9 +124,19 @@ func (b *scanBudget) emit(m emitter, target string, adaptive bool) {
 
 // measureBaseline measures the application's latency before a scan on q (the server the scan
 // reads on): windows of every until one holds minWindowCalls statements, baselineWindows at
-// most. why says, when ok is false, why there is none.
-func measureBaseline(ctx context.Context, q catalog.Querier, every time.Duration) (latency float64, why string, err error) {
-	start, has, err := readStatements(ctx, q)
+// most. why says, when there is none (latency 0), why. Each read is bounded by readTimeout
+// (none when 0): it runs outside the scan's transaction and its statement_timeout.
+func measureBaseline(ctx context.Context, q catalog.Querier, every, readTimeout time.Duration) (latency float64, why string, err error) {
+	read := func() (statementTotals, bool, error) {
+		ctx := ctx
+		if readTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, readTimeout)
+			defer cancel()
+		}
+		return readStatements(ctx, q)
+	}
+	start, has, err := read()
 	if err != nil {
 		// Not fatal to the scan: the budget falls back to the fixed rate.
 		return 0, fmt.Sprintf("application latency unreadable: %v", err), nil
@@ -142,7 +152,7 @@ func measureBaseline(ctx context.Context, q catalog.Querier, every time.Duration
 			return 0, "", ctx.Err()
 		case <-t.C:
 		}
-		cur, _, err := readStatements(ctx, q)
+		cur, _, err := read()
 		if err != nil {
 			return 0, fmt.Sprintf("application latency unreadable: %v", err), nil
 		}

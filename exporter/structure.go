@@ -59,7 +59,7 @@ func scanStructureBudgeted(ctx context.Context, pool *pgxpool.Pool, ix catalog.I
 	if sc := cfg.Structure; sc.Adaptive && sc.MaxPagesPerSecond > 0 {
 		var why string
 		var err error
-		if baseline, why, err = measureBaseline(ctx, pool, sc.AdjustInterval); err != nil {
+		if baseline, why, err = measureBaseline(ctx, pool, sc.AdjustInterval, cfg.StatisticsTimeout); err != nil {
 			return nil, fmt.Errorf("%s: application latency before the scan: %w", ix, err)
 		}
 		budget.signal(why)
