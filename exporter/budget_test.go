@@ -173,3 +173,32 @@ func TestWindowMean(t *testing.T) {
 		}
 	}
 }
+
+// TestScanBudgetIsPublished runs the exporter with an adaptive budget on a database whose
+// application is idle: the scans keep the ceiling, /metrics shows it and no back-off, and the
+// reason is logged once, not at every scan.
+func TestScanBudgetIsPublished(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 500, 4, 2)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	cfg := testConfig()
+	cfg.Recall.Disabled, cfg.Drift.Disabled = true, true
+	cfg.Structure.MaxPagesPerSecond, cfg.Structure.Adaptive = 1e5, true
+	cfg.Structure.LatencyFactor, cfg.Structure.AdjustInterval = 1.5, 100*time.Millisecond
+	keep := &logLines{}
+	s := startLogged(t, keep, cfg, map[string]string{"main": dsn})
+	target := map[string]string{"target": "main"}
+	s.waitSample(t, "vectorheal_structure_scan_budget_pages_per_second", target, "the ceiling", eq(1e5))
+	s.waitSample(t, "vectorheal_structure_scan_backoffs_total", target, "no back-off", eq(0))
+	// Two scans more: the reason stays the same and is not logged again.
+	structure := map[string]string{"target": "main", "collector": kindStructure}
+	last := s.waitSample(t, "vectorheal_collector_last_success_timestamp_seconds", structure, "a successful scan", exists)
+	for range 2 {
+		last = s.waitSample(t, "vectorheal_collector_last_success_timestamp_seconds", structure, "a later scan",
+			func(v float64) bool { return v > last })
+	}
+	if n := keep.count("structure scans keep the fixed page budget", "fewer than 20 application statements"); n != 1 {
+		t.Errorf("the fixed budget's reason was logged %d times, want once", n)
+	}
+}
