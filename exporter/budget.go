@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -13,12 +14,18 @@ import (
 )
 
 // The adaptive page budget (exporter.structure.adaptive) follows the application's latency as
-// the database itself records it: the mean execution time of the statements that use a vector
-// distance operator, from pg_stat_statements, with vectorheal's probes (probeMarker) left out
-// (statementsSQL, the statements of pgvector_query_*). Why this signal:
+// the database itself records it: the statements that use a vector distance operator, from
+// pg_stat_statements, with vectorheal's probes (probeMarker) left out (statementsSQL, the
+// statements of pgvector_query_*). Of the statements that ended in a window it takes the mean
+// execution time plus twice their standard deviation (tailLatency). Why this signal:
 //   - it is the latency of the queries that compete with the scan for the same index's
 //     buffers, I/O and CPU, and of no others: a batch job's long statements elsewhere in the
-//     database would move a mean over every statement without the scan being the cause;
+//     database would move it without the scan being the cause;
+//   - a scan shows in the application's tail first: measured with cmd/vectorheal-bench
+//     (docs/BENCHMARKS.md), scans at 5,000 pages/s raised the queries' p50 by 15 % at most and
+//     their p99 2 to 15 times, so a mean alone hardly moves while the tail suffers. pg_stat_statements keeps no
+//     percentiles, but its per-entry standard deviation gives the window's, and a few slow
+//     statements raise it far more than the mean;
 //   - it costs one read of a shared-memory view per window, adds no query load, and counts
 //     every application statement, where timing a search of vectorheal's own would add load to
 //     measure load and judge on a handful of searches;
@@ -31,23 +38,28 @@ import (
 // sees only its own statements, or fewer than minWindowCalls statements before the scan) the
 // scan keeps exporter.structure.max_pages_per_second: the fixed budget of old.
 
-// minWindowCalls is the fewest statements a window's mean is judged on: with fewer, one slow
-// statement decides. A window with fewer is extended until it has them.
-const minWindowCalls = 20
+// minWindowCalls is the fewest statements a window is judged on: with fewer, one or two slow
+// statements decide, and a standard deviation of a few is mostly noise. A window with fewer
+// is extended until it has them (10 statements a second fill a window of 5 s).
+const minWindowCalls = 50
 
 // baselineWindows is how many adjust intervals the latency before a scan is measured over at
 // most, waiting for minWindowCalls statements.
 const baselineWindows = 3
 
-// meanSince returns the mean execution time in seconds per statement of the statements that
-// ended between prev and st; ok is false with fewer than minWindowCalls of them, or when the
+// tailLatency returns, for the statements that ended between prev and st, their mean
+// execution time plus twice its standard deviation, in seconds: a tail the window's
+// statements seldom exceed. ok is false with fewer than minWindowCalls of them, or when the
 // totals went back (pg_stat_statements_reset, entries evicted).
-func (st statementTotals) meanSince(prev statementTotals) (mean float64, ok bool) {
-	calls, secs := st.calls-prev.calls, st.seconds-prev.seconds
-	if calls < minWindowCalls || secs < 0 {
+func (st statementTotals) tailLatency(prev statementTotals) (latency float64, ok bool) {
+	calls, secs, squares := st.calls-prev.calls, st.seconds-prev.seconds, st.squares-prev.squares
+	if calls < minWindowCalls || secs < 0 || squares < 0 {
 		return 0, false
 	}
-	return secs / calls, true
+	mean := secs / calls
+	// Rounding of the cumulative sums can leave a variance a hair below 0.
+	variance := max(0, squares/calls-mean*mean)
+	return mean + 2*math.Sqrt(variance), true
 }
 
 // scanBudget is what the structure scans of one target report of their page budget
@@ -156,8 +168,8 @@ func measureBaseline(ctx context.Context, q catalog.Querier, every, readTimeout 
 		if err != nil {
 			return 0, fmt.Sprintf("application latency unreadable: %v", err), nil
 		}
-		if mean, ok := cur.meanSince(start); ok {
-			return mean, "", nil
+		if latency, ok := cur.tailLatency(start); ok {
+			return latency, "", nil
 		}
 	}
 	return 0, fmt.Sprintf("fewer than %d application statements with a vector operator in %s (or a role without pg_read_all_stats)",
@@ -180,7 +192,7 @@ func (l *latencyTuner) Tune(ctx context.Context, rate float64) (float64, error) 
 	if err != nil {
 		return 0, err // the transaction is aborted: the scan cannot go on
 	}
-	mean, ok := cur.meanSince(l.last)
+	latency, ok := cur.tailLatency(l.last)
 	if !ok {
 		if cur.calls < l.last.calls || cur.seconds < l.last.seconds {
 			l.last = cur // the totals went back: start the window again
@@ -188,8 +200,8 @@ func (l *latencyTuner) Tune(ctx context.Context, rate float64) (float64, error) 
 		return rate, nil // too few statements: the window grows until it holds enough
 	}
 	l.last = cur
-	d := l.budget.Observe(mean)
-	l.report.decided(l.ix, d, mean, l.budget.Baseline(), l.budget.Rate())
+	d := l.budget.Observe(latency)
+	l.report.decided(l.ix, d, latency, l.budget.Baseline(), l.budget.Rate())
 	return l.budget.Rate(), nil
 }
 

@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,7 +81,7 @@ func waitBudget(t *testing.T, b *scanBudget, done <-chan error, what string, con
 
 // TestAdaptiveBudgetFollowsApplicationLatency scans a real HNSW index with an adaptive budget
 // while an application queries the database: when the application's statements slow down
-// twentyfold the budget backs off, and when they are fast again it climbs back to its ceiling.
+// fortyfold the budget backs off, and when they are fast again it climbs back to its ceiling.
 func TestAdaptiveBudgetFollowsApplicationLatency(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	dsn := pg.CreateDatabase(t)
@@ -89,7 +90,10 @@ func TestAdaptiveBudgetFollowsApplicationLatency(t *testing.T) {
 	pool := superPool(t, dsn)
 	ix := resolve(t, pool, "items_hnsw")
 
-	const fast, slow = 5 * time.Millisecond, 100 * time.Millisecond
+	// The latency is a tail (mean plus twice the standard deviation), which a busy machine's
+	// scheduling moves from window to window: a factor of 5 between 5 and 200 ms statements
+	// keeps the decisions about the load the test sets, not about that noise.
+	const fast, slow = 5 * time.Millisecond, 200 * time.Millisecond
 	app := startAppLoad(t, dsn, 8, fast)
 
 	// Ten pages a second, four per batch: the index's pages alone (several hundred) outlast
@@ -97,7 +101,7 @@ func TestAdaptiveBudgetFollowsApplicationLatency(t *testing.T) {
 	cfg := testConfig()
 	cfg.PageBatch = 4
 	cfg.Structure = config.StructureCheck{Check: config.Check{Interval: 5 * time.Minute, Timeout: 4 * time.Minute},
-		MaxPagesPerSecond: 10, Adaptive: true, MinPagesPerSecond: 1, LatencyFactor: 2, AdjustInterval: time.Second}
+		MaxPagesPerSecond: 10, Adaptive: true, MinPagesPerSecond: 1, LatencyFactor: 5, AdjustInterval: time.Second}
 	budget := &scanBudget{logger: testLogger(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -153,23 +157,30 @@ func TestAdaptiveBudgetWithoutStatementsKeepsTheCeiling(t *testing.T) {
 	}
 }
 
-// TestWindowMean: a window's mean needs minWindowCalls statements and totals that did not go
-// back.
-func TestWindowMean(t *testing.T) {
-	prev := statementTotals{calls: 100, seconds: 1}
+// TestWindowTail: a window's latency is its statements' mean plus twice their standard
+// deviation, from the differences of two readings; it needs minWindowCalls statements and
+// totals that did not go back.
+func TestWindowTail(t *testing.T) {
+	// 100 statements of 10 ms before the window.
+	prev := statementTotals{calls: 100, seconds: 1, squares: 100 * 0.01 * 0.01}
+	// In the window, 45 statements of 10 ms and 15 of 50 ms: mean 20 ms, standard deviation
+	// 17.32 ms.
+	win := statementTotals{calls: 160, seconds: 1 + 45*0.01 + 15*0.05, squares: prev.squares + 45*0.01*0.01 + 15*0.05*0.05}
 	for _, c := range []struct {
-		cur  statementTotals
-		mean float64
-		ok   bool
+		name    string
+		cur     statementTotals
+		latency float64
+		ok      bool
 	}{
-		{statementTotals{calls: 140, seconds: 1.4}, 0.01, true},
-		{statementTotals{calls: 100 + minWindowCalls - 1, seconds: 5}, 0, false},
-		{statementTotals{calls: 10, seconds: 0.1}, 0, false},  // reset
-		{statementTotals{calls: 200, seconds: 0.5}, 0, false}, // entries evicted
+		{"steady", statementTotals{calls: 160, seconds: 1.6, squares: 160 * 0.01 * 0.01}, 0.01, true},
+		{"a slow tail", win, 0.02 + 2*0.017320508, true},
+		{"too few", statementTotals{calls: 100 + minWindowCalls - 1, seconds: 5, squares: 1}, 0, false},
+		{"reset", statementTotals{calls: 10, seconds: 0.1, squares: 0.001}, 0, false},
+		{"entries evicted", statementTotals{calls: 200, seconds: 0.5, squares: 0.001}, 0, false},
 	} {
-		mean, ok := c.cur.meanSince(prev)
-		if ok != c.ok || (ok && (mean < c.mean-1e-9 || mean > c.mean+1e-9)) {
-			t.Errorf("%+v since %+v: %g, %v; want %g, %v", c.cur, prev, mean, ok, c.mean, c.ok)
+		latency, ok := c.cur.tailLatency(prev)
+		if ok != c.ok || math.Abs(latency-c.latency) > 1e-6 {
+			t.Errorf("%s: %g, %v; want %g, %v", c.name, latency, ok, c.latency, c.ok)
 		}
 	}
 }
@@ -198,7 +209,7 @@ func TestScanBudgetIsPublished(t *testing.T) {
 		last = s.waitSample(t, "vectorheal_collector_last_success_timestamp_seconds", structure, "a later scan",
 			func(v float64) bool { return v > last })
 	}
-	if n := keep.count("structure scans keep the fixed page budget", "fewer than 20 application statements"); n != 1 {
+	if n := keep.count("structure scans keep the fixed page budget", "fewer than 50 application statements"); n != 1 {
 		t.Errorf("the fixed budget's reason was logged %d times, want once", n)
 	}
 }

@@ -60,9 +60,14 @@ SELECT relid, CASE WHEN heap_blks_total > 0 THEN heap_blks_scanned::float8 / hea
 FROM pg_stat_progress_vacuum
 WHERE datname = current_database() AND relid = ANY($1)`
 
-// The statements that use a distance operator, except vectorheal's own probes.
+// The statements that use a distance operator, except vectorheal's own probes: their calls,
+// execution time (s) and sum of squared execution times (s²). pg_stat_statements keeps a
+// mean and a population standard deviation per entry, so calls × (stddev² + mean²) is the
+// entry's sum of squares: it adds up over entries, and two readings give the standard
+// deviation of the statements between them (the adaptive page budget's signal, budget.go).
 const statementsSQL = `
-SELECT coalesce(sum(calls), 0)::float8, coalesce(sum(total_exec_time), 0)::float8 / 1000
+SELECT coalesce(sum(calls), 0)::float8, coalesce(sum(total_exec_time), 0)::float8 / 1000,
+       coalesce(sum(calls * (stddev_exec_time ^ 2 + mean_exec_time ^ 2)), 0)::float8 / 1e6
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND query ~ '<->|<=>|<#>|<\+>|<~>|<%>' AND query NOT LIKE '%/* vectorheal probe */%'`
@@ -153,10 +158,10 @@ func readStats(ctx context.Context, tx pgx.Tx, indexOIDs, tableOIDs []uint32) (*
 	return ts, nil
 }
 
-// statementTotals are the cumulative calls and execution time of the application's vector
-// statements (statementsSQL).
+// statementTotals are the cumulative calls, execution time (s) and sum of squared execution
+// times (s²) of the application's vector statements (statementsSQL).
 type statementTotals struct {
-	calls, seconds float64
+	calls, seconds, squares float64
 }
 
 // readStatements reads the totals of the database's statements that use a vector distance
@@ -170,7 +175,7 @@ func readStatements(ctx context.Context, q catalog.Querier) (st statementTotals,
 	if !has {
 		return st, false, nil
 	}
-	if err := q.QueryRow(ctx, statementsSQL).Scan(&st.calls, &st.seconds); err != nil {
+	if err := q.QueryRow(ctx, statementsSQL).Scan(&st.calls, &st.seconds, &st.squares); err != nil {
 		return st, false, fmt.Errorf("pg_stat_statements: %w", err)
 	}
 	return st, true, nil

@@ -68,7 +68,7 @@ func TestRunSmall(t *testing.T) {
 		t.Fatalf("adaptive run: exit %d: %s", code, errs.String())
 	}
 	for _, re := range []string{
-		`page budget adaptive, 500 to 5000 pages/s, latency factor 1.5, judged every 100ms`,
+		`page budget adaptive, 500 to 5000 pages/s, latency factor 2, judged every 100ms`,
 		`(?m)^\| 1 \| without \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| [1-9]\d* \(`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {

@@ -77,7 +77,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.analyserNice, "analyser-nice", 0, "run the concurrent analysis's process at this nice value (1-19; 0 leaves it as is): with 19 its own CPU barely competes with the database, as for an exporter on a host of its own, so what remains of the queries' slowdown is the server's work serving pages and heap checks")
 	fs.BoolVar(&o.adaptive, "adaptive", false, "the concurrent analysis is the exporter's structure scan with an adaptive page budget (exporter.structure.adaptive) under -max-pages-per-second, the ceiling; -heap-batch does not apply")
 	fs.Float64Var(&o.minPagesPerSec, "min-pages-per-second", 0, "floor of the adaptive budget (exporter.structure.min_pages_per_second); 0 is a tenth of the ceiling")
-	fs.Float64Var(&o.latencyFactor, "latency-factor", 1.5, "the adaptive budget halves above the queries' mean latency before the scan times this (exporter.structure.latency_factor)")
+	fs.Float64Var(&o.latencyFactor, "latency-factor", 2, "the adaptive budget halves above the queries' latency before the scan times this (exporter.structure.latency_factor)")
 	fs.DurationVar(&o.adjustInterval, "adjust-interval", 5*time.Second, "how often the adaptive budget is judged, and its baseline window before each scan (exporter.structure.adjust_interval)")
 	fs.BoolVar(&o.analyzeLoop, "analyze-loop", false, "internal: analyse the index of -dsn back to back until interrupted, then print the count (the process the query load phases start)")
 	fs.Usage = func() {

@@ -19,8 +19,8 @@ func TestLoadGood(t *testing.T) {
 	if c.Exporter.Structure.Interval != 10*time.Minute || c.Exporter.Structure.MaxPagesPerSecond != 20000 || c.Exporter.Recall.Interval != 5*time.Minute || c.Exporter.Recall.K != 20 {
 		t.Errorf("exporter = %+v", c.Exporter)
 	}
-	if s := c.Exporter.Structure; !s.Adaptive || s.Floor() != 2000 || s.LatencyFactor != 1.5 || s.AdjustInterval != 5*time.Second {
-		t.Errorf("adaptive budget: adaptive %v, floor %g, factor %g, interval %s; want true, 2000, 1.5, 5s (defaults)",
+	if s := c.Exporter.Structure; !s.Adaptive || s.Floor() != 2000 || s.LatencyFactor != 2 || s.AdjustInterval != 5*time.Second {
+		t.Errorf("adaptive budget: adaptive %v, floor %g, factor %g, interval %s; want true, 2000, 2, 5s (defaults)",
 			s.Adaptive, s.Floor(), s.LatencyFactor, s.AdjustInterval)
 	}
 	if c.Remediation.HistoryRetention != 30*24*time.Hour || c.Remediation.MaxConcurrentRepairs != 3 {

@@ -50,9 +50,9 @@ type StructureCheck struct {
 	// it; the timeout must then cover the index's pages at that rate. Default 0: no cap.
 	MaxPagesPerSecond float64 `yaml:"max_pages_per_second"`
 	// Adaptive makes MaxPagesPerSecond a ceiling: the budget halves while the application's
-	// latency (the mean execution time of its statements that use a vector distance operator,
-	// from pg_stat_statements, vectorheal's probes left out) is above its level just before
-	// the scan times LatencyFactor, not below MinPagesPerSecond, and grows back by a tenth of
+	// latency (the mean plus twice the standard deviation of the execution times of its
+	// statements that use a vector distance operator, from pg_stat_statements, vectorheal's
+	// probes left out) is above its level just before the scan times LatencyFactor, not below MinPagesPerSecond, and grows back by a tenth of
 	// the range per calm AdjustInterval. Without pg_stat_statements, or with too few statements
 	// to judge, the scan keeps MaxPagesPerSecond. It needs MaxPagesPerSecond above 0. Default
 	// false: the ceiling has no default (0 is no cap), and a scan that backs off takes longer,
@@ -62,7 +62,9 @@ type StructureCheck struct {
 	// MaxPagesPerSecond (0).
 	MinPagesPerSecond float64 `yaml:"min_pages_per_second"`
 	// LatencyFactor is how far above its level before the scan the application's latency may
-	// rise before the adaptive budget halves. Above 1. Default 1.5.
+	// rise before the adaptive budget halves. Above 1. Default 2: the latency is a tail (mean
+	// plus twice the standard deviation of a window's statements), which moves more from window
+	// to window than a mean, and a factor nearer 1 would halve the budget on noise.
 	LatencyFactor float64 `yaml:"latency_factor"`
 	// AdjustInterval is how often the adaptive budget is judged again, and how long the
 	// application's latency is measured before the scan starts. Default 5s.
@@ -157,7 +159,7 @@ var (
 func (e *Exporter) setDefaults() {
 	defCheck(&e.Structure.Check, 5*time.Minute, 2*time.Minute)
 	if e.Structure.LatencyFactor == 0 {
-		e.Structure.LatencyFactor = 1.5
+		e.Structure.LatencyFactor = 2
 	}
 	defDur(&e.Structure.AdjustInterval, 5*time.Second)
 	defCheck(&e.Recall.Check, 5*time.Minute, time.Minute)
