@@ -102,6 +102,16 @@ func (b *scanBudget) decided(ix catalog.Index, d pagescan.Decision, latency, bas
 	}
 }
 
+// current is the rate noted last, 0 for a nil b or before the first paced scan.
+func (b *scanBudget) current() float64 {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rate
+}
+
 // signal notes whether an adaptive scan found its signal (why == "") or kept the fixed budget,
 // and logs when that changes.
 func (b *scanBudget) signal(why string) {
@@ -212,8 +222,8 @@ func newScanPacer(ctx context.Context, q catalog.Querier, ix catalog.Index, sc c
 	if !(sc.MaxPagesPerSecond > 0) {
 		return nil, nil
 	}
-	report.set(sc.MaxPagesPerSecond)
 	if !sc.Adaptive || baseline <= 0 {
+		report.set(sc.MaxPagesPerSecond)
 		return pagescan.NewPacer(sc.MaxPagesPerSecond), nil
 	}
 	// The first window starts with the scan, on its transaction.
@@ -223,6 +233,12 @@ func newScanPacer(ctx context.Context, q catalog.Querier, ix catalog.Index, sc c
 	}
 	b := pagescan.NewBudget(sc.Floor(), sc.MaxPagesPerSecond, sc.LatencyFactor)
 	b.SetBaseline(baseline)
+	// A scan starts where the target's previous scan left off, not at the ceiling: no window is
+	// judged before the first adjust_interval has passed, and a scan that starts at a ceiling
+	// its predecessor had to leave hits the application for that long (docs/BENCHMARKS.md).
+	// One that left off low climbs back in at most 10 calm windows.
+	b.StartAt(report.current())
+	report.set(b.Rate())
 	tu := &latencyTuner{q: q, ix: ix, budget: b, last: start, report: report}
-	return pagescan.NewTunedPacer(sc.MaxPagesPerSecond, tu, sc.AdjustInterval), nil
+	return pagescan.NewTunedPacer(b.Rate(), tu, sc.AdjustInterval), nil
 }

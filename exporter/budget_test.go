@@ -135,6 +135,33 @@ func TestAdaptiveBudgetFollowsApplicationLatency(t *testing.T) {
 	}
 }
 
+// TestAdaptiveScanStartsWhereThePreviousLeftOff: a target whose last scan ended at 3 pages/s
+// starts the next one there, raised to the floor, not at the ceiling. The index's few pages
+// are read long before the first window of 2 s is judged, so the scan ends at the rate it
+// started at.
+func TestAdaptiveScanStartsWhereThePreviousLeftOff(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t)
+	clustered(t, dsn, 500, 4, 2)
+	testenv.Exec(t, dsn, `CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops)`)
+	pool := superPool(t, dsn)
+	ix := resolve(t, pool, "items_hnsw")
+	startAppLoad(t, dsn, 8, 5*time.Millisecond)
+	cfg := testConfig()
+	cfg.Structure = config.StructureCheck{Check: config.Check{Interval: 5 * time.Minute, Timeout: 4 * time.Minute},
+		MaxPagesPerSecond: 1e6, MinPagesPerSecond: 1e5, Adaptive: true, LatencyFactor: 2, AdjustInterval: 2 * time.Second}
+	budget := &scanBudget{logger: testLogger(t), rate: 3}
+	if _, err := scanStructureBudgeted(context.Background(), pool, ix, rawPages(), cfg, budget); err != nil {
+		t.Fatal(err)
+	}
+	if budget.noSignal != "" {
+		t.Fatalf("the scan kept the fixed budget: %s", budget.noSignal)
+	}
+	if budget.rate != 1e5 || budget.backoffs != 0 {
+		t.Errorf("budget %g pages/s, %g back-offs; want the floor 1e5 it started at, none", budget.rate, budget.backoffs)
+	}
+}
+
 // TestAdaptiveBudgetWithoutStatementsKeepsTheCeiling: in a database without
 // pg_stat_statements the adaptive scan reads at max_pages_per_second and says why.
 func TestAdaptiveBudgetWithoutStatementsKeepsTheCeiling(t *testing.T) {

@@ -49,6 +49,14 @@ func NewBudget(min, max, factor float64) *Budget {
 	return &Budget{min: min, max: max, factor: factor, rate: max}
 }
 
+// StartAt sets the rate, within Min and Max, for a budget that should not start at Max: one that
+// goes on from where an earlier scan left off. A rate that is not positive is ignored.
+func (b *Budget) StartAt(rate float64) {
+	if rate > 0 && !math.IsInf(rate, 0) {
+		b.rate = min(b.max, max(b.min, rate))
+	}
+}
+
 // Rate is the budget in pages per second.
 func (b *Budget) Rate() float64 { return b.rate }
 

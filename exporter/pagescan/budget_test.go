@@ -53,6 +53,20 @@ func TestBudgetFollowsLatency(t *testing.T) {
 	}
 }
 
+// TestBudgetStartsWhereAskedWithinBounds: StartAt clamps to the floor and the ceiling and
+// ignores a rate that is none.
+func TestBudgetStartsWhereAskedWithinBounds(t *testing.T) {
+	for _, c := range []struct{ start, want float64 }{
+		{50, 50}, {5, 10}, {500, 100}, {0, 100}, {-1, 100}, {math.NaN(), 100}, {math.Inf(1), 100},
+	} {
+		b := pagescan.NewBudget(10, 100, 2)
+		b.StartAt(c.start)
+		if b.Rate() != c.want {
+			t.Errorf("StartAt(%g): %g pages/s, want %g", c.start, b.Rate(), c.want)
+		}
+	}
+}
+
 // TestBudgetIgnoresBadBaseline: a baseline that is no latency leaves the budget holding.
 func TestBudgetIgnoresBadBaseline(t *testing.T) {
 	for _, base := range []float64{0, -1, math.NaN(), math.Inf(1)} {
