@@ -22,8 +22,8 @@ import (
 //     buffers, I/O and CPU, and of no others: a batch job's long statements elsewhere in the
 //     database would move it without the scan being the cause;
 //   - a scan shows in the application's tail first: measured with cmd/vectorheal-bench
-//     (docs/BENCHMARKS.md), scans at 5,000 pages/s raised the queries' p50 by 15 % at most and
-//     their p99 1.7 to 15 times, so a mean alone hardly moves while the tail suffers.
+//     (docs/BENCHMARKS.md), scans at 5,000 pages/s raised the queries' p50 by 2 to 47 % and
+//     their p99 1.7 to 23 times, so a mean moves little while the tail suffers.
 //     pg_stat_statements keeps no percentiles, but its per-entry standard deviation gives the
 //     window's, and a few slow statements raise it far more than the mean;
 //   - it costs one read of a shared-memory view per window, adds no query load, and counts
