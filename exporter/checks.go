@@ -38,7 +38,7 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 			var s *structure
 			pool, on := e.readsOn(ctx, t)
 			err = e.retryConflicts(ctx, t, on, func() (err error) {
-				s, err = scanStructure(ctx, pool, ix, reader, e.cfg)
+				s, err = scanStructureBudgeted(ctx, pool, ix, reader, e.cfg, &t.budget)
 				return err
 			})
 			var base *asBuilt

@@ -103,6 +103,7 @@ func (e *Exporter) emitTarget(m emitter, t *target, up bool, stats *targetStats,
 		m.gauge("vectorheal_heap_reader_available", b2f(t.reader.heap != ""), t.Name)
 	}
 	t.replica.emit(m, t.Name)
+	t.budget.emit(m, t.Name, e.cfg.Structure.Adaptive)
 	if !up {
 		return // figures of an unreachable database would be stale
 	}

@@ -98,6 +98,7 @@ func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger, opts ...Opti
 			indexes:    map[uint32]*index{},
 			collectors: map[string]*collectorStat{},
 			custom:     map[string]*customResult{},
+			budget:     scanBudget{logger: logger.With("target", t.Name)},
 		})
 	}
 	return e

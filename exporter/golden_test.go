@@ -71,9 +71,13 @@ func fixtureOf(t *testing.T, cfg config.Exporter) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The structure scans have an adaptive page budget, so its figures are in the page.
+	cfg.Structure.MaxPagesPerSecond, cfg.Structure.Adaptive = 2000, true
 	e := &Exporter{cfg: cfg, d: newDescs()}
 	tg := &target{Target: &targets.Target{Target: config.Target{Name: "prod"}}, indexes: map[uint32]*index{},
 		collectors: map[string]*collectorStat{}, reader: rawPages(), readerSeen: true}
+	// The last structure scan backed off twice and is at a quarter of its ceiling.
+	tg.budget.rate, tg.budget.backoffs = 500, 2
 	for _, c := range []string{kindDiscovery, kindStatistics, kindStructure, kindRecall, kindDrift} {
 		tg.collectors[c] = &collectorStat{ok: map[uint32]bool{0: true}, duration: 25 * time.Millisecond, lastSuccess: fixtureNow.Add(-time.Minute)}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/horizon"
 	"github.com/vectorheal/vectorheal/internal/measure"
 )
@@ -59,9 +60,14 @@ SELECT relid, CASE WHEN heap_blks_total > 0 THEN heap_blks_scanned::float8 / hea
 FROM pg_stat_progress_vacuum
 WHERE datname = current_database() AND relid = ANY($1)`
 
-// The statements that use a distance operator, except vectorheal's own probes.
+// The statements that use a distance operator, except vectorheal's own probes: their calls,
+// execution time (s) and sum of squared execution times (s²). pg_stat_statements keeps a
+// mean and a population standard deviation per entry, so calls × (stddev² + mean²) is the
+// entry's sum of squares: it adds up over entries, and two readings give the standard
+// deviation of the statements between them (the adaptive page budget's signal, budget.go).
 const statementsSQL = `
-SELECT coalesce(sum(calls), 0)::float8, coalesce(sum(total_exec_time), 0)::float8 / 1000
+SELECT coalesce(sum(calls), 0)::float8, coalesce(sum(total_exec_time), 0)::float8 / 1000,
+       coalesce(sum(calls * (stddev_exec_time ^ 2 + mean_exec_time ^ 2)), 0)::float8 / 1e6
 FROM pg_stat_statements
 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND query ~ '<->|<=>|<#>|<\+>|<~>|<%>' AND query NOT LIKE '%/* vectorheal probe */%'`
@@ -139,20 +145,40 @@ func readStats(ctx context.Context, tx pgx.Tx, indexOIDs, tableOIDs []uint32) (*
 	}
 	rows.Close()
 
-	var has bool
-	if err := tx.QueryRow(ctx, `SELECT current_database(), to_regclass('pg_stat_statements') IS NOT NULL`).Scan(&ts.datname, &has); err != nil {
-		return nil, fmt.Errorf("find pg_stat_statements: %w", err)
+	if err := tx.QueryRow(ctx, `SELECT current_database()`).Scan(&ts.datname); err != nil {
+		return nil, fmt.Errorf("current database: %w", err)
+	}
+	st, has, err := readStatements(ctx, tx)
+	if err != nil {
+		return nil, err
 	}
 	if has {
-		var calls, secs float64
-		// A role without pg_read_all_stats sees other roles' queries as "<insufficient
-		// privilege>": the figures then cover its own statements only.
-		if err := tx.QueryRow(ctx, statementsSQL).Scan(&calls, &secs); err != nil {
-			return nil, fmt.Errorf("pg_stat_statements: %w", err)
-		}
-		ts.queryCalls, ts.queryExecSeconds = &calls, &secs
+		ts.queryCalls, ts.queryExecSeconds = &st.calls, &st.seconds
 	}
 	return ts, nil
+}
+
+// statementTotals are the cumulative calls, execution time (s) and sum of squared execution
+// times (s²) of the application's vector statements (statementsSQL).
+type statementTotals struct {
+	calls, seconds, squares float64
+}
+
+// readStatements reads the totals of the database's statements that use a vector distance
+// operator, vectorheal's probes left out; has is false when pg_stat_statements is not
+// installed in the database. A role without pg_read_all_stats sees other roles' queries as
+// "<insufficient privilege>": the figures then cover its own statements only.
+func readStatements(ctx context.Context, q catalog.Querier) (st statementTotals, has bool, err error) {
+	if err := q.QueryRow(ctx, `SELECT to_regclass('pg_stat_statements') IS NOT NULL`).Scan(&has); err != nil {
+		return st, false, fmt.Errorf("find pg_stat_statements: %w", err)
+	}
+	if !has {
+		return st, false, nil
+	}
+	if err := q.QueryRow(ctx, statementsSQL).Scan(&st.calls, &st.seconds, &st.squares); err != nil {
+		return st, false, fmt.Errorf("pg_stat_statements: %w", err)
+	}
+	return st, true, nil
 }
 
 // readHorizon reads the oldest holder of the xmin horizon of the target's database: one

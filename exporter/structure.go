@@ -33,7 +33,8 @@ const qualitySample = 1000
 var errRewritten = errors.New("index rewritten during the scan")
 
 // scanStructure reads the pages of ix with reader (chosen by detectPageReader), cfg.PageBatch per query and, with the heap pages an HNSW scan checks, at
-// most cfg.Structure.MaxPagesPerSecond, in one read-only transaction bounded by
+// most cfg.Structure.MaxPagesPerSecond (adapted to the application's latency with
+// cfg.Structure.Adaptive, see budget.go), in one read-only transaction bounded by
 // cfg.Structure.Timeout, and analyses them. It returns nil without error for a partitioned
 // table's parent index: it has no pages, and each partition's index is scanned on its own.
 //
@@ -41,15 +42,31 @@ var errRewritten = errors.New("index rewritten during the scan")
 // one state of the index; the analysis reads the others again in the same transaction. An
 // index rewritten while it was scanned is scanned once more.
 func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, reader pageReader, cfg config.Exporter) (*structure, error) {
+	return scanStructureBudgeted(ctx, pool, ix, reader, cfg, nil)
+}
+
+// scanStructureBudgeted is scanStructure reporting its page budget to budget (nil: nowhere).
+// With exporter.structure.adaptive, the application's latency is measured first, before the
+// scan's transaction begins (measureBaseline), so that the baseline holds no scan of this one.
+func scanStructureBudgeted(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, reader pageReader, cfg config.Exporter, budget *scanBudget) (*structure, error) {
 	if ix.Partitioned {
 		return nil, nil
 	}
 	if reader.index == "" {
 		return nil, fmt.Errorf("%s: index pages cannot be read on this target", ix)
 	}
-	out, err := scanOnce(ctx, pool, ix, reader, cfg)
+	var baseline float64
+	if sc := cfg.Structure; sc.Adaptive && sc.MaxPagesPerSecond > 0 {
+		var why string
+		var err error
+		if baseline, why, err = measureBaseline(ctx, pool, sc.AdjustInterval, cfg.StatisticsTimeout); err != nil {
+			return nil, fmt.Errorf("%s: application latency before the scan: %w", ix, err)
+		}
+		budget.signal(why)
+	}
+	out, err := scanOnce(ctx, pool, ix, reader, cfg, baseline, budget)
 	if errors.Is(err, errRewritten) {
-		out, err = scanOnce(ctx, pool, ix, reader, cfg)
+		out, err = scanOnce(ctx, pool, ix, reader, cfg, baseline, budget)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: structure scan: %w", ix, err)
@@ -58,7 +75,7 @@ func scanStructure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, re
 }
 
 // scanOnce is one fenced scan of scanStructure.
-func scanOnce(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, reader pageReader, cfg config.Exporter) (*structure, error) {
+func scanOnce(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, reader pageReader, cfg config.Exporter, baseline float64, budget *scanBudget) (*structure, error) {
 	var out structure
 	batch := cfg.PageBatch
 	err := readOnly(ctx, pool, cfg.Structure.Timeout, func(tx pgx.Tx) error {
@@ -75,7 +92,10 @@ func scanOnce(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, reader 
 			return &f, err
 		}
 		// One budget for the index pages and the heap pages the HNSW heap check reads.
-		pacer := pagescan.NewPacer(cfg.Structure.MaxPagesPerSecond)
+		pacer, err := newScanPacer(ctx, tx, ix, cfg.Structure, baseline, budget)
+		if err != nil {
+			return fmt.Errorf("page budget: %w", err)
+		}
 		r := pagescan.Paced(pagescan.NewSQLReader(tx, ix.OID, batch, reader.index), pacer)
 		if out.rows, _, err = catalog.RowEstimate(ctx, tx, ix.TableOID); err != nil {
 			return fmt.Errorf("table rows: %w", err)

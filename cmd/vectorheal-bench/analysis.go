@@ -7,12 +7,15 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/exporter/hnsw"
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
+	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/internal/heapwatch"
 )
 
@@ -61,6 +64,33 @@ func (b *bench) analyze(ctx context.Context, heap bool, pagesPerSec float64) (*h
 		return nil, fmt.Errorf("analyze %s: %w", b.ix, err)
 	}
 	return rep, nil
+}
+
+// adaptiveScan runs the exporter's own structure scan of the data set's database
+// (exporter.Report, the recall probe off) with the adaptive page budget of the options, so
+// that what is measured is the code the exporter runs: the baseline before the scan, then the
+// budget tuned by the queries' latency in pg_stat_statements.
+func (b *bench) adaptiveScan(ctx context.Context) error {
+	limit := b.o.analysisLimit
+	cfg := config.Exporter{
+		PageBatch:         b.o.batch,
+		StatisticsTimeout: 30 * time.Second,
+		PageReaderSchema:  config.DefaultPageReaderSchema,
+		Structure: config.StructureCheck{Check: config.Check{Interval: limit, Timeout: limit},
+			MaxPagesPerSecond: b.o.pagesPerSec, Adaptive: true, MinPagesPerSecond: b.o.minPagesPerSec,
+			LatencyFactor: b.o.latencyFactor, AdjustInterval: b.o.adjustInterval},
+		Recall: config.RecallCheck{Check: config.Check{Disabled: true}},
+	}
+	rep, err := exporter.Report(ctx, b.pool, cfg)
+	if err != nil {
+		return fmt.Errorf("structure scan: %w", err)
+	}
+	for _, ix := range rep.Indexes {
+		if len(ix.Errors) > 0 {
+			return fmt.Errorf("structure scan of %s: %s", ix.Indexrelname, strings.Join(ix.Errors, "; "))
+		}
+	}
+	return nil
 }
 
 // analysisVsFetch measures, o.runs times, the fetch of all pages and the analysis of the same

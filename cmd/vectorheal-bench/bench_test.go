@@ -61,6 +61,20 @@ func TestRunSmall(t *testing.T) {
 	if !strings.Contains(out.String(), "kept from an earlier run") {
 		t.Errorf("second run rebuilt the data set:\n%s", out.String())
 	}
+	// The exporter's own scan with an adaptive budget as the concurrent analysis.
+	out.Reset()
+	adaptive := append(args, "-skip-analysis", "-max-pages-per-second", "5000", "-adaptive", "-adjust-interval", "100ms")
+	if code := run(adaptive, &out, &errs); code != 0 {
+		t.Fatalf("adaptive run: exit %d: %s", code, errs.String())
+	}
+	for _, re := range []string{
+		`page budget adaptive, 500 to 5000 pages/s, latency factor 2, judged every 100ms`,
+		`(?m)^\| 1 \| without \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| [1-9]\d* \(`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("adaptive run's output lacks %s:\n%s", re, out.String())
+		}
+	}
 }
 
 func TestOptionsRefused(t *testing.T) {
@@ -69,6 +83,8 @@ func TestOptionsRefused(t *testing.T) {
 		{"-load-share 1.5", "-load-share 1.5: above 0 and at most 1"},
 		{"-max-pages-per-second -1", "-max-pages-per-second -1: not negative"},
 		{"-phase 10ms", "-phase 10ms: at least 1s"},
+		{"-adaptive", "-adaptive: needs -max-pages-per-second above 0, the ceiling"},
+		{"-latency-factor 1", "-latency-factor 1: above 1"},
 	} {
 		var out, errs bytes.Buffer
 		if code := run(strings.Fields(tc.args), &out, &errs); code != 2 || !strings.Contains(errs.String(), tc.want) {

@@ -51,6 +51,19 @@ func (b *bench) queryLoad(ctx context.Context) error {
 	if b.o.pagesPerSec > 0 {
 		budget = fmt.Sprintf("%.0f pages/s", b.o.pagesPerSec)
 	}
+	if b.o.adaptive {
+		// Without pg_stat_statements the exporter's scan would keep the ceiling without a word.
+		var has bool
+		if err := b.pool.QueryRow(ctx, `SELECT to_regclass('pg_stat_statements') IS NOT NULL`).Scan(&has); err != nil || !has {
+			return fmt.Errorf("-adaptive needs pg_stat_statements in the database (installed: %v, %v)", has, err)
+		}
+		floor := b.o.minPagesPerSec
+		if floor == 0 {
+			floor = b.o.pagesPerSec / 10
+		}
+		budget = fmt.Sprintf("adaptive, %.0f to %.0f pages/s, latency factor %g, judged every %s (the exporter's scan; a baseline of at least that long before each)",
+			floor, b.o.pagesPerSec, b.o.latencyFactor, b.o.adjustInterval)
+	}
 	heapBatch := "default"
 	if b.o.heapBatch > 0 {
 		heapBatch = strconv.Itoa(b.o.heapBatch)
@@ -173,7 +186,12 @@ func (b *bench) analyzeLoop(ctx context.Context) error {
 	var total time.Duration
 	for ctx.Err() == nil {
 		t := time.Now()
-		_, err := b.analyze(ctx, true, b.o.pagesPerSec)
+		var err error
+		if b.o.adaptive {
+			err = b.adaptiveScan(ctx)
+		} else {
+			_, err = b.analyze(ctx, true, b.o.pagesPerSec)
+		}
 		switch {
 		case err == nil:
 			n++
@@ -204,6 +222,10 @@ func (b *bench) loadPhase(ctx context.Context, queries []string, qps float64, an
 		args := []string{os.Args[0], "-analyze-loop", "-dsn", b.dsn, "-page-batch", strconv.Itoa(b.o.batch),
 			"-max-pages-per-second", strconv.FormatFloat(b.o.pagesPerSec, 'f', -1, 64),
 			"-analysis-timeout", b.o.analysisLimit.String(), "-heap-batch", strconv.Itoa(b.o.heapBatch)}
+		if b.o.adaptive {
+			args = append(args, "-adaptive", "-min-pages-per-second", strconv.FormatFloat(b.o.minPagesPerSec, 'f', -1, 64),
+				"-latency-factor", strconv.FormatFloat(b.o.latencyFactor, 'f', -1, 64), "-adjust-interval", b.o.adjustInterval.String())
+		}
 		if b.o.analyserNice > 0 {
 			// nice(1) rather than setpriority on the started process: Linux keeps a nice value
 			// per thread, and the Go runtime has started its threads by then.

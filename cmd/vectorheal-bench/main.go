@@ -42,6 +42,11 @@ type options struct {
 	analyzeLoop   bool
 	heapBatch     int
 	analyserNice  int
+
+	adaptive       bool
+	minPagesPerSec float64
+	latencyFactor  float64
+	adjustInterval time.Duration
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -70,6 +75,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.analysisLimit, "analysis-timeout", 10*time.Minute, "timeout of one analysis (exporter.structure.timeout)")
 	fs.IntVar(&o.heapBatch, "heap-batch", 0, "heap TIDs per query of the concurrent analysis's heap check (hnsw.Options.HeapBatch); 0 is the analysis's default")
 	fs.IntVar(&o.analyserNice, "analyser-nice", 0, "run the concurrent analysis's process at this nice value (1-19; 0 leaves it as is): with 19 its own CPU barely competes with the database, as for an exporter on a host of its own, so what remains of the queries' slowdown is the server's work serving pages and heap checks")
+	fs.BoolVar(&o.adaptive, "adaptive", false, "the concurrent analysis is the exporter's structure scan with an adaptive page budget (exporter.structure.adaptive) under -max-pages-per-second, the ceiling; -heap-batch does not apply")
+	fs.Float64Var(&o.minPagesPerSec, "min-pages-per-second", 0, "floor of the adaptive budget (exporter.structure.min_pages_per_second); 0 is a tenth of the ceiling")
+	fs.Float64Var(&o.latencyFactor, "latency-factor", 2, "the adaptive budget halves above the queries' latency before the scan times this (exporter.structure.latency_factor)")
+	fs.DurationVar(&o.adjustInterval, "adjust-interval", 5*time.Second, "how often the adaptive budget is judged, and its baseline window before each scan (exporter.structure.adjust_interval)")
 	fs.BoolVar(&o.analyzeLoop, "analyze-loop", false, "internal: analyse the index of -dsn back to back until interrupted, then print the count (the process the query load phases start)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: vectorheal-bench [flags]
@@ -138,6 +147,14 @@ func (o options) check() error {
 		return fmt.Errorf("-load-share %g: above 0 and at most 1", o.loadShare)
 	case o.k < 1:
 		return fmt.Errorf("-k %d: at least 1", o.k)
+	case o.adaptive && o.pagesPerSec <= 0:
+		return fmt.Errorf("-adaptive: needs -max-pages-per-second above 0, the ceiling")
+	case o.minPagesPerSec < 0 || (o.pagesPerSec > 0 && o.minPagesPerSec > o.pagesPerSec):
+		return fmt.Errorf("-min-pages-per-second %g: between 0 and -max-pages-per-second", o.minPagesPerSec)
+	case o.latencyFactor <= 1:
+		return fmt.Errorf("-latency-factor %g: above 1", o.latencyFactor)
+	case o.adjustInterval < 100*time.Millisecond:
+		return fmt.Errorf("-adjust-interval %s: at least 100ms", o.adjustInterval)
 	case o.heapBatch < 0:
 		return fmt.Errorf("-heap-batch %d: not negative", o.heapBatch)
 	case o.analyserNice < 0 || o.analyserNice > 19:

@@ -150,13 +150,24 @@ func SplitPages(b []byte) MemReader {
 // Pacer spreads the page reads of one scan over time: no more than its rate of pages per
 // second on average. A scan that reads more than one relation (an HNSW index and, for its
 // heap check, the table) shares one Pacer among them, so the budget covers all it reads.
-// A nil Pacer does not wait.
+// A Tuner may change the rate while the scan runs (NewTunedPacer). A nil Pacer does not wait.
 type Pacer struct {
-	mu    sync.Mutex
-	rate  float64
-	now   func() time.Time
-	start time.Time
-	read  float64 // pages granted so far
+	mu   sync.Mutex
+	rate float64
+	now  func() time.Time
+	next time.Time // when the pages granted so far have had their share of time
+
+	tuner     Tuner
+	every     time.Duration
+	lastTuned time.Time // zero until the first grant
+}
+
+// Tuner sets the rate of a Pacer while its scan runs: an adaptive budget.
+type Tuner interface {
+	// Tune returns the rate from now on, given the rate so far. The Pacer calls it from Wait,
+	// on the goroutine that is about to read, between two reads of the scan: Tune may use the
+	// scan's own connection. An error stops the scan.
+	Tune(ctx context.Context, rate float64) (float64, error)
 }
 
 // NewPacer returns a Pacer of pagesPerSecond, or nil (no pacing) when pagesPerSecond <= 0.
@@ -167,19 +178,43 @@ func NewPacer(pagesPerSecond float64) *Pacer {
 	return &Pacer{rate: pagesPerSecond, now: time.Now}
 }
 
+// NewTunedPacer returns a Pacer that starts at pagesPerSecond (> 0) and asks t for its rate
+// before a grant once every has passed since the first grant or the last time it asked.
+func NewTunedPacer(pagesPerSecond float64, t Tuner, every time.Duration) *Pacer {
+	p := NewPacer(pagesPerSecond)
+	if p != nil {
+		p.tuner, p.every = t, every
+	}
+	return p
+}
+
+// Rate returns the pacer's current rate in pages per second; 0 for a nil Pacer (no pacing).
+func (p *Pacer) Rate() float64 {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rate
+}
+
 // Wait returns once the pages granted before have had their share of time, then grants pages
 // more: a batch is read at once and the next one waits. It returns early with ctx's error.
 func (p *Pacer) Wait(ctx context.Context, pages int) error {
 	if p == nil {
 		return nil
 	}
-	p.mu.Lock()
-	if p.start.IsZero() {
-		p.start = p.now()
+	if err := p.tune(ctx); err != nil {
+		return err
 	}
-	due := p.start.Add(time.Duration(p.read / p.rate * float64(time.Second)))
-	p.read += float64(pages)
-	wait := due.Sub(p.now())
+	p.mu.Lock()
+	now := p.now()
+	if p.next.IsZero() {
+		p.next = now
+	}
+	due := p.next
+	p.next = p.next.Add(time.Duration(float64(pages) / p.rate * float64(time.Second)))
+	wait := due.Sub(now)
 	p.mu.Unlock()
 	if wait <= 0 {
 		return nil
@@ -192,6 +227,40 @@ func (p *Pacer) Wait(ctx context.Context, pages int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// tune asks the tuner for the rate when it is due. A new rate starts from now: time the scan
+// left unused before (it read slower than its budget) is not spent as a burst at the new
+// rate, which after a back-off would hit the application just when it is slow.
+func (p *Pacer) tune(ctx context.Context) error {
+	if p.tuner == nil {
+		return nil
+	}
+	p.mu.Lock()
+	now := p.now()
+	if p.lastTuned.IsZero() {
+		p.lastTuned = now
+	}
+	due := now.Sub(p.lastTuned) >= p.every && now.After(p.lastTuned)
+	rate := p.rate
+	p.mu.Unlock()
+	if !due {
+		return nil
+	}
+	r, err := p.tuner.Tune(ctx, rate)
+	if err != nil {
+		return fmt.Errorf("page budget: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastTuned = p.now()
+	if r > 0 && r != p.rate {
+		p.rate = r
+		if p.next.Before(p.lastTuned) {
+			p.next = p.lastTuned
+		}
+	}
+	return nil
 }
 
 // Paced returns a Reader that fetches pages from r within the budget of p, so that a scan of a

@@ -19,6 +19,10 @@ func TestLoadGood(t *testing.T) {
 	if c.Exporter.Structure.Interval != 10*time.Minute || c.Exporter.Structure.MaxPagesPerSecond != 20000 || c.Exporter.Recall.Interval != 5*time.Minute || c.Exporter.Recall.K != 20 {
 		t.Errorf("exporter = %+v", c.Exporter)
 	}
+	if s := c.Exporter.Structure; !s.Adaptive || s.Floor() != 2000 || s.LatencyFactor != 2 || s.AdjustInterval != 5*time.Second {
+		t.Errorf("adaptive budget: adaptive %v, floor %g, factor %g, interval %s; want true, 2000, 2, 5s (defaults)",
+			s.Adaptive, s.Floor(), s.LatencyFactor, s.AdjustInterval)
+	}
 	if c.Remediation.HistoryRetention != 30*24*time.Hour || c.Remediation.MaxConcurrentRepairs != 3 {
 		t.Errorf("remediation = %+v", c.Remediation)
 	}
@@ -84,6 +88,18 @@ func TestErrors(t *testing.T) {
 			`bad.yml:6: exporter.structure.max_pages_per_second: -5 is not a number of pages per second (0 or more; 0 is no cap)`},
 		{"page budget not a number", base + "exporter:\n  structure:\n    max_pages_per_second: .nan\n",
 			`bad.yml:6: exporter.structure.max_pages_per_second: NaN is not a number of pages per second (0 or more; 0 is no cap)`},
+		{"adaptive budget without a ceiling", base + "exporter:\n  structure:\n    adaptive: true\n",
+			`bad.yml:6: exporter.structure.adaptive: needs max_pages_per_second above 0: the adaptive budget moves between min_pages_per_second and that ceiling`},
+		{"adaptive floor above the ceiling", base + "exporter:\n  structure:\n    adaptive: true\n    max_pages_per_second: 1000\n    min_pages_per_second: 2000\n",
+			`bad.yml:8: exporter.structure.min_pages_per_second: 2000 is above max_pages_per_second 1000`},
+		{"adaptive floor negative", base + "exporter:\n  structure:\n    min_pages_per_second: -1\n",
+			`bad.yml:6: exporter.structure.min_pages_per_second: -1 is not a number of pages per second (above 0; 0 is a tenth of max_pages_per_second)`},
+		{"latency factor not above 1", base + "exporter:\n  structure:\n    latency_factor: 0.9\n",
+			`bad.yml:6: exporter.structure.latency_factor: 0.9 is not a factor above 1 and at most 100 (the budget backs off when the application's latency exceeds its level before the scan times this factor)`},
+		{"adjust interval too short", base + "exporter:\n  structure:\n    adjust_interval: 10ms\n",
+			`bad.yml:6: exporter.structure.adjust_interval: 10ms is below 100ms: too few statements end in a window that short to judge their latency`},
+		{"adjust interval beyond the timeout", base + "exporter:\n  structure:\n    adaptive: true\n    max_pages_per_second: 1000\n    timeout: 1m\n    adjust_interval: 2m\n",
+			`bad.yml:9: exporter.structure.adjust_interval: 2m0s is not shorter than timeout 1m0s: the budget would never be judged during a scan`},
 		{"latency bucket not positive", base + "exporter:\n  recall:\n    latency_buckets: [0.1, -1]\n",
 			`bad.yml:6: exporter.recall.latency_buckets[1]: -1 is not a positive number of seconds`},
 		{"latency buckets not increasing", base + "exporter:\n  recall:\n    latency_buckets: [0.1, 0.5, 0.5]\n",

@@ -57,6 +57,35 @@ type StructureCheck struct {
 	// scan of a large index takes a bounded share of the server while the application queries
 	// it; the timeout must then cover the index's pages at that rate. Default 0: no cap.
 	MaxPagesPerSecond float64 `yaml:"max_pages_per_second"`
+	// Adaptive makes MaxPagesPerSecond a ceiling: the budget halves while the application's
+	// latency (the mean plus twice the standard deviation of the execution times of its
+	// statements that use a vector distance operator, from pg_stat_statements, vectorheal's
+	// probes left out) is above its level just before the scan times LatencyFactor, not below MinPagesPerSecond, and grows back by a tenth of
+	// the range per calm AdjustInterval. Without pg_stat_statements, or with too few statements
+	// to judge, the scan keeps MaxPagesPerSecond. It needs MaxPagesPerSecond above 0. Default
+	// false: the ceiling has no default (0 is no cap), and a scan that backs off takes longer,
+	// so the timeout must be chosen with it.
+	Adaptive bool `yaml:"adaptive"`
+	// MinPagesPerSecond is the floor of the adaptive budget. Default a tenth of
+	// MaxPagesPerSecond (0).
+	MinPagesPerSecond float64 `yaml:"min_pages_per_second"`
+	// LatencyFactor is how far above its level before the scan the application's latency may
+	// rise before the adaptive budget halves. Above 1. Default 2: the latency is a tail (mean
+	// plus twice the standard deviation of a window's statements), which moves more from window
+	// to window than a mean, and a factor nearer 1 would halve the budget on noise.
+	LatencyFactor float64 `yaml:"latency_factor"`
+	// AdjustInterval is how often the adaptive budget is judged again, and how long the
+	// application's latency is measured before the scan starts. Default 5s.
+	AdjustInterval time.Duration `yaml:"adjust_interval"`
+}
+
+// Floor is the lowest rate of the adaptive budget: MinPagesPerSecond, or a tenth of
+// MaxPagesPerSecond when it is 0.
+func (s StructureCheck) Floor() float64 {
+	if s.MinPagesPerSecond > 0 {
+		return s.MinPagesPerSecond
+	}
+	return s.MaxPagesPerSecond / 10
 }
 
 // RecallCheck measures recall@k of the index against an exact search.
@@ -147,6 +176,10 @@ var (
 
 func (e *Exporter) setDefaults() {
 	defCheck(&e.Structure.Check, 5*time.Minute, 2*time.Minute)
+	if e.Structure.LatencyFactor == 0 {
+		e.Structure.LatencyFactor = 2
+	}
+	defDur(&e.Structure.AdjustInterval, 5*time.Second)
 	defCheck(&e.Recall.Check, 5*time.Minute, time.Minute)
 	defCheck(&e.Drift.Check, 10*time.Minute, time.Minute)
 	defInt(&e.Recall.Queries, 10)
@@ -187,6 +220,7 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 	if r := e.Structure.MaxPagesPerSecond; math.IsNaN(r) || math.IsInf(r, 0) || r < 0 {
 		v.errorf("exporter.structure.max_pages_per_second", "%g is not a number of pages per second (0 or more; 0 is no cap)", r)
 	}
+	e.Structure.validateAdaptive(v, "exporter.structure")
 	e.Recall.validate(v, "exporter.recall")
 	e.Drift.validate(v, "exporter.drift")
 	v.positive("exporter.recall.queries", e.Recall.Queries)
@@ -267,5 +301,29 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 			}
 			labels[l] = true
 		}
+	}
+}
+
+// validateAdaptive checks the keys of the adaptive page budget; their values are checked even
+// when adaptive is off, so that a mistake shows before it is turned on.
+func (s StructureCheck) validateAdaptive(v *validator, p string) {
+	maxRate := s.MaxPagesPerSecond
+	if s.Adaptive && !(maxRate > 0) {
+		v.errorf(p+".adaptive", "needs max_pages_per_second above 0: the adaptive budget moves between min_pages_per_second and that ceiling")
+	}
+	switch r := s.MinPagesPerSecond; {
+	case math.IsNaN(r) || math.IsInf(r, 0) || r < 0:
+		v.errorf(p+".min_pages_per_second", "%g is not a number of pages per second (above 0; 0 is a tenth of max_pages_per_second)", r)
+	case r > 0 && maxRate > 0 && r > maxRate:
+		v.errorf(p+".min_pages_per_second", "%g is above max_pages_per_second %g", r, maxRate)
+	}
+	if f := s.LatencyFactor; math.IsNaN(f) || f <= 1 || f > 100 {
+		v.errorf(p+".latency_factor", "%g is not a factor above 1 and at most 100 (the budget backs off when the application's latency exceeds its level before the scan times this factor)", f)
+	}
+	switch d := s.AdjustInterval; {
+	case d < 100*time.Millisecond:
+		v.errorf(p+".adjust_interval", "%s is below 100ms: too few statements end in a window that short to judge their latency", d)
+	case s.Adaptive && s.Timeout > 0 && d >= s.Timeout:
+		v.errorf(p+".adjust_interval", "%s is not shorter than timeout %s: the budget would never be judged during a scan", d, s.Timeout)
 	}
 }
