@@ -42,7 +42,7 @@ type target struct {
 	// requestsSeen are the check requests for the whole target this shard has acted on
 	// (requests.go); runTarget's goroutine alone uses it.
 	requestsSeen map[int64]bool
-	budget       scanBudget        // the page budget of structure scans (budget.go); own lock
+	budget       scanBudget // the page budget of structure scans (budget.go); own lock
 }
 
 // index is one watched index with its latest check results.
