@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/vectorheal/vectorheal/internal/benchdoc"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -199,25 +201,13 @@ func TestProcFields(t *testing.T) {
 	}
 }
 
-func TestReplaceMarked(t *testing.T) {
-	doc := "intro\n" + docsBegin + "\nold\n" + docsEnd + "\nafter\n"
-	got, err := replaceMarked(doc, "new\n")
+// TestDocsHoldTheMarkers: the document -write-docs updates by default has this tool's block.
+func TestDocsHoldTheMarkers(t *testing.T) {
+	data, err := os.ReadFile("../../docs/BENCHMARKS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "intro\n" + docsBegin + "\nnew\n" + docsEnd + "\nafter\n"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if _, err := replaceMarked("no markers", "x"); err == nil {
-		t.Error("a document without markers is accepted")
-	}
-}
-
-func TestCommandLineLeavesOutTheBinary(t *testing.T) {
-	if got := commandLine([]string{"-vectorheal", "bin/vectorheal", "-write-docs"}); got != "make bench-fleet FLEET_FLAGS='-write-docs'" {
-		t.Errorf("got %q", got)
-	}
-	if got := commandLine([]string{"-vectorheal=bin/vectorheal"}); got != "make bench-fleet" {
-		t.Errorf("got %q", got)
+	if _, err := (benchdoc.Markers{Begin: docsBegin, End: docsEnd}).Replace(string(data), "x\n"); err != nil {
+		t.Error(err)
 	}
 }

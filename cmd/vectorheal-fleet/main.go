@@ -11,11 +11,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/vectorheal/vectorheal/internal/benchdoc"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -124,7 +124,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vectorheal-fleet: %v\n", err)
 		return 2
 	}
-	o.commandForDocs = commandLine(args)
+	o.commandForDocs = benchdoc.MakeCommand("bench-fleet", "FLEET_FLAGS", args, "vectorheal")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -171,24 +171,4 @@ func (o options) validate() error {
 		return errors.New("-down must not be negative")
 	}
 	return nil
-}
-
-// commandLine is the make command that reproduces a run, for the docs: the flags given, but
-// not the binary's path, which the Makefile passes itself.
-func commandLine(args []string) string {
-	var kept []string
-	for i := 0; i < len(args); i++ {
-		a := strings.TrimLeft(args[i], "-")
-		switch {
-		case a == "vectorheal":
-			i++ // and its value
-		case strings.HasPrefix(a, "vectorheal="):
-		default:
-			kept = append(kept, args[i])
-		}
-	}
-	if len(kept) == 0 {
-		return "make bench-fleet"
-	}
-	return "make bench-fleet FLEET_FLAGS='" + strings.Join(kept, " ") + "'"
 }

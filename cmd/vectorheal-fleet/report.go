@@ -2,9 +2,8 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"os"
+	"github.com/vectorheal/vectorheal/internal/benchdoc"
 	"runtime"
 	"strings"
 	"time"
@@ -39,7 +38,7 @@ func (f *fleet) report() error {
 	if !f.o.writeDocs {
 		return nil
 	}
-	if err := updateDocs(f.o.docsPath, md.String()); err != nil {
+	if err := (benchdoc.Markers{Begin: docsBegin, End: docsEnd}).Update(f.o.docsPath, md.String()); err != nil {
 		return err
 	}
 	f.printf("updated %s\n", f.o.docsPath)
@@ -257,27 +256,4 @@ func fmtBytes(n int64) string {
 	default:
 		return fmt.Sprintf("%d B", n)
 	}
-}
-
-// updateDocs replaces the text between the fleet markers of path with body.
-func updateDocs(path, body string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	doc, err := replaceMarked(string(data), body)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return os.WriteFile(path, []byte(doc), 0o644)
-}
-
-// replaceMarked returns doc with the text between the markers replaced by body.
-func replaceMarked(doc, body string) (string, error) {
-	i := strings.Index(doc, docsBegin)
-	j := strings.Index(doc, docsEnd)
-	if i < 0 || j < i {
-		return "", errors.New("no fleet markers (" + docsBegin + " … " + docsEnd + ")")
-	}
-	return doc[:i+len(docsBegin)] + "\n" + body + doc[j:], nil
 }

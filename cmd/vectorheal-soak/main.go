@@ -13,11 +13,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/vectorheal/vectorheal/internal/benchdoc"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -135,7 +135,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vectorheal-soak: %v\n", err)
 		return 2
 	}
-	o.commandForDocs = commandLine(args)
+	o.commandForDocs = benchdoc.MakeCommand("soak", "SOAK_FLAGS", args, "vectorheal", "root")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -172,24 +172,4 @@ func (o options) validate() error {
 		return errors.New("-av-cost-delay must be in [0, 100] and -av-cost-limit in [1, 10000]")
 	}
 	return nil
-}
-
-// commandLine is the make command that reproduces a run, for the docs: the flags given, but
-// not the binary's path, which the Makefile passes itself.
-func commandLine(args []string) string {
-	var kept []string
-	for i := 0; i < len(args); i++ {
-		a := strings.TrimLeft(args[i], "-")
-		switch {
-		case a == "vectorheal" || a == "root":
-			i++ // and its value
-		case strings.HasPrefix(a, "vectorheal=") || strings.HasPrefix(a, "root="):
-		default:
-			kept = append(kept, args[i])
-		}
-	}
-	if len(kept) == 0 {
-		return "make soak"
-	}
-	return "make soak SOAK_FLAGS='" + strings.Join(kept, " ") + "'"
 }

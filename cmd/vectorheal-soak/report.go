@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"github.com/vectorheal/vectorheal/internal/benchdoc"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +67,7 @@ func (s *soak) report(ctx context.Context) error {
 		if err := os.WriteFile(s.o.plotPath, svg.Bytes(), 0o644); err != nil {
 			return err
 		}
-		if err := updateDocs(s.o.docsPath, md.String()); err != nil {
+		if err := (benchdoc.Markers{Begin: docsBegin, End: docsEnd}).Update(s.o.docsPath, md.String()); err != nil {
 			return err
 		}
 		s.printf("updated %s and %s\n", s.o.docsPath, s.o.plotPath)
@@ -111,27 +111,4 @@ func (s *soak) writeSummary(w *bytes.Buffer, sts []stats, crit []criterion, repa
 	}
 	fmt.Fprintf(w, "\n![recall and p99 over time, both twins, repairs marked](soak.svg)\n")
 	return failed
-}
-
-// updateDocs replaces the text between the soak markers of path with body.
-func updateDocs(path, body string) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	doc, err := replaceMarked(string(data), body)
-	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return os.WriteFile(path, []byte(doc), 0o644)
-}
-
-// replaceMarked returns doc with the text between the markers replaced by body.
-func replaceMarked(doc, body string) (string, error) {
-	i := strings.Index(doc, docsBegin)
-	j := strings.Index(doc, docsEnd)
-	if i < 0 || j < i {
-		return "", errors.New("no soak markers (" + docsBegin + " … " + docsEnd + ")")
-	}
-	return doc[:i+len(docsBegin)] + "\n" + body + doc[j:], nil
 }

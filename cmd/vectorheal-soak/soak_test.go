@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/xml"
+	"github.com/vectorheal/vectorheal/internal/benchdoc"
 	"io"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -202,25 +204,13 @@ func TestWriteSVG(t *testing.T) {
 	}
 }
 
-func TestReplaceMarked(t *testing.T) {
-	doc := "# B\n\nintro\n" + docsBegin + "\nold\n" + docsEnd + "\nafter\n"
-	got, err := replaceMarked(doc, "new\n")
+// TestDocsHoldTheMarkers: the document -write-docs updates by default has this tool's block.
+func TestDocsHoldTheMarkers(t *testing.T) {
+	data, err := os.ReadFile("../../docs/BENCHMARKS.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "# B\n\nintro\n" + docsBegin + "\nnew\n" + docsEnd + "\nafter\n"; got != want {
-		t.Errorf("got %q, want %q", got, want)
-	}
-	if _, err := replaceMarked("no markers", "x"); err == nil {
-		t.Error("a document without markers was accepted")
-	}
-}
-
-func TestCommandLine(t *testing.T) {
-	if got := commandLine([]string{"-vectorheal", "bin/vectorheal", "-duration", "5m", "--root=.", "-write-docs"}); got != "make soak SOAK_FLAGS='-duration 5m -write-docs'" {
-		t.Errorf("got %q", got)
-	}
-	if got := commandLine(nil); got != "make soak" {
-		t.Errorf("got %q", got)
+	if _, err := (benchdoc.Markers{Begin: docsBegin, End: docsEnd}).Replace(string(data), "x\n"); err != nil {
+		t.Error(err)
 	}
 }
