@@ -1,20 +1,12 @@
 package rules
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/internal/config"
-	"github.com/vectorheal/vectorheal/internal/targets"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -33,11 +25,6 @@ func TestEndToEndFilteredQueriesShortAlert(t *testing.T) {
 		`CREATE INDEX items_embedding_idx ON items USING hnsw (embedding vector_l2_ops)`,
 		`ANALYZE items`,
 	)
-	ctx, cancel := context.WithCancel(context.Background())
-	ts, err := targets.Open(ctx, []config.Target{{Name: "e2e", DSN: config.Secret{Value: dsn}, MaxConnections: 4, MaxConcurrentChecks: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	off := config.Check{Disabled: true}
 	cfg := config.Exporter{
 		Structure: config.StructureCheck{Check: off}, Drift: config.DriftCheck{Check: off},
@@ -49,19 +36,7 @@ func TestEndToEndFilteredQueriesShortAlert(t *testing.T) {
 			Filters: []string{"category"}, K: 10, Samples: 10, Interval: 2 * time.Second, Timeout: 10 * time.Second,
 			SQL: `SELECT id FROM items WHERE category = $2 ORDER BY embedding <-> $1 LIMIT $3`}},
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e := exporter.New(ts, cfg, logger)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(e)
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		ts.Close()
-	})
+	exporterURL := serveExporter(t, dsn, cfg)
 
 	rulesDir := t.TempDir()
 	writeShortRules(t, rulesDir)
@@ -75,7 +50,7 @@ scrape_configs:
   - job_name: vectorheal
     static_configs:
       - targets: [%q]
-`, rulesDir, strings.TrimPrefix(srv.URL, "http://")))
+`, rulesDir, strings.TrimPrefix(exporterURL, "http://")))
 
 	const name = "PgvectorFilteredQueriesShort"
 	var firing *promAlert

@@ -1,20 +1,12 @@
 package rules
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/internal/config"
-	"github.com/vectorheal/vectorheal/internal/targets"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
@@ -82,11 +74,6 @@ scrape_configs:
 // given classic latency buckets, and returns the URL of its /metrics.
 func startLatencyExporter(t *testing.T, dsn string, buckets []float64) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ts, err := targets.Open(ctx, []config.Target{{Name: "e2e", DSN: config.Secret{Value: dsn}, MaxConnections: 4, MaxConcurrentChecks: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	off := config.Check{Disabled: true}
 	cfg := config.Exporter{
 		Structure: config.StructureCheck{Check: off}, Drift: config.DriftCheck{Check: off},
@@ -96,18 +83,6 @@ func startLatencyExporter(t *testing.T, dsn string, buckets []float64) string {
 		MaxConcurrentChecks: 2,
 		DiscoveryInterval:   2 * time.Second,
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e := exporter.New(ts, cfg, logger)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(e)
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		ts.Close()
-	})
-	return srv.URL
+	exporterURL := serveExporter(t, dsn, cfg)
+	return exporterURL
 }

@@ -111,11 +111,6 @@ func TestEndToEndDeadTuplesAlert(t *testing.T) {
 		`DELETE FROM items WHERE id <= 2000`,
 	)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ts, err := targets.Open(ctx, []config.Target{{Name: "e2e", DSN: config.Secret{Value: dsn}, MaxConnections: 4, MaxConcurrentChecks: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	chk := func(every time.Duration) config.Check {
 		return config.Check{Interval: every, Timeout: 10 * time.Second}
 	}
@@ -128,19 +123,7 @@ func TestEndToEndDeadTuplesAlert(t *testing.T) {
 		PageBatch:           16,
 		DiscoveryInterval:   2 * time.Second,
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e := exporter.New(ts, cfg, logger)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(e)
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	done := make(chan struct{})
-	go func() { e.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		ts.Close()
-	})
+	exporterURL := serveExporter(t, dsn, cfg)
 
 	rulesDir := t.TempDir()
 	writeShortRules(t, rulesDir)
@@ -154,7 +137,7 @@ scrape_configs:
   - job_name: vectorheal
     static_configs:
       - targets: [%q]
-`, rulesDir, strings.TrimPrefix(srv.URL, "http://")))
+`, rulesDir, strings.TrimPrefix(exporterURL, "http://")))
 
 	const name = "PgvectorHNSWDeadTuplesPending"
 	find := func(index string) *promAlert {
@@ -274,4 +257,30 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// serveExporter runs an exporter with cfg on the database dsn (target "e2e") until the test
+// ends, and returns the URL that serves its /metrics.
+func serveExporter(t *testing.T, dsn string, cfg config.Exporter) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ts, err := targets.Open(ctx, []config.Target{{Name: "e2e", DSN: config.Secret{Value: dsn}, MaxConnections: 4, MaxConcurrentChecks: 2}})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e := exporter.New(ts, cfg, logger)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		ts.Close()
+	})
+	return srv.URL
 }
