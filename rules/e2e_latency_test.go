@@ -26,7 +26,22 @@ func TestEndToEndLatencyRulesReadEitherForm(t *testing.T) {
 	)
 	rulesDir := t.TempDir()
 	writeShortRules(t, rulesDir)
-	promFor := func(exporterURL string, flags ...string) string {
+	// Native histograms are a feature flag up to Prometheus 3.7 and a scrape setting from 3.8
+	// on (where the flag first only sets its default, then does nothing).
+	major, minor, err := testenv.PrometheusVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	settingFrom38 := major > 3 || (major == 3 && minor >= 8)
+	promFor := func(exporterURL string, native bool) string {
+		var flags []string
+		scrapeNative := ""
+		switch {
+		case native && settingFrom38:
+			scrapeNative = "\n    scrape_native_histograms: true"
+		case native:
+			flags = append(flags, "--enable-feature=native-histograms")
+		}
 		return testenv.StartPrometheus(t, fmt.Sprintf(`
 global:
   scrape_interval: 1s
@@ -34,10 +49,10 @@ global:
 rule_files:
   - %s/*.yml
 scrape_configs:
-  - job_name: vectorheal
+  - job_name: vectorheal%s
     static_configs:
       - targets: [%q]
-`, rulesDir, strings.TrimPrefix(exporterURL, "http://")), flags...).URL
+`, rulesDir, scrapeNative, strings.TrimPrefix(exporterURL, "http://")), flags...).URL
 	}
 	byDefault := startLatencyExporter(t, dsn, []float64{})
 	small := startLatencyExporter(t, dsn, config.SmallLatencyBuckets())
@@ -46,9 +61,9 @@ scrape_configs:
 		prom        string
 		native, p99 bool
 	}{
-		{"native histograms, no classic bucket", promFor(byDefault, "--enable-feature=native-histograms"), true, true},
-		{"text format, no classic bucket", promFor(byDefault), false, false},
-		{"text format, the small classic set", promFor(small), false, true},
+		{"native histograms, no classic bucket", promFor(byDefault, true), true, true},
+		{"text format, no classic bucket", promFor(byDefault, false), false, false},
+		{"text format, the small classic set", promFor(small, false), false, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			const sel = `{indexrelname="items_embedding_idx"}`

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -87,4 +89,28 @@ func started(t testing.TB, name string) func(*Service, error) *Service {
 		})
 		return s
 	}
+}
+
+// PrometheusVersion is the major and minor version of the Prometheus PrometheusBinary finds,
+// from its --version output ("prometheus, version 3.16.0 (branch: ...)"): tests configure
+// what changed between releases (e.g. native histograms, a feature flag up to 3.7 and a scrape
+// setting from 3.8 on) by it.
+func PrometheusVersion() (major, minor int, err error) {
+	bin, err := PrometheusBinary()
+	if err != nil {
+		return 0, 0, err
+	}
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s --version: %w", bin, err)
+	}
+	if _, err := fmt.Sscanf(string(out), "prometheus, version %d.%d", &major, &minor); err != nil {
+		return 0, 0, fmt.Errorf("%s --version: no version in %q: %w", bin, firstLine(string(out)), err)
+	}
+	return major, minor, nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
