@@ -168,17 +168,12 @@ func (f *fleet) startProcesses(ctx context.Context, bin string) error {
 	f.procs = append(f.procs, p)
 	f.started = time.Now()
 	for _, p := range f.procs {
-		if err := p.start(); err != nil {
-			return err
-		}
-		f.obs[p] = &observed{track: newTrack(p.started)}
-	}
-	for _, p := range f.procs {
-		at, err := p.ready(ctx)
+		at, err := p.run(ctx)
 		if err != nil {
 			return err
 		}
-		f.printf("%s (pid %d) ready after %s on %s\n", p.name, p.pid(), at.Sub(p.started).Round(time.Millisecond), p.url)
+		f.obs[p] = &observed{track: newTrack(p.started)}
+		f.printf("%s (pid %d) ready after %s on %s\n", p.Name, p.Pid(), at.Sub(p.started).Round(time.Millisecond), p.URL)
 	}
 	f.steady = f.started.Add(f.o.interval)
 	f.printf("checks and discovery every %s, a poll every %s; observing for %s (staleness from +%s)\n",
@@ -188,8 +183,8 @@ func (f *fleet) startProcesses(ctx context.Context, bin string) error {
 
 func (f *fleet) stopProcesses() {
 	for _, p := range f.procs {
-		if err := p.stop(); err != nil {
-			f.log.Warn("stop", "process", p.name, "err", err)
+		if err := p.Stop(); err != nil {
+			f.log.Warn("stop", "process", p.Name, "err", err)
 		}
 	}
 }
@@ -231,25 +226,23 @@ func (f *fleet) observe(ctx context.Context) error {
 // set, it keeps the scrape's figures, the resources and the ages of p's indexes. A failed scrape
 // is counted, not fatal, unless the process has exited.
 func (f *fleet) poll(ctx context.Context, client *http.Client, p *process, ob *observed, record bool) error {
-	s, err := fetch(ctx, client, p.url)
+	s, err := fetch(ctx, client, p.URL)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		select {
-		case <-p.exited:
-			return fmt.Errorf("%s exited (log: %s):\n%s", p.name, p.log, tailFile(p.log, 20))
-		default:
+		if !p.Running() {
+			return fmt.Errorf("%s exited (log: %s):\n%s", p.Name, p.LogFile, p.LogTail(20))
 		}
 		ob.errs++
 		ob.lastErr = err
 		return nil
 	}
 	if want := strconv.Itoa(p.shard); p.shard >= 0 && s.shard != want {
-		return fmt.Errorf("%s: vectorheal_shard_info says shard %q, want %s", p.name, s.shard, want)
+		return fmt.Errorf("%s: vectorheal_shard_info says shard %q, want %s", p.Name, s.shard, want)
 	}
 	ob.track.observe(s)
-	u, uerr := readResources(p.pid())
+	u, uerr := readResources(p.Pid())
 	if !record || s.at.Before(f.steady) {
 		return nil
 	}
@@ -279,7 +272,7 @@ func (f *fleet) note(now time.Time) {
 				measured++
 			}
 		}
-		line += fmt.Sprintf("  %s: %d/%d measured", p.name, measured, len(ob.track.indexes))
+		line += fmt.Sprintf("  %s: %d/%d measured", p.Name, measured, len(ob.track.indexes))
 		if ob.errs > 0 {
 			line += fmt.Sprintf(" (%d failed scrapes: %v)", ob.errs, ob.lastErr)
 		}
@@ -296,26 +289,22 @@ func (f *fleet) killAndRestart(ctx context.Context, p *process) error {
 		owned = append(owned, k)
 	}
 	f.killed = time.Now()
-	if err := p.kill(); err != nil {
+	if err := p.Kill(); err != nil {
 		return err
 	}
-	f.printf("killed %s (SIGKILL) at +%s; restarting it in %s\n", p.name, f.killed.Sub(f.started).Round(time.Second), f.o.down)
+	f.printf("killed %s (SIGKILL) at +%s; restarting it in %s\n", p.Name, f.killed.Sub(f.started).Round(time.Second), f.o.down)
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(f.o.down):
 	}
-	if err := p.start(); err != nil {
-		return err
-	}
-	r := &restartResult{proc: p, owned: len(owned), down: p.started.Sub(f.killed)}
-	after := newTrack(p.started)
-	r.after = &observed{track: after}
-	at, err := p.ready(ctx)
+	at, err := p.run(ctx)
 	if err != nil {
 		return err
 	}
-	r.ready = at.Sub(p.started)
+	r := &restartResult{proc: p, owned: len(owned), down: p.started.Sub(f.killed), ready: at.Sub(p.started)}
+	after := newTrack(p.started)
+	r.after = &observed{track: after}
 	client := &http.Client{Timeout: 30 * time.Second}
 	deadline := p.started.Add(3 * f.o.interval)
 	tick := time.NewTicker(f.o.poll)
@@ -348,9 +337,9 @@ func (f *fleet) killAndRestart(ctx context.Context, p *process) error {
 	f.restart = r
 	c := r.coverage
 	f.printf("%s restarted: ready after %s, %d of %d indexes measured again, the last %s after the restart\n",
-		p.name, r.ready.Round(time.Millisecond), c.measured, r.owned, lastOf(c.firstMeasured).Round(time.Second))
+		p.Name, r.ready.Round(time.Millisecond), c.measured, r.owned, lastOf(c.firstMeasured).Round(time.Second))
 	if r.timedOut {
-		f.printf("%s: not every index was measured again within three intervals of the restart\n", p.name)
+		f.printf("%s: not every index was measured again within three intervals of the restart\n", p.Name)
 	}
 	return nil
 }

@@ -5,32 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/vectorheal/vectorheal/internal/testenv"
+	"github.com/vectorheal/vectorheal/internal/e2e"
 )
 
 // process is one `vectorheal serve` of the run: a shard, or the unsharded one.
 type process struct {
-	name  string // shard-0 … or unsharded
-	shard int    // -1 for the unsharded process
-	url   string
-	args  []string
-	log   string // its output goes there
-
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	started time.Time
+	*e2e.Vectorheal
+	shard   int       // -1 for the unsharded process
+	started time.Time // when it was last started
 }
 
 // writeConfig writes the configuration every process shares: one target per database, the
@@ -58,110 +48,29 @@ func writeConfig(path string, dbs []string, dsn func(db string) string, interval
 	return os.WriteFile(path, out, 0o600)
 }
 
-// newProcess prepares a process of bin on config, listening on a free port; shard -1 is the
-// unsharded one.
+// newProcess prepares a process of bin on config, listening on a free port, logging at info
+// (as in production: debug logs would cost the process CPU the table reports); shard -1 is
+// the unsharded one.
 func newProcess(bin, config, dir string, shard, total int) (*process, error) {
-	port, err := testenv.FreePort()
+	name := "unsharded"
+	var args []string
+	if shard >= 0 {
+		name = fmt.Sprintf("shard-%d", shard)
+		args = []string{"--exporter.shard", strconv.Itoa(shard), "--exporter.total-shards", strconv.Itoa(total)}
+	}
+	v, err := e2e.NewVectorheal(bin, name, config, filepath.Join(dir, name+".log"), "info", args...)
 	if err != nil {
 		return nil, err
 	}
-	p := &process{name: "unsharded", shard: shard, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	p.args = []string{"serve", "--config.file", config, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--log.level", "info"}
-	if shard >= 0 {
-		p.name = fmt.Sprintf("shard-%d", shard)
-		p.args = append(p.args, "--exporter.shard", strconv.Itoa(shard), "--exporter.total-shards", strconv.Itoa(total))
-	}
-	p.args = append([]string{bin}, p.args...)
-	p.log = filepath.Join(dir, p.name+".log")
-	return p, nil
+	return &process{Vectorheal: v, shard: shard}, nil
 }
 
-// start starts the process; ready waits for it.
-func (p *process) start() error {
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(f, "--- start %s\n", time.Now().UTC().Format(time.RFC3339))
-	cmd := exec.Command(p.args[0], p.args[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	// Its own process group: a Ctrl-C meant for the benchmark reaches it only through stop.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(exited)
-	}()
-	p.cmd, p.exited, p.started = cmd, exited, time.Now()
-	return nil
+// run starts the process and waits until it is ready, and returns when it was.
+func (p *process) run(ctx context.Context) (time.Time, error) {
+	p.started = time.Now()
+	err := p.Start(ctx)
+	return time.Now(), err
 }
-
-// ready waits until the process answers /-/ready, and returns when it did.
-func (p *process) ready(ctx context.Context) (time.Time, error) {
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := client.Get(p.url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Now(), nil
-			}
-		}
-		select {
-		case <-p.exited:
-			return time.Time{}, fmt.Errorf("%s exited before it was ready (log: %s):\n%s", p.name, p.log, tailFile(p.log, 20))
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return time.Time{}, fmt.Errorf("%s not ready after 90s (log: %s)", p.name, p.log)
-		}
-	}
-}
-
-// pid is the process id, 0 when it was never started.
-func (p *process) pid() int {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
-// signal sends sig and waits for the exit, killing after grace.
-func (p *process) signal(sig syscall.Signal, grace time.Duration) error {
-	if p.cmd == nil {
-		return nil
-	}
-	select {
-	case <-p.exited:
-		return nil
-	default:
-	}
-	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-p.exited:
-		return nil
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		return fmt.Errorf("%s did not exit within %s of %s", p.name, grace, sig)
-	}
-}
-
-// kill ends the process as a crash would.
-func (p *process) kill() error { return p.signal(syscall.SIGKILL, 10*time.Second) }
-
-// stop ends the process cleanly.
-func (p *process) stop() error { return p.signal(syscall.SIGTERM, 30*time.Second) }
 
 // resources is what /proc says of a process at one moment.
 type resources struct {
@@ -286,19 +195,4 @@ func serverCPU(dataDir string) (resources, error) {
 		r.cpu += ticks(f[11:13])
 	}
 	return r, nil
-}
-
-// tailFile returns the last n lines of a file, for error messages.
-func tailFile(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	data, _ := io.ReadAll(f)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

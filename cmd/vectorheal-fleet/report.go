@@ -123,12 +123,12 @@ func (f *fleet) writeTable(w *bytes.Buffer) {
 	}
 	shards := f.procs[:len(f.procs)-1]
 	unsharded := f.procs[len(f.procs)-1]
-	base := f.rowOf(unsharded.name, f.obs[unsharded])
+	base := f.rowOf(unsharded.Name, f.obs[unsharded])
 	var rows []row
 	var tracks []*track
 	together := row{name: fmt.Sprintf("%d shards together", len(shards))}
 	for _, p := range shards {
-		r := f.rowOf(p.name, f.obs[p])
+		r := f.rowOf(p.Name, f.obs[p])
 		rows = append(rows, r)
 		tracks = append(tracks, f.obs[p].track)
 		together.ages = append(together.ages, r.ages...)
@@ -178,7 +178,7 @@ func (f *fleet) writeNotes(w *bytes.Buffer) {
 		fmt.Fprintf(w, "Restart: %s (%d indexes) killed with SIGKILL at +%s, started again %s later, ready %s after its start; "+
 			"%d of its %d indexes measured again (page scan and recall probe seen), the last %s after the start (median %s), %d within one interval; "+
 			"the longest an index of it went without a recall probe across the kill: %s.\n",
-			r.proc.name, r.owned, f.killed.Sub(f.started).Round(time.Second), r.down.Round(time.Second), r.ready.Round(time.Millisecond),
+			r.proc.Name, r.owned, f.killed.Sub(f.started).Round(time.Second), r.down.Round(time.Second), r.ready.Round(time.Millisecond),
 			c.measured, r.owned, lastOf(c.firstMeasured).Round(time.Second), quantile(c.firstMeasured, 0.5).Round(time.Second),
 			c.withinInterval, r.maxUnseen.Round(time.Second))
 		if r.timedOut {
@@ -187,7 +187,7 @@ func (f *fleet) writeNotes(w *bytes.Buffer) {
 	}
 	for _, p := range f.procs {
 		if ob := f.obs[p]; ob.errs > 0 {
-			fmt.Fprintf(w, "\n%s: %d scrapes failed (last: %v).\n", p.name, ob.errs, ob.lastErr)
+			fmt.Fprintf(w, "\n%s: %d scrapes failed (last: %v).\n", p.Name, ob.errs, ob.lastErr)
 		}
 	}
 }
@@ -210,7 +210,7 @@ func (f *fleet) writeSlowest(w *bytes.Buffer) {
 	fmt.Fprintf(w, "Longest run seen of one check on one index, and of one target's discovery and statistics (vectorheal_collector_duration_seconds, steady period):\n\n")
 	for _, p := range f.procs {
 		sl := f.obs[p].slowest
-		fmt.Fprintf(w, "- %s: structure %s, recall %s, discovery %s, statistics %s\n", p.name,
+		fmt.Fprintf(w, "- %s: structure %s, recall %s, discovery %s, statistics %s\n", p.Name,
 			sl["structure"].Round(time.Millisecond), sl["recall"].Round(time.Millisecond),
 			sl["discovery"].Round(time.Millisecond), sl["statistics"].Round(time.Millisecond))
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vectorheal/vectorheal/internal/shard"
+	"github.com/vectorheal/vectorheal/internal/testenv"
 )
 
 // Vectorheal is one `vectorheal serve` process of the stack.
@@ -29,9 +30,10 @@ type Vectorheal struct {
 	// otherwise.
 	Shard shard.Shard
 
-	bin  string
-	addr string
-	args []string // more flags of serve
+	bin      string
+	addr     string
+	args     []string // more flags of serve
+	logLevel string   // --log.level; debug when empty
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -60,6 +62,18 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// NewVectorheal prepares a `vectorheal serve` of bin named name on config, listening on a
+// free port, its output appended to logFile, at logLevel (--log.level; debug when empty), with
+// more flags args. Start starts it.
+func NewVectorheal(bin, name, config, logFile, logLevel string, args ...string) (*Vectorheal, error) {
+	port, err := testenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	return &Vectorheal{Name: name, bin: bin, Config: config, LogFile: logFile, logLevel: logLevel, args: args,
+		addr: fmt.Sprintf("127.0.0.1:%d", port), URL: fmt.Sprintf("http://127.0.0.1:%d", port)}, nil
+}
+
 // Start starts the process and waits until /-/ready answers.
 func (v *Vectorheal) Start(ctx context.Context) error {
 	v.mu.Lock()
@@ -67,7 +81,11 @@ func (v *Vectorheal) Start(ctx context.Context) error {
 		v.logs = &lockedBuffer{}
 	}
 	fmt.Fprintf(v.logs, "--- start %s\n", time.Now().Format(time.RFC3339))
-	cmd := exec.Command(v.bin, append([]string{"serve", "--config.file", v.Config, "--web.listen-address", v.addr, "--log.level", "debug"}, v.args...)...)
+	level := v.logLevel
+	if level == "" {
+		level = "debug"
+	}
+	cmd := exec.Command(v.bin, append([]string{"serve", "--config.file", v.Config, "--web.listen-address", v.addr, "--log.level", level}, v.args...)...)
 	var out io.Writer = v.logs
 	var logFile *os.File
 	if v.LogFile != "" {
@@ -187,6 +205,9 @@ func (v *Vectorheal) Logs() string {
 	}
 	return v.logs.String()
 }
+
+// LogTail returns the last n lines the process wrote, for error messages.
+func (v *Vectorheal) LogTail(n int) string { return tail(v.Logs(), n) }
 
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

@@ -143,19 +143,19 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 	// Alertmanager's, and Alertmanager picks its port when it starts. So vectorheal's ports
 	// are chosen ahead and the replicas start after the Alertmanagers.
 	for i := range c.Replicas {
-		port, err := testenv.FreePort()
+		name := fmt.Sprintf("vectorheal-%d", i+1)
+		measures := i < c.Shards
+		args := webArgs
+		if c.Shards > 1 && measures {
+			args = append(slices.Clone(webArgs), "--exporter.shard", strconv.Itoa(i), "--exporter.total-shards", strconv.Itoa(c.Shards))
+		}
+		v, err := NewVectorheal(c.Vectorheal, name, filepath.Join(c.Dir, name+".yml"), filepath.Join(c.Dir, name+".log"), "", args...)
 		if err != nil {
 			return nil, err
 		}
-		name := fmt.Sprintf("vectorheal-%d", i+1)
-		v := &Vectorheal{
-			Name: name, bin: c.Vectorheal, args: webArgs, Measures: i < c.Shards,
-			addr: fmt.Sprintf("127.0.0.1:%d", port), URL: fmt.Sprintf("http://127.0.0.1:%d", port),
-			Config: filepath.Join(c.Dir, name+".yml"), LogFile: filepath.Join(c.Dir, name+".log"),
-		}
-		if c.Shards > 1 && v.Measures {
+		v.Measures = measures
+		if c.Shards > 1 && measures {
 			v.Shard = shard.Shard{Index: i, Total: c.Shards}
-			v.args = append(slices.Clone(webArgs), "--exporter.shard", strconv.Itoa(i), "--exporter.total-shards", strconv.Itoa(c.Shards))
 		}
 		s.Vectorheals = append(s.Vectorheals, v)
 	}
