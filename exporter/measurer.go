@@ -84,11 +84,7 @@ func (m *Measurer) indexPool(ctx context.Context, pool *pgxpool.Pool, ix catalog
 	if r.standby == nil {
 		return r.read
 	}
-	lsn, err := standby.PrimaryPosition(ctx, r.read)
-	if err == nil {
-		err = standby.AwaitReplay(ctx, r.standby, lsn, r.wait, 100*time.Millisecond)
-	}
-	if err != nil {
+	if err := standby.AwaitPrimary(ctx, r.read, r.standby, r.wait, 100*time.Millisecond); err != nil {
 		m.log.Warn("measuring on the primary: the standby cannot show the index as it is now", "target", r.target, "index", ix.String(), "err", err)
 		return r.read
 	}

@@ -335,11 +335,7 @@ func replayedStandby(ctx context.Context, primary, replica *pgxpool.Pool, wait t
 	case !rec:
 		return errors.New("standby not used, index figures read on the primary: the server is not in recovery (not a standby)")
 	}
-	lsn, err := standby.PrimaryPosition(ctx, primary)
-	if err == nil {
-		err = standby.AwaitReplay(ctx, replica, lsn, wait, 100*time.Millisecond)
-	}
-	if err != nil {
+	if err := standby.AwaitPrimary(ctx, primary, replica, wait, 100*time.Millisecond); err != nil {
 		return fmt.Errorf("standby not used, index figures read on the primary: %w", err)
 	}
 	return nil

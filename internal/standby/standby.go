@@ -100,6 +100,16 @@ func AwaitReplay(ctx context.Context, standby Querier, lsn string, limit, poll t
 	}
 }
 
+// AwaitPrimary waits, as AwaitReplay, until standby has replayed the primary's WAL position at
+// the time of the call: then it shows everything committed on the primary before.
+func AwaitPrimary(ctx context.Context, primary, standby Querier, limit, poll time.Duration) error {
+	lsn, err := PrimaryPosition(ctx, primary)
+	if err != nil {
+		return err
+	}
+	return AwaitReplay(ctx, standby, lsn, limit, poll)
+}
+
 // IsReplayConflict says whether err is a query a standby cancelled because replaying the
 // primary's WAL needed what the query held (a snapshot of rows a VACUUM removed, a lock, a
 // buffer pin): PostgreSQL reports it as a serialization failure "due to conflict with
