@@ -318,7 +318,7 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	e, err := engine.New(engine.Options{State: pool, Schema: schema, Targets: ts, Strategies: reg, Measurer: &fakeMeasurer{},
+	e, err := engine.New(engine.Options{State: pool, Schema: schema, Targets: ts, Strategies: reg, Measurer: fakeMeasurer(),
 		Runbook: func() *runbook.Runbook { return nil }, Config: config.DefaultRemediation(), Workers: true, ID: "child", PollInterval: 100 * time.Millisecond,
 		Registerer: prometheus.NewRegistry()})
 	if err != nil {

@@ -52,7 +52,7 @@ func TestReclaimImpactAndHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reads := &strategytest.PageReads{BatchMeasurer: m.(strategy.BatchMeasurer)}
+	reads := &strategytest.PageReads{Measurer: m}
 	e := b.engine(t, rb, func(o *engine.Options) { o.Measurer = reads })
 	in, err := pgvector.Installed(b.ctx, b.target)
 	if err != nil {

@@ -48,7 +48,7 @@ type bundle struct {
 	targets  *targets.Set
 	reg      *strategy.Registry
 	fakes    *fakes
-	measurer *fakeMeasurer
+	measurer strategy.Measurer
 	cfg      config.Remediation
 }
 
@@ -87,7 +87,7 @@ func setup(t testing.TB) *bundle {
 		}
 	}
 	b.fakes = &fakes{}
-	b.measurer = &fakeMeasurer{}
+	b.measurer = fakeMeasurer()
 	vacuum, _ := mustDefault(t).Get("vacuum")
 	reindex, _ := mustDefault(t).Get("reindex")
 	b.reg, err = strategy.NewRegistry(
@@ -396,18 +396,17 @@ func (*blockStrategy) Rollback(ctx context.Context, env strategy.Env, _ catalog.
 // fakeMeasurer reads figures from public.fake_figures of the target, so a test sets what
 // validation sees; "pgvector_table_dead_tuples" is measured for real. An unset fake_figure is
 // unhealthy (1e9) until the ok strategy has run, so the engine's check before a repair does
-// not find the index healthy already.
-type fakeMeasurer struct{}
-
-func (*fakeMeasurer) Figures() []string {
+// not find the index healthy already. It is pure logic around the engine (strategy.Single);
+// the engine's tests with pages read by the exporter's reader are reclaim_test.go's.
+func fakeMeasurer() strategy.Measurer {
 	// The figures vacuum records by default are listed too: runbook loading checks them. Only
 	// the first two are measured; the others fail and are left out of before/after.
-	return []string{"fake_figure", "pgvector_table_dead_tuples", "pgvector_hnsw_heap_tids:dead", "pgvector_hnsw_orphan_elements",
+	return strategy.Single([]string{"fake_figure", "pgvector_table_dead_tuples", "pgvector_hnsw_heap_tids:dead", "pgvector_hnsw_orphan_elements",
 		"pgvector_hnsw_unreachable_elements", "pgvector_index_size_bytes", "pgvector_recall_ratio",
-		"pgvector_ivfflat_list_size_cv", "pgvector_ivfflat_empty_lists"}
+		"pgvector_ivfflat_list_size_cv", "pgvector_ivfflat_empty_lists"}, fakeFigure)
 }
 
-func (*fakeMeasurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
+func fakeFigure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
 	var v float64
 	var err error
 	switch figure {

@@ -40,7 +40,7 @@ func measureFigures(ctx context.Context, env Env, pool *pgxpool.Pool, ix catalog
 	if env.Measure == nil || len(figures) == 0 {
 		return nil
 	}
-	vals, errs := MeasureAll(ctx, env.Measure, pool, ix, figures)
+	vals, errs := env.Measure.MeasureAll(ctx, pool, ix, figures)
 	return recorded(env, ix, figures, vals, errs)
 }
 

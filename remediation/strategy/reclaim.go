@@ -166,7 +166,7 @@ func readFigures(ctx context.Context, env Env, ix catalog.Index, figures []strin
 	if env.Measure == nil || len(figures) == 0 {
 		return figureReading{}
 	}
-	vals, errs := MeasureAll(ctx, env.Measure, env.Pool, ix, figures)
+	vals, errs := env.Measure.MeasureAll(ctx, env.Pool, ix, figures)
 	return figureReading{vals, errs}
 }
 

@@ -64,7 +64,7 @@ func TestReclaimChoosesTheCheaperPathAndHeals(t *testing.T) {
 			b := setup(t, strategy.Options{})
 			ctx := context.Background()
 			ix := b.churned(t, 3000, tc.deleteEvery)
-			reads := &strategytest.PageReads{BatchMeasurer: exporterMeasurer().(strategy.BatchMeasurer)}
+			reads := &strategytest.PageReads{Measurer: exporterMeasurer()}
 			b.env.Measure = reads
 			version := installedVersion(t, b)
 			if v, err := pgvector.ParseVersion(version); err != nil || len(pgvector.Gated(v, pgvector.GateHNSWVacuum)) > 0 {

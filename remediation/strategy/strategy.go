@@ -23,40 +23,65 @@ import (
 // Params are a step's parameters as written in the runbook (decoded YAML scalars, lists, maps).
 type Params map[string]any
 
-// Measurer re-measures a figure of one index directly in the database, without waiting for a
-// scrape. Figures are named like the exporter's metrics; where a metric has a state or layer
-// label the figure names it after a colon, e.g. "pgvector_hnsw_heap_tids:dead".
+// Measurer re-measures figures of one index directly in the database, without waiting for a
+// scrape. It is the one interface through which the engine, validation and the strategies
+// read an index; the exporter's reader (exporter.Measurer) is the implementation vectorheal
+// runs with, and Single adapts a reader of one figure at a time (tests, pure logic). Figures
+// are named like the exporter's metrics; where a metric has a state or layer label the figure
+// names it after a colon, e.g. "pgvector_hnsw_heap_tids:dead".
 type Measurer interface {
 	// Measure returns the current value of figure for ix in the database behind pool.
 	Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error)
+	// MeasureAll returns each figure's value or its error, as Measure would, with one
+	// reading of each source they come from (the pages once for every structure figure): a
+	// structural read of a large index takes seconds.
+	MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error)
 	// Figures lists the names Measure understands, for runbook validation.
 	Figures() []string
+	// Settled says whether figure is read from the index itself (its pages, its catalog
+	// row), so that its value is settled the moment a step's work is done, unlike figures
+	// from statistics or through the planner, which a validation waits for (its wait).
+	Settled(figure string) bool
+	// AsBuilt returns the value figure had when the index was built (or first seen as
+	// built), so a validation can be relative to the index's own build rather than to an
+	// absolute number. ok is false when no as-built value is recorded for the index.
+	AsBuilt(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (value float64, ok bool, err error)
 }
 
-// BatchMeasurer is a Measurer that measures several figures of one index with one reading of
-// each source they come from (the pages once for every structure figure). Strategies and the
-// engine use it where the Measurer has it: a structural read of a large index takes seconds.
-type BatchMeasurer interface {
-	Measurer
-	// MeasureAll returns each figure's value or its error, as Measure would.
-	MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error)
+// ReadFunc reads one figure of one index.
+type ReadFunc func(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error)
+
+// Single is a Measurer made of a reader of one figure at a time that knows figures: MeasureAll
+// reads them one by one, no figure is settled and none has an as-built value. It is for
+// readers that are pure logic (tests say so where they use it); vectorheal itself measures
+// with the exporter's reader.
+func Single(figures []string, read ReadFunc) Measurer { return single{figures, read} }
+
+type single struct {
+	figures []string
+	read    ReadFunc
 }
 
-// MeasureAll measures figures of ix through m, in one reading per source where m is a
-// BatchMeasurer, else one figure at a time.
-func MeasureAll(ctx context.Context, m Measurer, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
-	if b, ok := m.(BatchMeasurer); ok {
-		return b.MeasureAll(ctx, pool, ix, figures)
-	}
+func (s single) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
+	return s.read(ctx, pool, ix, figure)
+}
+
+func (s single) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
 	vals, errs := map[string]float64{}, map[string]error{}
 	for _, f := range figures {
-		if v, err := m.Measure(ctx, pool, ix, f); err != nil {
+		if v, err := s.read(ctx, pool, ix, f); err != nil {
 			errs[f] = err
 		} else {
 			vals[f] = v
 		}
 	}
 	return vals, errs
+}
+
+func (s single) Figures() []string { return s.figures }
+func (single) Settled(string) bool { return false }
+func (single) AsBuilt(context.Context, *pgxpool.Pool, catalog.Index, string) (float64, bool, error) {
+	return 0, false, nil
 }
 
 // Env is what a strategy may use while it works on one index.
@@ -300,20 +325,4 @@ func RetryLater(err error) bool {
 	}
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "55P03"
-}
-
-// SettledMeasurer is what a Measurer may also implement: whether a figure is read from the
-// index itself (its pages, its catalog row), so that its value is settled the moment a step's
-// work is done, unlike figures from statistics or through the planner, which a validation
-// waits for (its wait).
-type SettledMeasurer interface {
-	Settled(figure string) bool
-}
-
-// AsBuiltMeasurer is what a Measurer may also implement: the value a figure had when the
-// index was built (or first seen as built), so a validation can be relative to the index's
-// own build rather than to an absolute number. ok is false when no as-built value is
-// recorded for the index.
-type AsBuiltMeasurer interface {
-	AsBuilt(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (value float64, ok bool, err error)
 }

@@ -40,7 +40,7 @@ func hardHNSW(t *testing.T, b *bundle) catalog.Index {
 func TestTuneSearchRaisesRecallBack(t *testing.T) {
 	t.Run("test measurer", func(t *testing.T) {
 		// A poor graph: recall grows with ef_search over several steps.
-		testTuneSearchRaisesRecallBack(t, sqlMeasurer{k: 10, queries: 20}, hardHNSW, 10)
+		testTuneSearchRaisesRecallBack(t, strategy.Single(testFigures, sqlMeasurer{k: 10, queries: 20}.Measure), hardHNSW, 10)
 	})
 	t.Run("exporter measurer", func(t *testing.T) {
 		// A sound graph whose ef_search was set below k: pgvector returns at most ef_search

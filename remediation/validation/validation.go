@@ -290,14 +290,12 @@ func judge(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix cata
 	rec.Measured = &got
 	asBuilt, ok := 0.0, false
 	if v.AsBuiltFactor > 0 {
-		if ab, isAB := m.(strategy.AsBuiltMeasurer); isAB {
-			val, found, err := ab.AsBuilt(ctx, pool, ix, fig)
-			if err != nil {
-				rec.Error = fmt.Sprintf("validation: as-built %s: %v", fig, err)
-				return rec
-			}
-			asBuilt, ok = val, found
+		val, found, err := m.AsBuilt(ctx, pool, ix, fig)
+		if err != nil {
+			rec.Error = fmt.Sprintf("validation: as-built %s: %v", fig, err)
+			return rec
 		}
+		asBuilt, ok = val, found
 	}
 	bound, from := v.BoundFor(asBuilt, ok)
 	if from == "" {
@@ -333,7 +331,7 @@ func AwaitAfter(ctx context.Context, m strategy.Measurer, pool *pgxpool.Pool, ix
 	if !ok || math.IsNaN(got) {
 		return await(ctx, m, pool, ix, v, before, 1, &Record{Validation: v})
 	}
-	if sm, settled := m.(strategy.SettledMeasurer); v.Wait > 0 && !(settled && sm.Settled(v.Figure)) {
+	if v.Wait > 0 && !m.Settled(v.Figure) {
 		return await(ctx, m, pool, ix, v, before, 1, &Record{Validation: v})
 	}
 	rec := judge(ctx, m, pool, ix, v, v.Figure, got, nil, before)

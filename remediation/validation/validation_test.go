@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/remediation/strategy"
 	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
@@ -151,7 +152,27 @@ func TestMoved(t *testing.T) {
 	}
 }
 
-type fixed struct{ values map[string]float64 }
+// oneAtATime gives the test measurers below what validation does not use of a
+// strategy.Measurer (validation reads one figure at a time): no batch reading, no settled
+// figure, no as-built value. A measurer overrides what a test needs.
+type oneAtATime struct{}
+
+func (oneAtATime) MeasureAll(_ context.Context, _ *pgxpool.Pool, _ catalog.Index, figures []string) (map[string]float64, map[string]error) {
+	errs := map[string]error{}
+	for _, f := range figures {
+		errs[f] = errors.New("validation reads one figure at a time")
+	}
+	return nil, errs
+}
+func (oneAtATime) Settled(string) bool { return false }
+func (oneAtATime) AsBuilt(context.Context, *pgxpool.Pool, catalog.Index, string) (float64, bool, error) {
+	return 0, false, nil
+}
+
+type fixed struct {
+	oneAtATime
+	values map[string]float64
+}
 
 func (f fixed) Figures() []string { return nil }
 func (f fixed) Measure(_ context.Context, _ *pgxpool.Pool, _ catalog.Index, figure string) (float64, error) {
@@ -162,7 +183,7 @@ func (f fixed) Measure(_ context.Context, _ *pgxpool.Pool, _ catalog.Index, figu
 	return v, nil
 }
 
-// asBuilt is a Measurer that also knows as-built figures (strategy.AsBuiltMeasurer).
+// asBuilt is a Measurer that knows as-built figures.
 type asBuilt struct {
 	fixed
 	built map[string]float64
@@ -178,6 +199,7 @@ func (a asBuilt) AsBuilt(_ context.Context, _ *pgxpool.Pool, _ catalog.Index, fi
 }
 
 type sequence struct {
+	oneAtATime
 	values []float64
 	n      int
 }
@@ -275,7 +297,7 @@ func TestAwaitAfterJudgesTheStepsReading(t *testing.T) {
 		{"unknowable in the record", &counting{&sequence{values: []float64{0}}}, v, map[string]float64{"f": math.NaN()}, true, 1, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := tc.m.(measurer)
+			m := tc.m.(strategy.Measurer)
 			rec := validation.AwaitAfter(ctx, m, nil, catalog.Index{}, tc.v, nil, tc.after)
 			if rec.Passed != tc.passed || rec.Tries != tc.tries || rec.Measured == nil || *rec.Measured != tc.wantValue {
 				t.Errorf("record %+v (%s), want passed %t after %d tries at %v", rec.Judge, rec.Failure(), tc.passed, tc.tries, tc.wantValue)
@@ -294,27 +316,17 @@ func TestAwaitAfterJudgesTheStepsReading(t *testing.T) {
 	}
 }
 
-type measurer interface {
-	Figures() []string
-	Measure(context.Context, *pgxpool.Pool, catalog.Index, string) (float64, error)
-}
-
 // counting counts the measurements of the measurer it wraps, keeping its Settled answer.
-type counting struct{ measurer }
+type counting struct{ strategy.Measurer }
 
 func (c *counting) Measured() int {
-	switch m := c.measurer.(type) {
+	switch m := c.Measurer.(type) {
 	case *sequence:
 		return m.n
 	case *settledSequence:
 		return m.n
 	}
 	return -1
-}
-
-func (c *counting) Settled(figure string) bool {
-	s, ok := c.measurer.(interface{ Settled(string) bool })
-	return ok && s.Settled(figure)
 }
 
 // TestBeforeFactor: a step that took its figure below the value before it times the factor

@@ -18,7 +18,7 @@ import (
 // through it: one per Measure or MeasureAll asking for any HNSW structure figure. Tests
 // assert with it that a large index is not read more often than a repair needs.
 type PageReads struct {
-	strategy.BatchMeasurer
+	strategy.Measurer
 	n atomic.Int32
 }
 
@@ -35,20 +35,13 @@ func (p *PageReads) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.
 	if isStructure(figure) {
 		p.n.Add(1)
 	}
-	return p.BatchMeasurer.Measure(ctx, pool, ix, figure)
+	return p.Measurer.Measure(ctx, pool, ix, figure)
 }
 
-// MeasureAll implements strategy.BatchMeasurer.
+// MeasureAll implements strategy.Measurer.
 func (p *PageReads) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
 	if slices.ContainsFunc(figures, isStructure) {
 		p.n.Add(1)
 	}
-	return p.BatchMeasurer.MeasureAll(ctx, pool, ix, figures)
-}
-
-// Settled passes on the wrapped Measurer's answer (strategy.SettledMeasurer), false when it
-// gives none.
-func (p *PageReads) Settled(figure string) bool {
-	s, ok := p.BatchMeasurer.(strategy.SettledMeasurer)
-	return ok && s.Settled(figure)
+	return p.Measurer.MeasureAll(ctx, pool, ix, figures)
 }
