@@ -8,6 +8,10 @@
 //     Entries is their sum; EmptyLists counts lists of size 0.
 //   - ListSizeCV: population standard deviation of ListSizes over their mean (0 when the
 //     index holds no entry). 0 is perfect balance; skewed inserts raise it.
+//   - LargestListRatio: the largest of ListSizes over their mean (0 when the index holds no
+//     entry). 1 is perfect balance; a query whose probes include that list reads this many
+//     times the average list, so it bounds the tail of the search's work where the CV
+//     describes the spread.
 //   - CentroidQuality: over a uniform sample (reservoir, at most QualitySample entries, fixed
 //     seed), the mean distance of an entry to the center of its own list divided by the mean
 //     distance to the nearest other center. Lower is better; near 1 the centers no longer
@@ -29,6 +33,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/vectorheal/vectorheal/exporter/pagescan"
 )
@@ -72,6 +77,7 @@ type Report struct {
 	Entries           int64
 	EmptyLists        int
 	ListSizeCV        float64
+	LargestListRatio  float64
 	CentroidQuality   float64
 	Centers           [][]float32 // for drift; bits as 0 and 1; nil when the values are not vector, halfvec or bit
 	// Faults counts structural faults by kind; a fault on a page written during the scan is
@@ -509,6 +515,7 @@ func (a *analyzer) sizes() {
 			ss += d * d
 		}
 		rep.ListSizeCV = math.Sqrt(ss/float64(len(rep.ListSizes))) / mean
+		rep.LargestListRatio = float64(slices.Max(rep.ListSizes)) / mean
 	}
 	centers := make([][]float32, 0, len(a.lists))
 	for _, l := range a.lists {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -143,6 +144,9 @@ func TestListsMatchNearestCenter(t *testing.T) {
 			if cv := math.Sqrt(ss/lists) / mean; math.Abs(cv-rep.ListSizeCV) > 1e-9 {
 				t.Errorf("CV %v, from the SQL sizes %v", rep.ListSizeCV, cv)
 			}
+			if r := float64(slices.Max(want)) / mean; math.Abs(r-rep.LargestListRatio) > 1e-9 {
+				t.Errorf("largest list ratio %v, from the SQL sizes %v", rep.LargestListRatio, r)
+			}
 			if !(rep.CentroidQuality > 0 && rep.CentroidQuality < 1) {
 				t.Errorf("centroid quality %v, want in (0,1) for centers trained on the data", rep.CentroidQuality)
 			}
@@ -164,6 +168,12 @@ func TestSkewedInsertsRaiseCV(t *testing.T) {
 	}
 	if after.ListSizeCV < 2*before.ListSizeCV || after.ListSizeCV < 1 {
 		t.Errorf("CV %v after skewed inserts, %v before: want a clear rise", after.ListSizeCV, before.ListSizeCV)
+	}
+	// 3000 more rows in one or two of 15 lists: the largest list holds at least 1500 of the
+	// 6000 entries, 3.75 times the mean of 400.
+	t.Logf("largest list ratio %.2f -> %.2f", before.LargestListRatio, after.LargestListRatio)
+	if before.LargestListRatio < 1 || before.LargestListRatio > 2.5 || after.LargestListRatio < 3.75 {
+		t.Errorf("largest list ratio %v before and %v after skewed inserts, want in [1, 2.5] and >= 3.75", before.LargestListRatio, after.LargestListRatio)
 	}
 	b.exec(t, `DELETE FROM items WHERE id > 3000`)
 	b.exec(t, `VACUUM items`)
