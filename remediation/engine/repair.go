@@ -560,6 +560,7 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		return e.heldBack(ctx, rec, pos, step, &impact, h) // horizon.go
 	}
 	rec.stepBegins(ctx, pos, step, "running", &impact, "")
+	env.Planned = impact.Reading // the run's reading before, taken a moment ago
 
 	// Run, with the validation figure (or its fallback, where it cannot be known) measured before.
 	b := e.measureBefore(runCtx, step, st, ix, env)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
@@ -26,8 +25,7 @@ import (
 // of 200k × 128-d with 20 % deleted took 15× a rebuild), and a step that fails over to the next
 // has already paid for the first.
 type Reclaim struct {
-	opts  Options
-	plans planReadings
+	opts Options
 }
 
 // ReclaimConfig are the parameters of a reclaim step.
@@ -249,66 +247,6 @@ func reclaimHistory(ctx context.Context, env Env) CostHistory {
 	return h
 }
 
-// planReadingFresh is how long a plan's reading of an index stands in for the run's reading
-// before it: the engine plans a step just before it runs it, and reading a large index's pages
-// again seconds later costs seconds (on a 158 MiB graph, about as long as a tenth of its
-// rebuild). A run later than this (after an approval, say) reads the index again.
-const planReadingFresh = time.Minute
-
-// planReadings holds the latest plan's reading of each index until its run takes it.
-type planReadings struct {
-	mu sync.Mutex
-	m  map[planKey]planReading
-}
-
-// planKey names an index across targets: OIDs repeat between databases.
-type planKey struct {
-	target, datname string
-	oid             uint32
-}
-
-func keyOf(target string, ix catalog.Index) planKey { return planKey{target, ix.Datname, ix.OID} }
-
-type planReading struct {
-	relfilenode uint32
-	at          time.Time
-	reading     figureReading
-}
-
-// put keeps the figures a plan of ix measured at now (the run measures again those that
-// failed); it drops readings that are no longer fresh, so plans never run (dry runs) leave
-// nothing behind.
-func (p *planReadings) put(target string, ix catalog.Index, reading figureReading, now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for k, pr := range p.m {
-		if now.Sub(pr.at) >= planReadingFresh {
-			delete(p.m, k)
-		}
-	}
-	if len(reading.vals) == 0 {
-		return
-	}
-	if p.m == nil {
-		p.m = map[planKey]planReading{}
-	}
-	p.m[keyOf(target, ix)] = planReading{relfilenode: ix.Relfilenode, at: now, reading: figureReading{vals: reading.vals}}
-}
-
-// take returns, once, the plan's reading of ix on target if it is fresh at now and of the
-// same index file (a rebuild since gives a new OID or relfilenode).
-func (p *planReadings) take(target string, ix catalog.Index, now time.Time) (figureReading, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k := keyOf(target, ix)
-	pr, ok := p.m[k]
-	delete(p.m, k)
-	if !ok || pr.relfilenode != ix.Relfilenode || now.Sub(pr.at) >= planReadingFresh || now.Before(pr.at) {
-		return figureReading{}, false
-	}
-	return pr.reading, true
-}
-
 // figures are the figures a run records before and after.
 func (r *Reclaim) figures(env Env, ix catalog.Index, c ReclaimConfig) []string {
 	return chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
@@ -320,21 +258,20 @@ func (r *Reclaim) beforeFigures(env Env, ix catalog.Index, c ReclaimConfig) []st
 	return union(r.figures(env, ix, c), deadShareFigures(ix.Method))
 }
 
-// readBefore is the run's reading of figures before it acts: the fresh reading of its plan,
-// completed with the figures the plan did not measure, or a reading of its own.
+// readBefore is the run's reading of figures before it acts: its plan's reading, which the
+// engine hands over in env.Planned, completed with the figures the plan did not measure.
 func (r *Reclaim) readBefore(ctx context.Context, env Env, ix catalog.Index, figures []string) figureReading {
-	planned, ok := r.plans.take(env.Target, ix, time.Now())
-	if !ok {
-		return readFigures(ctx, env, ix, figures)
-	}
 	var missing []string
 	for _, f := range figures {
-		if _, have := planned.vals[f]; !have {
+		if _, have := env.Planned[f]; !have {
 			missing = append(missing, f)
 		}
 	}
 	rest := readFigures(ctx, env, ix, missing)
-	out := figureReading{vals: maps.Clone(planned.vals), errs: rest.errs}
+	out := figureReading{vals: maps.Clone(env.Planned), errs: rest.errs}
+	if out.vals == nil {
+		out.vals = map[string]float64{}
+	}
 	maps.Copy(out.vals, rest.vals)
 	return out
 }
@@ -344,9 +281,8 @@ func (r *Reclaim) Plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 	// The plan takes the reading the run takes before it acts (the figures it records and
 	// the dead share), so that a run right after it reads nothing again.
 	reading := readFigures(ctx, env, ix, r.beforeFigures(env, ix, c))
-	r.plans.put(env.Target, ix, reading, time.Now())
 	pl, err := r.plan(ctx, env, ix, c, reading)
-	im := Impact{LockLevel: "SHARE UPDATE EXCLUSIVE", IndexBytes: ix.SizeBytes, Statements: pl.stmts, Notes: pl.notes}
+	im := Impact{LockLevel: "SHARE UPDATE EXCLUSIVE", IndexBytes: ix.SizeBytes, Statements: pl.stmts, Notes: pl.notes, Reading: reading.vals}
 	if pl.cost.Estimates != nil {
 		im.Cost = &pl.cost
 		im.EstimatedDuration = pl.choice.Chosen().Duration

@@ -98,7 +98,9 @@ func TestReclaimChoosesTheCheaperPathAndHeals(t *testing.T) {
 				!strings.Contains(im.Notes, "free disk space not checked") && tc.want != strategy.PathVacuum {
 				t.Errorf("notes %q", im.Notes)
 			}
-			out, err := rc.Run(ctx, b.env, ix, nil)
+			env := b.env
+			env.Planned = im.Reading // as the engine hands the plan's reading to the run
+			out, err := rc.Run(ctx, env, ix, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

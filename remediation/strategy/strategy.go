@@ -99,6 +99,11 @@ type Env struct {
 	// History reads earlier steps on this index; nil: no history (a cost estimate then uses
 	// the default rates).
 	History History
+	// Planned is the Impact.Reading of this step's plan when the engine runs the step right
+	// after planning it (on a large index, reading the pages again seconds later would cost
+	// seconds); nil otherwise. A strategy takes it for its reading before and measures what
+	// it lacks.
+	Planned map[string]float64
 }
 
 // History is what earlier repairs of one index recorded.
@@ -123,6 +128,10 @@ type Impact struct {
 	Notes             string        `json:"notes,omitempty"`
 	// Cost is the estimate a step that chooses its path by cost chose by; nil for the others.
 	Cost *CostRecord `json:"cost,omitempty"`
+	// Reading holds the figures of the index the plan measured (those it could), so that
+	// the run right after it need not read them again: the engine hands them to Run as
+	// Env.Planned. Not stored: a plan's figures are recorded as the run's Outcome.Before.
+	Reading map[string]float64 `json:"-"`
 }
 
 // Outcome is what a step did.
