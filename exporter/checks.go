@@ -4,13 +4,37 @@ import (
 	"context"
 	"time"
 
+	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
 )
+
+// indexChecker is one kind of background check of an index (kindStructure, kindRecall,
+// kindDrift). It measures only; indexCheck is the one wrapper around every kind that takes a
+// check slot, times the run, stores or drops its result under the target's lock, logs a
+// changed outcome and records the run's duration and success.
+type indexChecker interface {
+	// measure reads in.ix and returns what to store in the index's state, or skip when
+	// there is nothing to measure now (which is not a failure).
+	measure(ctx context.Context, e *Exporter, t *target, in checkInput) (apply func(st *index), skip bool, err error)
+	// clear drops the index's previous result after a failed run: a stale figure would
+	// mislead.
+	clear(st *index)
+}
+
+// checkInput is what a check reads of the index's state, copied under the target's lock.
+type checkInput struct {
+	ix      catalog.Index
+	build   buildInfo
+	reader  pageReader
+	have    *asBuilt
+	centers [][]float32 // the IVFFlat centers of the last page scan, for drift
+	timeout time.Duration
+}
 
 // indexCheck returns the run of one background check of one index. Its result replaces the
 // index's previous one; a failure drops the previous result (a stale figure would mislead) and
 // is logged when it differs from the last outcome, not on every run.
-func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check, j *job) func(context.Context) {
+func (e *Exporter) indexCheck(t *target, st *index, kind string, check indexChecker, c config.Check, j *job) func(context.Context) {
 	return func(ctx context.Context) {
 		defer t.finish(j, c.Interval)
 		release, ok := e.acquire(ctx, t, t.dueAt(j))
@@ -20,109 +44,126 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, c config.Check,
 		defer release()
 
 		t.mu.Lock()
-		ix, build, reader, have := st.ix, st.build, t.reader, st.asBuilt
-		var centers [][]float32
+		in := checkInput{ix: st.ix, build: st.build, reader: t.reader, have: st.asBuilt, timeout: c.Timeout}
 		if st.structure != nil && st.structure.ivf != nil {
-			centers = st.structure.ivf.Centers
+			in.centers = st.structure.ivf.Centers
 		}
 		t.mu.Unlock()
 
 		start := time.Now()
-		var apply func()
-		var err error
-		switch kind {
-		case kindStructure:
-			if reader.index == "" {
-				return // vectorheal_page_reader_available says why; not a failure of the check
-			}
-			var s *structure
-			pool, on := e.readsOn(ctx, t)
-			err = e.retryConflicts(ctx, t, on, func() (err error) {
-				s, err = scanStructureBudgeted(ctx, pool, ix, reader, e.cfg, &t.budget)
-				return err
-			})
-			var base *asBuilt
-			if err == nil {
-				base = e.noteStructureBaseline(ctx, t, ix, build, have, s)
-			}
-			apply = func() {
-				st.structure = s
-				if base != nil && st.build.relfilenode == build.relfilenode {
-					st.asBuilt = base
-				}
-				for _, k := range faultKindsOf(s) {
-					if st.faultKinds == nil {
-						st.faultKinds = map[string]bool{}
-					}
-					st.faultKinds[k] = true
-				}
-			}
-		case kindRecall:
-			var r *recallResult
-			pool, on := e.readsOn(ctx, t)
-			err = e.retryConflicts(ctx, t, on, func() (err error) {
-				r, err = probe(ctx, pool, ix, e.cfg.Recall.Queries, e.cfg.Recall.Newest(), e.cfg.Recall.K, c.Timeout)
-				return err
-			})
-			var base *asBuilt
-			if err == nil {
-				base = e.noteRecallBaseline(ctx, t, ix, build, have, r)
-			}
-			apply = func() {
-				st.recall = r
-				if base != nil && st.build.relfilenode == build.relfilenode {
-					st.asBuilt = base
-				}
-				if r != nil {
-					for _, l := range r.latencies {
-						st.latency.observe(l)
-					}
-				}
-			}
-		case kindDrift:
-			if build.relfilenode == 0 {
-				return // build not tracked yet
-			}
-			if ix.Method == "ivfflat" && reader.index != "" && !e.cfg.Structure.Disabled && centers == nil {
-				// Wait for the centers of a page scan rather than switch definitions between runs.
-				return
-			}
-			var score float64
-			var ok bool
-			score, ok, err = driftScore(ctx, t.Pool, ix, build.xidAtBuild, e.cfg.Drift.SampleSize, centers, c.Timeout)
-			apply = func() {
-				st.drift = nil
-				if ok {
-					st.drift = &score
-				}
-			}
-		}
-		if ctx.Err() != nil {
-			return // shutting down: not a result
+		apply, skip, err := check.measure(ctx, e, t, in)
+		if skip || ctx.Err() != nil {
+			return // nothing to measure now, or shutting down: not a result
 		}
 
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		if t.indexes[ix.OID] != st {
+		if t.indexes[in.ix.OID] != st {
 			return // dropped while the check ran
 		}
 		if err != nil {
-			switch kind {
-			case kindStructure:
-				st.structure = nil
-			case kindRecall:
-				st.recall = nil
-				st.probeErrs++
-			case kindDrift:
-				st.drift = nil
-			}
+			check.clear(st)
 		} else {
-			apply()
+			apply(st)
 		}
-		t.noteOutcome(kind, ix.String(), err)
-		t.record(kind, ix.OID, start, err)
+		t.noteOutcome(kind, in.ix.String(), err)
+		t.record(kind, in.ix.OID, start, err)
 	}
 }
+
+// structureCheck reads the index's pages (scanStructureBudgeted), on the standby where the
+// target has one, and notes the as-built baseline of a new build.
+type structureCheck struct{}
+
+func (structureCheck) measure(ctx context.Context, e *Exporter, t *target, in checkInput) (func(*index), bool, error) {
+	if in.reader.index == "" {
+		return nil, true, nil // vectorheal_page_reader_available says why; not a failure of the check
+	}
+	var s *structure
+	pool, on := e.readsOn(ctx, t)
+	err := e.retryConflicts(ctx, t, on, func() (err error) {
+		s, err = scanStructureBudgeted(ctx, pool, in.ix, in.reader, e.cfg, &t.budget)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	base := e.noteStructureBaseline(ctx, t, in.ix, in.build, in.have, s)
+	return func(st *index) {
+		st.structure = s
+		if base != nil && st.build.relfilenode == in.build.relfilenode {
+			st.asBuilt = base
+		}
+		for _, k := range faultKindsOf(s) {
+			if st.faultKinds == nil {
+				st.faultKinds = map[string]bool{}
+			}
+			st.faultKinds[k] = true
+		}
+	}, false, nil
+}
+
+func (structureCheck) clear(st *index) { st.structure = nil }
+
+// recallCheck runs the recall probe (probe), on the standby where the target has one, and
+// notes the as-built recall of a new build.
+type recallCheck struct{}
+
+func (recallCheck) measure(ctx context.Context, e *Exporter, t *target, in checkInput) (func(*index), bool, error) {
+	var r *recallResult
+	pool, on := e.readsOn(ctx, t)
+	err := e.retryConflicts(ctx, t, on, func() (err error) {
+		r, err = probe(ctx, pool, in.ix, e.cfg.Recall.Queries, e.cfg.Recall.Newest(), e.cfg.Recall.K, in.timeout)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	base := e.noteRecallBaseline(ctx, t, in.ix, in.build, in.have, r)
+	return func(st *index) {
+		st.recall = r
+		if base != nil && st.build.relfilenode == in.build.relfilenode {
+			st.asBuilt = base
+		}
+		if r != nil {
+			for _, l := range r.latencies {
+				st.latency.observe(l)
+			}
+		}
+	}, false, nil
+}
+
+// clear counts the failed probe (pgvector_probe_errors_total) besides dropping its result.
+func (recallCheck) clear(st *index) {
+	st.recall = nil
+	st.probeErrs++
+}
+
+// driftCheck scores the rows written since the build against the build-time ones
+// (driftScore), on the primary: it reads rows by transaction ID.
+type driftCheck struct{}
+
+func (driftCheck) measure(ctx context.Context, e *Exporter, t *target, in checkInput) (func(*index), bool, error) {
+	if in.build.relfilenode == 0 {
+		return nil, true, nil // build not tracked yet
+	}
+	if in.ix.Method == "ivfflat" && in.reader.index != "" && !e.cfg.Structure.Disabled && in.centers == nil {
+		// Wait for the centers of a page scan rather than switch definitions between runs.
+		return nil, true, nil
+	}
+	score, ok, err := driftScore(ctx, t.Pool, in.ix, in.build.xidAtBuild, e.cfg.Drift.SampleSize, in.centers, in.timeout)
+	if err != nil {
+		return nil, false, err
+	}
+	return func(st *index) {
+		st.drift = nil
+		if ok {
+			st.drift = &score
+		}
+	}, false, nil
+}
+
+func (driftCheck) clear(st *index) { st.drift = nil }
 
 // customCheck returns the run of one user SQL metric on t.
 func (e *Exporter) customCheck(t *target, m config.CustomMetric, j *job) func(context.Context) {

@@ -180,12 +180,13 @@ func (e *Exporter) dueJobs(t *target, now time.Time) []func(context.Context) {
 	defer t.mu.Unlock()
 	var out []func(context.Context)
 	checks := []struct {
-		kind string
-		c    config.Check
+		kind  string
+		check indexChecker
+		c     config.Check
 	}{
-		{kindStructure, e.cfg.Structure.Check},
-		{kindRecall, e.cfg.Recall.Check},
-		{kindDrift, e.cfg.Drift.Check},
+		{kindStructure, structureCheck{}, e.cfg.Structure.Check},
+		{kindRecall, recallCheck{}, e.cfg.Recall.Check},
+		{kindDrift, driftCheck{}, e.cfg.Drift.Check},
 	}
 	for _, ix := range t.indexes {
 		if !ix.ix.Valid {
@@ -200,7 +201,7 @@ func (e *Exporter) dueJobs(t *target, now time.Time) []func(context.Context) {
 				continue
 			}
 			j.running = true
-			out = append(out, e.indexCheck(t, ix, c.kind, c.c, j))
+			out = append(out, e.indexCheck(t, ix, c.kind, c.check, c.c, j))
 		}
 	}
 	for i := range e.cfg.CustomMetrics {
