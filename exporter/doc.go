@@ -14,7 +14,8 @@ import (
 // definition are computed.
 //
 // others are the metrics of vectorheal's other parts (receiver, healing engine), listed in a
-// section of their own; the exporter cannot import them, so the caller passes them in.
+// section of their own; the exporter cannot import them, so the caller passes them in. It
+// stays one long function: most of it is the page's prose, in the order the page reads.
 func MetricsMarkdown(others []metricdoc.Metric) []byte {
 	var b bytes.Buffer
 	b.WriteString(`# Metrics reference

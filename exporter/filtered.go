@@ -74,63 +74,18 @@ func runFiltered(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, q co
 		if err := currentSearchSettings(ctx, tx); err != nil {
 			return err
 		}
-		cols, err := filterColumns(ctx, tx, ix, q.Filters)
+		args, err := filteredArgs(ctx, tx, ix, q)
 		if err != nil {
 			return err
 		}
-		op, _, err := distanceOf(ix)
-		if err != nil {
-			return err
-		}
-		// The probe's own sampling: query vectors come from the rows the index holds, all at
-		// random: a filtered query's measure is short results, which depend on the filter's
-		// selectivity, not on where new data lies.
-		vecs, err := sampleVectors(ctx, tx, ix, statementsFor(ix, op, q.K), q.Samples, 0)
-		if err != nil {
-			return err
-		}
-		filters, err := sampleFilters(ctx, tx, ix, cols, q.Samples)
-		if err != nil {
-			return err
-		}
-		if len(vecs) == 0 || len(filters) == 0 {
+		if args == nil {
 			empty = true
 			return nil
-		}
-		args := make([][]any, q.Samples)
-		for i := range args {
-			a := []any{vecs[i%len(vecs)]}
-			for _, f := range filters[i%len(filters)] {
-				a = append(a, f)
-			}
-			args[i] = append(a, q.K)
 		}
 		if res.indexUsed, err = measure.UsesIndex(ctx, tx, ix.Name, search, args[0]...); err != nil {
 			return err
 		}
-		approx := make([][]string, len(args))
-		var total time.Duration
-		for i, a := range args {
-			start := time.Now()
-			if approx[i], err = resultRows(ctx, tx, search, a); err != nil {
-				return fmt.Errorf("filtered search through the index: %w", err)
-			}
-			total += time.Since(start)
-		}
-		res.latency = total.Seconds() / float64(len(args))
-		// Sequential scans on as well: with every scan disabled the planner would pick the index
-		// again (e.g. on a database where enable_seqscan is off).
-		if _, err := tx.Exec(ctx, `SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = on`); err != nil {
-			return fmt.Errorf("turn index scans off: %w", err)
-		}
-		for i, a := range args {
-			exact, err := resultRows(ctx, tx, search, a)
-			if err != nil {
-				return fmt.Errorf("exact filtered search: %w", err)
-			}
-			res.add(approx[i], exact)
-		}
-		return nil
+		return res.compare(ctx, tx, search, args)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: filtered query %s: %w", ix, q.Name, err)
@@ -139,6 +94,70 @@ func runFiltered(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, q co
 		return nil, nil
 	}
 	return res, nil
+}
+
+// filteredArgs samples the arguments of q's searches: q.Samples pairs of a query vector
+// (from the rows the index holds, at random: a filtered query's measure is short results,
+// which depend on the filter's selectivity, not on where new data lies) and filter values,
+// each followed by k. It returns nil without error when there is no row to sample.
+func filteredArgs(ctx context.Context, tx pgx.Tx, ix catalog.Index, q config.FilteredQuery) ([][]any, error) {
+	cols, err := filterColumns(ctx, tx, ix, q.Filters)
+	if err != nil {
+		return nil, err
+	}
+	op, _, err := distanceOf(ix)
+	if err != nil {
+		return nil, err
+	}
+	vecs, err := sampleVectors(ctx, tx, ix, statementsFor(ix, op, q.K), q.Samples, 0)
+	if err != nil {
+		return nil, err
+	}
+	filters, err := sampleFilters(ctx, tx, ix, cols, q.Samples)
+	if err != nil {
+		return nil, err
+	}
+	if len(vecs) == 0 || len(filters) == 0 {
+		return nil, nil
+	}
+	args := make([][]any, q.Samples)
+	for i := range args {
+		a := []any{vecs[i%len(vecs)]}
+		for _, f := range filters[i%len(filters)] {
+			a = append(a, f)
+		}
+		args[i] = append(a, q.K)
+	}
+	return args, nil
+}
+
+// compare runs search with each of args through the index with the transaction's settings,
+// timing it, then exactly with index scans off, and counts the results.
+func (r *filteredResult) compare(ctx context.Context, tx pgx.Tx, search string, args [][]any) error {
+	approx := make([][]string, len(args))
+	var total time.Duration
+	for i, a := range args {
+		start := time.Now()
+		var err error
+		if approx[i], err = resultRows(ctx, tx, search, a); err != nil {
+			return fmt.Errorf("filtered search through the index: %w", err)
+		}
+		total += time.Since(start)
+	}
+	r.latency = total.Seconds() / float64(len(args))
+	// Sequential scans on as well: with every scan disabled the planner would pick the index
+	// again (e.g. on a database where enable_seqscan is off).
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = on`); err != nil {
+		return fmt.Errorf("turn index scans off: %w", err)
+	}
+	for i, a := range args {
+		exact, err := resultRows(ctx, tx, search, a)
+		if err != nil {
+			return fmt.Errorf("exact filtered search: %w", err)
+		}
+		r.add(approx[i], exact)
+	}
+	return nil
 }
 
 // add counts one sample with measure.Hits. Rows are the query's own, without a distance, so

@@ -249,58 +249,63 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 	validateFilteredQueries(v, e.FilteredQueries, targets)
 	seen := map[string]bool{}
 	for i, m := range e.CustomMetrics {
-		p := v.index("exporter.custom_metrics", i)
+		m.validate(v, v.index("exporter.custom_metrics", i), seen, targets)
+	}
+}
+
+// validate checks one user SQL metric at path p; seen holds the names of the metrics before
+// it.
+func (m CustomMetric) validate(v *validator, p string, seen, targets map[string]bool) {
+	switch {
+	case m.Name == "":
+		v.errorf(p+".name", "must be set")
+	case !metricNameRE.MatchString(m.Name):
+		v.errorf(p+".name", "%q is not a valid Prometheus metric name", m.Name)
+	case seen[m.Name]:
+		v.errorf(p+".name", "%q is defined twice", m.Name)
+	}
+	seen[m.Name] = true
+	if m.Help == "" {
+		v.errorf(p+".help", "must be set")
+	}
+	if m.SQL == "" {
+		v.errorf(p+".sql", "must be set")
+	}
+	if m.Type != "gauge" && m.Type != "counter" {
+		v.errorf(p+".type", "must be gauge or counter, not %q", m.Type)
+	}
+	for j, l := range m.LabelColumns {
+		if !labelNameRE.MatchString(l) {
+			v.errorf(v.index(p+".label_columns", j), "%q is not a valid label name", l)
+		}
+	}
+	for j, t := range m.Targets {
+		if !targets[t] {
+			v.errorf(v.index(p+".targets", j), "no target is named %q", t)
+		}
+	}
+	if m.Timeout > m.Interval {
+		v.errorf(p+".timeout", "%s is longer than the interval %s", m.Timeout, m.Interval)
+	}
+	for _, prefix := range reservedMetricPrefixes {
+		if strings.HasPrefix(m.Name, prefix) {
+			v.errorf(p+".name", "%q: names starting with %s are vectorheal's own metrics", m.Name, prefix)
+		}
+	}
+	if !labelNameRE.MatchString(m.ValueColumn) {
+		v.errorf(p+".value_column", "%q is not a column name a query can return as is", m.ValueColumn)
+	}
+	labels := map[string]bool{}
+	for j, l := range m.LabelColumns {
 		switch {
-		case m.Name == "":
-			v.errorf(p+".name", "must be set")
-		case !metricNameRE.MatchString(m.Name):
-			v.errorf(p+".name", "%q is not a valid Prometheus metric name", m.Name)
-		case seen[m.Name]:
-			v.errorf(p+".name", "%q is defined twice", m.Name)
+		case l == "target":
+			v.errorf(v.index(p+".label_columns", j), "%q is the label vectorheal adds to every series itself", l)
+		case labels[l]:
+			v.errorf(v.index(p+".label_columns", j), "%q is given twice", l)
+		case l == m.ValueColumn:
+			v.errorf(v.index(p+".label_columns", j), "%q is the value column", l)
 		}
-		seen[m.Name] = true
-		if m.Help == "" {
-			v.errorf(p+".help", "must be set")
-		}
-		if m.SQL == "" {
-			v.errorf(p+".sql", "must be set")
-		}
-		if m.Type != "gauge" && m.Type != "counter" {
-			v.errorf(p+".type", "must be gauge or counter, not %q", m.Type)
-		}
-		for j, l := range m.LabelColumns {
-			if !labelNameRE.MatchString(l) {
-				v.errorf(v.index(p+".label_columns", j), "%q is not a valid label name", l)
-			}
-		}
-		for j, t := range m.Targets {
-			if !targets[t] {
-				v.errorf(v.index(p+".targets", j), "no target is named %q", t)
-			}
-		}
-		if m.Timeout > m.Interval {
-			v.errorf(p+".timeout", "%s is longer than the interval %s", m.Timeout, m.Interval)
-		}
-		for _, prefix := range reservedMetricPrefixes {
-			if strings.HasPrefix(m.Name, prefix) {
-				v.errorf(p+".name", "%q: names starting with %s are vectorheal's own metrics", m.Name, prefix)
-			}
-		}
-		if !labelNameRE.MatchString(m.ValueColumn) {
-			v.errorf(p+".value_column", "%q is not a column name a query can return as is", m.ValueColumn)
-		}
-		labels := map[string]bool{}
-		for j, l := range m.LabelColumns {
-			switch {
-			case l == "target":
-				v.errorf(v.index(p+".label_columns", j), "%q is the label vectorheal adds to every series itself", l)
-			case labels[l]:
-				v.errorf(v.index(p+".label_columns", j), "%q is given twice", l)
-			case l == m.ValueColumn:
-				v.errorf(v.index(p+".label_columns", j), "%q is the value column", l)
-			}
-			labels[l] = true
-		}
+		labels[l] = true
 	}
 }
 

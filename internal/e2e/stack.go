@@ -86,55 +86,19 @@ type Stack struct {
 // Start assembles and starts the stack: vectorheal replicas first (so the receivers exist),
 // then the Alertmanagers, then Prometheus. On error everything started is stopped.
 func Start(ctx context.Context, c Config) (_ *Stack, err error) {
-	if c.Root == "" || c.Vectorheal == "" || len(c.Targets) == 0 || c.Dir == "" {
-		return nil, errors.New("e2e: Root, Dir, Vectorheal and Targets are required")
+	if err := c.setDefaults(); err != nil {
+		return nil, err
 	}
-	if c.StateDSN == "" {
-		c.StateDSN = c.Targets[0].DSN
-	}
-	if c.StateDSN == "" {
-		return nil, errors.New("e2e: StateDSN is required when the first target has no dsn")
-	}
-	if c.StateSchema == "" {
-		c.StateSchema = "vectorheal"
-	}
-	if c.Shards <= 0 {
-		c.Shards = 1
-	}
-	c.Replicas = max(c.Replicas, c.Shards, 1)
-	if c.Runbook == "" {
-		c.Runbook = filepath.Join(c.Root, "deploy", "runbook.yml")
-	}
-	c.Timing.setDefaults()
 	s := &Stack{Config: c}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
-		return nil, err
-	}
-	tok := make([]byte, 16)
-	if _, err := rand.Read(tok); err != nil {
-		return nil, err
-	}
-	s.Token = hex.EncodeToString(tok)
-	s.APIToken = "api-" + s.Token
-	s.TokenFile = filepath.Join(c.Dir, "webhook-token")
-	// Alertmanager reads it too, and may run as another user than the test.
-	if err := os.WriteFile(s.TokenFile, []byte(s.Token+"\n"), 0o644); err != nil {
-		return nil, err
-	}
-	runbook, err := RewriteRunbook(c.Runbook, c.Timing)
+	runbookFile, err := s.writeFiles()
 	if err != nil {
-		return nil, fmt.Errorf("runbook: %w", err)
-	}
-	runbookFile := filepath.Join(c.Dir, "runbook.yml")
-	if err := os.WriteFile(runbookFile, runbook, 0o644); err != nil {
 		return nil, err
 	}
-
 	webArgs, err := s.writeWebConfig()
 	if err != nil {
 		return nil, fmt.Errorf("web config: %w", err)
@@ -142,22 +106,8 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 	// Ports first: each Alertmanager must know its replica's URL and each replica its
 	// Alertmanager's, and Alertmanager picks its port when it starts. So vectorheal's ports
 	// are chosen ahead and the replicas start after the Alertmanagers.
-	for i := range c.Replicas {
-		name := fmt.Sprintf("vectorheal-%d", i+1)
-		measures := i < c.Shards
-		args := webArgs
-		if c.Shards > 1 && measures {
-			args = append(slices.Clone(webArgs), "--exporter.shard", strconv.Itoa(i), "--exporter.total-shards", strconv.Itoa(c.Shards))
-		}
-		v, err := NewVectorheal(c.Vectorheal, name, filepath.Join(c.Dir, name+".yml"), filepath.Join(c.Dir, name+".log"), "", args...)
-		if err != nil {
-			return nil, err
-		}
-		v.Measures = measures
-		if c.Shards > 1 && measures {
-			v.Shard = shard.Shard{Index: i, Total: c.Shards}
-		}
-		s.Vectorheals = append(s.Vectorheals, v)
+	if err := s.newReplicas(webArgs); err != nil {
+		return nil, err
 	}
 	amSrc := c.AlertmanagerConfig
 	if amSrc == "" {
@@ -190,6 +140,81 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// setDefaults checks what Start needs and fills in the defaults.
+func (c *Config) setDefaults() error {
+	if c.Root == "" || c.Vectorheal == "" || len(c.Targets) == 0 || c.Dir == "" {
+		return errors.New("e2e: Root, Dir, Vectorheal and Targets are required")
+	}
+	if c.StateDSN == "" {
+		c.StateDSN = c.Targets[0].DSN
+	}
+	if c.StateDSN == "" {
+		return errors.New("e2e: StateDSN is required when the first target has no dsn")
+	}
+	if c.StateSchema == "" {
+		c.StateSchema = "vectorheal"
+	}
+	if c.Shards <= 0 {
+		c.Shards = 1
+	}
+	c.Replicas = max(c.Replicas, c.Shards, 1)
+	if c.Runbook == "" {
+		c.Runbook = filepath.Join(c.Root, "deploy", "runbook.yml")
+	}
+	c.Timing.setDefaults()
+	return nil
+}
+
+// writeFiles makes the stack's directory and writes the webhook token and the runbook with
+// the stack's timings; it returns the runbook's path.
+func (s *Stack) writeFiles() (string, error) {
+	c := s.Config
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return "", err
+	}
+	tok := make([]byte, 16)
+	if _, err := rand.Read(tok); err != nil {
+		return "", err
+	}
+	s.Token = hex.EncodeToString(tok)
+	s.APIToken = "api-" + s.Token
+	s.TokenFile = filepath.Join(c.Dir, "webhook-token")
+	// Alertmanager reads it too, and may run as another user than the test.
+	if err := os.WriteFile(s.TokenFile, []byte(s.Token+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	runbook, err := RewriteRunbook(c.Runbook, c.Timing)
+	if err != nil {
+		return "", fmt.Errorf("runbook: %w", err)
+	}
+	runbookFile := filepath.Join(c.Dir, "runbook.yml")
+	return runbookFile, os.WriteFile(runbookFile, runbook, 0o644)
+}
+
+// newReplicas prepares the vectorheal replicas (not started): the first Shards of them
+// measure, each its shard when there are several.
+func (s *Stack) newReplicas(webArgs []string) error {
+	c := s.Config
+	for i := range c.Replicas {
+		name := fmt.Sprintf("vectorheal-%d", i+1)
+		measures := i < c.Shards
+		args := webArgs
+		if c.Shards > 1 && measures {
+			args = append(slices.Clone(webArgs), "--exporter.shard", strconv.Itoa(i), "--exporter.total-shards", strconv.Itoa(c.Shards))
+		}
+		v, err := NewVectorheal(c.Vectorheal, name, filepath.Join(c.Dir, name+".yml"), filepath.Join(c.Dir, name+".log"), "", args...)
+		if err != nil {
+			return err
+		}
+		v.Measures = measures
+		if c.Shards > 1 && measures {
+			v.Shard = shard.Shard{Index: i, Total: c.Shards}
+		}
+		s.Vectorheals = append(s.Vectorheals, v)
+	}
+	return nil
 }
 
 // writeVectorhealConfig writes replica v's vectorheal.yml. Only the scraped replicas run the

@@ -216,102 +216,123 @@ func (w *Watcher) Poll(ctx context.Context) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	type recv struct {
-		id         int64
-		alertname  string
-		index      string
-		status     string
-		receivedAt time.Time
+	received, err := w.receivedAlerts(ctx, schema)
+	if err != nil {
+		return nil, err
 	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.alertEvents(now, alerts)
+	for _, r := range received {
+		if w.received[r.id] {
+			continue
+		}
+		w.received[r.id] = true
+		out = append(out, Event{At: r.receivedAt, Index: r.index, Kind: AlertReceived, Alert: r.alertname, Detail: r.status})
+	}
+	for _, r := range repairs {
+		out = append(out, w.repairEvents(now, r)...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	w.events = append(w.events, out...)
+	return out, nil
+}
+
+// receivedAlert is one alert vectorheal's receiver stored.
+type receivedAlert struct {
+	id         int64
+	alertname  string
+	index      string
+	status     string
+	receivedAt time.Time
+}
+
+// receivedAlerts reads the alerts the receiver stored, in order.
+func (w *Watcher) receivedAlerts(ctx context.Context, schema string) ([]receivedAlert, error) {
 	rows, err := w.state.Query(ctx, `SELECT id, alertname, coalesce(labels->>'indexrelname', ''), status, received_at
 		FROM `+pgx.Identifier{schema}.Sanitize()+`.alerts ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("read alerts: %w", err)
 	}
-	var received []recv
+	defer rows.Close()
+	var received []receivedAlert
 	for rows.Next() {
-		var r recv
+		var r receivedAlert
 		if err := rows.Scan(&r.id, &r.alertname, &r.index, &r.status, &r.receivedAt); err != nil {
-			rows.Close()
 			return nil, err
 		}
 		received = append(received, r)
 	}
-	rows.Close()
+	return received, rows.Err()
+}
 
-	w.mu.Lock()
-	defer w.mu.Unlock()
+// alertEvents compares Prometheus' alerts with those of the last poll: new states and
+// resolutions. w.mu is held.
+func (w *Watcher) alertEvents(now time.Time, alerts []PromAlert) []Event {
 	var out []Event
-	add := func(e Event) { out = append(out, e) }
-
 	seen := map[string]bool{}
 	for _, a := range alerts {
-		idx := a.Labels["indexrelname"]
 		key := LabelKey(a.Labels)
 		seen[key] = true
-		prev, had := w.alerts[key]
-		if !had || prev.State != a.State {
+		if prev, had := w.alerts[key]; !had || prev.State != a.State {
 			kind := AlertPending
 			if a.State == "firing" {
 				kind = AlertFiring
 			}
-			add(Event{At: now, Index: idx, Kind: kind, Alert: a.Labels["alertname"], Detail: "severity=" + a.Labels["severity"] + " value=" + a.Value})
+			out = append(out, Event{At: now, Index: a.Labels["indexrelname"], Kind: kind, Alert: a.Labels["alertname"], Detail: "severity=" + a.Labels["severity"] + " value=" + a.Value})
 		}
 		w.alerts[key] = a
 	}
 	for key, a := range w.alerts {
 		if !seen[key] {
 			if a.State == "firing" {
-				add(Event{At: now, Index: a.Labels["indexrelname"], Kind: AlertResolved, Alert: a.Labels["alertname"], Detail: "severity=" + a.Labels["severity"]})
+				out = append(out, Event{At: now, Index: a.Labels["indexrelname"], Kind: AlertResolved, Alert: a.Labels["alertname"], Detail: "severity=" + a.Labels["severity"]})
 			}
 			delete(w.alerts, key)
 		}
 	}
-	for _, r := range received {
-		if w.received[r.id] {
-			continue
-		}
-		w.received[r.id] = true
-		add(Event{At: r.receivedAt, Index: r.index, Kind: AlertReceived, Alert: r.alertname, Detail: r.status})
+	return out
+}
+
+// repairEvents compares one repair with the last poll: queued, running, steps finished,
+// finished. w.mu is held.
+func (w *Watcher) repairEvents(now time.Time, r Repair) []Event {
+	var out []Event
+	prev := w.repairs[r.ID]
+	if prev == "" {
+		out = append(out, Event{At: r.CreatedAt, Index: r.Index, Kind: RepairQueued, Alert: r.Alertname, Repair: r.ID, Detail: "entry=" + r.Entry})
 	}
-	for _, r := range repairs {
-		prev := w.repairs[r.ID]
-		if prev == "" {
-			add(Event{At: r.CreatedAt, Index: r.Index, Kind: RepairQueued, Alert: r.Alertname, Repair: r.ID, Detail: "entry=" + r.Entry})
-		}
-		if r.StartedAt != nil && (prev == "" || prev == "queued" || prev == "awaiting_approval") {
-			add(Event{At: *r.StartedAt, Index: r.Index, Kind: RepairRunning, Alert: r.Alertname, Repair: r.ID, Detail: "runner=" + r.Runner})
-		}
-		for _, st := range r.Steps {
-			key := fmt.Sprintf("%d/%d", r.ID, st.Position)
-			if st.State != "planned" && st.State != "running" && w.steps[key] != st.State {
-				w.steps[key] = st.State
-				at := now
-				if st.FinishedAt != nil {
-					at = *st.FinishedAt
-				}
-				add(Event{At: at, Index: r.Index, Kind: StepFinished, Repair: r.ID, Detail: stepDetail(st)})
-			}
-		}
-		if r.Finished() && prev != r.State {
+	if r.StartedAt != nil && (prev == "" || prev == "queued" || prev == "awaiting_approval") {
+		out = append(out, Event{At: *r.StartedAt, Index: r.Index, Kind: RepairRunning, Alert: r.Alertname, Repair: r.ID, Detail: "runner=" + r.Runner})
+	}
+	for _, st := range r.Steps {
+		key := fmt.Sprintf("%d/%d", r.ID, st.Position)
+		if st.State != "planned" && st.State != "running" && w.steps[key] != st.State {
+			w.steps[key] = st.State
 			at := now
-			if r.FinishedAt != nil {
-				at = *r.FinishedAt
+			if st.FinishedAt != nil {
+				at = *st.FinishedAt
 			}
-			d := r.State
-			if r.Reason != "" {
-				d += " reason=" + r.Reason
-			}
-			if r.Error != "" {
-				d += " error=" + r.Error
-			}
-			add(Event{At: at, Index: r.Index, Kind: RepairFinished, Alert: r.Alertname, Repair: r.ID, Detail: d})
+			out = append(out, Event{At: at, Index: r.Index, Kind: StepFinished, Repair: r.ID, Detail: stepDetail(st)})
 		}
-		w.repairs[r.ID] = r.State
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
-	w.events = append(w.events, out...)
-	return out, nil
+	if r.Finished() && prev != r.State {
+		at := now
+		if r.FinishedAt != nil {
+			at = *r.FinishedAt
+		}
+		d := r.State
+		if r.Reason != "" {
+			d += " reason=" + r.Reason
+		}
+		if r.Error != "" {
+			d += " error=" + r.Error
+		}
+		out = append(out, Event{At: at, Index: r.Index, Kind: RepairFinished, Alert: r.Alertname, Repair: r.ID, Detail: d})
+	}
+	w.repairs[r.ID] = r.State
+	return out
 }
 
 func stepDetail(st Step) string {
