@@ -25,10 +25,58 @@ WHERE c.oid = ANY($1)`
 // records new builds. Indexes that appeared are added, dropped ones forgotten.
 func (e *Exporter) discover(ctx context.Context, t *target) error {
 	start := time.Now()
-	var list []catalog.Index
-	elsewhere := map[string]bool{}
-	var reader pageReader
-	cur := map[uint32]buildInfo{}
+	found, err := e.listIndexes(ctx, t)
+	if err != nil {
+		err = fmt.Errorf("discovery: %w", err)
+		t.mu.Lock()
+		t.record(kindDiscovery, 0, start, err)
+		if msg := err.Error(); msg != t.discErr {
+			t.discErr = msg
+			t.logger.Warn("cannot list vector indexes", "err", err)
+		}
+		t.mu.Unlock()
+		return err
+	}
+
+	builds := map[uint32]buildInfo{}
+	for _, ix := range found.list {
+		b := found.builds[ix.OID]
+		b.relfilenode, b.builtAt = ix.Relfilenode, time.Now()
+		got, err := e.builds.observe(ctx, buildKey{t.Name, ix.Datname, ix.OID}, b)
+		if err != nil {
+			// Staleness of this index stays unknown this round; the other figures go on.
+			t.logger.Warn("index build tracking", "index", ix.String(), "err", err)
+			continue
+		}
+		builds[ix.OID] = got
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.discErr != "" {
+		t.logger.Info("vector indexes listed again", "indexes", len(found.list))
+		t.discErr = ""
+	}
+	t.record(kindDiscovery, 0, start, nil)
+	t.setReader(found.reader)
+	t.elsewhere = found.elsewhere
+	t.updateIndexes(found.list, builds, e.cfg.Recall.LatencyBuckets)
+	t.discovered = true
+	return nil
+}
+
+// discovered is what one discovery read from the target's catalog.
+type discovered struct {
+	list      []catalog.Index // the watched indexes this replica measures
+	elsewhere map[string]bool // the watched indexes other shards measure
+	reader    pageReader
+	builds    map[uint32]buildInfo // the build figures of list, by OID
+}
+
+// listIndexes reads the target's watched vector indexes, how its pages can be read and the
+// build figures of its indexes, in one read-only transaction.
+func (e *Exporter) listIndexes(ctx context.Context, t *target) (discovered, error) {
+	d := discovered{elsewhere: map[string]bool{}, builds: map[uint32]buildInfo{}}
 	err := readOnly(ctx, t.Pool, e.cfg.StatisticsTimeout, func(tx pgx.Tx) error {
 		all, err := catalog.List(ctx, tx)
 		if err != nil {
@@ -39,13 +87,13 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 			switch {
 			case !t.Watches(ix.Schema, ix.Name):
 			case e.ownsIndex(t, ix):
-				list = append(list, ix)
+				d.list = append(d.list, ix)
 				oids = append(oids, ix.OID)
 			default:
-				elsewhere[ix.String()] = true
+				d.elsewhere[ix.String()] = true
 			}
 		}
-		if reader, err = detectPageReader(ctx, tx, pageReaderSchema(e.cfg)); err != nil {
+		if d.reader, err = detectPageReader(ctx, tx, pageReaderSchema(e.cfg)); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, buildSQL, oids)
@@ -61,50 +109,22 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 				return fmt.Errorf("build figures: %w", err)
 			}
 			b.xidAtBuild = uint64(xid)
-			cur[oid] = b
+			d.builds[oid] = b
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		err = fmt.Errorf("discovery: %w", err)
-		t.mu.Lock()
-		t.record(kindDiscovery, 0, start, err)
-		if msg := err.Error(); msg != t.discErr {
-			t.discErr = msg
-			t.logger.Warn("cannot list vector indexes", "err", err)
-		}
-		t.mu.Unlock()
-		return err
-	}
+	return d, err
+}
 
-	builds := map[uint32]buildInfo{}
-	for _, ix := range list {
-		b := cur[ix.OID]
-		b.relfilenode, b.builtAt = ix.Relfilenode, time.Now()
-		got, err := e.builds.observe(ctx, buildKey{t.Name, ix.Datname, ix.OID}, b)
-		if err != nil {
-			// Staleness of this index stays unknown this round; the other figures go on.
-			t.logger.Warn("index build tracking", "index", ix.String(), "err", err)
-			continue
-		}
-		builds[ix.OID] = got
-	}
-
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.discErr != "" {
-		t.logger.Info("vector indexes listed again", "indexes", len(list))
-		t.discErr = ""
-	}
-	t.record(kindDiscovery, 0, start, nil)
-	t.setReader(reader)
-	t.elsewhere = elsewhere
+// updateIndexes makes t's indexes those of list: new ones added (logged after the first
+// discovery), rebuilt ones' results dropped, gone ones forgotten. t.mu must be held.
+func (t *target) updateIndexes(list []catalog.Index, builds map[uint32]buildInfo, latencyBuckets []float64) {
 	seen := map[uint32]bool{}
 	for _, ix := range list {
 		seen[ix.OID] = true
 		st, ok := t.indexes[ix.OID]
 		if !ok {
-			st = &index{jobs: map[string]*job{}, latency: newHistogram(e.cfg.Recall.LatencyBuckets)}
+			st = &index{jobs: map[string]*job{}, latency: newHistogram(latencyBuckets)}
 			t.indexes[ix.OID] = st
 			if t.discovered {
 				attrs := []any{"index", ix.String(), "method", ix.Method}
@@ -135,8 +155,6 @@ func (e *Exporter) discover(ctx context.Context, t *target) error {
 			}
 		}
 	}
-	t.discovered = true
-	return nil
 }
 
 // setReader records how pages are read, logging only changes. t.mu must be held.
