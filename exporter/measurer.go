@@ -136,7 +136,8 @@ func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.I
 // source they come from: the pages are read once for every structure figure, the probe run
 // once for recall and latency. A structural read of a large index takes seconds, so a step
 // that records six figures and its dead share must not read the pages four times. Each figure
-// has a value or an error; values are those of Measure.
+// asked for has a value or an error; values are those of Measure. vals also holds the other
+// figures of each source read (alsoRead).
 func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
 	vals, errs := map[string]float64{}, map[string]error{}
 	type wanted struct {
@@ -207,8 +208,34 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 				}
 			}
 		}
+		if r != nil && rerr == nil {
+			alsoRead(r, src, cur.Method, vals, errs)
+		}
 	}
 	return vals, errs
+}
+
+// alsoRead adds to vals the figures of src that r holds and were not asked for: a reading
+// of a source is one pass that yields all of them (every structure figure from one page
+// scan), and a caller that asks for some figures now and others a moment later (the engine's
+// health check before a repair, then the repair's plan) reads the source once.
+func alsoRead(r *readings, src source, method string, vals map[string]float64, errs map[string]error) {
+	for _, f := range figureTable() {
+		if f.source != src || !f.appliesTo(method) {
+			continue
+		}
+		for i, name := range f.measuredNames() {
+			if _, have := vals[name]; have {
+				continue
+			}
+			if _, failed := errs[name]; failed {
+				continue
+			}
+			if v, ok := f.value(r, f.measured[i]); ok {
+				vals[name] = v
+			}
+		}
+	}
 }
 
 // read reads one source of figures for ix afresh.

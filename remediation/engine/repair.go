@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -126,10 +127,11 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 	} else if skip {
 		return rec.skip(ctx, "futile", detail)
 	}
-	if detail, healthy := e.alreadyHealthy(ctx, r, ix, env); healthy {
+	detail, healthy, reading := e.alreadyHealthy(ctx, r, steps, ix, env)
+	if healthy {
 		return rec.skip(ctx, "already_healthy", detail)
 	}
-
+	env.Before = reading // the first step reads only what this reading lacks
 	return e.run(ctx, rec, steps, ix, env)
 }
 
@@ -307,16 +309,35 @@ func (e *Engine) knownFutile(ctx context.Context, rec *recorder, ix catalog.Inde
 // shift, a warning and a critical tier): the repair of the first heals the index, and the
 // others, queued behind the index lock, would rebuild it again for nothing. A manual repair,
 // a dry run, a step without validation or a failed measurement runs as planned.
-func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, ix catalog.Index, env strategy.Env) (string, bool) {
+//
+// The reading that judges it also holds the figures the first step records, and every other
+// figure of the sources it read: it is the repair's one reading before, which the first step
+// takes instead of reading the index again (Env.Before).
+func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, steps []strategy.Step, ix catalog.Index, env strategy.Env) (string, bool, map[string]float64) {
 	if r.Plan.Manual || r.Plan.DryRun || len(r.Plan.Steps) == 0 || r.Plan.Steps[0].Validate == nil {
-		return "", false
+		return "", false, nil
 	}
 	v := *r.Plan.Steps[0].Validate
-	got := validation.Once(ctx, e.o.Measurer, env.Pool, ix, v)
-	if !got.Passed {
-		return "", false
+	figures := append([]string{v.Figure}, steps[0].Figures(ix.Method)...)
+	if v.Fallback != "" {
+		figures = append(figures, v.Fallback)
 	}
-	return fmt.Sprintf("%s = %g already meets %s %g", got.Figured(), *got.Measured, v.Op, *got.Bound), true
+	reading, _ := e.o.Measurer.MeasureAll(ctx, env.Pool, ix, figures)
+	got := validation.Once(ctx, strategy.WithReading(e.o.Measurer, reading), env.Pool, ix, v)
+	if !got.Passed {
+		return "", false, reading
+	}
+	return fmt.Sprintf("%s = %g already meets %s %g", got.Figured(), *got.Measured, v.Op, *got.Bound), true, nil
+}
+
+// merged is a reading of a, completed with b's figures.
+func merged(a, b map[string]float64) map[string]float64 {
+	if len(a) == 0 {
+		return b
+	}
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
 }
 
 // stepBefore is the validation figure of a step as it was before the step ran.
@@ -337,15 +358,16 @@ func (e *Engine) measureBefore(ctx context.Context, step PlanStep, st strategy.S
 	}
 	v := *step.Validate
 	figures := st.Figures(ix.Method)
+	m := strategy.WithReading(e.o.Measurer, env.Before)
 	if !slices.Contains(figures, v.Figure) {
-		if fig, got, err := validation.Measure(ctx, e.o.Measurer, env.Pool, ix, v); err == nil && !math.IsNaN(got) {
+		if fig, got, err := validation.Measure(ctx, m, env.Pool, ix, v); err == nil && !math.IsNaN(got) {
 			return stepBefore{figure: fig, measured: &got}
 		}
 		return stepBefore{}
 	}
 	b := stepBefore{recorded: v.Figure}
 	if v.Fallback != "" && !slices.Contains(figures, v.Fallback) {
-		if got, err := e.o.Measurer.Measure(ctx, env.Pool, ix, v.Fallback); err == nil && !math.IsNaN(got) {
+		if got, err := m.Measure(ctx, env.Pool, ix, v.Fallback); err == nil && !math.IsNaN(got) {
 			b.fallback, b.measured = v.Fallback, &got
 		}
 	}
@@ -412,6 +434,7 @@ func (e *Engine) execute(ctx context.Context, rec *recorder, steps []strategy.St
 			return result{outcome: "awaiting_approval", pausedAt: i}
 		}
 		last = e.runStep(ctx, runCtx, rec, i, step, steps[i], ix, env, resumed && i == first)
+		env.Before = nil // the reading before the repair describes the index before this step only
 		if last.state == "awaiting_approval" {
 			return result{outcome: "awaiting_approval", pausedAt: i}
 		}
@@ -560,7 +583,8 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		return e.heldBack(ctx, rec, pos, step, &impact, h) // horizon.go
 	}
 	rec.stepBegins(ctx, pos, step, "running", &impact, "")
-	env.Planned = impact.Reading // the run's reading before, taken a moment ago
+	// The run's reading before: the engine's and its plan's, taken a moment ago.
+	env.Before = merged(env.Before, impact.Reading)
 
 	// Run, with the validation figure (or its fallback, where it cannot be known) measured before.
 	b := e.measureBefore(runCtx, step, st, ix, env)

@@ -48,7 +48,7 @@ func (*Analyze) Plan(_ context.Context, _ Env, ix catalog.Index, _ AnalyzeConfig
 func (a *Analyze) Run(ctx context.Context, env Env, ix catalog.Index, c AnalyzeConfig) (Outcome, error) {
 	stmt := "ANALYZE " + ix.QuotedTable()
 	figures := chooseFigures(env, c.Figures, a.Spec().DefaultFigures(ix.Method))
-	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
+	out := Outcome{Before: figuresBefore(ctx, env, ix, figures)}
 	if err := runMaintenance(ctx, env, a.opts, ix, stmt, ""); err != nil {
 		return out, err
 	}

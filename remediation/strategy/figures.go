@@ -44,6 +44,15 @@ func measureFigures(ctx context.Context, env Env, pool *pgxpool.Pool, ix catalog
 	return recorded(env, ix, figures, vals, errs)
 }
 
+// figuresBefore is measureFigures before the step acts: the figures env.Before holds (a
+// reading of the same state taken a moment ago) are taken from it, the others measured.
+func figuresBefore(ctx context.Context, env Env, ix catalog.Index, figures []string) map[string]float64 {
+	if env.Measure != nil {
+		env.Measure = WithReading(env.Measure, env.Before)
+	}
+	return measureFigures(ctx, env, env.Pool, ix, figures)
+}
+
 // recorded keeps the figures of one reading that a step records: the ones measured, logging
 // the others and leaving out those that cannot be known on the target (NaN).
 func recorded(env Env, ix catalog.Index, figures []string, vals map[string]float64, errs map[string]error) map[string]float64 {

@@ -266,7 +266,7 @@ func (h *HNSWRebuild) Run(ctx context.Context, env Env, ix catalog.Index, c HNSW
 		return Outcome{}, err
 	}
 	figures := chooseFigures(env, c.Figures, h.Spec().DefaultFigures(cur.Method))
-	out := Outcome{Before: measureFigures(ctx, env, env.Pool, cur, figures)}
+	out := Outcome{Before: figuresBefore(ctx, env, cur, figures)}
 	if out.Before == nil {
 		out.Before = map[string]float64{}
 	}

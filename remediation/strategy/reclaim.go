@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"time"
 
@@ -159,12 +158,13 @@ type figureReading struct {
 	errs map[string]error
 }
 
-// readFigures measures figures of ix in one reading per source.
+// readFigures measures figures of ix before the step acts, in one reading per source, taking
+// those env.Before holds from it.
 func readFigures(ctx context.Context, env Env, ix catalog.Index, figures []string) figureReading {
 	if env.Measure == nil || len(figures) == 0 {
 		return figureReading{}
 	}
-	vals, errs := env.Measure.MeasureAll(ctx, env.Pool, ix, figures)
+	vals, errs := WithReading(env.Measure, env.Before).MeasureAll(ctx, env.Pool, ix, figures)
 	return figureReading{vals, errs}
 }
 
@@ -258,24 +258,6 @@ func (r *Reclaim) beforeFigures(env Env, ix catalog.Index, c ReclaimConfig) []st
 	return union(r.figures(env, ix, c), deadShareFigures(ix.Method))
 }
 
-// readBefore is the run's reading of figures before it acts: its plan's reading, which the
-// engine hands over in env.Planned, completed with the figures the plan did not measure.
-func (r *Reclaim) readBefore(ctx context.Context, env Env, ix catalog.Index, figures []string) figureReading {
-	var missing []string
-	for _, f := range figures {
-		if _, have := env.Planned[f]; !have {
-			missing = append(missing, f)
-		}
-	}
-	rest := readFigures(ctx, env, ix, missing)
-	out := figureReading{vals: maps.Clone(env.Planned), errs: rest.errs}
-	if out.vals == nil {
-		out.vals = map[string]float64{}
-	}
-	maps.Copy(out.vals, rest.vals)
-	return out
-}
-
 // Plan implements Strategy.
 func (r *Reclaim) Plan(ctx context.Context, env Env, ix catalog.Index, c ReclaimConfig) (Impact, error) {
 	// The plan takes the reading the run takes before it acts (the figures it records and
@@ -305,7 +287,7 @@ func (r *Reclaim) Run(ctx context.Context, env Env, named catalog.Index, c Recla
 	}
 	// One reading before: the figures recorded and the dead share the choice is made on.
 	figures := r.figures(env, ix, c)
-	before := r.readBefore(ctx, env, ix, r.beforeFigures(env, ix, c))
+	before := readFigures(ctx, env, ix, r.beforeFigures(env, ix, c))
 	out := Outcome{Before: recorded(env, ix, figures, before.vals, before.errs)}
 	pl, err := r.plan(ctx, env, ix, c, before)
 	if err != nil {

@@ -99,7 +99,7 @@ func TestReclaimChoosesTheCheaperPathAndHeals(t *testing.T) {
 				t.Errorf("notes %q", im.Notes)
 			}
 			env := b.env
-			env.Planned = im.Reading // as the engine hands the plan's reading to the run
+			env.Before = im.Reading // as the engine hands the plan's reading to the run
 			out, err := rc.Run(ctx, env, ix, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -127,7 +127,7 @@ func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, c ReindexC
 		return r.dropLeftover(ctx, env, ix, pl)
 	}
 	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
-	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
+	out := Outcome{Before: figuresBefore(ctx, env, ix, figures)}
 	stmts, after, err := r.rebuild(ctx, env, ix, pl.build)
 	out.Statements = stmts
 	if err != nil {

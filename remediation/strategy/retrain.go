@@ -150,7 +150,7 @@ func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, c RetrainC
 	}
 	lists := c.lists(rows)
 	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(cur.Method))
-	out := Outcome{Before: measureFigures(ctx, env, env.Pool, cur, figures)}
+	out := Outcome{Before: figuresBefore(ctx, env, cur, figures)}
 	out.Undo, _ = json.Marshal(retrainUndo{PreviousLists: cur.Lists})
 	if out.Before == nil {
 		out.Before = map[string]float64{}

@@ -244,7 +244,7 @@ func (q *SQL) Run(ctx context.Context, env Env, ix catalog.Index, st SQLConfig) 
 	var out Outcome
 	out.Undo, _ = json.Marshal(sqlUndo{Rollback: rollback})
 	figures := chooseFigures(env, st.Figures, nil)
-	out.Before = measureFigures(ctx, env, env.Pool, ix, figures)
+	out.Before = figuresBefore(ctx, env, ix, figures)
 
 	conn, err := openSession(ctx, env.Pool)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -34,7 +35,8 @@ type Measurer interface {
 	Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error)
 	// MeasureAll returns each figure's value or its error, as Measure would, with one
 	// reading of each source they come from (the pages once for every structure figure): a
-	// structural read of a large index takes seconds.
+	// structural read of a large index takes seconds. The values may include other figures
+	// of the sources read, so a reading can stand for a later one (WithReading).
 	MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error)
 	// Figures lists the names Measure understands, for runbook validation.
 	Figures() []string
@@ -46,6 +48,45 @@ type Measurer interface {
 	// built), so a validation can be relative to the index's own build rather than to an
 	// absolute number. ok is false when no as-built value is recorded for the index.
 	AsBuilt(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (value float64, ok bool, err error)
+}
+
+// WithReading is m answering from reading where it holds a figure and measuring the rest: a
+// reading taken a moment ago, of the same state of the index, stands for a new one.
+func WithReading(m Measurer, reading map[string]float64) Measurer {
+	if len(reading) == 0 {
+		return m
+	}
+	return withReading{m, reading}
+}
+
+type withReading struct {
+	Measurer
+	reading map[string]float64
+}
+
+func (w withReading) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
+	if v, ok := w.reading[figure]; ok {
+		return v, nil
+	}
+	return w.Measurer.Measure(ctx, pool, ix, figure)
+}
+
+func (w withReading) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
+	vals := map[string]float64{}
+	var missing []string
+	for _, f := range figures {
+		if v, ok := w.reading[f]; ok {
+			vals[f] = v
+		} else {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return vals, map[string]error{}
+	}
+	rest, errs := w.Measurer.MeasureAll(ctx, pool, ix, missing)
+	maps.Copy(vals, rest)
+	return vals, errs
 }
 
 // ReadFunc reads one figure of one index.
@@ -99,11 +140,13 @@ type Env struct {
 	// History reads earlier steps on this index; nil: no history (a cost estimate then uses
 	// the default rates).
 	History History
-	// Planned is the Impact.Reading of this step's plan when the engine runs the step right
-	// after planning it (on a large index, reading the pages again seconds later would cost
-	// seconds); nil otherwise. A strategy takes it for its reading before and measures what
-	// it lacks.
-	Planned map[string]float64
+	// Before is a reading of the index taken a moment ago, before this step acts: the
+	// engine's own (its health check before a repair's first step) for Plan, and with the
+	// plan's Impact.Reading added for Run. On a large index reading the pages again seconds
+	// later would cost seconds; a strategy reads the figures it needs before it acts through
+	// WithReading(Measure, Before), which measures only what the reading lacks. nil: no
+	// reading; never a reading of the index after an earlier step changed it.
+	Before map[string]float64
 }
 
 // History is what earlier repairs of one index recorded.

@@ -74,7 +74,7 @@ func (*Vacuum) Plan(ctx context.Context, env Env, ix catalog.Index, c VacuumConf
 func (v *Vacuum) Run(ctx context.Context, env Env, ix catalog.Index, c VacuumConfig) (Outcome, error) {
 	stmt := vacuumStatement(ix, c)
 	figures := chooseFigures(env, c.Figures, v.Spec().DefaultFigures(ix.Method))
-	out := Outcome{Before: measureFigures(ctx, env, env.Pool, ix, figures)}
+	out := Outcome{Before: figuresBefore(ctx, env, ix, figures)}
 	if err := runMaintenance(ctx, env, v.opts, ix, stmt, vacuumProgressSQL); err != nil {
 		return out, err
 	}
