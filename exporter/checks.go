@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
 )
@@ -71,6 +73,14 @@ func (e *Exporter) indexCheck(t *target, st *index, kind string, check indexChec
 	}
 }
 
+// keepBaseline makes base the index's as-built baseline, unless the index was rebuilt while
+// the check ran (its baseline is then the new build's to note).
+func (in checkInput) keepBaseline(st *index, base *asBuilt) {
+	if base != nil && st.build.relfilenode == in.build.relfilenode {
+		st.asBuilt = base
+	}
+}
+
 // structureCheck reads the index's pages (scanStructureBudgeted), on the standby where the
 // target has one, and notes the as-built baseline of a new build.
 type structureCheck struct{}
@@ -80,8 +90,7 @@ func (structureCheck) measure(ctx context.Context, e *Exporter, t *target, in ch
 		return nil, true, nil // vectorheal_page_reader_available says why; not a failure of the check
 	}
 	var s *structure
-	pool, on := e.readsOn(ctx, t)
-	err := e.retryConflicts(ctx, t, on, func() (err error) {
+	err := e.onReads(ctx, t, func(pool *pgxpool.Pool) (err error) {
 		s, err = scanStructureBudgeted(ctx, pool, in.ix, in.reader, e.cfg, &t.budget)
 		return err
 	})
@@ -91,9 +100,7 @@ func (structureCheck) measure(ctx context.Context, e *Exporter, t *target, in ch
 	base := e.noteStructureBaseline(ctx, t, in.ix, in.build, in.have, s)
 	return func(st *index) {
 		st.structure = s
-		if base != nil && st.build.relfilenode == in.build.relfilenode {
-			st.asBuilt = base
-		}
+		in.keepBaseline(st, base)
 		for _, k := range faultKindsOf(s) {
 			if st.faultKinds == nil {
 				st.faultKinds = map[string]bool{}
@@ -111,8 +118,7 @@ type recallCheck struct{}
 
 func (recallCheck) measure(ctx context.Context, e *Exporter, t *target, in checkInput) (func(*index), bool, error) {
 	var r *recallResult
-	pool, on := e.readsOn(ctx, t)
-	err := e.retryConflicts(ctx, t, on, func() (err error) {
+	err := e.onReads(ctx, t, func(pool *pgxpool.Pool) (err error) {
 		r, err = probe(ctx, pool, in.ix, e.cfg.Recall.Queries, e.cfg.Recall.Newest(), e.cfg.Recall.K, in.timeout)
 		return err
 	})
@@ -122,9 +128,7 @@ func (recallCheck) measure(ctx context.Context, e *Exporter, t *target, in check
 	base := e.noteRecallBaseline(ctx, t, in.ix, in.build, in.have, r)
 	return func(st *index) {
 		st.recall = r
-		if base != nil && st.build.relfilenode == in.build.relfilenode {
-			st.asBuilt = base
-		}
+		in.keepBaseline(st, base)
 		if r != nil {
 			for _, l := range r.latencies {
 				st.latency.observe(l)

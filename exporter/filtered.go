@@ -294,8 +294,7 @@ func (e *Exporter) filteredCheck(t *target, q config.FilteredQuery, j *job) func
 		if st == nil {
 			err = fmt.Errorf("filtered query %s: %s.%s is not a watched, valid vector index of the target", q.Name, q.Schema, q.Index)
 		} else {
-			pool, on := e.readsOn(ctx, t)
-			err = e.retryConflicts(ctx, t, on, func() (err error) {
+			err = e.onReads(ctx, t, func(pool *pgxpool.Pool) (err error) {
 				res, err = runFiltered(ctx, pool, st.ix, q)
 				return err
 			})

@@ -73,6 +73,12 @@ func (e *Exporter) readsOn(ctx context.Context, t *target) (*pgxpool.Pool, strin
 	return t.Standby, onStandby
 }
 
+// onReads runs read on the pool t's figures are read on (readsOn), with retryConflicts.
+func (e *Exporter) onReads(ctx context.Context, t *target, read func(pool *pgxpool.Pool) error) error {
+	pool, on := e.readsOn(ctx, t)
+	return e.retryConflicts(ctx, t, on, func() error { return read(pool) })
+}
+
 // retryConflicts runs read on pool, and when it reads on a standby and the standby cancelled it
 // for a replay conflict (standby.IsReplayConflict), again after a pause, up to 3 tries in all:
 // a conflict says nothing about the index, only that replay needed what the read held.

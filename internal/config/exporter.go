@@ -256,15 +256,7 @@ func (e *Exporter) validate(v *validator, targets map[string]bool) {
 // validate checks one user SQL metric at path p; seen holds the names of the metrics before
 // it.
 func (m CustomMetric) validate(v *validator, p string, seen, targets map[string]bool) {
-	switch {
-	case m.Name == "":
-		v.errorf(p+".name", "must be set")
-	case !metricNameRE.MatchString(m.Name):
-		v.errorf(p+".name", "%q is not a valid Prometheus metric name", m.Name)
-	case seen[m.Name]:
-		v.errorf(p+".name", "%q is defined twice", m.Name)
-	}
-	seen[m.Name] = true
+	v.uniqueName(p+".name", m.Name, metricNameRE, "a valid Prometheus metric name", seen)
 	if m.Help == "" {
 		v.errorf(p+".help", "must be set")
 	}

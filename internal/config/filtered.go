@@ -60,15 +60,7 @@ func validateFilteredQueries(v *validator, qs []FilteredQuery, targets map[strin
 	seen := map[string]bool{}
 	for i, q := range qs {
 		p := v.index("exporter.filtered_queries", i)
-		switch {
-		case q.Name == "":
-			v.errorf(p+".name", "must be set")
-		case !labelNameRE.MatchString(q.Name):
-			v.errorf(p+".name", "%q is not a plain name ([a-zA-Z_][a-zA-Z0-9_]*)", q.Name)
-		case seen[q.Name]:
-			v.errorf(p+".name", "%q is defined twice", q.Name)
-		}
-		seen[q.Name] = true
+		v.uniqueName(p+".name", q.Name, labelNameRE, "a plain name ([a-zA-Z_][a-zA-Z0-9_]*)", seen)
 		if q.Index == "" {
 			v.errorf(p+".index", "must be set")
 		}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"time"
 
 	"github.com/vectorheal/vectorheal/internal/strictyaml"
@@ -23,6 +24,20 @@ func (v *validator) positive(p string, n int) {
 	if n <= 0 {
 		v.errorf(p, "must be positive, got %d", n)
 	}
+}
+
+// uniqueName checks the name at path p: set, matching re (what says what re accepts) and not
+// among seen, to which it is added.
+func (v *validator) uniqueName(p, name string, re *regexp.Regexp, what string, seen map[string]bool) {
+	switch {
+	case name == "":
+		v.errorf(p, "must be set")
+	case !re.MatchString(name):
+		v.errorf(p, "%q is not %s", name, what)
+	case seen[name]:
+		v.errorf(p, "%q is defined twice", name)
+	}
+	seen[name] = true
 }
 
 func (v *validator) index(p string, i int) string { return fmt.Sprintf("%s[%d]", p, i) }
