@@ -251,7 +251,7 @@ func (b *bundle) shardExports(t *testing.T, owners map[string]int) ([][]string, 
 			t.Fatal(err)
 		}
 		info := fams["vectorheal_shard_info"].GetMetric()
-		want := map[string]string{"shard": fmt.Sprint(i), "total_shards": fmt.Sprint(len(vs))}
+		want := map[string]string{"shard": fmt.Sprint(i), "total_shards": fmt.Sprint(len(vs)), "by": "index"}
 		if len(info) != 1 || !labelsAre(info[0].GetLabel(), want) {
 			problems = append(problems, fmt.Sprintf("%s: vectorheal_shard_info %v, want one series %v", v.Name, info, want))
 		}
