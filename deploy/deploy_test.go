@@ -6,6 +6,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -540,7 +541,7 @@ func TestKubernetesShardedComponent(t *testing.T) {
 	var sm map[string]any
 	readYAML(t, "kubernetes/servicemonitor.yaml", &sm)
 	checkShards(t, "kubernetes/sharded/statefulset.yaml", sts, headless, cm.Data, shardedObjects{
-		name: "vectorheal", configs: "vectorheal", metrics: metrics, monitor: sm})
+		name: "vectorheal", configs: "vectorheal", metrics: metrics, monitor: sm, by: shard.ByIndex})
 }
 
 // shardedObjects are what a StatefulSet of shards is checked against.
@@ -549,6 +550,7 @@ type shardedObjects struct {
 	configs string         // the name the ConfigMaps are named after
 	metrics map[string]any // the Service the ServiceMonitor scrapes
 	monitor map[string]any // the ServiceMonitor
+	by      shard.By       // the --exporter.shard-by the shards must be given; any valid one when empty
 }
 
 // checkShards checks a StatefulSet of shards and its headless Service: the pod is an exporting
@@ -574,6 +576,11 @@ func checkShards(t *testing.T, path string, sts, headless map[string]any, config
 	flags := shardFlags(args)
 	if flags["--exporter.shard"] != "auto" || flags["--exporter.total-shards"] != strconv.Itoa(replicas) || replicas < 1 {
 		t.Errorf("%s: %d replicas run %q, want --exporter.shard auto and --exporter.total-shards %d", path, replicas, args, replicas)
+	}
+	// Given explicitly, so that an operator sees where to change it; serve would refuse a
+	// value it does not know.
+	if by, err := shard.ParseBy(flags["--exporter.shard-by"]); err != nil || (o.by != "" && by != o.by) {
+		t.Errorf("%s: --exporter.shard-by %q (%v), want %s", path, flags["--exporter.shard-by"], err, cmp.Or(o.by, "index or target"))
 	}
 	for i := range replicas {
 		pod := fmt.Sprintf("%s-%d", o.name, i)

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"reflect"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/deploy/rulegen"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/shard"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/rules"
 )
@@ -315,6 +317,7 @@ func TestHelmChartRefuses(t *testing.T) {
 		"bad url":   {"grafana": map[string]any{"url": "grafana:3000"}},
 		"query url": {"grafana": map[string]any{"url": "http://grafana/?orgId=1"}},
 		"no shards": {"shards": 0},
+		"shardBy":   {"shards": 2, "shardBy": "database"},
 	} {
 		if _, err := renderChart(t, "vectorheal", "vectorheal", vals); err == nil {
 			t.Errorf("%s: rendered", name)
@@ -344,11 +347,21 @@ func TestHelmChartRefuses(t *testing.T) {
 }
 
 // TestHelmChartShards: with shards above 1 the chart replaces the exporting Deployment by a
-// StatefulSet of that many pods, each given --exporter.shard auto and --exporter.total-shards
-// equal to shards, scraped through the -metrics Service, with its headless Service; the
-// receiving replicas stay. Helm's linter accepts it.
+// StatefulSet of that many pods, each given --exporter.shard auto, --exporter.total-shards
+// equal to shards and --exporter.shard-by shardBy (index unless set), scraped through the
+// -metrics Service, with its headless Service; the receiving replicas stay. Helm's linter
+// accepts it.
 func TestHelmChartShards(t *testing.T) {
+	for _, by := range []shard.By{"", shard.ByTarget} {
+		t.Run(cmp.Or(string(by), "default"), func(t *testing.T) { testHelmChartShards(t, by) })
+	}
+}
+
+func testHelmChartShards(t *testing.T, by shard.By) {
 	vals := map[string]any{"shards": 3}
+	if by != "" {
+		vals["shardBy"] = string(by)
+	}
 	res := lint.RunAll(chartDir, vals, "vectorheal")
 	for _, m := range res.Messages {
 		t.Log(m)
@@ -383,11 +396,12 @@ func TestHelmChartShards(t *testing.T) {
 	}
 	checkShards(t, sts.source, sts.doc, only(t, ms, "Service", "vectorheal-shards").doc, cm.Data, shardedObjects{
 		name: "vectorheal", configs: "vectorheal",
-		metrics: only(t, ms, "Service", "vectorheal-metrics").doc, monitor: only(t, ms, "ServiceMonitor", "vectorheal").doc})
+		metrics: only(t, ms, "Service", "vectorheal-metrics").doc, monitor: only(t, ms, "ServiceMonitor", "vectorheal").doc,
+		by: cmp.Or(by, shard.ByIndex)})
 	// The receiving replicas do not measure and are not sharded.
 	rep := only(t, ms, "Deployment", "vectorheal-replica")
 	checkDeployment(t, rep.source, rep.data, cm.Data, "vectorheal")
-	if f := shardFlags(containerArgs(t, rep.doc)); f["--exporter.shard"] != "" || f["--exporter.total-shards"] != "" {
+	if f := shardFlags(containerArgs(t, rep.doc)); f["--exporter.shard"] != "" || f["--exporter.total-shards"] != "" || f["--exporter.shard-by"] != "" {
 		t.Errorf("the receiving replicas are given shard flags %v", f)
 	}
 }

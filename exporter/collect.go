@@ -27,7 +27,7 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 func (e *Exporter) Collect(ch chan<- prometheus.Metric) {
 	if e.shard.Total > 1 {
 		ch <- prometheus.MustNewConstMetric(e.d.get("vectorheal_shard_info"), prometheus.GaugeValue, 1,
-			strconv.Itoa(e.shard.Index), strconv.Itoa(e.shard.Total))
+			strconv.Itoa(e.shard.Index), strconv.Itoa(e.shard.Total), string(e.shard.Granularity()))
 	}
 	var wg sync.WaitGroup
 	for _, t := range e.targets {

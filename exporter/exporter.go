@@ -40,6 +40,9 @@ type Exporter struct {
 // WithShard makes the exporter measure only the indexes s owns, and the figures of a target
 // as a whole (its database's statistics, pgvector version, custom metrics) only when s owns
 // the target: replicas started with each shard of the same total measure everything once.
+// Sharded by target, the exporter leaves out the targets s does not own altogether: it never
+// uses their pools (no connection, discovery, ping or statistics) and publishes nothing of
+// them, not even vectorheal_up.
 func WithShard(s shard.Shard) Option {
 	return func(e *Exporter) { e.shard = s }
 }
@@ -51,11 +54,11 @@ func (e *Exporter) ownsIndex(t *target, ix catalog.Index) bool {
 	if ix.ParentIndex != "" {
 		schema, name = ix.ParentSchema, ix.ParentIndex
 	}
-	return e.shard.Owns(t.Name, ix.Datname, schema, name)
+	return e.shard.OwnsIndex(t.Name, ix.Datname, schema, name)
 }
 
 // ownsTarget says whether this replica publishes the figures of t as a whole.
-func (e *Exporter) ownsTarget(t *target) bool { return e.shard.Owns(t.Name) }
+func (e *Exporter) ownsTarget(t *target) bool { return e.shard.OwnsTarget(t.Name) }
 
 // Option changes how New builds the exporter.
 type Option func(*Exporter)
@@ -74,7 +77,8 @@ func WithStateStore(pool *pgxpool.Pool) Option {
 	}
 }
 
-// New returns an exporter over ts. Call Run to start the background checks.
+// New returns an exporter over ts (those of ts its shard visits, WithShard). Call Run to
+// start the background checks.
 func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger, opts ...Option) *Exporter {
 	e := &Exporter{
 		cfg:    cfg,
@@ -91,6 +95,11 @@ func New(ts *targets.Set, cfg config.Exporter, logger *slog.Logger, opts ...Opti
 	}
 	e.cfg.CustomMetrics = usableCustomMetrics(cfg.CustomMetrics, e.d, logger)
 	for _, t := range ts.All() {
+		if !e.shard.Visits(t.Name) {
+			// Another shard owns the whole target; its pools stay in ts for the repair
+			// engine, which repairs any target whichever replica receives the alert.
+			continue
+		}
 		e.targets = append(e.targets, &target{
 			Target:     t,
 			logger:     logger.With("target", t.Name),

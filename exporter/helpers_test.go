@@ -114,6 +114,7 @@ type started struct {
 	e   *Exporter
 	reg *prometheus.Registry
 	srv *httptest.Server
+	ts  *targets.Set // every configured target, including those the exporter leaves out
 }
 
 func start(t *testing.T, cfg config.Exporter, dsns map[string]string, opts ...Option) *started {
@@ -154,7 +155,7 @@ func startTargets(t *testing.T, keep *logLines, cfg config.Exporter, cts []confi
 		srv.Close()
 		ts.Close()
 	})
-	return &started{e: e, reg: reg, srv: srv}
+	return &started{e: e, reg: reg, srv: srv, ts: ts}
 }
 
 // scrape fetches /metrics over HTTP, as Prometheus does.

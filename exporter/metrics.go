@@ -37,7 +37,7 @@ func Metrics() []metricdoc.Metric {
 		{Name: "pgvector_vacuum_progress_ratio", Type: g, Help: "Progress of a running VACUUM of a table with a vector index (heap blocks scanned over total; present only while one runs).", Labels: []string{"target", "datname", "schemaname", "relname"}},
 
 		// Self-metrics.
-		{Name: "vectorheal_shard_info", Type: g, Help: "This replica's shard of the indexes it measures (--exporter.shard of --exporter.total-shards): it measures the indexes whose (target, database, index) hashes to it, and the figures of a target as a whole when the target's name does. Present only with more than one shard.", Labels: []string{"shard", "total_shards"}},
+		{Name: "vectorheal_shard_info", Type: g, Help: "This replica's shard of the indexes it measures (--exporter.shard of --exporter.total-shards, split by --exporter.shard-by): by index, it measures the indexes whose (target, database, index) hashes to it, and the figures of a target as a whole when the target's name does; by target, everything of the targets whose name hashes to it and nothing of the others. Present only with more than one shard.", Labels: []string{"shard", "total_shards", "by"}},
 		{Name: "vectorheal_up", Type: g, Help: "Whether the target database answered the last scrape (1) or not (0).", Labels: []string{"target"}},
 		{Name: "vectorheal_collector_success", Type: g, Help: "Whether the collector's last run on the target succeeded for every index (1) or not (0).", Labels: []string{"target", "collector"}},
 		{Name: "vectorheal_collector_duration_seconds", Type: g, Help: "Duration of the collector's last run on the target (one index for per-index checks).", Labels: []string{"target", "collector"}},

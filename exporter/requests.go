@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/shard"
 )
 
 // requestPoll is how often each target looks for check requests: an operator who asked for a
@@ -26,14 +27,15 @@ type checkRequest struct {
 // done those that are its alone. A replica that runs none of the background checks takes none:
 // it would mark them done and run nothing. With one shard every request is this replica's,
 // claimed with SKIP LOCKED so that replicas sharing one state store never run a request twice;
-// with several, takeShardRequests decides.
+// so is every request of a target when sharding by target, as the one shard that visits the
+// target measures all of it. With several shards by index, takeShardRequests decides.
 func (e *Exporter) takeCheckRequests(ctx context.Context, t *target) []checkRequest {
 	if !e.measures() {
 		return nil
 	}
 	var reqs []checkRequest
 	var err error
-	if e.shard.Total > 1 {
+	if e.shard.Total > 1 && e.shard.Granularity() == shard.ByIndex {
 		reqs, err = e.takeShardRequests(ctx, t)
 	} else {
 		reqs, err = e.claimRequests(ctx, t)

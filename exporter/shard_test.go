@@ -1,8 +1,11 @@
 package exporter
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +69,7 @@ func TestShardsMeasureEachIndexOnce(t *testing.T) {
 		t.Errorf("one shard measures nothing: %d and %d of %d", len(sets[0]), len(sets[1]), n)
 	}
 	for i, s := range shards {
-		s.waitSample(t, "vectorheal_shard_info", map[string]string{"shard": fmt.Sprint(i), "total_shards": "2"}, "1", eq(1))
+		s.waitSample(t, "vectorheal_shard_info", map[string]string{"shard": fmt.Sprint(i), "total_shards": "2", "by": "index"}, "1", eq(1))
 	}
 	whole := 0
 	for _, s := range shards {
@@ -118,5 +121,106 @@ func TestShardsRunFilteredQueriesOfTheirIndexes(t *testing.T) {
 	}
 	if _, ok := other.sample(t, "pgvector_filtered_short_ratio", q); ok {
 		t.Error("the shard that does not measure items_hnsw publishes its filtered figures")
+	}
+}
+
+// TestShardsByTargetMeasureWholeTargets: two exporters sharded by target over four targets
+// (four databases) publish disjoint whole targets whose union is every target; neither uses the
+// pool of a target it does not own (no connection, no ping, no query: the pool was never
+// acquired from) nor publishes any series of it, not even vectorheal_up. A check request for a
+// whole target is run by the target's shard and marked done, as without shards.
+func TestShardsByTargetMeasureWholeTargets(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	ctx := context.Background()
+	state := stateStore(t, pg)
+	names := []string{"tenant_a", "tenant_b", "tenant_c", "tenant_d"}
+	owner := map[string]int{}
+	dsns := map[string]string{}
+	for _, name := range names {
+		for i := range 2 {
+			if (shard.Shard{Index: i, Total: 2, By: shard.ByTarget}).OwnsTarget(name) {
+				owner[name] = i
+			}
+		}
+		dsns[name] = pg.CreateDatabase(t)
+		clustered(t, dsns[name], 300, 4, 3)
+		testenv.Exec(t, dsns[name],
+			`CREATE INDEX items_hnsw_0 ON items USING hnsw (embedding vector_l2_ops) WITH (m = 4, ef_construction = 8)`,
+			`CREATE INDEX items_hnsw_1 ON items USING hnsw (embedding vector_l2_ops) WITH (m = 4, ef_construction = 8)`)
+	}
+	if shardsOwning := slices.Sorted(maps.Values(owner)); shardsOwning[0] == shardsOwning[len(shardsOwning)-1] {
+		t.Fatalf("targets %v all hash to one shard (%v): rename them so that each shard owns one", names, owner)
+	}
+
+	// Nothing is measured but what is requested; discovery alone publishes each index.
+	cfg := testConfig()
+	cfg.Structure.Interval = 400 * time.Hour
+	cfg.Recall.Disabled, cfg.Drift.Disabled = true, true
+	var shards []*started
+	for i := range 2 {
+		shards = append(shards, start(t, cfg, dsns, WithStateStore(state), WithShard(shard.Shard{Index: i, Total: 2, By: shard.ByTarget})))
+	}
+	for _, name := range names {
+		s := shards[owner[name]]
+		s.waitSample(t, "vectorheal_up", map[string]string{"target": name}, "1 on its shard", eq(1))
+		for _, ix := range []string{"items_hnsw_0", "items_hnsw_1"} {
+			s.waitSample(t, "pgvector_index_info", map[string]string{"target": name, "indexrelname": ix}, "published by the target's shard", exists)
+		}
+	}
+
+	var ids []int64
+	for _, name := range names {
+		var id int64
+		if err := state.QueryRow(ctx, `INSERT INTO check_requests (target, schemaname, indexrelname, requested_by)
+			VALUES ($1, '', '', 'test') RETURNING id`, name).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, name := range names {
+		for _, ix := range []string{"items_hnsw_0", "items_hnsw_1"} {
+			shards[owner[name]].waitSample(t, "pgvector_hnsw_connectivity_ratio",
+				map[string]string{"target": name, "indexrelname": ix}, "scanned after the request", exists)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var pending int
+		if err := state.QueryRow(ctx, `SELECT count(*) FROM check_requests WHERE id = ANY($1) AND done_at IS NULL`, ids).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d whole-target requests not marked done after 30s", pending, len(ids))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	labelled := regexp.MustCompile(`(?m)^[a-z_]+\{[^}]*target="([^"]+)"`)
+	for i, s := range shards {
+		s.waitSample(t, "vectorheal_shard_info", map[string]string{"shard": fmt.Sprint(i), "total_shards": "2", "by": "target"}, "1", eq(1))
+		published := map[string]bool{}
+		for _, m := range labelled.FindAllStringSubmatch(s.scrape(t), -1) {
+			published[m[1]] = true
+		}
+		for _, name := range names {
+			tg, _ := s.ts.Reading().Get(name)
+			st := tg.Pool.Stat()
+			if owner[name] == i {
+				if !published[name] || st.AcquireCount() == 0 {
+					t.Errorf("shard %d owns %s but publishes it %v, acquired its pool %d times", i, name, published[name], st.AcquireCount())
+				}
+				continue
+			}
+			if published[name] {
+				t.Errorf("shard %d publishes series of %s, a target of shard %d", i, name, owner[name])
+			}
+			if st.AcquireCount() != 0 || st.TotalConns() != 0 {
+				t.Errorf("shard %d used the pool of %s, a target of shard %d: acquired %d times, %d connections",
+					i, name, owner[name], st.AcquireCount(), st.TotalConns())
+			}
+		}
 	}
 }

@@ -155,13 +155,13 @@ func (f *fleet) startProcesses(ctx context.Context, bin string) error {
 		return err
 	}
 	for s := range f.o.shards {
-		p, err := newProcess(bin, cfg, f.work, s, f.o.shards)
+		p, err := newProcess(bin, cfg, f.work, s, f.o.shards, f.o.shardBy)
 		if err != nil {
 			return err
 		}
 		f.procs = append(f.procs, p)
 	}
-	p, err := newProcess(bin, cfg, f.work, -1, 1)
+	p, err := newProcess(bin, cfg, f.work, -1, 1, "")
 	if err != nil {
 		return err
 	}
@@ -238,8 +238,8 @@ func (f *fleet) poll(ctx context.Context, client *http.Client, p *process, ob *o
 		ob.lastErr = err
 		return nil
 	}
-	if want := strconv.Itoa(p.shard); p.shard >= 0 && s.shard != want {
-		return fmt.Errorf("%s: vectorheal_shard_info says shard %q, want %s", p.Name, s.shard, want)
+	if want := strconv.Itoa(p.shard); p.shard >= 0 && (s.shard != want || s.shardBy != f.o.shardBy) {
+		return fmt.Errorf("%s: vectorheal_shard_info says shard %q by %q, want %s by %s", p.Name, s.shard, s.shardBy, want, f.o.shardBy)
 	}
 	ob.track.observe(s)
 	u, uerr := readResources(p.Pid())

@@ -11,13 +11,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/vectorheal/vectorheal/internal/benchdoc"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/vectorheal/vectorheal/internal/benchdoc"
+	"github.com/vectorheal/vectorheal/internal/shard"
 )
 
 // options are the benchmark's flags.
@@ -34,6 +36,7 @@ type options struct {
 	dims         int
 	buildWorkers int
 	shards       int
+	shardBy      string
 	killShard    int
 	interval     time.Duration
 	poll         time.Duration
@@ -60,7 +63,8 @@ What a run does:
      evenly, get a large table (-large-min to -large-max rows, alternately HNSW and IVFFlat)
      in place of their last small one.
   2. Starts, at the same moment, -shards processes of the real binary (-vectorheal) with
-     --exporter.shard N --exporter.total-shards -shards, and one unsharded process, all on
+     --exporter.shard N --exporter.total-shards -shards --exporter.shard-by -shard-by, and
+     one unsharded process, all on
      the same fleet: one target per database, exporter only (no state store, so nothing is
      repaired), structure and recall checks and discovery every -interval, drift off, every
      other setting at its default.
@@ -102,6 +106,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.dims, "dims", 32, "dimensions of the vectors")
 	fs.IntVar(&o.buildWorkers, "build-workers", 2, "tables built at once")
 	fs.IntVar(&o.shards, "shards", 3, "shards measuring the fleet (--exporter.total-shards), next to one unsharded process")
+	fs.StringVar(&o.shardBy, "shard-by", "index", "what each shard owns whole (--exporter.shard-by): index or target")
 	fs.IntVar(&o.killShard, "kill-shard", 1, "shard killed and restarted after -duration (-1: none)")
 	fs.DurationVar(&o.interval, "interval", 2*time.Minute, "exporter.structure.interval, exporter.recall.interval and exporter.discovery_interval of every process (5m shipped)")
 	fs.DurationVar(&o.poll, "poll", 5*time.Second, "time between two scrapes of every process (the resolution of ages)")
@@ -159,6 +164,8 @@ func (o options) validate() error {
 		return errors.New("-build-workers must be at least 1")
 	case o.shards < 2:
 		return errors.New("-shards must be at least 2")
+	case o.shardBy != string(shard.ByIndex) && o.shardBy != string(shard.ByTarget):
+		return fmt.Errorf("-shard-by %q: must be %s or %s", o.shardBy, shard.ByIndex, shard.ByTarget)
 	case o.killShard < -1 || o.killShard >= o.shards:
 		return errors.New("-kill-shard must be -1 or a shard from 0 to -shards-1")
 	case o.interval < 5*time.Second:

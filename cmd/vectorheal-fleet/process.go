@@ -50,13 +50,13 @@ func writeConfig(path string, dbs []string, dsn func(db string) string, interval
 
 // newProcess prepares a process of bin on config, listening on a free port, logging at info
 // (as in production: debug logs would cost the process CPU the table reports); shard -1 is
-// the unsharded one.
-func newProcess(bin, config, dir string, shard, total int) (*process, error) {
+// the unsharded one, split by by (index or target).
+func newProcess(bin, config, dir string, shard, total int, by string) (*process, error) {
 	name := "unsharded"
 	var args []string
 	if shard >= 0 {
 		name = fmt.Sprintf("shard-%d", shard)
-		args = []string{"--exporter.shard", strconv.Itoa(shard), "--exporter.total-shards", strconv.Itoa(total)}
+		args = []string{"--exporter.shard", strconv.Itoa(shard), "--exporter.total-shards", strconv.Itoa(total), "--exporter.shard-by", by}
 	}
 	v, err := e2e.NewVectorheal(bin, name, config, filepath.Join(dir, name+".log"), "info", args...)
 	if err != nil {

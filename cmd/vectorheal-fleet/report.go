@@ -3,10 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"github.com/vectorheal/vectorheal/internal/benchdoc"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/vectorheal/vectorheal/internal/benchdoc"
 )
 
 // Markers of the generated part of the fleet section in docs/BENCHMARKS.md.
@@ -53,7 +54,7 @@ func (f *fleet) rowOf(name string, ob *observed) row {
 		keys = append(keys, k)
 	}
 	c := computeCoverage(keys, []*track{ob.track}, f.o.interval)
-	r.indexes = fmt.Sprint(len(keys))
+	r.indexes = fmt.Sprintf("%d in %s", len(keys), targetsOf(keys))
 	r.within = fmt.Sprintf("%d", c.withinInterval)
 	r.slowest = lastOf(c.firstMeasured)
 	r.late, r.maxGap = f.late(ob.track)
@@ -105,10 +106,12 @@ func (f *fleet) writeSummary(w *bytes.Buffer) {
 		}
 	}
 	fmt.Fprintf(w, "Run of %s (UTC) on %d CPUs, %s: %d indexes (%d HNSW, %d IVFFlat; %d of %d to %d rows, the others %d to %d) "+
-		"over %d databases (one target each), %d-d, built in %s. Structure and recall checks and discovery every %s, drift off, "+
+		"over %d databases (one target each), %d-d, built in %s. **%d shards by %s** (`--exporter.shard-by %s`) next to one unsharded process. "+
+		"Structure and recall checks and discovery every %s, drift off, "+
 		"every other setting at its default; a poll every %s; observed for %s; ages, scrapes, RSS and CPU from +%s (one interval) on.\n\n",
 		f.started.UTC().Format("2006-01-02 15:04"), runtime.NumCPU(), f.versions, len(f.specs), hnsw, ivf, o.large, o.largeMin, o.largeMax,
-		o.smallMin, o.smallMax, o.databases, o.dims, f.buildTime.Round(time.Second), o.interval, o.poll, o.duration, o.interval)
+		o.smallMin, o.smallMax, o.databases, o.dims, f.buildTime.Round(time.Second), o.shards, o.shardBy, o.shardBy,
+		o.interval, o.poll, o.duration, o.interval)
 	fmt.Fprintf(w, "```sh\n%s\n```\n\n", o.commandForDocs)
 	f.writeTable(w)
 	f.writeNotes(w)
@@ -146,7 +149,7 @@ func (f *fleet) writeTable(w *bytes.Buffer) {
 		cov.byOne, cov.expected, len(cov.missing), len(cov.duplicates), len(cov.unexpected))
 	together.within = fmt.Sprint(cov.withinInterval)
 	ucov := computeCoverage(expected, []*track{f.obs[unsharded].track}, f.o.interval)
-	base.indexes = fmt.Sprintf("%d of %d", ucov.byOne, ucov.expected)
+	base.indexes = fmt.Sprintf("%d of %d in %s", ucov.byOne, ucov.expected, targetsOf(expected))
 
 	fmt.Fprintln(w, "| process | indexes published | measured within one interval of its start | slowest first measurement | age of last recall probe p50 / p99 / max | indexes probed late (gap > 1.1 × interval + 2 polls), longest gap | scrape time p50 / max | scrape size | series | RSS (max) | CPU (share of one core) | RSS / unsharded | scrape p50 / unsharded |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -170,6 +173,7 @@ func (f *fleet) writeNotes(w *bytes.Buffer) {
 		fmt.Fprintf(w, "PostgreSQL (every backend of the %d processes' checks and scrapes) used %.2f of a core in the steady period.\n\n",
 			len(f.procs), (b.cpu-a.cpu).Seconds()/b.at.Sub(a.at).Seconds())
 	}
+	f.writeMemory(w)
 	series := seriesByMethod([]*track{f.obs[f.procs[len(f.procs)-1]].track})
 	fmt.Fprintf(w, "Series per healthy index (both checks run; text format, unsharded process): HNSW %s, IVFFlat %s.\n\n",
 		spread(series["hnsw"]), spread(series["ivfflat"]))
@@ -190,6 +194,27 @@ func (f *fleet) writeNotes(w *bytes.Buffer) {
 			fmt.Fprintf(w, "\n%s: %d scrapes failed (last: %v).\n", p.Name, ob.errs, ob.lastErr)
 		}
 	}
+}
+
+// writeMemory writes, per process, what of its memory is the Go heap: the largest heap in use
+// and obtained from the system, and goroutines, over the steady period's scrapes. The rest of
+// the RSS is the runtime's own (stacks, metadata), the binary's pages and the C library.
+func (f *fleet) writeMemory(w *bytes.Buffer) {
+	fmt.Fprintf(w, "Memory in the steady period (largest of the scrapes; go_memstats_heap_inuse_bytes, go_memstats_heap_sys_bytes, go_goroutines):\n\n")
+	for _, p := range f.procs {
+		ob := f.obs[p]
+		var inuse, sys, gr float64
+		for _, s := range ob.scrapes {
+			inuse, sys, gr = max(inuse, s.heapInuse), max(sys, s.heapSys), max(gr, s.goroutines)
+		}
+		var rss int64
+		for _, u := range ob.resources {
+			rss = max(rss, u.rssBytes)
+		}
+		fmt.Fprintf(w, "- %s: RSS %s, Go heap in use %s of %s obtained, %.0f goroutines\n", p.Name,
+			fmtBytes(rss), fmtBytes(int64(inuse)), fmtBytes(int64(sys)), gr)
+	}
+	fmt.Fprintln(w)
 }
 
 func writeRow(w *bytes.Buffer, r row, rssRatio, scrapeRatio string) {
@@ -215,6 +240,18 @@ func (f *fleet) writeSlowest(w *bytes.Buffer) {
 			sl["discovery"].Round(time.Millisecond), sl["statistics"].Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
+}
+
+// targetsOf says how many distinct targets ks are in: "1 target", "17 targets".
+func targetsOf(ks []indexKey) string {
+	seen := map[string]bool{}
+	for _, k := range ks {
+		seen[k.Target] = true
+	}
+	if len(seen) == 1 {
+		return "1 target"
+	}
+	return fmt.Sprintf("%d targets", len(seen))
 }
 
 func ratio(a, b float64) float64 {

@@ -39,7 +39,13 @@ type scrape struct {
 	bytes    int
 	series   int    // every series of the answer
 	shard    string // vectorheal_shard_info's shard label; empty without one
-	indexes  map[indexKey]indexObs
+	shardBy  string // and its by label
+	// heapInuse and heapSys are the Go heap's bytes in use and obtained from the system
+	// (go_memstats_heap_inuse_bytes, go_memstats_heap_sys_bytes), goroutines go_goroutines:
+	// what of the RSS is the process's own data, and how many goroutines it keeps.
+	heapInuse, heapSys float64
+	goroutines         float64
+	indexes            map[indexKey]indexObs
 	// slowest is, per collector (discovery, structure, recall, statistics), the longest
 	// vectorheal_collector_duration_seconds over the targets: the last run of each.
 	slowest map[string]time.Duration
@@ -55,6 +61,9 @@ const (
 	infoFamily             = "pgvector_index_info"
 	shardFamily            = "vectorheal_shard_info"
 	durationFamily         = "vectorheal_collector_duration_seconds"
+	heapInuseFamily        = "go_memstats_heap_inuse_bytes"
+	heapSysFamily          = "go_memstats_heap_sys_bytes"
+	goroutinesFamily       = "go_goroutines"
 )
 
 // fetch reads url's /metrics and parses it.
@@ -106,10 +115,16 @@ func parseScrape(r io.Reader) (scrape, error) {
 			}
 			switch name {
 			case shardFamily:
-				s.shard = labels["shard"]
+				s.shard, s.shardBy = labels["shard"], labels["by"]
 			case durationFamily:
 				d := time.Duration(m.GetGauge().GetValue() * float64(time.Second))
 				s.slowest[labels["collector"]] = max(s.slowest[labels["collector"]], d)
+			case heapInuseFamily:
+				s.heapInuse = m.GetGauge().GetValue()
+			case heapSysFamily:
+				s.heapSys = m.GetGauge().GetValue()
+			case goroutinesFamily:
+				s.goroutines = m.GetGauge().GetValue()
 			}
 			k, ok := keyOf(labels)
 			if !ok {

@@ -139,3 +139,43 @@ func TestServeSystemdSocket(t *testing.T) {
 		t.Fatal("no exit within 30s of SIGTERM")
 	}
 }
+
+// TestServeShardBy: --exporter.shard-by takes index or target, and anything else stops serve
+// with a message that names the flag and the values it takes, as does VECTORHEAL_SHARD_BY.
+// Sharded by target, each of two shards says so in vectorheal_shard_info and only the one that
+// owns the configured target publishes anything of it.
+func TestServeShardBy(t *testing.T) {
+	cfg := deadTargetConfig(t, "")
+	upOf := 0
+	for i := range 2 {
+		port, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := fmt.Sprintf("http://127.0.0.1:%d", port)
+		v := startVectorheal(t, "serve", "--config.file", cfg, "--web.listen-address", fmt.Sprintf("127.0.0.1:%d", port),
+			"--exporter.shard", fmt.Sprint(i), "--exporter.total-shards", "2", "--exporter.shard-by", "target")
+		waitServing(t, v, url)
+		_, body := httpGet(t, url+"/metrics")
+		if want := fmt.Sprintf(`vectorheal_shard_info{by="target",shard="%d",total_shards="2"} 1`, i); !strings.Contains(body, want) {
+			t.Errorf("shard %d: no %s on /metrics", i, want)
+		}
+		if strings.Contains(body, `vectorheal_up{target="gone"}`) {
+			upOf++
+		}
+	}
+	if upOf != 1 {
+		t.Errorf("%d of 2 shards by target publish vectorheal_up of the one target, want 1", upOf)
+	}
+	var out, errOut bytes.Buffer
+	code := run([]string{"serve", "--config.file", cfg, "--exporter.total-shards", "2", "--exporter.shard-by", "database"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), `--exporter.shard-by: shard by \"database\": must be index or target`) {
+		t.Errorf("--exporter.shard-by database: exit %d, %s", code, errOut.String())
+	}
+	t.Setenv("VECTORHEAL_SHARD_BY", "tenant")
+	errOut.Reset()
+	code = run([]string{"serve", "--config.file", cfg, "--exporter.total-shards", "2"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), `shard by \"tenant\": must be index or target`) {
+		t.Errorf("VECTORHEAL_SHARD_BY=tenant: exit %d, %s", code, errOut.String())
+	}
+}

@@ -41,9 +41,10 @@ type serveOptions struct {
 	// file applies.
 	listenSet bool
 	noMigrate bool
-	// shard and totalShards split measuring among replicas (internal/shard).
+	// shard, totalShards and shardBy split measuring among replicas (internal/shard).
 	shard       string
 	totalShards int
+	shardBy     string
 }
 
 func registerServe(app *kingpin.Application) (string, action) {
@@ -67,6 +68,8 @@ The probes need no credentials whatever --web.config.file says; its basic_auth_u
 		Default("0").Envar("VECTORHEAL_SHARD").StringVar(&o.shard)
 	c.Flag("exporter.total-shards", "How many shards share the measuring (1: this replica measures every index). Every replica must be given the same number.").
 		Default("1").Envar("VECTORHEAL_TOTAL_SHARDS").IntVar(&o.totalShards)
+	c.Flag("exporter.shard-by", "What a shard owns whole: index (each index goes to the shard its (target, database, index) hashes to; every shard connects to every target) or target (each target goes, with all its indexes, to the shard its name hashes to; a shard never connects to the others' targets). Every replica must be given the same value. Repairs are not sharded either way.").
+		Default(string(shard.ByIndex)).Envar("VECTORHEAL_SHARD_BY").StringVar(&o.shardBy)
 	return c.FullCommand(), func(ctx context.Context, logger *slog.Logger) int {
 		cfg, ok := loadConfig(*o.configFile, logger)
 		if !ok {
@@ -103,10 +106,9 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 	if err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	sh, err := shard.Parse(o.shard, o.totalShards, host)
+	sh, err := o.parseShard()
 	if err != nil {
-		return fmt.Errorf("--exporter.shard: %w", err)
+		return err
 	}
 	// The checks 'config check' makes, made by the same function.
 	st, err := prepare(ctx, cfg)
@@ -135,9 +137,13 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 	}
 
 	// The exporter reads with each target's read_dsn, the repair workers use its repair_dsn.
+	// Sharded by target, the exporter leaves out the targets of other shards, but the engine
+	// is handed every target: a repair goes to whichever replica receives the alert or wins
+	// it in the state store, so any replica must be able to repair any target. Pools connect
+	// lazily, so a target this replica neither measures nor repairs costs no connection.
 	exp := exporter.New(s.targets.Reading(), cfg.Exporter, logger.With("component", "exporter"), exporter.WithStateStore(s.state), exporter.WithShard(sh))
 	if sh.Total > 1 {
-		logger.Info("measuring one shard of the indexes", "shard", sh.Index, "total_shards", sh.Total)
+		logger.Info("measuring one shard of the indexes", "shard", sh.Index, "total_shards", sh.Total, "shard_by", sh.Granularity())
 	}
 	s.registry.MustRegister(exp)
 
@@ -163,6 +169,20 @@ func serve(ctx context.Context, cfg *config.Config, o *serveOptions, logger *slo
 	}
 
 	return s.serveHTTP(ctx, flags)
+}
+
+// parseShard reads this replica's shard from --exporter.shard, --exporter.total-shards and
+// --exporter.shard-by.
+func (o *serveOptions) parseShard() (shard.Shard, error) {
+	host, _ := os.Hostname()
+	sh, err := shard.Parse(o.shard, o.totalShards, host)
+	if err != nil {
+		return shard.Shard{}, fmt.Errorf("--exporter.shard: %w", err)
+	}
+	if sh.By, err = shard.ParseBy(o.shardBy); err != nil {
+		return shard.Shard{}, fmt.Errorf("--exporter.shard-by: %w", err)
+	}
+	return sh, nil
 }
 
 // openStateStore connects to the state store and, with migrate, brings its schema up to date.

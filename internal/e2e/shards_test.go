@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vectorheal/vectorheal/internal/e2e"
 	"github.com/vectorheal/vectorheal/internal/shard"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 	"github.com/vectorheal/vectorheal/internal/workload"
+	"github.com/vectorheal/vectorheal/remediation/engine"
 )
 
 // TestTwoShardsHealOnce runs the loop with the measuring split in two, as docs/operations.md
@@ -251,7 +253,7 @@ func (b *bundle) shardExports(t *testing.T, owners map[string]int) ([][]string, 
 			t.Fatal(err)
 		}
 		info := fams["vectorheal_shard_info"].GetMetric()
-		want := map[string]string{"shard": fmt.Sprint(i), "total_shards": fmt.Sprint(len(vs))}
+		want := map[string]string{"shard": fmt.Sprint(i), "total_shards": fmt.Sprint(len(vs)), "by": "index"}
 		if len(info) != 1 || !labelsAre(info[0].GetLabel(), want) {
 			problems = append(problems, fmt.Sprintf("%s: vectorheal_shard_info %v, want one series %v", v.Name, info, want))
 		}
@@ -347,4 +349,146 @@ func (b *bundle) query(t *testing.T, q string) []e2e.Sample {
 		t.Fatal(err)
 	}
 	return samples
+}
+
+// TestShardsByTargetRepairAnywhere: two shards by target (`--exporter.shard-by target`), each
+// owning one of two databases, both scraped and both receiving every alert. Each replica
+// publishes the series of its own target only. The shard that owns the faulty target has its
+// repair workers off (remediation.disabled), so the dead-entry alert on its index is repaired,
+// once, by the other replica — one that neither measures that target nor has connected to it
+// for measuring: repairs go through the state store and every replica's engine keeps every
+// target.
+func TestShardsByTargetRepairAnywhere(t *testing.T) {
+	const total = 2
+	pg := testenv.SharedPostgres(t)
+	stateDSN := pg.CreateDatabase(t)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Target names chosen so that each shard owns one.
+	names := make([]string, total)
+	for i := 0; names[0] == "" || names[1] == ""; i++ {
+		name := fmt.Sprintf("tenant_%d", i)
+		for s := range total {
+			if (shard.Shard{Index: s, Total: total, By: shard.ByTarget}).OwnsTarget(name) && names[s] == "" {
+				names[s] = name
+			}
+		}
+	}
+	var targets []e2e.Target
+	faulty := names[1] + "_hnsw" // index names are unique over the targets, as the repairs' record needs
+	var gen *workload.Generator
+	var faultyDB *pgxpool.Pool
+	for s, name := range names {
+		dsn := pg.CreateDatabase(t)
+		targets = append(targets, e2e.Target{Name: name, DSN: dsn})
+		db := openPool(t, dsn)
+		rows := 1500
+		if s == 1 {
+			rows = 4000 // 35 % deleted: over the alert's 1000 dead entries
+		}
+		g := newTable(t, db, "tenant_items", rows, 16, uint64(60+s))
+		if err := g.CreateHNSW(ctx, db, name+"_hnsw", 8, 32); err != nil {
+			t.Fatal(err)
+		}
+		if s == 1 {
+			gen, faultyDB = g, db
+		}
+	}
+	t.Logf("shard 0 owns %s, shard 1 owns %s; the fault goes to %s, whose shard does not repair", names[0], names[1], faulty)
+
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	s, err := e2e.Start(sctx, e2e.Config{
+		Root: root, Dir: t.TempDir(), Vectorheal: vectorhealBin,
+		Targets:  targets,
+		StateDSN: stateDSN,
+		Shards:   total, ShardBy: shard.ByTarget,
+		NoRepairs: []int{1},
+	})
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	b := &bundle{stack: s, pg: pg, state: openPool(t, stateDSN), timing: s.Config.Timing}
+	b.watchUntilCleanup(t)
+
+	// Each replica publishes its own target's series and none of the other's.
+	deadline := time.Now().Add(detectTimeout)
+	for {
+		problem := b.targetsExported(t, names)
+		if problem == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", detectTimeout, problem)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	injected := time.Now()
+	deleted, err := gen.DeleteFraction(ctx, faultyDB, 0.35)
+	if err != nil || deleted < 1000 {
+		t.Fatalf("deleted %d rows of %s's table: %v", deleted, names[1], err)
+	}
+	const alert = "PgvectorHNSWDeadTuplesPending"
+	b.waitFiring(t, faulty, alert, injected, detectTimeout)
+	r := b.waitRepair(t, faulty, repairTimeout, func(r e2e.Repair) bool { return r.Alertname == alert && r.StartedAt != nil })
+	if r.State != "succeeded" {
+		t.Fatalf("repair %d: state %s reason %q error %q steps %+v, want succeeded", r.ID, r.State, r.Reason, r.Error, r.Steps)
+	}
+	if repairer := s.Vectorheals[0]; !strings.HasSuffix(r.Runner, fmt.Sprintf("-%d", repairer.Pid())) {
+		t.Errorf("repair %d ran on %s, want %s (pid %d), the replica that does not measure %s", r.ID, r.Runner, repairer.Name, repairer.Pid(), names[1])
+	}
+	b.oneRepairPerAlert(t, faulty, alert)
+	b.waitResolved(t, faulty, alert, resolveTimeout)
+	// Throughout, the target's series came from its own shard only.
+	if problem := b.targetsExported(t, names); problem != "" {
+		t.Error(problem)
+	}
+	t.Logf("repair #%d (%s) of %s ran on %s, which measures only %s", r.ID, r.Entry, faulty, s.Vectorheals[0].Name, names[0])
+}
+
+// targetsExported reads every replica's /metrics once and says what is not as names wants it:
+// replica i's exporter publishes vectorheal_up and index series of names[i] and no series of
+// another target. The engine's per-index series (engine.Metrics: held repairs, budgets,
+// circuits) are left out: every replica reads them from the shared state store, sharded or
+// not.
+func (b *bundle) targetsExported(t *testing.T, names []string) string {
+	t.Helper()
+	fromEngine := map[string]bool{}
+	for _, m := range engine.Metrics() {
+		fromEngine[m.Name] = true
+	}
+	var problems []string
+	for i, v := range b.stack.Vectorheals {
+		fams, err := e2e.Scrape(context.Background(), v.URL+"/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for name, f := range fams {
+			if fromEngine[name] {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "target" {
+						seen[l.GetValue()] = true
+					}
+				}
+			}
+		}
+		if len(fams["pgvector_index_info"].GetMetric()) == 0 || len(fams["vectorheal_up"].GetMetric()) != 1 {
+			problems = append(problems, fmt.Sprintf("%s: %d index infos and %d vectorheal_up, want its target's", v.Name,
+				len(fams["pgvector_index_info"].GetMetric()), len(fams["vectorheal_up"].GetMetric())))
+		}
+		for tg := range seen {
+			if tg != names[i] {
+				problems = append(problems, fmt.Sprintf("%s (shard %d) publishes series of %s, owned by another shard", v.Name, i, tg))
+			}
+		}
+	}
+	return strings.Join(problems, "; ")
 }

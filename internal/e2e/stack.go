@@ -48,6 +48,11 @@ type Config struct {
 	// --exporter.total-shards Shards, and Prometheus scrapes every one of them. Default 1:
 	// the first replica measures every index.
 	Shards int
+	// ShardBy is the shards' --exporter.shard-by; empty leaves the flag out (by index).
+	ShardBy shard.By
+	// NoRepairs lists replicas (from 0) started with remediation.disabled: they measure and
+	// receive, and leave the repairs to the others.
+	NoRepairs []int
 	// Runbook overrides deploy/runbook.yml.
 	Runbook string
 	// AlertmanagerConfig overrides deploy/alertmanager/alertmanager.yml.
@@ -125,7 +130,7 @@ func Start(ctx context.Context, c Config) (_ *Stack, err error) {
 		s.Alertmanagers = append(s.Alertmanagers, am)
 	}
 	for i, v := range s.Vectorheals {
-		if err := s.writeVectorhealConfig(v, s.Alertmanagers[i].URL, runbookFile, v.Measures); err != nil {
+		if err := s.writeVectorhealConfig(v, s.Alertmanagers[i].URL, runbookFile, v.Measures, !slices.Contains(c.NoRepairs, i)); err != nil {
 			return nil, err
 		}
 		if err := v.Start(ctx); err != nil {
@@ -203,6 +208,9 @@ func (s *Stack) newReplicas(webArgs []string) error {
 		args := webArgs
 		if c.Shards > 1 && measures {
 			args = append(slices.Clone(webArgs), "--exporter.shard", strconv.Itoa(i), "--exporter.total-shards", strconv.Itoa(c.Shards))
+			if c.ShardBy != "" {
+				args = append(args, "--exporter.shard-by", string(c.ShardBy))
+			}
 		}
 		v, err := NewVectorheal(c.Vectorheal, name, filepath.Join(c.Dir, name+".yml"), filepath.Join(c.Dir, name+".log"), "", args...)
 		if err != nil {
@@ -210,7 +218,7 @@ func (s *Stack) newReplicas(webArgs []string) error {
 		}
 		v.Measures = measures
 		if c.Shards > 1 && measures {
-			v.Shard = shard.Shard{Index: i, Total: c.Shards}
+			v.Shard = shard.Shard{Index: i, Total: c.Shards, By: c.ShardBy}
 		}
 		s.Vectorheals = append(s.Vectorheals, v)
 	}
@@ -218,8 +226,9 @@ func (s *Stack) newReplicas(webArgs []string) error {
 }
 
 // writeVectorhealConfig writes replica v's vectorheal.yml. Only the scraped replicas run the
-// background checks; the others would measure the same indexes again for nobody.
-func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, exporter bool) error {
+// background checks; the others would measure the same indexes again for nobody. Without
+// repairs, its workers are off (remediation.disabled).
+func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, exporter, repairs bool) error {
 	t := s.Config.Timing
 	check := map[string]any{"interval": t.CheckInterval.String(), "timeout": t.CheckInterval.String()}
 	if !exporter {
@@ -251,7 +260,7 @@ func (s *Stack) writeVectorhealConfig(v *Vectorheal, amURL, runbookFile string, 
 		// The backoff after a repair that did not help is compressed like the cooldowns: a
 		// scenario lasts minutes, not the hours the defaults are made for.
 		"remediation": map[string]any{"runbook": runbookFile, "api_token": map[string]string{"value": s.APIToken}, "budget": map[string]any{
-			"backoff_base": t.MaxCooldown.String(), "backoff_max": t.MaxCooldown.String()}},
+			"backoff_base": t.MaxCooldown.String(), "backoff_max": t.MaxCooldown.String()}, "disabled": !repairs},
 	}
 	out, err := yaml.Marshal(cfg)
 	if err != nil {

@@ -60,7 +60,7 @@ spec:
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       {{- if gt (int (.shards | default 1)) 1 }}
       # The shard is the pod's ordinal (<name>-0, <name>-1, ...), one of the StatefulSet's replicas.
-      args: ["serve", "--exporter.shard=auto", "--exporter.total-shards={{ .shards }}", "--config.file", "/etc/vectorheal/config/{{ .configKey }}"]
+      args: ["serve", "--exporter.shard=auto", "--exporter.total-shards={{ .shards }}", "--exporter.shard-by={{ $root.Values.shardBy }}", "--config.file", "/etc/vectorheal/config/{{ .configKey }}"]
       {{- else }}
       args: ["serve", "--config.file", "/etc/vectorheal/config/{{ .configKey }}"]
       {{- end }}
