@@ -343,7 +343,6 @@ func (h *HNSWRebuild) rebuild(ctx context.Context, env Env, ix catalog.Index, pl
 	newName := tempIndexName(ix.Name, "_vhnew")
 	newIx := relIndex{Schema: ix.Schema, Name: newName}
 	// Leftovers and drops work as for the IVFFlat retrain, which uses the same names.
-	rt := &Retrain{opts: h.opts}
 	conn, err := openSession(ctx, env.Pool)
 	if err != nil {
 		return nil, gateResult{}, err
@@ -352,7 +351,7 @@ func (h *HNSWRebuild) rebuild(ctx context.Context, env Env, ix catalog.Index, pl
 	if err := checkNoBuild(ctx, conn, ix); err != nil {
 		return nil, gateResult{}, err
 	}
-	left, err := rt.leftovers(ctx, conn, ix, newName, tempIndexName(ix.Name, "_vhold"))
+	left, err := leftovers(ctx, conn, ix, newName, tempIndexName(ix.Name, "_vhold"))
 	if err != nil {
 		return nil, gateResult{}, err
 	}
@@ -369,7 +368,7 @@ func (h *HNSWRebuild) rebuild(ctx context.Context, env Env, ix catalog.Index, pl
 	dropNew := func(cause error) ([]string, gateResult, error) {
 		cctx, cancel := cleanupContext(ctx, h.opts.cleanupTimeout())
 		defer cancel()
-		drop, cerr := rt.dropOnFreshSession(cctx, env, []relIndex{newIx})
+		drop, cerr := dropOnFreshSession(cctx, env, []relIndex{newIx})
 		return append(stmts, drop...), gateResult{}, errors.Join(cause, cerr)
 	}
 
@@ -380,7 +379,7 @@ func (h *HNSWRebuild) rebuild(ctx context.Context, env Env, ix catalog.Index, pl
 	stop()
 	stmts = append(stmts, pl.create)
 	if err == nil {
-		err = rt.checkValid(ctx, conn, ix, newName)
+		err = checkValid(ctx, conn, ix, newName)
 	}
 	if err != nil {
 		return dropNew(fmt.Errorf("build %s: %w", newIx.quoted(), err))

@@ -150,3 +150,199 @@ func tableRows(ctx context.Context, q querier, ix catalog.Index) (float64, error
 	}
 	return float64(n), nil
 }
+
+// reindexConcurrently runs REINDEX INDEX CONCURRENTLY of ix with the settings of b on a
+// session of its own, dropping what an earlier attempt or this one leaves behind, and returns
+// the statements run and the rebuilt index: the rebuild of Reindex, which reclaim shares.
+func reindexConcurrently(ctx context.Context, opts Options, env Env, ix catalog.Index, b buildPlan) ([]string, catalog.Index, error) {
+	log := logger(env).With(slog.String("strategy", "reindex"), slog.String("index", ix.String()))
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, ix, err
+	}
+	defer closeSession(conn)
+	if err := checkNoBuild(ctx, conn, ix); err != nil {
+		return nil, ix, err
+	}
+	// A previous attempt that died (timeout, crash) may have left its temporary index: drop it
+	// first, or this run would add another and the table would carry both.
+	existing, err := tableIndexes(ctx, conn, ix)
+	if err != nil {
+		return nil, ix, err
+	}
+	var stale []relIndex
+	for _, e := range existing {
+		if isReindexLeftover(e, ix) {
+			stale = append(stale, e)
+		}
+	}
+	stmts, err := dropIndexes(ctx, conn, env, stale)
+	if err != nil {
+		return stmts, ix, err
+	}
+	set, err := b.apply(ctx, conn)
+	stmts = append(stmts, set...)
+	if err != nil {
+		return stmts, ix, err
+	}
+
+	stmt := reindexWhat(ix)
+	log.Info("rebuilding index", slog.String("statement", stmt))
+	stop := watchProgress(ctx, env, opts, ix, createIndexProgressSQL, conn.PgConn().PID())
+	_, runErr := conn.Exec(ctx, stmt)
+	stop()
+	stmts = append(stmts, stmt)
+	if runErr != nil {
+		cleaned, cerr := reindexCleanup(ctx, opts, env, ix)
+		stmts = append(stmts, cleaned...)
+		return stmts, ix, errors.Join(fmt.Errorf("reindex %s: %w", ix.QuotedIndex(), runErr), cerr)
+	}
+	after, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
+	if err != nil {
+		return stmts, ix, fmt.Errorf("reindex %s: look up rebuilt index: %w", ix.QuotedIndex(), err)
+	}
+	log.Info("index rebuilt", slog.Int64("size_bytes", after.SizeBytes))
+	return stmts, after, nil
+}
+
+// reindexCleanup drops the INVALID temporary indexes a failed REINDEX CONCURRENTLY left behind. It
+// runs on a new session and a context of its own: the step's context is usually what failed.
+func reindexCleanup(ctx context.Context, opts Options, env Env, ix catalog.Index) ([]string, error) {
+	ctx, cancel := cleanupContext(ctx, opts.cleanupTimeout())
+	defer cancel()
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, fmt.Errorf("clean up after failed reindex: %w", err)
+	}
+	defer closeSession(conn)
+	all, err := tableIndexes(ctx, conn, ix)
+	if err != nil {
+		return nil, fmt.Errorf("clean up after failed reindex: %w", err)
+	}
+	var left []relIndex
+	for _, e := range all {
+		if isReindexLeftover(e, ix) {
+			left = append(left, e)
+		}
+	}
+	return dropIndexes(ctx, conn, env, left)
+}
+
+// buildAndSwap builds ix again next to it with lists and the settings of b, and swaps it in:
+// the sequence of Retrain, which hnsw_rebuild and reclaim share.
+func buildAndSwap(ctx context.Context, opts Options, env Env, ix catalog.Index, lists int, b buildPlan) ([]string, catalog.Index, error) {
+	log := logger(env).With(slog.String("strategy", "ivfflat_retrain"), slog.String("index", ix.String()))
+	newName, oldName := tempIndexName(ix.Name, "_vhnew"), tempIndexName(ix.Name, "_vhold")
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, ix, err
+	}
+	defer closeSession(conn)
+	if err := checkNoBuild(ctx, conn, ix); err != nil {
+		return nil, ix, err
+	}
+	def, err := indexDefinition(ctx, conn, ix)
+	if err != nil {
+		return nil, ix, err
+	}
+	// Leftovers of an earlier attempt that died: a half-built new index or an old one not yet
+	// dropped after its swap. Either way the index named ix.Name is the one serving.
+	var stmts []string
+	left, err := leftovers(ctx, conn, ix, newName, oldName)
+	if err != nil {
+		return nil, ix, err
+	}
+	dropped, err := dropIndexes(ctx, conn, env, left)
+	stmts = append(stmts, dropped...)
+	if err != nil {
+		return stmts, ix, err
+	}
+
+	set, err := b.apply(ctx, conn)
+	stmts = append(stmts, set...)
+	if err != nil {
+		return stmts, ix, err
+	}
+	create := def.create(ix, newName, lists)
+	log.Info("building retrained index", slog.Int("lists_before", ix.Lists), slog.Int("lists", lists))
+	stop := watchProgress(ctx, env, opts, ix, createIndexProgressSQL, conn.PgConn().PID())
+	_, err = conn.Exec(ctx, create)
+	stop()
+	stmts = append(stmts, create)
+	newIx := relIndex{Schema: ix.Schema, Name: newName}
+	if err == nil {
+		err = checkValid(ctx, conn, ix, newName)
+	}
+	if err != nil {
+		cctx, cancel := cleanupContext(ctx, opts.cleanupTimeout())
+		defer cancel()
+		drop, cerr := dropOnFreshSession(cctx, env, []relIndex{newIx})
+		return append(stmts, drop...), ix, errors.Join(fmt.Errorf("build %s: %w", newIx.quoted(), err), cerr)
+	}
+
+	swap, err := swapNames(ctx, conn, ix, newIx, oldName)
+	stmts = append(stmts, swap...)
+	if err != nil {
+		cctx, cancel := cleanupContext(ctx, opts.cleanupTimeout())
+		defer cancel()
+		drop, cerr := dropOnFreshSession(cctx, env, []relIndex{newIx})
+		return append(stmts, drop...), ix, errors.Join(fmt.Errorf("swap in retrained index: %w", err), cerr)
+	}
+	// The new index serves from here on; the old one only costs writes and disk until dropped.
+	cctx, cancel := cleanupContext(ctx, opts.cleanupTimeout())
+	defer cancel()
+	// A session of its own: this one's statement_timeout follows the step's deadline, which
+	// may be all but used up by the build.
+	drop, err := dropOnFreshSession(cctx, env, []relIndex{{Schema: ix.Schema, Name: oldName}})
+	stmts = append(stmts, drop...)
+	if err != nil {
+		log.Warn("old index not dropped; the next run drops it", slog.Any("err", err))
+	}
+	after, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
+	if err != nil {
+		return stmts, ix, fmt.Errorf("look up retrained index: %w", err)
+	}
+	log.Info("index retrained", slog.Int("lists", after.Lists), slog.Int64("size_bytes", after.SizeBytes))
+	return stmts, after, nil
+}
+
+// checkValid fails unless the index name on the table of ix is valid.
+func checkValid(ctx context.Context, conn *pgx.Conn, ix catalog.Index, name string) error {
+	var valid bool
+	err := conn.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = $1 AND c.relname = $2`, ix.TableOID, name).Scan(&valid)
+	if err != nil {
+		return fmt.Errorf("check new index: %w", err)
+	}
+	if !valid {
+		return fmt.Errorf("new index %s is not valid", name)
+	}
+	return nil
+}
+
+// leftovers finds the temporary indexes of an earlier run on the table of ix.
+func leftovers(ctx context.Context, conn *pgx.Conn, ix catalog.Index, names ...string) ([]relIndex, error) {
+	all, err := tableIndexes(ctx, conn, ix)
+	if err != nil {
+		return nil, err
+	}
+	var out []relIndex
+	for _, e := range all {
+		for _, n := range names {
+			if e.Name == n && e.Schema == ix.Schema && e.OID != ix.OID {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
+}
+
+// dropOnFreshSession drops ixs on a session of its own.
+func dropOnFreshSession(ctx context.Context, env Env, ixs []relIndex) ([]string, error) {
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSession(conn)
+	return dropIndexes(ctx, conn, env, ixs)
+}

@@ -298,14 +298,14 @@ func (r *Reclaim) Run(ctx context.Context, env Env, named catalog.Index, c Recla
 	cur := ix
 	switch pl.choice.Path {
 	case PathReindexVacuum:
-		stmts, after, err := (&Reindex{opts: r.opts}).rebuild(ctx, env, ix, pl.build)
+		stmts, after, err := reindexConcurrently(ctx, r.opts, env, ix, pl.build)
 		out.Statements = append(out.Statements, stmts...)
 		if err != nil {
 			return out, err
 		}
 		cur = after
 	case PathRetrainVacuum:
-		stmts, after, err := (&Retrain{opts: r.opts}).rebuild(ctx, env, ix, pl.lists, pl.build)
+		stmts, after, err := buildAndSwap(ctx, r.opts, env, ix, pl.lists, pl.build)
 		out.Statements = append(out.Statements, stmts...)
 		if err != nil {
 			return out, err

@@ -3,8 +3,6 @@ package strategy
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
@@ -128,67 +126,13 @@ func (r *Reindex) Run(ctx context.Context, env Env, ix catalog.Index, c ReindexC
 	}
 	figures := chooseFigures(env, c.Figures, r.Spec().DefaultFigures(ix.Method))
 	out := Outcome{Before: figuresBefore(ctx, env, ix, figures)}
-	stmts, after, err := r.rebuild(ctx, env, ix, pl.build)
+	stmts, after, err := reindexConcurrently(ctx, r.opts, env, ix, pl.build)
 	out.Statements = stmts
 	if err != nil {
 		return out, err
 	}
 	out.After = measureFigures(ctx, env, env.Pool, after, figures)
 	return out, nil
-}
-
-// rebuild runs REINDEX INDEX CONCURRENTLY of ix with the settings of b on a session of its
-// own, dropping what an earlier attempt or this one leaves behind, and returns the statements
-// run and the rebuilt index.
-func (r *Reindex) rebuild(ctx context.Context, env Env, ix catalog.Index, b buildPlan) ([]string, catalog.Index, error) {
-	log := logger(env).With(slog.String("strategy", "reindex"), slog.String("index", ix.String()))
-	conn, err := openSession(ctx, env.Pool)
-	if err != nil {
-		return nil, ix, err
-	}
-	defer closeSession(conn)
-	if err := checkNoBuild(ctx, conn, ix); err != nil {
-		return nil, ix, err
-	}
-	// A previous attempt that died (timeout, crash) may have left its temporary index: drop it
-	// first, or this run would add another and the table would carry both.
-	existing, err := tableIndexes(ctx, conn, ix)
-	if err != nil {
-		return nil, ix, err
-	}
-	var stale []relIndex
-	for _, e := range existing {
-		if isReindexLeftover(e, ix) {
-			stale = append(stale, e)
-		}
-	}
-	stmts, err := dropIndexes(ctx, conn, env, stale)
-	if err != nil {
-		return stmts, ix, err
-	}
-	set, err := b.apply(ctx, conn)
-	stmts = append(stmts, set...)
-	if err != nil {
-		return stmts, ix, err
-	}
-
-	stmt := reindexWhat(ix)
-	log.Info("rebuilding index", slog.String("statement", stmt))
-	stop := watchProgress(ctx, env, r.opts, ix, createIndexProgressSQL, conn.PgConn().PID())
-	_, runErr := conn.Exec(ctx, stmt)
-	stop()
-	stmts = append(stmts, stmt)
-	if runErr != nil {
-		cleaned, cerr := r.cleanup(ctx, env, ix)
-		stmts = append(stmts, cleaned...)
-		return stmts, ix, errors.Join(fmt.Errorf("reindex %s: %w", ix.QuotedIndex(), runErr), cerr)
-	}
-	after, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
-	if err != nil {
-		return stmts, ix, fmt.Errorf("reindex %s: look up rebuilt index: %w", ix.QuotedIndex(), err)
-	}
-	log.Info("index rebuilt", slog.Int64("size_bytes", after.SizeBytes))
-	return stmts, after, nil
 }
 
 // dropLeftover drops ix, an INVALID leftover of a failed REINDEX CONCURRENTLY.
@@ -206,29 +150,6 @@ func (r *Reindex) dropLeftover(ctx context.Context, env Env, ix catalog.Index, p
 	logger(env).Info("dropping leftover instead of rebuilding it", slog.String("index", ix.String()), slog.String("leftover_of", pl.leftoverOf))
 	stmts, err := dropIndexes(ctx, conn, env, []relIndex{{OID: ix.OID, Schema: ix.Schema, Name: ix.Name}})
 	return Outcome{Statements: stmts}, err
-}
-
-// cleanup drops the INVALID temporary indexes a failed REINDEX CONCURRENTLY left behind. It
-// runs on a new session and a context of its own: the step's context is usually what failed.
-func (r *Reindex) cleanup(ctx context.Context, env Env, ix catalog.Index) ([]string, error) {
-	ctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
-	defer cancel()
-	conn, err := openSession(ctx, env.Pool)
-	if err != nil {
-		return nil, fmt.Errorf("clean up after failed reindex: %w", err)
-	}
-	defer closeSession(conn)
-	all, err := tableIndexes(ctx, conn, ix)
-	if err != nil {
-		return nil, fmt.Errorf("clean up after failed reindex: %w", err)
-	}
-	var left []relIndex
-	for _, e := range all {
-		if isReindexLeftover(e, ix) {
-			left = append(left, e)
-		}
-	}
-	return dropIndexes(ctx, conn, env, left)
 }
 
 // Rollback implements Strategy. A rebuild has nothing to undo: the index has the same

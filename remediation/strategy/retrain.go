@@ -3,9 +3,7 @@ package strategy
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -175,7 +173,7 @@ func (r *Retrain) Run(ctx context.Context, env Env, ix catalog.Index, c RetrainC
 			stmts = append(stmts, stmt)
 		}
 	}
-	built, after, err := r.rebuild(ctx, env, cur, lists, bp)
+	built, after, err := buildAndSwap(ctx, r.opts, env, cur, lists, bp)
 	out.Statements = append(stmts, built...)
 	if err != nil {
 		return out, err
@@ -256,7 +254,7 @@ func (r *Retrain) Rollback(ctx context.Context, env Env, ix catalog.Index, c Ret
 	if err != nil {
 		return fmt.Errorf("ivfflat_retrain rollback: %w", err)
 	}
-	_, _, err = r.rebuild(ctx, env, cur, u.PreviousLists, bp)
+	_, _, err = buildAndSwap(ctx, r.opts, env, cur, u.PreviousLists, bp)
 	return err
 }
 
@@ -277,123 +275,6 @@ func swapNames(ctx context.Context, conn *pgx.Conn, ix catalog.Index, newIx relI
 		}
 		return nil
 	})
-}
-
-// rebuild builds ix again with lists and the settings of b, and swaps it in; see Retrain for
-// the sequence.
-func (r *Retrain) rebuild(ctx context.Context, env Env, ix catalog.Index, lists int, b buildPlan) ([]string, catalog.Index, error) {
-	log := logger(env).With(slog.String("strategy", "ivfflat_retrain"), slog.String("index", ix.String()))
-	newName, oldName := tempIndexName(ix.Name, "_vhnew"), tempIndexName(ix.Name, "_vhold")
-	conn, err := openSession(ctx, env.Pool)
-	if err != nil {
-		return nil, ix, err
-	}
-	defer closeSession(conn)
-	if err := checkNoBuild(ctx, conn, ix); err != nil {
-		return nil, ix, err
-	}
-	def, err := indexDefinition(ctx, conn, ix)
-	if err != nil {
-		return nil, ix, err
-	}
-	// Leftovers of an earlier attempt that died: a half-built new index or an old one not yet
-	// dropped after its swap. Either way the index named ix.Name is the one serving.
-	var stmts []string
-	left, err := r.leftovers(ctx, conn, ix, newName, oldName)
-	if err != nil {
-		return nil, ix, err
-	}
-	dropped, err := dropIndexes(ctx, conn, env, left)
-	stmts = append(stmts, dropped...)
-	if err != nil {
-		return stmts, ix, err
-	}
-
-	set, err := b.apply(ctx, conn)
-	stmts = append(stmts, set...)
-	if err != nil {
-		return stmts, ix, err
-	}
-	create := def.create(ix, newName, lists)
-	log.Info("building retrained index", slog.Int("lists_before", ix.Lists), slog.Int("lists", lists))
-	stop := watchProgress(ctx, env, r.opts, ix, createIndexProgressSQL, conn.PgConn().PID())
-	_, err = conn.Exec(ctx, create)
-	stop()
-	stmts = append(stmts, create)
-	newIx := relIndex{Schema: ix.Schema, Name: newName}
-	if err == nil {
-		err = r.checkValid(ctx, conn, ix, newName)
-	}
-	if err != nil {
-		cctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
-		defer cancel()
-		drop, cerr := r.dropOnFreshSession(cctx, env, []relIndex{newIx})
-		return append(stmts, drop...), ix, errors.Join(fmt.Errorf("build %s: %w", newIx.quoted(), err), cerr)
-	}
-
-	swap, err := swapNames(ctx, conn, ix, newIx, oldName)
-	stmts = append(stmts, swap...)
-	if err != nil {
-		cctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
-		defer cancel()
-		drop, cerr := r.dropOnFreshSession(cctx, env, []relIndex{newIx})
-		return append(stmts, drop...), ix, errors.Join(fmt.Errorf("swap in retrained index: %w", err), cerr)
-	}
-	// The new index serves from here on; the old one only costs writes and disk until dropped.
-	cctx, cancel := cleanupContext(ctx, r.opts.cleanupTimeout())
-	defer cancel()
-	// A session of its own: this one's statement_timeout follows the step's deadline, which
-	// may be all but used up by the build.
-	drop, err := r.dropOnFreshSession(cctx, env, []relIndex{{Schema: ix.Schema, Name: oldName}})
-	stmts = append(stmts, drop...)
-	if err != nil {
-		log.Warn("old index not dropped; the next run drops it", slog.Any("err", err))
-	}
-	after, err := catalog.Resolve(ctx, env.Pool, ix.Schema, ix.Name)
-	if err != nil {
-		return stmts, ix, fmt.Errorf("look up retrained index: %w", err)
-	}
-	log.Info("index retrained", slog.Int("lists", after.Lists), slog.Int64("size_bytes", after.SizeBytes))
-	return stmts, after, nil
-}
-
-func (r *Retrain) checkValid(ctx context.Context, conn *pgx.Conn, ix catalog.Index, name string) error {
-	var valid bool
-	err := conn.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-		WHERE i.indrelid = $1 AND c.relname = $2`, ix.TableOID, name).Scan(&valid)
-	if err != nil {
-		return fmt.Errorf("check new index: %w", err)
-	}
-	if !valid {
-		return fmt.Errorf("new index %s is not valid", name)
-	}
-	return nil
-}
-
-// leftovers finds the temporary indexes of an earlier run on the table of ix.
-func (r *Retrain) leftovers(ctx context.Context, conn *pgx.Conn, ix catalog.Index, names ...string) ([]relIndex, error) {
-	all, err := tableIndexes(ctx, conn, ix)
-	if err != nil {
-		return nil, err
-	}
-	var out []relIndex
-	for _, e := range all {
-		for _, n := range names {
-			if e.Name == n && e.Schema == ix.Schema && e.OID != ix.OID {
-				out = append(out, e)
-			}
-		}
-	}
-	return out, nil
-}
-
-func (r *Retrain) dropOnFreshSession(ctx context.Context, env Env, ixs []relIndex) ([]string, error) {
-	conn, err := openSession(ctx, env.Pool)
-	if err != nil {
-		return nil, err
-	}
-	defer closeSession(conn)
-	return dropIndexes(ctx, conn, env, ixs)
 }
 
 // indexDef is the part of an index's definition a rebuild keeps, as the server deparses it.
