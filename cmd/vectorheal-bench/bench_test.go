@@ -81,8 +81,9 @@ func TestRunSmall(t *testing.T) {
 
 // TestRunStandby runs the standby mode on a small data set: a streaming replica of the private
 // cluster is made, a scan reads the index on it, and the query load phases print pairs and a
-// median ratio for the analysis reading on the standby and for the adaptive one on the
-// primary. With at least 2 CPUs and taskset, the servers are pinned to halves of the CPUs.
+// median ratio for the analysis reading on the standby, for the adaptive one on the primary
+// and for control pairs without an analysis. With at least 2 CPUs and taskset, the servers
+// are pinned to halves of the CPUs.
 func TestRunStandby(t *testing.T) {
 	dir, err := os.MkdirTemp("", "vectorheal-bench-test-")
 	if err != nil {
@@ -90,7 +91,7 @@ func TestRunStandby(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	args := []string{"-dir", dir, "-rows", "2000", "-dim", "8", "-skip-analysis", "-pairs", "2", "-phase", "3s", "-clients", "2",
-		"-standby", "-max-pages-per-second", "5000", "-adaptive", "-adjust-interval", "100ms"}
+		"-standby", "-max-pages-per-second", "5000", "-adaptive", "-adjust-interval", "100ms", "-control"}
 	var out, errs bytes.Buffer
 	if code := run(args, &out, &errs); code != 0 {
 		if strings.Contains(errs.String(), "start PostgreSQL") {
@@ -112,6 +113,8 @@ func TestRunStandby(t *testing.T) {
 		`(?m)^\| standby \| \d \| \w+ \|( [0-9.]+ ms \|){4} [0-9.]+ \| [1-9]\d* \(`,
 		`p99 with / without analysis reading on the standby: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs`,
 		`p99 with / without analysis reading on the primary: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs`,
+		`(?m)^\| control \| 2 \| with \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| 0 \(`,
+		`p99 ratio of the control pairs \(no analysis in either phase\): min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs`,
 	}
 	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
 		want = append(want, `CPUs pinned, a model of separate hosts: the primary server \(\d+ processes; its postmaster now on CPUs [0-9,]+\) `+

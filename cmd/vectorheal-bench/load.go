@@ -64,11 +64,17 @@ func (b *bench) queryLoad(ctx context.Context) error {
 	if b.standby != nil {
 		b.printf("Reading on the standby: the exporter's structure scan with the index read on the standby, no page budget; statistics read on the primary.\n\n")
 	}
+	if b.o.control {
+		b.printf("Control: pairs of two phases without an analysis (its \"with\" phase has none), the ratio a pair shows when nothing differs.\n\n")
+	}
 	b.printf("| reads on | pair | first | p50 without | p99 without | p50 with | p99 with | p99 ratio | analyses (mean) | errors | load average |\n")
 	b.printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	sites := []string{"primary"}
 	if b.standby != nil {
 		sites = []string{"standby", "primary"}
+	}
+	if b.o.control {
+		sites = append(sites, "control")
 	}
 	ratios := map[string][]float64{}
 	for i := range b.o.pairs {
@@ -87,7 +93,11 @@ func (b *bench) queryLoad(ctx context.Context) error {
 	b.printf("\n")
 	for _, site := range sites {
 		lo, med, hi := spread(ratios[site])
-		b.printf("p99 with / without analysis reading on the %s: min %.2f, median %.2f, max %.2f over %d pairs\n", site, lo, med, hi, len(ratios[site]))
+		what := "p99 with / without analysis reading on the " + site
+		if site == "control" {
+			what = "p99 ratio of the control pairs (no analysis in either phase)"
+		}
+		b.printf("%s: min %.2f, median %.2f, max %.2f over %d pairs\n", what, lo, med, hi, len(ratios[site]))
 	}
 	return nil
 }
@@ -115,12 +125,12 @@ func (b *bench) budget(ctx context.Context) (string, error) {
 }
 
 // pair runs pair i, a phase without and one with the analysis reading on site ("primary" or
-// "standby"), prints its row and returns its p99 ratio.
+// "standby"; "control" runs no analysis in either), prints its row and returns its p99 ratio.
 func (b *bench) pair(ctx context.Context, queries []string, qps float64, i int, site string) (float64, error) {
 	withFirst := i%2 == 1
 	var without, with phaseResult
 	for _, analysing := range []bool{withFirst, !withFirst} {
-		r, err := b.loadPhase(ctx, queries, qps, analysing, site == "standby")
+		r, err := b.loadPhase(ctx, queries, qps, analysing && site != "control", site == "standby")
 		if err != nil {
 			return 0, err
 		}

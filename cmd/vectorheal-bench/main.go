@@ -53,6 +53,7 @@ type options struct {
 	standby    bool
 	standbyDSN string // of the analysing process: read the index on this standby
 	pin        bool
+	control    bool
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -87,6 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.adjustInterval, "adjust-interval", 5*time.Second, "how often the adaptive budget is judged, and its baseline window before each scan (exporter.structure.adjust_interval)")
 	fs.BoolVar(&o.standby, "standby", false, "also start a streaming replica of the private cluster (pg_basebackup -R) and measure, pair for pair alternately with the analysis the other flags configure on the primary, the exporter's structure scan reading the index on the standby (no page budget; statistics still read on the primary) while the queries run on the primary")
 	fs.BoolVar(&o.pin, "pin", false, "pin the primary server and the query clients to the first half of the CPUs, and the standby and the analysing process to the second half, as a model of separate hosts (taskset(1); default: on with -standby when at least 2 CPUs and taskset are there)")
+	fs.BoolVar(&o.control, "control", false, "also run control pairs, alternating with the others, whose two phases both run without an analysis: the spread of the p99 ratio when nothing differs, to read the other ratios against")
 	fs.StringVar(&o.standbyDSN, "standby-dsn", "", "internal, with -analyze-loop: read the index on this standby of -dsn")
 	fs.BoolVar(&o.analyzeLoop, "analyze-loop", false, "internal: analyse the index of -dsn back to back until interrupted, then print the count (the process the query load phases start)")
 	fs.Usage = func() {
