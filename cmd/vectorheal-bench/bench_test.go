@@ -111,10 +111,10 @@ func TestRunStandby(t *testing.T) {
 		// Scans completed on the standby, in one phase at least: in a phase of seconds, the
 		// exporter's wait for the standby to replay the primary's position may take it all.
 		`(?m)^\| standby \| \d \| \w+ \|( [0-9.]+ ms \|){4} [0-9.]+ \| [1-9]\d* \(`,
-		`p99 with / without analysis reading on the standby: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs`,
-		`p99 with / without analysis reading on the primary: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs`,
+		`p99 with / without analysis reading on the standby: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs; over all their phases, p99 [0-9.]+ ms without and [0-9.]+ ms with \([0-9.]+\)`,
+		`p99 with / without analysis reading on the primary: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs; over all their phases, p99 [0-9.]+ ms without and [0-9.]+ ms with \([0-9.]+\)`,
 		`(?m)^\| control \| 2 \| with \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| 0 \(`,
-		`p99 ratio of the control pairs \(no analysis in either phase\): min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs`,
+		`p99 ratio of the control pairs \(no analysis in either phase\): min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs; over all their phases, p99 [0-9.]+ ms without and [0-9.]+ ms with \([0-9.]+\)`,
 	}
 	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
 		want = append(want, `CPUs pinned, a model of separate hosts: the primary server \(\d+ processes; its postmaster now on CPUs [0-9,]+\) `+

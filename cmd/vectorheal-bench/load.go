@@ -77,17 +77,25 @@ func (b *bench) queryLoad(ctx context.Context) error {
 		sites = append(sites, "control")
 	}
 	ratios := map[string][]float64{}
+	// All latencies of a site's phases without and with, for a p99 over all its pairs: one
+	// disturbed phase moves it less than it moves that pair's ratio.
+	pooled := map[string]*[2]phaseResult{}
+	for _, site := range sites {
+		pooled[site] = &[2]phaseResult{}
+	}
 	for i := range b.o.pairs {
 		order := slices.Clone(sites)
 		if i%2 == 1 {
 			slices.Reverse(order)
 		}
 		for _, site := range order {
-			r, err := b.pair(ctx, queries, qps, i, site)
+			r, without, with, err := b.pair(ctx, queries, qps, i, site)
 			if err != nil {
 				return err
 			}
 			ratios[site] = append(ratios[site], r)
+			pooled[site][0].lat = append(pooled[site][0].lat, without.lat...)
+			pooled[site][1].lat = append(pooled[site][1].lat, with.lat...)
 		}
 	}
 	b.printf("\n")
@@ -97,7 +105,12 @@ func (b *bench) queryLoad(ctx context.Context) error {
 		if site == "control" {
 			what = "p99 ratio of the control pairs (no analysis in either phase)"
 		}
-		b.printf("%s: min %.2f, median %.2f, max %.2f over %d pairs\n", what, lo, med, hi, len(ratios[site]))
+		without, with := pooled[site][0], pooled[site][1]
+		slices.Sort(without.lat)
+		slices.Sort(with.lat)
+		b.printf("%s: min %.2f, median %.2f, max %.2f over %d pairs; over all their phases, p99 %s without and %s with (%.2f)\n",
+			what, lo, med, hi, len(ratios[site]), ms(without.quantile(0.99)), ms(with.quantile(0.99)),
+			with.quantile(0.99).Seconds()/without.quantile(0.99).Seconds())
 	}
 	return nil
 }
@@ -125,14 +138,14 @@ func (b *bench) budget(ctx context.Context) (string, error) {
 }
 
 // pair runs pair i, a phase without and one with the analysis reading on site ("primary" or
-// "standby"; "control" runs no analysis in either), prints its row and returns its p99 ratio.
-func (b *bench) pair(ctx context.Context, queries []string, qps float64, i int, site string) (float64, error) {
+// "standby"; "control" runs no analysis in either), prints its row and returns its p99 ratio
+// and the two phases.
+func (b *bench) pair(ctx context.Context, queries []string, qps float64, i int, site string) (ratio float64, without, with phaseResult, err error) {
 	withFirst := i%2 == 1
-	var without, with phaseResult
 	for _, analysing := range []bool{withFirst, !withFirst} {
 		r, err := b.loadPhase(ctx, queries, qps, analysing && site != "control", site == "standby")
 		if err != nil {
-			return 0, err
+			return 0, without, with, err
 		}
 		if analysing {
 			with = r
@@ -140,7 +153,7 @@ func (b *bench) pair(ctx context.Context, queries []string, qps float64, i int, 
 			without = r
 		}
 	}
-	ratio := with.quantile(0.99).Seconds() / without.quantile(0.99).Seconds()
+	ratio = with.quantile(0.99).Seconds() / without.quantile(0.99).Seconds()
 	first := "without"
 	if withFirst {
 		first = "with"
@@ -152,7 +165,7 @@ func (b *bench) pair(ctx context.Context, queries []string, qps float64, i int, 
 	b.printf("| %s | %d | %s | %s | %s | %s | %s | %.2f | %d (%s) | %d | %s |\n", site, i+1, first,
 		ms(without.quantile(0.5)), ms(without.quantile(0.99)), ms(with.quantile(0.5)), ms(with.quantile(0.99)),
 		ratio, with.analyses, mean, without.errors+with.errors, loadAverage())
-	return ratio, nil
+	return ratio, without, with, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
