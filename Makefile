@@ -106,11 +106,12 @@ bench-scale: install-deps
 # the exporter's scan reading a streaming replica, and, pair for pair in the same run, with the
 # scan reading the primary under the adaptive budget, and control pairs without a scan; with at
 # least 2 CPUs, primary and standby are pinned to halves of them. Builds 200,000 32-d vectors
-# the first time (about a minute), then 5 pairs of 30 s phases for each, about 16 minutes. BENCH_STANDBY_FLAGS passes more flags
-# (see go run ./cmd/vectorheal-bench -h). Not part of `make test`.
+# the first time (about a minute), then 10 pairs of 20 s phases for each, about 22 minutes.
+# BENCH_STANDBY_FLAGS passes more flags (see go run ./cmd/vectorheal-bench -h). Not part of
+# `make test`.
 BENCH_STANDBY_FLAGS ?=
 bench-standby: install-deps
-	$(GO) run ./cmd/vectorheal-bench -rows 200000 -dim 32 -build-workers 2 -skip-analysis -pairs 5 -phase 30s \
+	$(GO) run ./cmd/vectorheal-bench -rows 200000 -dim 32 -build-workers 2 -skip-analysis -pairs 10 -phase 20s \
 		-standby -max-pages-per-second 5000 -adaptive -adjust-interval 1s -control $(BENCH_STANDBY_FLAGS)
 
 # The soak benchmark (docs/BENCHMARKS.md): one private PostgreSQL with two identical databases
