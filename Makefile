@@ -8,7 +8,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # a time keeps a 2-core machine responsive.
 TEST_FLAGS  ?= -count=1 -p 2 -timeout 60m
 
-.PHONY: all build image test test-current-stack lint install-deps demo bench bench-scale soak bench-fleet clean
+.PHONY: all build image test test-current-stack lint install-deps demo bench bench-scale bench-standby soak bench-fleet clean
 
 all: build
 
@@ -101,6 +101,18 @@ demo: install-deps build
 BENCH_SCALE_FLAGS ?=
 bench-scale: install-deps
 	$(GO) run ./cmd/vectorheal-bench $(BENCH_SCALE_FLAGS)
+
+# Reading from a hot standby (docs/BENCHMARKS.md): the application's p99 on the primary with
+# the exporter's scan reading a streaming replica, and, pair for pair in the same run, with the
+# scan reading the primary under the adaptive budget, and control pairs without a scan; with at
+# least 2 CPUs, primary and standby are pinned to halves of them. Builds 200,000 32-d vectors
+# the first time (about a minute), then 10 pairs of 20 s phases for each, about 22 minutes.
+# BENCH_STANDBY_FLAGS passes more flags (see go run ./cmd/vectorheal-bench -h). Not part of
+# `make test`.
+BENCH_STANDBY_FLAGS ?=
+bench-standby: install-deps
+	$(GO) run ./cmd/vectorheal-bench -rows 200000 -dim 32 -build-workers 2 -skip-analysis -pairs 10 -phase 20s \
+		-standby -max-pages-per-second 5000 -adaptive -adjust-interval 1s -control $(BENCH_STANDBY_FLAGS)
 
 # The soak benchmark (docs/BENCHMARKS.md): one private PostgreSQL with two identical databases
 # under the same seeded churn, one tended by vectorheal with the shipped rules and runbook

@@ -71,26 +71,34 @@ func (b *bench) analyze(ctx context.Context, heap bool, pagesPerSec float64) (*h
 // that what is measured is the code the exporter runs: the baseline before the scan, then the
 // budget tuned by the queries' latency in pg_stat_statements.
 func (b *bench) adaptiveScan(ctx context.Context) error {
+	_, err := b.exporterScan(ctx, config.StructureCheck{MaxPagesPerSecond: b.o.pagesPerSec, Adaptive: true,
+		MinPagesPerSecond: b.o.minPagesPerSec, LatencyFactor: b.o.latencyFactor, AdjustInterval: b.o.adjustInterval})
+	return err
+}
+
+// exporterScan runs the exporter's own structure scan (exporter.Report, the recall probe off)
+// of the data set's database with the page budget of sc and the report's options, and fails
+// when the scan of an index failed.
+func (b *bench) exporterScan(ctx context.Context, sc config.StructureCheck, opts ...exporter.ReportOption) (*exporter.DatabaseReport, error) {
 	limit := b.o.analysisLimit
+	sc.Check = config.Check{Interval: limit, Timeout: limit}
 	cfg := config.Exporter{
 		PageBatch:         b.o.batch,
 		StatisticsTimeout: 30 * time.Second,
 		PageReaderSchema:  config.DefaultPageReaderSchema,
-		Structure: config.StructureCheck{Check: config.Check{Interval: limit, Timeout: limit},
-			MaxPagesPerSecond: b.o.pagesPerSec, Adaptive: true, MinPagesPerSecond: b.o.minPagesPerSec,
-			LatencyFactor: b.o.latencyFactor, AdjustInterval: b.o.adjustInterval},
-		Recall: config.RecallCheck{Check: config.Check{Disabled: true}},
+		Structure:         sc,
+		Recall:            config.RecallCheck{Check: config.Check{Disabled: true}},
 	}
-	rep, err := exporter.Report(ctx, b.pool, cfg)
+	rep, err := exporter.Report(ctx, b.pool, cfg, opts...)
 	if err != nil {
-		return fmt.Errorf("structure scan: %w", err)
+		return nil, fmt.Errorf("structure scan: %w", err)
 	}
 	for _, ix := range rep.Indexes {
 		if len(ix.Errors) > 0 {
-			return fmt.Errorf("structure scan of %s: %s", ix.Indexrelname, strings.Join(ix.Errors, "; "))
+			return nil, fmt.Errorf("structure scan of %s: %s", ix.Indexrelname, strings.Join(ix.Errors, "; "))
 		}
 	}
-	return nil
+	return rep, nil
 }
 
 // analysisVsFetch measures, o.runs times, the fetch of all pages and the analysis of the same

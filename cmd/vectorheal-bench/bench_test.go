@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -47,8 +49,8 @@ func TestRunSmall(t *testing.T) {
 		`(?m)^\| 2 \| analysis \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ \|`,
 		`ratio analysis / fetch: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 runs`,
 		`elements 2000, pages \d+`,
-		`(?m)^\| 1 \| without \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| [1-9]\d* \(`,
-		`p99 with / without analysis: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 1 pairs`,
+		`(?m)^\| primary \| 1 \| without \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| [1-9]\d* \(`,
+		`p99 with / without analysis reading on the primary: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 1 pairs`,
 	} {
 		if !regexp.MustCompile(re).MatchString(got) {
 			t.Errorf("output lacks %s:\n%s", re, got)
@@ -69,11 +71,71 @@ func TestRunSmall(t *testing.T) {
 	}
 	for _, re := range []string{
 		`page budget adaptive, 500 to 5000 pages/s, latency factor 2, judged every 100ms`,
-		`(?m)^\| 1 \| without \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| [1-9]\d* \(`,
+		`(?m)^\| primary \| 1 \| without \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| [1-9]\d* \(`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out.String()) {
 			t.Errorf("adaptive run's output lacks %s:\n%s", re, out.String())
 		}
+	}
+}
+
+// TestRunStandby runs the standby mode on a small data set: a streaming replica of the private
+// cluster is made, a scan reads the index on it, and the query load phases print pairs and a
+// median ratio for the analysis reading on the standby, for the adaptive one on the primary
+// and for control pairs without an analysis. With at least 2 CPUs and taskset, the servers
+// are pinned to halves of the CPUs.
+func TestRunStandby(t *testing.T) {
+	dir, err := os.MkdirTemp("", "vectorheal-bench-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	args := []string{"-dir", dir, "-rows", "2000", "-dim", "8", "-skip-analysis", "-pairs", "2", "-phase", "3s", "-clients", "2",
+		"-standby", "-max-pages-per-second", "5000", "-adaptive", "-adjust-interval", "100ms", "-control"}
+	var out, errs bytes.Buffer
+	if code := run(args, &out, &errs); code != 0 {
+		if strings.Contains(errs.String(), "start PostgreSQL") {
+			testenv.Unavailable(t, errors.New(strings.TrimSpace(errs.String())))
+		}
+		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
+	}
+	got := out.String()
+	want := []string{
+		`standby: a streaming replica made with pg_basebackup -R, port \d+, replayed the primary's position`,
+		`one structure scan reading the index on the standby, its buffer cache cold: [0-9.]+ s`,
+		`page budget adaptive, 500 to 5000 pages/s`,
+		`(?m)^\| standby \| 1 \| without \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| \d+ \(`,
+		`(?m)^\| primary \| 1 \| without \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| \d+ \(`,
+		`(?m)^\| primary \| 2 \| with \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| \d+ \(`,
+		`(?m)^\| standby \| 2 \| with \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| \d+ \(`,
+		// Scans completed on the standby, in one phase at least: in a phase of seconds, the
+		// exporter's wait for the standby to replay the primary's position may take it all.
+		`(?m)^\| standby \| \d \| \w+ \|( [0-9.]+ ms \|){4} [0-9.]+ \| [1-9]\d* \(`,
+		`p99 with / without analysis reading on the standby: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs; over all their phases, p99 [0-9.]+ ms without and [0-9.]+ ms with \([0-9.]+\)`,
+		`p99 with / without analysis reading on the primary: min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs; over all their phases, p99 [0-9.]+ ms without and [0-9.]+ ms with \([0-9.]+\)`,
+		`(?m)^\| control \| 2 \| with \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \| 0 \(`,
+		`p99 ratio of the control pairs \(no analysis in either phase\): min [0-9.]+, median [0-9.]+, max [0-9.]+ over 2 pairs; over all their phases, p99 [0-9.]+ ms without and [0-9.]+ ms with \([0-9.]+\)`,
+	}
+	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+		want = append(want, `CPUs pinned, a model of separate hosts: the primary server \(\d+ processes; its postmaster now on CPUs [0-9,]+\) `+
+			`and the query clients on CPUs [0-9,]+; the standby \(\d+ processes; its postmaster now on CPUs [0-9,]+\) and the analysing process on CPUs [0-9,]+`)
+	}
+	for _, re := range want {
+		if !regexp.MustCompile(re).MatchString(got) {
+			t.Errorf("output lacks %s:\n%s", re, got)
+		}
+	}
+}
+
+func TestCPUList(t *testing.T) {
+	for in, want := range map[string]string{"0": "0", "0-3": "0,1,2,3", "0-1,4,6-7": "0,1,4,6,7"} {
+		cpus, err := parseCPUList(in)
+		if err != nil || joinCPUs(cpus) != want {
+			t.Errorf("parseCPUList(%q) = %v, %v; want %s", in, cpus, err, want)
+		}
+	}
+	if _, err := parseCPUList("0-x"); err == nil {
+		t.Error("parseCPUList(\"0-x\") accepted")
 	}
 }
 
@@ -85,6 +147,9 @@ func TestOptionsRefused(t *testing.T) {
 		{"-phase 10ms", "-phase 10ms: at least 1s"},
 		{"-adaptive", "-adaptive: needs -max-pages-per-second above 0, the ceiling"},
 		{"-latency-factor 1", "-latency-factor 1: above 1"},
+		{"-standby -dsn postgres://x/y", "-standby: makes a replica of the private cluster, not of -dsn"},
+		{"-standby -skip-load", "-standby: measures under the query load, not with -skip-load"},
+		{"-pin -dsn postgres://x/y", "-pin: pins the private cluster's server, not that of -dsn"},
 	} {
 		var out, errs bytes.Buffer
 		if code := run(strings.Fields(tc.args), &out, &errs); code != 2 || !strings.Contains(errs.String(), tc.want) {

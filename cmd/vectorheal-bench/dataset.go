@@ -34,6 +34,10 @@ type bench struct {
 	pool *pgxpool.Pool
 	ix   catalog.Index
 	dsn  string // of the data set's database, for the analysing child process
+
+	standby    *testenv.Postgres // the streaming replica of -standby
+	standbyDSN string            // of the data set's database on it
+	pinned     string            // with -pin, the CPUs of the analysing process (taskset list)
 }
 
 func (b *bench) printf(format string, args ...any) { fmt.Fprintf(b.out, format, args...) }
@@ -41,6 +45,9 @@ func (b *bench) printf(format string, args ...any) { fmt.Fprintf(b.out, format, 
 func (b *bench) close() {
 	if b.pool != nil {
 		b.pool.Close()
+	}
+	if b.standby != nil {
+		b.standby.Destroy() // made anew by each run, from the primary as it is then
 	}
 	if b.pg != nil {
 		b.pg.Stop() // keeps the data directory for the next run
@@ -78,6 +85,16 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	if !b.o.skipLoad {
+		if b.o.standby {
+			if err := b.startStandby(ctx); err != nil {
+				return err
+			}
+		}
+		if b.o.pin {
+			if err := b.pinCPUs(); err != nil {
+				return err
+			}
+		}
 		if err := b.queryLoad(ctx); err != nil {
 			return err
 		}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // topKSQL is the application's query: the k nearest rows to a query vector through the index.
@@ -35,7 +37,9 @@ func (r phaseResult) quantile(q float64) time.Duration {
 
 // queryLoad runs o.pairs pairs of phases of a steady top-k query load, one phase without and
 // one with structure analyses running back to back, alternating which comes first, and prints
-// the p99 of each phase and the ratio of each pair.
+// the p99 of each phase and the ratio of each pair. With a standby, each pair of the analysis
+// on the primary has a twin with the analysis reading the standby, the two alternating which
+// comes first, so that both meet the same machine.
 func (b *bench) queryLoad(ctx context.Context) error {
 	queries := queryVectors(2000, b.o.dim)
 	qps := b.o.qps
@@ -47,22 +51,9 @@ func (b *bench) queryLoad(ctx context.Context) error {
 		qps = capacity * b.o.loadShare
 		b.printf("query capacity with %d clients back to back: %.0f queries/s; load set to %.0f%% of it\n", b.o.clients, capacity, 100*b.o.loadShare)
 	}
-	budget := "none"
-	if b.o.pagesPerSec > 0 {
-		budget = fmt.Sprintf("%.0f pages/s", b.o.pagesPerSec)
-	}
-	if b.o.adaptive {
-		// Without pg_stat_statements the exporter's scan would keep the ceiling without a word.
-		var has bool
-		if err := b.pool.QueryRow(ctx, `SELECT to_regclass('pg_stat_statements') IS NOT NULL`).Scan(&has); err != nil || !has {
-			return fmt.Errorf("-adaptive needs pg_stat_statements in the database (installed: %v, %v)", has, err)
-		}
-		floor := b.o.minPagesPerSec
-		if floor == 0 {
-			floor = b.o.pagesPerSec / 10
-		}
-		budget = fmt.Sprintf("adaptive, %.0f to %.0f pages/s, latency factor %g, judged every %s (the exporter's scan; a baseline of at least that long before each)",
-			floor, b.o.pagesPerSec, b.o.latencyFactor, b.o.adjustInterval)
+	budget, err := b.budget(ctx)
+	if err != nil {
+		return err
 	}
 	heapBatch := "default"
 	if b.o.heapBatch > 0 {
@@ -70,40 +61,111 @@ func (b *bench) queryLoad(ctx context.Context) error {
 	}
 	b.printf("\n## Query p99 with and without a concurrent analysis (%d clients, %.0f queries/s, top-%d, page budget %s, heap batch %s, analysing process nice %d)\n\n",
 		b.o.clients, qps, b.o.k, budget, heapBatch, b.o.analyserNice)
-	b.printf("| pair | first | p50 without | p99 without | p50 with | p99 with | p99 ratio | analyses (mean) | errors | load average |\n")
-	b.printf("|---|---|---|---|---|---|---|---|---|---|\n")
-	var ratios []float64
+	if b.standby != nil {
+		b.printf("Reading on the standby: the exporter's structure scan with the index read on the standby, no page budget; statistics read on the primary.\n\n")
+	}
+	if b.o.control {
+		b.printf("Control: pairs of two phases without an analysis (its \"with\" phase has none), the ratio a pair shows when nothing differs.\n\n")
+	}
+	b.printf("| reads on | pair | first | p50 without | p99 without | p50 with | p99 with | p99 ratio | analyses (mean) | errors | load average |\n")
+	b.printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	sites := []string{"primary"}
+	if b.standby != nil {
+		sites = []string{"standby", "primary"}
+	}
+	if b.o.control {
+		sites = append(sites, "control")
+	}
+	ratios := map[string][]float64{}
+	// All latencies of a site's phases without and with, for a p99 over all its pairs: one
+	// disturbed phase moves it less than it moves that pair's ratio.
+	pooled := map[string]*[2]phaseResult{}
+	for _, site := range sites {
+		pooled[site] = &[2]phaseResult{}
+	}
 	for i := range b.o.pairs {
-		withFirst := i%2 == 1
-		var without, with phaseResult
-		for _, analysing := range []bool{withFirst, !withFirst} {
-			r, err := b.loadPhase(ctx, queries, qps, analysing)
+		order := slices.Clone(sites)
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, site := range order {
+			r, without, with, err := b.pair(ctx, queries, qps, i, site)
 			if err != nil {
 				return err
 			}
-			if analysing {
-				with = r
-			} else {
-				without = r
-			}
+			ratios[site] = append(ratios[site], r)
+			pooled[site][0].lat = append(pooled[site][0].lat, without.lat...)
+			pooled[site][1].lat = append(pooled[site][1].lat, with.lat...)
 		}
-		ratio := with.quantile(0.99).Seconds() / without.quantile(0.99).Seconds()
-		ratios = append(ratios, ratio)
-		first := "without"
-		if withFirst {
-			first = "with"
-		}
-		mean := "—"
-		if with.analyses > 0 {
-			mean = fmt.Sprintf("%.1f s", with.analysis.Seconds()/float64(with.analyses))
-		}
-		b.printf("| %d | %s | %s | %s | %s | %s | %.2f | %d (%s) | %d | %s |\n", i+1, first,
-			ms(without.quantile(0.5)), ms(without.quantile(0.99)), ms(with.quantile(0.5)), ms(with.quantile(0.99)),
-			ratio, with.analyses, mean, without.errors+with.errors, loadAverage())
 	}
-	lo, med, hi := spread(ratios)
-	b.printf("\np99 with / without analysis: min %.2f, median %.2f, max %.2f over %d pairs\n", lo, med, hi, len(ratios))
+	b.printf("\n")
+	for _, site := range sites {
+		lo, med, hi := spread(ratios[site])
+		what := "p99 with / without analysis reading on the " + site
+		if site == "control" {
+			what = "p99 ratio of the control pairs (no analysis in either phase)"
+		}
+		without, with := pooled[site][0], pooled[site][1]
+		slices.Sort(without.lat)
+		slices.Sort(with.lat)
+		b.printf("%s: min %.2f, median %.2f, max %.2f over %d pairs; over all their phases, p99 %s without and %s with (%.2f)\n",
+			what, lo, med, hi, len(ratios[site]), ms(without.quantile(0.99)), ms(with.quantile(0.99)),
+			with.quantile(0.99).Seconds()/without.quantile(0.99).Seconds())
+	}
 	return nil
+}
+
+// budget describes the page budget of the analysis on the primary, and checks that an
+// adaptive one has its signal.
+func (b *bench) budget(ctx context.Context) (string, error) {
+	if !b.o.adaptive {
+		if b.o.pagesPerSec > 0 {
+			return fmt.Sprintf("%.0f pages/s", b.o.pagesPerSec), nil
+		}
+		return "none", nil
+	}
+	// Without pg_stat_statements the exporter's scan would keep the ceiling without a word.
+	var has bool
+	if err := b.pool.QueryRow(ctx, `SELECT to_regclass('pg_stat_statements') IS NOT NULL`).Scan(&has); err != nil || !has {
+		return "", fmt.Errorf("-adaptive needs pg_stat_statements in the database (installed: %v, %v)", has, err)
+	}
+	floor := b.o.minPagesPerSec
+	if floor == 0 {
+		floor = b.o.pagesPerSec / 10
+	}
+	return fmt.Sprintf("adaptive, %.0f to %.0f pages/s, latency factor %g, judged every %s (the exporter's scan; a baseline of at least that long before each)",
+		floor, b.o.pagesPerSec, b.o.latencyFactor, b.o.adjustInterval), nil
+}
+
+// pair runs pair i, a phase without and one with the analysis reading on site ("primary" or
+// "standby"; "control" runs no analysis in either), prints its row and returns its p99 ratio
+// and the two phases.
+func (b *bench) pair(ctx context.Context, queries []string, qps float64, i int, site string) (ratio float64, without, with phaseResult, err error) {
+	withFirst := i%2 == 1
+	for _, analysing := range []bool{withFirst, !withFirst} {
+		r, err := b.loadPhase(ctx, queries, qps, analysing && site != "control", site == "standby")
+		if err != nil {
+			return 0, without, with, err
+		}
+		if analysing {
+			with = r
+		} else {
+			without = r
+		}
+	}
+	ratio = with.quantile(0.99).Seconds() / without.quantile(0.99).Seconds()
+	first := "without"
+	if withFirst {
+		first = "with"
+	}
+	mean := "—"
+	if with.analyses > 0 {
+		mean = fmt.Sprintf("%.1f s", with.analysis.Seconds()/float64(with.analyses))
+	}
+	b.printf("| %s | %d | %s | %s | %s | %s | %s | %.2f | %d (%s) | %d | %s |\n", site, i+1, first,
+		ms(without.quantile(0.5)), ms(without.quantile(0.99)), ms(with.quantile(0.5)), ms(with.quantile(0.99)),
+		ratio, with.analyses, mean, without.errors+with.errors, loadAverage())
+	return ratio, without, with, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
@@ -182,16 +244,26 @@ func (b *bench) capacity(ctx context.Context, queries []string, d time.Duration)
 // analyzeLoop analyses the index back to back until ctx ends (the parent's interrupt) and
 // prints how many analyses completed and their total time.
 func (b *bench) analyzeLoop(ctx context.Context) error {
+	scan := func(ctx context.Context) error {
+		if b.o.adaptive {
+			return b.adaptiveScan(ctx)
+		}
+		_, err := b.analyze(ctx, true, b.o.pagesPerSec)
+		return err
+	}
+	if b.o.standbyDSN != "" {
+		sb, err := pgxpool.New(ctx, b.o.standbyDSN)
+		if err != nil {
+			return fmt.Errorf("connect the standby: %w", err)
+		}
+		defer sb.Close()
+		scan = func(ctx context.Context) error { return b.standbyScan(ctx, sb) }
+	}
 	var n int
 	var total time.Duration
 	for ctx.Err() == nil {
 		t := time.Now()
-		var err error
-		if b.o.adaptive {
-			err = b.adaptiveScan(ctx)
-		} else {
-			_, err = b.analyze(ctx, true, b.o.pagesPerSec)
-		}
+		err := scan(ctx)
 		switch {
 		case err == nil:
 			n++
@@ -207,8 +279,9 @@ func (b *bench) analyzeLoop(ctx context.Context) error {
 // loadPhase runs the query load at qps for o.phase, each client on its own fixed schedule.
 // A query's latency counts from when it was due, not when it was sent, so that a stall
 // delays the queries behind it as it would an application's (no coordinated omission). With
-// analysing, structure analyses run back to back over the whole phase.
-func (b *bench) loadPhase(ctx context.Context, queries []string, qps float64, analysing bool) (phaseResult, error) {
+// analysing, structure analyses run back to back over the whole phase, reading the index on
+// the primary or, with onStandby, on the standby.
+func (b *bench) loadPhase(ctx context.Context, queries []string, qps float64, analysing, onStandby bool) (phaseResult, error) {
 	var res phaseResult
 	var mu sync.Mutex
 	start := time.Now()
@@ -220,16 +293,25 @@ func (b *bench) loadPhase(ctx context.Context, queries []string, qps float64, an
 		// goroutines and garbage collection would delay the clients' goroutines, which the
 		// application's queries, in their own processes, do not suffer.
 		args := []string{os.Args[0], "-analyze-loop", "-dsn", b.dsn, "-page-batch", strconv.Itoa(b.o.batch),
-			"-max-pages-per-second", strconv.FormatFloat(b.o.pagesPerSec, 'f', -1, 64),
-			"-analysis-timeout", b.o.analysisLimit.String(), "-heap-batch", strconv.Itoa(b.o.heapBatch)}
-		if b.o.adaptive {
-			args = append(args, "-adaptive", "-min-pages-per-second", strconv.FormatFloat(b.o.minPagesPerSec, 'f', -1, 64),
+			"-analysis-timeout", b.o.analysisLimit.String()}
+		switch {
+		case onStandby:
+			args = append(args, "-standby-dsn", b.standbyDSN)
+		case b.o.adaptive:
+			args = append(args, "-max-pages-per-second", strconv.FormatFloat(b.o.pagesPerSec, 'f', -1, 64),
+				"-adaptive", "-min-pages-per-second", strconv.FormatFloat(b.o.minPagesPerSec, 'f', -1, 64),
 				"-latency-factor", strconv.FormatFloat(b.o.latencyFactor, 'f', -1, 64), "-adjust-interval", b.o.adjustInterval.String())
+		default:
+			args = append(args, "-max-pages-per-second", strconv.FormatFloat(b.o.pagesPerSec, 'f', -1, 64),
+				"-heap-batch", strconv.Itoa(b.o.heapBatch))
 		}
+		// nice(1) and taskset(1) rather than setting the started process: Linux keeps a nice
+		// value and CPUs per thread, and the Go runtime has started its threads by then.
 		if b.o.analyserNice > 0 {
-			// nice(1) rather than setpriority on the started process: Linux keeps a nice value
-			// per thread, and the Go runtime has started its threads by then.
 			args = append([]string{"nice", "-n", strconv.Itoa(b.o.analyserNice)}, args...)
+		}
+		if b.pinned != "" {
+			args = append([]string{"taskset", "-c", b.pinned}, args...)
 		}
 		analyser = exec.Command(args[0], args[1:]...)
 		analyser.Stdout = &analyses

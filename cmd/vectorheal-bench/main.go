@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -47,6 +49,11 @@ type options struct {
 	minPagesPerSec float64
 	latencyFactor  float64
 	adjustInterval time.Duration
+
+	standby    bool
+	standbyDSN string // of the analysing process: read the index on this standby
+	pin        bool
+	control    bool
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -79,6 +86,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&o.minPagesPerSec, "min-pages-per-second", 0, "floor of the adaptive budget (exporter.structure.min_pages_per_second); 0 is a tenth of the ceiling")
 	fs.Float64Var(&o.latencyFactor, "latency-factor", 2, "the adaptive budget halves above the queries' latency before the scan times this (exporter.structure.latency_factor)")
 	fs.DurationVar(&o.adjustInterval, "adjust-interval", 5*time.Second, "how often the adaptive budget is judged, and its baseline window before each scan (exporter.structure.adjust_interval)")
+	fs.BoolVar(&o.standby, "standby", false, "also start a streaming replica of the private cluster (pg_basebackup -R) and measure, pair for pair alternately with the analysis the other flags configure on the primary, the exporter's structure scan reading the index on the standby (no page budget; statistics still read on the primary) while the queries run on the primary")
+	fs.BoolVar(&o.pin, "pin", false, "pin the primary server and the query clients to the first half of the CPUs, and the standby and the analysing process to the second half, as a model of separate hosts (taskset(1); default: on with -standby when at least 2 CPUs and taskset are there)")
+	fs.BoolVar(&o.control, "control", false, "also run control pairs, alternating with the others, whose two phases both run without an analysis: the spread of the p99 ratio when nothing differs, to read the other ratios against")
+	fs.StringVar(&o.standbyDSN, "standby-dsn", "", "internal, with -analyze-loop: read the index on this standby of -dsn")
 	fs.BoolVar(&o.analyzeLoop, "analyze-loop", false, "internal: analyse the index of -dsn back to back until interrupted, then print the count (the process the query load phases start)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: vectorheal-bench [flags]
@@ -86,7 +97,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 Builds (once, kept in -dir) a table of -rows random -dim-dimensional vectors with an HNSW
 index (pgvector's defaults), then measures the structure analysis against fetching the same
 pages, and the p99 latency of a steady top-k query load with and without a concurrent
-analysis, alternating, in the same run. Prints Markdown tables.
+analysis, alternating, in the same run. With -standby, the same query load on the primary
+also runs against an analysis reading a streaming replica, in the same run. Prints Markdown
+tables.
 
 Flags:
 `)
@@ -94,6 +107,12 @@ Flags:
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	pinGiven := false
+	fs.Visit(func(f *flag.Flag) { pinGiven = pinGiven || f.Name == "pin" })
+	if !pinGiven && o.standby && runtime.NumCPU() >= 2 {
+		_, err := exec.LookPath("taskset")
+		o.pin = err == nil
 	}
 	if err := o.check(); err != nil {
 		fmt.Fprintf(stderr, "vectorheal-bench: %v\n", err)
@@ -161,6 +180,12 @@ func (o options) check() error {
 		return fmt.Errorf("-analyser-nice %d: between 0 and 19", o.analyserNice)
 	case o.pagesPerSec < 0:
 		return fmt.Errorf("-max-pages-per-second %g: not negative", o.pagesPerSec)
+	case o.standby && o.dsn != "":
+		return errors.New("-standby: makes a replica of the private cluster, not of -dsn")
+	case o.standby && o.skipLoad:
+		return errors.New("-standby: measures under the query load, not with -skip-load")
+	case o.pin && o.dsn != "":
+		return errors.New("-pin: pins the private cluster's server, not that of -dsn")
 	}
 	return nil
 }
