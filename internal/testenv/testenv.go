@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,21 @@ func Unavailable(t testing.TB, err error) {
 		t.Skipf("%s=1 and a service is unavailable: %v", SkipEnv, err)
 	}
 	t.Fatalf("%v\n(run scripts/install-deps.sh, or set %s=1 to skip integration tests)", err, SkipEnv)
+}
+
+// PositiveInt is the positive whole number in the environment variable name, def when it is
+// unset: the size of a benchmark, which a run may change. Any other value fails t.
+func PositiveInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive whole number", name, v)
+	}
+	return n
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.

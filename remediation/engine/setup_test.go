@@ -179,7 +179,7 @@ func alert(name, status string, startsAt time.Time, extra map[string]string) map
 }
 
 // notify posts a webhook notification through the real webhook handler with e.Hook.
-func (b *bundle) notify(t *testing.T, e *engine.Engine, alerts ...map[string]any) {
+func (b *bundle) notify(t testing.TB, e *engine.Engine, alerts ...map[string]any) {
 	t.Helper()
 	h, err := webhook.NewHandler(webhook.Options{Pool: b.state, Hook: e.Hook, AllowUnauthenticated: true})
 	if err != nil {
@@ -204,7 +204,7 @@ func (b *bundle) notify(t *testing.T, e *engine.Engine, alerts ...map[string]any
 }
 
 // datname fills the datname label of the test database into a.
-func (b *bundle) datname(t *testing.T) string {
+func (b *bundle) datname(t testing.TB) string {
 	var d string
 	if err := b.target.QueryRow(b.ctx, `SELECT current_database()`).Scan(&d); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +31,7 @@ func BenchmarkReclaimChurnedHNSW(b *testing.B) {
 	if os.Getenv("VECTORHEAL_BENCH_RECLAIM") == "" {
 		b.Skip("set VECTORHEAL_BENCH_RECLAIM=1: builds three 200k × 128-d HNSW indexes and vacuums one of them (most of an hour on 2 cores)")
 	}
-	rows, dim := benchEnvInt(b, "VECTORHEAL_BENCH_RECLAIM_ROWS", 200_000), benchEnvInt(b, "VECTORHEAL_BENCH_RECLAIM_DIM", 128)
+	rows, dim := testenv.PositiveInt(b, "VECTORHEAL_BENCH_RECLAIM_ROWS", 200_000), testenv.PositiveInt(b, "VECTORHEAL_BENCH_RECLAIM_DIM", 128)
 	ctx := context.Background()
 	pg := testenv.SharedPostgres(b)
 	dsn := pg.CreateDatabase(b)
@@ -183,16 +182,4 @@ func BenchmarkReclaimChurnedHNSW(b *testing.B) {
 	b.Logf("vacuum %s, reindex+vacuum %s (reindex %s), reclaim %s (plan %s): reclaim/cheaper %.2f",
 		vac.Round(100*time.Millisecond), rx.Round(100*time.Millisecond), reindexOnly.Round(100*time.Millisecond),
 		chosen.Round(100*time.Millisecond), planned.Round(100*time.Millisecond), chosen.Seconds()/cheaper.Seconds())
-}
-
-func benchEnvInt(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive whole number", name, v)
-	}
-	return n
 }
