@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,7 +138,7 @@ func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.I
 // once for recall and latency. A structural read of a large index takes seconds, so a step
 // that records six figures and its dead share must not read the pages four times. Each figure
 // asked for has a value or an error; values are those of Measure. vals also holds the other
-// figures of each source read (alsoRead).
+// figures of each source read (alsoRead). The sources are read side by side.
 func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
 	vals, errs := map[string]float64{}, map[string]error{}
 	type wanted struct {
@@ -165,28 +166,46 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 	pool = m.readPool(asked)
 	cur, err := catalog.Resolve(ctx, pool, ix.Schema, ix.Name)
 	var indexPool *pgxpool.Pool // where sources that read the index itself read; chosen once
-	for _, src := range bySource {
-		var r *readings
-		var rerr error
-		on := pool
+	type sourceRead struct {
+		on    *pgxpool.Pool
+		wants []wanted // the figures asked of the source that apply to the index
+		r     *readings
+		err   error
+	}
+	reads := make([]sourceRead, len(bySource))
+	for i, src := range bySource {
+		reads[i].on = pool
 		if src.readsIndex() && err == nil {
 			if indexPool == nil {
 				indexPool = m.indexPool(ctx, asked, cur)
 			}
-			on = indexPool
+			reads[i].on = indexPool
 		}
 		for _, w := range want[src] {
 			switch {
 			case err != nil:
 				errs[w.name] = fmt.Errorf("measure %s: %w", w.name, err)
-				continue
 			case !w.f.appliesTo(cur.Method):
 				errs[w.name] = fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", w.name, cur, cur.Method, strings.Join(w.f.methods, ", "))
-				continue
+			default:
+				reads[i].wants = append(reads[i].wants, w)
 			}
-			if r == nil && rerr == nil {
-				r, rerr = m.read(ctx, on, cur, src)
-			}
+		}
+	}
+	// The sources are read side by side, each on a connection of its own: a reading's time
+	// is its slowest source's, not their sum (the pages and the probe of a large index take
+	// seconds each, and a repair reads its index before and after).
+	var wg sync.WaitGroup
+	for i, src := range bySource {
+		if len(reads[i].wants) == 0 {
+			continue
+		}
+		wg.Go(func() { reads[i].r, reads[i].err = m.read(ctx, reads[i].on, cur, src) })
+	}
+	wg.Wait()
+	for i, src := range bySource {
+		r, rerr := reads[i].r, reads[i].err
+		for _, w := range reads[i].wants {
 			v, known := 0.0, false
 			if errors.Is(rerr, errIndexNotUsed) {
 				// The probe ran through another index: whether the index is used is known,
@@ -208,7 +227,7 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 				}
 			}
 		}
-		if r != nil && rerr == nil {
+		if len(reads[i].wants) > 0 && r != nil && rerr == nil {
 			alsoRead(r, src, cur.Method, vals, errs)
 		}
 	}
