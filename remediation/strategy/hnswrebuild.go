@@ -343,14 +343,11 @@ func (h *HNSWRebuild) rebuild(ctx context.Context, env Env, ix catalog.Index, pl
 	newName := tempIndexName(ix.Name, "_vhnew")
 	newIx := relIndex{Schema: ix.Schema, Name: newName}
 	// Leftovers and drops work as for the IVFFlat retrain, which uses the same names.
-	conn, err := openSession(ctx, env.Pool)
+	conn, err := buildSession(ctx, env, ix)
 	if err != nil {
 		return nil, gateResult{}, err
 	}
 	defer closeSession(conn)
-	if err := checkNoBuild(ctx, conn, ix); err != nil {
-		return nil, gateResult{}, err
-	}
 	left, err := leftovers(ctx, conn, ix, newName, tempIndexName(ix.Name, "_vhold"))
 	if err != nil {
 		return nil, gateResult{}, err

@@ -151,19 +151,30 @@ func tableRows(ctx context.Context, q querier, ix catalog.Index) (float64, error
 	return float64(n), nil
 }
 
+// buildSession opens a session of its own for a build on ix, refusing with ErrBusy while
+// another build runs on its table.
+func buildSession(ctx context.Context, env Env, ix catalog.Index) (*pgx.Conn, error) {
+	conn, err := openSession(ctx, env.Pool)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNoBuild(ctx, conn, ix); err != nil {
+		closeSession(conn)
+		return nil, err
+	}
+	return conn, nil
+}
+
 // reindexConcurrently runs REINDEX INDEX CONCURRENTLY of ix with the settings of b on a
 // session of its own, dropping what an earlier attempt or this one leaves behind, and returns
 // the statements run and the rebuilt index: the rebuild of Reindex, which reclaim shares.
 func reindexConcurrently(ctx context.Context, opts Options, env Env, ix catalog.Index, b buildPlan) ([]string, catalog.Index, error) {
 	log := logger(env).With(slog.String("strategy", "reindex"), slog.String("index", ix.String()))
-	conn, err := openSession(ctx, env.Pool)
+	conn, err := buildSession(ctx, env, ix)
 	if err != nil {
 		return nil, ix, err
 	}
 	defer closeSession(conn)
-	if err := checkNoBuild(ctx, conn, ix); err != nil {
-		return nil, ix, err
-	}
 	// A previous attempt that died (timeout, crash) may have left its temporary index: drop it
 	// first, or this run would add another and the table would carry both.
 	existing, err := tableIndexes(ctx, conn, ix)
@@ -233,14 +244,11 @@ func reindexCleanup(ctx context.Context, opts Options, env Env, ix catalog.Index
 func buildAndSwap(ctx context.Context, opts Options, env Env, ix catalog.Index, lists int, b buildPlan) ([]string, catalog.Index, error) {
 	log := logger(env).With(slog.String("strategy", "ivfflat_retrain"), slog.String("index", ix.String()))
 	newName, oldName := tempIndexName(ix.Name, "_vhnew"), tempIndexName(ix.Name, "_vhold")
-	conn, err := openSession(ctx, env.Pool)
+	conn, err := buildSession(ctx, env, ix)
 	if err != nil {
 		return nil, ix, err
 	}
 	defer closeSession(conn)
-	if err := checkNoBuild(ctx, conn, ix); err != nil {
-		return nil, ix, err
-	}
 	def, err := indexDefinition(ctx, conn, ix)
 	if err != nil {
 		return nil, ix, err
