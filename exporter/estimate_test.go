@@ -90,13 +90,23 @@ func TestDeadEntriesEstimate(t *testing.T) {
 		t.Errorf("exact dead heap TIDs published without page access: %v", v)
 	}
 
-	// VACUUM removes the dead entries; the estimate follows.
-	testenv.Exec(t, dsn, `VACUUM (INDEX_CLEANUP ON, ANALYZE) items`)
+	// VACUUM removes the dead entries; the estimate follows. A VACUUM does not wait for a heap
+	// page another session has pinned (the running exporter's probe reads the table): it
+	// leaves that page's dead rows for the next one, so the test vacuums again, a few times
+	// at most, until none is left.
+	for try := 1; ; try++ {
+		testenv.Exec(t, dsn, `VACUUM (INDEX_CLEANUP ON, ANALYZE) items`)
+		got, err := m.Measure(ctx, super, ix, "pgvector_hnsw_heap_tids:dead")
+		if err == nil && got == 0 {
+			break
+		}
+		if try == 5 {
+			t.Fatalf("exact after %d VACUUMs = %v, %v; want 0", try, got, err)
+		}
+		t.Logf("VACUUM %d left %v dead heap TIDs (a page was pinned); again", try, got)
+	}
 	if got, err := m.Measure(ctx, monitor, ix, "pgvector_index_dead_entries_estimated"); err != nil || got != 0 {
 		t.Errorf("estimate after VACUUM = %v, %v; want 0", got, err)
-	}
-	if got, err := m.Measure(ctx, super, ix, "pgvector_hnsw_heap_tids:dead"); err != nil || got != 0 {
-		t.Errorf("exact after VACUUM = %v, %v; want 0", got, err)
 	}
 
 	// After a VACUUM the counters since the reset no longer bound the HOT versions: the

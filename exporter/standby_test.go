@@ -72,7 +72,11 @@ func indexesWithStandby(t *testing.T, rows int) (dsn string, sb *testenv.Postgre
 	pg := testenv.SharedPostgres(t)
 	dsn = pg.CreateDatabase(t)
 	clustered(t, dsn, rows, 16, 10)
+	// Autovacuum off: the tests compare the index as their own statements left it, and an
+	// autovacuum after their deletes would remove the dead rows they need (and change pages
+	// while a scan reads them).
 	testenv.Exec(t, dsn,
+		`ALTER TABLE items SET (autovacuum_enabled = off)`,
 		`CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops) WITH (m = 8, ef_construction = 32)`,
 		`CREATE INDEX items_ivf ON items USING ivfflat (embedding vector_l2_ops) WITH (lists = 10)`)
 	sb, err := testenv.StartStandby(context.Background(), pg, "")
@@ -221,8 +225,17 @@ func TestMeasurerValidatesOnTheStandby(t *testing.T) {
 
 	testenv.Exec(t, dsn, `DELETE FROM items WHERE id <= 100`)
 	before := pageReads()
-	if got, err := m.Measure(ctx, tgt.Pool, ix, "pgvector_hnsw_heap_tids:dead"); err != nil || got != 100 {
+	r := m.Read(ctx, tgt.Pool, ix, "pgvector_hnsw_heap_tids:dead", "pgvector_table_dead_tuples")
+	if got, err := r.Get("pgvector_hnsw_heap_tids:dead"); err != nil || got != 100 {
 		t.Fatalf("dead heap TIDs after the delete: %v (%v), want 100 as replayed on the standby", got, err)
+	}
+	// The reading says where each figure was read: pages on the standby, statistics on the
+	// primary (they are the primary's own).
+	if v := r["pgvector_hnsw_heap_tids:dead"]; v.Server != "standby" || v.Source != "structure" {
+		t.Errorf("dead heap TIDs read from %s on %s, want structure on standby", v.Source, v.Server)
+	}
+	if v := r["pgvector_table_dead_tuples"]; v.Server != "primary" || v.Source != "stats" {
+		t.Errorf("dead tuples read from %s on %s, want stats on primary", v.Source, v.Server)
 	}
 	if after := pageReads(); after <= before {
 		t.Errorf("page reads on the standby %d -> %d: the measurement did not read there", before, after)
@@ -230,8 +243,9 @@ func TestMeasurerValidatesOnTheStandby(t *testing.T) {
 
 	testenv.Exec(t, sb.DSNFor(t, dsn), `SELECT pg_wal_replay_pause()`)
 	testenv.Exec(t, dsn, `DELETE FROM items WHERE id > 100 AND id <= 150`)
-	if got, err := m.Measure(ctx, tgt.Pool, ix, "pgvector_hnsw_heap_tids:dead"); err != nil || got != 150 {
-		t.Fatalf("dead heap TIDs with replay paused: %v (%v), want 150 read on the primary", got, err)
+	r = m.Read(ctx, tgt.Pool, ix, "pgvector_hnsw_heap_tids:dead")
+	if got, err := r.Get("pgvector_hnsw_heap_tids:dead"); err != nil || got != 150 || r["pgvector_hnsw_heap_tids:dead"].Server != "primary" {
+		t.Fatalf("dead heap TIDs with replay paused: %v (%v) on %s, want 150 read on the primary", got, err, r["pgvector_hnsw_heap_tids:dead"].Server)
 	}
 	if keep.count("measuring on the primary", "has not replayed") == 0 {
 		t.Error("no log line says the measurement fell back to the primary and why")
