@@ -172,6 +172,19 @@ func TestMeasurer(t *testing.T) {
 	if v := measure(hn, "pgvector_hnsw_heap_tids:dead"); v != 50 {
 		t.Errorf("dead heap TIDs = %v, want 50", v)
 	}
+	// One reading of two sources: each figure says where and when it was read, and the
+	// reading holds the other figures of the page scan, not asked for.
+	start := time.Now()
+	r := m.Read(ctx, pool, hn, "pgvector_hnsw_heap_tids:dead", "pgvector_recall_ratio")
+	for name, src := range map[string]string{"pgvector_hnsw_heap_tids:dead": "structure", "pgvector_recall_ratio": "probe", "pgvector_hnsw_elements:live": "structure"} {
+		v, ok := r[name]
+		if !ok || v.Err != nil || v.Source != src || v.Server != "primary" || v.At.Before(start) || v.At.After(time.Now()) {
+			t.Errorf("reading of %s: %+v (held %v), want a value from %s on primary read since %s", name, v, ok, src, start.Format(time.RFC3339Nano))
+		}
+	}
+	if v, _ := r.Get("pgvector_hnsw_heap_tids:dead"); v != 50 {
+		t.Errorf("dead heap TIDs in the reading = %v, want 50", v)
+	}
 	testenv.Exec(t, dsn, `VACUUM items`, `REINDEX INDEX CONCURRENTLY items_hnsw`)
 	if v := measure(hn, "pgvector_hnsw_heap_tids:dead"); v != 0 {
 		t.Errorf("dead heap TIDs after VACUUM and REINDEX = %v, want 0", v)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/measure"
 	"github.com/vectorheal/vectorheal/internal/standby"
 	"github.com/vectorheal/vectorheal/internal/targets"
 )
@@ -129,18 +130,18 @@ func (m *Measurer) Settled(figure string) bool {
 // heap TIDs where it may not read the heap. NaN meets no validation bound; a validation with a
 // fallback figure measures that one instead.
 func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
-	vals, errs := m.MeasureAll(ctx, pool, ix, []string{figure})
-	return vals[figure], errs[figure]
+	return m.Read(ctx, pool, ix, figure).Get(figure)
 }
 
-// MeasureAll measures several figures of the index named like ix with one reading of each
-// source they come from: the pages are read once for every structure figure, the probe run
-// once for recall and latency. A structural read of a large index takes seconds, so a step
-// that records six figures and its dead share must not read the pages four times. Each figure
-// asked for has a value or an error; values are those of Measure. vals also holds the other
-// figures of each source read (alsoRead). The sources are read side by side.
-func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
-	vals, errs := map[string]float64{}, map[string]error{}
+// Read measures several figures of the index named like ix with one reading of each source
+// they come from: the pages are read once for every structure figure, the probe run once for
+// recall and latency. A structural read of a large index takes seconds, so a step that
+// records six figures and its dead share must not read the pages four times. Each figure
+// asked for has a value or an error, with its source, the server it was read on and when;
+// values are those of Measure. The reading also holds the other figures of each source read
+// (alsoRead). The sources are read side by side.
+func (m *Measurer) Read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures ...string) measure.Reading {
+	reading := measure.Reading{}
 	type wanted struct {
 		name string
 		f    figure
@@ -151,7 +152,7 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 	for _, name := range figures {
 		f, key, ok := lookupFigure(name)
 		if !ok {
-			errs[name] = fmt.Errorf("unknown figure %q (known: %s)", name, strings.Join(m.Figures(), ", "))
+			reading[name] = measure.Value{Err: fmt.Errorf("unknown figure %q (known: %s)", name, strings.Join(m.Figures(), ", "))}
 			continue
 		}
 		if _, seen := want[f.source]; !seen {
@@ -160,7 +161,7 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 		want[f.source] = append(want[f.source], wanted{name, f, key})
 	}
 	if len(bySource) == 0 {
-		return vals, errs
+		return reading
 	}
 	asked := pool
 	pool = m.readPool(asked)
@@ -184,9 +185,9 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 		for _, w := range want[src] {
 			switch {
 			case err != nil:
-				errs[w.name] = fmt.Errorf("measure %s: %w", w.name, err)
+				reading[w.name] = measure.Value{Err: fmt.Errorf("measure %s: %w", w.name, err), Source: string(src)}
 			case !w.f.appliesTo(cur.Method):
-				errs[w.name] = fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", w.name, cur, cur.Method, strings.Join(w.f.methods, ", "))
+				reading[w.name] = measure.Value{Err: fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", w.name, cur, cur.Method, strings.Join(w.f.methods, ", ")), Source: string(src)}
 			default:
 				reads[i].wants = append(reads[i].wants, w)
 			}
@@ -200,65 +201,77 @@ func (m *Measurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalo
 		if len(reads[i].wants) == 0 {
 			continue
 		}
-		wg.Go(func() { reads[i].r, reads[i].err = m.read(ctx, reads[i].on, cur, src) })
+		wg.Go(func() { reads[i].r, reads[i].err = m.readSource(ctx, reads[i].on, cur, src) })
 	}
 	wg.Wait()
 	for i, src := range bySource {
 		r, rerr := reads[i].r, reads[i].err
+		at := measure.Value{Source: string(src), Server: m.server(asked, reads[i].on)}
+		if r != nil {
+			at.At = r.now
+		}
 		for _, w := range reads[i].wants {
-			v, known := 0.0, false
+			v := at
+			known := false
 			if errors.Is(rerr, errIndexNotUsed) {
 				// The probe ran through another index: whether the index is used is known,
 				// its recall and latency are not.
-				v, known = w.f.value(r, w.key)
+				v.V, known = w.f.value(r, w.key)
 			}
 			switch {
 			case errors.Is(rerr, errNoPageAccess):
-				vals[w.name] = math.NaN()
+				v.V = math.NaN()
 			case rerr != nil && known:
-				vals[w.name] = v
 			case rerr != nil:
-				errs[w.name] = fmt.Errorf("measure %s: %w", w.name, rerr)
+				v.Err = fmt.Errorf("measure %s: %w", w.name, rerr)
 			default:
-				if v, ok := w.f.value(r, w.key); ok {
-					vals[w.name] = v
-				} else {
-					errs[w.name] = fmt.Errorf("measure %s: %s has no such value now", w.name, cur)
+				var ok bool
+				if v.V, ok = w.f.value(r, w.key); !ok {
+					v.Err = fmt.Errorf("measure %s: %s has no such value now", w.name, cur)
 				}
 			}
+			reading[w.name] = v
 		}
 		if len(reads[i].wants) > 0 && r != nil && rerr == nil {
-			alsoRead(r, src, cur.Method, vals, errs)
+			alsoRead(r, src, cur.Method, at, reading)
 		}
 	}
-	return vals, errs
+	return reading
 }
 
-// alsoRead adds to vals the figures of src that r holds and were not asked for: a reading
+// server names the server a read asked on asked ran on: "standby" when it was the target's
+// standby, else "primary".
+func (m *Measurer) server(asked, on *pgxpool.Pool) string {
+	if r, ok := m.targets[asked]; ok && r.standby != nil && on == r.standby {
+		return "standby"
+	}
+	return "primary"
+}
+
+// alsoRead adds to reading the figures of src that r holds and were not asked for: a reading
 // of a source is one pass that yields all of them (every structure figure from one page
 // scan), and a caller that asks for some figures now and others a moment later (the engine's
-// health check before a repair, then the repair's plan) reads the source once.
-func alsoRead(r *readings, src source, method string, vals map[string]float64, errs map[string]error) {
+// health check before a repair, then the repair's plan) reads the source once. at carries
+// the source, server and time of the read.
+func alsoRead(r *readings, src source, method string, at measure.Value, reading measure.Reading) {
 	for _, f := range figureTable() {
 		if f.source != src || !f.appliesTo(method) {
 			continue
 		}
 		for i, name := range f.measuredNames() {
-			if _, have := vals[name]; have {
-				continue
-			}
-			if _, failed := errs[name]; failed {
+			if _, have := reading[name]; have {
 				continue
 			}
 			if v, ok := f.value(r, f.measured[i]); ok {
-				vals[name] = v
+				at.V = v
+				reading[name] = at
 			}
 		}
 	}
 }
 
-// read reads one source of figures for ix afresh.
-func (m *Measurer) read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, src source) (*readings, error) {
+// readSource reads one source of figures for ix afresh.
+func (m *Measurer) readSource(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, src source) (*readings, error) {
 	r := &readings{ix: ix, now: time.Now()}
 	switch src {
 	case fromCatalog:

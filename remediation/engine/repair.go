@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 	"github.com/vectorheal/vectorheal/remediation/validation"
@@ -313,7 +313,7 @@ func (e *Engine) knownFutile(ctx context.Context, rec *recorder, ix catalog.Inde
 // The reading that judges it also holds the figures the first step records, and every other
 // figure of the sources it read: it is the repair's one reading before, which the first step
 // takes instead of reading the index again (Env.Before).
-func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, steps []strategy.Step, ix catalog.Index, env strategy.Env) (string, bool, map[string]float64) {
+func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, steps []strategy.Step, ix catalog.Index, env strategy.Env) (string, bool, measure.Reading) {
 	if r.Plan.Manual || r.Plan.DryRun || len(r.Plan.Steps) == 0 || r.Plan.Steps[0].Validate == nil {
 		return "", false, nil
 	}
@@ -322,22 +322,12 @@ func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, steps []strate
 	if v.Fallback != "" {
 		figures = append(figures, v.Fallback)
 	}
-	reading, _ := e.o.Measurer.MeasureAll(ctx, env.Pool, ix, figures)
+	reading := e.o.Measurer.Read(ctx, env.Pool, ix, figures...)
 	got := validation.Once(ctx, strategy.WithReading(e.o.Measurer, reading), env.Pool, ix, v)
 	if !got.Passed {
 		return "", false, reading
 	}
 	return fmt.Sprintf("%s = %g already meets %s %g", got.Figured(), *got.Measured, v.Op, *got.Bound), true, nil
-}
-
-// merged is a reading of a, completed with b's figures.
-func merged(a, b map[string]float64) map[string]float64 {
-	if len(a) == 0 {
-		return b
-	}
-	out := maps.Clone(a)
-	maps.Copy(out, b)
-	return out
 }
 
 // stepBefore is the validation figure of a step as it was before the step ran.
@@ -583,8 +573,9 @@ func (e *Engine) runStep(ctx, runCtx context.Context, rec *recorder, pos int, st
 		return e.heldBack(ctx, rec, pos, step, &impact, h) // horizon.go
 	}
 	rec.stepBegins(ctx, pos, step, "running", &impact, "")
-	// The run's reading before: the engine's and its plan's, taken a moment ago.
-	env.Before = merged(env.Before, impact.Reading)
+	// The run's reading before: its plan's, completed with the engine's, both taken a
+	// moment ago.
+	env.Before = impact.Reading.With(env.Before)
 
 	// Run, with the validation figure (or its fallback, where it cannot be known) measured before.
 	b := e.measureBefore(runCtx, step, st, ix, env)

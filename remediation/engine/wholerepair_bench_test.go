@@ -18,6 +18,7 @@ import (
 	"github.com/vectorheal/vectorheal/exporter"
 	"github.com/vectorheal/vectorheal/internal/catalog"
 	"github.com/vectorheal/vectorheal/internal/config"
+	"github.com/vectorheal/vectorheal/internal/measure"
 	"github.com/vectorheal/vectorheal/internal/testenv"
 	"github.com/vectorheal/vectorheal/remediation/engine"
 	"github.com/vectorheal/vectorheal/remediation/runbook"
@@ -405,9 +406,9 @@ func (m *timedMeasurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix cata
 	return m.Measurer.Measure(ctx, pool, ix, figure)
 }
 
-func (m *timedMeasurer) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
+func (m *timedMeasurer) Read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures ...string) measure.Reading {
 	defer m.record(time.Now(), slices.Clone(figures))
-	return m.Measurer.MeasureAll(ctx, pool, ix, figures)
+	return m.Measurer.Read(ctx, pool, ix, figures...)
 }
 
 func (m *timedMeasurer) reset() {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // chooseFigures returns the figures to record: the step's list when given, else the
@@ -40,8 +41,7 @@ func measureFigures(ctx context.Context, env Env, pool *pgxpool.Pool, ix catalog
 	if env.Measure == nil || len(figures) == 0 {
 		return nil
 	}
-	vals, errs := env.Measure.MeasureAll(ctx, pool, ix, figures)
-	return recorded(env, ix, figures, vals, errs)
+	return recorded(env, ix, figures, env.Measure.Read(ctx, pool, ix, figures...))
 }
 
 // figuresBefore is measureFigures before the step acts: the figures env.Before holds (a
@@ -55,14 +55,15 @@ func figuresBefore(ctx context.Context, env Env, ix catalog.Index, figures []str
 
 // recorded keeps the figures of one reading that a step records: the ones measured, logging
 // the others and leaving out those that cannot be known on the target (NaN).
-func recorded(env Env, ix catalog.Index, figures []string, vals map[string]float64, errs map[string]error) map[string]float64 {
+func recorded(env Env, ix catalog.Index, figures []string, reading measure.Reading) map[string]float64 {
 	out := make(map[string]float64, len(figures))
 	for _, f := range figures {
-		if err := errs[f]; err != nil {
+		v, err := reading.Get(f)
+		if err != nil {
 			logger(env).Warn("measure figure", slog.String("index", ix.String()), slog.String("figure", f), slog.Any("err", err))
 			continue
 		}
-		if v, ok := vals[f]; ok && !math.IsNaN(v) {
+		if !math.IsNaN(v) {
 			out[f] = v
 		}
 	}

@@ -92,7 +92,7 @@ type reclaimPlan struct {
 
 // plan chooses the path from a reading of the index that holds the dead share's figures
 // (deadShareFigures), taken by the caller so that Run's record of the figures before shares it.
-func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c ReclaimConfig, reading figureReading) (reclaimPlan, error) {
+func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c ReclaimConfig, reading measure.Reading) (reclaimPlan, error) {
 	pl := reclaimPlan{vacuum: vacuumStatement(ix, VacuumConfig{Analyze: c.Analyze})}
 	in := CostInput{Method: ix.Method, SizeBytes: ix.SizeBytes, M: ix.M, Need: c.Need}
 	var err error
@@ -101,7 +101,7 @@ func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 		return reclaimPlan{}, err
 	}
 	in.History = reclaimHistory(ctx, env)
-	if n, ok := reading.vals[duplicates]; ok && reading.errs[duplicates] == nil {
+	if n, err := reading.Get(duplicates); err == nil {
 		in.DuplicateNeighbors = int64(n)
 	}
 
@@ -151,21 +151,13 @@ func (r *Reclaim) plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 	return pl, nil
 }
 
-// figureReading is one reading of several figures of an index: values, and errors of the
-// figures that could not be measured.
-type figureReading struct {
-	vals map[string]float64
-	errs map[string]error
-}
-
 // readFigures measures figures of ix before the step acts, in one reading per source, taking
 // those env.Before holds from it.
-func readFigures(ctx context.Context, env Env, ix catalog.Index, figures []string) figureReading {
+func readFigures(ctx context.Context, env Env, ix catalog.Index, figures []string) measure.Reading {
 	if env.Measure == nil || len(figures) == 0 {
-		return figureReading{}
+		return nil
 	}
-	vals, errs := WithReading(env.Measure, env.Before).MeasureAll(ctx, env.Pool, ix, figures)
-	return figureReading{vals, errs}
+	return WithReading(env.Measure, env.Before).Read(ctx, env.Pool, ix, figures...)
 }
 
 const (
@@ -185,12 +177,11 @@ func deadShareFigures(method string) []string {
 // deadShare is the share of the index's entries whose rows were deleted: for HNSW from its
 // heap TIDs in reading, read from the pages (the figures validation uses); otherwise, or when
 // the pages cannot be read, from the table's statistics, and the source says so.
-func deadShare(ctx context.Context, env Env, ix catalog.Index, reading figureReading) (elements int64, share float64, source string, err error) {
+func deadShare(ctx context.Context, env Env, ix catalog.Index, reading measure.Reading) (elements int64, share float64, source string, err error) {
 	if ix.Method == "hnsw" && env.Measure != nil {
-		dead, dok := reading.vals[deadTIDs]
-		live, lok := reading.vals[liveTIDs]
-		derr, lerr := reading.errs[deadTIDs], reading.errs[liveTIDs]
-		if dok && lok && derr == nil && lerr == nil && dead+live > 0 {
+		dead, derr := reading.Get(deadTIDs)
+		live, lerr := reading.Get(liveTIDs)
+		if derr == nil && lerr == nil && dead+live > 0 {
 			return int64(dead + live), dead / (dead + live), "pgvector_hnsw_heap_tids (measured)", nil
 		}
 		if err := errors.Join(derr, lerr); err != nil {
@@ -264,7 +255,7 @@ func (r *Reclaim) Plan(ctx context.Context, env Env, ix catalog.Index, c Reclaim
 	// the dead share), so that a run right after it reads nothing again.
 	reading := readFigures(ctx, env, ix, r.beforeFigures(env, ix, c))
 	pl, err := r.plan(ctx, env, ix, c, reading)
-	im := Impact{LockLevel: "SHARE UPDATE EXCLUSIVE", IndexBytes: ix.SizeBytes, Statements: pl.stmts, Notes: pl.notes, Reading: reading.vals}
+	im := Impact{LockLevel: "SHARE UPDATE EXCLUSIVE", IndexBytes: ix.SizeBytes, Statements: pl.stmts, Notes: pl.notes, Reading: reading}
 	if pl.cost.Estimates != nil {
 		im.Cost = &pl.cost
 		im.EstimatedDuration = pl.choice.Chosen().Duration
@@ -288,7 +279,7 @@ func (r *Reclaim) Run(ctx context.Context, env Env, named catalog.Index, c Recla
 	// One reading before: the figures recorded and the dead share the choice is made on.
 	figures := r.figures(env, ix, c)
 	before := readFigures(ctx, env, ix, r.beforeFigures(env, ix, c))
-	out := Outcome{Before: recorded(env, ix, figures, before.vals, before.errs)}
+	out := Outcome{Before: recorded(env, ix, figures, before)}
 	pl, err := r.plan(ctx, env, ix, c, before)
 	if err != nil {
 		return out, err

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 )
 
 // Params are a step's parameters as written in the runbook (decoded YAML scalars, lists, maps).
@@ -33,11 +33,12 @@ type Params map[string]any
 type Measurer interface {
 	// Measure returns the current value of figure for ix in the database behind pool.
 	Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error)
-	// MeasureAll returns each figure's value or its error, as Measure would, with one
-	// reading of each source they come from (the pages once for every structure figure): a
-	// structural read of a large index takes seconds. The values may include other figures
-	// of the sources read, so a reading can stand for a later one (WithReading).
-	MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error)
+	// Read returns a reading of figures: each one's value or its error, as Measure would,
+	// with its source and time, from one read of each source they come from (the pages
+	// once for every structure figure): a structural read of a large index takes seconds.
+	// The reading may hold other figures of the sources read, so that it can stand for a
+	// later one (WithReading).
+	Read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures ...string) measure.Reading
 	// Figures lists the names Measure understands, for runbook validation.
 	Figures() []string
 	// Settled says whether figure is read from the index itself (its pages, its catalog
@@ -52,7 +53,9 @@ type Measurer interface {
 
 // WithReading is m answering from reading where it holds a figure and measuring the rest: a
 // reading taken a moment ago, of the same state of the index, stands for a new one.
-func WithReading(m Measurer, reading map[string]float64) Measurer {
+// Only the figures the reading holds a value for are taken from it; the others, and those it
+// holds an error for, are measured.
+func WithReading(m Measurer, reading measure.Reading) Measurer {
 	if len(reading) == 0 {
 		return m
 	}
@@ -61,39 +64,37 @@ func WithReading(m Measurer, reading map[string]float64) Measurer {
 
 type withReading struct {
 	Measurer
-	reading map[string]float64
+	reading measure.Reading
 }
 
 func (w withReading) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error) {
-	if v, ok := w.reading[figure]; ok {
-		return v, nil
+	if w.reading.Has(figure) {
+		return w.reading.Get(figure)
 	}
 	return w.Measurer.Measure(ctx, pool, ix, figure)
 }
 
-func (w withReading) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
-	vals := map[string]float64{}
+func (w withReading) Read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures ...string) measure.Reading {
+	held := measure.Reading{}
 	var missing []string
 	for _, f := range figures {
-		if v, ok := w.reading[f]; ok {
-			vals[f] = v
+		if w.reading.Has(f) {
+			held[f] = w.reading[f]
 		} else {
 			missing = append(missing, f)
 		}
 	}
 	if len(missing) == 0 {
-		return vals, map[string]error{}
+		return held
 	}
-	rest, errs := w.Measurer.MeasureAll(ctx, pool, ix, missing)
-	maps.Copy(vals, rest)
-	return vals, errs
+	return held.With(w.Measurer.Read(ctx, pool, ix, missing...))
 }
 
 // ReadFunc reads one figure of one index.
 type ReadFunc func(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figure string) (float64, error)
 
-// Single is a Measurer made of a reader of one figure at a time that knows figures: MeasureAll
-// reads them one by one, no figure is settled and none has an as-built value. It is for
+// Single is a Measurer made of a reader of one figure at a time that knows figures: Read
+// reads them one by one (values without source or time), no figure is settled and none has an as-built value. It is for
 // readers that are pure logic (tests say so where they use it); vectorheal itself measures
 // with the exporter's reader.
 func Single(figures []string, read ReadFunc) Measurer { return single{figures, read} }
@@ -107,16 +108,13 @@ func (s single) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.Inde
 	return s.read(ctx, pool, ix, figure)
 }
 
-func (s single) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
-	vals, errs := map[string]float64{}, map[string]error{}
+func (s single) Read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures ...string) measure.Reading {
+	r := measure.Reading{}
 	for _, f := range figures {
-		if v, err := s.read(ctx, pool, ix, f); err != nil {
-			errs[f] = err
-		} else {
-			vals[f] = v
-		}
+		v, err := s.read(ctx, pool, ix, f)
+		r[f] = measure.Value{V: v, Err: err}
 	}
-	return vals, errs
+	return r
 }
 
 func (s single) Figures() []string { return s.figures }
@@ -146,7 +144,7 @@ type Env struct {
 	// later would cost seconds; a strategy reads the figures it needs before it acts through
 	// WithReading(Measure, Before), which measures only what the reading lacks. nil: no
 	// reading; never a reading of the index after an earlier step changed it.
-	Before map[string]float64
+	Before measure.Reading
 }
 
 // History is what earlier repairs of one index recorded.
@@ -172,9 +170,9 @@ type Impact struct {
 	// Cost is the estimate a step that chooses its path by cost chose by; nil for the others.
 	Cost *CostRecord `json:"cost,omitempty"`
 	// Reading holds the figures of the index the plan measured (those it could), so that
-	// the run right after it need not read them again: the engine hands them to Run as
-	// Env.Planned. Not stored: a plan's figures are recorded as the run's Outcome.Before.
-	Reading map[string]float64 `json:"-"`
+	// the run right after it need not read them again: the engine adds them to Run's
+	// Env.Before. Not stored: a plan's figures are recorded as the run's Outcome.Before.
+	Reading measure.Reading `json:"-"`
 }
 
 // Outcome is what a step did.

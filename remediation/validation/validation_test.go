@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 	"github.com/vectorheal/vectorheal/remediation/validation"
 )
@@ -157,12 +158,12 @@ func TestMoved(t *testing.T) {
 // figure, no as-built value. A measurer overrides what a test needs.
 type oneAtATime struct{}
 
-func (oneAtATime) MeasureAll(_ context.Context, _ *pgxpool.Pool, _ catalog.Index, figures []string) (map[string]float64, map[string]error) {
-	errs := map[string]error{}
+func (oneAtATime) Read(_ context.Context, _ *pgxpool.Pool, _ catalog.Index, figures ...string) measure.Reading {
+	r := measure.Reading{}
 	for _, f := range figures {
-		errs[f] = errors.New("validation reads one figure at a time")
+		r[f] = measure.Value{Err: errors.New("validation reads one figure at a time")}
 	}
-	return nil, errs
+	return r
 }
 func (oneAtATime) Settled(string) bool { return false }
 func (oneAtATime) AsBuilt(context.Context, *pgxpool.Pool, catalog.Index, string) (float64, bool, error) {

@@ -11,11 +11,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/internal/catalog"
+	"github.com/vectorheal/vectorheal/internal/measure"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
 
 // PageReads wraps a Measurer and counts the structural readings of an index's pages made
-// through it: one per Measure or MeasureAll asking for any HNSW structure figure. Tests
+// through it: one per Measure or Read asking for any HNSW structure figure. Tests
 // assert with it that a large index is not read more often than a repair needs.
 type PageReads struct {
 	strategy.Measurer
@@ -38,10 +39,10 @@ func (p *PageReads) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.
 	return p.Measurer.Measure(ctx, pool, ix, figure)
 }
 
-// MeasureAll implements strategy.Measurer.
-func (p *PageReads) MeasureAll(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures []string) (map[string]float64, map[string]error) {
+// Read implements strategy.Measurer.
+func (p *PageReads) Read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures ...string) measure.Reading {
 	if slices.ContainsFunc(figures, isStructure) {
 		p.n.Add(1)
 	}
-	return p.Measurer.MeasureAll(ctx, pool, ix, figures)
+	return p.Measurer.Read(ctx, pool, ix, figures...)
 }

@@ -1,0 +1,95 @@
+package measure
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Reading is one measurement of one index: for each figure asked for (and the others its
+// sources yielded in the same pass), the value or the reason there is none, with where and
+// when it was read. The engine takes a reading before a repair step and one after it; a
+// reading a moment old stands for a new one of the same state of the index, so that a large
+// index's pages are read once per side of a step, not once per figure.
+type Reading map[string]Value
+
+// Value is one figure of a Reading.
+type Value struct {
+	V   float64
+	Err error // why the figure has no value; V is then meaningless
+	// Source is what the figure was read from: "structure" (the index pages), "probe" (the
+	// recall probe's searches), "filtered" (the declared filtered queries), "stats" (the
+	// cumulative statistics views) or "catalog".
+	Source string
+	// Server is "standby" when the figure was read on the target's hot standby, else
+	// "primary".
+	Server string
+	At     time.Time // when the source's read began
+}
+
+// Get returns figure's value, or the error that kept it from being read; a figure the
+// reading does not hold is an error that says so.
+func (r Reading) Get(figure string) (float64, error) {
+	v, ok := r[figure]
+	if !ok {
+		return 0, fmt.Errorf("figure %s was not read", figure)
+	}
+	return v.V, v.Err
+}
+
+// Has says whether the reading holds a value (not an error) for figure.
+func (r Reading) Has(figure string) bool {
+	v, ok := r[figure]
+	return ok && v.Err == nil
+}
+
+// Values returns the figures that have a value, by name.
+func (r Reading) Values() map[string]float64 {
+	out := make(map[string]float64, len(r))
+	for name, v := range r {
+		if v.Err == nil {
+			out[name] = v.V
+		}
+	}
+	return out
+}
+
+// Errors returns the figures that have no value, with the reason, by name.
+func (r Reading) Errors() map[string]error {
+	out := map[string]error{}
+	for name, v := range r {
+		if v.Err != nil {
+			out[name] = v.Err
+		}
+	}
+	return out
+}
+
+// Names returns the figures of the reading, sorted.
+func (r Reading) Names() []string { return slices.Sorted(maps.Keys(r)) }
+
+// With returns a reading holding r's figures and those of more that r has no value for; r
+// is not changed.
+func (r Reading) With(more Reading) Reading {
+	out := maps.Clone(r)
+	if out == nil {
+		out = Reading{}
+	}
+	for name, v := range more {
+		if !r.Has(name) {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// Floats is a reading of plain values, each without source or time: what a reader of one
+// figure at a time (tests, pure logic) or a caller holding bare numbers has.
+func Floats(vals map[string]float64) Reading {
+	out := make(Reading, len(vals))
+	for name, v := range vals {
+		out[name] = Value{V: v}
+	}
+	return out
+}
