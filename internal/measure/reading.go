@@ -1,7 +1,9 @@
 package measure
 
 import (
+	"cmp"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -92,4 +94,22 @@ func Floats(vals map[string]float64) Reading {
 		out[name] = Value{V: v}
 	}
 	return out
+}
+
+// LogValue implements slog.LogValuer: a reading logs as one group of its figures, each as
+// its value, or its error, with the source and server it was read from.
+func (r Reading) LogValue() slog.Value {
+	attrs := make([]slog.Attr, 0, len(r))
+	for _, name := range r.Names() {
+		v := r[name]
+		s := fmt.Sprintf("%g", v.V)
+		if v.Err != nil {
+			s = "error: " + v.Err.Error()
+		}
+		if v.Source != "" {
+			s += " (" + v.Source + " on " + cmp.Or(v.Server, "primary") + ")"
+		}
+		attrs = append(attrs, slog.String(name, s))
+	}
+	return slog.GroupValue(attrs...)
 }

@@ -2,7 +2,9 @@ package measure
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +57,20 @@ func TestReading(t *testing.T) {
 	}
 	if got := Floats(map[string]float64{"a": 1}); !got.Has("a") || got["a"].Source != "" {
 		t.Errorf("Floats = %+v", got)
+	}
+}
+
+func TestReadingLogValue(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewTextHandler(&b, nil))
+	log.Info("x", "reading", Reading{
+		"dead":   {V: 40, Source: "structure", Server: "standby"},
+		"recall": {Err: errors.New("no rows"), Source: "probe", Server: "primary"},
+		"bare":   {V: 1},
+	})
+	for _, want := range []string{`reading.dead="40 (structure on standby)"`, `reading.recall="error: no rows (probe on primary)"`, `reading.bare=1`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("log line %q lacks %s", b.String(), want)
+		}
 	}
 }

@@ -323,6 +323,7 @@ func (e *Engine) alreadyHealthy(ctx context.Context, r repairRow, steps []strate
 		figures = append(figures, v.Fallback)
 	}
 	reading := e.o.Measurer.Read(ctx, env.Pool, ix, figures...)
+	e.log.Debug("reading before the repair", "repair", r.ID, "index", ix.String(), "reading", reading)
 	got := validation.Once(ctx, strategy.WithReading(e.o.Measurer, reading), env.Pool, ix, v)
 	if !got.Passed {
 		return "", false, reading
