@@ -24,13 +24,17 @@ BUILD_DATE  ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 VERSION_PKG := github.com/prometheus/common/version
 # EXTRA_LDFLAGS adds linker flags, e.g. -s -w for a smaller image.
 EXTRA_LDFLAGS ?=
+# A static binary, as the image ships: without the C library and its loader mapped, each
+# process has about 1.5 MiB less RSS and one thread less. CGO_ENABLED=1 links the C library,
+# e.g. to resolve host names through NSS modules (mDNS, LDAP) that Go's resolver does not read.
+CGO_ENABLED ?= 0
 LDFLAGS     := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
 	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(BUILD_USER) \
 	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE) $(EXTRA_LDFLAGS)
 IMAGE       ?= ghcr.io/vectorheal/vectorheal
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vectorheal
+	CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vectorheal
 
 # The container image, tagged with VERSION (the tag deploy/kubernetes and the chart pin).
 image:

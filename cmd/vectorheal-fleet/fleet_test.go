@@ -190,9 +190,13 @@ func TestPlanSpreadsLargeIndexesAndMixesMethods(t *testing.T) {
 }
 
 func TestProcFields(t *testing.T) {
-	status := []byte("Name:\tvectorheal\nVmRSS:\t   40960 kB\nThreads:\t9\n")
-	if got, err := parseRSS(status); err != nil || got != 40960*1024 {
-		t.Errorf("RSS %d, %v; want %d", got, err, 40960*1024)
+	status := []byte("Name:\tvectorheal\nVmHWM:\t   51200 kB\nVmRSS:\t   40960 kB\nRssAnon:\t   20480 kB\nRssFile:\t   20000 kB\nRssShmem:\t       0 kB\nThreads:\t9\n")
+	rss, anon, file, err := parseRSS(status)
+	if err != nil || rss != 40960*1024 || anon != 20480*1024 || file != 20000*1024 {
+		t.Errorf("RSS %d, anon %d, file %d, %v; want %d, %d, %d", rss, anon, file, err, 40960*1024, 20480*1024, 20000*1024)
+	}
+	if _, _, _, err := parseRSS([]byte("Name:\tvectorheal\nVmRSS:\t   40960 kB\n")); err == nil || err.Error() != "no RssAnon, RssFile in /proc status" {
+		t.Errorf("status without RssAnon and RssFile: %v", err)
 	}
 	// The command name may hold spaces and parentheses.
 	stat := []byte("4242 (vector heal (x)) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 50 7 3 20 0 9 0 100 0 0")

@@ -68,15 +68,16 @@ What a run does:
      the same fleet: one target per database, exporter only (no state store, so nothing is
      repaired), structure and recall checks and discovery every -interval, drift off, every
      other setting at its default.
-  3. Every -poll scrapes each process's /metrics (timed, sized, parsed) and reads its RSS and
-     CPU time from /proc/<pid>, for -duration.
+  3. Every -poll scrapes each process's /metrics (timed, sized, parsed) and reads its RSS
+     (VmRSS, with its private part RssAnon and its file-backed part RssFile) and CPU time
+     from /proc/<pid>, for -duration.
   4. Kills shard -kill-shard with SIGKILL, restarts it -down later and polls until every one
      of its indexes is measured again (at most three intervals).
   5. Prints a table: coverage (each index measured by exactly one shard, and within one
      interval of the start), staleness (age of each index's last recall probe at each poll),
-     series per healthy HNSW and IVFFlat index, scrape time and size, RSS and CPU of each
-     process, and their ratios to the unsharded process; with -write-docs also into the
-     fleet section of -docs.
+     series per healthy HNSW and IVFFlat index, scrape time and size, RSS, private RSS and
+     CPU of each process, and their ratios to the unsharded process; with -write-docs also
+     into the fleet section of -docs.
 
 An index's measurement is seen on /metrics: the structure figures appear once its first page
 scan is done, and pgvector_probe_latency_seconds_count grows with every recall probe, so the

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,23 +76,28 @@ func (p *process) run(ctx context.Context) (time.Time, error) {
 
 // resources is what /proc says of a process at one moment.
 type resources struct {
-	at       time.Time
-	rssBytes int64
-	cpu      time.Duration // user and system time since the process started
+	at time.Time
+	// rssBytes is VmRSS: every resident page mapped by the process. anonBytes (RssAnon) is
+	// its private part: the Go heap, stacks and the runtime's metadata. fileBytes (RssFile) is
+	// the pages of the binary and its libraries, which the processes of one binary on one
+	// host share; VmRSS counts them in each.
+	rssBytes, anonBytes, fileBytes int64
+	cpu                            time.Duration // user and system time since the process started
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times: 100 on every Linux
 // architecture Go builds for.
 const clockTicks = 100
 
-// readResources reads the RSS and CPU time of pid from /proc.
+// readResources reads the RSS, its private and file-backed parts, and the CPU time of pid
+// from /proc.
 func readResources(pid int) (resources, error) {
 	u := resources{at: time.Now()}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return u, err
 	}
-	if u.rssBytes, err = parseRSS(status); err != nil {
+	if u.rssBytes, u.anonBytes, u.fileBytes, err = parseRSS(status); err != nil {
 		return u, err
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -101,24 +108,30 @@ func readResources(pid int) (resources, error) {
 	return u, err
 }
 
-// parseRSS reads VmRSS (kB) of a /proc/<pid>/status.
-func parseRSS(status []byte) (int64, error) {
+// parseRSS reads VmRSS, RssAnon and RssFile (kB) of a /proc/<pid>/status, in bytes.
+func parseRSS(status []byte) (rss, anon, file int64, err error) {
+	fields := map[string]*int64{"VmRSS": &rss, "RssAnon": &anon, "RssFile": &file}
 	for _, line := range bytes.Split(status, []byte("\n")) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
-		if !ok {
+		name, rest, ok := bytes.Cut(line, []byte(":"))
+		dst := fields[string(name)]
+		if !ok || dst == nil {
 			continue
 		}
 		f := strings.Fields(string(rest))
 		if len(f) == 0 {
-			break
+			return 0, 0, 0, fmt.Errorf("%s: no value", name)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("VmRSS: %w", err)
+			return 0, 0, 0, fmt.Errorf("%s: %w", name, err)
 		}
-		return kb * 1024, nil
+		*dst = kb * 1024
+		delete(fields, string(name))
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	if len(fields) > 0 {
+		return 0, 0, 0, fmt.Errorf("no %s in /proc status", strings.Join(slices.Sorted(maps.Keys(fields)), ", "))
+	}
+	return rss, anon, file, nil
 }
 
 // parseCPU reads utime + stime of a /proc/<pid>/stat.

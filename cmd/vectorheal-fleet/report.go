@@ -27,7 +27,7 @@ type row struct {
 	maxGap              time.Duration
 	scrapeP50, scrapeMx time.Duration
 	bytes, series       int
-	rss                 int64
+	rss, anon           int64   // largest VmRSS and RssAnon (private) of the steady period
 	cpu                 float64 // share of one core
 }
 
@@ -70,6 +70,7 @@ func (f *fleet) rowOf(name string, ob *observed) row {
 	r.scrapeP50, r.scrapeMx = quantile(durs, 0.5), quantile(durs, 1)
 	for _, u := range ob.resources {
 		r.rss = max(r.rss, u.rssBytes)
+		r.anon = max(r.anon, u.anonBytes)
 	}
 	if n := len(ob.resources); n > 1 {
 		first, last := ob.resources[0], ob.resources[n-1]
@@ -142,6 +143,7 @@ func (f *fleet) writeTable(w *bytes.Buffer) {
 		together.bytes += r.bytes
 		together.series += r.series
 		together.rss += r.rss
+		together.anon += r.anon
 		together.cpu += r.cpu
 	}
 	cov := computeCoverage(expected, tracks, f.o.interval)
@@ -151,14 +153,16 @@ func (f *fleet) writeTable(w *bytes.Buffer) {
 	ucov := computeCoverage(expected, []*track{f.obs[unsharded].track}, f.o.interval)
 	base.indexes = fmt.Sprintf("%d of %d in %s", ucov.byOne, ucov.expected, targetsOf(expected))
 
-	fmt.Fprintln(w, "| process | indexes published | measured within one interval of its start | slowest first measurement | age of last recall probe p50 / p99 / max | indexes probed late (gap > 1.1 × interval + 2 polls), longest gap | scrape time p50 / max | scrape size | series | RSS (max) | CPU (share of one core) | RSS / unsharded | scrape p50 / unsharded |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| process | indexes published | measured within one interval of its start | slowest first measurement | age of last recall probe p50 / p99 / max | indexes probed late (gap > 1.1 × interval + 2 polls), longest gap | scrape time p50 / max | scrape size | series | RSS (max) | private RSS (RssAnon, max) | CPU (share of one core) | RSS / unsharded | private RSS / unsharded | scrape p50 / unsharded |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		writeRow(w, r, fmt.Sprintf("%.2f", ratio(float64(r.rss), float64(base.rss))),
+			fmt.Sprintf("%.2f", ratio(float64(r.anon), float64(base.anon))),
 			fmt.Sprintf("%.2f", ratio(r.scrapeP50.Seconds(), base.scrapeP50.Seconds())))
 	}
-	writeRow(w, together, fmt.Sprintf("%.2f (sum)", ratio(float64(together.rss), float64(base.rss))), "—")
-	writeRow(w, base, "1", "1")
+	writeRow(w, together, fmt.Sprintf("%.2f (sum)", ratio(float64(together.rss), float64(base.rss))),
+		fmt.Sprintf("%.2f (sum)", ratio(float64(together.anon), float64(base.anon))), "—")
+	writeRow(w, base, "1", "1", "1")
 	fmt.Fprintln(w)
 	if len(cov.missing)+len(cov.duplicates) > 0 {
 		fmt.Fprintf(w, "Not published by exactly one shard: %s.\n\n", keyList(append(cov.missing, cov.duplicates...)))
@@ -196,38 +200,43 @@ func (f *fleet) writeNotes(w *bytes.Buffer) {
 	}
 }
 
-// writeMemory writes, per process, what of its memory is the Go heap: the largest heap in use
-// and obtained from the system, and goroutines, over the steady period's scrapes. The rest of
-// the RSS is the runtime's own (stacks, metadata), the binary's pages and the C library.
+// writeMemory writes, per process, what its memory is made of: at its largest RSS, the
+// private part (RssAnon: the Go heap, stacks, the runtime's metadata) and the file-backed part
+// (RssFile: the pages of the binary and the C library, which the processes of one binary on
+// one host share, and which VmRSS counts in each); then the largest Go heap in use and
+// obtained from the system, and goroutines, over the steady period's scrapes.
 func (f *fleet) writeMemory(w *bytes.Buffer) {
-	fmt.Fprintf(w, "Memory in the steady period (largest of the scrapes; go_memstats_heap_inuse_bytes, go_memstats_heap_sys_bytes, go_goroutines):\n\n")
+	fmt.Fprintf(w, "Memory in the steady period (RSS at its largest, with its private RssAnon and file-backed RssFile parts from /proc/<pid>/status; "+
+		"largest of the scrapes of go_memstats_heap_inuse_bytes, go_memstats_heap_sys_bytes, go_goroutines):\n\n")
 	for _, p := range f.procs {
 		ob := f.obs[p]
 		var inuse, sys, gr float64
 		for _, s := range ob.scrapes {
 			inuse, sys, gr = max(inuse, s.heapInuse), max(sys, s.heapSys), max(gr, s.goroutines)
 		}
-		var rss int64
+		var top resources
 		for _, u := range ob.resources {
-			rss = max(rss, u.rssBytes)
+			if u.rssBytes > top.rssBytes {
+				top = u
+			}
 		}
-		fmt.Fprintf(w, "- %s: RSS %s, Go heap in use %s of %s obtained, %.0f goroutines\n", p.Name,
-			fmtBytes(rss), fmtBytes(int64(inuse)), fmtBytes(int64(sys)), gr)
+		fmt.Fprintf(w, "- %s: RSS %s (private %s, file-backed %s), Go heap in use %s of %s obtained, %.0f goroutines\n", p.Name,
+			fmtBytes(top.rssBytes), fmtBytes(top.anonBytes), fmtBytes(top.fileBytes), fmtBytes(int64(inuse)), fmtBytes(int64(sys)), gr)
 	}
 	fmt.Fprintln(w)
 }
 
-func writeRow(w *bytes.Buffer, r row, rssRatio, scrapeRatio string) {
+func writeRow(w *bytes.Buffer, r row, rssRatio, anonRatio, scrapeRatio string) {
 	p50 := "—" // not one process's
 	if r.scrapeP50 > 0 {
 		p50 = r.scrapeP50.Round(time.Millisecond).String()
 	}
-	fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s / %s | %d, %s | %s / %s | %s | %d | %s | %.2f | %s | %s |\n",
+	fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s / %s | %d, %s | %s / %s | %s | %d | %s | %s | %.2f | %s | %s | %s |\n",
 		r.name, r.indexes, r.within, r.slowest.Round(time.Second),
 		quantile(r.ages, 0.5).Round(time.Second), quantile(r.ages, 0.99).Round(time.Second), quantile(r.ages, 1).Round(time.Second),
 		r.late, r.maxGap.Round(time.Second),
 		p50, r.scrapeMx.Round(time.Millisecond), fmtBytes(int64(r.bytes)), r.series,
-		fmtBytes(r.rss), r.cpu, rssRatio, scrapeRatio)
+		fmtBytes(r.rss), fmtBytes(r.anon), r.cpu, rssRatio, anonRatio, scrapeRatio)
 }
 
 // writeSlowest writes, per process, the longest last run of each collector on any target.
