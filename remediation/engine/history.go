@@ -59,16 +59,7 @@ SELECT position, strategy, params, state, impact, statements, before, after, val
 func (e *Engine) historyEstimate(ctx context.Context, r repairRow, strat string) time.Duration {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	var secs *float64
-	err := e.o.State.QueryRow(ctx, `
-SELECT coalesce(
-  (SELECT avg(d) FROM (SELECT extract(epoch FROM s.finished_at - s.started_at) AS d
-     FROM repair_steps s JOIN repairs r ON r.id = s.repair_id
-    WHERE s.strategy = $1 AND s.state = 'succeeded' AND r.target = $2 AND r.schemaname = $3 AND r.indexrelname = $4
-    ORDER BY s.finished_at DESC LIMIT 10) x),
-  (SELECT avg(d) FROM (SELECT extract(epoch FROM s.finished_at - s.started_at) AS d
-     FROM repair_steps s WHERE s.strategy = $1 AND s.state = 'succeeded'
-    ORDER BY s.finished_at DESC LIMIT 10) y))::float8`, strat, r.Target, r.Schema, r.Index).Scan(&secs)
+	secs, err := e.repairs.meanStepSeconds(ctx, strat, r.Target, r.Schema, r.Index)
 	if err != nil || secs == nil {
 		return 0
 	}
