@@ -33,7 +33,7 @@ func (e *Engine) Repair(ctx context.Context, id int64) (Repair, error) {
 	if err != nil {
 		return Repair{}, err
 	}
-	if r.Steps, err = e.steps(ctx, id); err != nil {
+	if r.Steps, err = e.repairs.steps(ctx, id); err != nil {
 		return Repair{}, err
 	}
 	return r, nil

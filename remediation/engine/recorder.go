@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -14,7 +13,7 @@ import (
 // recorder writes the history of one repair: every row of repairs, repair_steps, circuits and
 // futile_repairs a stage changes goes through it, with the matching metric, so the stages in
 // repair.go read as what happens and this file as what is kept. The statements on repairs
-// are the store's (store.go); the recorder adds the metrics and logs.
+// and repair_steps are the store's (store.go); the recorder adds the metrics and logs.
 //
 // Writes of step history use a context of their own: a step's record must land even when the
 // repair's context has just been cancelled. A failed step write is logged and the repair goes
@@ -93,11 +92,9 @@ func (rec *recorder) awaitStepApproval(ctx context.Context, pos int, strat strin
 // approvedStep is the step a repair goes on with after the approval of a step: the one left
 // planned when it stopped (resumed true); 0 for a repair that has not stopped for one.
 func (rec *recorder) approvedStep(ctx context.Context) (pos int, resumed bool, err error) {
-	var p *int
-	err = rec.e.o.State.QueryRow(ctx, `SELECT min(position) FROM repair_steps
-		WHERE repair_id = $1 AND state = 'planned'`, rec.r.ID).Scan(&p)
+	p, err := rec.e.repairs.firstPlannedStep(ctx, rec.r.ID)
 	if err != nil {
-		return 0, false, fmt.Errorf("read approved step of repair %d: %w", rec.r.ID, err)
+		return 0, false, err
 	}
 	if p == nil {
 		return 0, false, nil
@@ -109,19 +106,7 @@ func (rec *recorder) approvedStep(ctx context.Context) (pos int, resumed bool, e
 func (rec *recorder) stepBegins(ctx context.Context, pos int, step PlanStep, state string, impact *strategy.Impact, errMsg string) {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	params, _ := json.Marshal(step.Params)
-	var imp []byte
-	if impact != nil {
-		imp, _ = json.Marshal(impact)
-	}
-	_, err := rec.e.o.State.Exec(ctx, `
-INSERT INTO repair_steps (repair_id, position, strategy, params, state, impact, error, started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now(), CASE WHEN $5 <> 'running' THEN now() END)
-ON CONFLICT (repair_id, position) DO UPDATE
-   SET state = EXCLUDED.state, impact = EXCLUDED.impact, error = EXCLUDED.error, futile = false,
-       statements = '[]', before = NULL, after = NULL, validation = NULL, undo = NULL,
-       started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at`,
-		rec.r.ID, pos, step.Strategy, params, state, imp, errMsg)
+	err := rec.e.repairs.beginStep(ctx, rec.r.ID, pos, step, state, impact, errMsg)
 	rec.logStepErr("record step", pos, err)
 	if state == "dry_run" {
 		rec.e.metrics.repairs.WithLabelValues(step.Strategy, "dry_run").Inc()
@@ -135,19 +120,7 @@ ON CONFLICT (repair_id, position) DO UPDATE
 func (rec *recorder) outcome(ctx context.Context, pos int, out strategy.Outcome) {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	stmts := out.Statements
-	if stmts == nil {
-		stmts = []string{}
-	}
-	sj, _ := json.Marshal(stmts)
-	before, _ := json.Marshal(out.Before)
-	after, _ := json.Marshal(out.After)
-	var undo []byte
-	if len(out.Undo) > 0 && json.Valid(out.Undo) {
-		undo = out.Undo
-	}
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps SET statements = $3, before = $4, after = $5, undo = $6
-		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, sj, before, after, undo)
+	err := rec.e.repairs.saveOutcome(ctx, rec.r.ID, pos, out)
 	rec.logStepErr("record step outcome", pos, err)
 }
 
@@ -156,18 +129,7 @@ func (rec *recorder) stepEnds(ctx context.Context, pos int, strat, state string,
 	v *validation.Record, futile bool, errMsg string) {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	var afterJSON, vJSON []byte
-	if after != nil {
-		afterJSON, _ = json.Marshal(after)
-	}
-	if v != nil {
-		vJSON, _ = json.Marshal(v)
-	}
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps
-		SET state = $3, after = coalesce($4, after), validation = coalesce($5, validation), futile = $7,
-		    error = CASE WHEN error = '' THEN $6 WHEN $6 = '' THEN error ELSE $6 || '; ' || error END,
-		    finished_at = now()
-		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, state, afterJSON, vJSON, errMsg, futile)
+	err := rec.e.repairs.endStep(ctx, rec.r.ID, pos, state, after, v, futile, errMsg)
 	rec.logStepErr("record end of step", pos, err)
 	switch state {
 	case "succeeded":
@@ -187,8 +149,7 @@ func (rec *recorder) stepEnds(ctx context.Context, pos int, strat, state string,
 func (rec *recorder) stepError(ctx context.Context, pos int, msg string) {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps SET error = CASE WHEN error = '' THEN $3 ELSE error || '; ' || $3 END
-		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, msg)
+	err := rec.e.repairs.appendStepError(ctx, rec.r.ID, pos, msg)
 	rec.logStepErr("record step error", pos, err)
 }
 

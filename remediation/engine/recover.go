@@ -8,7 +8,7 @@ import "context"
 // short leaves, such as an INVALID *_ccnew index).
 func (e *Engine) recoverRepair(ctx context.Context, r repairRow) error {
 	e.log.Warn("recovering repair interrupted by a stopped process", "repair", r.ID)
-	steps, err := e.steps(ctx, r.ID)
+	steps, err := e.repairs.steps(ctx, r.ID)
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/vectorheal/vectorheal/remediation/strategy"
+	"github.com/vectorheal/vectorheal/remediation/validation"
 )
 
-// repairStore owns the SQL of the repairs table: every statement of the engine that reads or
-// writes it, or joins it, is a method here, so what the engine does with its repairs has one
-// answer and a change of the table is made in one file. Statements on the state store's other
-// tables alone (circuits, futile_repairs, check_requests) stay with their callers.
+// repairStore owns the SQL of the repairs table and of repair_steps, the steps of each: every
+// statement of the engine that reads or writes them, or joins them, is a method here, so what
+// the engine does with its repairs has one answer and a change of the tables is made in one
+// file. Statements on the state store's other tables alone (circuits, futile_repairs,
+// check_requests) stay with their callers.
 //
 // Methods run on the state pool, or in the caller's transaction (tx) where a statement must
 // commit with others: a repair and its River job, a row locked FOR UPDATE and its change, the
@@ -27,6 +29,7 @@ type repairStore struct {
 	pool *pgxpool.Pool
 }
 
+// errNoRepair is load's answer for a repair that is gone: pruned, so its job has nothing to do.
 var errNoRepair = errors.New("no such repair")
 
 // load reads the row of repair id; errNoRepair when there is none (pruned).
@@ -132,6 +135,129 @@ func (s repairStore) finish(ctx context.Context, tx pgx.Tx, id int64, res result
 		return fmt.Errorf("record end of repair %d: %w", id, err)
 	}
 	return nil
+}
+
+// The steps of a repair (repair_steps), as the recorder writes them. Step writes return their
+// errors bare: the recorder logs them under its own message and the repair goes on.
+
+// beginStep inserts or replaces the row of step pos of repair id with its plan, impact and
+// state; a step run again starts afresh.
+func (s repairStore) beginStep(ctx context.Context, id int64, pos int, step PlanStep, state string,
+	impact *strategy.Impact, errMsg string) error {
+	params, _ := json.Marshal(step.Params)
+	var imp []byte
+	if impact != nil {
+		imp, _ = json.Marshal(impact)
+	}
+	_, err := s.pool.Exec(ctx, `
+INSERT INTO repair_steps (repair_id, position, strategy, params, state, impact, error, started_at, finished_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now(), CASE WHEN $5 <> 'running' THEN now() END)
+ON CONFLICT (repair_id, position) DO UPDATE
+   SET state = EXCLUDED.state, impact = EXCLUDED.impact, error = EXCLUDED.error, futile = false,
+       statements = '[]', before = NULL, after = NULL, validation = NULL, undo = NULL,
+       started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at`,
+		id, pos, step.Strategy, params, state, imp, errMsg)
+	return err
+}
+
+// saveOutcome stores what Run of step pos did: its statements, figures and undo data (kept
+// only when it is valid JSON).
+func (s repairStore) saveOutcome(ctx context.Context, id int64, pos int, out strategy.Outcome) error {
+	stmts := out.Statements
+	if stmts == nil {
+		stmts = []string{}
+	}
+	sj, _ := json.Marshal(stmts)
+	before, _ := json.Marshal(out.Before)
+	after, _ := json.Marshal(out.After)
+	var undo []byte
+	if len(out.Undo) > 0 && json.Valid(out.Undo) {
+		undo = out.Undo
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE repair_steps SET statements = $3, before = $4, after = $5, undo = $6
+		WHERE repair_id = $1 AND position = $2`, id, pos, sj, before, after, undo)
+	return err
+}
+
+// endStep records the final state of step pos; after and v, when not nil, replace the
+// figures after and the validation, and errMsg goes before the error already recorded.
+func (s repairStore) endStep(ctx context.Context, id int64, pos int, state string, after map[string]float64,
+	v *validation.Record, futile bool, errMsg string) error {
+	var afterJSON, vJSON []byte
+	if after != nil {
+		afterJSON, _ = json.Marshal(after)
+	}
+	if v != nil {
+		vJSON, _ = json.Marshal(v)
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE repair_steps
+		SET state = $3, after = coalesce($4, after), validation = coalesce($5, validation), futile = $7,
+		    error = CASE WHEN error = '' THEN $6 WHEN $6 = '' THEN error ELSE $6 || '; ' || error END,
+		    finished_at = now()
+		WHERE repair_id = $1 AND position = $2`, id, pos, state, afterJSON, vJSON, errMsg, futile)
+	return err
+}
+
+// appendStepError appends msg to the error of step pos.
+func (s repairStore) appendStepError(ctx context.Context, id int64, pos int, msg string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE repair_steps SET error = CASE WHEN error = '' THEN $3 ELSE error || '; ' || $3 END
+		WHERE repair_id = $1 AND position = $2`, id, pos, msg)
+	return err
+}
+
+// firstPlannedStep is the position of the first step of repair id still planned (left when
+// it stopped for the approval of a step); nil when there is none.
+func (s repairStore) firstPlannedStep(ctx context.Context, id int64) (*int, error) {
+	var p *int
+	err := s.pool.QueryRow(ctx, `SELECT min(position) FROM repair_steps
+		WHERE repair_id = $1 AND state = 'planned'`, id).Scan(&p)
+	if err != nil {
+		return nil, fmt.Errorf("read approved step of repair %d: %w", id, err)
+	}
+	return p, nil
+}
+
+// steps reads the recorded steps of repair id in order.
+func (s repairStore) steps(ctx context.Context, id int64) ([]Step, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT position, strategy, params, state, impact, statements, before, after, validation, undo, error, futile, started_at, finished_at
+  FROM repair_steps WHERE repair_id = $1 ORDER BY position`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read steps of repair %d: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Step, error) {
+		var (
+			st                            Step
+			params, impact, stmts, before []byte
+			after, validation, undo       []byte
+		)
+		if err := row.Scan(&st.Position, &st.Strategy, &params, &st.State, &impact, &stmts, &before, &after,
+			&validation, &undo, &st.Error, &st.Futile, &st.StartedAt, &st.FinishedAt); err != nil {
+			return st, err
+		}
+		for _, f := range []struct {
+			b []byte
+			v any
+		}{{params, &st.Params}, {stmts, &st.Statements}, {before, &st.Before}, {after, &st.After}} {
+			if len(f.b) > 0 {
+				if err := json.Unmarshal(f.b, f.v); err != nil {
+					return st, err
+				}
+			}
+		}
+		if len(impact) > 0 {
+			st.Impact = &strategy.Impact{}
+			if err := json.Unmarshal(impact, st.Impact); err != nil {
+				return st, err
+			}
+		}
+		st.Validation, st.Undo = validation, undo
+		return st, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read steps of repair %d: %w", id, err)
+	}
+	return out, nil
 }
 
 // Intake: the webhook's and Trigger's repairs, and the River jobs linked to them.
