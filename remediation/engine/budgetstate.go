@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/vectorheal/vectorheal/remediation/runbook"
@@ -44,41 +43,15 @@ func (e *Engine) loadBudget(ctx context.Context, only *budgetKey, lookback time.
 	if only != nil {
 		k = *only
 	}
-	rows, err := e.o.State.Query(ctx, `
-SELECT target, datname, schemaname, relname, indexrelname, entry, state, started_at, finished_at,
-       coalesce((plan->>'cooldown')::bigint, 0)
-  FROM repairs
- WHERE state IN ('running', 'succeeded', 'failed', 'rolled_back') AND started_at IS NOT NULL
-   AND coalesce(finished_at, now()) > now() - $1 * interval '1 second'
-   AND ($2 = '' OR (target = $2 AND schemaname = $3 AND indexrelname = $4))
- ORDER BY started_at DESC`, lookback.Seconds(), k.Target, k.Schema, k.Index)
+	runs, err := e.repairs.budgetRuns(ctx, k, lookback)
 	if err != nil {
-		return h, fmt.Errorf("read repair budget: %w", err)
+		return h, err
 	}
-	for rows.Next() {
-		var (
-			key             budgetKey
-			datname, rel    string
-			r               budgetRun
-			finished        *time.Time
-			cooldownNanosec int64
-		)
-		if err := rows.Scan(&key.Target, &datname, &key.Schema, &rel, &key.Index, &r.Entry, &r.State, &r.Started,
-			&finished, &cooldownNanosec); err != nil {
-			rows.Close()
-			return h, fmt.Errorf("read repair budget: %w", err)
+	for _, b := range runs {
+		if _, seen := h.names[b.key]; !seen {
+			h.names[b.key] = [2]string{b.datname, b.relname}
 		}
-		if finished != nil {
-			r.Finished = *finished
-		}
-		r.Cooldown = time.Duration(cooldownNanosec)
-		if _, seen := h.names[key]; !seen {
-			h.names[key] = [2]string{datname, rel}
-		}
-		h.runs[key] = append(h.runs[key], r)
-	}
-	if err := rows.Err(); err != nil {
-		return h, fmt.Errorf("read repair budget: %w", err)
+		h.runs[b.key] = append(h.runs[b.key], b.run)
 	}
 	return h, e.loadBudgetState(ctx, &h, k)
 }
@@ -107,16 +80,8 @@ func (e *Engine) loadBudgetState(ctx context.Context, h *budgetHistory, k budget
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read circuits: %w", err)
 	}
-	rows, err = e.o.State.Query(ctx, `SELECT target, count(*) FROM repairs WHERE state = 'running' GROUP BY target`)
-	if err != nil {
-		return fmt.Errorf("read running repairs: %w", err)
-	}
-	var target string
-	var n int
-	if _, err := pgx.ForEachRow(rows, []any{&target, &n}, func() error { h.running[target] = n; return nil }); err != nil {
-		return fmt.Errorf("read running repairs: %w", err)
-	}
-	return nil
+	h.running, err = e.repairs.runningByTarget(ctx)
+	return err
 }
 
 // input is what decideBudget needs to judge index k at now, as a whole.

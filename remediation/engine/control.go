@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,96 +15,25 @@ import (
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
 
-const repairColumns = `id, state, reason, error, entry, alertname, fingerprint, labels, priority, target, datname,
-	schemaname, relname, indexrelname, (plan->>'dry_run')::bool, requested_by, approved_by, approved_at,
-	cancel_requested_by, runner, created_at, started_at, finished_at, plan`
-
-func scanRepair(row pgx.CollectableRow) (Repair, error) {
-	var (
-		r            Repair
-		labels, plan []byte
-		dry          *bool
-	)
-	err := row.Scan(&r.ID, &r.State, &r.Reason, &r.Error, &r.Entry, &r.Alertname, &r.Fingerprint, &labels, &r.Priority,
-		&r.Target, &r.Datname, &r.Schema, &r.Table, &r.Index, &dry, &r.RequestedBy, &r.ApprovedBy, &r.ApprovedAt,
-		&r.CancelRequestedBy, &r.Runner, &r.CreatedAt, &r.StartedAt, &r.FinishedAt, &plan)
-	if err != nil {
-		return r, err
-	}
-	r.DryRun = dry != nil && *dry
-	if err := json.Unmarshal(labels, &r.Labels); err != nil {
-		return r, err
-	}
-	r.Plan = &Plan{}
-	return r, json.Unmarshal(plan, r.Plan)
-}
-
 // Repairs lists repairs, newest first.
 func (e *Engine) Repairs(ctx context.Context, f Filter) ([]Repair, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
-	if f.Target != "" {
-		add("target = $%d", f.Target)
-	}
-	if f.Schema != "" {
-		add("schemaname = $%d", f.Schema)
-	}
-	if f.Index != "" {
-		add("indexrelname = $%d", f.Index)
-	}
-	switch f.State {
-	case "":
-	case "active":
-		where = append(where, "state IN ('queued', 'awaiting_approval', 'running')")
-	case "queued", "awaiting_approval", "running", "succeeded", "failed", "rolled_back", "skipped", "dry_run", "cancelled":
-		add("state = $%d", f.State)
-	default:
-		return nil, fmt.Errorf("%w: outcome %q is not a repair state", ErrInvalid, f.State)
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 50
-	}
-	limit = min(limit, 1000)
-	q := `SELECT ` + repairColumns + ` FROM repairs`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += fmt.Sprintf(" ORDER BY id DESC LIMIT %d", limit)
-	rows, err := e.o.State.Query(ctx, q, args...)
+	out, err := e.repairs.list(ctx, f)
 	if err != nil {
-		return nil, fmt.Errorf("list repairs: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, scanRepair)
-	if err != nil {
-		return nil, fmt.Errorf("list repairs: %w", err)
+		return nil, err
 	}
 	for i := range out {
-		out[i].Plan = nil
+		out[i].Plan = nil // a list shows what each repair is; its plan is Repair's
 	}
 	return out, nil
 }
 
 // Repair returns one repair with its plan and steps.
 func (e *Engine) Repair(ctx context.Context, id int64) (Repair, error) {
-	rows, err := e.o.State.Query(ctx, `SELECT `+repairColumns+` FROM repairs WHERE id = $1`, id)
+	r, err := e.repairs.get(ctx, id)
 	if err != nil {
-		return Repair{}, fmt.Errorf("read repair: %w", err)
+		return Repair{}, err
 	}
-	r, err := pgx.CollectExactlyOneRow(rows, scanRepair)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Repair{}, fmt.Errorf("repair %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Repair{}, fmt.Errorf("read repair: %w", err)
-	}
-	if r.Steps, err = e.steps(ctx, id); err != nil {
+	if r.Steps, err = e.repairs.steps(ctx, id); err != nil {
 		return Repair{}, err
 	}
 	return r, nil
@@ -185,20 +113,15 @@ func (e *Engine) Trigger(ctx context.Context, req TriggerRequest, by string) (in
 // Approve lets a repair awaiting approval run.
 func (e *Engine) Approve(ctx context.Context, id int64, by string) error {
 	return pgx.BeginFunc(ctx, e.o.State, func(tx pgx.Tx) error {
-		var state string
-		var prio int
-		err := tx.QueryRow(ctx, `SELECT state, priority FROM repairs WHERE id = $1 FOR UPDATE`, id).Scan(&state, &prio)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("repair %d: %w", id, ErrNotFound)
-		}
+		state, prio, err := e.repairs.lockForApproval(ctx, tx, id)
 		if err != nil {
-			return fmt.Errorf("approve: %w", err)
+			return err
 		}
 		if state != "awaiting_approval" {
 			return fmt.Errorf("%w: repair %d is %s, not awaiting_approval", ErrConflict, id, state)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE repairs SET state = 'queued', reason = '', approved_by = $2, approved_at = now() WHERE id = $1`, id, by); err != nil {
-			return fmt.Errorf("approve: %w", err)
+		if err := e.repairs.approve(ctx, tx, id, by); err != nil {
+			return err
 		}
 		return e.insertJob(ctx, tx, id, prio)
 	})
@@ -209,27 +132,19 @@ func (e *Engine) Approve(ctx context.Context, id int64, by string) error {
 func (e *Engine) Cancel(ctx context.Context, id int64, by string) error {
 	var job *int64
 	err := pgx.BeginFunc(ctx, e.o.State, func(tx pgx.Tx) error {
-		var state string
-		err := tx.QueryRow(ctx, `SELECT state, job_id FROM repairs WHERE id = $1 FOR UPDATE`, id).Scan(&state, &job)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("repair %d: %w", id, ErrNotFound)
-		}
+		state, j, err := e.repairs.lockForCancel(ctx, tx, id)
 		if err != nil {
-			return fmt.Errorf("cancel: %w", err)
+			return err
 		}
+		job = j
 		switch state {
 		case "queued", "awaiting_approval":
-			_, err = tx.Exec(ctx, `UPDATE repairs SET state = 'cancelled', reason = 'cancelled', cancel_requested_by = $2,
-				finished_at = now() WHERE id = $1`, id, by)
+			return e.repairs.cancelWaiting(ctx, tx, id, by)
 		case "running":
-			_, err = tx.Exec(ctx, `UPDATE repairs SET cancel_requested_by = $2 WHERE id = $1`, id, by)
+			return e.repairs.requestCancel(ctx, tx, id, by)
 		default:
 			return fmt.Errorf("%w: repair %d has ended (%s)", ErrConflict, id, state)
 		}
-		if err != nil {
-			return fmt.Errorf("cancel: %w", err)
-		}
-		return nil
 	})
 	if err != nil || job == nil {
 		return err
@@ -302,19 +217,11 @@ func (e *Engine) RequestCheck(ctx context.Context, target, schema, index, by str
 // Status reports what the engine is doing.
 func (e *Engine) Status(ctx context.Context) (Status, error) {
 	s := Status{Workers: e.o.Workers, Runner: e.o.ID, Last24h: map[string]int{}, OpenCircuits: []Circuit{}, Futile: []FutileMark{}}
-	rows, err := e.o.State.Query(ctx, `SELECT state, count(*) FROM repairs
-		WHERE state IN ('queued', 'awaiting_approval', 'running') OR finished_at > now() - interval '24 hours'
-		GROUP BY state`)
+	counts, err := e.repairs.countByState(ctx)
 	if err != nil {
-		return s, fmt.Errorf("status: %w", err)
+		return s, err
 	}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("status: %w", err)
-		}
+	for st, n := range counts {
 		switch st {
 		case "queued":
 			s.Queued = n
@@ -325,9 +232,6 @@ func (e *Engine) Status(ctx context.Context) (Status, error) {
 		default:
 			s.Last24h[st] = n
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return s, fmt.Errorf("status: %w", err)
 	}
 	cs, err := e.Circuits(ctx)
 	if err != nil {
@@ -354,37 +258,5 @@ func (e *Engine) Issues(ctx context.Context, firingOnly bool, limit int) ([]Issu
 		limit = 100
 	}
 	limit = min(limit, 1000)
-	rows, err := e.o.State.Query(ctx, `
-SELECT a.id, a.fingerprint, a.alertname, a.status, a.labels, a.starts_at, a.ends_at, a.received_at, a.last_seen_at,
-       a.times_received, a.notification_reason, a.route_labels,
-       coalesce((SELECT jsonb_agg(jsonb_build_object('id', r.id, 'entry', r.entry, 'state', r.state, 'reason', r.reason) ORDER BY r.id)
-                   FROM repairs r WHERE r.fingerprint = a.fingerprint AND r.alert_starts_at = a.starts_at), '[]')
-  FROM (SELECT DISTINCT ON (fingerprint, starts_at) * FROM alerts
-         ORDER BY fingerprint, starts_at, (status = 'resolved') DESC, last_seen_at DESC) a
- WHERE NOT $1 OR a.status = 'firing'
- ORDER BY a.last_seen_at DESC LIMIT $2`, firingOnly, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list issues: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Issue, error) {
-		var (
-			is                           Issue
-			labels, routeLabels, repairs []byte
-		)
-		if err := row.Scan(&is.AlertID, &is.Fingerprint, &is.Alertname, &is.Status, &labels, &is.StartsAt, &is.EndsAt,
-			&is.ReceivedAt, &is.LastSeenAt, &is.TimesReceived, &is.NotificationReason, &routeLabels, &repairs); err != nil {
-			return is, err
-		}
-		if err := json.Unmarshal(labels, &is.Labels); err != nil {
-			return is, err
-		}
-		if err := json.Unmarshal(routeLabels, &is.RouteLabels); err != nil {
-			return is, err
-		}
-		return is, json.Unmarshal(repairs, &is.Repairs)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list issues: %w", err)
-	}
-	return out, nil
+	return e.repairs.issues(ctx, firingOnly, limit)
 }

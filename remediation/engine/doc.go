@@ -79,4 +79,9 @@
 // repairs and repair_steps hold the alert, entry, plan, steps, SQL run, figures before and
 // after, validation, impact, timings, outcome and who approved or cancelled; Prune (hourly)
 // deletes them after remediation.history_retention.
+//
+// Every statement on the repairs and repair_steps tables, those that join them included, is
+// a method of repairStore (store.go), which runs it on the state pool or in the caller's
+// transaction; the recorder, the intake, the API's reads, the budget and the metrics call it
+// and keep their own metrics and logs.
 package engine

@@ -82,6 +82,7 @@ type Options struct {
 // Engine queues and runs repairs.
 type Engine struct {
 	o       Options
+	repairs repairStore // all SQL on the repairs table
 	river   *river.Client[pgx.Tx]
 	log     *slog.Logger
 	metrics *metrics
@@ -132,7 +133,8 @@ func New(o Options) (*Engine, error) {
 	if o.RescueAfter <= 0 {
 		o.RescueAfter = o.Config.DefaultTimeout + 10*time.Minute
 	}
-	e := &Engine{o: o, log: o.Logger.With("component", "engine"), http: &http.Client{Timeout: freeSpaceTimeout}}
+	e := &Engine{o: o, repairs: repairStore{pool: o.State}, log: o.Logger.With("component", "engine"),
+		http: &http.Client{Timeout: freeSpaceTimeout}}
 	m, err := newMetrics(o.Registerer, e)
 	if err != nil {
 		return nil, err
@@ -293,18 +295,13 @@ func (e *Engine) pruneLoop(ctx context.Context) {
 // requests older than config.Remediation.HistoryRetention. It returns the rows deleted.
 func (e *Engine) Prune(ctx context.Context) (int64, error) {
 	cutoff := time.Now().Add(-e.o.Config.HistoryRetention)
-	var total int64
-	for _, q := range []string{
-		`DELETE FROM repairs WHERE finished_at < $1`,
-		`DELETE FROM alerts a WHERE a.last_seen_at < $1
-		    AND NOT EXISTS (SELECT 1 FROM repairs r WHERE r.alert_id = a.id AND r.finished_at IS NULL)`,
-		`DELETE FROM check_requests WHERE requested_at < $1`,
-	} {
-		tag, err := e.o.State.Exec(ctx, q, cutoff)
-		if err != nil {
-			return total, fmt.Errorf("prune: %w", err)
-		}
-		total += tag.RowsAffected()
+	total, err := e.repairs.prune(ctx, cutoff)
+	if err != nil {
+		return total, err
 	}
-	return total, nil
+	tag, err := e.o.State.Exec(ctx, `DELETE FROM check_requests WHERE requested_at < $1`, cutoff)
+	if err != nil {
+		return total, fmt.Errorf("prune: %w", err)
+	}
+	return total + tag.RowsAffected(), nil
 }

@@ -104,9 +104,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	pool := c.m.e.o.State
-	var depth float64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM repairs WHERE state IN ('queued', 'awaiting_approval')`).Scan(&depth); err != nil {
+	if depth, err := c.m.e.repairs.queueDepth(ctx); err != nil {
 		ch <- prometheus.NewInvalidMetric(c.m.queueDesc, err)
 	} else {
 		ch <- prometheus.MustNewConstMetric(c.m.queueDesc, prometheus.GaugeValue, depth)

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,7 +12,8 @@ import (
 
 // recorder writes the history of one repair: every row of repairs, repair_steps, circuits and
 // futile_repairs a stage changes goes through it, with the matching metric, so the stages in
-// repair.go read as what happens and this file as what is kept.
+// repair.go read as what happens and this file as what is kept. The statements on repairs
+// and repair_steps are the store's (store.go); the recorder adds the metrics and logs.
 //
 // Writes of step history use a context of their own: a step's record must land even when the
 // repair's context has just been cancelled. A failed step write is logged and the repair goes
@@ -37,8 +37,8 @@ func (rec *recorder) logStepErr(what string, pos int, err error) {
 
 // waiting notes why a repair that may run later has not run yet.
 func (rec *recorder) waiting(ctx context.Context, reason string) error {
-	if _, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET reason = $2 WHERE id = $1`, rec.r.ID, reason); err != nil {
-		return fmt.Errorf("record wait reason: %w", err)
+	if err := rec.e.repairs.setReason(ctx, rec.r.ID, reason); err != nil {
+		return err
 	}
 	rec.e.log.Warn("repair waits", "repair", rec.r.ID, "reason", reason)
 	return nil
@@ -46,10 +46,8 @@ func (rec *recorder) waiting(ctx context.Context, reason string) error {
 
 // skip finishes a repair that did not run.
 func (rec *recorder) skip(ctx context.Context, reason, detail string) error {
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET state = 'skipped', reason = $2, error = $3, finished_at = now()
-		WHERE id = $1 AND state = 'queued'`, rec.r.ID, reason, detail)
-	if err != nil {
-		return fmt.Errorf("record skip of repair %d: %w", rec.r.ID, err)
+	if err := rec.e.repairs.skip(ctx, rec.r.ID, reason, detail); err != nil {
+		return err
 	}
 	rec.e.metrics.skip(reason, rec.r.firstStrategy())
 	rec.e.log.Info("repair skipped", "repair", rec.r.ID, "reason", reason, "detail", detail)
@@ -58,14 +56,12 @@ func (rec *recorder) skip(ctx context.Context, reason, detail string) error {
 
 // start marks the repair running on this process; false when it was cancelled meanwhile.
 func (rec *recorder) start(ctx context.Context, datname, table string) (bool, error) {
-	tag, err := rec.e.o.State.Exec(ctx, `
-UPDATE repairs SET state = 'running', started_at = now(), runner = $2, reason = '', datname = $3, relname = $4
- WHERE id = $1 AND state = 'queued'`, rec.r.ID, rec.e.o.ID, datname, table)
+	started, err := rec.e.repairs.start(ctx, rec.r.ID, rec.e.o.ID, datname, table)
 	if err != nil {
-		return false, fmt.Errorf("start repair %d: %w", rec.r.ID, err)
+		return false, err
 	}
 	rec.r.Datname, rec.r.Table = datname, table
-	return tag.RowsAffected() > 0, nil
+	return started, nil
 }
 
 // deferred puts a running repair back in the queue after a step said "retry later"; the
@@ -73,10 +69,8 @@ UPDATE repairs SET state = 'running', started_at = now(), runner = $2, reason = 
 func (rec *recorder) deferred(ctx context.Context, why string) error {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET state = 'queued', reason = 'retry_later', error = $2,
-		started_at = NULL, runner = '', deferrals = deferrals + 1 WHERE id = $1 AND state = 'running'`, rec.r.ID, why)
-	if err != nil {
-		return fmt.Errorf("record deferral of repair %d: %w", rec.r.ID, err)
+	if err := rec.e.repairs.requeue(ctx, rec.r.ID, why); err != nil {
+		return err
 	}
 	rec.e.metrics.deferrals.WithLabelValues(rec.r.firstStrategy()).Inc()
 	rec.e.log.Info("repair deferred: a step said retry later", "repair", rec.r.ID, "deferrals", rec.r.Deferrals+1, "why", why)
@@ -88,10 +82,8 @@ func (rec *recorder) deferred(ctx context.Context, why string) error {
 func (rec *recorder) awaitStepApproval(ctx context.Context, pos int, strat string) error {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET state = 'awaiting_approval', reason = 'step_approval_pending',
-		error = '', runner = '' WHERE id = $1 AND state = 'running'`, rec.r.ID)
-	if err != nil {
-		return fmt.Errorf("record approval wait of repair %d: %w", rec.r.ID, err)
+	if err := rec.e.repairs.awaitStepApproval(ctx, rec.r.ID); err != nil {
+		return err
 	}
 	rec.e.log.Info("repair awaits approval of a step", "repair", rec.r.ID, "step", pos, "strategy", strat)
 	return nil
@@ -100,11 +92,9 @@ func (rec *recorder) awaitStepApproval(ctx context.Context, pos int, strat strin
 // approvedStep is the step a repair goes on with after the approval of a step: the one left
 // planned when it stopped (resumed true); 0 for a repair that has not stopped for one.
 func (rec *recorder) approvedStep(ctx context.Context) (pos int, resumed bool, err error) {
-	var p *int
-	err = rec.e.o.State.QueryRow(ctx, `SELECT min(position) FROM repair_steps
-		WHERE repair_id = $1 AND state = 'planned'`, rec.r.ID).Scan(&p)
+	p, err := rec.e.repairs.firstPlannedStep(ctx, rec.r.ID)
 	if err != nil {
-		return 0, false, fmt.Errorf("read approved step of repair %d: %w", rec.r.ID, err)
+		return 0, false, err
 	}
 	if p == nil {
 		return 0, false, nil
@@ -116,19 +106,7 @@ func (rec *recorder) approvedStep(ctx context.Context) (pos int, resumed bool, e
 func (rec *recorder) stepBegins(ctx context.Context, pos int, step PlanStep, state string, impact *strategy.Impact, errMsg string) {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	params, _ := json.Marshal(step.Params)
-	var imp []byte
-	if impact != nil {
-		imp, _ = json.Marshal(impact)
-	}
-	_, err := rec.e.o.State.Exec(ctx, `
-INSERT INTO repair_steps (repair_id, position, strategy, params, state, impact, error, started_at, finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now(), CASE WHEN $5 <> 'running' THEN now() END)
-ON CONFLICT (repair_id, position) DO UPDATE
-   SET state = EXCLUDED.state, impact = EXCLUDED.impact, error = EXCLUDED.error, futile = false,
-       statements = '[]', before = NULL, after = NULL, validation = NULL, undo = NULL,
-       started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at`,
-		rec.r.ID, pos, step.Strategy, params, state, imp, errMsg)
+	err := rec.e.repairs.beginStep(ctx, rec.r.ID, pos, step, state, impact, errMsg)
 	rec.logStepErr("record step", pos, err)
 	if state == "dry_run" {
 		rec.e.metrics.repairs.WithLabelValues(step.Strategy, "dry_run").Inc()
@@ -142,19 +120,7 @@ ON CONFLICT (repair_id, position) DO UPDATE
 func (rec *recorder) outcome(ctx context.Context, pos int, out strategy.Outcome) {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	stmts := out.Statements
-	if stmts == nil {
-		stmts = []string{}
-	}
-	sj, _ := json.Marshal(stmts)
-	before, _ := json.Marshal(out.Before)
-	after, _ := json.Marshal(out.After)
-	var undo []byte
-	if len(out.Undo) > 0 && json.Valid(out.Undo) {
-		undo = out.Undo
-	}
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps SET statements = $3, before = $4, after = $5, undo = $6
-		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, sj, before, after, undo)
+	err := rec.e.repairs.saveOutcome(ctx, rec.r.ID, pos, out)
 	rec.logStepErr("record step outcome", pos, err)
 }
 
@@ -163,18 +129,7 @@ func (rec *recorder) stepEnds(ctx context.Context, pos int, strat, state string,
 	v *validation.Record, futile bool, errMsg string) {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	var afterJSON, vJSON []byte
-	if after != nil {
-		afterJSON, _ = json.Marshal(after)
-	}
-	if v != nil {
-		vJSON, _ = json.Marshal(v)
-	}
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps
-		SET state = $3, after = coalesce($4, after), validation = coalesce($5, validation), futile = $7,
-		    error = CASE WHEN error = '' THEN $6 WHEN $6 = '' THEN error ELSE $6 || '; ' || error END,
-		    finished_at = now()
-		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, state, afterJSON, vJSON, errMsg, futile)
+	err := rec.e.repairs.endStep(ctx, rec.r.ID, pos, state, after, v, futile, errMsg)
 	rec.logStepErr("record end of step", pos, err)
 	switch state {
 	case "succeeded":
@@ -194,8 +149,7 @@ func (rec *recorder) stepEnds(ctx context.Context, pos int, strat, state string,
 func (rec *recorder) stepError(ctx context.Context, pos int, msg string) {
 	ctx, cancel := rec.ctx(ctx)
 	defer cancel()
-	_, err := rec.e.o.State.Exec(ctx, `UPDATE repair_steps SET error = CASE WHEN error = '' THEN $3 ELSE error || '; ' || $3 END
-		WHERE repair_id = $1 AND position = $2`, rec.r.ID, pos, msg)
+	err := rec.e.repairs.appendStepError(ctx, rec.r.ID, pos, msg)
 	rec.logStepErr("record step error", pos, err)
 }
 
@@ -209,9 +163,8 @@ func (rec *recorder) finish(ctx context.Context, res result) error {
 		return fmt.Errorf("record end of repair %d: %w", r.ID, err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `UPDATE repairs SET state = $2, reason = $3, error = $4, finished_at = now() WHERE id = $1`,
-		r.ID, res.outcome, res.reason, res.err); err != nil {
-		return fmt.Errorf("record end of repair %d: %w", r.ID, err)
+	if err := rec.e.repairs.finish(ctx, tx, r.ID, res); err != nil {
+		return err
 	}
 	switch res.outcome {
 	case "succeeded":
@@ -281,9 +234,8 @@ func (rec *recorder) clearFutile(ctx context.Context) error {
 // held notes the rule that holds a queued repair back and when it may run next; the repair
 // stays queued and asks again.
 func (rec *recorder) held(ctx context.Context, reason, detail string) error {
-	if _, err := rec.e.o.State.Exec(ctx, `UPDATE repairs SET reason = $2, error = $3 WHERE id = $1 AND state = 'queued'`,
-		rec.r.ID, reason, detail); err != nil {
-		return fmt.Errorf("record hold of repair %d: %w", rec.r.ID, err)
+	if err := rec.e.repairs.hold(ctx, rec.r.ID, reason, detail); err != nil {
+		return err
 	}
 	level := slog.LevelDebug // asked again every lock retry: logged once per rule
 	if rec.r.Reason != reason {

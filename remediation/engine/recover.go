@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // recoverRepair finishes a repair whose worker died while it ran: a step that had succeeded
 // makes it succeeded; a step caught running is rolled back with the undo data saved after Run
@@ -11,7 +8,7 @@ import (
 // short leaves, such as an INVALID *_ccnew index).
 func (e *Engine) recoverRepair(ctx context.Context, r repairRow) error {
 	e.log.Warn("recovering repair interrupted by a stopped process", "repair", r.ID)
-	steps, err := e.steps(ctx, r.ID)
+	steps, err := e.repairs.steps(ctx, r.ID)
 	if err != nil {
 		return err
 	}
@@ -51,21 +48,9 @@ func (e *Engine) recoverRepair(ctx context.Context, r repairRow) error {
 // recoverOrphans recovers, at start, repairs left running by a process that is gone: a
 // running repair whose index lock is free has no live worker.
 func (e *Engine) recoverOrphans(ctx context.Context) error {
-	rows, err := e.o.State.Query(ctx, `SELECT id FROM repairs WHERE state = 'running' ORDER BY id`)
+	ids, err := e.repairs.runningIDs(ctx)
 	if err != nil {
-		return fmt.Errorf("find interrupted repairs: %w", err)
-	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return fmt.Errorf("find interrupted repairs: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("find interrupted repairs: %w", err)
+		return err
 	}
 	for _, id := range ids {
 		if err := e.recoverOne(ctx, id); err != nil {
@@ -77,7 +62,7 @@ func (e *Engine) recoverOrphans(ctx context.Context) error {
 }
 
 func (e *Engine) recoverOne(ctx context.Context, id int64) error {
-	r, err := e.load(ctx, e.o.State, id)
+	r, err := e.repairs.load(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -86,7 +71,7 @@ func (e *Engine) recoverOne(ctx context.Context, id int64) error {
 		return err // !ok: a live worker runs it
 	}
 	defer lock.release(ctx)
-	if r, err = e.load(ctx, e.o.State, id); err != nil || r.State != "running" {
+	if r, err = e.repairs.load(ctx, id); err != nil || r.State != "running" {
 		return err
 	}
 	return e.recoverRepair(ctx, r)

@@ -63,7 +63,7 @@ type stepResult struct {
 // work runs repair id once River hands its job to this process.
 func (e *Engine) work(ctx context.Context, id int64) error {
 	// Load, then lock the index: one repair per index at a time, over all replicas.
-	r, err := e.load(ctx, e.o.State, id)
+	r, err := e.repairs.load(ctx, id)
 	if errors.Is(err, errNoRepair) {
 		return nil // pruned
 	}
@@ -83,7 +83,7 @@ func (e *Engine) work(ctx context.Context, id int64) error {
 	}
 	defer lock.release(ctx)
 	// Another worker may have finished or started it between our read and the lock.
-	if r, err = e.load(ctx, e.o.State, id); err != nil {
+	if r, err = e.repairs.load(ctx, id); err != nil {
 		return err
 	}
 	switch r.State {
@@ -262,7 +262,7 @@ func (e *Engine) resolve(ctx context.Context, r repairRow) (catalog.Index, strat
 	env := strategy.Env{Target: r.Target, Pool: t.Pool, Measure: e.o.Measurer, Labels: r.Labels,
 		Logger:    e.log.With("repair", r.ID, "index", ix.String()),
 		Resources: resources(r.Target, t.Builds, e.http),
-		History:   indexHistory{state: e.o.State, target: r.Target, schema: r.Schema, index: r.Index}}
+		History:   indexHistory{repairs: e.repairs, target: r.Target, schema: r.Schema, index: r.Index}}
 	return ix, env, "", "", nil
 }
 
@@ -631,10 +631,9 @@ func stopCause(ctx, runCtx context.Context, e *Engine, r repairRow) string {
 	if ctx.Err() == nil && errors.Is(context.Cause(runCtx), errTimeout) {
 		return "timeout"
 	}
-	var by string
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_ = e.o.State.QueryRow(dctx, `SELECT cancel_requested_by FROM repairs WHERE id = $1`, r.ID).Scan(&by)
+	by, _ := e.repairs.cancelRequestedBy(dctx, r.ID)
 	if by != "" {
 		return "cancelled"
 	}

@@ -11,9 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/vectorheal/vectorheal/internal/config"
 	"github.com/vectorheal/vectorheal/remediation/strategy"
 )
@@ -119,31 +116,11 @@ func queryFreeSpace(ctx context.Context, client *http.Client, base, query string
 // indexHistory reads the steps earlier repairs of one index recorded, for the strategies'
 // cost estimates.
 type indexHistory struct {
-	state                 *pgxpool.Pool
+	repairs               repairStore
 	target, schema, index string
 }
 
 // Steps implements strategy.History.
 func (h indexHistory) Steps(ctx context.Context, strat string, limit int) ([]strategy.PastStep, error) {
-	rows, err := h.state.Query(ctx, `
-SELECT extract(epoch FROM s.finished_at - s.started_at)::float8, s.impact
-  FROM repair_steps s JOIN repairs r ON r.id = s.repair_id
- WHERE s.strategy = $1 AND s.state = 'succeeded' AND s.impact IS NOT NULL AND s.finished_at IS NOT NULL
-   AND r.target = $2 AND r.schemaname = $3 AND r.indexrelname = $4
- ORDER BY s.finished_at DESC LIMIT $5`, strat, h.target, h.schema, h.index, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read history of %s: %w", strat, err)
-	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (strategy.PastStep, error) {
-		var secs float64
-		var impact []byte
-		if err := row.Scan(&secs, &impact); err != nil {
-			return strategy.PastStep{}, err
-		}
-		s := strategy.PastStep{Duration: time.Duration(secs * float64(time.Second))}
-		if err := json.Unmarshal(impact, &s.Impact); err != nil {
-			return s, fmt.Errorf("impact of a %s step: %w", strat, err)
-		}
-		return s, nil
-	})
+	return h.repairs.pastSteps(ctx, strat, h.target, h.schema, h.index, limit)
 }

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -59,39 +58,6 @@ func (r repairRow) firstStrategy() string {
 		return ""
 	}
 	return r.Plan.Steps[0].Strategy
-}
-
-var errNoRepair = errors.New("no such repair")
-
-func (e *Engine) load(ctx context.Context, q querier, id int64) (repairRow, error) {
-	var (
-		r            repairRow
-		labels, plan []byte
-	)
-	err := q.QueryRow(ctx, `
-SELECT id, job_id, fingerprint, alert_starts_at, labels, entry, plan, priority, target, datname,
-       schemaname, relname, indexrelname, state, reason, cancel_requested_by, approved_by, deferrals, created_at
-  FROM repairs WHERE id = $1`, id).Scan(&r.ID, &r.JobID, &r.Fingerprint, &r.StartsAt, &labels, &r.Entry, &plan,
-		&r.Priority, &r.Target, &r.Datname, &r.Schema, &r.Table, &r.Index, &r.State, &r.Reason, &r.CancelRequestedBy, &r.ApprovedBy,
-		&r.Deferrals, &r.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return r, errNoRepair
-	}
-	if err != nil {
-		return r, fmt.Errorf("load repair %d: %w", id, err)
-	}
-	if err := json.Unmarshal(labels, &r.Labels); err != nil {
-		return r, fmt.Errorf("repair %d: labels: %w", id, err)
-	}
-	if err := json.Unmarshal(plan, &r.Plan); err != nil {
-		return r, fmt.Errorf("repair %d: plan: %w", id, err)
-	}
-	return r, nil
-}
-
-// querier is a pool, connection or transaction.
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
