@@ -142,101 +142,132 @@ func (m *Measurer) Measure(ctx context.Context, pool *pgxpool.Pool, ix catalog.I
 // (alsoRead). The sources are read side by side.
 func (m *Measurer) Read(ctx context.Context, pool *pgxpool.Pool, ix catalog.Index, figures ...string) measure.Reading {
 	reading := measure.Reading{}
-	type wanted struct {
-		name string
-		f    figure
-		key  string
-	}
-	var bySource []source
-	want := map[source][]wanted{}
-	for _, name := range figures {
-		f, key, ok := lookupFigure(name)
-		if !ok {
-			reading[name] = measure.Value{Err: fmt.Errorf("unknown figure %q (known: %s)", name, strings.Join(m.Figures(), ", "))}
-			continue
-		}
-		if _, seen := want[f.source]; !seen {
-			bySource = append(bySource, f.source)
-		}
-		want[f.source] = append(want[f.source], wanted{name, f, key})
-	}
-	if len(bySource) == 0 {
+	reads := m.sourcesOf(figures, reading)
+	if len(reads) == 0 {
 		return reading
 	}
 	asked := pool
 	pool = m.readPool(asked)
 	cur, err := catalog.Resolve(ctx, pool, ix.Schema, ix.Name)
 	var indexPool *pgxpool.Pool // where sources that read the index itself read; chosen once
-	type sourceRead struct {
-		on    *pgxpool.Pool
-		wants []wanted // the figures asked of the source that apply to the index
-		r     *readings
-		err   error
-	}
-	reads := make([]sourceRead, len(bySource))
-	for i, src := range bySource {
-		reads[i].on = pool
-		if src.readsIndex() && err == nil {
+	for i := range reads {
+		sr := &reads[i]
+		sr.on = pool
+		if sr.src.readsIndex() && err == nil {
 			if indexPool == nil {
 				indexPool = m.indexPool(ctx, asked, cur)
 			}
-			reads[i].on = indexPool
+			sr.on = indexPool
 		}
-		for _, w := range want[src] {
-			switch {
-			case err != nil:
-				reading[w.name] = measure.Value{Err: fmt.Errorf("measure %s: %w", w.name, err), Source: string(src)}
-			case !w.f.appliesTo(cur.Method):
-				reading[w.name] = measure.Value{Err: fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", w.name, cur, cur.Method, strings.Join(w.f.methods, ", ")), Source: string(src)}
-			default:
-				reads[i].wants = append(reads[i].wants, w)
-			}
-		}
+		sr.keepApplicable(cur, err, reading)
 	}
 	// The sources are read side by side, each on a connection of its own: a reading's time
 	// is its slowest source's, not their sum (the pages and the probe of a large index take
 	// seconds each, and a repair reads its index before and after).
 	var wg sync.WaitGroup
-	for i, src := range bySource {
+	for i := range reads {
 		if len(reads[i].wants) == 0 {
 			continue
 		}
-		wg.Go(func() { reads[i].r, reads[i].err = m.readSource(ctx, reads[i].on, cur, src) })
+		wg.Go(func() { reads[i].r, reads[i].err = m.readSource(ctx, reads[i].on, cur, reads[i].src) })
 	}
 	wg.Wait()
-	for i, src := range bySource {
-		r, rerr := reads[i].r, reads[i].err
-		at := measure.Value{Source: string(src), Server: m.server(asked, reads[i].on)}
-		if r != nil {
-			at.At = r.now
-		}
-		for _, w := range reads[i].wants {
-			v := at
-			known := false
-			if errors.Is(rerr, errIndexNotUsed) {
-				// The probe ran through another index: whether the index is used is known,
-				// its recall and latency are not.
-				v.V, known = w.f.value(r, w.key)
-			}
-			switch {
-			case errors.Is(rerr, errNoPageAccess):
-				v.V = math.NaN()
-			case rerr != nil && known:
-			case rerr != nil:
-				v.Err = fmt.Errorf("measure %s: %w", w.name, rerr)
-			default:
-				var ok bool
-				if v.V, ok = w.f.value(r, w.key); !ok {
-					v.Err = fmt.Errorf("measure %s: %s has no such value now", w.name, cur)
-				}
-			}
-			reading[w.name] = v
-		}
-		if len(reads[i].wants) > 0 && r != nil && rerr == nil {
-			alsoRead(r, src, cur.Method, at, reading)
-		}
+	for _, sr := range reads {
+		sr.values(cur, m.server(asked, sr.on), reading)
 	}
 	return reading
+}
+
+// wantedFigure is a figure asked of a Read: its name, its definition and the key of the
+// value it names (a label's value, e.g. "dead" of "pgvector_hnsw_heap_tids:dead").
+type wantedFigure struct {
+	name string
+	f    figure
+	key  string
+}
+
+// sourceRead is one source a Read reads: the figures asked of it, where it is read and what
+// the read returned.
+type sourceRead struct {
+	src   source
+	wants []wantedFigure
+	on    *pgxpool.Pool
+	r     *readings
+	err   error
+}
+
+// sourcesOf groups figures by the source they are read from, in the order first asked; an
+// unknown figure goes to reading as an error.
+func (m *Measurer) sourcesOf(figures []string, reading measure.Reading) []sourceRead {
+	var reads []sourceRead
+	at := map[source]int{}
+	for _, name := range figures {
+		f, key, ok := lookupFigure(name)
+		if !ok {
+			reading[name] = measure.Value{Err: fmt.Errorf("unknown figure %q (known: %s)", name, strings.Join(m.Figures(), ", "))}
+			continue
+		}
+		i, seen := at[f.source]
+		if !seen {
+			i = len(reads)
+			at[f.source] = i
+			reads = append(reads, sourceRead{src: f.source})
+		}
+		reads[i].wants = append(reads[i].wants, wantedFigure{name, f, key})
+	}
+	return reads
+}
+
+// keepApplicable keeps the figures asked of sr that can be read of cur, the index as resolved
+// (resolveErr: it could not be), and gives the others their error in reading.
+func (sr *sourceRead) keepApplicable(cur catalog.Index, resolveErr error, reading measure.Reading) {
+	var keep []wantedFigure
+	for _, w := range sr.wants {
+		switch {
+		case resolveErr != nil:
+			reading[w.name] = measure.Value{Err: fmt.Errorf("measure %s: %w", w.name, resolveErr), Source: string(sr.src)}
+		case !w.f.appliesTo(cur.Method):
+			reading[w.name] = measure.Value{Err: fmt.Errorf("measure %s: %s is an %s index (the figure is for %s)", w.name, cur, cur.Method, strings.Join(w.f.methods, ", ")), Source: string(sr.src)}
+		default:
+			keep = append(keep, w)
+		}
+	}
+	sr.wants = keep
+}
+
+// values puts into reading each figure asked of sr as the read of cur on server found it,
+// and the other figures the source yielded (alsoRead).
+func (sr sourceRead) values(cur catalog.Index, server string, reading measure.Reading) {
+	r, rerr := sr.r, sr.err
+	at := measure.Value{Source: string(sr.src), Server: server}
+	if r != nil {
+		at.At = r.now
+	}
+	for _, w := range sr.wants {
+		v := at
+		known := false
+		if errors.Is(rerr, errIndexNotUsed) {
+			// The probe ran through another index: whether the index is used is known,
+			// its recall and latency are not.
+			v.V, known = w.f.value(r, w.key)
+		}
+		switch {
+		case errors.Is(rerr, errNoPageAccess):
+			v.V = math.NaN()
+		case rerr != nil && known:
+		case rerr != nil:
+			v.Err = fmt.Errorf("measure %s: %w", w.name, rerr)
+		default:
+			var ok bool
+			if v.V, ok = w.f.value(r, w.key); !ok {
+				v.Err = fmt.Errorf("measure %s: %s has no such value now", w.name, cur)
+			}
+		}
+		reading[w.name] = v
+	}
+	if len(sr.wants) > 0 && r != nil && rerr == nil {
+		alsoRead(r, sr.src, cur.Method, at, reading)
+	}
 }
 
 // server names the server a read asked on asked ran on: "standby" when it was the target's
