@@ -204,8 +204,10 @@ func TestMeasurerValidatesOnTheStandby(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sb.Destroy)
+	// replay_wait 10 s: a loaded machine may take more than a second to replay a delete, and
+	// the test's paused replay then waits that long before the primary is read.
 	ts, err := targets.Open(ctx, []config.Target{{Name: "main", DSN: config.Secret{Value: dsn}, MaxConnections: 4,
-		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSNFor(t, dsn)}, MaxLag: time.Minute, ReplayWait: time.Second, MaxConnections: 2}}})
+		Standby: &config.Standby{DSN: config.Secret{Value: sb.DSNFor(t, dsn)}, MaxLag: time.Minute, ReplayWait: 10 * time.Second, MaxConnections: 2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
