@@ -71,26 +71,14 @@ func (b *bundle) scenarioRebuildAfterApproval(t *testing.T) {
 	}
 
 	// Both tiers of the recall alert may have queued a repair; Alertmanager's inhibition skips
-	// the lower one when it resumes. Approve every waiting one: one of them rebuilds.
-	rs, err := e2e.Repairs(ctx, b.state, "vectorheal")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// the lower one when it resumes. An approved repair may also end without running: skipped
+	// as inhibited, or cancelled when its alert resolved before the approval (the recall of
+	// this graph hovers around the critical tier's bound, so that alert may flap), and the
+	// alert then queues a new repair that waits for its own approval. A person approves the
+	// new one as well, and so does the test, until an approved repair has run.
 	approvedIDs := map[int64]bool{}
-	for _, w := range rs {
-		if w.Index != "islands_hnsw" || w.State != "awaiting_approval" {
-			continue
-		}
-		resp := b.api(t, http.MethodPost, fmt.Sprintf("%s/api/v1/repairs/%d/approve", b.stack.Vectorheals[0].URL, w.ID))
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("approve repair %d: HTTP %d", w.ID, resp.StatusCode)
-		}
-		approvedIDs[w.ID] = true
-	}
 	approved := time.Now()
-
-	r := b.waitRepair(t, "islands_hnsw", 3*repairTimeout, func(r e2e.Repair) bool { return approvedIDs[r.ID] && r.State != "skipped" })
+	r := b.approveUntilRun(t, "islands_hnsw", 3*repairTimeout, approvedIDs)
 	// The new graph is a random build: now and then one of its islands is linked so poorly that
 	// its recall misses the gate. Then the old index must stay, untouched and alone, and the
 	// history must say the new one was measured and found short (the engine's rebuild test holds
@@ -177,4 +165,34 @@ func (b *bundle) scenarioQuotedNames(t *testing.T) {
 	resolved := b.waitResolved(t, index, alert, resolveTimeout)
 	b.record(result{scenario: `10 "My Schema"."Items idx" churn → healed`, injected: injected, firing: firing.At,
 		notified: b.notifiedAt(index, injected), repaired: *r.FinishedAt, resolved: resolved, repairDur: r.FinishedAt.Sub(*r.StartedAt)})
+}
+
+// approveUntilRun approves every repair of index that waits for approval, as they come,
+// until one it approved has finished other than skipped or cancelled, and returns that one.
+func (b *bundle) approveUntilRun(t *testing.T, index string, timeout time.Duration, approvedIDs map[int64]bool) e2e.Repair {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		rs, err := e2e.Repairs(context.Background(), b.state, "vectorheal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range repairsOf(rs, index) {
+			switch {
+			case w.State == "awaiting_approval" && !approvedIDs[w.ID]:
+				resp := b.api(t, http.MethodPost, fmt.Sprintf("%s/api/v1/repairs/%d/approve", b.stack.Vectorheals[0].URL, w.ID))
+				resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					t.Fatalf("approve repair %d: HTTP %d", w.ID, resp.StatusCode)
+				}
+				approvedIDs[w.ID] = true
+			case approvedIDs[w.ID] && w.Finished() && w.State != "skipped" && w.State != "cancelled":
+				return w
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: no approved repair ran within %s (approved %v); repairs: %+v\ntimeline:\n%s", index, timeout, approvedIDs, repairsOf(rs, index), b.timeline(index))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
