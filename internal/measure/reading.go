@@ -46,28 +46,6 @@ func (r Reading) Has(figure string) bool {
 	return ok && v.Err == nil
 }
 
-// Values returns the figures that have a value, by name.
-func (r Reading) Values() map[string]float64 {
-	out := make(map[string]float64, len(r))
-	for name, v := range r {
-		if v.Err == nil {
-			out[name] = v.V
-		}
-	}
-	return out
-}
-
-// Errors returns the figures that have no value, with the reason, by name.
-func (r Reading) Errors() map[string]error {
-	out := map[string]error{}
-	for name, v := range r {
-		if v.Err != nil {
-			out[name] = v.Err
-		}
-	}
-	return out
-}
-
 // Names returns the figures of the reading, sorted.
 func (r Reading) Names() []string { return slices.Sorted(maps.Keys(r)) }
 
@@ -82,16 +60,6 @@ func (r Reading) With(more Reading) Reading {
 		if !r.Has(name) {
 			out[name] = v
 		}
-	}
-	return out
-}
-
-// Floats is a reading of plain values, each without source or time: what a reader of one
-// figure at a time (tests, pure logic) or a caller holding bare numbers has.
-func Floats(vals map[string]float64) Reading {
-	out := make(Reading, len(vals))
-	for name, v := range vals {
-		out[name] = Value{V: v}
 	}
 	return out
 }

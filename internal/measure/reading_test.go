@@ -27,12 +27,6 @@ func TestReading(t *testing.T) {
 	if !r.Has("dead") || r.Has("recall") || r.Has("size") {
 		t.Error("Has: a value, an error and a figure not read")
 	}
-	if got := r.Values(); len(got) != 2 || got["live"] != 960 {
-		t.Errorf("Values = %v", got)
-	}
-	if got := r.Errors(); len(got) != 1 || got["recall"] != failed {
-		t.Errorf("Errors = %v", got)
-	}
 	if got := r.Names(); !slices.Equal(got, []string{"dead", "live", "recall"}) {
 		t.Errorf("Names = %v", got)
 	}
@@ -54,9 +48,6 @@ func TestReading(t *testing.T) {
 	}
 	if got := Reading(nil).With(later); len(got) != 3 {
 		t.Errorf("nil.With = %v", got)
-	}
-	if got := Floats(map[string]float64{"a": 1}); !got.Has("a") || got["a"].Source != "" {
-		t.Errorf("Floats = %+v", got)
 	}
 }
 
