@@ -177,17 +177,7 @@ func reindexConcurrently(ctx context.Context, opts Options, env Env, ix catalog.
 	defer closeSession(conn)
 	// A previous attempt that died (timeout, crash) may have left its temporary index: drop it
 	// first, or this run would add another and the table would carry both.
-	existing, err := tableIndexes(ctx, conn, ix)
-	if err != nil {
-		return nil, ix, err
-	}
-	var stale []relIndex
-	for _, e := range existing {
-		if isReindexLeftover(e, ix) {
-			stale = append(stale, e)
-		}
-	}
-	stmts, err := dropIndexes(ctx, conn, env, stale)
+	stmts, err := dropReindexLeftovers(ctx, conn, env, ix)
 	if err != nil {
 		return stmts, ix, err
 	}
@@ -226,9 +216,19 @@ func reindexCleanup(ctx context.Context, opts Options, env Env, ix catalog.Index
 		return nil, fmt.Errorf("clean up after failed reindex: %w", err)
 	}
 	defer closeSession(conn)
+	stmts, err := dropReindexLeftovers(ctx, conn, env, ix)
+	if err != nil {
+		return stmts, fmt.Errorf("clean up after failed reindex: %w", err)
+	}
+	return stmts, nil
+}
+
+// dropReindexLeftovers drops the temporary indexes REINDEX CONCURRENTLY of ix left on its
+// table (isReindexLeftover) and returns the statements run.
+func dropReindexLeftovers(ctx context.Context, conn *pgx.Conn, env Env, ix catalog.Index) ([]string, error) {
 	all, err := tableIndexes(ctx, conn, ix)
 	if err != nil {
-		return nil, fmt.Errorf("clean up after failed reindex: %w", err)
+		return nil, err
 	}
 	var left []relIndex
 	for _, e := range all {
