@@ -27,14 +27,22 @@ func TestMain(m *testing.M) {
 // TestRunSmall runs the whole benchmark on a small data set in a private PostgreSQL: it builds
 // the table and index, measures, and prints both tables with a ratio for every run and pair.
 // A second run finds the data set kept in the directory.
-func TestRunSmall(t *testing.T) {
-	// Not t.TempDir: its parent is private to this user, and the server may run as another.
+// dataDir makes the directory of the tool's private cluster, removed after the test. Not
+// t.TempDir: its parent is private to this user, and the server may run as another.
+func dataDir(t *testing.T) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "vectorheal-bench-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	args := []string{"-dir", dir, "-rows", "2000", "-dim", "8", "-runs", "2", "-pairs", "1", "-phase", "1s", "-clients", "2"}
+	return dir
+}
+
+// runOK runs the tool with args and returns what it printed; a PostgreSQL that cannot start
+// here makes the test unavailable, any other failure fails it.
+func runOK(t *testing.T, args []string) string {
+	t.Helper()
 	var out, errs bytes.Buffer
 	if code := run(args, &out, &errs); code != 0 {
 		if strings.Contains(errs.String(), "start PostgreSQL") {
@@ -42,7 +50,13 @@ func TestRunSmall(t *testing.T) {
 		}
 		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
 	}
-	got := out.String()
+	return out.String()
+}
+
+func TestRunSmall(t *testing.T) {
+	args := []string{"-dir", dataDir(t), "-rows", "2000", "-dim", "8", "-runs", "2", "-pairs", "1", "-phase", "1s", "-clients", "2"}
+	got := runOK(t, args)
+	var out, errs bytes.Buffer
 	for _, re := range []string{
 		`index public\.items_v_idx: \d+ pages`,
 		`(?m)^\| 1 \| fetch \| [0-9.]+ s \| [0-9.]+ s \| [0-9.]+ \|`,
@@ -85,21 +99,8 @@ func TestRunSmall(t *testing.T) {
 // and for control pairs without an analysis. With at least 2 CPUs and taskset, the servers
 // are pinned to halves of the CPUs.
 func TestRunStandby(t *testing.T) {
-	dir, err := os.MkdirTemp("", "vectorheal-bench-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	args := []string{"-dir", dir, "-rows", "2000", "-dim", "8", "-skip-analysis", "-pairs", "2", "-phase", "3s", "-clients", "2",
-		"-standby", "-max-pages-per-second", "5000", "-adaptive", "-adjust-interval", "100ms", "-control"}
-	var out, errs bytes.Buffer
-	if code := run(args, &out, &errs); code != 0 {
-		if strings.Contains(errs.String(), "start PostgreSQL") {
-			testenv.Unavailable(t, errors.New(strings.TrimSpace(errs.String())))
-		}
-		t.Fatalf("exit %d: %s\n%s", code, errs.String(), out.String())
-	}
-	got := out.String()
+	got := runOK(t, []string{"-dir", dataDir(t), "-rows", "2000", "-dim", "8", "-skip-analysis", "-pairs", "2", "-phase", "3s", "-clients", "2",
+		"-standby", "-max-pages-per-second", "5000", "-adaptive", "-adjust-interval", "100ms", "-control"})
 	want := []string{
 		`standby: a streaming replica made with pg_basebackup -R, port \d+, replayed the primary's position`,
 		`one structure scan reading the index on the standby, its buffer cache cold: [0-9.]+ s`,
