@@ -171,28 +171,16 @@ func (b *bundle) scenarioQuotedNames(t *testing.T) {
 // until one it approved has finished other than skipped or cancelled, and returns that one.
 func (b *bundle) approveUntilRun(t *testing.T, index string, timeout time.Duration, approvedIDs map[int64]bool) e2e.Repair {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		rs, err := e2e.Repairs(context.Background(), b.state, "vectorheal")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range repairsOf(rs, index) {
-			switch {
-			case w.State == "awaiting_approval" && !approvedIDs[w.ID]:
-				resp := b.api(t, http.MethodPost, fmt.Sprintf("%s/api/v1/repairs/%d/approve", b.stack.Vectorheals[0].URL, w.ID))
-				resp.Body.Close()
-				if resp.StatusCode/100 != 2 {
-					t.Fatalf("approve repair %d: HTTP %d", w.ID, resp.StatusCode)
-				}
-				approvedIDs[w.ID] = true
-			case approvedIDs[w.ID] && w.Finished() && w.State != "skipped" && w.State != "cancelled":
-				return w
+	return b.pollRepairs(t, index, timeout, "approved repair that ran", func(w e2e.Repair) bool {
+		if w.State == "awaiting_approval" && !approvedIDs[w.ID] {
+			resp := b.api(t, http.MethodPost, fmt.Sprintf("%s/api/v1/repairs/%d/approve", b.stack.Vectorheals[0].URL, w.ID))
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				t.Fatalf("approve repair %d: HTTP %d", w.ID, resp.StatusCode)
 			}
+			approvedIDs[w.ID] = true
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no approved repair ran within %s (approved %v); repairs: %+v\ntimeline:\n%s", index, timeout, approvedIDs, repairsOf(rs, index), b.timeline(index))
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return approvedIDs[w.ID] && w.Finished() && w.State != "skipped" && w.State != "cancelled"
+	})
 }

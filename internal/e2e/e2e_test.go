@@ -196,19 +196,26 @@ func (b *bundle) waitResolvedRecorded(t *testing.T, index, alertname string) {
 // waitRepair waits until a repair of index matching pick is finished and returns it.
 func (b *bundle) waitRepair(t *testing.T, index string, timeout time.Duration, pick func(e2e.Repair) bool) e2e.Repair {
 	t.Helper()
+	return b.pollRepairs(t, index, timeout, "matching finished repair", func(r e2e.Repair) bool { return r.Finished() && pick(r) })
+}
+
+// pollRepairs calls visit with every repair of index, every 250 ms, until it returns true for
+// one, and returns that one; after timeout the test fails, naming what it waited for and what it saw.
+func (b *bundle) pollRepairs(t *testing.T, index string, timeout time.Duration, what string, visit func(e2e.Repair) bool) e2e.Repair {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		rs, err := e2e.Repairs(context.Background(), b.state, "vectorheal")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range rs {
-			if r.Index == index && r.Finished() && pick(r) {
+		for _, r := range repairsOf(rs, index) {
+			if visit(r) {
 				return r
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: no matching finished repair within %s; repairs: %+v\ntimeline:\n%s", index, timeout, repairsOf(rs, index), b.timeline(index))
+			t.Fatalf("%s: no %s within %s; repairs: %+v\ntimeline:\n%s", index, what, timeout, repairsOf(rs, index), b.timeline(index))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
